@@ -1,0 +1,222 @@
+// File helpers; see file.hpp.
+#include "util/file.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "util/failpoint.hpp"
+#include "util/strings.hpp"
+
+namespace util {
+
+Result<std::string> read_all(int fd, size_t limit) {
+    std::string out;
+    char buf[16384];
+    while (true) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Error::from_errno("read");
+        }
+        if (n == 0) return out;
+        if (out.size() + static_cast<size_t>(n) > limit)
+            return Error::with_code(EFBIG, cat("read: more than ", limit, " bytes"));
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+Status write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Error::from_errno("write");
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return ok();
+}
+
+Result<UniqueFd> open_file(const std::string &path, int flags, mode_t mode) {
+    return open_at(AT_FDCWD, path, flags, mode);
+}
+
+Result<UniqueFd> open_at(int dirfd, const std::string &path, int flags, mode_t mode) {
+    int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) return Error::from_errno(cat("open ", quote(path)));
+    return UniqueFd(fd);
+}
+
+Result<std::string> read_file(const std::string &path, size_t limit) { return read_file_at(AT_FDCWD, path, limit); }
+
+Result<std::string> read_file_at(int dirfd, const std::string &name, size_t limit) {
+    auto fd = TRY(open_at(dirfd, name, O_RDONLY));
+    return read_all(fd.get(), limit).context(cat("read ", quote(name)));
+}
+
+namespace {
+
+std::string temp_name(const std::string &name) {
+    static unsigned counter = 0;
+    return cat(kTempPrefix, basename(name), '.', getpid(), '.', ++counter);
+}
+
+}  // namespace
+
+Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode) {
+    std::string tmp = temp_name(name);
+    std::string what = cat("write ", quote(name));
+    TRY_CTX(failpoint("atomic_write.create"), what);
+    int raw = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (raw < 0) return Error::from_errno(cat(what, ": create temporary"));
+    UniqueFd fd(raw);
+    ScopeGuard unlink_tmp([&] { ::unlinkat(dirfd, tmp.c_str(), 0); });
+
+    TRY_CTX(failpoint("atomic_write.write"), what);
+    TRY_CTX(write_all(fd.get(), data), what);
+    if (::fchmod(fd.get(), mode) < 0) return Error::from_errno(cat(what, ": fchmod"));
+    TRY_CTX(failpoint("atomic_write.fsync"), what);
+    if (::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
+    fd.reset();
+    TRY_CTX(failpoint("atomic_write.rename"), what);
+    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+    unlink_tmp.dismiss();
+    // The new content is in place; a failed directory sync is still reported,
+    // because the rename may not survive a power cut.
+    TRY_CTX(failpoint("atomic_write.dirsync"), what);
+    if (dirfd == AT_FDCWD) return fsync_dir(".").context(what);
+    if (::fsync(dirfd) < 0) return Error::from_errno(cat(what, ": fsync directory"));
+    return ok();
+}
+
+Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode) {
+    auto dir = TRY_CTX(open_file(dirname(path), O_RDONLY | O_DIRECTORY), cat("write ", quote(path)));
+    return atomic_write_file_at(dir.get(), basename(path), data, mode).context(dirname(path));
+}
+
+Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &target) {
+    std::string tmp = temp_name(name);
+    std::string what = cat("switch ", quote(name));
+    TRY_CTX(failpoint("atomic_write.create"), what);
+    if (::symlinkat(target.c_str(), dirfd, tmp.c_str()) < 0) return Error::from_errno(cat(what, ": symlink"));
+    ScopeGuard unlink_tmp([&] { ::unlinkat(dirfd, tmp.c_str(), 0); });
+    TRY_CTX(failpoint("atomic_write.rename"), what);
+    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+    unlink_tmp.dismiss();
+    TRY_CTX(failpoint("atomic_write.dirsync"), what);
+    if (dirfd == AT_FDCWD) return fsync_dir(".").context(what);
+    if (::fsync(dirfd) < 0) return Error::from_errno(cat(what, ": fsync directory"));
+    return ok();
+}
+
+Status fsync_dir(const std::string &path) {
+    auto fd = TRY(open_file(path, O_RDONLY | O_DIRECTORY));
+    if (::fsync(fd.get()) < 0) return Error::from_errno(cat("fsync ", quote(path)));
+    return ok();
+}
+
+Status mkdir_p(const std::string &path, mode_t mode) {
+    if (path.empty()) return ok();
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return ok();
+        return Error::with_code(ENOTDIR, cat("mkdir ", quote(path)));
+    }
+    std::string parent = dirname(path);
+    if (parent != path) TRY(mkdir_p(parent, mode));
+    if (::mkdir(path.c_str(), mode) < 0 && errno != EEXIST) return Error::from_errno(cat("mkdir ", quote(path)));
+    return ok();
+}
+
+namespace {
+
+Status remove_children(int dirfd, dev_t dev) {
+    int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return Error::from_errno("dup");
+    DIR *d = ::fdopendir(dup);
+    if (!d) {
+        ::close(dup);
+        return Error::from_errno("fdopendir");
+    }
+    CPtr<DIR, closedir> dir(d);
+    while (struct dirent *e = ::readdir(d)) {
+        std::string_view n = e->d_name;
+        if (n == "." || n == "..") continue;
+        struct stat st;
+        if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) continue;
+            return Error::from_errno(cat("stat ", quote(n)));
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (st.st_dev != dev) return Error::with_code(EBUSY, cat("remove ", quote(n), ": a mount point"));
+            int child = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child < 0) return Error::from_errno(cat("open ", quote(n)));
+            UniqueFd cfd(child);
+            TRY_CTX(remove_children(cfd.get(), dev), std::string(n));
+            if (::unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return Error::from_errno(cat("rmdir ", quote(n)));
+        } else if (::unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT) {
+            return Error::from_errno(cat("unlink ", quote(n)));
+        }
+    }
+    return ok();
+}
+
+}  // namespace
+
+Status remove_tree_at(int dirfd, const std::string &name) {
+    struct stat st;
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT) return ok();
+        return Error::from_errno(cat("stat ", quote(name)));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (::unlinkat(dirfd, name.c_str(), 0) < 0 && errno != ENOENT)
+            return Error::from_errno(cat("unlink ", quote(name)));
+        return ok();
+    }
+    auto fd = TRY(open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    TRY_CTX(remove_children(fd.get(), st.st_dev), cat("remove ", quote(name)));
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return Error::from_errno(cat("rmdir ", quote(name)));
+    return ok();
+}
+
+Status remove_tree(const std::string &path) { return remove_tree_at(AT_FDCWD, path); }
+
+bool path_exists(const std::string &path) {
+    struct stat st;
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::string path_join(std::string_view a, std::string_view b) {
+    if (a.empty()) return std::string(b);
+    if (b.empty()) return std::string(a);
+    std::string out(a);
+    if (out.back() != '/') out.push_back('/');
+    while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+    out.append(b);
+    return out;
+}
+
+std::string dirname(std::string_view path) {
+    while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+    auto pos = path.rfind('/');
+    if (pos == std::string_view::npos) return ".";
+    if (pos == 0) return "/";
+    return std::string(path.substr(0, pos));
+}
+
+std::string basename(std::string_view path) {
+    while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+    auto pos = path.rfind('/');
+    if (pos == std::string_view::npos) return std::string(path);
+    return std::string(path.substr(pos + 1));
+}
+
+}  // namespace util

@@ -1,0 +1,90 @@
+// Logging; see log.hpp. One write(2) per line, so lines from several
+// processes sharing the log file do not interleave.
+#include "util/log.hpp"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "util/file.hpp"
+#include "util/json.hpp"
+
+namespace util::log {
+namespace {
+
+struct State {
+    int fd = 2;
+    bool owned = false;
+    Format format = Format::Text;
+    Level level = Level::Warn;
+};
+
+State &state() {
+    static State s;
+    return s;
+}
+
+const char *level_name(Level l) {
+    switch (l) {
+    case Level::Debug: return "debug";
+    case Level::Info: return "info";
+    case Level::Warn: return "warning";
+    case Level::Error: return "error";
+    }
+    return "info";
+}
+
+std::string timestamp() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+    return buf;
+}
+
+}  // namespace
+
+Status set_file(const std::string &path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Error::from_errno(cat("open log file ", quote(path)));
+    if (state().owned) ::close(state().fd);
+    state().fd = fd;
+    state().owned = true;
+    return ok();
+}
+
+void set_fd(int fd) {
+    if (state().owned) ::close(state().fd);
+    state().fd = fd;
+    state().owned = false;
+}
+
+void set_format(Format f) { state().format = f; }
+void set_level(Level l) { state().level = l; }
+Level level() { return state().level; }
+Format format() { return state().format; }
+int fd() { return state().fd; }
+
+void write(Level l, std::string_view msg) {
+    std::string line;
+    if (state().format == Format::Json) {
+        json::Value v = json::Value::object();
+        v["level"] = level_name(l);
+        v["msg"] = std::string(msg);
+        v["time"] = timestamp();
+        line = json::dump(v);
+    } else if (state().fd == 2) {
+        line = cat("berth: ", l == Level::Error ? "" : cat(level_name(l), ": "), msg);
+    } else {
+        line = cat(timestamp(), ' ', level_name(l), ": ", msg);
+    }
+    line.push_back('\n');
+    (void)write_all(state().fd, line);
+}
+
+}  // namespace util::log
