@@ -8,5 +8,9 @@
 namespace cmd {
 
 std::span<const cli::Command> version_commands();  // cmd_version.cpp
+std::span<const cli::Command> image_commands();         // cmd_image.cpp: the `image` group
+std::span<const cli::Command> image_remote_commands();  // cmd_image_remote.cpp: image pull|push|sign|verify
+std::span<const cli::Command> runtime_commands();      // cmd_runtime.cpp
+std::span<const cli::Command> runtime_ops_commands();  // cmd_runtime_ops.cpp
 
 }  // namespace cmd

@@ -2,10 +2,13 @@
 # The CLI contract of docs/cli.md: help, usage errors (exit 2), version --json.
 set -u
 berth=$1
+# In a cross build, meson test sets MESON_EXE_WRAPPER (the cross file's
+# exe_wrapper, e.g. `qemu-arm-static -L <sysroot>`) to run the ARM binary.
+wrap=${MESON_EXE_WRAPPER:-}
 fail=0
-check() { # description, expected exit, command...
+check() { # description, expected exit, berth command line...
     desc=$1 want=$2; shift 2
-    "$@" >/tmp/berth-cli-out.$$ 2>/tmp/berth-cli-err.$$
+    $wrap "$@" >/tmp/berth-cli-out.$$ 2>/tmp/berth-cli-err.$$
     got=$?
     if [ "$got" != "$want" ]; then
         echo "FAIL: $desc: exit $got, want $want"; cat /tmp/berth-cli-err.$$; fail=1

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Pull + verify + unpack of a ~40 MB, 3-layer image (incompressible data,
+# text, busybox) from a local docker-registry: berth against
+# `skopeo copy docker://... oci:...` + `umoci unpack`, wall time and peak RSS;
+# then "shared layers": updating to an image that differs in one layer
+# transfers exactly that layer + manifest + config (from the registry's
+# access log). Usage: bench/pull.sh [BERTH] (default build/src/berth)
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+berth=${1:-$here/build/src/berth}
+exec /usr/bin/python3 "$here/bench/pull.py" "$(realpath "$berth")"

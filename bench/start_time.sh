@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Start time: `run` of /bin/true from a busybox bundle, N times in a row (100
+# by default), berth against crun and runc, side by side. Prints each
+# runtime's median in ms and the ratio berth/crun (target: <= 0.8).
+#   bench/start_time.sh [RUNS]        (root; BERTH=/path/to/berth to choose the binary)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/bundle.sh"
+runs=${1:-100}
+[ "$(id -u)" = 0 ] || { echo "start_time.sh: needs root" >&2; exit 1; }
+berth=$(find_berth)
+tmp=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+make_bundle "$tmp/bundle"
+berth=$(ship_berth "$berth" "$tmp")
+
+# The timing loop, as a shell snippet so crun's can run inside its namespace.
+# Prints one duration in microseconds per run; a failed run aborts.
+loop() { # runtime command line (without `run ID`)
+    cat <<SH
+cd "$tmp/bundle"
+i=0
+while [ \$i -lt $runs ]; do
+    t0=\$(date +%s%N)
+    $1 run bench-\$\$ >/dev/null 2>"$tmp/err" || { echo "run failed:" >&2; cat "$tmp/err" >&2; exit 1; }
+    t1=\$(date +%s%N)
+    echo \$(( (t1 - t0) / 1000 ))
+    i=\$((i + 1))
+done
+SH
+}
+
+declare -A med
+for rt in berth crun runc; do
+    case $rt in
+        berth) out=$(sh -c "$(loop "$berth --root $tmp/state-berth")") ;;
+        crun) out=$(crun_wrap "$(loop "crun --root $tmp/state-crun")") ;;
+        runc) out=$(sh -c "$(loop "runc --root $tmp/state-runc")") ;;
+    esac
+    med[$rt]=$(echo "$out" | median)
+    printf '%-6s median %8.2f ms over %d runs\n' "$rt" "$(echo "${med[$rt]} / 1000" | bc -l)" "$runs"
+done
+printf 'ratio berth/crun: %.2f (target <= 0.80)\n' "$(echo "${med[berth]} / ${med[crun]}" | bc -l)"
+printf 'ratio berth/runc: %.2f\n' "$(echo "${med[berth]} / ${med[runc]}" | bc -l)"

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Builds a Debian 12 (bookworm) sysroot for cross-compiling berth:
+#   cross/build-sysroot.sh armhf|arm64 [DIR]      (DIR defaults to .sysroot/<arch>)
+# and writes DIR.ini, the machine file to pass before cross/<arch>.ini.
+#
+# Why a sysroot and not multiarch: installing libssl-dev:armhf next to the host's
+# libssl-dev needs the exact same version of every -dev package for both
+# architectures, and the archive's -security/-updates suites are often out of step
+# between architectures, so apt refuses. A sysroot extracted by mmdebstrap from the
+# bookworm suite alone is self-consistent, touches nothing on the host and is what
+# the cross files (cross/armhf.ini, cross/arm64.ini) point --sysroot, pkg-config
+# and qemu -L at.
+#
+# The archive comes from the host's own apt configuration (deb822
+# /etc/apt/sources.list.d/*.sources or one-line sources.list): we keep the URIs of
+# the entries that carry the bookworm suite and use that suite only.
+#
+# Cached: does nothing when DIR already holds a complete sysroot (the stamp file is
+# written last, so an interrupted build is redone).
+set -euo pipefail
+
+arch=${1:?usage: build-sysroot.sh armhf|arm64 [DIR]}
+case $arch in armhf|arm64) ;; *) echo "build-sysroot.sh: unknown architecture \`$arch\`" >&2; exit 2 ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${2:-$(dirname "$here")/.sysroot/$arch}
+mkdir -p "$(dirname "$dir")"
+dir=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
+suite=bookworm
+# The -dev packages berth links against, the C/C++ runtime, and Catch2 for the
+# unit tests (header-only, its pkg-config file is looked up in the sysroot).
+packages=(
+    libc6-dev libstdc++-12-dev
+    libseccomp-dev libcap-dev libssl-dev libarchive-dev zlib1g-dev
+    libcurl4-openssl-dev nlohmann-json3-dev catch2
+)
+stamp=$dir/.berth-sysroot
+want="$suite ${packages[*]}"
+
+# The machine file that gives cross/$arch.ini the sysroot's absolute path
+# (meson 1.0 has no @DIRNAME@). Rewritten every time: cheap, and right after
+# the checkout moves.
+printf "# written by cross/build-sysroot.sh; pass before cross/%s.ini\n[constants]\nsysroot = '%s'\n" \
+    "$arch" "$dir" >"$dir.ini"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "sysroot $arch: up to date in $dir"
+    exit 0
+fi
+
+# Print a sources.list with only "$suite main" from the host's apt configuration.
+host_sources() {
+    local f
+    {
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] || continue
+            # deb822: stanzas separated by blank lines; keep deb stanzas whose Suites
+            # list holds exactly $suite.
+            awk -v suite="$suite" '
+                function flush() {
+                    if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ")) {
+                        n = split(uris, u, " ")
+                        for (i = 1; i <= n; i++) print u[i]
+                    }
+                    types = ""; uris = ""; suites = ""
+                }
+                /^[[:space:]]*$/ { flush(); next }
+                /^[[:space:]]*#/ { next }
+                tolower($1) == "types:"  { $1 = ""; types = $0 }
+                tolower($1) == "uris:"   { $1 = ""; uris = $0 }
+                tolower($1) == "suites:" { $1 = ""; suites = $0 }
+                tolower($1) == "enabled:" && tolower($2) == "no" { types = "" }
+                END { flush() }' "$f"
+        done
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] || continue
+            # one-line format: deb [options] URI suite components...
+            awk -v suite="$suite" '
+                $1 == "deb" {
+                    i = 2
+                    if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                    if ($(i + 1) == suite) print $i
+                }' "$f"
+        done
+    } | awk '!seen[$0]++' | sed "s|\$| $suite main|; s|^|deb |"
+}
+
+sources=$(host_sources)
+if [ -z "$sources" ]; then
+    echo "build-sysroot.sh: no \`$suite\` suite in the host's apt sources" >&2
+    exit 1
+fi
+
+echo "sysroot $arch: building in $dir from:"
+echo "$sources" | sed 's/^/  /'
+rm -rf "$dir" "$dir.tmp"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "$sources" >"$tmp/sources.list"
+mmdebstrap --quiet --variant=extract --arch="$arch" \
+    --include="$(IFS=,; echo "${packages[*]}")" \
+    "$suite" "$dir.tmp" "$tmp/sources.list"
+
+# The linker follows symlinks inside --sysroot without rebasing them: turn every
+# absolute symlink into a relative one so nothing points at the host's files.
+find "$dir.tmp" -type l -lname '/*' | while read -r link; do
+    target=$(readlink "$link")
+    ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$dir.tmp$target")" "$link"
+done
+# Nothing else of a root filesystem is needed; drop the docs to keep it small.
+rm -rf "$dir.tmp/usr/share/doc" "$dir.tmp/usr/share/man" "$dir.tmp/usr/share/locale" \
+    "$dir.tmp/var/cache/apt/archives/"*.deb
+
+mv "$dir.tmp" "$dir"
+echo "$want" >"$stamp"
+echo "sysroot $arch: done"

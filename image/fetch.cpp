@@ -1,0 +1,267 @@
+// fetch_blob: the resumable download loop (see fetch.hpp for the protocol).
+#include "image/fetch.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/failpoint.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+namespace img {
+namespace {
+
+int64_t now_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+/// The partial download of one blob: data fd, offset, running hash.
+class Partial {
+public:
+    Partial(Store &store, const Digest &d, uint64_t size) : store_(store), d_(d), size_(size) {}
+
+    /// Opens the data file and restores the persisted state, if any and sane.
+    util::Status open() {
+        fd_ = TRY(util::open_file(store_.ingest_path(d_), O_RDWR | O_CREAT, 0644));
+        offset_ = 0;
+        auto text = util::read_file(store_.ingest_state_path(d_), 64 << 10);
+        if (text) {
+            auto st = restore(*text);
+            if (!st) {
+                util::log::warn("blob ", d_.str(), ": ignoring resume state (", st.error().message(), "), starting over");
+                offset_ = 0;
+                hash_ = std::make_unique<Sha256>();
+            }
+        }
+        struct stat sb{};
+        if (::fstat(fd_.get(), &sb) < 0) return util::Error::from_errno("stat partial blob");
+        if (static_cast<uint64_t>(sb.st_size) < offset_) {  // state claims more than the file has
+            util::log::warn("blob ", d_.str(), ": partial file shorter than its state, starting over");
+            offset_ = 0;
+            hash_ = std::make_unique<Sha256>();
+        }
+        // Bytes past the persisted offset were never covered by a state: drop them.
+        if (::ftruncate(fd_.get(), static_cast<off_t>(offset_)) < 0) return util::Error::from_errno("truncate partial blob");
+        if (::lseek(fd_.get(), static_cast<off_t>(offset_), SEEK_SET) < 0) return util::Error::from_errno("seek partial blob");
+        persisted_ = offset_;
+        return util::ok();
+    }
+
+    util::Status append(std::string_view data) {
+        if (offset_ + data.size() > size_)
+            return util::Error::msg(util::cat("registry sent more than the ", size_, " bytes the descriptor names"));
+        TRY_CTX(util::write_all(fd_.get(), data), "write partial blob");
+        hash_->update(data);
+        offset_ += data.size();
+        return util::ok();
+    }
+
+    /// Makes the current offset durable: data first, then the state that names it.
+    util::Status persist() {
+        if (offset_ == persisted_) return util::ok();
+        if (::fdatasync(fd_.get()) < 0) return util::Error::from_errno("fdatasync partial blob");
+        TRY(util::failpoint("fetch.persist"));
+        util::json::Value v = util::json::Value::object();
+        v["digest"] = d_.str();
+        v["size"] = size_;
+        v["offset"] = offset_;
+        std::string st = hash_->save_state();
+        v["sha256"] = util::hex_encode(reinterpret_cast<const unsigned char *>(st.data()), st.size());
+        TRY_CTX(util::atomic_write_file(store_.ingest_state_path(d_), util::json::dump(v)), "save resume state");
+        persisted_ = offset_;
+        return util::ok();
+    }
+
+    /// Starts over from byte 0 (the partial can never become the blob).
+    void discard() {
+        ::unlink(store_.ingest_state_path(d_).c_str());
+        ::unlink(store_.ingest_path(d_).c_str());
+        fd_.reset();
+    }
+
+    util::Result<Digest> finish() {
+        if (::fsync(fd_.get()) < 0) return util::Error::from_errno("fsync blob");
+        return hash_->finish();
+    }
+
+    uint64_t offset() const { return offset_; }
+
+private:
+    util::Status restore(const std::string &text) {
+        auto v = TRY(util::json::parse(text, "resume state"));
+        TRY(util::json::expect_object(v, "resume state"));
+        auto dg = TRY(util::json::req_string(v, "digest", ""));
+        auto size = TRY(util::json::opt_uint(v, "size", ""));
+        auto off = TRY(util::json::opt_uint(v, "offset", ""));
+        auto hex = TRY(util::json::req_string(v, "sha256", ""));
+        if (dg != d_.str() || !size || *size != size_ || !off || *off > size_)
+            return util::Error::msg("state is for another blob or size");
+        std::string raw;
+        for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+            auto b = util::parse_int<unsigned>(std::string_view(hex).substr(i, 2), 16);
+            if (!b) return util::Error::msg("bad hash state");
+            raw.push_back(static_cast<char>(*b));
+        }
+        auto h = std::make_unique<Sha256>();
+        TRY(h->restore_state(raw));
+        if (h->bytes() != *off) return util::Error::msg("hash state does not match the offset");
+        hash_ = std::move(h);
+        offset_ = *off;
+        return util::ok();
+    }
+
+    Store &store_;
+    const Digest &d_;
+    uint64_t size_;
+    util::UniqueFd fd_;
+    uint64_t offset_ = 0;
+    uint64_t persisted_ = 0;
+    std::unique_ptr<Sha256> hash_ = std::make_unique<Sha256>();
+};
+
+/// A transfer-level failure: `retry` when trying again may help.
+struct Attempt {
+    util::Error err;
+    bool retry = false;
+};
+
+}  // namespace
+
+util::Result<ContentRange> parse_content_range(std::string_view v) {
+    auto bad = [&] { return util::Error::msg(util::cat("malformed Content-Range ", util::quote(v))); };
+    v = util::trim(v);
+    if (!v.starts_with("bytes ")) return bad();
+    v.remove_prefix(6);
+    auto dash = v.find('-'), slash = v.find('/');
+    if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return bad();
+    auto s = util::parse_int<uint64_t>(v.substr(0, dash));
+    auto e = util::parse_int<uint64_t>(v.substr(dash + 1, slash - dash - 1));
+    if (!s || !e || *e < *s) return bad();
+    ContentRange cr{*s, *e, 0};
+    auto tot = v.substr(slash + 1);
+    if (tot != "*") {
+        auto t = util::parse_int<uint64_t>(tot);
+        if (!t || *t <= *e) return bad();
+        cr.total = *t;
+    }
+    return cr;
+}
+
+util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::string &repo, const Digest &d, uint64_t size,
+                                    const FetchOptions &opts) {
+    std::string what = util::cat("blob ", d.str());
+    FetchStats stats;
+    if (store.has_blob(d)) {
+        stats.already_stored = true;
+        return stats;
+    }
+    auto lock = TRY_CTX(store.lock_blob(d), what);
+    if (store.has_blob(d)) {  // another process finished it while we waited
+        stats.already_stored = true;
+        return stats;
+    }
+    Partial part(store, d, size);
+    TRY_CTX(part.open(), what);
+    stats.resumed_from = part.offset();
+
+    FetchProgress prog;
+    prog.digest = &d;
+    prog.size = size;
+    prog.resumed_from = part.offset();
+    auto report = [&](bool done) {
+        if (!opts.progress) return;
+        prog.offset = part.offset();
+        prog.done = done;
+        opts.progress(prog);
+    };
+    report(false);
+
+    int failures = 0;
+    while (part.offset() < size) {
+        uint64_t start = part.offset();
+        int64_t last_persist = now_ms(), last_report = last_persist;
+        uint64_t since_persist = 0;
+        auto sink = [&](std::string_view chunk) -> util::Status {
+            TRY(part.append(chunk));
+            stats.downloaded += chunk.size();
+            since_persist += chunk.size();
+            int64_t t = now_ms();
+            if (since_persist >= opts.persist_bytes || t - last_persist >= opts.persist_ms) {
+                TRY(part.persist());
+                since_persist = 0;
+                last_persist = t;
+            }
+            if (t - last_report >= 200) {
+                report(false);
+                last_report = t;
+            }
+            return util::ok();
+        };
+        // Status and range are checked before the first body byte is
+        // accepted, so a lying answer never reaches the partial file.
+        auto check = [&](const HttpResponse &resp) -> util::Status {
+            if (resp.status == 200 && start > 0)
+                return util::Error::msg(util::cat("registry answered 200 to a request for bytes ", start,
+                                                  "- (expected 206): it ignores Range; not restarting silently"));
+            uint64_t want = size - start;
+            if (resp.status == 206) {
+                auto h = resp.header("content-range");
+                if (!h) return util::Error::msg("206 without Content-Range");
+                auto cr = TRY(parse_content_range(*h));
+                if (cr.start != start || cr.end + 1 != size || (cr.total != 0 && cr.total != size))
+                    return util::Error::msg(util::cat("asked for bytes ", start, "-", size - 1, "/", size, ", got ", util::quote(*h)));
+            } else if (resp.status != 200) {
+                return util::Error::msg(util::cat("unexpected status ", resp.status));
+            }
+            if (auto cl = resp.header("content-length")) {
+                auto n = util::parse_int<uint64_t>(*cl);
+                if (n && *n != want)
+                    return util::Error::msg(util::cat("registry announced ", *n, " bytes, the descriptor says ", want,
+                                                      start > 0 ? " remain" : ""));
+            }
+            return util::ok();
+        };
+        auto r = reg.get_blob(repo, d, start, sink, check);
+        Attempt a;
+        if (!r) {
+            a.err = std::move(r).error();
+            a.retry = http_retryable(a.err);
+        } else if (r->status != 200 && r->status != 206) {
+            a.err = status_error(util::cat("GET ", what), *r);
+            a.retry = http_retryable(a.err);
+        } else if (part.offset() < size) {
+            a.err = util::Error::with_code(ECONNRESET, util::cat("body ended at byte ", part.offset(), " of ", size));
+            a.retry = true;
+        } else {
+            break;  // complete
+        }
+        // The bytes written so far passed every check that can be made before
+        // the end (the digest is checked then): make them durable so a later
+        // attempt or process resumes after them.
+        TRY_CTX(part.persist(), what);
+        if (!a.retry) return std::move(a.err).wrap(what);
+        if (part.offset() > start) failures = 0;  // progress: the budget is for attempts without progress
+        if (++failures >= reg.options().retries)
+            return std::move(a.err).wrap(util::cat(what, ": giving up after ", failures, " attempts without progress"));
+        stats.drops++;
+        util::log::debug(what, ": ", a.err.message(), " at byte ", part.offset(), "; retrying");
+        reg.options().backoff.sleep(failures - 1);
+    }
+    auto got = TRY_CTX(part.finish(), what);
+    if (!(got == d)) {
+        part.discard();
+        return util::Error::msg(util::cat(what, ": registry sent content with digest ", got.str()));
+    }
+    TRY_CTX(util::failpoint("fetch.commit"), what);
+    TRY(store.commit_ingest(d, size, true));
+    report(true);
+    return stats;
+}
+
+}  // namespace img

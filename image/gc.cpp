@@ -1,0 +1,85 @@
+// `berth image gc` (see fsck.hpp): marks what refs and containers use,
+// from manifests (and the manifests of an index) to configs, layer blobs
+// and unpacked layers, then removes the rest under the exclusive store lock.
+#include <set>
+
+#include "image/fsck.hpp"
+#include "image/image.hpp"
+#include "image/store_scan.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
+
+namespace img {
+
+using util::cat;
+using scan::hex_digest;
+using scan::list_dir;
+using scan::lock_busy;
+
+util::Result<GcReport> gc(Store &store) {
+    auto lock = TRY_CTX(store.lock_exclusive(), "gc");
+    GcReport rep;
+    std::set<std::string> keep_blobs, keep_layers;
+    auto mark_manifest = [&](const Digest &d) {
+        keep_blobs.insert(d.str());
+        auto text = store.read_blob(d, 4 << 20);
+        if (!text) return;
+        auto kind = manifest_kind(*text);
+        if (!kind) return;
+        std::vector<Digest> manifests;
+        if (*kind == ManifestKind::Index) {
+            auto idx = parse_index(*text);
+            if (!idx) return;
+            for (const auto &m : idx->manifests) {
+                keep_blobs.insert(m.digest.str());
+                manifests.push_back(m.digest);
+            }
+        } else {
+            manifests.push_back(d);
+        }
+        for (const auto &md : manifests) {
+            auto mt = store.read_blob(md, 4 << 20);
+            if (!mt) continue;
+            auto m = parse_manifest(*mt);
+            if (!m) continue;
+            keep_blobs.insert(m->config.digest.str());
+            for (const auto &l : m->layers) keep_blobs.insert(l.digest.str());
+            if (auto ct = store.read_blob(m->config.digest, 16 << 20); ct)
+                if (auto c = parse_image_config(*ct); c)
+                    for (const auto &id : c->diff_ids) keep_layers.insert(std::string(id.hex()));
+        }
+    };
+    for (const auto &[name, d] : TRY_CTX(store.list_refs(), "gc")) mark_manifest(d);
+    std::string containers = store.root() + "/containers";
+    for (const auto &id : list_dir(containers)) {
+        auto text = util::read_file(cat(containers, "/", id, "/image.json"), 1 << 20);
+        if (!text) continue;
+        auto v = util::json::parse(*text, "image.json");
+        if (!v || !v->is_object()) continue;
+        if (auto m = util::json::opt_string(*v, "manifest", ""); m && *m)
+            if (auto d = Digest::parse(**m); d) mark_manifest(*d);
+        if (auto ls = util::json::opt_string_array(*v, "layers", ""); ls)
+            for (const auto &s : *ls)
+                if (auto d = Digest::parse(s); d) keep_layers.insert(std::string(d->hex()));
+    }
+    for (const auto &d : TRY_CTX(store.list_blobs(), "gc")) {
+        if (keep_blobs.count(d.str())) continue;
+        if (lock_busy(cat(store.root(), "/ingest/", d.hex(), ".lock"))) continue;
+        uint64_t size = store.blob_size(d).value_or(0);
+        TRY_CTX(store.remove_blob(d), "gc");
+        ++rep.blobs_removed;
+        rep.bytes_freed += size;
+    }
+    std::string layers = store.root() + "/layers";
+    for (const auto &n : list_dir(layers)) {
+        if (!hex_digest(n) || keep_layers.count(n)) continue;
+        if (lock_busy(cat(store.root(), "/locks/layer-", n))) continue;
+        TRY_CTX(util::remove_tree(cat(layers, "/", n)), "gc");
+        ++rep.layers_removed;
+    }
+    if (rep.blobs_removed) TRY_CTX(util::fsync_dir(store.root() + "/blobs/sha256"), "gc");
+    return rep;
+}
+
+}  // namespace img

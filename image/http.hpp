@@ -1,0 +1,98 @@
+// A thin HTTP client on libcurl for the registry client.
+//
+// One Http object owns one CURL easy handle, so consecutive requests to the
+// same registry reuse the connection (curl_easy_reset keeps live connections).
+// Redirects are followed here, not by curl, so that the Authorization header
+// is dropped when a redirect leaves the host (blob GETs are redirected to
+// object storage with its own signed URL). TLS uses the system CAs or a CA
+// file, optionally pinned to a public key; proxies come from the usual
+// environment variables (http_proxy, https_proxy, no_proxy), which libcurl
+// reads itself. Cellular links get a receive rate limit, a low-speed abort
+// and an overall timeout.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "util/fd.hpp"
+#include "util/result.hpp"
+
+typedef void CURL;
+
+namespace img {
+
+struct HttpOptions {
+    std::string ca_file;          ///< PEM CA bundle; empty: the system's
+    std::string pinned_key;       ///< "sha256//<base64>" (CURLOPT_PINNEDPUBLICKEY); empty: none
+    int64_t limit_rate = 0;       ///< receive bytes/s; 0: unlimited
+    long timeout_s = 0;           ///< whole request; 0: none
+    long connect_timeout_s = 30;
+    long low_speed_time_s = 60;   ///< abort when under 1 byte/s for this long
+};
+
+struct HttpResponse {
+    long status = 0;
+    /// Header names lowercased, of the final response only.
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;  ///< when no sink was given (or for error statuses)
+    std::string url;   ///< the URL that answered (after redirects)
+    std::optional<std::string> header(std::string_view lower_name) const;
+};
+
+/// Receives the body of a 2xx response. Returning an error aborts the transfer.
+using HttpSink = std::function<util::Status(std::string_view)>;
+
+struct HttpRequest {
+    std::string method = "GET";
+    std::string url;
+    std::vector<std::string> headers;  ///< "Name: value"
+    std::string auth_header;           ///< "Authorization: ..."; dropped on cross-host redirects
+    std::string body;                  ///< request body (PUT/PATCH/POST)
+    int body_fd = -1;                  ///< alternatively: stream `body_len` bytes from this fd
+    uint64_t body_len = 0;
+    HttpSink sink;                     ///< streams a 2xx body; else it lands in HttpResponse::body
+    /// Called once, before the first byte of a 2xx body reaches `sink`, with
+    /// the status and headers; an error aborts the transfer (nothing is sunk).
+    std::function<util::Status(const HttpResponse &)> check;
+    size_t body_limit = 4 << 20;       ///< max bytes kept in HttpResponse::body
+    bool follow_redirects = true;
+};
+
+class Http {
+public:
+    static util::Result<Http> create(HttpOptions opts);
+    Http(Http &&) noexcept;
+    Http &operator=(Http &&) noexcept;
+    ~Http();
+
+    /// Performs the request. A non-2xx status is NOT an error here; transport
+    /// failures are: ECONNRESET, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH when a
+    /// retry may help (see http_retryable), code 0 when not (TLS, pinning).
+    util::Result<HttpResponse> perform(const HttpRequest &req);
+
+    const HttpOptions &options() const { return opts_; }
+
+private:
+    Http(CURL *h, HttpOptions opts) : h_(h), opts_(std::move(opts)) {}
+    util::Result<HttpResponse> perform_once(const HttpRequest &req, const std::string &url, bool send_auth);
+    CURL *h_ = nullptr;
+    HttpOptions opts_;
+};
+
+/// True for errors worth retrying: dropped or refused connections, timeouts,
+/// and (by convention of the registry client) EAGAIN for 5xx/429 answers.
+bool http_retryable(const util::Error &e);
+
+/// "https://host:port/path?q" -> "host:port" (lowercased); empty when unparsable.
+std::string url_host(std::string_view url);
+/// Resolves a Location header against the URL it came from.
+std::string resolve_url(std::string_view base, std::string_view location);
+/// Percent-encodes a query component.
+std::string url_escape(std::string_view s);
+
+}  // namespace img

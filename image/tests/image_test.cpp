@@ -1,0 +1,218 @@
+// Stored images end to end inside the store: unpack with diff_id checks,
+// overlay and flattened rootfs (whiteouts), bundles, fsck repairs, gc.
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/fsck.hpp"
+#include "image/image.hpp"
+#include "image/rootfs.hpp"
+#include "image/tests/tar_builder.hpp"
+#include "util/failpoint.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
+#include "util/tests/tmpdir.hpp"
+
+using namespace img;
+
+namespace {
+
+std::string desc(std::string_view mt, const std::string &data) {
+    return "{\"mediaType\":\"" + std::string(mt) + "\",\"digest\":\"" + Digest::of(data).str() +
+           "\",\"size\":" + std::to_string(data.size()) + "}";
+}
+
+/// Puts a two-layer image in the store and returns its manifest digest.
+Digest make_image(Store &s, std::vector<std::string> *diff_ids = nullptr) {
+    TarBuilder l1;
+    l1.dir("etc").file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:7:7::/:/bin/sh\n").file("etc/old", "old")
+        .dir("var/cache").file("var/cache/a", "a").file("bin/app", "#!/bin/sh\n", TarBuilder::Opts(0755));
+    std::string t1 = l1.finish();
+    TarBuilder l2;
+    l2.file("etc/.wh.old", "").dir("var/cache").file("var/cache/.wh..wh..opq", "").file("var/cache/b", "b")
+        .file("etc/new", "new");
+    std::string t2 = l2.finish();
+    TarBuilder g2(Compression::Gzip);
+    g2.file("etc/.wh.old", "").dir("var/cache").file("var/cache/.wh..wh..opq", "").file("var/cache/b", "b")
+        .file("etc/new", "new");
+    std::string z2 = g2.finish();
+    std::string cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"User\":\"app\",\"Cmd\":[\"/bin/app\"]},"
+                      "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" +
+                      Digest::of(t1).str() + "\",\"" + Digest::of(t2).str() + "\"]}}";
+    std::string m = "{\"schemaVersion\":2,\"mediaType\":\"" + std::string(media::kOciManifest) + "\",\"config\":" +
+                    desc(media::kOciConfig, cfg) + ",\"layers\":[" + desc(media::kOciLayer, t1) + "," +
+                    desc(media::kOciLayerGzip, z2) + "]}";
+    REQUIRE(s.put_blob(Digest::of(t1), t1));
+    REQUIRE(s.put_blob(Digest::of(z2), z2));
+    REQUIRE(s.put_blob(Digest::of(cfg), cfg));
+    REQUIRE(s.put_blob(Digest::of(m), m));
+    if (diff_ids) *diff_ids = {Digest::of(t1).str(), Digest::of(t2).str()};
+    return Digest::of(m);
+}
+
+bool is_root() { return geteuid() == 0; }
+
+}  // namespace
+
+TEST_CASE("unpack an image into the store; layers are checked and complete", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root (whiteouts)");
+        return;
+    }
+    TempDir t;
+    auto s = Store::open(t.path);
+    REQUIRE(s);
+    Digest md = make_image(*s);
+    auto img = load_image(*s, md, *Platform::parse("linux/amd64"));
+    REQUIRE(img);
+    REQUIRE(unpack_image(*s, *img));
+    for (const auto &d : img->config.diff_ids) CHECK(s->has_layer(d));
+    auto rep = fsck(*s, false);
+    REQUIRE(rep);
+    CHECK(rep->clean());
+    CHECK(rep->layers_checked == 2);
+}
+
+TEST_CASE("a failed unpack leaves no half layer", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root (whiteouts)");
+        return;
+    }
+    TempDir t;
+    auto s = Store::open(t.path);
+    Digest md = make_image(*s);
+    auto img = load_image(*s, md, Platform::host());
+    REQUIRE(img);
+    // A wrong diff_id.
+    Digest wrong = Digest::of("wrong");
+    CHECK_FALSE(unpack_layer(*s, img->manifest.layers[0], wrong));
+    CHECK_FALSE(s->has_layer(wrong));
+    // A failure just before the rename.
+    util::failpoint_arm("unpack.rename", util::FailAction::Error);
+    CHECK_FALSE(unpack_layer(*s, img->manifest.layers[0], img->config.diff_ids[0]));
+    util::failpoint_clear();
+    CHECK_FALSE(s->has_layer(img->config.diff_ids[0]));
+    DIR *d = opendir((t.path + "/layers").c_str());
+    int entries = 0;
+    while (auto *e = readdir(d))
+        if (e->d_name[0] != '.' || (std::string(e->d_name) != "." && std::string(e->d_name) != "..")) ++entries;
+    closedir(d);
+    CHECK(entries == 0);
+    REQUIRE(unpack_layer(*s, img->manifest.layers[0], img->config.diff_ids[0]));
+}
+
+TEST_CASE("flattened and overlay rootfs agree, whiteouts applied", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TempDir t;
+    auto s = Store::open(t.path);
+    Digest md = make_image(*s);
+    auto img = load_image(*s, md, Platform::host());
+    REQUIRE(unpack_image(*s, *img));
+    std::vector<std::pair<const char *, RootfsMode>> modes = {{"flat", RootfsMode::Flatten}};
+    if (overlay_available(t.path)) modes.push_back({"ovl", RootfsMode::Overlay});
+    else WARN("overlay part skipped: overlayfs not available");
+    for (auto [id, mode] : modes) {
+        INFO(id);
+        auto b = create_bundle(*s, id, *img, mode, {});
+        if (!b) FAIL(b.error().message());
+        CHECK(b->overlay == (mode == RootfsMode::Overlay));
+        CHECK(util::path_exists(b->rootfs + "/etc/passwd"));
+        CHECK(util::path_exists(b->rootfs + "/etc/new"));
+        CHECK_FALSE(util::path_exists(b->rootfs + "/etc/old"));        // whiteout
+        CHECK_FALSE(util::path_exists(b->rootfs + "/var/cache/a"));    // opaque directory
+        CHECK(*util::read_file(b->rootfs + "/var/cache/b") == "b");
+        struct stat st;
+        REQUIRE(stat((b->rootfs + "/bin/app").c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0755);
+        auto cfg = util::json::parse(*util::read_file(b->dir + "/config.json"), "config.json");
+        REQUIRE(cfg);
+        CHECK((*cfg)["process"]["user"]["uid"] == 7);
+        // Writes go to the container, never to the shared layer.
+        REQUIRE(util::atomic_write_file(b->rootfs + "/etc/passwd", "changed"));
+        CHECK(*util::read_file(s->layer_path(img->config.diff_ids[0]) + "/rootfs/etc/passwd") != "changed");
+        CHECK_FALSE(create_bundle(*s, id, *img, mode, {}));  // exists
+    }
+    // gc keeps what containers use even without a ref.
+    auto g = gc(*s);
+    REQUIRE(g);
+    CHECK(g->layers_removed == 0);
+    for (auto [id, mode] : modes) REQUIRE(remove_bundle(*s, id));
+    auto g2 = gc(*s);
+    REQUIRE(g2);
+    CHECK(g2->layers_removed == 2);
+    CHECK(g2->blobs_removed == 4);
+}
+
+TEST_CASE("fsck repairs corrupted blobs and stale temporaries", "[image][fsck]") {
+    TempDir t;
+    auto s = Store::open(t.path);
+    Digest md = make_image(*s);
+    REQUIRE(s->set_ref("localhost/app:1", md));
+    REQUIRE(fsck(*s, false)->clean());
+    // Stale temporaries of every kind, and a partial download without state.
+    REQUIRE(util::atomic_write_file(t / "ingest/0123.put", "x"));
+    REQUIRE(util::atomic_write_file(t / ("ingest/" + std::string(64, 'a')), "partial"));
+    REQUIRE(util::atomic_write_file(t / ("ingest/" + std::string(64, 'b')), "resumable"));
+    REQUIRE(util::atomic_write_file(t / ("ingest/" + std::string(64, 'b') + ".state"), "{}"));
+    REQUIRE(util::mkdir_p(t / ("layers/.tmp-" + std::string(64, 'c') + ".99")));
+    REQUIRE(util::mkdir_p(t / ("layers/" + std::string(64, 'd'))));
+    REQUIRE(util::atomic_write_file(t / "refs/.berth-tmp-x.1.1", "{"));
+    // Corrupt the config blob in place.
+    auto img = load_image(*s, md, Platform::host());
+    REQUIRE(img);
+    Digest cfg = img->manifest.config.digest;
+    {
+        int fd = open(s->blob_path(cfg).c_str(), O_WRONLY);
+        REQUIRE(pwrite(fd, "X", 1, 3) == 1);
+        close(fd);
+    }
+    auto r = fsck(*s, false);
+    REQUIRE(r);
+    CHECK(r->problems.size() >= 6);
+    CHECK(r->repaired == 0);
+    auto fixed = fsck(*s, true);
+    REQUIRE(fixed);
+    CAPTURE(fixed->problems);
+    CHECK(fixed->repaired == static_cast<int>(fixed->problems.size()));
+    CHECK_FALSE(s->has_blob(cfg));
+    CHECK(util::path_exists(t / ("ingest/" + std::string(64, 'b'))));  // resumable: kept
+    CHECK_FALSE(util::path_exists(t / ("ingest/" + std::string(64, 'a'))));
+    CHECK_FALSE(s->get_ref("localhost/app:1")->has_value());  // its config is gone
+    auto again = fsck(*s, false);
+    REQUIRE(again);
+    CAPTURE(again->problems);
+    CHECK(again->clean());
+    // The image can be stored again.
+    make_image(*s);
+}
+
+TEST_CASE("a hostile layer in the store: refused, no layer, fsck clean", "[image][fsck]") {
+    TempDir t;
+    auto s = Store::open(t / "store");
+    REQUIRE(s);
+    TarBuilder b;
+    b.symlink("up", "/").file("up/" + t.path.substr(1) + "/escaped", "evil");
+    std::string tar = b.finish();
+    std::string cfg = "{\"os\":\"linux\",\"architecture\":\"amd64\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" +
+                      Digest::of(tar).str() + "\"]}}";
+    std::string m = "{\"schemaVersion\":2,\"config\":" + desc(media::kOciConfig, cfg) + ",\"layers\":[" +
+                    desc(media::kOciLayer, tar) + "]}";
+    REQUIRE(s->put_blob(Digest::of(tar), tar));
+    REQUIRE(s->put_blob(Digest::of(cfg), cfg));
+    REQUIRE(s->put_blob(Digest::of(m), m));
+    auto img = load_image(*s, Digest::of(m), Platform::host());
+    REQUIRE(img);
+    CHECK_FALSE(unpack_image(*s, *img));
+    CHECK_FALSE(s->has_layer(img->config.diff_ids[0]));
+    CHECK_FALSE(util::path_exists(t / "escaped"));
+    auto r = fsck(*s, false);
+    REQUIRE(r);
+    CAPTURE(r->problems);
+    CHECK(r->clean());
+}

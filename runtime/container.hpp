@@ -1,0 +1,56 @@
+// The container lifecycle behind the runc-compatible commands: create,
+// start, run, state, kill, delete, list.
+//
+// `create` parses and checks everything first, then builds the container
+// step by step, each step with its undo (util::ScopeGuard): state dir,
+// cgroup, exec fifo, the cloned init; any failure unwinds them all, so bad
+// input leaves no mount (the mounts live in the init's namespace and die
+// with it), no cgroup and no state behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/state.hpp"
+#include "util/result.hpp"
+
+namespace rt {
+
+struct CreateOptions {
+    std::string root = kDefaultStateRoot;  ///< --root
+    std::string id;
+    std::string bundle;          ///< --bundle (default: cwd)
+    std::string console_socket;  ///< --console-socket
+    std::string pid_file;        ///< --pid-file
+    bool no_pivot = false;
+    bool no_new_keyring = false;
+    int preserve_fds = 0;
+    bool systemd_cgroup = false;
+};
+
+/// Creates the container; returns once its init waits on the exec fifo.
+util::Result<State> create_container(const CreateOptions &opts);
+/// Lets the init exec the user process (opens the exec fifo), runs poststart hooks.
+util::Status start_container(const std::string &root, const std::string &id);
+/// create + start. Detached: returns 0 at once. Otherwise waits (reaping
+/// orphans as a subreaper, forwarding signals), deletes the container and
+/// returns its exit code (128 + signal when killed); `keep` skips the delete.
+util::Result<int> run_container(const CreateOptions &opts, bool detach, bool keep = false);
+
+/// The state and its live status.
+util::Result<std::pair<State, Status>> container_state(const std::string &root, const std::string &id);
+/// Sends `sig` to the init, or with `all` to every process of its cgroup.
+util::Status kill_container(const std::string &root, const std::string &id, int sig, bool all);
+/// Removes a stopped (or, with force, any) container: processes, cgroup,
+/// state; poststop hooks. A state dir left by a crashed create is removed too.
+util::Status delete_container(const std::string &root, const std::string &id, bool force);
+/// Every container with its live status.
+util::Result<std::vector<std::pair<State, Status>>> list_containers(const std::string &root);
+
+/// "KILL", "SIGKILL", "9" -> 9.
+util::Result<int> parse_signal(std::string_view s);
+
+}  // namespace rt

@@ -1,0 +1,24 @@
+// /dev of the container: the default devices (null, zero, full, random,
+// urandom, tty), `linux.devices`, the /dev/ptmx -> pts/ptmx, /dev/fd,
+// stdin/stdout/stderr symlinks and /dev/shm. Nodes are created with mknodat
+// relative to a /dev fd opened inside the rootfs; where mknod is not allowed
+// (a user namespace) the host's node is bind-mounted instead. Whatever the
+// image had at a device path (a symlink included) is replaced, never followed.
+#pragma once
+
+#include "runtime/spec.hpp"
+#include "util/result.hpp"
+
+namespace rt::devices {
+
+/// Fails when `dev` in the rootfs is a symlink (the image would redirect
+/// every device we create).
+util::Status check_dev_dir(int rootfd);
+
+/// Creates the default devices, the spec's devices and the /dev symlinks.
+util::Status setup_dev(int rootfd, const Spec &spec);
+
+/// True when `fd` is the real /dev/null (char 1:3).
+bool is_dev_null(int fd);
+
+}  // namespace rt::devices

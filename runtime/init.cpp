@@ -1,0 +1,156 @@
+// The container's init; see init.hpp.
+#include "runtime/init.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "runtime/console.hpp"
+#include "runtime/mounts.hpp"
+#include "runtime/process_setup.hpp"
+#include "util/file.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+namespace rt {
+namespace {
+
+using util::Error;
+
+struct InitContext {
+    InitArgs *args;
+    std::string state_json;
+    bool reported = false;
+};
+
+void send_msg(int fd, std::string_view msg) {
+    (void)::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL);
+}
+
+util::Status run_create_container_hooks(void *p) {
+    auto *ctx = static_cast<InitContext *>(p);
+    return hooks::run_hooks(hooks::Kind::CreateContainer, *ctx->args->hooks, ctx->state_json);
+}
+
+/// Reports "ok", then blocks until `start` opens the fifo for reading.
+util::Status wait_for_start(void *p) {
+    auto *ctx = static_cast<InitContext *>(p);
+    InitArgs &a = *ctx->args;
+    // From here the init outlives the runtime (`create` exits).
+    ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    send_msg(a.sync_fd, kSyncOk);
+    ctx->reported = true;
+    ::close(a.sync_fd);
+    a.sync_fd = -1;
+    std::string fifo = util::cat("/proc/self/fd/", a.fifo_fd);
+    int fd;
+    do fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return Error::from_errno("open exec fifo");
+    util::UniqueFd w(fd);
+    ::close(a.fifo_fd);
+    a.fifo_fd = -1;
+    if (::write(w.get(), "0", 1) != 1) return Error::from_errno("write exec fifo");
+    w.reset();
+    return hooks::run_hooks(hooks::Kind::StartContainer, *a.hooks, ctx->state_json);
+}
+
+util::Status init_steps(InitContext &ctx) {
+    InitArgs &a = *ctx.args;
+    const Spec &spec = *a.spec;
+    // The go-ahead: maps written, cgroup joined, createRuntime hooks done.
+    char buf[65536];
+    ssize_t n;
+    do n = ::recv(a.sync_fd, buf, sizeof buf, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) return Error::msg("runtime went away before the go-ahead");
+    ctx.state_json.assign(buf, static_cast<size_t>(n));
+
+    TRY(ns::join_in_init(*a.joins));
+    if (int f = ns::unshare_after_join(spec); f && ::unshare(f) < 0) return Error::from_errno("unshare namespaces");
+    if (spec.find_namespace(CLONE_NEWUSER)) {
+        // Become root of the user namespace (we entered it as the overflow
+        // uid); files we create must belong to a mapped id.
+        if (::setresgid(0, 0, 0) < 0) return Error::from_errno("setgid 0 in the user namespace");
+        if (::setresuid(0, 0, 0) < 0) return Error::from_errno("setuid 0 in the user namespace");
+    }
+    if (ns::wants_new_cgroupns(spec) && ::unshare(CLONE_NEWCGROUP) < 0) return Error::from_errno("create cgroup namespace");
+    if (::setsid() < 0 && errno != EPERM) return Error::from_errno("setsid");
+    if (!a.no_new_keyring) {
+        // KEYCTL_JOIN_SESSION_KEYRING with no name: a fresh anonymous keyring.
+        if (::syscall(SYS_keyctl, 1, nullptr) < 0 && errno != ENOSYS && errno != EPERM && errno != EACCES)
+            return Error::from_errno("join session keyring");
+    }
+    ::umask(0);
+    mounts::RootfsOptions ro;
+    ro.no_pivot = a.no_pivot;
+    ro.new_cgroupns = ns::wants_new_cgroupns(spec);
+    ro.before_pivot = run_create_container_hooks;
+    ro.before_pivot_ctx = &ctx;
+    TRY_CTX(mounts::setup_rootfs(spec, ro), "rootfs");
+    const Process &p = *spec.process;
+    if (p.terminal) {
+        std::optional<console::Size> size;
+        if (p.console_size)
+            size = console::Size{static_cast<unsigned short>(p.console_size->first),
+                                 static_cast<unsigned short>(p.console_size->second)};
+        TRY_CTX(console::setup_console(a.console_fd, size), "console");
+        a.console_fd = -1;
+    } else if (a.console_fd >= 0) {
+        ::close(a.console_fd);
+        a.console_fd = -1;
+    }
+    if (spec.hostname && ::sethostname(spec.hostname->data(), spec.hostname->size()) < 0)
+        return Error::from_errno("sethostname");
+    if (spec.domainname && ::setdomainname(spec.domainname->data(), spec.domainname->size()) < 0)
+        return Error::from_errno("setdomainname");
+    if (spec.personality) TRY(security::apply_personality(*spec.personality));
+    ProcessSetup ps;
+    ps.process = &p;
+    ps.seccomp = spec.seccomp;
+    ps.preserve_fds = a.preserve_fds;
+    ps.before_exec = wait_for_start;
+    ps.before_exec_ctx = &ctx;
+    ps.internal_fds = {a.sync_fd, a.fifo_fd};
+    return setup_process_and_exec(ps);
+}
+
+}  // namespace
+
+void run_init(InitArgs &args) {
+    // Until exec: not dumpable (no ptrace, no /proc/<pid>/exe or mem for
+    // others), killed if the runtime dies before we report.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (::getppid() == 1) _exit(1);
+    // Whatever the runtime blocked or ignored must not reach the container.
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) ::signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Log lines go to our stderr (the log file fd is closed with the others).
+    util::log::set_fd(2);
+    InitContext ctx{&args, {}, false};
+    auto st = init_steps(ctx);
+    std::string msg = st ? std::string("exec returned") : st.error().message();
+    if (!ctx.reported && args.sync_fd >= 0) {
+        send_msg(args.sync_fd, util::cat(kSyncErrorPrefix, msg));
+    } else {
+        util::log::error(msg);
+    }
+    _exit(127);
+}
+
+}  // namespace rt

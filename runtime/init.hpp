@@ -1,0 +1,44 @@
+// The container's init between clone and exec: the child half of `create`.
+//
+// The runtime clones it into the new namespaces and talks to it over a
+// SOCK_SEQPACKET socketpair. The init waits for the go-ahead (sent once the
+// runtime has written the uid/gid maps, put it in its cgroup and run the
+// createRuntime hooks; it carries the state JSON for the in-container
+// hooks), then joins namespaces given by path, unshares the cgroup namespace,
+// builds the rootfs, sets up the console, hostname, personality and the
+// process (process_setup.hpp), reports "ok" (or the error, one line) and
+// blocks opening the exec fifo for writing until `start` opens it for
+// reading. Then startContainer hooks, seccomp, execve.
+//
+// It is not dumpable until it execs, so the host's other processes (and the
+// container's) cannot ptrace it or open its /proc files.
+#pragma once
+
+#include <vector>
+
+#include "runtime/hooks.hpp"
+#include "runtime/namespaces.hpp"
+#include "runtime/spec.hpp"
+
+namespace rt {
+
+struct InitArgs {
+    const Spec *spec = nullptr;
+    const hooks::Hooks *hooks = nullptr;
+    std::vector<ns::Join> *joins = nullptr;
+    int sync_fd = -1;     ///< the init's end of the socketpair
+    int fifo_fd = -1;     ///< O_PATH fd of <state dir>/exec.fifo
+    int console_fd = -1;  ///< --console-socket connection, or -1
+    bool no_pivot = false;
+    bool no_new_keyring = false;
+    int preserve_fds = 0;
+};
+
+/// Runs in the cloned child; never returns (execs or _exits).
+[[noreturn]] void run_init(InitArgs &args);
+
+/// Messages on the sync socket.
+inline constexpr const char *kSyncOk = "ok";
+inline constexpr const char *kSyncErrorPrefix = "error:";
+
+}  // namespace rt
