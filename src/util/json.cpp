@@ -111,8 +111,11 @@ Result<std::optional<uint64_t>> opt_uint(const Value &obj, std::string_view key,
     const Value *v = find(obj, key);
     if (!v) return std::optional<uint64_t>();
     if (v->is_number_unsigned()) return std::optional<uint64_t>(v->get<uint64_t>());
-    if (v->is_number_integer())
+    // Values built in code ({"errnoRet", 38}) are stored signed even when positive.
+    if (v->is_number_integer()) {
+        if (v->get<int64_t>() >= 0) return std::optional<uint64_t>(static_cast<uint64_t>(v->get<int64_t>()));
         return Error::with_code(EINVAL, cat(quote(field_path(where, key)), ": must not be negative"));
+    }
     return type_error(where, key, "an unsigned integer", *v);
 }
 

@@ -42,6 +42,14 @@ TEST_CASE("typed accessors name the field and the type") {
     CHECK(missing.error().context == "`process.nothing`: missing");
 }
 
+TEST_CASE("opt_uint accepts non-negative integers built in code") {
+    json::Value v = json::Value::object();
+    v["n"] = 38;
+    v["neg"] = -1;
+    CHECK(json::opt_uint(v, "n", "").value() == 38u);
+    CHECK_FALSE(json::opt_uint(v, "neg", "").ok());
+}
+
 TEST_CASE("dump never aborts on invalid UTF-8") {
     json::Value v = std::string("\xff\xfe");
     CHECK_FALSE(json::dump(v).empty());
