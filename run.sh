@@ -2,7 +2,7 @@
 # berth's entry points on a fresh Debian 12 machine (run as root, or with sudo
 # available for apt-get). Each command installs what it needs first.
 #
-#   ./run.sh demo           build berth and run its main job (for now: the native
+#   ./run.sh demo           build berth and run its main job (for now: a busybox container, the native
 #                           and the armhf binary, the latter under qemu-arm)
 #   ./run.sh test [--slow]  build natively and for armhf and arm64, run every unit
 #                           test natively and under QEMU, print one summary line
@@ -97,10 +97,31 @@ demo_arm() {
     file build-armhf/berth
 }
 
+# A busybox container run by berth as an OCI runtime: a bundle made of
+# Debian's busybox-static and the config.json `berth spec` writes.
+demo_container() {
+    step "a busybox container run by berth (berth spec + berth run)"
+    local tmp
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/bundle/rootfs/bin"
+    cp /bin/busybox "$tmp/bundle/rootfs/bin/busybox"
+    for applet in sh echo uname id hostname cat; do ln -s busybox "$tmp/bundle/rootfs/bin/$applet"; done
+    (cd "$tmp/bundle" && "$OLDPWD/build/berth" spec)
+    jq '.process.terminal = false
+        | .process.args = ["/bin/sh", "-c", "echo hello from a berth container; id; hostname; uname -m"]' \
+        "$tmp/bundle/config.json" > "$tmp/config.json"
+    mv "$tmp/config.json" "$tmp/bundle/config.json"
+    local rc=0
+    build/berth --root "$tmp/state" run --bundle "$tmp/bundle" berth-demo || rc=$?
+    rm -rf "$tmp"
+    return "$rc"
+}
+
 demo() {
     deps
     build_native
     demo_version
+    demo_container
     demo_arm
 }
 

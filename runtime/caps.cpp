@@ -202,10 +202,11 @@ util::Status apply_capabilities(const Capabilities &caps) {
         if (errno != EINVAL || !caps.ambient.empty()) return cap_error("apply capabilities: clear the ambient set");
     }
     for (int cap : caps.ambient) {
-        // As runc: a cap not in both permitted and inheritable cannot be ambient; warn, go on.
+        // As runc: a cap not in both permitted and inheritable cannot be ambient;
+        // note it at debug level (runc's default spec asks for exactly that) and go on.
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
-            util::log::warn("raise ambient capability ", capability_name(cap), ": ", strerror(errno),
-                            " (it must be permitted and inheritable)");
+            util::log::debug("raise ambient capability ", capability_name(cap), ": ", strerror(errno),
+                             " (it must be permitted and inheritable)");
     }
     return util::ok();
 }

@@ -69,60 +69,6 @@ util::Result<util::UniqueFd> connect_console_socket(const std::string &path) {
     return s;
 }
 
-util::Status send_fd(int sock, int fd, std::string_view name) {
-    std::string payload(name.empty() ? std::string_view("/dev/ptmx") : name);
-    iovec iov{payload.data(), payload.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t r;
-    do {
-        r = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return util::Error::from_errno("send the pty master over the console socket");
-    return util::ok();
-}
-
-util::Result<util::UniqueFd> recv_fd(int sock, std::string *name) {
-    char buf[4096];
-    iovec iov{buf, sizeof buf};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t r;
-    do {
-        r = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return util::Error::from_errno("receive from the console socket");
-    util::UniqueFd got;
-    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; ++i) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (!got)
-                got.reset(fd);
-            else
-                ::close(fd);  // one fd is the protocol; never leak extras
-        }
-    }
-    if (!got) return util::Error::msg("the console socket message carried no file descriptor");
-    if (name) name->assign(buf, static_cast<size_t>(r));
-    return got;
-}
-
 util::Status make_controlling_terminal(int slave) {
     if (getsid(0) != getpid() && setsid() < 0) return util::Error::from_errno("setsid");
     if (ioctl(slave, TIOCSCTTY, 0) < 0) return util::Error::from_errno("make the pty the controlling terminal");

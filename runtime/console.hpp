@@ -20,6 +20,7 @@
 
 #include "util/fd.hpp"
 #include "util/result.hpp"
+#include "util/unix_socket.hpp"
 
 namespace rt::console {
 
@@ -44,11 +45,15 @@ util::Status set_size(int pty_fd, Size size);
 /// error names the path. Call in the runtime process, before setns/pivot.
 util::Result<util::UniqueFd> connect_console_socket(const std::string &path);
 
-/// Sends `fd` over the unix socket `sock` with SCM_RIGHTS, with `name` as the
-/// message payload (runc sends "/dev/ptmx").
-util::Status send_fd(int sock, int fd, std::string_view name = "/dev/ptmx");
-/// Receives one fd sent with send_fd; `name` (if given) gets the payload.
-util::Result<util::UniqueFd> recv_fd(int sock, std::string *name = nullptr);
+/// Sends the pty master `fd` over the console socket with SCM_RIGHTS, with
+/// `name` as the message payload (runc sends "/dev/ptmx").
+inline util::Status send_fd(int sock, int fd, std::string_view name = "/dev/ptmx") {
+    return util::send_fd(sock, fd, name).context("console socket");
+}
+/// Receives the fd sent with send_fd; `name` (if given) gets the payload.
+inline util::Result<util::UniqueFd> recv_fd(int sock, std::string *name = nullptr) {
+    return util::recv_fd(sock, name).context("console socket");
+}
 
 /// Makes `slave` the calling process's controlling terminal (setsid when not
 /// already a session leader, then TIOCSCTTY) and dup2s it onto 0, 1 and 2.

@@ -136,7 +136,7 @@ util::Result<State> create_impl(const CreateOptions &o, int console_fd_in) {
     st.bundle = spec.bundle;
     st.rootfs = spec.root_path;
     st.config_path = util::path_join(spec.bundle, "config.json");
-    st.created = rfc3339_now();
+    st.created = util::rfc3339_now();
     st.status = Status::Creating;
     st.annotations = spec.annotations;
     st.cgroup_path = cg->path();

@@ -12,7 +12,6 @@
 #include <cerrno>
 
 #include "runtime/security.hpp"
-#include "runtime/security_json.hpp"
 #include "util/strings.hpp"
 
 namespace rt::security {
@@ -72,8 +71,8 @@ util::Result<std::vector<Rlimit>> parse_rlimits(const util::json::Value *rlimits
         auto type = TRY(util::json::req_string(entry, "type", where));
         const Named *r = lookup(kRlimits, type);
         if (!r) return Error::with_code(EINVAL, cat(quote(where + ".type"), ": unknown resource limit ", quote(type)));
-        auto soft = TRY(detail::opt_u64(entry, "soft", where));
-        auto hard = TRY(detail::opt_u64(entry, "hard", where));
+        auto soft = TRY(util::json::opt_uint(entry, "soft", where));
+        auto hard = TRY(util::json::opt_uint(entry, "hard", where));
         if (!soft) return Error::with_code(EINVAL, cat(quote(where + ".soft"), ": missing"));
         if (!hard) return Error::with_code(EINVAL, cat(quote(where + ".hard"), ": missing"));
         if (*soft > *hard)

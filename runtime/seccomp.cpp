@@ -26,11 +26,11 @@
 #include <cstring>
 
 #include "runtime/security.hpp"
-#include "runtime/security_json.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
+#include "util/unix_socket.hpp"
 
 #ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
 #define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4)
@@ -184,7 +184,7 @@ util::Status add_syscall_rule(scmp_filter_ctx ctx, const Value &entry, std::stri
     auto names = TRY(util::json::opt_string_array(entry, "names", where));
     if (auto single = TRY(util::json::opt_string(entry, "name", where))) names.push_back(*single);  // old profiles
     auto action_name = TRY(util::json::req_string(entry, "action", where));
-    auto errno_ret = TRY(detail::opt_u64(entry, "errnoRet", where));
+    auto errno_ret = TRY(util::json::opt_uint(entry, "errnoRet", where));
     uint32_t action = TRY(make_action(action_name, errno_ret, util::json::field_path(where, "action"),
                                       util::json::field_path(where, "errnoRet")));
     if (action == SCMP_ACT_NOTIFY) out.notify_ = true;
@@ -197,12 +197,12 @@ util::Status add_syscall_rule(scmp_filter_ctx ctx, const Value &entry, std::stri
             std::string aw = cat(where, ".args[", j, ']');
             const Value &arg = (*args)[j];
             TRY(util::json::expect_object(arg, aw));
-            auto index = TRY(detail::opt_u64(arg, "index", aw));
+            auto index = TRY(util::json::opt_uint(arg, "index", aw));
             if (!index) return invalid(util::json::field_path(aw, "index"), "missing");
             if (*index >= 6) return invalid(util::json::field_path(aw, "index"), cat("must be below 6, got ", *index));
-            auto value = TRY(detail::opt_u64(arg, "value", aw));
+            auto value = TRY(util::json::opt_uint(arg, "value", aw));
             if (!value) return invalid(util::json::field_path(aw, "value"), "missing");
-            auto value_two = TRY(detail::opt_u64(arg, "valueTwo", aw));
+            auto value_two = TRY(util::json::opt_uint(arg, "valueTwo", aw));
             auto op_name = TRY(util::json::req_string(arg, "op", aw));
             const Named *op = lookup(kOperators, op_name);
             if (!op) return invalid(util::json::field_path(aw, "op"), cat("unknown operator ", quote(op_name)));
@@ -272,7 +272,7 @@ util::Result<std::unique_ptr<SeccompFilter>> compile_seccomp(const Value *seccom
     auto out = std::make_unique<CompiledFilter>();
 
     auto default_name = TRY(util::json::req_string(*seccomp, "defaultAction", where));
-    auto default_errno = TRY(detail::opt_u64(*seccomp, "defaultErrnoRet", where));
+    auto default_errno = TRY(util::json::opt_uint(*seccomp, "defaultErrnoRet", where));
     uint32_t default_action =
         TRY(make_action(default_name, default_errno, "linux.seccomp.defaultAction", "linux.seccomp.defaultErrnoRet"));
     if (default_action == SCMP_ACT_NOTIFY)
@@ -364,30 +364,7 @@ util::Status send_seccomp_listener_fd(const std::string &listener_path, std::str
     msg["state"] = state;
     std::string payload = util::json::dump(msg);
 
-    iovec iov{payload.data(), payload.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &notify_fd, sizeof(int));
-    ssize_t n;
-    do n = sendmsg(sock.get(), &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return Error::from_errno(ctx + ": sendmsg");
-    // A stream socket may take the payload in pieces; the fd went with the first.
-    size_t sent = static_cast<size_t>(n);
-    while (sent < payload.size()) {
-        ssize_t m = send(sock.get(), payload.data() + sent, payload.size() - sent, MSG_NOSIGNAL);
-        if (m < 0 && errno == EINTR) continue;
-        if (m < 0) return Error::from_errno(ctx + ": send");
-        sent += static_cast<size_t>(m);
-    }
+    TRY_CTX(util::send_fd(sock.get(), notify_fd, payload), ctx);
     return util::ok();
 }
 

@@ -84,7 +84,5 @@ private:
 };
 util::Result<ContainerLock> lock_container(const std::string &root, const std::string &id);
 
-/// Now, as RFC 3339 with nanoseconds ("2026-01-02T03:04:05.123456789Z").
-std::string rfc3339_now();
 
 }  // namespace rt

@@ -15,6 +15,7 @@
 #include "runtime/mounts.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/state.hpp"
+#include "util/strings.hpp"
 #include "util/file.hpp"
 
 namespace {
@@ -35,7 +36,7 @@ rt::State sample(const std::string &id) {
     st.pid_start_time = rt::process_start_time(getpid()).value_or(0);
     st.bundle = "/b";
     st.rootfs = "/b/rootfs";
-    st.created = rt::rfc3339_now();
+    st.created = util::rfc3339_now();
     st.status = rt::Status::Running;
     st.annotations = {{"k", "v"}};
     st.namespaces = {{"net", "/proc/1/ns/net"}};

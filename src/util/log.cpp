@@ -3,10 +3,8 @@
 #include "util/log.hpp"
 
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cstdio>
 
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -34,17 +32,6 @@ const char *level_name(Level l) {
     case Level::Error: return "error";
     }
     return "info";
-}
-
-std::string timestamp() {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[64];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
-    return buf;
 }
 
 }  // namespace
@@ -76,12 +63,12 @@ void write(Level l, std::string_view msg) {
         json::Value v = json::Value::object();
         v["level"] = level_name(l);
         v["msg"] = std::string(msg);
-        v["time"] = timestamp();
+        v["time"] = rfc3339_now();
         line = json::dump(v);
     } else if (state().fd == 2) {
         line = cat("berth: ", l == Level::Error ? "" : cat(level_name(l), ": "), msg);
     } else {
-        line = cat(timestamp(), ' ', level_name(l), ": ", msg);
+        line = cat(rfc3339_now(), ' ', level_name(l), ": ", msg);
     }
     line.push_back('\n');
     (void)write_all(state().fd, line);

@@ -2,6 +2,7 @@
 #include "util/strings.hpp"
 
 #include <cstdio>
+#include <ctime>
 
 namespace util {
 
@@ -50,6 +51,17 @@ std::string hex_encode(const unsigned char *data, size_t len) {
         out[2 * i + 1] = digits[data[i] & 15];
     }
     return out;
+}
+
+std::string rfc3339_now() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+    return buf;
 }
 
 }  // namespace util

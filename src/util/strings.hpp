@@ -54,5 +54,7 @@ std::vector<std::string> split(std::string_view s, char sep);
 std::string_view trim(std::string_view s);
 std::string join(const std::vector<std::string> &parts, std::string_view sep);
 std::string hex_encode(const unsigned char *data, size_t len);
+/// The current UTC time as RFC 3339 with nanoseconds: "2026-11-23T10:00:00.123456789Z".
+std::string rfc3339_now();
 
 }  // namespace util
