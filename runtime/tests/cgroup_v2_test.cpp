@@ -16,25 +16,10 @@
 #include "runtime/cgroup.hpp"
 #include "runtime/cgroup_backend.hpp"
 #include "util/file.hpp"
+#include "runtime/tests/cgroup_test_util.hpp"
 #include "util/tests/tmpdir.hpp"
 
 using namespace rt::cgroup;
-
-namespace {
-
-void touch(const std::string &dir, std::initializer_list<const char *> files, const char *content = "") {
-    REQUIRE(util::mkdir_p(dir).ok());
-    for (const char *f : files) {
-        auto fd = util::open_file(util::path_join(dir, f), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        REQUIRE(fd.ok());
-        REQUIRE(util::write_all(fd->get(), content).ok());
-    }
-}
-
-std::string rd(const std::string &dir, const char *file) { return read_value(dir, file).value_or("<missing>"); }
-std::string msg(const util::Status &s) { return s.ok() ? std::string() : s.error().message(); }
-
-}  // namespace
 
 TEST_CASE("shares -> cpu.weight uses runc's and crun's formula", "[cgroup]") {
     CHECK(shares_to_weight(0) == 0);        // unset
