@@ -1,5 +1,5 @@
 // The last steps of every container process, shared by the init (create)
-// and by `exec` (helper B' calls it): rlimits, oom_score_adj, user
+// and by `exec`: rlimits, oom_score_adj, user
 // (setgroups/setgid/setuid with keepcaps), capabilities, umask, cwd (refusing
 // one that resolves outside the container, CVE-2024-21626), the fd check (no
 // fd but 0-2, the preserved ones and our own may survive, CVE-2024-21626),

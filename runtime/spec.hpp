@@ -7,7 +7,7 @@
 // `linux.seccomp`, `linux.personality` and the LSM fields by rt::security,
 // `linux.resources` by rt::cgroup. `hooks` are kept raw for rt::hooks.
 //
-// Used by helper B' (exec/ps/pause/update/hooks): parse_process() parses an
+// Used by the ops commands (exec/ps/pause/update/hooks): parse_process() parses an
 // `exec --process` file the same way as the spec's `process`.
 #pragma once
 

@@ -7,7 +7,7 @@
 // must match, so a reused pid is not mistaken for the container), the exec
 // fifo (present while the init waits for `start`) and the stored `paused`.
 //
-// Used by helper B' (exec, ps, pause, resume, update, hooks): load_state,
+// Used by the ops commands (exec, ps, pause, resume, update, hooks): load_state,
 // save_state, refresh_status, lock_container, oci_state_json.
 #pragma once
 
