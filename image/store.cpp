@@ -15,6 +15,7 @@
 
 #include <algorithm>
 
+#include "image/dynlibs.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -69,6 +70,9 @@ util::Status hash_fd(int fd, Sha256 &h) {
 
 util::Result<Store> Store::open(const std::string &root) {
     if (root.empty()) return Error::msg("store root is empty");
+    // Every image command opens the store first: a missing library stops it
+    // here, in one line, before anything is written.
+    TRY(dynlibs::load());
     for (const char *sub : {"", "blobs", "blobs/sha256", "ingest", "layers", "refs", "containers", "volumes", "locks"})
         TRY_CTX(util::mkdir_p(util::path_join(root, sub), 0700), cat("open store ", quote(root)));
     return Store(root);

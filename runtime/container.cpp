@@ -19,6 +19,7 @@
 #include "runtime/console.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
+#include "runtime/state.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/spec.hpp"
 #include "util/failpoint.hpp"
@@ -121,7 +122,7 @@ util::Result<State> create_impl(const CreateOptions &o, int console_fd_in) {
     }
     util::ScopeGuard undo_dir([&] { (void)util::remove_tree(dir); });
     auto lock = TRY(lock_container(o.root, o.id));
-    if (!hks.empty()) TRY(util::atomic_write_file(util::path_join(dir, kHooksFile), util::json::dump(spec.hooks), 0600));
+    if (!hks.empty()) TRY(util::atomic_write_file(util::path_join(dir, kHooksFile), util::json::dump(spec.hooks), 0600, kStateDurability));
 
     cgroup::ManagerOptions mo;
     mo.systemd = o.systemd_cgroup;
@@ -212,7 +213,7 @@ util::Result<State> create_impl(const CreateOptions &o, int console_fd_in) {
 
     st.status = Status::Created;
     TRY(save_state(o.root, st));
-    if (!o.pid_file.empty()) TRY_CTX(util::atomic_write_file(o.pid_file, util::cat(pid), 0644), "pid file");
+    if (!o.pid_file.empty()) TRY_CTX(util::atomic_write_file(o.pid_file, util::cat(pid), 0644, kStateDurability), "pid file");
     undo_init.dismiss();
     undo_cgroup.dismiss();
     undo_dir.dismiss();

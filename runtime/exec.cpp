@@ -20,6 +20,7 @@
 #include "runtime/console.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/security.hpp"
+#include "runtime/state.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -213,7 +214,7 @@ util::Result<int> exec_in_container(const State &st, const Spec &spec, const Pro
     if (console_error) return std::move(*console_error);
 
     if (!opts.pid_file.empty())
-        TRY_CTX(util::atomic_write_file(opts.pid_file, util::cat(pid)), util::cat("write --pid-file ", util::quote(opts.pid_file)));
+        TRY_CTX(util::atomic_write_file(opts.pid_file, util::cat(pid), 0644, kStateDurability), util::cat("write --pid-file ", util::quote(opts.pid_file)));
     kill_child.dismiss();
     if (opts.detach) return 0;
 

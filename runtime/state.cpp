@@ -117,7 +117,7 @@ util::Status save_state(const std::string &root, const State &st) {
     doc["namespaces"] = pairs_to_json(st.namespaces);
     doc["terminal"] = st.terminal;
     doc["ownerUid"] = st.owner_uid;
-    return util::atomic_write_file(util::path_join(state_dir(root, st.id), kStateFile), json::dump(doc) + "\n", 0600);
+    return util::atomic_write_file(util::path_join(state_dir(root, st.id), kStateFile), json::dump(doc) + "\n", 0600, kStateDurability);
 }
 
 util::Result<std::vector<std::string>> list_ids(const std::string &root) {

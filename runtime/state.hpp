@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "util/fd.hpp"
+#include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/result.hpp"
 
@@ -30,6 +31,9 @@ const char *status_name(Status s);
 inline constexpr const char *kDefaultStateRoot = "/run/berth";
 inline constexpr const char *kStateFile = "state.json";
 inline constexpr const char *kExecFifo = "exec.fifo";
+/// State, hooks and pid files are renamed into place but not fsynced: they
+/// live on tmpfs (/run) and describe processes a power cut ends anyway.
+inline constexpr util::Durability kStateDurability = util::Durability::ProcessCrash;
 
 struct State {
     std::string id;

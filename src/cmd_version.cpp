@@ -1,6 +1,7 @@
 // `berth version [--json]`: berth's version, git revision, the version of
-// every linked library (as loaded at run time, next to the one built
-// against) and the features compiled in.
+// every library (as loaded at run time, next to the one built against; the
+// image libraries are opened here as `berth image` opens them) and the
+// features compiled in.
 #include <archive.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -9,7 +10,10 @@
 #include <sys/utsname.h>
 #include <zlib.h>
 
+#include <optional>
+
 #include "commands.hpp"
+#include "image/dynlibs.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -24,33 +28,51 @@ struct Library {
     const char *built;    ///< as built against
 };
 
+/// "not loadable: ..." when a library opened on demand is missing.
+std::optional<std::string> missing(util::DynLib &lib) {
+    if (auto st = lib.load(); !st) return st.error().message();
+    return std::nullopt;
+}
+
 std::vector<Library> libraries() {
     const scmp_version *sv = seccomp_version();
-    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-    std::string archive = archive_version_string();  // "libarchive 3.6.2"
-    if (archive.starts_with("libarchive ")) archive.erase(0, 11);
-    std::string openssl = OpenSSL_version(OPENSSL_VERSION);  // "OpenSSL 3.0.x 1 Nov 2022"
-    if (openssl.starts_with("OpenSSL ")) openssl.erase(0, 8);
-    if (auto sp = openssl.find(' '); sp != std::string::npos) openssl.resize(sp);
-    return {
+    std::vector<Library> out = {
         {"libseccomp", util::cat(sv->major, '.', sv->minor, '.', sv->micro), BERTH_LIBSECCOMP_VERSION},
         {"libcap", BERTH_LIBCAP_VERSION, BERTH_LIBCAP_VERSION},
-        {"openssl", openssl, BERTH_OPENSSL_VERSION},
-        {"libarchive", archive, BERTH_LIBARCHIVE_VERSION},
-        {"zlib", zlibVersion(), BERTH_ZLIB_VERSION},
-        {"libcurl", cv->version, BERTH_LIBCURL_VERSION},
-        {"nlohmann_json",
-         util::cat(NLOHMANN_JSON_VERSION_MAJOR, '.', NLOHMANN_JSON_VERSION_MINOR, '.', NLOHMANN_JSON_VERSION_PATCH),
-         BERTH_NLOHMANN_JSON_VERSION},
     };
+    // image/'s libraries: opened here, as an image command would open them.
+    auto add = [&](const char *name, util::DynLib &lib, const char *built, auto loaded) {
+        if (auto err = missing(lib)) out.push_back({name, *err, built});
+        else out.push_back({name, loaded(), built});
+    };
+    add("openssl", img::dynlibs::crypto, BERTH_OPENSSL_VERSION, [] {
+        std::string v = OpenSSL_version(OPENSSL_VERSION);  // "OpenSSL 3.0.x 1 Nov 2022"
+        if (v.starts_with("OpenSSL ")) v.erase(0, 8);
+        if (auto sp = v.find(' '); sp != std::string::npos) v.resize(sp);
+        return v;
+    });
+    add("libarchive", img::dynlibs::archive, BERTH_LIBARCHIVE_VERSION, [] {
+        std::string v = archive_version_string();  // "libarchive 3.6.2"
+        if (v.starts_with("libarchive ")) v.erase(0, 11);
+        return v;
+    });
+    add("zlib", img::dynlibs::zlib, BERTH_ZLIB_VERSION, [] { return std::string(zlibVersion()); });
+    add("libcurl", img::dynlibs::curl, BERTH_LIBCURL_VERSION,
+        [] { return std::string(curl_version_info(CURLVERSION_NOW)->version); });
+    out.push_back({"nlohmann_json",
+                   util::cat(NLOHMANN_JSON_VERSION_MAJOR, '.', NLOHMANN_JSON_VERSION_MINOR, '.', NLOHMANN_JSON_VERSION_PATCH),
+                   BERTH_NLOHMANN_JSON_VERSION});
+    return out;
 }
 
 std::vector<std::string> features() {
     std::vector<std::string> f = {"seccomp", "capabilities", "cgroup-v1", "cgroup-v2", "cgroup-hybrid",
                                   "sha256", "ecdsa-p256", "gzip"};
-    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-    if (cv->features & CURL_VERSION_SSL) f.push_back("tls");
-    if (std::string_view(archive_version_details()).find("libzstd") != std::string_view::npos) f.push_back("zstd");
+    if (!missing(img::dynlibs::curl) && (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_SSL))
+        f.push_back("tls");
+    if (!missing(img::dynlibs::archive) &&
+        std::string_view(archive_version_details()).find("libzstd") != std::string_view::npos)
+        f.push_back("zstd");
     return f;
 }
 

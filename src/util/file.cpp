@@ -68,7 +68,9 @@ std::string temp_name(const std::string &name) {
 
 }  // namespace
 
-Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode) {
+Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode,
+                            Durability durability) {
+    const bool sync = durability == Durability::PowerCut;
     std::string tmp = temp_name(name);
     std::string what = cat("write ", quote(name));
     TRY_CTX(failpoint("atomic_write.create"), what);
@@ -81,11 +83,12 @@ Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view
     TRY_CTX(write_all(fd.get(), data), what);
     if (::fchmod(fd.get(), mode) < 0) return Error::from_errno(cat(what, ": fchmod"));
     TRY_CTX(failpoint("atomic_write.fsync"), what);
-    if (::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
+    if (sync && ::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
     fd.reset();
     TRY_CTX(failpoint("atomic_write.rename"), what);
     if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
     unlink_tmp.dismiss();
+    if (!sync) return ok();
     // The new content is in place; a failed directory sync is still reported,
     // because the rename may not survive a power cut.
     TRY_CTX(failpoint("atomic_write.dirsync"), what);
@@ -94,9 +97,9 @@ Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view
     return ok();
 }
 
-Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode) {
+Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode, Durability durability) {
     auto dir = TRY_CTX(open_file(dirname(path), O_RDONLY | O_DIRECTORY), cat("write ", quote(path)));
-    return atomic_write_file_at(dir.get(), basename(path), data, mode).context(dirname(path));
+    return atomic_write_file_at(dir.get(), basename(path), data, mode, durability).context(dirname(path));
 }
 
 Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &target) {

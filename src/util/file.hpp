@@ -30,12 +30,19 @@ Result<UniqueFd> open_at(int dirfd, const std::string &path, int flags, mode_t m
 Result<std::string> read_file(const std::string &path, size_t limit = SIZE_MAX);
 Result<std::string> read_file_at(int dirfd, const std::string &name, size_t limit = SIZE_MAX);
 
+/// What an atomic write must survive. PowerCut fsyncs the file and its
+/// directory; ProcessCrash only renames, for files on tmpfs (the runtime's
+/// state under /run, pid files) that a power cut erases anyway.
+enum class Durability { PowerCut, ProcessCrash };
+
 /// Writes `data` to `name` in `dirfd` crash-safely (temp, fsync, rename,
 /// fsync dir). On any failure the old content (or absence) is kept and no
 /// temporary is left behind. Failpoints: atomic_write.{create,write,fsync,rename,dirsync}.
-Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode = 0644);
+Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode = 0644,
+                            Durability durability = Durability::PowerCut);
 /// Same, for a path; the parent directory must exist.
-Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode = 0644);
+Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode = 0644,
+                         Durability durability = Durability::PowerCut);
 /// Atomically replaces `name` in `dirfd` with a symlink to `target` (pointer switches).
 Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &target);
 

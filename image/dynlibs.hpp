@@ -1,0 +1,19 @@
+// The shared libraries of image/ (libcurl, OpenSSL's libcrypto, libarchive,
+// zlib), opened on first use rather than at exec (util/dynlib.hpp says why).
+// berth does not link them: image/dynlibs.cpp defines each function image/
+// calls with the library's own prototype and forwards it to the symbol.
+// A function newly called from image/ needs a line there (the link fails
+// with "undefined reference" until it has one).
+#pragma once
+
+#include "util/dynlib.hpp"
+
+namespace img::dynlibs {
+
+extern util::DynLib curl, crypto, archive, zlib;
+
+/// Opens all four: Store::open calls it, so every image command fails with
+/// one clear line when one is missing, before it changes anything.
+util::Status load();
+
+}  // namespace img::dynlibs
