@@ -302,6 +302,13 @@ private:
         return st;
     }
 
+    /// rmdir of each directory; false at the first that is busy.
+    bool remove_if_empty() {
+        for (const auto &[name, dir] : dirs())
+            if (::rmdir(dir.c_str()) < 0 && errno != ENOENT) return false;
+        return true;
+    }
+
     util::Status remove_all() {
         util::Status st;
         for (const auto &[name, dir] : dirs()) {
@@ -313,6 +320,14 @@ private:
 
     util::Status destroy_all() {
         if (!exists_anywhere()) return util::ok();
+        // Usually the container has exited and left its cgroups empty: then
+        // removing them is all there is to do, without freezing or reading
+        // any of them. A cgroup still busy (EBUSY: tasks or children) takes
+        // the long way below, which finds whatever is left.
+        if (remove_if_empty()) {
+            remove_own_parent();
+            return util::ok();
+        }
         TRY(kill_all());
         for (const auto &[name, dir] : dirs()) {
             auto st = wait_empty(dir, 5000ms);

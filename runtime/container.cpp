@@ -94,10 +94,10 @@ util::Status read_report(int fd, pid_t pid) {
     return Error::msg("container init exited before it was ready");
 }
 
-util::Result<State> create_impl(const CreateOptions &o, int console_fd_in) {
+/// `spec` is the bundle's config.json, loaded once by the caller.
+util::Result<State> create_impl(const CreateOptions &o, Spec spec, int console_fd_in) {
     TRY(validate_id(o.id));
     TRY_CTX(util::mkdir_p(o.root, 0700), "state root");
-    Spec spec = TRY(load_spec(o.bundle));
     if (!spec.process) return Error::msg("config.json: `process`: missing");
     if (!spec.find_namespace(CLONE_NEWNS)) return Error::msg("config.json: `linux.namespaces`: a mount namespace is required");
     struct stat sb;
@@ -265,7 +265,9 @@ util::Result<int> parse_signal(std::string_view s) {
 }
 
 util::Result<State> create_container(const CreateOptions &opts) {
-    return create_impl(opts, -1).context(util::cat("create ", util::quote(opts.id)));
+    const std::string where = util::cat("create ", util::quote(opts.id));
+    Spec spec = TRY_CTX(load_spec(opts.bundle), where);
+    return create_impl(opts, std::move(spec), -1).context(where);
 }
 
 util::Status start_container(const std::string &root, const std::string &id) {
@@ -367,17 +369,16 @@ util::Result<int> run_container(const CreateOptions &opts, bool detach, bool kee
     sigprocmask(SIG_BLOCK, &set, &old);
 
     // A terminal without --console-socket: we receive the master ourselves.
+    const std::string where = util::cat("run ", util::quote(opts.id));
+    Spec spec = TRY_CTX(load_spec(opts.bundle), where);
     util::UniqueFd console_ours, console_theirs;
-    {
-        auto spec = load_spec(opts.bundle);
-        if (spec && spec->process && spec->process->terminal && opts.console_socket.empty()) {
-            int sp[2];
-            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) return Error::from_errno("socketpair");
-            console_ours.reset(sp[0]);
-            console_theirs.reset(sp[1]);
-        }
+    if (spec.process && spec.process->terminal && opts.console_socket.empty()) {
+        int sp[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) return Error::from_errno("socketpair");
+        console_ours.reset(sp[0]);
+        console_theirs.reset(sp[1]);
     }
-    State st = TRY(create_impl(opts, console_theirs.get()).context(util::cat("run ", util::quote(opts.id))));
+    State st = TRY_CTX(create_impl(opts, std::move(spec), console_theirs.get()), where);
     console_theirs.reset();
     util::UniqueFd master;
     if (console_ours) master = TRY(console::recv_fd(console_ours.get()));
