@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start time: `run` of /bin/true from a busybox bundle, N times in a row (100
-# by default), berth against crun and runc, side by side. Prints each
-# runtime's median in ms and the ratio berth/crun (target: <= 0.8).
+# Start time: `run` of /bin/true from a busybox bundle, N times (100 by
+# default, in interleaved blocks of 10), berth against crun and runc, side by
+# side. Prints each runtime's median in ms and the ratio berth/crun (target:
+# <= 0.8).
 #   bench/start_time.sh [RUNS]        (root; BERTH=/path/to/berth to choose the binary)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,11 +17,11 @@ berth=$(ship_berth "$berth" "$tmp")
 
 # The timing loop, as a shell snippet so crun's can run inside its namespace.
 # Prints one duration in microseconds per run; a failed run aborts.
-loop() { # runtime command line (without `run ID`)
+loop() { # runtime command line (without `run ID`), number of runs
     cat <<SH
 cd "$tmp/bundle"
 i=0
-while [ \$i -lt $runs ]; do
+while [ \$i -lt $2 ]; do
     t0=\$(date +%s%N)
     $1 run bench-\$\$ >/dev/null 2>"$tmp/err" || { echo "run failed:" >&2; cat "$tmp/err" >&2; exit 1; }
     t1=\$(date +%s%N)
@@ -30,14 +31,25 @@ done
 SH
 }
 
+# Interleaved blocks of 10 runs (berth, crun, runc, berth, ...), so that a
+# change in the machine's load reaches all three alike and the ratios hold
+# on a busy machine too.
+block=10
+declare -A all
+for ((done_runs = 0; done_runs < runs; done_runs += block)); do
+    n=$(( runs - done_runs < block ? runs - done_runs : block ))
+    for rt in berth crun runc; do
+        case $rt in
+            berth) out=$(sh -c "$(loop "$berth --root $tmp/state-berth" "$n")") ;;
+            crun) out=$(crun_wrap "$(loop "crun --root $tmp/state-crun" "$n")") ;;
+            runc) out=$(sh -c "$(loop "runc --root $tmp/state-runc" "$n")") ;;
+        esac
+        all[$rt]+="$out"$'\n'
+    done
+done
 declare -A med
 for rt in berth crun runc; do
-    case $rt in
-        berth) out=$(sh -c "$(loop "$berth --root $tmp/state-berth")") ;;
-        crun) out=$(crun_wrap "$(loop "crun --root $tmp/state-crun")") ;;
-        runc) out=$(sh -c "$(loop "runc --root $tmp/state-runc")") ;;
-    esac
-    med[$rt]=$(echo "$out" | median)
+    med[$rt]=$(printf '%s' "${all[$rt]}" | grep . | median)
     printf '%-6s median %8.2f ms over %d runs\n' "$rt" "$(echo "${med[$rt]} / 1000" | bc -l)" "$runs"
 done
 printf 'ratio berth/crun: %.2f (target <= 0.80)\n' "$(echo "${med[berth]} / ${med[crun]}" | bc -l)"
