@@ -75,6 +75,11 @@ struct Resources {
     std::vector<std::pair<std::string, std::string>> unified;
 };
 
+/// Parses runc's `exec --cgroup` values, `PATH` or `CONTROLLER[,CONTROLLER]:PATH`,
+/// into Manager::add_process's `sub`. PATH is relative to the container's
+/// cgroup and may not leave it.
+util::Result<std::vector<std::pair<std::string, std::string>>> parse_sub_cgroups(const std::vector<std::string> &args);
+
 /// Parses `linux.resources` (nullptr: no limits). Errors name the field.
 util::Result<Resources> parse_resources(const util::json::Value *resources);
 /// Merges `update` (from `berth update`) into `base`: set fields replace.
@@ -97,7 +102,12 @@ public:
     /// Writes the resource limits. Fails with the file and value that were refused.
     virtual util::Status set(const Resources &r) = 0;
     /// Moves `pid` into the cgroup.
-    virtual util::Status add_process(pid_t pid) = 0;
+    util::Status add_process(pid_t pid) { return add_process(pid, {}); }
+    /// Moves `pid` into existing sub-cgroups of the cgroup (`exec --cgroup`):
+    /// `sub` maps a controller ("memory"; "" for every other one and for
+    /// cgroup2) to a path below the container's cgroup; unlisted ones get
+    /// the container's cgroup itself.
+    virtual util::Status add_process(pid_t pid, const std::vector<std::pair<std::string, std::string>> &sub) = 0;
     virtual util::Status freeze() = 0;
     virtual util::Status thaw() = 0;
     virtual util::Result<bool> frozen() = 0;

@@ -119,11 +119,25 @@ public:
         return set_all(r).context(cat("apply resources to cgroup ", quote(path_)));
     }
 
-    util::Status add_process(pid_t pid) override {
-        for (const auto &h : v1_)
-            TRY_CTX(write_value(h.mount + path_, "cgroup.procs", cat(pid)), cat("move pid ", pid, " into cgroup"));
-        if (!unified_mount_.empty())
-            TRY_CTX(write_value(unified_dir(), "cgroup.procs", cat(pid)), cat("move pid ", pid, " into cgroup"));
+    util::Status add_process(pid_t pid, const std::vector<std::pair<std::string, std::string>> &sub) override {
+        // The sub-cgroup for a hierarchy: the first entry naming one of its
+        // controllers, else the "" entry, else none.
+        auto sub_of = [&](const std::vector<std::string> &controllers) -> std::string {
+            const std::string *any = nullptr;
+            for (const auto &[c, p] : sub) {
+                if (c.empty() && !any) any = &p;
+                if (std::find(controllers.begin(), controllers.end(), c) != controllers.end()) return p;
+            }
+            return any ? *any : std::string();
+        };
+        auto join = [&](const std::string &dir, const std::string &below) -> util::Status {
+            std::string target = below.empty() ? dir : util::path_join(dir, below);
+            if (!below.empty() && !is_dir(target))
+                return Error::with_code(ENOENT, cat("sub-cgroup ", quote(target), " does not exist"));
+            return write_value(target, "cgroup.procs", cat(pid)).context(cat("move pid ", pid, " into cgroup"));
+        };
+        for (const auto &h : v1_) TRY(join(h.mount + path_, sub_of(h.controllers)));
+        if (!unified_mount_.empty()) TRY(join(unified_dir(), sub_of({""})));
         return util::ok();
     }
 

@@ -254,4 +254,27 @@ void merge_resources(Resources &base, const Resources &u) {
     take_list(base.unified, u.unified);
 }
 
+util::Result<std::vector<std::pair<std::string, std::string>>> parse_sub_cgroups(const std::vector<std::string> &args) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto &arg : args) {
+        std::string controllers, path = arg;
+        if (auto colon = arg.find(':'); colon != std::string::npos) {
+            controllers = arg.substr(0, colon);
+            path = arg.substr(colon + 1);
+        }
+        std::string_view p = path;
+        while (p.starts_with('/')) p.remove_prefix(1);
+        bool escapes = p.empty();
+        for (const auto &part : util::split(p, '/'))
+            if (part == ".." || part == ".") escapes = true;
+        if (escapes) return Error::msg(cat("--cgroup ", quote(arg), ": not a path below the container's cgroup"));
+        for (const auto &c : controllers.empty() ? std::vector<std::string>{""} : util::split(controllers, ',')) {
+            for (const auto &[have, _] : out)
+                if (have == c) return Error::msg(cat("--cgroup ", quote(arg), ": controller ", quote(c.empty() ? "(all)" : c), " given twice"));
+            out.emplace_back(c, std::string(p));
+        }
+    }
+    return out;
+}
+
 }  // namespace rt::cgroup

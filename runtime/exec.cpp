@@ -193,7 +193,7 @@ util::Result<int> exec_in_container(const State &st, const Spec &spec, const Pro
         (void)child.wait();
     });
 
-    TRY_CTX(mgr->add_process(pid), "exec: join the container's cgroup");
+    TRY_CTX(mgr->add_process(pid, opts.sub_cgroups), "exec: join the container's cgroup");
     char go = 1;
     if (::write(sync_w.get(), &go, 1) != 1) return util::Error::from_errno("exec: start the process");
     sync_w.reset();

@@ -53,6 +53,8 @@ struct ExecOptions {
     bool detach = false;         ///< --detach
     int preserve_fds = 0;        ///< --preserve-fds
     bool systemd_cgroup = false; ///< the global --systemd-cgroup
+    /// --cgroup: sub-cgroups to join (cgroup::parse_sub_cgroups); empty: the container's.
+    std::vector<std::pair<std::string, std::string>> sub_cgroups;
 };
 
 /// Runs `proc` inside the container `st` (status must be running). Returns

@@ -74,6 +74,7 @@ util::Result<int> run_exec(const cli::GlobalOptions &g, const util::ParsedArgs &
     o.pid_file = a.get("pid-file").value_or("");
     o.detach = a.has("detach");
     o.systemd_cgroup = g.systemd_cgroup;
+    o.sub_cgroups = TRY_CTX(rt::cgroup::parse_sub_cgroups(a.get_all("cgroup")), "exec");
     if (auto n = a.get("preserve-fds")) {
         auto v = util::parse_int<int>(*n);
         if (!v || *v < 0) return util::Error::msg(util::cat("--preserve-fds ", util::quote(*n), ": not a count"));
@@ -98,7 +99,7 @@ const util::OptSpec kExecOptions[] = {
     {"cap", 'c', true, "CAP", "add a capability (repeatable)"},
     {"preserve-fds", 0, true, "N", "pass fds 3..3+N-1 to the process"},
     {"ignore-paused", 0, false, nullptr, "accepted for runc compatibility"},
-    {"cgroup", 0, true, "PATH", "accepted for runc compatibility (the container's cgroup is used)"},
+    {"cgroup", 0, true, "[CTRL[,CTRL]:]PATH", "join this existing sub-cgroup of the container's (repeatable)"},
 };
 
 // ---- features, spec --------------------------------------------------------
@@ -259,7 +260,7 @@ util::Result<int> run_update(const cli::GlobalOptions &g, const util::ParsedArgs
             std::end(kUpdateFlags))
             flags.emplace_back(name, value);
     rt::merge_json(patch, TRY_CTX(rt::resources_patch(flags), "update"));
-    auto update = TRY_CTX(rt::cgroup::parse_resources(&patch), "update");
+    TRY_CTX(rt::cgroup::parse_resources(&patch), "update");  // names a bad field of the patch itself
 
     // The saved resources: resources.json, or the spec's at the first update.
     const std::string saved_path = util::path_join(rt::state_dir(root, id), rt::kResourcesFile);
@@ -274,10 +275,16 @@ util::Result<int> run_update(const cli::GlobalOptions &g, const util::ParsedArgs
             saved = raw["linux"]["resources"];
     }
     rt::merge_json(saved, patch);
-    TRY_CTX(rt::cgroup::parse_resources(&saved), "update: the merged resources");
+    auto merged = TRY_CTX(rt::cgroup::parse_resources(&saved), "update: the merged resources");
+    // The whole merged set is applied, as runc does: a value may depend on
+    // one the patch leaves alone (v2's memory.swap.max is swap - limit; v1
+    // needs memsw >= limit). Except the device rules: rewriting them would
+    // deny every device for a moment in a running container, and update
+    // does not change them.
+    merged.devices.clear();
 
     auto mgr = TRY_CTX(manager_of(g, st), "update");
-    TRY_CTX(mgr->set(update), util::cat("update ", util::quote(id)));
+    TRY_CTX(mgr->set(merged), util::cat("update ", util::quote(id)));
     TRY_CTX(util::atomic_write_file(saved_path, util::json::dump(saved, 2) + "\n", 0600), "update: save the resources");
     return 0;
 }

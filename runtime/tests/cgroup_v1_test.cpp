@@ -249,6 +249,19 @@ TEST_CASE("hybrid manager over a fake tree routes v1 and unified-only controller
     CHECK(rd(t / "memory/berth/c1", "cgroup.procs") == "4242");
     CHECK(rd(t / "unified/berth/c1", "cgroup.procs") == "4242");
 
+    // exec --cgroup memory:sub --cgroup other: per-controller sub-cgroups.
+    auto sub = parse_sub_cgroups({"memory:sub", "/other"});
+    REQUIRE(sub.ok());
+    CHECK(msg((*m)->add_process(4243, *sub)).find("does not exist") != std::string::npos);
+    touch(t / "memory/berth/c1/sub", {"cgroup.procs"});
+    for (const char *c : {"cpu", "pids", "devices", "freezer", "unified"}) touch(t / c + "/berth/c1/other", {"cgroup.procs"});
+    auto st2 = (*m)->add_process(4243, *sub);
+    INFO(msg(st2));
+    REQUIRE(st2.ok());
+    CHECK(rd(t / "memory/berth/c1/sub", "cgroup.procs") == "4243");
+    CHECK(rd(t / "pids/berth/c1/other", "cgroup.procs") == "4243");
+    CHECK(rd(t / "unified/berth/c1/other", "cgroup.procs") == "4243");
+
     Resources net;
     net.network_class_id = 1;
     CHECK_THAT(msg((*m)->set(net)), Catch::Contains("`net_cls` cgroup controller is not mounted"));
@@ -268,4 +281,14 @@ TEST_CASE("v1 manager without a unified tree refuses `unified`", "[cgroup]") {
     r.unified.clear();
     r.hugepage_limits = {{"2MB", 1}};
     CHECK_THAT(msg((*m)->set(r)), Catch::Contains("`hugetlb` cgroup controller is not mounted"));
+}
+
+TEST_CASE("exec --cgroup values", "[cgroup]") {
+    auto one = parse_sub_cgroups({"cpu,memory:a/b"});
+    REQUIRE(one.ok());
+    CHECK(*one == std::vector<std::pair<std::string, std::string>>{{"cpu", "a/b"}, {"memory", "a/b"}});
+    CHECK(parse_sub_cgroups({"x"})->front() == std::pair<std::string, std::string>{"", "x"});
+    for (const char *bad : {"../up", "memory:a/../../b", "memory:", "/"})
+        CHECK_FALSE(parse_sub_cgroups({bad}).ok());
+    CHECK_FALSE(parse_sub_cgroups({"memory:a", "memory:b"}).ok());
 }

@@ -97,6 +97,19 @@ if [ -n "$epid" ] && [ -d /proc/$epid ]; then
 else
     bad "exec -d pid file: $epid"
 fi
+# exec --cgroup: an existing sub-cgroup of the container's, per controller.
+if [ -d "/sys/fs/cgroup/pids/berth/$id" ]; then
+    mkdir "/sys/fs/cgroup/pids/berth/$id/sub"
+    b exec -d --cgroup pids:sub --pid-file "$TMP/sub.pid" "$id" /bin/sleep 300 || bad "exec --cgroup pids:sub"
+    spid=$(cat "$TMP/sub.pid" 2>/dev/null)
+    grep -q "pids:/berth/$id/sub\$" /proc/$spid/cgroup && grep -q "memory:/berth/$id\$" /proc/$spid/cgroup \
+        && ok "exec --cgroup pids:sub joins the sub-cgroup for pids only" || bad "exec --cgroup: $(cat /proc/$spid/cgroup)"
+    b exec --cgroup pids:missing "$id" /bin/true 2>"$TMP/err" && bad "exec --cgroup of a missing sub-cgroup accepted" \
+        || { grep -q "does not exist" "$TMP/err" && ok "exec --cgroup of a missing sub-cgroup refused" || bad "missing sub-cgroup: $(cat "$TMP/err")"; }
+    b exec --cgroup ../../x "$id" /bin/true 2>"$TMP/err" && bad "exec --cgroup ../../x accepted" \
+        || { grep -q "not a path below" "$TMP/err" && ok "exec --cgroup cannot leave the container's cgroup" || bad "escaping --cgroup: $(cat "$TMP/err")"; }
+    kill -9 "$spid" 2>/dev/null
+fi
 # --preserve-fds: fd 3 reaches the process.
 echo preserved >"$TMP/fd3"
 out=$(b exec --preserve-fds 1 "$id" /bin/cat /proc/self/fd/3 3<"$TMP/fd3")
@@ -172,6 +185,13 @@ $PY -c "
 import json; r=json.load(open('$ROOT/$id/resources.json'))
 assert r['pids']['limit']==20 and r['memory']['limit']==16777216 and r['cpu']['quota']==50000, r
 assert r['devices'][0]['allow'] is False, r" && ok "update merged into the saved resources" || bad "resources.json: $(cat "$ROOT/$id/resources.json")"
+# The merged set is applied: --memory-swap alone keeps the saved 16 MiB limit
+# (v1 needs memsw >= limit, so the limit is written with it).
+if [ -f $cg/memory/berth/$id/memory.memsw.limit_in_bytes ]; then
+    b update --memory-swap 33554432 "$id" && [ "$(cat $cg/memory/berth/$id/memory.memsw.limit_in_bytes)" = 33554432 ] \
+        && [ "$(cat $cg/memory/berth/$id/memory.limit_in_bytes)" = 16777216 ] && ok "update --memory-swap alone, on the saved limit" \
+        || bad "update --memory-swap: memsw $(cat $cg/memory/berth/$id/memory.memsw.limit_in_bytes)"
+fi
 b update --memory lots "$id" 2>"$TMP/err" && bad "update --memory lots accepted" || { grep -q -- "--memory" "$TMP/err" && ok "bad update value refused naming the flag" || bad "msg: $(cat "$TMP/err")"; }
 echo '{"pids": {"limit": "x"}}' | b update -r - "$id" 2>"$TMP/err" && bad "bad resources accepted" || ok "bad --resources refused: $(head -1 "$TMP/err")"
 [ "$(cat $cg/pids/berth/$id/pids.max)" = 20 ] && ok "a refused update changes nothing" || bad "pids.max changed by a refused update"
