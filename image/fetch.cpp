@@ -15,6 +15,8 @@
 namespace img {
 namespace {
 
+constexpr uint64_t kWritebackBytes = 4 << 20;
+
 int64_t now_ms() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -50,6 +52,7 @@ public:
         if (::ftruncate(fd_.get(), static_cast<off_t>(offset_)) < 0) return util::Error::from_errno("truncate partial blob");
         if (::lseek(fd_.get(), static_cast<off_t>(offset_), SEEK_SET) < 0) return util::Error::from_errno("seek partial blob");
         persisted_ = offset_;
+        written_back_ = offset_;
         return util::ok();
     }
 
@@ -59,6 +62,14 @@ public:
         TRY_CTX(util::write_all(fd_.get(), data), "write partial blob");
         hash_->update(data);
         offset_ += data.size();
+        // Start writing back what arrived (asynchronously, a hint: errors
+        // are the fsync's to report), so the fsync at the end finds the
+        // blob mostly on disk instead of flushing all of it then.
+        if (offset_ - written_back_ >= kWritebackBytes) {
+            (void)::sync_file_range(fd_.get(), static_cast<off_t>(written_back_), static_cast<off_t>(offset_ - written_back_),
+                                    SYNC_FILE_RANGE_WRITE);
+            written_back_ = offset_;
+        }
         return util::ok();
     }
 
@@ -122,6 +133,7 @@ private:
     util::UniqueFd fd_;
     uint64_t offset_ = 0;
     uint64_t persisted_ = 0;
+    uint64_t written_back_ = 0;  ///< sync_file_range started up to here
     std::unique_ptr<Sha256> hash_ = std::make_unique<Sha256>();
 };
 
@@ -169,6 +181,9 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
     Partial part(store, d, size);
     TRY_CTX(part.open(), what);
     stats.resumed_from = part.offset();
+    // The tee needs the stream from byte 0; a resumed partial is unpacked
+    // from the stored blob afterwards instead.
+    const bool tee = opts.tee && part.offset() == 0;
 
     FetchProgress prog;
     prog.digest = &d;
@@ -189,6 +204,7 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
         uint64_t since_persist = 0;
         auto sink = [&](std::string_view chunk) -> util::Status {
             TRY(part.append(chunk));
+            if (tee) TRY(opts.tee(chunk));
             stats.downloaded += chunk.size();
             since_persist += chunk.size();
             int64_t t = now_ms();
@@ -261,6 +277,7 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
     TRY_CTX(util::failpoint("fetch.commit"), what);
     TRY(store.commit_ingest(d, size, true));
     report(true);
+    stats.streamed = tee;
     return stats;
 }
 

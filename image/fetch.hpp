@@ -42,6 +42,14 @@ struct FetchOptions {
     uint64_t persist_bytes = 32 << 20;  ///< save the resume state at least this often...
     int64_t persist_ms = 1000;         ///< ...and at least this often (whichever first)
     ProgressFn progress;
+    /// When set, gets every byte of the blob, in order from byte 0, right
+    /// after it is written to the partial file (one-pass unpack, see
+    /// StreamingUnpack). It sees unverified bytes: the digest is known only
+    /// at the end. Its error ends the download (the partial stays
+    /// resumable). Not called when the blob is already stored or the
+    /// download resumes a persisted partial: FetchStats::streamed says
+    /// whether it saw the whole blob.
+    std::function<util::Status(std::string_view)> tee;
 };
 
 struct FetchStats {
@@ -49,6 +57,7 @@ struct FetchStats {
     uint64_t resumed_from = 0;  ///< offset found in the persisted state
     int drops = 0;              ///< transfers that failed and were retried
     bool already_stored = false;
+    bool streamed = false;      ///< FetchOptions::tee got the whole blob, which is now stored
 };
 
 /// Downloads blob `d` of `size` bytes from `repo` into the store, resuming a

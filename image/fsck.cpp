@@ -120,6 +120,28 @@ util::Result<FsckReport> fsck(Store &store, bool repair) {
         if (!ok) problem(cat("incomplete layer ", d->str()), p);
     }
 
+    // signatures/: records named <manifest hex>.json, of a stored manifest.
+    std::string sigs = root + "/signatures";
+    for (const auto &n : list_dir(sigs)) {
+        std::string p = sigs + "/" + n;
+        if (n.starts_with(util::kTempPrefix)) {
+            problem(cat("stale temporary ", quote("signatures/" + n)), p);
+            continue;
+        }
+        auto d = n.ends_with(".json") ? hex_digest(std::string_view(n).substr(0, n.size() - 5)) : std::nullopt;
+        if (!d) {
+            problem(cat("stray entry ", quote("signatures/" + n)), p);
+            continue;
+        }
+        auto text = util::read_file(p, 4 << 20);
+        auto v = text ? util::json::parse(*text, n) : util::Result<util::json::Value>(Error::msg("unreadable"));
+        if (!v || !v->is_object()) {
+            problem(cat("unreadable signature record ", quote("signatures/" + n)), p);
+        } else if (!store.has_blob(*d)) {
+            problem(cat("signature record of a manifest not in the store ", quote("signatures/" + n)), p);
+        }
+    }
+
     // refs/: each names a manifest that is present and complete.
     std::string refs = root + "/refs";
     for (const auto &n : list_dir(refs)) {

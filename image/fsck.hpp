@@ -28,11 +28,14 @@ util::Result<FsckReport> fsck(Store &store, bool repair);
 struct GcReport {
     int blobs_removed = 0;
     int layers_removed = 0;
+    int signatures_removed = 0;  ///< signature records of manifests that went
     uint64_t bytes_freed = 0;
 };
 
 /// Removes blobs and layers that no ref and no container uses
-/// (containers/<id>/image.json: {"manifest": digest, "layers": [diff_id...]}).
+/// (containers/<id>/image.json: {"manifest": digest, "layers": [diff_id...]}),
+/// and the signature records (signatures/<hex>.json) of manifests it keeps
+/// no longer: a signature outlives nothing it signs.
 util::Result<GcReport> gc(Store &store);
 
 }  // namespace img

@@ -1,6 +1,12 @@
 // `berth image gc` (see fsck.hpp): marks what refs and containers use,
 // from manifests (and the manifests of an index) to configs, layer blobs
-// and unpacked layers, then removes the rest under the exclusive store lock.
+// and unpacked layers, then removes the rest, and the signature records of
+// the manifests that went, under the exclusive store lock (pulls, imports
+// and runs hold it shared, so nothing they are writing is collected).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <set>
 
 #include "image/fsck.hpp"
@@ -63,6 +69,22 @@ util::Result<GcReport> gc(Store &store) {
             for (const auto &s : *ls)
                 if (auto d = Digest::parse(s); d) keep_layers.insert(std::string(d->hex()));
     }
+    // A record names the manifest it admitted; it goes with that manifest,
+    // first (a crash then leaves a manifest without its record, which the
+    // next gc collects, never a record without its manifest).
+    std::string sigs = store.root() + "/signatures";
+    for (const auto &n : list_dir(sigs)) {
+        if (!n.ends_with(".json")) continue;  // temporaries: fsck's
+        auto d = hex_digest(std::string_view(n).substr(0, n.size() - 5));
+        if (!d || keep_blobs.count(d->str())) continue;
+        std::string p = cat(sigs, "/", n);
+        struct stat st;
+        uint64_t size = ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+        if (::unlink(p.c_str()) < 0 && errno != ENOENT) return util::Error::from_errno(cat("gc: remove ", util::quote(p)));
+        ++rep.signatures_removed;
+        rep.bytes_freed += size;
+    }
+    if (rep.signatures_removed) TRY_CTX(util::fsync_dir(sigs), "gc");
     for (const auto &d : TRY_CTX(store.list_blobs(), "gc")) {
         if (keep_blobs.count(d.str())) continue;
         if (lock_busy(cat(store.root(), "/ingest/", d.hex(), ".lock"))) continue;

@@ -51,6 +51,10 @@ util::Result<std::vector<Digest>> config_diff_ids(std::string_view json) {
 
 util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference &ref, const PullOptions &opts) {
     if (!opts.policy) return util::Error::msg("pull without a policy");
+    // Held to the end, so gc and fsck (exclusive) never remove a blob, a
+    // partial download or a layer this pull has fetched but not yet
+    // reached from its ref.
+    auto shared = TRY_CTX(store.lock_shared(), "pull");
     auto note = [&](std::string_view e, std::string_view d) {
         if (opts.note) opts.note(e, d);
     };
@@ -97,12 +101,15 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     TRY(enforce_policy(reg, decision, ref, res.top, alternates));
     note("verified", util::cat(ref.str(), " (", res.top.str(), ", policy scope ", decision.scope, ")"));
 
-    // 3. Config and layers.
-    std::vector<const Descriptor *> blobs{&manifest.config};
-    for (const auto &l : manifest.layers) blobs.push_back(&l);
-    for (const Descriptor *b : blobs) {
-        if (b->size < 0) return util::Error::msg(util::cat("blob ", b->digest.str(), " has a negative size"));
-        auto st = TRY(fetch_blob(reg, store, repo, b->digest, static_cast<uint64_t>(b->size), opts.fetch));
+    // 3. Config, then layers: one pass each, download -> hash -> decompress
+    // -> extract. Nothing was downloaded before the manifest digest and the
+    // policy were checked above. A layer is extracted while it downloads,
+    // into a temporary directory (StreamingUnpack) that becomes the layer
+    // only after the blob's size and digest were checked and it entered the
+    // store, and the diff_id matched; a mismatch discards both.
+    auto fetch = [&](const Descriptor &b, const FetchOptions &fo) -> util::Result<FetchStats> {
+        if (b.size < 0) return util::Error::msg(util::cat("blob ", b.digest.str(), " has a negative size"));
+        auto st = TRY(fetch_blob(reg, store, repo, b.digest, static_cast<uint64_t>(b.size), fo));
         if (st.already_stored) {
             res.blobs_skipped++;
         } else {
@@ -111,19 +118,40 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
             res.resumed_bytes += st.resumed_from;
             res.drops += st.drops;
         }
-    }
-
-    // 4. Manifests, layers, then the ref.
-    if (!index_body.empty() && !store.has_blob(res.top)) TRY(store.put_blob(res.top, index_body));
-    if (!store.has_blob(man.digest)) TRY(store.put_blob(man.digest, man.body));
+        return st;
+    };
+    TRY(fetch(manifest.config, opts.fetch));
+    std::vector<Digest> diff_ids;
     if (opts.unpack) {
         auto cfg = TRY(store.read_blob(manifest.config.digest, 16 << 20));
-        auto diff_ids = TRY_CTX(config_diff_ids(cfg), util::cat("config ", manifest.config.digest.str()));
+        diff_ids = TRY_CTX(config_diff_ids(cfg), util::cat("config ", manifest.config.digest.str()));
         if (diff_ids.size() != manifest.layers.size())
             return util::Error::msg(util::cat("config lists ", diff_ids.size(), " diff_ids for ", manifest.layers.size(), " layers"));
-        for (size_t i = 0; i < diff_ids.size(); i++)
-            TRY_CTX(unpack_layer(store, manifest.layers[i], diff_ids[i]), util::cat("unpack layer ", manifest.layers[i].digest.str()));
     }
+    for (size_t i = 0; i < manifest.layers.size(); i++) {
+        const Descriptor &l = manifest.layers[i];
+        std::unique_ptr<StreamingUnpack> stream;  // null: nothing to unpack, or unpacked in step 4
+        if (opts.unpack && !store.has_blob(l.digest))
+            stream = TRY_CTX(StreamingUnpack::start(store, l, diff_ids[i]), util::cat("unpack layer ", l.digest.str()));
+        FetchOptions fo = opts.fetch;
+        if (stream) fo.tee = [&stream](std::string_view bytes) { return stream->feed(bytes); };
+        auto st = TRY(fetch(l, fo));
+        // Committed at once: this process holds one layer lock at a time,
+        // so two pulls sharing layers in another order cannot deadlock.
+        // Not streamed (a resumed partial, stored meanwhile), dropping it
+        // removes the temporary and the lock; step 4 unpacks the stored blob.
+        if (stream && st.streamed) {
+            TRY(stream->commit());
+            note("unpacked", l.digest.str());
+        }
+    }
+
+    // 4. Manifests, layers not unpacked on the way, then the ref.
+    if (!index_body.empty() && !store.has_blob(res.top)) TRY(store.put_blob(res.top, index_body));
+    if (!store.has_blob(man.digest)) TRY(store.put_blob(man.digest, man.body));
+    if (opts.unpack)
+        for (size_t i = 0; i < diff_ids.size(); i++)
+            TRY(unpack_layer(store, manifest.layers[i], diff_ids[i]));  // its errors name the layer
     res.ref_name = store_ref_name(ref);
     TRY(store.set_ref(res.ref_name, man.digest));
     return res;

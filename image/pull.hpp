@@ -4,9 +4,15 @@
 //      digest unless the store already has it; an index selects the platform;
 //   2. enforce the trust policy (signatures) on the manifest digest BEFORE any
 //      config or layer is downloaded, let alone unpacked;
-//   3. fetch the config and the layers not yet in the store (resumable);
-//   4. store the manifests, unpack the layers (optional), set the ref last.
-// A failure at any step leaves no ref, so nothing half-pulled can run.
+//   3. fetch the config, then the layers not yet in the store (resumable),
+//      each in one pass: the bytes written to the partial blob also go to
+//      an unpacker thread extracting into a temporary directory, which
+//      becomes the layer only after the blob's digest and the diff_id were
+//      checked (StreamingUnpack, unpack.hpp);
+//   4. store the manifests, unpack the layers that were not streamed (a
+//      resumed download, a blob already stored), set the ref last.
+// A failure at any step leaves no ref, so nothing half-pulled can run. The
+// store's shared lock is held throughout, so gc and fsck wait for the pull.
 #pragma once
 
 #include <cstdint>

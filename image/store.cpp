@@ -205,6 +205,10 @@ util::Result<std::vector<Digest>> Store::list_blobs() const {
 util::Result<util::UniqueFd> Store::lock_shared() const { return take_flock(cat(root_, "/locks/store"), LOCK_SH); }
 util::Result<util::UniqueFd> Store::lock_exclusive() const { return take_flock(cat(root_, "/locks/store"), LOCK_EX); }
 
+std::string Store::signature_record_path(const Digest &manifest) const {
+    return cat(root_, "/signatures/", manifest.hex(), ".json");
+}
+
 std::string Store::layer_path(const Digest &diff_id) const { return cat(root_, "/layers/", diff_id.hex()); }
 
 bool Store::has_layer(const Digest &diff_id) const {

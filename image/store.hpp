@@ -6,6 +6,8 @@
 //   layers/.tmp-<hex>.<pid>   a layer being unpacked; renamed into place only when complete
 //   locks/                    flock files: store (shared by writers, exclusive for gc/fsck), layer-<hex>
 //   refs/<escaped name>       name -> manifest digest (JSON)
+//   signatures/<hex>.json     the signatures that admitted manifest <hex> (written
+//                             by `berth run IMAGE`), dropped by gc with the manifest
 //   containers/<id>/          per-container writable layer and bundle
 //   volumes/<name>/           persistent data no update or rollback touches
 //
@@ -79,6 +81,9 @@ public:
     util::Result<std::optional<Digest>> get_ref(const std::string &name) const;
     util::Status remove_ref(const std::string &name);
     util::Result<std::vector<std::pair<std::string, Digest>>> list_refs() const;
+
+    /// The signature record of a manifest: signatures/<hex>.json.
+    std::string signature_record_path(const Digest &manifest) const;
 
 private:
     explicit Store(std::string root) : root_(std::move(root)) {}

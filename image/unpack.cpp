@@ -4,11 +4,16 @@
 // filter] -> our callback, which hashes the uncompressed bytes (diff_id)
 // and enforces the size and ratio limits -> libarchive's tar reader ->
 // entries created here with *at() calls. libarchive never touches the disk.
+// The fd is a stored blob (unpack_layer) or, during a pull, one end of a
+// socketpair whose other end the download writes (StreamingUnpack, which
+// runs this pipeline in a thread of its own); either way the tree goes to
+// a LayerTmp that only a rename makes a layer.
 #include "image/unpack.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -31,7 +36,7 @@ using util::Error;
 using util::quote;
 using ArchivePtr = util::CPtr<archive, archive_read_free>;
 
-constexpr size_t kBufSize = 256 * 1024;
+constexpr size_t kBufSize = 64 * 1024;
 
 /// The decompressing, hashing, limit-checking source the tar reader reads.
 struct Source {
@@ -166,7 +171,6 @@ private:
     util::UniqueFd cached_fd_;
     uint64_t file_bytes_ = 0;
     std::vector<DirMeta> dirs_;
-    std::vector<char> buf_ = std::vector<char>(kBufSize);
 };
 
 util::Result<int> Extractor::parent_fd(const std::vector<std::string> &parts) {
@@ -254,6 +258,9 @@ util::Status Extractor::write_file(archive *a, int dirfd, const std::string &nam
         pos = off + static_cast<int64_t>(len);
     }
     if (pos != size && ::ftruncate(fd.get(), size) < 0) return Error::from_errno(cat(what, ": truncate"));
+    // Large files start their writeback now (a hint; the syncfs before the
+    // layer is renamed into place is what waits for the disk).
+    if (size >= (1 << 20)) (void)::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
     TRY(set_xattrs(fd.get(), e, what));
     return set_meta(dirfd, name, e, fd.get());
 }
@@ -389,10 +396,10 @@ util::Result<UnpackStats> unpack_stream(int in_fd, Compression compression, int 
             return std::move(st).error();
         }
     }
-    // The diff_id covers the whole stream, padding after the end-of-archive blocks included.
-    std::vector<char> drain(kBufSize);
+    // The diff_id covers the whole stream, padding after the end-of-archive
+    // blocks included (the tar reader is done with its buffer).
     for (;;) {
-        ssize_t n = src.next(drain.data(), drain.size());
+        ssize_t n = src.next(src.tar_buf.data(), src.tar_buf.size());
         if (n < 0) return Error::msg(src.error);
         if (n == 0) break;
     }
@@ -401,34 +408,153 @@ util::Result<UnpackStats> unpack_stream(int in_fd, Compression compression, int 
     return stats;
 }
 
-util::Status unpack_layer(Store &store, const Descriptor &layer, const Digest &diff_id, const UnpackLimits &limits) {
-    std::string what = cat("unpack layer ", layer.digest.str());
-    Compression comp = TRY_CTX(layer_compression(layer.media_type), what);
-    auto lock = TRY_CTX(store.lock_layer(diff_id), what);
-    if (store.has_layer(diff_id)) return util::ok();
-    std::string layers = util::path_join(store.root(), "layers");
-    std::string tmp_name = cat(".tmp-", diff_id.hex(), '.', ::getpid());
-    std::string tmp = util::path_join(layers, tmp_name);
+LayerTmp::LayerTmp(LayerTmp &&o) noexcept
+    : store_(o.store_), diff_id_(o.diff_id_), tmp_(std::exchange(o.tmp_, std::string())), lock_(std::move(o.lock_)),
+      rootfs_(std::move(o.rootfs_)), sealed_(o.sealed_) {}
+
+LayerTmp::~LayerTmp() {
+    rootfs_.reset();
+    if (!tmp_.empty()) (void)util::remove_tree(tmp_);
+}
+
+util::Result<std::optional<LayerTmp>> LayerTmp::begin(Store &store, const Digest &diff_id) {
+    std::string what = cat("unpack layer ", diff_id.str());
+    LayerTmp t(store, diff_id);
+    t.lock_ = TRY_CTX(store.lock_layer(diff_id), what);
+    if (store.has_layer(diff_id)) return std::optional<LayerTmp>();
+    std::string tmp = util::path_join(util::path_join(store.root(), "layers"), cat(".tmp-", diff_id.hex(), '.', ::getpid()));
     TRY_CTX(util::remove_tree(tmp), what);
-    util::ScopeGuard cleanup([&] { (void)util::remove_tree(tmp); });
+    t.tmp_ = tmp;
     TRY_CTX(util::mkdir_p(tmp + "/rootfs", 0755), what);
-    auto root = TRY_CTX(util::open_file(tmp + "/rootfs", O_RDONLY | O_DIRECTORY), what);
-    auto in = TRY_CTX(store.open_blob(layer.digest), what);
-    auto stats = TRY_CTX(unpack_stream(in.get(), comp, root.get(), limits), what);
-    if (!(stats.diff_id == diff_id))
-        return Error::msg(cat(what, ": uncompressed content hashes to ", stats.diff_id.str(), ", the config says ", diff_id.str()));
+    t.rootfs_ = TRY_CTX(util::open_file(tmp + "/rootfs", O_RDONLY | O_DIRECTORY), what);
+    return std::optional<LayerTmp>(std::move(t));
+}
+
+util::Status LayerTmp::seal(const Descriptor &layer, const UnpackStats &stats) {
+    std::string what = cat("unpack layer ", layer.digest.str());
+    if (!(stats.diff_id == diff_id_))
+        return Error::msg(cat(what, ": uncompressed content hashes to ", stats.diff_id.str(), ", the config says ", diff_id_.str()));
     util::json::Value meta = util::json::Value::object();
-    meta["diffID"] = diff_id.str();
+    meta["diffID"] = diff_id_.str();
     meta["blob"] = layer.digest.str();
     meta["mediaType"] = layer.media_type;
     meta["size"] = stats.tar_bytes;
-    TRY_CTX(util::atomic_write_file(tmp + "/layer.json", util::json::dump(meta) + "\n"), what);
+    // Inside the temporary directory, which is the unit made atomic by the
+    // rename: the syncfs below makes it durable with the tree.
+    {
+        auto fd = TRY_CTX(util::open_file(tmp_ + "/layer.json", O_WRONLY | O_CREAT | O_EXCL, 0644), what);
+        TRY_CTX(util::write_all(fd.get(), util::json::dump(meta) + "\n"), cat(what, ": write layer.json"));
+    }
     TRY_CTX(util::failpoint("unpack.sync"), what);
-    if (::syncfs(root.get()) < 0) return Error::from_errno(cat(what, ": syncfs"));
+    if (::syncfs(rootfs_.get()) < 0) return Error::from_errno(cat(what, ": syncfs"));
+    sealed_ = true;
+    return util::ok();
+}
+
+util::Status LayerTmp::commit(const Descriptor &layer) {
+    std::string what = cat("unpack layer ", layer.digest.str());
+    if (!sealed_) return Error::msg(cat(what, ": not complete"));
     TRY_CTX(util::failpoint("unpack.rename"), what);
-    if (::rename(tmp.c_str(), store.layer_path(diff_id).c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
-    cleanup.dismiss();
-    return util::fsync_dir(layers).context(what);
+    if (::rename(tmp_.c_str(), store_->layer_path(diff_id_).c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+    tmp_.clear();
+    return util::fsync_dir(util::path_join(store_->root(), "layers")).context(what);
+}
+
+util::Status unpack_layer(Store &store, const Descriptor &layer, const Digest &diff_id, const UnpackLimits &limits) {
+    std::string what = cat("unpack layer ", layer.digest.str());
+    Compression comp = TRY_CTX(layer_compression(layer.media_type), what);
+    auto tmp = TRY(LayerTmp::begin(store, diff_id));
+    if (!tmp) return util::ok();
+    auto in = TRY_CTX(store.open_blob(layer.digest), what);
+    auto stats = TRY_CTX(unpack_stream(in.get(), comp, tmp->rootfs_fd(), limits), what);
+    TRY(tmp->seal(layer, stats));
+    return tmp->commit(layer);
+}
+
+// ---- StreamingUnpack
+
+util::Result<std::unique_ptr<StreamingUnpack>> StreamingUnpack::start(Store &store, const Descriptor &layer,
+                                                                       const Digest &diff_id, const UnpackLimits &limits) {
+    std::string what = cat("unpack layer ", layer.digest.str());
+    Compression comp = TRY_CTX(layer_compression(layer.media_type), what);
+    // Also the first failpoint of this process when none was reached
+    // before: the table is then loaded here, before a second thread exists.
+    TRY_CTX(util::failpoint("unpack.stream"), what);
+    auto tmp = TRY(LayerTmp::begin(store, diff_id));
+    if (!tmp) return std::unique_ptr<StreamingUnpack>();
+    std::unique_ptr<StreamingUnpack> s(new StreamingUnpack(store, layer, std::move(*tmp), limits));
+    s->compression_ = comp;
+    // A socket rather than a pipe: send(MSG_NOSIGNAL) reports a reader that
+    // has gone as EPIPE without raising SIGPIPE in the process.
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return Error::from_errno(cat(what, ": socketpair"));
+    s->write_fd_.reset(sv[0]);
+    s->read_fd_.reset(sv[1]);
+    if (::shutdown(sv[1], SHUT_WR) < 0 || ::shutdown(sv[0], SHUT_RD) < 0) return Error::from_errno(cat(what, ": shutdown"));
+    // Room for a few curl chunks in the kernel (not in our RSS) so the two
+    // sides rarely wait for each other; the kernel caps it at wmem_max.
+    int sz = 1 << 20;
+    (void)::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    pthread_attr_t attr;
+    if (int e = pthread_attr_init(&attr); e != 0) return Error::with_code(e, cat(what, ": start unpacker"));
+    (void)pthread_attr_setstacksize(&attr, 1 << 20);
+    int e = pthread_create(&s->thread_, &attr, &StreamingUnpack::run, s.get());
+    pthread_attr_destroy(&attr);
+    if (e != 0) return Error::with_code(e, cat(what, ": start unpacker"));
+    s->running_ = true;
+    return s;
+}
+
+void *StreamingUnpack::run(void *self) {
+    auto *s = static_cast<StreamingUnpack *>(self);
+    auto stats = unpack_stream(s->read_fd_.get(), s->compression_, s->tmp_.rootfs_fd(), s->limits_);
+    // The rest of the stream is not needed (an error, or bytes past the end
+    // of the archive): closing makes a writer blocked in send() get EPIPE.
+    s->read_fd_.reset();
+    // Checked and synced here, while the download's side syncs the blob and
+    // goes on with the next layer; only the rename waits for the digest.
+    if (!stats) {
+        s->result_.emplace(std::move(stats).error().wrap(cat("unpack layer ", s->layer_.digest.str())));
+    } else {
+        s->result_.emplace(s->tmp_.seal(s->layer_, *stats));
+    }
+    return nullptr;
+}
+
+void StreamingUnpack::end_stream() {
+    write_fd_.reset();  // EOF for the unpacker
+    if (running_) {
+        pthread_join(thread_, nullptr);
+        running_ = false;
+    }
+}
+
+StreamingUnpack::~StreamingUnpack() { end_stream(); }
+
+util::Status StreamingUnpack::feed(std::string_view data) {
+    while (!data.empty() && write_fd_) {
+        ssize_t n = ::send(write_fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            end_stream();  // the unpacker stopped reading: it has a result
+            break;
+        }
+        if (n < 0) return Error::from_errno("pass the layer to the unpacker");
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    if (!write_fd_ && result_ && !*result_)  // code 0: not a transfer error, never retried
+        return Error::msg(result_->error().message());
+    return util::ok();
+}
+
+util::Status StreamingUnpack::commit() {
+    std::string what = cat("unpack layer ", layer_.digest.str());
+    end_stream();
+    if (!result_) return Error::msg(cat(what, ": the unpacker did not finish"));
+    if (!*result_) return std::move(*result_).error();  // names the layer
+    // Only bytes that became the verified blob may become a layer.
+    if (!store_.has_blob(layer_.digest)) return Error::msg(cat(what, ": the blob was not verified and stored"));
+    return tmp_.commit(layer_);
 }
 
 }  // namespace img

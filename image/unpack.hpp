@@ -15,7 +15,11 @@
 // flattened-copy fallback (rootfs.cpp) interprets the same markers.
 #pragma once
 
+#include <pthread.h>
+
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "image/digest.hpp"
@@ -54,5 +58,80 @@ bool zstd_supported();
 /// A failure or crash leaves no directory under the final name.
 util::Status unpack_layer(Store &store, const Descriptor &layer, const Digest &diff_id,
                           const UnpackLimits &limits = {});
+
+/// A layer being unpacked into layers/.tmp-<hex>.<pid>/rootfs, under the
+/// layer's lock (locks/layer-<hex>, which also tells fsck the temporary is
+/// in use). It becomes layers/<hex> only through commit(); destroyed
+/// uncommitted, it removes the temporary directory.
+class LayerTmp {
+public:
+    /// Takes the layer lock; nullopt when the layer is already unpacked.
+    static util::Result<std::optional<LayerTmp>> begin(Store &store, const Digest &diff_id);
+    LayerTmp(LayerTmp &&other) noexcept;
+    LayerTmp &operator=(LayerTmp &&) = delete;
+    ~LayerTmp();
+
+    int rootfs_fd() const { return rootfs_.get(); }
+    /// Checks that `stats` (of the stream unpacked into rootfs_fd()) has the
+    /// expected diff_id, writes layer.json and syncs the filesystem.
+    util::Status seal(const Descriptor &layer, const UnpackStats &stats);
+    /// Renames the sealed directory into place (and syncs the rename).
+    util::Status commit(const Descriptor &layer);
+
+private:
+    LayerTmp(Store &store, const Digest &diff_id) : store_(&store), diff_id_(diff_id) {}
+    Store *store_;
+    Digest diff_id_;
+    std::string tmp_;  ///< removed by the destructor while non-empty
+    util::UniqueFd lock_, rootfs_;
+    bool sealed_ = false;
+};
+
+/// The unpacking half of a one-pass pull: the bytes of a layer blob, fed in
+/// order while they download, go through a socketpair to a thread that runs
+/// unpack_stream (every containment check and limit above, unchanged) into a
+/// LayerTmp. The download and the unpack overlap, and the layer is read from
+/// the network once, never back from the store.
+///
+/// The bytes are unverified while they are unpacked: the tree goes to the
+/// temporary directory, which commit() renames into place only once the
+/// blob is in the store, which it enters only after fetch_blob checked its
+/// size and digest (and commit checks the diff_id). Destroyed uncommitted
+/// (a failed or mismatched download), it ends the stream, waits for the
+/// thread and removes the temporary directory.
+class StreamingUnpack {
+public:
+    /// Takes the layer lock and starts the thread; null when the layer is
+    /// already unpacked.
+    static util::Result<std::unique_ptr<StreamingUnpack>> start(Store &store, const Descriptor &layer, const Digest &diff_id,
+                                                                const UnpackLimits &limits = {});
+    StreamingUnpack(const StreamingUnpack &) = delete;
+    StreamingUnpack &operator=(const StreamingUnpack &) = delete;
+    ~StreamingUnpack();
+
+    /// Passes the next bytes of the blob to the unpacker; blocks while it is
+    /// behind. Fails with the unpacker's error once it stopped on one.
+    util::Status feed(std::string_view data);
+    /// Ends the stream, waits for the unpacker (which also checked the
+    /// diff_id and synced the tree), then, the blob being verified and
+    /// stored, moves the layer into place.
+    util::Status commit();
+
+private:
+    StreamingUnpack(Store &store, const Descriptor &layer, LayerTmp tmp, const UnpackLimits &limits)
+        : store_(store), layer_(layer), tmp_(std::move(tmp)), limits_(limits) {}
+    static void *run(void *self);
+    void end_stream();
+
+    Store &store_;
+    Descriptor layer_;
+    LayerTmp tmp_;
+    UnpackLimits limits_;
+    Compression compression_ = Compression::None;
+    util::UniqueFd write_fd_, read_fd_;  ///< read_fd_ belongs to the thread once it runs
+    pthread_t thread_{};
+    bool running_ = false;
+    std::optional<util::Status> result_;  ///< the unpack and seal, set by the thread; read after the join
+};
 
 }  // namespace img

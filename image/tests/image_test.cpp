@@ -1,16 +1,19 @@
 // Stored images end to end inside the store: unpack with diff_id checks,
-// overlay and flattened rootfs (whiteouts), bundles, fsck repairs, gc.
+// streaming unpack (one pass from the download), overlay and flattened
+// rootfs (whiteouts), bundles, fsck repairs, gc (signature records, locks).
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "image/fsck.hpp"
 #include "image/image.hpp"
 #include "image/rootfs.hpp"
 #include "image/tests/tar_builder.hpp"
+#include "image/unpack.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -215,4 +218,196 @@ TEST_CASE("a hostile layer in the store: refused, no layer, fsck clean", "[image
     REQUIRE(r);
     CAPTURE(r->problems);
     CHECK(r->clean());
+}
+
+namespace {
+
+/// A gzip layer (blob, descriptor, diff_id) of `files` name -> content.
+struct GzLayer {
+    std::string blob;
+    Descriptor desc;
+    Digest diff_id;
+};
+
+GzLayer gz_layer(const std::vector<std::pair<std::string, std::string>> &files) {
+    TarBuilder plain, gz(Compression::Gzip);
+    for (const auto &[n, c] : files) {
+        plain.file(n, c);
+        gz.file(n, c);
+    }
+    GzLayer l;
+    l.blob = gz.finish();
+    l.diff_id = Digest::of(plain.finish());
+    l.desc.media_type = std::string(media::kOciLayerGzip);
+    l.desc.digest = Digest::of(l.blob);
+    l.desc.size = static_cast<int64_t>(l.blob.size());
+    return l;
+}
+
+/// Feeds `blob` in 777-byte pieces (as a download would); the first error.
+util::Status feed_all(StreamingUnpack &s, std::string_view blob) {
+    for (size_t off = 0; off < blob.size(); off += 777) TRY(s.feed(blob.substr(off, 777)));
+    return util::ok();
+}
+
+size_t tmp_layers(const std::string &root) {
+    size_t n = 0;
+    DIR *d = opendir((root + "/layers").c_str());
+    while (auto *e = readdir(d))
+        if (std::string(e->d_name).starts_with(".tmp-")) ++n;
+    closedir(d);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("streaming unpack: the layer appears only once its blob is stored", "[image][stream]") {
+    TempDir t;
+    auto s = Store::open(t.path);
+    REQUIRE(s);
+    std::string big(3 << 20, '\0');
+    for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>((i * 2654435761u) >> 13);
+    GzLayer l = gz_layer({{"etc/hostname", "gw\n"}, {"data/big", big}});
+
+    // Fed completely, but the blob never entered the store: no layer, no temporary.
+    {
+        auto su = StreamingUnpack::start(*s, l.desc, l.diff_id);
+        REQUIRE(su);
+        REQUIRE(*su);
+        REQUIRE(feed_all(**su, l.blob));
+        auto st = (*su)->commit();
+        REQUIRE_FALSE(st);
+        CHECK(st.error().message().find("not verified") != std::string::npos);
+    }
+    CHECK_FALSE(s->has_layer(l.diff_id));
+    CHECK(tmp_layers(t.path) == 0);
+
+    // Abandoned half-way (a dropped or mismatched download): nothing left, lock released.
+    {
+        auto su = StreamingUnpack::start(*s, l.desc, l.diff_id);
+        REQUIRE(su);
+        REQUIRE(feed_all(**su, std::string_view(l.blob).substr(0, l.blob.size() / 2)));
+        CHECK(tmp_layers(t.path) == 1);
+    }
+    CHECK(tmp_layers(t.path) == 0);
+
+    // A wrong diff_id in the config: refused after the stream, nothing left.
+    REQUIRE(s->put_blob(l.desc.digest, l.blob));
+    {
+        auto su = StreamingUnpack::start(*s, l.desc, Digest::of("another tar"));
+        REQUIRE(su);
+        REQUIRE(feed_all(**su, l.blob));
+        auto st = (*su)->commit();
+        REQUIRE_FALSE(st);
+        CHECK(st.error().message().find("the config says") != std::string::npos);
+    }
+    CHECK(tmp_layers(t.path) == 0);
+
+    // The real thing: stream, blob stored (verified), commit.
+    {
+        auto su = StreamingUnpack::start(*s, l.desc, l.diff_id);
+        REQUIRE(su);
+        REQUIRE(feed_all(**su, l.blob));
+        REQUIRE((*su)->commit());
+    }
+    CHECK(s->has_layer(l.diff_id));
+    CHECK(*util::read_file(s->layer_path(l.diff_id) + "/rootfs/data/big") == big);
+    CHECK(*util::read_file(s->layer_path(l.diff_id) + "/rootfs/etc/hostname") == "gw\n");
+    auto again = StreamingUnpack::start(*s, l.desc, l.diff_id);
+    REQUIRE(again);
+    CHECK_FALSE(*again);  // already unpacked
+    auto r = fsck(*s, false);
+    REQUIRE(r);
+    CAPTURE(r->problems);
+    CHECK(r->clean());
+}
+
+TEST_CASE("streaming unpack: hostile layers and bombs are refused as in unpack_stream", "[image][stream]") {
+    TempDir t;
+    auto s = Store::open(t / "store");
+    REQUIRE(s);
+    // An entry through a symlink that leaves the root.
+    TarBuilder b(Compression::Gzip);
+    b.symlink("up", "/").file("up/" + t.path.substr(1) + "/escaped", "evil");
+    std::string blob = b.finish();
+    Descriptor d{std::string(media::kOciLayerGzip), Digest::of(blob), static_cast<int64_t>(blob.size()), {}, {}};
+    {
+        auto su = StreamingUnpack::start(*s, d, Digest::of("x"));
+        REQUIRE(su);
+        auto fed = feed_all(**su, blob);
+        auto st = fed ? (*su)->commit() : fed;
+        CHECK_FALSE(st);
+    }
+    CHECK_FALSE(util::path_exists(t / "escaped"));
+    CHECK(tmp_layers(t / "store") == 0);
+
+    // A bomb: 64 MiB of zeros past the limit stops the unpacker, and feed says so.
+    std::string zeros(80 << 20, '\0');
+    TarBuilder z(Compression::Gzip);
+    z.file("zeros", zeros);
+    std::string bomb = z.finish();
+    Descriptor bd{std::string(media::kOciLayerGzip), Digest::of(bomb), static_cast<int64_t>(bomb.size()), {}, {}};
+    UnpackLimits lim;
+    lim.max_bytes = 16 << 20;
+    auto su = StreamingUnpack::start(*s, bd, Digest::of("y"), lim);
+    REQUIRE(su);
+    util::Status st = util::ok();
+    for (int i = 0; i < 50 && st; i++) st = feed_all(**su, bomb);  // keeps feeding until the unpacker's error comes back
+    REQUIRE_FALSE(st);
+    CHECK(st.error().message().find("larger than the limit") != std::string::npos);
+}
+
+TEST_CASE("gc drops the signature records of manifests it removes", "[image][gc]") {
+    TempDir t;
+    auto s = Store::open(t.path);
+    REQUIRE(s);
+    Digest md = make_image(*s);
+    REQUIRE(s->set_ref("localhost/app:1", md));
+    Digest gone = Digest::of("a manifest that was collected");
+    REQUIRE(util::mkdir_p(t / "signatures"));
+    REQUIRE(util::atomic_write_file(s->signature_record_path(md), "{\"manifest\":\"" + md.str() + "\"}\n"));
+    REQUIRE(util::atomic_write_file(s->signature_record_path(gone), "{\"manifest\":\"" + gone.str() + "\"}\n"));
+    // fsck reports the orphan record; gc removes it and keeps the live one.
+    auto r = fsck(*s, false);
+    REQUIRE(r);
+    CHECK(r->problems.size() == 1);
+    auto g = gc(*s);
+    REQUIRE(g);
+    CHECK(g->signatures_removed == 1);
+    CHECK(g->blobs_removed == 0);
+    CHECK(util::path_exists(s->signature_record_path(md)));
+    CHECK_FALSE(util::path_exists(s->signature_record_path(gone)));
+    CHECK(fsck(*s, false)->clean());
+    // The image goes: its record goes with it.
+    REQUIRE(s->remove_ref("localhost/app:1"));
+    g = gc(*s);
+    REQUIRE(g);
+    CHECK(g->signatures_removed == 1);
+    CHECK(g->blobs_removed == 4);
+    CHECK_FALSE(util::path_exists(s->signature_record_path(md)));
+    CHECK(fsck(*s, false)->clean());
+}
+
+TEST_CASE("gc waits for writers holding the store lock shared", "[image][gc]") {
+    TempDir t;
+    auto s = Store::open(t.path);
+    REQUIRE(s);
+    Digest md = make_image(*s);  // no ref: all of it is garbage, once nobody writes
+    auto shared = s->lock_shared();
+    REQUIRE(shared);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        shared->reset();  // the parent's copy holds the lock
+        auto g = gc(*s);
+        _exit(g && g->blobs_removed == 4 ? 0 : 1);
+    }
+    usleep(300 * 1000);
+    int status = 0;
+    CHECK(waitpid(pid, &status, WNOHANG) == 0);  // still waiting
+    CHECK(s->has_blob(md));
+    shared->reset();
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK_FALSE(s->has_blob(md));
 }

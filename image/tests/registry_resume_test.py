@@ -6,7 +6,9 @@
   persisted offset (the bytes fetched twice are printed);
 - a python registry that lies (wrong bytes, wrong size, endless body, 200
   instead of 206, wrong media type): one-line error, exit 1, blob not
-  stored, and no partial that is not resumable.
+  stored, and no partial that is not resumable; with the one-pass unpack
+  (wrong bytes, a valid layer swapped for another, a hostile layer) also no
+  layer and no temporary layer directory.
 Usage: registry_resume_test.py BERTH"""
 import http.client
 import http.server
@@ -28,90 +30,6 @@ from remote_lib import *  # noqa
 if not shutil.which("docker-registry"):
     print("skipped: docker-registry is not installed")
     sys.exit(77)
-
-BLOB_RE = re.compile(r"/v2/.+/blobs/(sha256:[0-9a-f]{64})")
-
-
-class Proxy(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # clients that hang up are the point of this test
-
-    def __init__(self, upstream, drops=0, rate=0):
-        self.upstream = upstream
-        self.rate = rate  # bytes/s of blob bodies; 0: unthrottled
-        self.drop_only = set()  # digests whose transfers are dropped
-        self.drops_left = drops
-        self.drops_done = 0
-        self.served = {}
-        self.ranges = []
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), ProxyHandler)
-        self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    def count(self, digest, n):
-        with self.lock:
-            self.served[digest] = self.served.get(digest, 0) + n
-
-
-class ProxyHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        self.fwd("GET")
-
-    def do_HEAD(self):
-        self.fwd("HEAD")
-
-    def fwd(self, method):
-        s = self.server
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
-        up = http.client.HTTPConnection("127.0.0.1", s.upstream)
-        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        up.request(method, self.path, headers=hdrs)
-        resp = up.getresponse()
-        body = resp.read() if method == "GET" else b""
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("connection", "transfer-encoding", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", resp.getheader("Content-Length", "0") if method == "HEAD" else str(len(body)))
-        self.end_headers()
-        if method == "HEAD":
-            return
-        m = BLOB_RE.search(self.path)
-        if m and resp.status in (200, 206):
-            with s.lock:
-                s.ranges.append((m.group(1), self.headers.get("Range")))
-            cut = len(body)
-            if s.drops_left > 0 and len(body) > 1 and m.group(1) in s.drop_only:
-                with s.lock:
-                    s.drops_left -= 1
-                    s.drops_done += 1
-                cut = random.randint(1, len(body) - 1)
-            off = 0
-            try:
-                while off < cut:
-                    n = min(16384, cut - off)
-                    self.wfile.write(body[off:off + n])
-                    self.wfile.flush()
-                    s.count(m.group(1), n)
-                    off += n
-                    if s.rate:
-                        time.sleep(n / s.rate)
-            except OSError:
-                return
-            if cut < len(body):
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(body)
-
 
 # ------------------------------------------------------------------ lying registry
 
@@ -192,6 +110,12 @@ class LiarHandler(http.server.BaseHTTPRequestHandler):
             bad = bytearray(data)
             bad[len(bad) // 2] ^= 0xff
             return self.reply(200, bytes(bad), head=head)
+        if mode == "swapped":  # another valid layer of the same size: unpacks fine, wrong digest
+            for _ in range(50):
+                other, _ = tar_layer([("data.bin", os.urandom(300000))], compress=True)
+                if len(other) == len(data):
+                    return self.reply(200, other, head=head)
+            return self.reply(500, b"", head=head)
         if mode == "wrongsize":
             return self.reply(200, data[:-100], head=head)
         if mode == "endless":
@@ -228,8 +152,8 @@ class LiarHandler(http.server.BaseHTTPRequestHandler):
         return self.reply(500, b"", head=head)
 
 
-def make_image(layer_media="application/vnd.oci.image.layer.v1.tar+gzip", size=300000):
-    layer, diff = tar_layer([("data.bin", os.urandom(size))], compress=True)
+def make_image(layer_media="application/vnd.oci.image.layer.v1.tar+gzip", size=300000, files=None):
+    layer, diff = tar_layer(files or [("data.bin", os.urandom(size))], compress=True)
     cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
     man = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(cfg), "size": len(cfg)},
@@ -245,6 +169,12 @@ def ingest_strays(root):
     names = set(os.listdir(d))
     return [n for n in names if re.fullmatch(r"[0-9a-f]{64}", n) and n + ".state" not in names
             and os.path.getsize(os.path.join(d, n)) > 0]
+
+
+def layers_in(root):
+    """Unpacked layers and temporary layer directories."""
+    d = os.path.join(root, "layers")
+    return os.listdir(d) if os.path.isdir(d) else []
 
 
 berth = Berth(os.path.abspath(sys.argv[1]))
@@ -321,6 +251,27 @@ try:
         c.ok(r.returncode == 1 and len(lines) == 1 and expect in r.stderr, f"{mode}: one-line error: {r.stderr.strip()}")
         c.ok(layer[7:] not in blobs_in(root) and refs_in(root) == [], f"{mode}: blob not stored, no ref")
         c.ok(ingest_strays(root) == [], f"{mode}: no partial without a resume state")
+    # The same with the one-pass unpack: the layer is extracted while it
+    # downloads, into a temporary directory that a digest mismatch discards.
+    # A hostile layer (served with its right digest) is refused as before.
+    outside = os.path.join(tmp, "escaped")
+    streamed = [("swapped", "digest", None), ("wrongbytes", "digest", None),
+                ("hostile", "..", [("data", None), ("data/../../../../../../.." + outside, b"evil")])]
+    for mode, expect, files in streamed:
+        man, blobs, layer = make_image(files=files)
+        liar.images[f"lie/{mode}-unpack"] = (man, blobs, "ok" if mode == "hostile" else mode, OCI_MANIFEST)
+        root = os.path.join(tmp, "root-unpack-" + mode)
+        r = berth.run("pull", "--quiet", "--insecure-http", "--retries", "2", "--retry-delay-ms", "10",
+                      "--root", root, "--policy", accept, f"127.0.0.1:{liar.port}/lie/{mode}-unpack:1", timeout=60)
+        lines = r.stderr.strip().splitlines()
+        c.ok(r.returncode == 1 and len(lines) == 1 and expect in r.stderr,
+             f"{mode}, unpacking: one-line error: {r.stderr.strip()}")
+        # (the hostile blob itself is right: whether it was stored depends on
+        # whether its download ended before the unpacker refused it)
+        stored = layer[7:] in blobs_in(root)
+        c.ok((not stored or mode == "hostile") and refs_in(root) == [], f"{mode}, unpacking: blob stored only when right, no ref")
+        c.ok(layers_in(root) == [] and ingest_strays(root) == [] and not os.path.exists(outside),
+             f"{mode}, unpacking: no layer, no temporary, nothing outside: {layers_in(root)}")
     # 4. blob GETs redirected to another host: followed, without the Authorization header
     man, blobs, layer = make_image()
     liar.images["lie/redirect"] = (man, blobs, "redirect", OCI_MANIFEST)

@@ -8,15 +8,20 @@ to sign and verify against berth.
 import base64
 import gzip
 import hashlib
+import http.client
+import http.server
 import io
 import json
 import os
+import random
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -125,6 +130,100 @@ http:
                                      headers={"Accept": OCI_MANIFEST + "," + OCI_INDEX})
         with urllib.request.urlopen(req) as r:
             return r.headers["Docker-Content-Digest"]
+
+
+# ---------------------------------------------------------------- a slow, flaky link
+
+# A loopback proxy in front of a Registry: blob bodies at `rate` bytes/s
+# (on average, from the start of each body) through small socket buffers, transfers of the digests in `drop_only`
+# cut at random offsets (`drops` times). (libcurl 7.88's own rate limit,
+# behind `--limit-rate`, lets the first megabytes of a transfer through at
+# full speed, too many for a test image.)
+BLOB_RE = re.compile(r"/v2/.+/blobs/(sha256:[0-9a-f]{64})")
+
+
+class Proxy(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up are the point of this test
+
+    def __init__(self, upstream, drops=0, rate=0):
+        self.upstream = upstream
+        self.rate = rate  # bytes/s of blob bodies; 0: unthrottled
+        self.drop_only = set()  # digests whose transfers are dropped
+        self.drops_left = drops
+        self.drops_done = 0
+        self.served = {}
+        self.ranges = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def count(self, digest, n):
+        with self.lock:
+            self.served[digest] = self.served.get(digest, 0) + n
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.fwd("GET")
+
+    def do_HEAD(self):
+        self.fwd("HEAD")
+
+    def fwd(self, method):
+        s = self.server
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        up = http.client.HTTPConnection("127.0.0.1", s.upstream)
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        up.request(method, self.path, headers=hdrs)
+        resp = up.getresponse()
+        body = resp.read() if method == "GET" else b""
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", resp.getheader("Content-Length", "0") if method == "HEAD" else str(len(body)))
+        self.end_headers()
+        if method == "HEAD":
+            return
+        m = BLOB_RE.search(self.path)
+        if m and resp.status in (200, 206):
+            with s.lock:
+                s.ranges.append((m.group(1), self.headers.get("Range")))
+            cut = len(body)
+            if s.drops_left > 0 and len(body) > 1 and m.group(1) in s.drop_only:
+                with s.lock:
+                    s.drops_left -= 1
+                    s.drops_done += 1
+                cut = random.randint(1, len(body) - 1)
+            off = 0
+            start = time.monotonic()
+            try:
+                while off < cut:
+                    n = min(16384, cut - off)
+                    self.wfile.write(body[off:off + n])
+                    self.wfile.flush()
+                    s.count(m.group(1), n)
+                    off += n
+                    if s.rate:  # paced against the clock, so a late wake-up is made up, not lost
+                        ahead = start + off / s.rate - time.monotonic()
+                        if ahead > 0:
+                            time.sleep(ahead)
+            except OSError:
+                return
+            if cut < len(body):
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
 
 
 # ---------------------------------------------------------------- images
