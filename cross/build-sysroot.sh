@@ -12,8 +12,9 @@
 # and qemu -L at.
 #
 # The archive comes from the host's own apt configuration (deb822
-# /etc/apt/sources.list.d/*.sources or one-line sources.list): we keep the URIs of
-# the entries that carry the bookworm suite and use that suite only.
+# /etc/apt/sources.list.d/*.sources or one-line sources.list): cross/debian-extract.sh
+# keeps the URIs of the entries that carry the bookworm suite, and only that suite
+# is used.
 #
 # Cached: does nothing when DIR already holds a complete sysroot (the stamp file is
 # written last, so an interrupted build is redone).
@@ -47,58 +48,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 
-# Print a sources.list with only "$suite main" from the host's apt configuration.
-host_sources() {
-    local f
-    {
-        for f in /etc/apt/sources.list.d/*.sources; do
-            [ -f "$f" ] || continue
-            # deb822: stanzas separated by blank lines; keep deb stanzas whose Suites
-            # list holds exactly $suite.
-            awk -v suite="$suite" '
-                function flush() {
-                    if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ")) {
-                        n = split(uris, u, " ")
-                        for (i = 1; i <= n; i++) print u[i]
-                    }
-                    types = ""; uris = ""; suites = ""
-                }
-                /^[[:space:]]*$/ { flush(); next }
-                /^[[:space:]]*#/ { next }
-                tolower($1) == "types:"  { $1 = ""; types = $0 }
-                tolower($1) == "uris:"   { $1 = ""; uris = $0 }
-                tolower($1) == "suites:" { $1 = ""; suites = $0 }
-                tolower($1) == "enabled:" && tolower($2) == "no" { types = "" }
-                END { flush() }' "$f"
-        done
-        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-            [ -f "$f" ] || continue
-            # one-line format: deb [options] URI suite components...
-            awk -v suite="$suite" '
-                $1 == "deb" {
-                    i = 2
-                    if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-                    if ($(i + 1) == suite) print $i
-                }' "$f"
-        done
-    } | awk '!seen[$0]++' | sed "s|\$| $suite main|; s|^|deb |"
-}
-
-sources=$(host_sources)
-if [ -z "$sources" ]; then
-    echo "build-sysroot.sh: no \`$suite\` suite in the host's apt sources" >&2
-    exit 1
-fi
-
-echo "sysroot $arch: building in $dir from:"
-echo "$sources" | sed 's/^/  /'
 rm -rf "$dir" "$dir.tmp"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-echo "$sources" >"$tmp/sources.list"
-mmdebstrap --quiet --variant=extract --arch="$arch" \
-    --include="$(IFS=,; echo "${packages[*]}")" \
-    "$suite" "$dir.tmp" "$tmp/sources.list"
+SUITE=$suite "$here/debian-extract.sh" "$arch" "$dir.tmp" "${packages[@]}"
 
 # The linker follows symlinks inside --sysroot without rebasing them: turn every
 # absolute symlink into a relative one so nothing points at the host's files.

@@ -105,8 +105,9 @@ public:
             remove_own_parent();
         });
         for (const auto &h : v1_) TRY(make_dir(h.mount + path_));
-        if (!unified_mount_.empty()) {
-            if (mode_ == Mode::V2) TRY(enable_controllers_v2(unified_mount_, unified_dir()));
+        if (mode_ == Mode::V2) {
+            TRY(make_dir_v2());
+        } else if (!unified_mount_.empty()) {
             TRY(make_dir(unified_dir()));
         }
         // An empty cpuset takes no tasks: fill it from the parent now.
@@ -206,6 +207,22 @@ private:
         for (int i = 0;; ++i) {
             auto st = util::mkdir_p(dir, 0755);
             if (st || st.error().code != ENOENT || i == 3) return std::move(st).context("create cgroup");
+        }
+    }
+
+    /// The cgroup2 directory with its controllers: the parents first, since a
+    /// cgroup gets only what its parent's subtree_control hands down and a
+    /// parent that does not exist yet ("/berth" before the first container)
+    /// hands nothing. A concurrent delete may remove an empty "/berth"
+    /// between the steps: the leaf's mkdir then fails with ENOENT and all is
+    /// redone.
+    util::Status make_dir_v2() const {
+        std::string dir = unified_dir();
+        for (int i = 0;; ++i) {
+            TRY(make_dir(util::dirname(dir)));
+            TRY(enable_controllers_v2(unified_mount_, dir));
+            if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return util::ok();
+            if (errno != ENOENT || i == 3) return Error::from_errno(cat("create cgroup: mkdir ", quote(dir)));
         }
     }
 
@@ -386,7 +403,10 @@ util::Result<std::unique_ptr<Manager>> open_manager(const std::string &cgroups_p
         if (v1.empty()) return Error::with_code(ENOENT, cat("no cgroup v1 controller is mounted under ", quote(opts.root)));
         if (mode == Mode::Hybrid) unified = util::path_join(opts.root, "unified");
     }
-    bool owns_parent = cgroups_path.empty() && !opts.systemd;
+    // berth's default parent ("/berth") goes with its last container. Tell the
+    // default apart by the resolved path: the state keeps "/berth/<id>", so
+    // delete, update and exec reopen with a non-empty cgroupsPath.
+    bool owns_parent = !opts.systemd && path == cat("/berth/", container_id);
     return std::unique_ptr<Manager>(
         new HierManager(mode, opts.root, std::move(path), std::move(v1), std::move(unified), owns_parent));
 }
