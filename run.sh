@@ -2,18 +2,24 @@
 # berth's entry points on a fresh Debian 12 machine (run as root, or with sudo
 # available for apt-get). Each command installs what it needs first.
 #
-#   ./run.sh demo           build berth and run its main job (for now: a busybox container, the native
-#                           and the armhf binary, the latter under qemu-arm)
-#   ./run.sh test [--slow]  build natively and for armhf (arm64 too with BERTH_CROSS), run every unit
-#                           test natively and under QEMU, print one summary line
+#   ./run.sh demo           build berth and run its main job: a busybox image built here, pushed to a
+#                           local docker-registry and signed, then pulled, verified and run by
+#                           `berth run IMAGE` under a policy that requires the key; the same image
+#                           imported offline and run; a bundle run as podman would (runc mode); the
+#                           armhf binary under qemu-arm
+#   ./run.sh test [--slow]  build natively and for armhf (arm64 too with BERTH_CROSS), then run every
+#                           test: natively, under qemu-user, and the armhf berth booted on a real
+#                           kernel in qemu-system-arm (qemu-tests/); print one summary line
 #                           `N passed, N failed, N skipped`; exit 1 if any failed
 #   ./run.sh deps           only install the Debian packages listed in .ci/packages
 #
 # Environment:
 #   BERTH_SLOW_TESTS=1   same as --slow: also run the 'slow' suite (see meson.build)
-#   BERTH_CROSS="armhf arm64"  the cross builds `test` makes (default: "armhf",
-#                        which keeps CI near 15 minutes on 2 cores; empty: native only)
+#   BERTH_CROSS="armhf arm64"  the cross builds `test` makes and `demo` runs under QEMU
+#                        (default: "armhf", which keeps CI near 15 minutes on 2 cores;
+#                        empty: native only)
 #   BERTH_JOBS=N         parallel compile jobs (default: number of CPUs)
+#   BERTH_BUILD_DIR=DIR  the native build directory (default: build)
 #
 # Build directories: build/ (native), build-armhf/, build-arm64/; sysroots in
 # .sysroot/ (cross/build-sysroot.sh). All are reused when they exist.
@@ -23,6 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 jobs=${BERTH_JOBS:-$(nproc)}
 cross_arches=${BERTH_CROSS-armhf}
+native=${BERTH_BUILD_DIR:-build}
 
 step() { printf '\n== %s  [%ds]\n' "$*" "$SECONDS"; }   # SECONDS: since start
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -48,14 +55,14 @@ deps() {
 }
 
 build_native() {
-    step "native build (build/)"
+    step "native build ($native/)"
     # (Called in `if`, where set -e does not apply: hence the `|| return`.)
-    if [ -f build/build.ninja ]; then
-        meson configure build -Dwerror=true || return
+    if [ -f "$native/build.ninja" ]; then
+        meson configure "$native" -Dwerror=true || return
     else
-        meson setup build -Dwerror=true || return
+        meson setup "$native" -Dwerror=true || return
     fi
-    meson compile -C build -j "$jobs"
+    meson compile -C "$native" -j "$jobs"
 }
 
 # build_cross ARCH: the sysroot, then build-ARCH/ with cross/ARCH.ini.
@@ -84,35 +91,151 @@ qemu_run() {
 
 # ---------------------------------------------------------------- demo
 
+berth_bin() { echo "$PWD/$native/berth"; }
+
 demo_version() {
-    step "berth version (x86_64, build/berth)"
-    build/berth version
+    step "berth version (x86_64, $native/berth)"
+    "$(berth_bin)" version
 }
 
 demo_arm() {
-    build_cross armhf
-    step "berth version (armhf, under qemu-arm)"
-    qemu_run armhf build-armhf/berth version
-    step "file build-armhf/berth"
-    file build-armhf/berth
+    local arch qemu
+    for arch in $cross_arches; do
+        build_cross "$arch"
+        case $arch in armhf) qemu='qemu-arm' ;; arm64) qemu='qemu-aarch64' ;; esac
+        step "berth version ($arch, under $qemu)"
+        qemu_run "$arch" "build-$arch/berth" version
+        step "file build-$arch/berth"
+        file "build-$arch/berth"
+    done
 }
 
-# A busybox container run by berth as an OCI runtime: a bundle made of
+# make_image LAYOUT: an OCI image layout made with umoci: tag `1` is
+# busybox-static with its applets; tag `unsigned` has another config, so
+# another digest, which nobody signs.
+make_image() {
+    local layout=$1 work r a
+    work=$(mktemp -d)
+    umoci init --layout "$layout" >/dev/null
+    umoci new --image "$layout:1" >/dev/null
+    umoci unpack --image "$layout:1" "$work/b" >/dev/null
+    r=$work/b/rootfs
+    mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+    cp /bin/busybox "$r/bin/busybox"
+    for a in $(/bin/busybox --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
+    umoci repack --image "$layout:1" "$work/b" >/dev/null
+    # shellcheck disable=SC2016  # expanded in the container
+    umoci config --image "$layout:1" --config.cmd /bin/sh --config.cmd -c \
+        --config.cmd 'echo "hello from $(hostname), a signed image run by berth on $(uname -m)"' >/dev/null
+    umoci config --image "$layout:1" --tag unsigned --config.cmd /bin/echo --config.cmd 'never printed' >/dev/null
+    umoci gc --layout "$layout"
+    rm -rf "$work"
+}
+
+# start_registry DIR: Debian's docker-registry on 127.0.0.1, on a free port,
+# with its storage in DIR; sets $registry_pid and $registry (host:port).
+start_registry() {
+    local dir=$1 port
+    port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$dir"
+    printf '%s\n' 'version: 0.1' 'log: {level: error}' "storage: {filesystem: {rootdirectory: $dir/data}}" \
+        "http: {addr: \"127.0.0.1:$port\", secret: berth-demo}" >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    registry_pid=$!
+    registry=127.0.0.1:$port
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+        kill -0 "$registry_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$dir/registry.log" >&2
+    die "docker-registry did not start"
+}
+
+# berth's main job: a signed image from a registry to a running container,
+# and the offline path (an OCI layout imported). A subshell whose EXIT trap
+# stops the registry and removes every container and file it made, whether
+# the demo succeeds or fails.
+demo_images() (
+    berth=$(berth_bin)
+    tmp=$(mktemp -d /tmp/berth-demo.XXXXXX)
+    registry_pid=
+    # shellcheck disable=SC2317  # called by the trap
+    cleanup() {
+        set +e
+        for id in $("$berth" --root "$tmp/state" list -q 2>/dev/null); do "$berth" --root "$tmp/state" delete -f "$id"; done
+        if [ -n "$registry_pid" ]; then kill "$registry_pid"; wait "$registry_pid" 2>/dev/null; fi
+        rm -rf "$tmp"
+    }
+    trap cleanup EXIT
+    b() { "$berth" --root "$tmp/state" "$@"; }
+
+    step "a busybox OCI image from /bin/busybox (umoci), a local docker-registry, an ECDSA P-256 key (openssl)"
+    make_image "$tmp/layout"
+    start_registry "$tmp/registry"
+    echo "docker-registry listening on $registry, storage in $tmp/registry/data"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/key.pem"
+    openssl ec -in "$tmp/key.pem" -pubout -out "$tmp/key.pub" 2>/dev/null
+    image=$registry/demo/busybox:1
+
+    step "berth image push, berth image sign (cosign simple signing)"
+    b image push --quiet "oci:$tmp/layout:1" "$image"
+    b image push --quiet "oci:$tmp/layout:unsigned" "$registry/demo/busybox:unsigned"
+    b image sign --quiet --key "$tmp/key.pem" "$image"
+
+    step "the trust policy: images of $registry/demo must be signed by that key; nothing else runs"
+    policy=$tmp/policy.json
+    printf '%s\n' '{"default": [{"type": "reject"}],' \
+        " \"transports\": {\"docker\": {\"$registry/demo\": [{\"type\": \"sigstoreSigned\", \"keyPath\": \"$tmp/key.pub\"}]}}}" \
+        >"$policy"
+    cat "$policy"
+    b image verify --quiet --policy "$policy" "$image"
+
+    step "berth run --rm $image: pull, verify, unpack, run, all in one process"
+    b run --rm --store "$tmp/store" --policy "$policy" "$image"
+
+    step "an unsigned image does not run (refused before any layer is fetched)"
+    if b run --rm --store "$tmp/store" --policy "$policy" --quiet "$registry/demo/busybox:unsigned"; then
+        die "the unsigned image ran"
+    fi
+
+    step "a command, its exit code; without --rm the container stays until berth delete"
+    rc=0
+    b run --name demo-kept --store "$tmp/store" --policy "$policy" --quiet "$image" \
+        sh -c 'echo "a command of mine, exiting with 3"; exit 3' || rc=$?
+    echo "berth run exited with $rc"
+    b list
+    b delete demo-kept
+
+    step "offline: berth image import of the OCI layout directory, then berth run (no registry)"
+    b --root "$tmp/offline" image import --ref-name 1 "$tmp/layout" localhost/demo/busybox:1
+    if b run --rm --store "$tmp/offline" --quiet localhost/demo/busybox:1; then
+        die "the device default policy let an unsigned image run"
+    fi
+    echo "(the device default refused it: no policy file, no key under $tmp/offline/trust)"
+    echo '{"default": [{"type": "reject"}], "transports": {"docker": {"localhost/demo": [{"type": "insecureAcceptAnything"}]}}}' \
+        | tee "$tmp/offline/policy.json"
+    b run --rm --store "$tmp/offline" --quiet localhost/demo/busybox:1 echo "hello from an imported image, run offline"
+)
+
+# The runtime as podman and containerd use it (runc mode): a bundle made of
 # Debian's busybox-static and the config.json `berth spec` writes.
 demo_container() {
-    step "a busybox container run by berth (berth spec + berth run)"
-    local tmp
+    step "a bundle run by berth as an OCI runtime (berth spec; berth run --bundle DIR ID)"
+    local tmp berth
+    berth=$(berth_bin)
     tmp=$(mktemp -d)
     mkdir -p "$tmp/bundle/rootfs/bin"
     cp /bin/busybox "$tmp/bundle/rootfs/bin/busybox"
     for applet in sh echo uname id hostname cat; do ln -s busybox "$tmp/bundle/rootfs/bin/$applet"; done
-    (cd "$tmp/bundle" && "$OLDPWD/build/berth" spec)
+    (cd "$tmp/bundle" && "$berth" spec)
     jq '.process.terminal = false
         | .process.args = ["/bin/sh", "-c", "echo hello from a berth container; id; hostname; uname -m"]' \
         "$tmp/bundle/config.json" > "$tmp/config.json"
     mv "$tmp/config.json" "$tmp/bundle/config.json"
     local rc=0
-    build/berth --root "$tmp/state" run --bundle "$tmp/bundle" berth-demo || rc=$?
+    "$berth" --root "$tmp/state" run --bundle "$tmp/bundle" berth-demo || rc=$?
     rm -rf "$tmp"
     return "$rc"
 }
@@ -121,6 +244,7 @@ demo() {
     deps
     build_native
     demo_version
+    demo_images
     demo_container
     demo_arm
 }
@@ -179,18 +303,32 @@ test_all() {
     export BERTH_SLOW_TESTS=${BERTH_SLOW_TESTS:-0}
 
     deps
+    # Every build before any test: the native run's qemu-system tests
+    # (qemu-tests/) boot the armhf berth built here, named in
+    # BERTH_QEMU_ARMHF_BERTH (left empty when armhf is not built: they skip).
+    local native_ok=0 arch built=()
+    export BERTH_QEMU_ARMHF_BERTH=
     if build_native; then
-        run_tests build "${setup[@]}"
+        native_ok=1
     else
         echo "run.sh: native build failed"; build_failures=$((build_failures + 1))
     fi
-    local arch
     for arch in $cross_arches; do
         if build_cross "$arch"; then
-            run_tests "build-$arch" "${setup[@]}"
+            built+=("$arch")
         else
             echo "run.sh: $arch build failed"; build_failures=$((build_failures + 1))
         fi
+    done
+    if [[ " ${built[*]} " == *" armhf "* ]]; then
+        BERTH_QEMU_ARMHF_BERTH=$PWD/build-armhf/berth
+        step "kernel for the qemu-system tests (.sysroot/armhf-kernel)"
+        qemu-tests/fetch-kernel.sh armhf ||
+            { echo "run.sh: fetching the armhf kernel failed"; build_failures=$((build_failures + 1)); }
+    fi
+    [ "$native_ok" = 1 ] && run_tests "$native" "${setup[@]}"
+    for arch in "${built[@]}"; do
+        run_tests "build-$arch" "${setup[@]}"
     done
     step "summary"
     summary

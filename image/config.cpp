@@ -2,6 +2,7 @@
 #include "image/config.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 
 #include "util/file.hpp"
 #include "util/path.hpp"
@@ -29,6 +30,22 @@ util::Result<std::vector<std::vector<std::string>>> read_db(int rootfs_fd, const
         out.push_back(util::split(line, ':'));
     }
     return out;
+}
+
+/// podman's RLIMIT_NOFILE, 1048576, when this process may set it (it
+/// needs CAP_SYS_RESOURCE to go above its own hard limit); else its own hard
+/// limit, which the container's init can always keep.
+uint64_t default_nofile() {
+    constexpr rlim_t kWant = 1048576;
+    rlimit cur{};
+    if (::getrlimit(RLIMIT_NOFILE, &cur) < 0) return kWant;
+    if (cur.rlim_max == RLIM_INFINITY || cur.rlim_max >= kWant) return kWant;
+    rlimit raised{cur.rlim_cur, kWant};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+        (void)::setrlimit(RLIMIT_NOFILE, &cur);  // only a probe: lowering back is always allowed
+        return kWant;
+    }
+    return cur.rlim_max;
 }
 
 json::Value mount(const char *dest, const char *type, const char *source, std::vector<std::string> options) {
@@ -200,8 +217,9 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     proc["capabilities"] = caps;
     json::Value rlimit = json::Value::object();
     rlimit["type"] = "RLIMIT_NOFILE";
-    rlimit["hard"] = 1048576;
-    rlimit["soft"] = 1048576;
+    uint64_t nofile = opts.nofile ? opts.nofile : default_nofile();
+    rlimit["hard"] = nofile;
+    rlimit["soft"] = nofile;
     proc["rlimits"] = json::Value::array({rlimit});
     proc["noNewPrivileges"] = true;
     c["process"] = proc;
@@ -234,6 +252,7 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     json::Value ann = json::Value::object();
     for (const auto &[k, v] : image.labels) ann[k] = v;
     if (!image.stop_signal.empty()) ann["org.opencontainers.image.stopSignal"] = image.stop_signal;
+    for (const auto &[k, v] : opts.annotations) ann[k] = v;
     if (!ann.empty()) c["annotations"] = ann;
 
     json::Value linux_ = json::Value::object();

@@ -10,6 +10,7 @@
 // hostile image cannot make us read a host file.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,6 +43,8 @@ struct RuntimeConfigOptions {
     std::vector<std::string> extra_env;      ///< KEY=VALUE, override the image's
     std::string volumes_dir;                 ///< <root>/volumes; empty: image volumes are not mounted
     std::string volume_prefix;               ///< volume name prefix (the container or app name)
+    std::map<std::string, std::string> annotations;  ///< added to the image's labels, replacing same-named ones
+    uint64_t nofile = 0;                     ///< RLIMIT_NOFILE; 0: 1048576 (podman's), or this process's hard limit when it may not raise to that
     bool terminal = false;
     bool readonly_rootfs = false;
 };

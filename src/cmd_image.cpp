@@ -124,8 +124,8 @@ util::Result<int> run_rm(const cli::GlobalOptions &g, const util::ParsedArgs &a)
 util::Result<int> run_gc(const cli::GlobalOptions &g, const util::ParsedArgs &) {
     auto store = TRY(open_store(g));
     auto r = TRY(img::gc(store));
-    TRY(util::write_all(1, cat("removed ", r.blobs_removed, " blobs (", r.bytes_freed, " bytes) and ", r.layers_removed,
-                               " layers\n")));
+    TRY(util::write_all(1, cat("removed ", r.blobs_removed, " blobs (", r.bytes_freed, " bytes), ", r.layers_removed,
+                               " layers and ", r.signatures_removed, " signature records\n")));
     return 0;
 }
 

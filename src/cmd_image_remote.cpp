@@ -14,6 +14,7 @@
 #include "image/registry.hpp"
 #include "image/signature.hpp"
 #include "image/store.hpp"
+#include "registry_flags.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -23,32 +24,6 @@ namespace {
 
 constexpr const char *kDefaultRoot = "/var/lib/berth";
 
-/// "500", "64k", "2M", "1G" -> bytes.
-util::Result<uint64_t> parse_size(const std::string &s, const char *what) {
-    std::string_view v = s;
-    uint64_t mult = 1;
-    if (!v.empty()) {
-        switch (v.back()) {
-            case 'k': case 'K': mult = 1024; break;
-            case 'm': case 'M': mult = 1024 * 1024; break;
-            case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
-            default: break;
-        }
-        if (mult != 1) v.remove_suffix(1);
-    }
-    auto n = util::parse_int<uint64_t>(v);
-    if (!n) return util::Error::msg(util::cat("--", what, ": not a size: ", util::quote(s)));
-    return *n * mult;
-}
-
-util::Result<int64_t> parse_num(const util::ParsedArgs &a, const char *name, int64_t def) {
-    auto v = a.get(name);
-    if (!v) return def;
-    auto n = util::parse_int<int64_t>(*v);
-    if (!n || *n < 0) return util::Error::msg(util::cat("--", name, ": not a non-negative number: ", util::quote(*v)));
-    return *n;
-}
-
 std::string root_of(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
     if (auto r = a.get("root")) return *r;
     if (g.root) return *g.root;
@@ -56,25 +31,7 @@ std::string root_of(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
 }
 
 util::Result<img::Registry> open_registry(const img::Reference &ref, const util::ParsedArgs &a) {
-    img::RegistryOptions o;
-    o.http.ca_file = a.get("ca").value_or("");
-    o.http.pinned_key = a.get("pin").value_or("");
-    if (auto r = a.get("limit-rate")) o.http.limit_rate = static_cast<int64_t>(TRY(parse_size(*r, "limit-rate")));
-    o.http.timeout_s = TRY(parse_num(a, "timeout", 0));
-    o.retries = static_cast<int>(TRY(parse_num(a, "retries", 8)));
-    if (o.retries < 1) o.retries = 1;
-    o.backoff.base_ms = TRY(parse_num(a, "retry-delay-ms", 500));
-    if (o.backoff.base_ms < 1) o.backoff.base_ms = 1;
-    o.insecure_http = a.has("insecure-http");
-    if (auto c = a.get("creds")) o.creds = TRY(img::Credentials::load(*c));
-    return img::Registry::open(img::registry_host(ref), std::move(o));
-}
-
-util::Result<img::Policy> load_policy(const std::string &root, const util::ParsedArgs &a) {
-    if (auto p = a.get("policy")) return img::Policy::load(*p);
-    std::string dflt = util::path_join(root, "policy.json");
-    if (util::path_exists(dflt)) return img::Policy::load(dflt);
-    return img::Policy::device_default(util::path_join(root, "trust"));
+    return img::Registry::open(img::registry_host(ref), TRY(registry_options(a)));
 }
 
 auto printer_note(img::ProgressPrinter &p) {

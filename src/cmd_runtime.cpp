@@ -1,9 +1,17 @@
 // The runc-compatible lifecycle commands: create, start, run, state, kill,
 // delete, list. Each parses its options (runc's names, which podman and
 // conmon pass) and makes one call into runtime/container.hpp.
+//
+// `run` has a second mode, `berth run [OPTIONS] IMAGE [CMD...]`, chosen by
+// image_mode() (cmd_run_image.hpp): without --bundle, an argument that
+// cannot be a container id but is an image reference. The runc mode parses
+// exactly as before.
 #include <cstdlib>
+#include <vector>
 
+#include "cmd_run_image.hpp"
 #include "commands.hpp"
+#include "run_image.hpp"
 #include "runtime/container.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -45,7 +53,38 @@ util::Result<int> run_create(const cli::GlobalOptions &g, const util::ParsedArgs
     return 0;
 }
 
-util::Result<int> run_run(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+// runc's `run` options; image mode adds its own (kRunOptions below).
+const util::OptSpec kRuncRunOptions[] = {
+    {"bundle", 'b', true, "DIR", "bundle directory (default: current directory)"},
+    {"console-socket", 0, true, "PATH", "AF_UNIX socket that receives the pty master"},
+    {"detach", 'd', false, nullptr, "return once the container started"},
+    {"keep", 0, false, nullptr, "do not delete the container after it exits"},
+    {"pid-file", 0, true, "FILE", "write the init's pid to FILE"},
+    {"no-subreaper", 0, false, nullptr, "accepted for runc compatibility"},
+    {"no-pivot", 0, false, nullptr, "do not pivot_root (MS_MOVE + chroot), for a rootfs on a ramdisk"},
+    {"no-new-keyring", 0, false, nullptr, "keep the caller's session keyring"},
+    {"preserve-fds", 0, true, "N", "pass N more fds (3 .. 3+N-1) to the container"},
+};
+
+util::Result<int> run_run(const cli::GlobalOptions &g, const util::ParsedArgs &parsed) {
+    if (image_mode(parsed)) return run_image_command(g, parsed);
+    // runc mode. `run` stops parsing options at the first positional (for
+    // IMAGE CMD ARGS...); runc's form takes options anywhere: parse the rest.
+    util::ParsedArgs a = parsed;
+    if (a.positional.size() > 1) {
+        std::vector<std::string> rest(a.positional.begin() + 1, a.positional.end());
+        std::vector<char *> argv;
+        for (auto &r : rest) argv.push_back(r.data());
+        auto more = util::parse_args(static_cast<int>(argv.size()), argv.data(), kRuncRunOptions);
+        if (!more) return cli::usage_error(util::cat("run: ", more.error().context));
+        if (!more->positional.empty())
+            return cli::usage_error("run: wrong number of arguments; usage: berth run [OPTIONS] ID (or IMAGE [CMD...], see `berth run --help`)");
+        a.positional.resize(1);
+        a.options.insert(a.options.end(), more->options.begin(), more->options.end());
+    }
+    for (const auto &[name, value] : a.options)
+        if (image_only_option(name))
+            return cli::usage_error(util::cat("run: --", name, " needs an IMAGE (a reference such as host/repo:tag), not a container id"));
     auto o = TRY(create_options(g, a));
     return rt::run_container(o, a.has("detach"), a.has("keep"));
 }
@@ -69,7 +108,10 @@ util::Result<int> run_kill(const cli::GlobalOptions &g, const util::ParsedArgs &
 }
 
 util::Result<int> run_delete(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    // A container of `berth run IMAGE` also has a bundle in the image store.
+    auto st = rt::container_state(state_root(g), a.positional[0]);
     TRY(rt::delete_container(state_root(g), a.positional[0], a.has("force")));
+    if (st) TRY_CTX(remove_image_bundle(st->first), util::cat("delete ", util::quote(a.positional[0])));
     return 0;
 }
 
@@ -127,17 +169,13 @@ const util::OptSpec kCreateOptions[] = {
     {"no-new-keyring", 0, false, nullptr, "keep the caller's session keyring"},
     {"preserve-fds", 0, true, "N", "pass N more fds (3 .. 3+N-1) to the container"},
 };
-const util::OptSpec kRunOptions[] = {
-    {"bundle", 'b', true, "DIR", "bundle directory (default: current directory)"},
-    {"console-socket", 0, true, "PATH", "AF_UNIX socket that receives the pty master"},
-    {"detach", 'd', false, nullptr, "return once the container started"},
-    {"keep", 0, false, nullptr, "do not delete the container after it exits"},
-    {"pid-file", 0, true, "FILE", "write the init's pid to FILE"},
-    {"no-subreaper", 0, false, nullptr, "accepted for runc compatibility"},
-    {"no-pivot", 0, false, nullptr, "do not pivot_root (MS_MOVE + chroot), for a rootfs on a ramdisk"},
-    {"no-new-keyring", 0, false, nullptr, "keep the caller's session keyring"},
-    {"preserve-fds", 0, true, "N", "pass N more fds (3 .. 3+N-1) to the container"},
-};
+// runc's, then the image mode's (cmd_run_image.cpp).
+const std::vector<util::OptSpec> kRunOptions = [] {
+    std::vector<util::OptSpec> v(std::begin(kRuncRunOptions), std::end(kRuncRunOptions));
+    auto img = image_run_options();
+    v.insert(v.end(), img.begin(), img.end());
+    return v;
+}();
 const util::OptSpec kKillOptions[] = {{"all", 'a', false, nullptr, "signal every process of the container"}};
 const util::OptSpec kDeleteOptions[] = {{"force", 'f', false, nullptr, "kill the container first if it runs"}};
 const util::OptSpec kListOptions[] = {
@@ -149,8 +187,9 @@ const cli::Command kCommands[] = {
     {"create", "[OPTIONS] ID", "create a container from a bundle; it waits for `start`", kCreateOptions, 1, 1, false,
      run_create},
     {"start", "ID", "start the process of a created container", {}, 1, 1, false, run_start},
-    {"run", "[OPTIONS] ID", "create and start a container (and wait for it unless --detach)", kRunOptions, 1, 1, false,
-     run_run},
+    {"run", "[OPTIONS] ID  |  [OPTIONS] IMAGE [CMD [ARG...]]",
+     "create and start a container from a bundle (ID), or from an image (IMAGE: host/repo[:tag][@digest]; see docs/cli.md)",
+     kRunOptions, 1, -1, true, run_run},
     {"state", "ID", "print the state of a container as JSON", {}, 1, 1, false, run_state},
     {"kill", "[--all] ID [SIGNAL]", "send a signal (default TERM) to a container", kKillOptions, 1, 2, false, run_kill},
     {"delete", "[--force] ID", "delete a container and everything it holds", kDeleteOptions, 1, 1, false, run_delete},

@@ -41,5 +41,14 @@ assert v["version"] and v["gitRevision"] and v["features"], v
 print("ok: version --json names every library")
 PY
 check "global options before the command" 0 "$berth" --log /dev/null --log-format json --debug version
+# `run`: two modes (docs/cli.md); options of one mode in the other are usage errors, found before anything is touched.
+check "run --help" 0 "$berth" run --help
+grep -q "IMAGE \[CMD" /tmp/berth-cli-out.$$ || { echo "FAIL: run --help does not show the image mode"; fail=1; }
+check "run: an image option with a container id" 2 "$berth" run --rm some-id
+check "run: a bundle option with an image" 2 "$berth" run --detach localhost/app:1
+check "run: --bundle with an image option" 2 "$berth" run --bundle /nonexistent --name x some-id
+check "run: --env without =" 2 "$berth" run -e FOO localhost/app:1
+[ "$(wc -l </tmp/berth-cli-err.$$)" = 1 ] || { echo "FAIL: run usage error: not one line"; fail=1; }
+check "run ID: too many arguments" 2 "$berth" run some-id extra
 rm -f /tmp/berth-cli-out.$$ /tmp/berth-cli-err.$$
 exit $fail

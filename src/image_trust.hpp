@@ -1,0 +1,49 @@
+// The trust check `berth run IMAGE` makes on a stored image before any of
+// its layers is unpacked or run: the same policy as `berth image pull`
+// (docs/policy.md), applied again at every run, so an image that entered
+// the store another way (`berth image import`, or a pull under an older
+// policy) runs only if the policy in force accepts it.
+//
+// Signatures are looked for first in the store's signature record,
+// <store>/signatures/<manifest hex>.json (Store::signature_record_path;
+// gc drops it with its manifest), then in the image's registry; the
+// ones that satisfied the policy are recorded there, so a signed image
+// keeps running on a device that is offline. The record holds signatures,
+// not verdicts: they are verified again, under the keys of the policy in
+// force, at every run.
+//
+//   {"manifest": "sha256:<M>",
+//    "indexes": {"sha256:<I>": "<base64 of the index>"},       (index-level signatures)
+//    "signatures": [{"digest": "sha256:<M or I>", "payload": "<base64>", "signature": "<base64 DER>"}]}
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "image/digest.hpp"
+#include "image/policy.hpp"
+#include "image/reference.hpp"
+#include "image/registry.hpp"
+#include "image/store.hpp"
+#include "util/result.hpp"
+
+namespace cmd {
+
+struct TrustCheck {
+    img::Reference ref;              ///< the name the image runs as (what the policy and signatures name)
+    img::Digest manifest;            ///< the platform manifest the store's ref names
+    std::optional<img::Digest> top;  ///< the index `manifest` was selected from, when known
+    /// Opens the image's registry; called only when signatures are needed and none stored verify.
+    std::function<util::Result<img::Registry *>()> registry;
+};
+
+/// Fails when the policy rejects `ref` whatever its signatures (a `reject`
+/// requirement, the device default without keys): checked before a pull.
+util::Status check_not_rejected(const img::Policy &policy, const img::Reference &ref);
+
+/// Checks `c` against `policy`. Returns how it was accepted (for a log
+/// line); the error names the policy scope and why the image is refused.
+util::Result<std::string> check_trust(const img::Store &store, const img::Policy &policy, const TrustCheck &c);
+
+}  // namespace cmd
