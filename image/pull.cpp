@@ -2,6 +2,7 @@
 #include "image/pull.hpp"
 
 #include "image/signature.hpp"
+#include "image/signature_record.hpp"
 #include "image/unpack.hpp"
 #include "util/json.hpp"
 #include "util/log.hpp"
@@ -98,7 +99,9 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
 
     // 2. Policy, before any blob is fetched.
     auto decision = opts.policy->lookup(ref);
-    TRY(enforce_policy(reg, decision, ref, res.top, alternates));
+    SignatureRecord signatures;
+    TRY(enforce_policy(reg, decision, ref, res.top, alternates, &signatures.by_digest));
+    if (!index_body.empty()) signatures.indexes[res.top] = index_body;
     note("verified", util::cat(ref.str(), " (", res.top.str(), ", policy scope ", decision.scope, ")"));
 
     // 3. Config, then layers: one pass each, download -> hash -> decompress
@@ -149,6 +152,9 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     // 4. Manifests, layers not unpacked on the way, then the ref.
     if (!index_body.empty() && !store.has_blob(res.top)) TRY(store.put_blob(res.top, index_body));
     if (!store.has_blob(man.digest)) TRY(store.put_blob(man.digest, man.body));
+    // After the manifest (fsck calls a record without one an orphan): the
+    // signatures that passed, so the image also runs with the registry away.
+    if (!signatures.empty()) TRY(save_signature_record(store, man.digest, signatures));
     if (opts.unpack)
         for (size_t i = 0; i < diff_ids.size(); i++)
             TRY(unpack_layer(store, manifest.layers[i], diff_ids[i]));  // its errors name the layer

@@ -157,7 +157,7 @@ util::Result<std::vector<SignedPayload>> fetch_signatures(Registry &reg, const s
 }
 
 util::Status enforce_policy(Registry &reg, const PolicyDecision &d, const Reference &pulled, const Digest &manifest,
-                            const std::vector<Digest> &alternates) {
+                            const std::vector<Digest> &alternates, std::map<Digest, std::vector<SignedPayload>> *found) {
     std::string what = util::cat("policy for ", util::quote(pulled.str()), " (scope ", d.scope, ")");
     std::vector<Digest> digests{manifest};
     digests.insert(digests.end(), alternates.begin(), alternates.end());
@@ -188,6 +188,9 @@ util::Status enforce_policy(Registry &reg, const PolicyDecision &d, const Refere
         }
         if (!ok) return util::Error::msg(util::cat(what, ": ", util::join(why, "; ")));
     }
+    if (found)
+        for (size_t i = 0; i < digests.size(); i++)
+            if (!cache[i].empty()) (*found)[digests[i]] = std::move(cache[i]);
     return util::ok();
 }
 

@@ -17,6 +17,8 @@
 // byte-identical to containers/image's, and appends to an existing .sig manifest.
 #pragma once
 
+#include <map>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,9 +69,12 @@ util::Result<std::vector<SignedPayload>> fetch_signatures(Registry &reg, const s
 
 /// Checks every requirement of `decision` for image `manifest` of `pulled`.
 /// `alternates` are further digests a signature may name (an index's
-/// platform manifest); signatures are fetched lazily.
+/// platform manifest); signatures are fetched lazily. On success, `fetched`
+/// (when given) receives every signature fetched, by the digest it was
+/// found under, for the store's signature record.
 util::Status enforce_policy(Registry &reg, const PolicyDecision &decision, const Reference &pulled, const Digest &manifest,
-                            const std::vector<Digest> &alternates = {});
+                            const std::vector<Digest> &alternates = {},
+                            std::map<Digest, std::vector<SignedPayload>> *fetched = nullptr);
 
 /// Signs image `manifest` as `docker_reference` with the key and pushes the
 /// signature to `repo` (appending to existing signatures).

@@ -2,12 +2,11 @@
 #include "image_trust.hpp"
 
 #include <algorithm>
-#include <map>
 #include <vector>
 
-#include "image/auth.hpp"
 #include "image/manifest.hpp"
 #include "image/signature.hpp"
+#include "image/signature_record.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -18,78 +17,7 @@ namespace {
 using util::cat;
 using util::quote;
 
-/// Signatures by the digest they were found under (the manifest or an
-/// index that lists it), with the index bodies that prove the listing.
-struct Signatures {
-    std::map<img::Digest, std::vector<img::SignedPayload>> by_digest;
-    std::map<img::Digest, std::string> indexes;
-    bool empty() const { return by_digest.empty(); }
-};
-
-/// True when `body` is an index, hashes to `d` and lists `manifest`.
-bool index_lists(const img::Digest &d, std::string_view body, const img::Digest &manifest) {
-    if (!(img::Digest::of(body) == d)) return false;
-    auto idx = img::parse_index(body);
-    if (!idx) return false;
-    return std::any_of(idx->manifests.begin(), idx->manifests.end(), [&](const auto &m) { return m.digest == manifest; });
-}
-
-/// The stored record; a missing or unreadable one is an empty set (the
-/// registry is asked instead), never an error.
-Signatures load_record(const img::Store &store, const img::Digest &manifest) {
-    Signatures out;
-    auto text = util::read_file(store.signature_record_path(manifest), 4 << 20);
-    if (!text) return out;
-    auto v = util::json::parse(*text, "signature record");
-    if (!v || !v->is_object()) return out;
-    if (auto m = util::json::opt_string(*v, "manifest", ""); !m || !*m || **m != manifest.str()) return out;
-    if (auto ix = util::json::opt_object(*v, "indexes", ""); ix && *ix) {
-        for (const auto &[k, b64] : (*ix)->items()) {
-            if (!b64.is_string()) continue;
-            auto d = img::Digest::parse(k);
-            auto body = img::base64_decode(b64.get<std::string>());
-            if (d && body && index_lists(*d, *body, manifest)) out.indexes[*d] = *body;
-        }
-    }
-    auto sigs = util::json::opt_array(*v, "signatures", "");
-    if (!sigs || !*sigs) return out;
-    for (const auto &e : **sigs) {
-        if (!e.is_object()) continue;
-        auto d = util::json::req_string(e, "digest", "");
-        auto p = util::json::req_string(e, "payload", "");
-        auto s = util::json::req_string(e, "signature", "");
-        if (!d || !p || !s) continue;
-        auto digest = img::Digest::parse(*d);
-        auto payload = img::base64_decode(*p);
-        if (!digest || !payload) continue;
-        if (!(*digest == manifest) && !out.indexes.count(*digest)) continue;
-        out.by_digest[*digest].push_back({*payload, *s});
-    }
-    return out;
-}
-
-util::Status save_record(const img::Store &store, const img::Digest &manifest, const Signatures &sigs) {
-    util::json::Value v = util::json::Value::object();
-    v["manifest"] = manifest.str();
-    util::json::Value ix = util::json::Value::object();
-    for (const auto &[d, body] : sigs.indexes) ix[d.str()] = img::base64_encode(body);
-    v["indexes"] = ix;
-    util::json::Value arr = util::json::Value::array();
-    for (const auto &[d, list] : sigs.by_digest)
-        for (const auto &sp : list) {
-            util::json::Value e = util::json::Value::object();
-            e["digest"] = d.str();
-            e["payload"] = img::base64_encode(sp.payload);
-            e["signature"] = sp.signature_b64;
-            arr.push_back(e);
-        }
-    v["signatures"] = arr;
-    std::string path = store.signature_record_path(manifest);
-    // Shared, as a pull: gc and fsck (exclusive) never see the temporary.
-    auto lock = TRY(store.lock_shared());
-    TRY(util::mkdir_p(util::dirname(path), 0755));
-    return util::atomic_write_file(path, util::json::dump(v) + "\n").context("save signature record");
-}
+using Signatures = img::SignatureRecord;
 
 /// Does every sigstoreSigned requirement of `d` hold for some signature in `sigs`?
 util::Status satisfies(const img::PolicyDecision &d, const TrustCheck &c, const Signatures &sigs) {
@@ -128,7 +56,7 @@ util::Result<std::optional<std::pair<img::Digest, std::string>>> registry_index(
         if (!m) return std::nullopt;
         body = std::move(m->body);
     }
-    if (!index_lists(*top, body, c.manifest)) return std::nullopt;
+    if (!img::index_lists(*top, body, c.manifest)) return std::nullopt;
     return std::make_pair(*top, std::move(body));
 }
 
@@ -152,7 +80,7 @@ util::Result<std::string> check_trust(const img::Store &store, const img::Policy
         if (req.type == img::Requirement::Type::SigstoreSigned) need_signatures = true;
     if (!need_signatures) return cat(what, ": accepted without signatures");
 
-    auto stored = load_record(store, c.manifest);
+    auto stored = img::load_signature_record(store, c.manifest);
     if (!stored.empty() && satisfies(decision, c, stored)) return cat(what, ": signature verified (stored)");
 
     // None stored (or none that verifies any more): the registry's.
@@ -167,7 +95,11 @@ util::Result<std::string> check_trust(const img::Store &store, const img::Policy
     for (auto it = fetched.by_digest.begin(); it != fetched.by_digest.end();)
         it = it->second.empty() ? fetched.by_digest.erase(it) : std::next(it);
     TRY_CTX(satisfies(decision, c, fetched), what);
-    TRY_CTX(save_record(store, c.manifest, fetched), what);
+    {
+        // Shared, as a pull: gc and fsck (exclusive) never see the temporary.
+        auto lock = TRY_CTX(store.lock_shared(), what);
+        TRY_CTX(img::save_signature_record(store, c.manifest, fetched), what);
+    }
     return cat(what, ": signature verified (registry)");
 }
 

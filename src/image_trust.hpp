@@ -4,17 +4,12 @@
 // the store another way (`berth image import`, or a pull under an older
 // policy) runs only if the policy in force accepts it.
 //
-// Signatures are looked for first in the store's signature record,
-// <store>/signatures/<manifest hex>.json (Store::signature_record_path;
-// gc drops it with its manifest), then in the image's registry; the
-// ones that satisfied the policy are recorded there, so a signed image
-// keeps running on a device that is offline. The record holds signatures,
-// not verdicts: they are verified again, under the keys of the policy in
-// force, at every run.
-//
-//   {"manifest": "sha256:<M>",
-//    "indexes": {"sha256:<I>": "<base64 of the index>"},       (index-level signatures)
-//    "signatures": [{"digest": "sha256:<M or I>", "payload": "<base64>", "signature": "<base64 DER>"}]}
+// Signatures are looked for first in the store's signature record
+// (image/signature_record.hpp: written by `berth image pull` and by this
+// check), then in the image's registry; the ones that satisfied the policy
+// are recorded, so a signed image keeps running on a device that is
+// offline. They are verified again, under the keys of the policy in force,
+// at every run.
 #pragma once
 
 #include <functional>

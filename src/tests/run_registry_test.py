@@ -2,9 +2,9 @@
 """`berth run IMAGE` against Debian's docker-registry on 127.0.0.1: a busybox
 image pushed and signed by berth is pulled, verified and run under a policy
 that requires the key; it runs again with the registry stopped (from the
-signatures recorded at the first run), and not under another key. An
-unsigned image and an unknown one are refused in one line with nothing
-fetched, unpacked, mounted or left behind. Usage: run_registry_test.py BERTH"""
+signatures recorded by the first run, or by `berth image pull`), and not
+under another key. An unsigned image and an unknown one are refused in one
+line with nothing fetched, unpacked, mounted or left behind. Usage: run_registry_test.py BERTH"""
 import glob
 import os
 import shutil
@@ -99,9 +99,20 @@ try:
     c.ok(r.stdout == "amd64\n" and r.returncode == 0,
          f"a multi-arch image signed on its index: this platform's manifest runs: rc={r.returncode} {r.stdout!r} {r.stderr.strip()}")
 
+    # `berth image pull` records the signatures that passed too.
+    pulled = os.path.join(tmp, "pulled-store")
+    for img in (image, multi):
+        r = berth("--root", pulled, "image", "pull", "--quiet", "--policy", pol, img)
+        c.ok(r.returncode == 0, f"berth image pull {img}: {r.stderr.strip()}")
+    c.ok(len(glob.glob(os.path.join(pulled, "signatures", "*.json"))) == 2, "image pull recorded both images' signatures")
+
     # Offline: the recorded signature is verified again, under the policy in force.
     reg.stop()
     reg = None
+    for img, cmd, want in ((image, "echo pulled", "pulled\n"), (multi, "read a </m/arch; echo $a", "amd64\n")):
+        r = berth("run", "--rm", "--store", pulled, "--policy", pol, "--quiet", "--retries", "1", img, "sh", "-c", cmd)
+        c.ok(r.stdout == want and r.returncode == 0,
+             f"an image only pulled runs with the registry down ({img}): rc={r.returncode} {r.stderr.strip()}")
     r = berth("run", "--rm", "--store", store, "--policy", pol, "--quiet", "--retries", "1", image, "sh", "-c", "echo offline")
     c.ok(r.stdout == "offline\n" and r.returncode == 0, f"runs with the registry down: rc={r.returncode} {r.stderr.strip()}")
     r = berth("run", "--rm", "--store", store, "--policy", pol, "--quiet", "--retries", "1", multi, "sh", "-c", "read a </m/arch; echo $a")
