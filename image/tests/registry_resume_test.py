@@ -61,6 +61,16 @@ class LiarHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.handle_req(head=False)
 
+    def drop_half(self, data):
+        """A 200 announcing all of `data` that sends half and drops the connection."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
     def reply(self, status, body, ctype="application/octet-stream", extra=(), length=None, head=False):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -129,25 +139,11 @@ class LiarHandler(http.server.BaseHTTPRequestHandler):
             return
         if mode == "range200":
             if hit == 0:  # drop mid-body, so that the next attempt asks for a Range
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[:len(data) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
+                return self.drop_half(data)
             return self.reply(200, data, head=head)  # ignores Range
         if mode == "badrange":
             if hit == 0:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[:len(data) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
+                return self.drop_half(data)
             return self.reply(206, data[10:], extra=[("Content-Range", f"bytes 10-{len(data)-1}/{len(data)}")], head=head)
         return self.reply(500, b"", head=head)
 

@@ -212,28 +212,21 @@ TEST_CASE("apply_capabilities names a capability the runtime does not hold", "[s
                   {"effective", {"CAP_NET_RAW"}}};
     auto caps = sec::parse_capabilities(&spec);
     REQUIRE(caps.ok());
-    int p[2];
-    REQUIRE(pipe(p) == 0);
-    int st = run_in_child([&] {
-        // Lose CAP_NET_RAW first, as a runtime inside a restricted container would.
-        if (prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) != 0) return 1;
-        cap_t c = cap_get_proc();
-        cap_value_t raw = CAP_NET_RAW;
-        cap_set_flag(c, CAP_PERMITTED, 1, &raw, CAP_CLEAR);
-        cap_set_flag(c, CAP_EFFECTIVE, 1, &raw, CAP_CLEAR);
-        if (cap_set_proc(c) != 0) return 2;
-        cap_free(c);
-        auto r = sec::apply_capabilities(*caps);
-        if (r.ok()) return 3;
-        std::string m = r.error().message();
-        (void)!write(p[1], m.data(), m.size());
-        return 0;
-    });
-    close(p[1]);
-    std::string msg = util::read_all(p[0]).value_or("");
-    close(p[0]);
-    CHECK(exited_with(st, 0));
-    CHECK(msg == "apply capabilities: the runtime does not hold CAP_NET_RAW (not in its permitted set): "
+    auto f = failure_in_child(
+        [] {
+            // Lose CAP_NET_RAW first, as a runtime inside a restricted container would.
+            if (prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) != 0) return 1;
+            cap_t c = cap_get_proc();
+            cap_value_t raw = CAP_NET_RAW;
+            cap_set_flag(c, CAP_PERMITTED, 1, &raw, CAP_CLEAR);
+            cap_set_flag(c, CAP_EFFECTIVE, 1, &raw, CAP_CLEAR);
+            int rc = cap_set_proc(c) != 0 ? 2 : 0;
+            cap_free(c);
+            return rc;
+        },
+        [&] { return sec::apply_capabilities(*caps); });
+    CHECK(exited_with(f.status, 0));
+    CHECK(f.message == "apply capabilities: the runtime does not hold CAP_NET_RAW (not in its permitted set): "
                  "Operation not permitted");
 }
 

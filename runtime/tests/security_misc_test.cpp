@@ -77,23 +77,16 @@ TEST_CASE("apply_rlimits sets the limits", "[security][rlimits]") {
     Value raise = Value::array({{{"type", "RLIMIT_NOFILE"}, {"soft", 10}, {"hard", 300}}});
     auto up = sec::parse_rlimits(&raise);
     REQUIRE(up.ok());
-    int p[2];
-    REQUIRE(pipe(p) == 0);
-    st = run_in_child([&] {
-        rlimit low{50, 50};
-        if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 1;
-        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 2;
-        auto r = sec::apply_rlimits(*up);
-        if (r.ok()) return 3;
-        std::string m = r.error().message();
-        (void)!write(p[1], m.data(), m.size());
-        return 0;
-    });
-    close(p[1]);
-    std::string msg = util::read_all(p[0]).value_or("");
-    close(p[0]);
-    CHECK(exited_with(st, 0));
-    CHECK(msg == "setrlimit RLIMIT_NOFILE (soft 10, hard 300): Operation not permitted");
+    auto f = failure_in_child(
+        [] {
+            rlimit low{50, 50};
+            if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 1;
+            if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 2;
+            return 0;
+        },
+        [&] { return sec::apply_rlimits(*up); });
+    CHECK(exited_with(f.status, 0));
+    CHECK(f.message == "setrlimit RLIMIT_NOFILE (soft 10, hard 300): Operation not permitted");
 }
 
 TEST_CASE("personality parses domains and flags", "[security][personality]") {

@@ -296,21 +296,11 @@ TEST_CASE("load without no_new_privs or CAP_SYS_ADMIN is refused clearly", "[sec
     Value empty = profile("SCMP_ACT_ALLOW", Value::array());
     auto f = sec::compile_seccomp(&empty);
     REQUIRE(f.ok());
-    int p[2];
-    REQUIRE(pipe(p) == 0);
-    int st = run_in_child([&] {
-        if (setgid(65534) != 0 || setuid(65534) != 0) return 1;
-        auto r = (*f)->load();
-        if (r.ok()) return 2;
-        std::string m = r.error().message();
-        (void)!write(p[1], m.data(), m.size());
-        return r.error().code == EACCES ? 0 : 3;
-    });
-    close(p[1]);
-    std::string msg = util::read_all(p[0]).value_or("");
-    close(p[0]);
-    CHECK(exited_with(st, 0));
-    CHECK_THAT(msg, Catch::Contains("needs no_new_privs or CAP_SYS_ADMIN"));
+    auto fail = failure_in_child([] { return setgid(65534) != 0 || setuid(65534) != 0 ? 1 : 0; },
+                                 [&] { return (*f)->load(); });
+    CHECK(exited_with(fail.status, 0));
+    CHECK(fail.code == EACCES);
+    CHECK_THAT(fail.message, Catch::Contains("needs no_new_privs or CAP_SYS_ADMIN"));
 }
 
 TEST_CASE("SCMP_ACT_NOTIFY sends the listener fd and the agent answers", "[security][seccomp]") {

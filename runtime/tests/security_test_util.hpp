@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "util/file.hpp"
+#include "util/result.hpp"
 #include "util/strings.hpp"
 
 /// Runs `f` in a forked child and returns the raw wait status. `f` returns the
@@ -26,6 +28,39 @@ int run_in_child(F f) {
 }
 
 inline bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+
+/// How `act` failed in the child of failure_in_child.
+struct ChildFailure {
+    int status = -1;  ///< wait status: exit 0 when prepared and `act` failed
+    int code = 0;     ///< the Error's errno
+    std::string message;
+};
+
+/// Runs `prepare` (returns 0, or an exit code when it cannot) and then `act`
+/// (returns a util::Status expected to fail) in a forked child; reports how
+/// `act` failed. Exit 100: `act` succeeded.
+template <typename P, typename A>
+ChildFailure failure_in_child(P prepare, A act) {
+    ChildFailure out;
+    int p[2];
+    if (pipe(p) != 0) return out;
+    out.status = run_in_child([&] {
+        if (int rc = prepare()) return rc;
+        util::Status r = act();
+        if (r.ok()) return 100;
+        std::string m = util::cat(r.error().code, '\n', r.error().message());
+        (void)!write(p[1], m.data(), m.size());
+        return 0;
+    });
+    close(p[1]);
+    std::string msg = util::read_all(p[0]).value_or("");
+    close(p[0]);
+    if (auto nl = msg.find('\n'); nl != std::string::npos) {
+        out.code = util::parse_int<int>(std::string_view(msg).substr(0, nl)).value_or(0);
+        out.message = msg.substr(nl + 1);
+    }
+    return out;
+}
 
 /// The hex mask of line `key:` (CapInh, CapPrm, CapEff, CapBnd, CapAmb) in status text; ~0 if absent.
 inline uint64_t cap_mask(const std::string &status, const std::string &key) {
