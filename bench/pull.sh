@@ -6,8 +6,9 @@
 # and without unpacking (the one-pass unpack hides behind the download);
 # then "shared layers": updating to an image that differs in one layer
 # transfers exactly that layer + manifest + config (from the registry's
-# access log). Usage: [RUNS=5] bench/pull.sh [BERTH] (default build/src/berth)
+# access log). Usage: [RUNS=5] bench/pull.sh [BERTH] (default $BERTH, else
+# build/src/berth)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-berth=${1:-$here/build/src/berth}
+berth=${1:-${BERTH:-$here/build/src/berth}}
 exec /usr/bin/python3 "$here/bench/pull.py" "$(realpath "$berth")"
