@@ -25,10 +25,12 @@ util::DynLib crypto("libcrypto.so.3", "OpenSSL (libcrypto.so.3)");
 util::DynLib archive("libarchive.so.13", "libarchive (libarchive.so.13)");
 util::DynLib zlib("libz.so.1", "zlib (libz.so.1)");
 
-util::Status load() {
-    for (util::DynLib *l : {&curl, &crypto, &archive, &zlib}) TRY(l->load());
+util::Status load_local() {
+    for (util::DynLib *l : {&crypto, &archive, &zlib}) TRY(l->load());
     return util::ok();
 }
+
+util::Status load_remote() { return curl.load(); }
 
 namespace {
 

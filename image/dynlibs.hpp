@@ -12,8 +12,13 @@ namespace img::dynlibs {
 
 extern util::DynLib curl, crypto, archive, zlib;
 
-/// Opens all four: Store::open calls it, so every image command fails with
-/// one clear line when one is missing, before it changes anything.
-util::Status load();
+/// Opens libcrypto, libarchive and zlib: Store::open calls it, so every
+/// image command fails with one clear line when one is missing, before it
+/// changes anything.
+util::Status load_local();
+/// Opens libcurl (and what it needs): Registry::open calls it, so commands
+/// that never talk to a registry (import, ls, run of a stored image) do
+/// not map its forty libraries.
+util::Status load_remote();
 
 }  // namespace img::dynlibs

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 
+#include "image/dynlibs.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -155,6 +156,8 @@ std::optional<std::string> HttpResponse::header(std::string_view lower_name) con
 }
 
 util::Result<Http> Http::create(HttpOptions opts) {
+    // libcurl is opened here, the first time anything talks to a registry.
+    TRY(dynlibs::load_remote());
     static GlobalInit init;
     CURL *h = curl_easy_init();
     if (!h) return util::Error::msg("curl_easy_init failed");

@@ -72,7 +72,7 @@ util::Result<Store> Store::open(const std::string &root) {
     if (root.empty()) return Error::msg("store root is empty");
     // Every image command opens the store first: a missing library stops it
     // here, in one line, before anything is written.
-    TRY(dynlibs::load());
+    TRY(dynlibs::load_local());
     for (const char *sub : {"", "blobs", "blobs/sha256", "ingest", "layers", "refs", "containers", "volumes", "locks"})
         TRY_CTX(util::mkdir_p(util::path_join(root, sub), 0700), cat("open store ", quote(root)));
     return Store(root);

@@ -1,7 +1,8 @@
 // DynLib: a shared library opened on first use (dlopen), not at exec.
 //
 // The runtime path (`berth create/start/run ID`, PID 1) must start as fast and
-// as small as crun: it needs only libc, libstdc++, libseccomp and libcap.
+// as small as crun: it needs only libc, libseccomp and libcap (libstdc++ is
+// linked statically).
 // libcurl, OpenSSL and libarchive pull in some forty more libraries, which
 // cost ~20 ms and ~8 MB of RSS at every exec when the binary links them. So
 // image/ declares them as DynLibs and calls them through forwarding
