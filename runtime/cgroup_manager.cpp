@@ -138,8 +138,15 @@ public:
             return write_value(target, "cgroup.procs", cat(pid)).context(cat("move pid ", pid, " into cgroup"));
         };
         for (const auto &h : v1_) TRY(join(h.mount + path_, sub_of(h.controllers)));
-        if (!unified_mount_.empty()) TRY(join(unified_dir(), sub_of({""})));
-        return util::ok();
+        if (unified_mount_.empty()) return util::ok();
+        if (mode_ != Mode::V2) return join(unified_dir(), sub_of({""}));
+        // One hierarchy: every entry, whatever controller it names, must
+        // name the same sub-cgroup.
+        for (const auto &[c, p] : sub)
+            if (p != sub.front().second)
+                return Error::with_code(EINVAL, cat("cgroup v2 has one hierarchy: --cgroup gives ", quote(sub.front().second),
+                                                    " and ", quote(p)));
+        return join(unified_dir(), sub.empty() ? std::string() : sub.front().second);
     }
 
     util::Status freeze() override { return set_frozen(true).context(cat("freeze cgroup ", quote(path_))); }

@@ -212,6 +212,12 @@ TEST_CASE("V2 manager over a fake tree", "[cgroup]") {
     CHECK_THAT(msg(mgr.set(io)), Catch::Contains("`io` controller is not available"));
     REQUIRE(mgr.add_process(77).ok());
     CHECK(rd(d, "cgroup.procs") == "77");
+    // exec --cgroup on one hierarchy: one path, whatever controllers name it.
+    touch(d + "/sub", {"cgroup.procs"});
+    REQUIRE(mgr.add_process(78, *parse_sub_cgroups({"memory,pids:sub"})).ok());
+    CHECK(rd(d + "/sub", "cgroup.procs") == "78");
+    CHECK_THAT(msg(mgr.add_process(79, *parse_sub_cgroups({"memory:sub", "pids:other"}))),
+               Catch::Contains("cgroup v2 has one hierarchy"));
     touch(d, {"cgroup.events"}, "populated 1\nfrozen 1\n");
     REQUIRE(mgr.freeze().ok());
     CHECK(rd(d, "cgroup.freeze") == "1");
