@@ -7,7 +7,9 @@
 //   locks/                    flock files: store (shared by writers, exclusive for gc/fsck), layer-<hex>
 //   refs/<escaped name>       name -> manifest digest (JSON)
 //   signatures/<hex>.json     the signatures that admitted manifest <hex> (written
-//                             by `berth run IMAGE`), dropped by gc with the manifest
+//                             by pull and `berth run IMAGE`), dropped by gc with the manifest
+//
+// docs/store.md describes the layout and its formats for operators.
 //   containers/<id>/          per-container writable layer and bundle
 //   volumes/<name>/           persistent data no update or rollback touches
 //
