@@ -2,7 +2,8 @@
 // zlib), opened on first use rather than at exec (util/dynlib.hpp says why).
 // berth does not link them: image/dynlibs.cpp defines each function image/
 // calls with the library's own prototype and forwards it to the symbol.
-// A function newly called from image/ needs a line there (the link fails
+// A function newly called from image/ needs a line in its library's list
+// there, X(name, (parameters), (arguments)) (the link fails
 // with "undefined reference" until it has one).
 #pragma once
 

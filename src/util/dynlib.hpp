@@ -11,6 +11,7 @@
 #pragma once
 
 #include <mutex>
+#include <span>
 #include <string>
 
 #include "util/result.hpp"
@@ -19,17 +20,20 @@ namespace util {
 
 class DynLib {
 public:
-    /// `soname` is what dlopen gets ("libcurl.so.4"); `what` names it in errors.
-    constexpr DynLib(const char *soname, const char *what) : soname_(soname), what_(what) {}
+    /// `soname` is what dlopen gets ("libcurl.so.4"); `what` names it in
+    /// errors; `symbols` are the names callers will ask symbol() for.
+    constexpr DynLib(const char *soname, const char *what, std::span<const char *const> symbols)
+        : soname_(soname), what_(what), symbols_(symbols) {}
     DynLib(const DynLib &) = delete;
     DynLib &operator=(const DynLib &) = delete;
 
-    /// Opens the library once; later calls return the first outcome.
+    /// Opens the library once and checks that it has every one of `symbols`
+    /// (an older library may lack one); later calls return the first outcome.
     Status load();
-    /// The address of `name`. Callers have checked load(): a library or
-    /// symbol that is missing here is an installation error, reported in one
-    /// line on stderr before the process exits with 127 (what a shell does
-    /// for a command that is not found).
+    /// The address of `name`, one of `symbols`. Callers check load() first
+    /// (image/ does, where it opens the store or a registry connection); a
+    /// forwarder reached without that, on a machine without the library, is
+    /// a bug that aborts with one line on stderr rather than calling null.
     void *symbol(const char *name);
 
     const char *soname() const { return soname_; }
@@ -37,6 +41,7 @@ public:
 private:
     const char *soname_;
     const char *what_;
+    std::span<const char *const> symbols_;
     std::once_flag once_;
     void *handle_ = nullptr;
     std::string error_;
