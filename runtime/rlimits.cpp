@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 
+#include "runtime/named.hpp"
 #include "runtime/security.hpp"
 #include "util/strings.hpp"
 
@@ -21,10 +22,7 @@ using util::cat;
 using util::Error;
 using util::quote;
 
-struct Named {
-    const char *name;
-    unsigned long value;
-};
+using Named = NamedValue<unsigned long>;
 
 #define BERTH_RL(n) Named{#n, n}
 constexpr std::array kRlimits = {
@@ -50,13 +48,6 @@ constexpr std::array kPersonaFlags = {
     Named{"WHOLE_SECONDS", WHOLE_SECONDS},
 };
 
-template <size_t N>
-const Named *lookup(const std::array<Named, N> &table, std::string_view name) {
-    for (const auto &n : table)
-        if (name == n.name) return &n;
-    return nullptr;
-}
-
 }  // namespace
 
 util::Result<std::vector<Rlimit>> parse_rlimits(const util::json::Value *rlimits) {
@@ -69,7 +60,7 @@ util::Result<std::vector<Rlimit>> parse_rlimits(const util::json::Value *rlimits
         const auto &entry = (*rlimits)[i];
         TRY(util::json::expect_object(entry, where));
         auto type = TRY(util::json::req_string(entry, "type", where));
-        const Named *r = lookup(kRlimits, type);
+        const Named *r = lookup_named(kRlimits, type);
         if (!r) return Error::with_code(EINVAL, cat(quote(where + ".type"), ": unknown resource limit ", quote(type)));
         auto soft = TRY(util::json::opt_uint(entry, "soft", where));
         auto hard = TRY(util::json::opt_uint(entry, "hard", where));
@@ -105,12 +96,12 @@ util::Result<std::optional<unsigned long>> parse_personality(const util::json::V
     constexpr std::string_view where = "linux.personality";
     TRY(util::json::expect_object(*personality, where));
     auto domain = TRY(util::json::req_string(*personality, "domain", where));
-    const Named *d = lookup(kDomains, domain);
+    const Named *d = lookup_named(kDomains, domain);
     if (!d) return Error::with_code(EINVAL, cat("`linux.personality.domain`: unknown domain ", quote(domain)));
     unsigned long persona = d->value;
     auto flags = TRY(util::json::opt_string_array(*personality, "flags", where));
     for (size_t i = 0; i < flags.size(); i++) {
-        const Named *f = lookup(kPersonaFlags, flags[i]);
+        const Named *f = lookup_named(kPersonaFlags, flags[i]);
         if (!f)
             return Error::with_code(EINVAL, cat(quote(cat(where, ".flags[", i, ']')), ": unknown personality flag ",
                                                 quote(flags[i])));

@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/named.hpp"
 #include "runtime/security.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"
@@ -47,10 +48,7 @@ using util::Error;
 using util::quote;
 using util::json::Value;
 
-struct Named {
-    const char *name;
-    uint32_t value;
-};
+using Named = NamedValue<uint32_t>;
 
 constexpr std::array kActions = {
     Named{"SCMP_ACT_KILL", SCMP_ACT_KILL},
@@ -100,13 +98,6 @@ constexpr std::array kFlags = {
     Named{"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV},
 };
 
-template <size_t N>
-const Named *lookup(const std::array<Named, N> &table, std::string_view name) {
-    for (const auto &n : table)
-        if (name == n.name) return &n;
-    return nullptr;
-}
-
 Error invalid(std::string_view field, std::string_view what) {
     return Error::with_code(EINVAL, cat(quote(field), ": ", what));
 }
@@ -122,7 +113,7 @@ bool kernel_supports_flag(uint32_t flag) {
 /// Turns an action name and its optional errnoRet into a libseccomp action.
 util::Result<uint32_t> make_action(const std::string &name, std::optional<uint64_t> errno_ret,
                                    std::string_view action_field, std::string_view errno_field) {
-    const Named *a = lookup(kActions, name);
+    const Named *a = lookup_named(kActions, name);
     if (!a) return invalid(action_field, cat("unknown action ", quote(name)));
     bool takes_data = a->value == SCMP_ACT_ERRNO(0) || a->value == SCMP_ACT_TRACE(0);
     if (errno_ret && !takes_data)
@@ -204,7 +195,7 @@ util::Status add_syscall_rule(scmp_filter_ctx ctx, const Value &entry, std::stri
             if (!value) return invalid(util::json::field_path(aw, "value"), "missing");
             auto value_two = TRY(util::json::opt_uint(arg, "valueTwo", aw));
             auto op_name = TRY(util::json::req_string(arg, "op", aw));
-            const Named *op = lookup(kOperators, op_name);
+            const Named *op = lookup_named(kOperators, op_name);
             if (!op) return invalid(util::json::field_path(aw, "op"), cat("unknown operator ", quote(op_name)));
             scmp_arg_cmp c{};
             c.arg = static_cast<unsigned>(*index);
@@ -286,7 +277,7 @@ util::Result<std::unique_ptr<SeccompFilter>> compile_seccomp(const Value *seccom
     auto archs = TRY(util::json::opt_string_array(*seccomp, "architectures", where));
     for (size_t i = 0; i < archs.size(); i++) {
         std::string field = cat(where, ".architectures[", i, ']');
-        const Named *a = lookup(kArchs, archs[i]);
+        const Named *a = lookup_named(kArchs, archs[i]);
         if (!a) return invalid(field, cat("unknown architecture ", quote(archs[i])));
         int r = seccomp_arch_add(ctx.get(), a->value);
         if (r == -EDOM) {
@@ -300,7 +291,7 @@ util::Result<std::unique_ptr<SeccompFilter>> compile_seccomp(const Value *seccom
     auto flags = TRY(util::json::opt_string_array(*seccomp, "flags", where));
     for (size_t i = 0; i < flags.size(); i++) {
         std::string field = cat(where, ".flags[", i, ']');
-        const Named *f = lookup(kFlags, flags[i]);
+        const Named *f = lookup_named(kFlags, flags[i]);
         if (!f) return invalid(field, cat("unknown flag ", quote(flags[i])));
         if (!kernel_supports_flag(f->value)) return invalid(field, cat(flags[i], " is not supported by this kernel"));
         out->flags_ |= f->value;
