@@ -310,12 +310,12 @@ util::Status kill_container(const std::string &root, const std::string &id, int 
     return util::ok();
 }
 
-util::Status delete_container(const std::string &root, const std::string &id, bool force) {
+util::Result<std::optional<State>> delete_container(const std::string &root, const std::string &id, bool force) {
     std::string where = util::cat("delete ", util::quote(id));
     TRY_CTX(validate_id(id), where);
     std::string dir = state_dir(root, id);
     if (!util::path_exists(dir)) {
-        if (force) return util::ok();
+        if (force) return std::optional<State>();
         return Error::with_code(ENOENT, util::cat(where, ": container does not exist"));
     }
     auto lock = TRY_CTX(lock_container(root, id), where);
@@ -326,7 +326,8 @@ util::Status delete_container(const std::string &root, const std::string &id, bo
         if (loaded.error().code != ENOENT && !force) return std::move(loaded).error().wrap(where);
         cgroup::ManagerOptions mo;
         if (auto cg = cgroup::open_manager("", id, mo)) (void)(*cg)->destroy();
-        return util::remove_tree(dir).context(where);
+        TRY_CTX(util::remove_tree(dir), where);
+        return std::optional<State>();
     }
     State st = std::move(*loaded);
     Status s = refresh_status(root, st);
@@ -340,7 +341,8 @@ util::Status delete_container(const std::string &root, const std::string &id, bo
     wait_gone(st, 2000);
     auto hks = load_saved_hooks(dir);
     if (hks) (void)hooks::run_hooks(hooks::Kind::Poststop, *hks, state_json_text(st, Status::Stopped));
-    return util::remove_tree(dir).context(where);
+    TRY_CTX(util::remove_tree(dir), where);
+    return std::optional<State>(std::move(st));
 }
 
 util::Result<std::vector<std::pair<State, Status>>> list_containers(const std::string &root) {

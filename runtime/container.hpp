@@ -46,7 +46,9 @@ util::Result<std::pair<State, Status>> container_state(const std::string &root, 
 util::Status kill_container(const std::string &root, const std::string &id, int sig, bool all);
 /// Removes a stopped (or, with force, any) container: processes, cgroup,
 /// state; poststop hooks. A state dir left by a crashed create is removed too.
-util::Status delete_container(const std::string &root, const std::string &id, bool force);
+/// Returns the state that was removed (none when there was no readable one),
+/// for callers that clean up what the bundle held.
+util::Result<std::optional<State>> delete_container(const std::string &root, const std::string &id, bool force);
 /// Every container with its live status.
 util::Result<std::vector<std::pair<State, Status>>> list_containers(const std::string &root);
 

@@ -108,10 +108,9 @@ util::Result<int> run_kill(const cli::GlobalOptions &g, const util::ParsedArgs &
 }
 
 util::Result<int> run_delete(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    auto st = TRY(rt::delete_container(state_root(g), a.positional[0], a.has("force")));
     // A container of `berth run IMAGE` also has a bundle in the image store.
-    auto st = rt::container_state(state_root(g), a.positional[0]);
-    TRY(rt::delete_container(state_root(g), a.positional[0], a.has("force")));
-    if (st) TRY_CTX(remove_image_bundle(st->first), util::cat("delete ", util::quote(a.positional[0])));
+    if (st) TRY_CTX(remove_image_bundle(*st), util::cat("delete ", util::quote(a.positional[0])));
     return 0;
 }
 
