@@ -156,41 +156,54 @@ util::Result<std::vector<SignedPayload>> fetch_signatures(Registry &reg, const s
     return out;
 }
 
-util::Status enforce_policy(Registry &reg, const PolicyDecision &d, const Reference &pulled, const Digest &manifest,
-                            const std::vector<Digest> &alternates, std::map<Digest, std::vector<SignedPayload>> *found) {
-    std::string what = util::cat("policy for ", util::quote(pulled.str()), " (scope ", d.scope, ")");
-    std::vector<Digest> digests{manifest};
-    digests.insert(digests.end(), alternates.begin(), alternates.end());
-    std::vector<std::vector<SignedPayload>> cache(digests.size());
-    std::vector<bool> fetched(digests.size(), false);
+std::string policy_context(const PolicyDecision &d, const Reference &pulled) {
+    return util::cat("policy for ", util::quote(pulled.str()), " (scope ", d.scope, ")");
+}
+
+util::Status check_not_rejected(const PolicyDecision &d) {
+    for (const auto &req : d.requirements)
+        if (req.type == Requirement::Type::Reject)
+            return util::Error::msg("rejected (unsigned images do not run; configure a key)");
+    return util::ok();
+}
+
+util::Status check_requirements(const PolicyDecision &d, const Reference &pulled, const std::vector<Digest> &digests,
+                                const SignatureSource &signatures_of) {
+    TRY(check_not_rejected(d));
+    static const std::vector<SignedPayload> kNone;
     for (const auto &req : d.requirements) {
-        switch (req.type) {
-            case Requirement::Type::AcceptAnything:
-                continue;
-            case Requirement::Type::Reject:
-                return util::Error::msg(util::cat(what, ": rejected (unsigned images do not run; configure a key)"));
-            case Requirement::Type::SigstoreSigned:
-                break;
-        }
+        if (req.type != Requirement::Type::SigstoreSigned) continue;
         std::vector<std::string> why;
         bool ok = false;
         for (size_t i = 0; i < digests.size() && !ok; i++) {
-            if (!fetched[i]) {
-                cache[i] = TRY_CTX(fetch_signatures(reg, pulled.repository, digests[i]), what);
-                fetched[i] = true;
-            }
-            auto st = verify_signatures(cache[i], req, pulled, digests[i]);
+            const std::vector<SignedPayload> *sigs = TRY(signatures_of(digests[i]));
+            auto st = verify_signatures(sigs ? *sigs : kNone, req, pulled, digests[i]);
             if (st) {
                 ok = true;
             } else if (std::find(why.begin(), why.end(), st.error().message()) == why.end()) {
                 why.push_back(st.error().message());
             }
         }
-        if (!ok) return util::Error::msg(util::cat(what, ": ", util::join(why, "; ")));
+        if (!ok) return util::Error::msg(why.empty() ? std::string("image is not signed") : util::join(why, "; "));
     }
+    return util::ok();
+}
+
+util::Status enforce_policy(Registry &reg, const PolicyDecision &d, const Reference &pulled, const Digest &manifest,
+                            const std::vector<Digest> &alternates, std::map<Digest, std::vector<SignedPayload>> *found) {
+    std::vector<Digest> digests{manifest};
+    digests.insert(digests.end(), alternates.begin(), alternates.end());
+    // Fetched on demand, each once: a cellular link pays only for what is asked.
+    std::map<Digest, std::vector<SignedPayload>> fetched;
+    auto fetch = [&](const Digest &digest) -> util::Result<const std::vector<SignedPayload> *> {
+        auto it = fetched.find(digest);
+        if (it == fetched.end()) it = fetched.emplace(digest, TRY(fetch_signatures(reg, pulled.repository, digest))).first;
+        return &it->second;
+    };
+    TRY_CTX(check_requirements(d, pulled, digests, fetch), policy_context(d, pulled));
     if (found)
-        for (size_t i = 0; i < digests.size(); i++)
-            if (!cache[i].empty()) (*found)[digests[i]] = std::move(cache[i]);
+        for (auto &[digest, sigs] : fetched)
+            if (!sigs.empty()) (*found)[digest] = std::move(sigs);
     return util::ok();
 }
 

@@ -17,6 +17,7 @@
 // byte-identical to containers/image's, and appends to an existing .sig manifest.
 #pragma once
 
+#include <functional>
 #include <map>
 
 #include <string>
@@ -66,6 +67,22 @@ util::Status verify_signatures(const std::vector<SignedPayload> &signatures, con
 
 /// Fetches the signatures of `manifest` from the registry (none: empty list).
 util::Result<std::vector<SignedPayload>> fetch_signatures(Registry &reg, const std::string &repo, const Digest &manifest);
+
+/// "policy for `<pulled>` (scope <scope>)": what policy errors are about.
+std::string policy_context(const PolicyDecision &decision, const Reference &pulled);
+
+/// The error a `reject` requirement of `decision` gives; ok when it has none.
+util::Status check_not_rejected(const PolicyDecision &decision);
+
+/// The signatures made for `digest`, or nullptr when there are none.
+using SignatureSource = std::function<util::Result<const std::vector<SignedPayload> *>(const Digest &digest)>;
+
+/// Checks every requirement of `decision` for `pulled`, whose signatures may
+/// have been made for any of `digests` (its manifest, and indexes listing
+/// it). `signatures_of` is asked for a digest only when the ones before it
+/// did not satisfy a requirement. The error says why each was refused.
+util::Status check_requirements(const PolicyDecision &decision, const Reference &pulled, const std::vector<Digest> &digests,
+                                const SignatureSource &signatures_of);
 
 /// Checks every requirement of `decision` for image `manifest` of `pulled`.
 /// `alternates` are further digests a signature may name (an index's

@@ -19,23 +19,13 @@ using util::quote;
 
 using Signatures = img::SignatureRecord;
 
-/// Does every sigstoreSigned requirement of `d` hold for some signature in `sigs`?
+/// Does every requirement of `d` hold with the signatures in `sigs`?
 util::Status satisfies(const img::PolicyDecision &d, const TrustCheck &c, const Signatures &sigs) {
-    for (const auto &req : d.requirements) {
-        if (req.type != img::Requirement::Type::SigstoreSigned) continue;
-        std::vector<std::string> why;
-        bool ok = false;
-        for (const auto &[digest, list] : sigs.by_digest) {
-            auto st = img::verify_signatures(list, req, c.ref, digest);
-            if (st) {
-                ok = true;
-                break;
-            }
-            if (std::find(why.begin(), why.end(), st.error().message()) == why.end()) why.push_back(st.error().message());
-        }
-        if (!ok) return util::Error::msg(why.empty() ? std::string("image is not signed") : util::join(why, "; "));
-    }
-    return util::ok();
+    std::vector<img::Digest> digests;
+    for (const auto &[digest, list] : sigs.by_digest) digests.push_back(digest);
+    return img::check_requirements(d, c.ref, digests, [&](const img::Digest &digest) {
+        return util::Result<const std::vector<img::SignedPayload> *>(&sigs.by_digest.at(digest));
+    });
 }
 
 /// The index a tag names in the registry, when it lists `c.manifest`
@@ -64,17 +54,13 @@ util::Result<std::optional<std::pair<img::Digest, std::string>>> registry_index(
 
 util::Status check_not_rejected(const img::Policy &policy, const img::Reference &ref) {
     auto decision = policy.lookup(ref);
-    for (const auto &req : decision.requirements)
-        if (req.type == img::Requirement::Type::Reject)
-            return util::Error::msg(cat("policy for ", quote(ref.str()), " (scope ", decision.scope,
-                                        "): rejected (unsigned images do not run; configure a key)"));
-    return util::ok();
+    return img::check_not_rejected(decision).context(img::policy_context(decision, ref));
 }
 
 util::Result<std::string> check_trust(const img::Store &store, const img::Policy &policy, const TrustCheck &c) {
     TRY(check_not_rejected(policy, c.ref));
     auto decision = policy.lookup(c.ref);
-    std::string what = cat("policy for ", quote(c.ref.str()), " (scope ", decision.scope, ")");
+    std::string what = img::policy_context(decision, c.ref);
     bool need_signatures = false;
     for (const auto &req : decision.requirements)
         if (req.type == img::Requirement::Type::SigstoreSigned) need_signatures = true;
