@@ -129,7 +129,8 @@ TEST_CASE("policy parsing refuses unknown, duplicated and unsupported keys, nami
     for (const auto &c : cases) {
         INFO(c.json);
         auto p = Policy::parse(c.json, "t.json");
-        REQUIRE_FALSE(p);
+        CHECK_FALSE(p);
+        if (p) continue;
         std::string message = p.error().message();  // names are quoted `so`; the table writes "so"
         std::replace(message.begin(), message.end(), '`', '"');
         CHECK_THAT(message, Catch::Contains(c.error));
