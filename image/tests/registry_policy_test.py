@@ -22,13 +22,9 @@ import urllib.error
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from remote_lib import *  # noqa
 
-if not shutil.which("docker-registry"):
-    print("skipped: docker-registry is not installed")
-    sys.exit(77)
-
-berth = Berth(os.path.abspath(sys.argv[1]))
+require_registry()
+berth, c = Berth(os.path.abspath(sys.argv[1])), Checks()
 tmp = tempfile.mkdtemp(prefix="berth-regpolicy-")
-c = Checks()
 reg = Registry(tmp, "plain")
 
 
@@ -55,13 +51,7 @@ def pull(policy, image, root_name):
 
 
 try:
-    lay = Layout(os.path.join(tmp, "layout"))
-    bb = busybox_layer()
-    app = tar_layer([("app", None), ("app/hello.txt", b"hello multi-arch\n")])
-    amd, _ = lay.image([bb, app], "amd64", "v1")
-    arm, _ = lay.image([bb, app], "arm64", "v1")
-    idx, _ = lay.multiarch([amd, arm])
-    lay.tag(idx, "v1")
+    lay, amd, arm, idx = multiarch_layout(os.path.join(tmp, "layout"))
     H = reg.host
     key = new_key(os.path.join(tmp, "key.pem"))
     pub = os.path.join(tmp, "key.pem.pub")
