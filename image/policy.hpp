@@ -1,5 +1,5 @@
-// The trust policy: which keys must have signed which images, modelled on
-// containers-policy.json (docs/policy.md):
+// The trust policy: which keys must have signed which images, in the format
+// of containers-policy.json(5) (docs/policy.md lists what berth leaves out):
 //
 //   {"default": [{"type": "reject"}],
 //    "transports": {"docker": {
@@ -7,14 +7,21 @@
 //                                       "signedIdentity": {"type": "matchRepository"}}],
 //        "registry.example:5000":     [{"type": "insecureAcceptAnything"}]}}}
 //
-// The most specific scope wins: the full repository, then each parent
-// namespace, then the registry host, then "*.domain" wildcards, then the
-// transport's "" entry, then "default". Every requirement of the chosen
-// list must hold. With no policy file the device default applies: images
-// must be sigstore-signed by one of the keys pinned under <root>/trust/*.pub,
-// and with no such keys nothing is accepted: nothing unsigned ever runs.
+// Parsing is as strict as upstream's and stricter where berth lacks a
+// feature: an unknown, duplicated or unsupported key (Rekor, Fulcio, PKI,
+// GPG) makes the whole policy invalid, never silently weaker. Every image
+// berth handles, pulled or imported, is looked up in the `docker`
+// transport by its name; the scopes of upstream's other transports are
+// checked for syntax and never apply. The most specific scope wins: the
+// image itself (`host/repo@sha256:...`, `host/repo:tag`), the repository,
+// each parent namespace, the registry host[:port], `*.domain` wildcards
+// from the longest, the transport's "" entry, then "default". Every
+// requirement of the chosen list must hold. With no policy file the device
+// default applies: images must be sigstore-signed by one of the keys pinned
+// under <root>/trust/*.pub, and with no such keys nothing is accepted.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,13 +31,16 @@
 
 namespace img {
 
-enum class IdentityMatch { RepoDigestOrExact, Repository, ExactReference, ExactRepository };
+/// signedIdentity: what a signature's docker-reference must say.
+enum class IdentityMatch { RepoDigestOrExact, Exact, Repository, ExactReference, ExactRepository, RemapIdentity };
 
 struct Requirement {
     enum class Type { AcceptAnything, Reject, SigstoreSigned } type = Type::Reject;
     std::vector<std::string> keys_pem;  ///< SigstoreSigned: public keys (PEM), any one may sign
     IdentityMatch identity = IdentityMatch::RepoDigestOrExact;
     std::string identity_value;  ///< ExactReference / ExactRepository: the reference or repository
+    std::string prefix;          ///< RemapIdentity: replaced in the image's name ...
+    std::string signed_prefix;   ///< ... by this before matching as RepoDigestOrExact
 };
 
 struct PolicyDecision {
@@ -51,10 +61,12 @@ public:
 
 private:
     std::vector<Requirement> default_;
-    std::vector<std::pair<std::string, std::vector<Requirement>>> scopes_;  ///< docker transport
-    bool has_transport_default_ = false;
-    std::vector<Requirement> transport_default_;
+    std::map<std::string, std::vector<Requirement>> scopes_;  ///< docker transport; "" is its default
 };
+
+/// The docker-transport scopes that can apply to `ref`, most specific first
+/// (containers-policy.json(5)), ending with "" (the transport default).
+std::vector<std::string> docker_scopes(const Reference &ref);
 
 /// Does a signature's `docker-reference` satisfy `req`'s identity rule for
 /// an image pulled as `pulled`? The error says why not.

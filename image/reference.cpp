@@ -34,6 +34,8 @@ bool valid_component(std::string_view c) {
     return true;
 }
 
+}  // namespace
+
 /// domain := host[:port], host components [a-zA-Z0-9-] separated by dots, or an [IPv6].
 bool valid_registry(std::string_view r) {
     if (r.empty()) return false;
@@ -66,6 +68,8 @@ bool valid_registry(std::string_view r) {
     }
     return true;
 }
+
+namespace {
 
 bool valid_tag(std::string_view t) {
     if (t.empty() || t.size() > 128) return false;

@@ -31,4 +31,7 @@ struct Reference {
     std::string str() const;
 };
 
+/// Is `r` a registry as references name it: host[:port] or [IPv6][:port]?
+bool valid_registry(std::string_view r);
+
 }  // namespace img

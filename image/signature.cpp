@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "image/auth.hpp"
+#include "image/manifest.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
 
@@ -255,6 +256,24 @@ util::Status sign_image(Registry &reg, const std::string &repo, const Digest &ma
     m["layers"] = layers;
     TRY_CTX(reg.put_manifest(repo, tag, kOciManifest, util::json::dump(m)), "push signature manifest");
     return util::ok();
+}
+
+util::Result<std::vector<Digest>> sign_image_and_platforms(Registry &reg, const std::string &repo, const Digest &top,
+                                                           std::string_view docker_reference, std::string_view priv_pem) {
+    auto m = TRY(reg.get_manifest(repo, top.str()));
+    if (!m) return util::Error::msg(util::cat("manifest ", top.str(), " not found in ", util::quote(repo)));
+    std::vector<Digest> signed_digests;
+    if (is_index_type(m->media_type)) {
+        auto index = TRY_CTX(parse_index(m->body), util::cat("index ", top.str()));
+        for (const auto &d : index.manifests) {
+            if (std::find(signed_digests.begin(), signed_digests.end(), d.digest) != signed_digests.end()) continue;
+            TRY_CTX(sign_image(reg, repo, d.digest, docker_reference, priv_pem), util::cat("sign ", d.digest.str()));
+            signed_digests.push_back(d.digest);
+        }
+    }
+    TRY_CTX(sign_image(reg, repo, top, docker_reference, priv_pem), util::cat("sign ", top.str()));
+    signed_digests.push_back(top);
+    return signed_digests;
 }
 
 }  // namespace img

@@ -15,6 +15,9 @@
 // the policy's identity rule. Signing writes exactly that payload, a config
 // {"architecture":"","os":"","config":{},"rootfs":{...diff_ids:[payload digest]}}
 // byte-identical to containers/image's, and appends to an existing .sig manifest.
+// An index is signed with each manifest it lists, so that upstream tools,
+// which check the platform manifest they copy, accept it; berth accepts
+// either an index signature or the platform manifest's (docs/policy.md).
 #pragma once
 
 #include <functional>
@@ -97,5 +100,13 @@ util::Status enforce_policy(Registry &reg, const PolicyDecision &decision, const
 /// signature to `repo` (appending to existing signatures).
 util::Status sign_image(Registry &reg, const std::string &repo, const Digest &manifest, std::string_view docker_reference,
                         std::string_view priv_pem);
+
+/// Signs image `top` of `repo` as `docker_reference` and, when it is an
+/// index, every manifest it lists, as `skopeo copy --all
+/// --sign-by-sigstore-private-key` does: containers/image checks the
+/// signature of the platform manifest it copies, not the index's. Returns
+/// the digests signed, the listed manifests first and `top` last.
+util::Result<std::vector<Digest>> sign_image_and_platforms(Registry &reg, const std::string &repo, const Digest &top,
+                                                           std::string_view docker_reference, std::string_view priv_pem);
 
 }  // namespace img

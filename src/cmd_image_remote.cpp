@@ -107,8 +107,9 @@ util::Result<int> run_sign(const cli::GlobalOptions &, const util::ParsedArgs &a
     auto reg = TRY(open_registry(ref, a));
     auto digest = TRY(resolve_digest(reg, ref));
     std::string identity = a.get("identity").value_or(ref.tag.empty() ? ref.name() : ref.name() + ":" + ref.tag);
-    TRY_CTX(img::sign_image(reg, ref.repository, digest, identity, key), util::cat("sign ", util::quote(ref.str())));
-    TRY(util::write_all(1, util::cat(digest.str(), " ", identity, "\n")));
+    auto signed_digests = TRY_CTX(img::sign_image_and_platforms(reg, ref.repository, digest, identity, key),
+                                  util::cat("sign ", util::quote(ref.str())));
+    for (const auto &d : signed_digests) TRY(util::write_all(1, util::cat(d.str(), " ", identity, "\n")));
     return 0;
 }
 
@@ -174,7 +175,7 @@ const util::OptSpec kVerifyOptions[] = {
 const cli::Command kCommands[] = {
     {"pull", "[OPTIONS] IMAGE", "pull, verify and unpack an image from a registry", kPullOptions, 1, 1, false, run_pull},
     {"push", "[OPTIONS] SOURCE [DEST]", "push a stored image or oci:DIR[:TAG] to a registry", kPushOptions, 1, 2, false, run_push},
-    {"sign", "[OPTIONS] --key FILE IMAGE", "sign an image in its registry (cosign simple signing)", kSignOptions, 1, 1, false,
+    {"sign", "[OPTIONS] --key FILE IMAGE", "sign an image and, for an index, each of its manifests", kSignOptions, 1, 1, false,
      run_sign},
     {"verify", "[OPTIONS] IMAGE", "check an image's signatures in its registry against the policy", kVerifyOptions, 1, 1,
      false, run_verify},

@@ -298,6 +298,17 @@ class Layout:
         return dict(mediaType=OCI_INDEX, **self.blob(body)), body
 
 
+def multiarch_layout(path, text=b"hello multi-arch\n", tag="v1"):
+    """A layout holding a linux amd64 + arm64 index under `tag`; returns (layout, amd, arm, index) descriptors."""
+    lay = Layout(path)
+    layers = [busybox_layer(), tar_layer([("app", None), ("app/hello.txt", text)])]
+    amd, _ = lay.image(layers, "amd64", tag)
+    arm, _ = lay.image(layers, "arm64", tag)
+    idx, _ = lay.multiarch([amd, arm])
+    lay.tag(idx, tag)
+    return lay, amd, arm, idx
+
+
 # ---------------------------------------------------------------- signatures (independent implementation)
 
 def new_key(path):
@@ -391,6 +402,13 @@ def refs_in(root):
 def blobs_in(root):
     d = os.path.join(root, "blobs", "sha256")
     return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+
+def require_registry():
+    """Exits 77 (skipped) when docker-registry is missing."""
+    if not shutil.which("docker-registry"):
+        print("skipped: docker-registry is not installed")
+        sys.exit(77)
 
 
 class Checks:
