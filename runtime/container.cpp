@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -95,7 +94,8 @@ util::Status read_report(int fd, pid_t pid) {
 }
 
 /// `spec` is the bundle's config.json, loaded once by the caller.
-util::Result<State> create_impl(const CreateOptions &o, Spec spec, int console_fd_in) {
+util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
+    const int console_fd_in = o.console_fd;
     TRY(validate_id(o.id));
     TRY_CTX(util::mkdir_p(o.root, 0700), "state root");
     if (!spec.process) return Error::msg("config.json: `process`: missing");
@@ -267,7 +267,7 @@ util::Result<int> parse_signal(std::string_view s) {
 util::Result<State> create_container(const CreateOptions &opts) {
     const std::string where = util::cat("create ", util::quote(opts.id));
     Spec spec = TRY_CTX(load_spec(opts.bundle), where);
-    return create_impl(opts, std::move(spec), -1).context(where);
+    return create_impl(opts, std::move(spec)).context(where);
 }
 
 util::Status start_container(const std::string &root, const std::string &id) {
@@ -354,61 +354,6 @@ util::Result<std::vector<std::pair<State, Status>>> list_containers(const std::s
         out.emplace_back(std::move(*st), s);
     }
     return out;
-}
-
-util::Result<int> run_container(const CreateOptions &opts, bool detach, bool keep) {
-    if (detach) {
-        TRY(create_container(opts));
-        TRY(start_container(opts.root, opts.id));
-        return 0;
-    }
-    // Foreground: we are the reaper of the container's orphans and pass
-    // the usual signals on to its init.
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    sigset_t set, old;
-    sigemptyset(&set);
-    for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&set, s);
-    sigprocmask(SIG_BLOCK, &set, &old);
-
-    // A terminal without --console-socket: we receive the master ourselves.
-    const std::string where = util::cat("run ", util::quote(opts.id));
-    Spec spec = TRY_CTX(load_spec(opts.bundle), where);
-    util::UniqueFd console_ours, console_theirs;
-    if (spec.process && spec.process->terminal && opts.console_socket.empty()) {
-        int sp[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) return Error::from_errno("socketpair");
-        console_ours.reset(sp[0]);
-        console_theirs.reset(sp[1]);
-    }
-    State st = TRY_CTX(create_impl(opts, std::move(spec), console_theirs.get()), where);
-    console_theirs.reset();
-    util::UniqueFd master;
-    if (console_ours) master = TRY(console::recv_fd(console_ours.get()));
-    auto started = start_container(opts.root, opts.id);
-    if (!started) {
-        (void)delete_container(opts.root, opts.id, true);
-        return std::move(started).error();
-    }
-    if (master) (void)console::proxy_console(master.get());
-    int code = 255;
-    bool exited = false;
-    while (!exited) {
-        int status;
-        pid_t p;
-        while ((p = ::waitpid(-1, &status, WNOHANG)) > 0)
-            if (p == st.pid) {
-                code = util::exit_code_from_status(status);
-                exited = true;
-            }
-        if (exited) break;
-        if (p < 0 && errno == ECHILD) break;
-        siginfo_t info;
-        int sig = ::sigwaitinfo(&set, &info);
-        if (sig > 0 && sig != SIGCHLD) ::kill(st.pid, sig);
-    }
-    sigprocmask(SIG_SETMASK, &old, nullptr);
-    if (!keep) TRY(delete_container(opts.root, opts.id, true));
-    return code;
 }
 
 }  // namespace rt

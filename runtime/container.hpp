@@ -1,5 +1,6 @@
 // The container lifecycle behind the runc-compatible commands: create,
-// start, run, state, kill, delete, list.
+// start, state, kill, delete, list (`run` is create + start + a wait on
+// the init's handle, init_handle.hpp, driven by the caller).
 //
 // `create` parses and checks everything first, then builds the container
 // step by step, each step with its undo (util::ScopeGuard): state dir,
@@ -24,6 +25,9 @@ struct CreateOptions {
     std::string id;
     std::string bundle;          ///< --bundle (default: cwd)
     std::string console_socket;  ///< --console-socket
+    /// Instead of console_socket: this process's own end of a connected
+    /// AF_UNIX socket the pty master is sent on (ignored without a terminal).
+    int console_fd = -1;
     std::string pid_file;        ///< --pid-file
     bool no_pivot = false;
     bool no_new_keyring = false;
@@ -35,10 +39,11 @@ struct CreateOptions {
 util::Result<State> create_container(const CreateOptions &opts);
 /// Lets the init exec the user process (opens the exec fifo), runs poststart hooks.
 util::Status start_container(const std::string &root, const std::string &id);
-/// create + start. Detached: returns 0 at once. Otherwise waits (reaping
-/// orphans as a subreaper, forwarding signals), deletes the container and
-/// returns its exit code (128 + signal when killed); `keep` skips the delete.
-util::Result<int> run_container(const CreateOptions &opts, bool detach, bool keep = false);
+// Neither call blocks past the container's setup, nor touches the signal
+// mask, the child subreaper or any child but the init: waiting for the
+// container (init_handle.hpp), reaping its orphans and forwarding signals
+// are the caller's, as `berth run` (src/run_bundle.cpp) and a supervisor
+// each do them their own way.
 
 /// The state and its live status.
 util::Result<std::pair<State, Status>> container_state(const std::string &root, const std::string &id);

@@ -1,8 +1,13 @@
-// `update` (see update.hpp): runc's flags as a resources patch, and the merge.
+// `update` (see update.hpp): runc's flags as a resources patch, the merge,
+// and the update of a container's cgroup and saved resources.
 #include "runtime/update.hpp"
 
 #include <limits>
 
+#include "runtime/cgroup.hpp"
+#include "runtime/spec.hpp"
+#include "runtime/state.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace rt {
@@ -141,6 +146,51 @@ void merge_json(Value &base, const Value &patch) {
         else
             base[it.key()] = *it;
     }
+}
+
+bool is_resources_flag(std::string_view name) {
+    for (const auto &f : kFlags)
+        if (name == f.flag) return true;
+    return false;
+}
+
+util::Status update_container(const std::string &root, const std::string &id, const Value &patch, bool systemd_cgroup) {
+    const std::string where = util::cat("update ", util::quote(id));
+    TRY_CTX(validate_id(id), where);
+    TRY_CTX(util::json::expect_object(patch, "resources"), where);
+    TRY_CTX(cgroup::parse_resources(&patch), where);  // names a bad field of the patch itself
+    auto lock = TRY_CTX(lock_container(root, id), where);
+    State st = TRY_CTX(load_state(root, id), util::cat("container ", util::quote(id)));
+    if (refresh_status(root, st) == Status::Stopped)
+        return util::Error::msg(util::cat(where, ": container is stopped"));
+
+    // The saved resources: resources.json, or the spec's at the first update.
+    const std::string saved_path = util::path_join(state_dir(root, id), kResourcesFile);
+    Value saved = Value::object();
+    if (util::path_exists(saved_path)) {
+        auto text = TRY_CTX(util::read_file(saved_path, 1 << 20), util::cat(where, ": read the saved resources"));
+        saved = TRY_CTX(util::json::parse(text, saved_path), where);
+    } else if (auto spec = load_spec(st.bundle)) {
+        const auto &raw = spec->raw;
+        if (raw.is_object() && raw.contains("linux") && raw["linux"].is_object() && raw["linux"].contains("resources") &&
+            raw["linux"]["resources"].is_object())
+            saved = raw["linux"]["resources"];
+    }
+    merge_json(saved, patch);
+    auto merged = TRY_CTX(cgroup::parse_resources(&saved), util::cat(where, ": the merged resources"));
+    // The whole merged set is applied, as runc does: a value may depend on
+    // one the patch leaves alone (v2's memory.swap.max is swap - limit; v1
+    // needs memsw >= limit). Except the device rules: rewriting them would
+    // deny every device for a moment in a running container, and update
+    // does not change them.
+    merged.devices.clear();
+
+    cgroup::ManagerOptions mo;
+    mo.systemd = systemd_cgroup || st.systemd_cgroup;
+    auto mgr = TRY_CTX(cgroup::open_manager(st.cgroup_path, st.id, mo), where);
+    TRY_CTX(mgr->set(merged), where);
+    TRY_CTX(util::atomic_write_file(saved_path, util::json::dump(saved, 2) + "\n", 0600), util::cat(where, ": save the resources"));
+    return util::ok();
 }
 
 }  // namespace rt

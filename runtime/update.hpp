@@ -5,7 +5,7 @@
 // what it names is written to the cgroup) and merged into the container's
 // saved resources, <state dir>/resources.json, which starts as the spec's
 // `linux.resources`: the next update, and anything reading the saved
-// limits, sees the merged set.
+// limits, sees the merged set. The CLI and the daemon share update_container().
 #pragma once
 
 #include <cstdint>
@@ -34,5 +34,16 @@ util::Result<util::json::Value> resources_patch(const std::vector<std::pair<std:
 
 /// Deep merge: objects merge key by key, anything else in `patch` replaces.
 void merge_json(util::json::Value &base, const util::json::Value &patch);
+
+/// True for a flag name resources_patch() takes ("memory", "cpu-quota", ...).
+bool is_resources_flag(std::string_view name);
+
+/// Updates container `id` under `root` with `patch` (a linux.resources
+/// object), holding the container's lock: merges it into the saved
+/// resources, applies the merged set to the cgroup (device rules aside),
+/// then saves it. A stopped container is an error. `systemd_cgroup`: the
+/// cgroup is systemd's even if the state does not say so (--systemd-cgroup).
+util::Status update_container(const std::string &root, const std::string &id, const util::json::Value &patch,
+                              bool systemd_cgroup);
 
 }  // namespace rt

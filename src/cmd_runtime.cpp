@@ -1,6 +1,7 @@
 // The runc-compatible lifecycle commands: create, start, run, state, kill,
 // delete, list. Each parses its options (runc's names, which podman and
-// conmon pass) and makes one call into runtime/container.hpp.
+// conmon pass) and makes one call into runtime/container.hpp; a foreground
+// `run` goes through the driver of run_bundle.hpp.
 //
 // `run` has a second mode, `berth run [OPTIONS] IMAGE [CMD...]`, chosen by
 // image_mode() (cmd_run_image.hpp): without --bundle, an argument that
@@ -11,6 +12,7 @@
 
 #include "cmd_run_image.hpp"
 #include "commands.hpp"
+#include "run_bundle.hpp"
 #include "run_image.hpp"
 #include "runtime/container.hpp"
 #include "util/file.hpp"
@@ -86,7 +88,7 @@ util::Result<int> run_run(const cli::GlobalOptions &g, const util::ParsedArgs &p
         if (image_only_option(name))
             return cli::usage_error(util::cat("run: --", name, " needs an IMAGE (a reference such as host/repo:tag), not a container id"));
     auto o = TRY(create_options(g, a));
-    return rt::run_container(o, a.has("detach"), a.has("keep"));
+    return run_bundle(o, a.has("detach"), a.has("keep"));
 }
 
 util::Result<int> run_start(const cli::GlobalOptions &g, const util::ParsedArgs &a) {

@@ -231,21 +231,10 @@ util::Result<int> run_resume(const cli::GlobalOptions &g, const util::ParsedArgs
 
 // ---- update --------------------------------------------------------------
 
-const char *const kUpdateFlags[] = {"memory",       "memory-reservation", "memory-swap", "kernel-memory",
-                                    "kernel-memory-tcp", "cpu-shares",     "cpu-quota",   "cpu-period",
-                                    "cpu-rt-period", "cpu-rt-runtime",     "cpuset-cpus", "cpuset-mems",
-                                    "pids-limit",   "blkio-weight"};
-
 util::Result<int> run_update(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    const std::string root = state_root(g), id = a.positional[0];
-    TRY(rt::validate_id(id));
+    const std::string id = a.positional[0];
     if (a.has("l3-cache-schema") || a.has("mem-bw-schema"))
         return util::Error::msg("update: Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported");
-    auto lock = TRY_CTX(rt::lock_container(root, id), util::cat("update ", util::quote(id)));
-    auto [st, status] = TRY(load_live(root, id));
-    if (status == rt::Status::Stopped)
-        return util::Error::msg(util::cat("update: container ", util::quote(id), " is stopped"));
-
     // The patch: --resources first, then the flags on top (as runc).
     util::json::Value patch = util::json::Value::object();
     if (auto file = a.get("resources")) {
@@ -256,36 +245,9 @@ util::Result<int> run_update(const cli::GlobalOptions &g, const util::ParsedArgs
     }
     std::vector<std::pair<std::string, std::string>> flags;
     for (const auto &[name, value] : a.options)
-        if (std::find_if(std::begin(kUpdateFlags), std::end(kUpdateFlags), [&](const char *f) { return name == f; }) !=
-            std::end(kUpdateFlags))
-            flags.emplace_back(name, value);
+        if (rt::is_resources_flag(name)) flags.emplace_back(name, value);
     rt::merge_json(patch, TRY_CTX(rt::resources_patch(flags), "update"));
-    TRY_CTX(rt::cgroup::parse_resources(&patch), "update");  // names a bad field of the patch itself
-
-    // The saved resources: resources.json, or the spec's at the first update.
-    const std::string saved_path = util::path_join(rt::state_dir(root, id), rt::kResourcesFile);
-    util::json::Value saved = util::json::Value::object();
-    if (util::path_exists(saved_path)) {
-        auto text = TRY_CTX(util::read_file(saved_path, 1 << 20), "update: read the saved resources");
-        saved = TRY_CTX(util::json::parse(text, saved_path), "update");
-    } else if (auto spec = rt::load_spec(st.bundle)) {
-        const auto &raw = spec->raw;
-        if (raw.is_object() && raw.contains("linux") && raw["linux"].is_object() && raw["linux"].contains("resources") &&
-            raw["linux"]["resources"].is_object())
-            saved = raw["linux"]["resources"];
-    }
-    rt::merge_json(saved, patch);
-    auto merged = TRY_CTX(rt::cgroup::parse_resources(&saved), "update: the merged resources");
-    // The whole merged set is applied, as runc does: a value may depend on
-    // one the patch leaves alone (v2's memory.swap.max is swap - limit; v1
-    // needs memsw >= limit). Except the device rules: rewriting them would
-    // deny every device for a moment in a running container, and update
-    // does not change them.
-    merged.devices.clear();
-
-    auto mgr = TRY_CTX(manager_of(g, st), "update");
-    TRY_CTX(mgr->set(merged), util::cat("update ", util::quote(id)));
-    TRY_CTX(util::atomic_write_file(saved_path, util::json::dump(saved, 2) + "\n", 0600), "update: save the resources");
+    TRY(rt::update_container(state_root(g), id, patch, g.systemd_cgroup));
     return 0;
 }
 

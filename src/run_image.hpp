@@ -1,15 +1,10 @@
 // `berth run IMAGE [CMD...]`: from an image reference to a finished
 // container, in this process. The only code that uses both image/ and
-// runtime/ (which know nothing of each other), hence here in src/:
-//
-//   1. the image: the store's, else pulled through the trust policy
-//      (img::pull_image checks signatures before any layer is fetched);
-//   2. the trust check of the stored image (image_trust.hpp), before any
-//      layer is unpacked: what the policy refuses never reaches the disk
-//      as a rootfs;
-//   3. the layers unpacked (diff_ids checked), the bundle assembled under
-//      <store>/containers/<id> (img::create_bundle: overlay, else a copy);
-//   4. rt::run_container: create, start, wait, exit code (128+N on signal N).
+// runtime/ (which know nothing of each other), hence here in src/, and
+// only glue: img::stage_bundle (image/stage.hpp) finds or pulls the image
+// under the trust policy, checks it and assembles the bundle; run_bundle
+// (run_bundle.hpp) creates, starts and waits for the container; exit code
+// 128+N on signal N.
 //
 // Every step undoes itself on failure: a refused or broken image leaves no
 // bundle, mount, cgroup or state. With `remove`, the container, its cgroup,
@@ -30,11 +25,6 @@
 #include "util/result.hpp"
 
 namespace cmd {
-
-/// The annotations an image container's config.json (and so its state) carries.
-inline constexpr const char *kStoreAnnotation = "berth.store";            ///< the store holding its bundle
-inline constexpr const char *kImageAnnotation = "berth.image";            ///< the reference it runs
-inline constexpr const char *kManifestAnnotation = "berth.image.manifest";  ///< the manifest digest
 
 struct ImageRunOptions {
     std::string image;        ///< the reference, as given

@@ -1,5 +1,5 @@
-// The trust check `berth run IMAGE` makes on a stored image before any of
-// its layers is unpacked or run: the same policy as `berth image pull`
+// The trust check made on a stored image before any of its layers is
+// unpacked or run (by stage_bundle, stage.hpp): the same policy as `berth image pull`
 // (docs/policy.md), applied again at every run, so an image that entered
 // the store another way (`berth image import`, or a pull under an older
 // policy) runs only if the policy in force accepts it.
@@ -23,22 +23,22 @@
 #include "image/store.hpp"
 #include "util/result.hpp"
 
-namespace cmd {
+namespace img {
 
 struct TrustCheck {
-    img::Reference ref;              ///< the name the image runs as (what the policy and signatures name)
-    img::Digest manifest;            ///< the platform manifest the store's ref names
-    std::optional<img::Digest> top;  ///< the index `manifest` was selected from, when known
+    Reference ref;              ///< the name the image runs as (what the policy and signatures name)
+    Digest manifest;            ///< the platform manifest the store's ref names
+    std::optional<Digest> top;  ///< the index `manifest` was selected from, when known
     /// Opens the image's registry; called only when signatures are needed and none stored verify.
-    std::function<util::Result<img::Registry *>()> registry;
+    std::function<util::Result<Registry *>()> registry;
 };
 
 /// Fails when the policy rejects `ref` whatever its signatures (a `reject`
 /// requirement, the device default without keys): checked before a pull.
-util::Status check_not_rejected(const img::Policy &policy, const img::Reference &ref);
+util::Status check_not_rejected(const Policy &policy, const Reference &ref);
 
 /// Checks `c` against `policy`. Returns how it was accepted (for a log
 /// line); the error names the policy scope and why the image is refused.
-util::Result<std::string> check_trust(const img::Store &store, const img::Policy &policy, const TrustCheck &c);
+util::Result<std::string> check_trust(const Store &store, const Policy &policy, const TrustCheck &c);
 
-}  // namespace cmd
+}  // namespace img
