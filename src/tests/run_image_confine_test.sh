@@ -13,31 +13,10 @@
 # usage: run_image_confine_test.sh BERTH
 set -u
 BERTH=${1:?usage: $0 BERTH}
-case $BERTH in /*) ;; *) BERTH=$PWD/$BERTH ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root"
-command -v umoci >/dev/null || skip "needs umoci"
-BUSYBOX=/bin/busybox
-file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || skip "needs busybox-static"
-command -v cc >/dev/null || skip "needs a C compiler for the seccomp probe"
-
-TMP=$(mktemp -d /tmp/berth-confine.XXXXXX)
-chmod 755 "$TMP"
-R=$(basename "$TMP" | tr -cd 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
-STORE=$TMP/store
-STATE=$TMP/state
-fail=0
-b() { "$BERTH" --root "$STATE" "$@"; }
-cleanup() {
-    for id in $(b list -q 2>/dev/null); do b delete -f "$id" >/dev/null 2>&1; done
-    grep -o " $TMP/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+command -v cc >/dev/null || { echo "SKIP: needs a C compiler for the seccomp probe"; exit 77; }
+TEST_NAME=confine
+. "$HERE/run_image_lib.sh"
 
 cc -static -O -o "$TMP/seccomp_probe" "$HERE/seccomp_probe.c" 2>"$TMP/cc.err" ||
     skip "cannot build a static probe: $(head -1 "$TMP/cc.err")"
@@ -53,10 +32,7 @@ image() {
     work=$TMP/work-$1
     umoci unpack --image "$TMP/layout:$1" "$work" >/dev/null
     r=$work/rootfs
-    mkdir -p "$r/bin" "$r/etc" "$r/tmp"
-    cp "$BUSYBOX" "$r/bin/busybox"
-    for a in $("$BUSYBOX" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
-    echo "root:x:0:0:root:/root:/bin/sh" >"$r/etc/passwd"
+    busybox_rootfs "$r"
     echo "root:x:0:" >"$r/etc/group"
     "$2"
     umoci repack --image "$TMP/layout:$1" "$work" >/dev/null
