@@ -23,7 +23,7 @@ constexpr size_t kMaxDbSize = 4 << 20;
 /// Lines of an /etc file inside the rootfs, split on ':'; none when absent.
 /// The image chose what sits there: a FIFO would block the open or the read
 /// forever (while `berth run` holds the store lock with its termination
-/// signals blocked), a device would be opened on the host. So the open never
+/// signals blocked), and opening a device runs its driver. So the open never
 /// blocks (O_NONBLOCK) nor follows a final symlink, and anything but a
 /// regular file of bounded size is refused before a byte is read.
 util::Result<std::vector<std::vector<std::string>>> read_db(int rootfs_fd, const char *path) {
