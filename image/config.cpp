@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "util/file.hpp"
 #include "util/path.hpp"
@@ -16,15 +17,28 @@ using util::Error;
 using util::quote;
 namespace json = util::json;
 
+/// The largest /etc/passwd or /etc/group read (a real one is a few KiB).
+constexpr size_t kMaxDbSize = 4 << 20;
+
 /// Lines of an /etc file inside the rootfs, split on ':'; none when absent.
+/// The image chose what sits there: a FIFO would block the open or the read
+/// forever (while `berth run` holds the store lock with its termination
+/// signals blocked), and opening a device runs its driver. So the open never
+/// blocks (O_NONBLOCK) nor follows a final symlink, and anything but a
+/// regular file of bounded size is refused before a byte is read.
 util::Result<std::vector<std::vector<std::string>>> read_db(int rootfs_fd, const char *path) {
     std::vector<std::vector<std::string>> out;
-    auto fd = util::open_in_root(rootfs_fd, path, O_RDONLY, 0, util::Scope::InRoot);
+    auto fd = util::open_in_root(rootfs_fd, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY, 0, util::Scope::InRoot);
     if (!fd) {
         if (fd.error().code == ENOENT) return out;
-        return std::move(fd).error();
+        return std::move(fd).error().wrap(cat("open the image's ", quote(path)));
     }
-    auto text = TRY_CTX(util::read_all(fd->get(), 4 << 20), cat("read ", quote(path)));
+    struct stat st;
+    if (::fstat(fd->get(), &st) < 0) return Error::from_errno(cat("stat the image's ", quote(path)));
+    if (!S_ISREG(st.st_mode)) return Error::msg(cat("the image's ", quote(path), " is not a regular file"));
+    if (static_cast<uint64_t>(st.st_size) > kMaxDbSize)
+        return Error::msg(cat("the image's ", quote(path), " is larger than ", kMaxDbSize, " bytes"));
+    auto text = TRY_CTX(util::read_all(fd->get(), kMaxDbSize), cat("read the image's ", quote(path)));
     for (const auto &line : util::split(text, '\n')) {
         if (line.empty() || line[0] == '#') continue;
         out.push_back(util::split(line, ':'));
@@ -46,6 +60,34 @@ uint64_t default_nofile() {
         return kWant;
     }
     return cur.rlim_max;
+}
+
+/// linux.resources of every image-mode container, as podman's: the
+/// cgroup device controller denies every device, then allows mknod (inert
+/// without a granted device) and the devices every container gets (null,
+/// zero, full, random, urandom, tty, console, ptmx, the ptys); and a pids limit.
+json::Value default_resources(uint64_t pids_limit) {
+    auto device = [](bool allow, const char *type, int64_t major, int64_t minor, const char *access) {
+        json::Value d = json::Value::object();
+        d["allow"] = allow;
+        if (type) d["type"] = type;
+        if (major >= 0) d["major"] = major;
+        if (minor >= 0) d["minor"] = minor;
+        d["access"] = access;
+        return d;
+    };
+    json::Value devices = json::Value::array({device(false, nullptr, -1, -1, "rwm")});
+    devices.push_back(device(true, "c", -1, -1, "m"));
+    devices.push_back(device(true, "b", -1, -1, "m"));
+    for (int minor : {3, 5, 7, 8, 9}) devices.push_back(device(true, "c", 1, minor, "rwm"));
+    for (int minor : {0, 1, 2}) devices.push_back(device(true, "c", 5, minor, "rwm"));
+    devices.push_back(device(true, "c", 136, -1, "rwm"));
+    json::Value r = json::Value::object();
+    r["devices"] = std::move(devices);
+    json::Value pids = json::Value::object();
+    pids["limit"] = pids_limit;
+    r["pids"] = std::move(pids);
+    return r;
 }
 
 json::Value mount(const char *dest, const char *type, const char *source, std::vector<std::string> options) {
@@ -151,33 +193,6 @@ std::vector<std::string> default_capabilities() {
             "CAP_SETFCAP", "CAP_SETGID",       "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"};
 }
 
-json::Value default_seccomp() {
-    // Allow by default and refuse (EPERM) what podman's allowlist leaves out
-    // and a gateway container never needs: kernel modules, kexec, keyrings,
-    // bpf, perf, ptrace of other processes, namespace and mount games, clock
-    // changes, swap, accounting, reboot.
-    static const char *const kDenied[] = {
-        "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
-        "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy",
-        "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
-        "mbind", "mount", "mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
-        "open_by_handle_at", "open_tree", "perf_event_open", "pivot_root", "process_vm_readv",
-        "process_vm_writev", "ptrace", "query_module", "quotactl", "reboot", "request_key", "set_mempolicy",
-        "setns", "settimeofday", "stime", "swapoff", "swapon", "syslog", "umount", "umount2", "unshare",
-        "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
-    };
-    json::Value s = json::Value::object();
-    s["defaultAction"] = "SCMP_ACT_ALLOW";
-    s["architectures"] = std::vector<std::string>{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
-                                                  "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64"};
-    json::Value rule = json::Value::object();
-    rule["names"] = std::vector<std::string>(std::begin(kDenied), std::end(kDenied));
-    rule["action"] = "SCMP_ACT_ERRNO";
-    rule["errnoRet"] = 1;  // EPERM
-    s["syscalls"] = json::Value::array({rule});
-    return s;
-}
-
 util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd, const RuntimeConfigOptions &opts) {
     json::Value c = json::Value::object();
     c["ociVersion"] = "1.0.2";
@@ -268,6 +283,7 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
                                                      "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
                                                      "/sys/devices/virtual/powercap"};
     linux_["readonlyPaths"] = std::vector<std::string>{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+    linux_["resources"] = default_resources(opts.pids_limit);
     linux_["seccomp"] = default_seccomp();
     c["linux"] = linux_;
     return c;

@@ -3,11 +3,14 @@
 //
 // The runtime config follows what podman and runc generate: the default
 // capability set (podman's), namespaces pid/ipc/uts/mount/network, the
-// standard mounts, runc's masked and read-only paths, and a default seccomp
-// profile that refuses the syscalls a container has no business making.
+// standard mounts, runc's masked and read-only paths, a device cgroup that
+// denies all but the default devices, a pids limit, and a default seccomp
+// profile (seccomp_profile.cpp) that allows what programs need and refuses
+// namespaces, mounts and the kernel's administration.
 // User names ("app", "app:staff") are resolved in the image's own
 // /etc/passwd and /etc/group, read through util::open_in_root so a
-// hostile image cannot make us read a host file.
+// hostile image cannot make us read a host file, and only when they are
+// regular files of bounded size (a FIFO there would block us).
 #pragma once
 
 #include <cstdint>
@@ -45,6 +48,7 @@ struct RuntimeConfigOptions {
     std::string volume_prefix;               ///< volume name prefix (the container or app name)
     std::map<std::string, std::string> annotations;  ///< added to the image's labels, replacing same-named ones
     uint64_t nofile = 0;                     ///< RLIMIT_NOFILE; 0: 1048576 (podman's), or this process's hard limit when it may not raise to that
+    uint64_t pids_limit = 2048;              ///< linux.resources.pids.limit (podman's default)
     bool terminal = false;
     bool readonly_rootfs = false;
 };
@@ -63,7 +67,7 @@ util::Result<UserIds> resolve_user(int rootfs_fd, std::string_view user);
 /// user names). Volumes become bind mounts from volumes_dir/<prefix><name>.
 util::Result<util::json::Value> runtime_config(const ImageConfig &image, int rootfs_fd, const RuntimeConfigOptions &opts);
 
-/// The default seccomp profile (an OCI `linux.seccomp` object).
+/// The default seccomp profile (an OCI `linux.seccomp` object; seccomp_profile.cpp).
 util::json::Value default_seccomp();
 /// The default capability list ("CAP_CHOWN", ...).
 std::vector<std::string> default_capabilities();

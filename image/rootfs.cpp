@@ -112,8 +112,10 @@ util::Status copy_dir(int sdir, int ddir, const std::string &rel) {
             if (len < 0) return Error::from_errno(cat("readlink ", what));
             target.resize(static_cast<size_t>(len));
             if (::symlinkat(target.c_str(), ddir, n.c_str()) < 0) return Error::from_errno(cat("symlink ", what));
+        } else if (S_ISFIFO(st.st_mode)) {
+            if (::mknodat(ddir, n.c_str(), S_IFIFO | 0600, 0) < 0) return Error::from_errno(cat("mkfifo ", what));
         } else {
-            if (::mknodat(ddir, n.c_str(), st.st_mode, st.st_rdev) < 0) return Error::from_errno(cat("mknod ", what));
+            continue;  // a device (of a layer unpacked before they were dropped) or a socket: never copied
         }
         TRY(set_meta_at(ddir, n.c_str(), st, S_ISLNK(st.st_mode), what));
     }
@@ -174,7 +176,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
         for (auto it = image.config.diff_ids.rbegin(); it != image.config.diff_ids.rend(); ++it)
             lower += cat(lower.empty() ? "" : ":", store.layer_path(*it), "/rootfs");
         std::string o = cat("lowerdir=", lower, ",upperdir=", b.dir, "/upper,workdir=", b.dir, "/work");
-        if (::mount("overlay", b.rootfs.c_str(), "overlay", 0, o.c_str()) < 0)
+        if (::mount("overlay", b.rootfs.c_str(), "overlay", MS_NODEV, o.c_str()) < 0)
             return Error::from_errno(cat(what, ": mount overlay"));
         b.overlay = true;
     } else {
@@ -183,6 +185,10 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
             auto src = TRY_CTX(util::open_file(store.layer_path(d) + "/rootfs", O_RDONLY | O_DIRECTORY), what);
             TRY_CTX(apply_layer_copy(src.get(), dst.get()), cat(what, ": layer ", d.str()));
         }
+        // A mount of its own, so that the copy is nodev like the overlay.
+        if (::mount(b.rootfs.c_str(), b.rootfs.c_str(), nullptr, MS_BIND, nullptr) < 0 ||
+            ::mount(nullptr, b.rootfs.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_NODEV, nullptr) < 0)
+            return Error::from_errno(cat(what, ": mount the rootfs nodev"));
     }
     auto rootfd = TRY_CTX(util::open_file(b.rootfs, O_RDONLY | O_DIRECTORY), what);
     if (opts.volumes_dir.empty()) opts.volumes_dir = store.root() + "/volumes";

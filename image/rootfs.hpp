@@ -1,8 +1,11 @@
 // Rootfs assembly for a container: overlayfs over the image's unpacked
 // layers plus a per-container upper and work directory, or, where the
 // kernel has no overlayfs, a flattened copy of the layers (applying the
-// whiteout markers unpack.cpp stored). Writes the bundle's config.json, and
-// records in containers/<id>/image.json which layers it uses so gc keeps them.
+// whiteout markers unpack.cpp stored) bind-mounted on itself. Either mount
+// is nodev: no device node of an image opens in the container (its devices
+// are in the /dev tmpfs the runtime fills from config.json). Writes the
+// bundle's config.json, and records in containers/<id>/image.json which
+// layers it uses so gc keeps them.
 //
 //   containers/<id>/rootfs      the mount point (overlay) or the copy
 //   containers/<id>/upper,work  overlay's writable layer

@@ -159,7 +159,7 @@ public:
 
 private:
     util::Result<int> parent_fd(const std::vector<std::string> &parts);
-    util::Status remove_existing(int dirfd, const std::string &name, bool keep_dir);
+    util::Status remove_existing(const std::string &name, bool keep_dir);
     util::Status write_file(archive *a, int dirfd, const std::string &name, archive_entry *e);
     util::Status set_meta(int dirfd, const std::string &name, archive_entry *e, int fd);
     util::Status set_xattrs(int fd, archive_entry *e, const std::string &what);
@@ -167,6 +167,12 @@ private:
     int root_;
     const UnpackLimits &limits_;
     bool is_root_;
+    /// The directory of the current entry and its path: the only owner of
+    /// that fd. parent_fd() lends it; nothing closes it while an entry is
+    /// handled (a closed number may already be another file's: the
+    /// streaming unpack runs beside the download). Replacing an entry never
+    /// changes what its parent resolves to, so the fd stays valid until an
+    /// entry in another directory comes.
     std::string cached_parent_ = "\x01";  ///< path of cached_fd_ (never a real path initially)
     util::UniqueFd cached_fd_;
     uint64_t file_bytes_ = 0;
@@ -186,16 +192,17 @@ util::Result<int> Extractor::parent_fd(const std::vector<std::string> &parts) {
     return cached_fd_.get();
 }
 
-util::Status Extractor::remove_existing(int dirfd, const std::string &name, bool keep_dir) {
+/// Removes `name` from the current entry's directory (cached_fd_) so a
+/// later entry of the same name replaces it: the last one wins, as with
+/// tar and containerd. A directory stays when `keep_dir` (it is merged).
+util::Status Extractor::remove_existing(const std::string &name, bool keep_dir) {
     struct stat st;
-    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    if (::fstatat(cached_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT) return util::ok();
         return Error::from_errno(cat("stat ", quote(name)));
     }
     if (keep_dir && S_ISDIR(st.st_mode)) return util::ok();
-    // Replacing an entry may change what a cached parent path resolves to.
-    cached_fd_.reset();
-    return util::remove_tree_at(dirfd, name);
+    return util::remove_tree_at(cached_fd_.get(), name);
 }
 
 util::Status Extractor::set_xattrs(int fd, archive_entry *e, const std::string &what) {
@@ -296,8 +303,7 @@ util::Status Extractor::entry(archive *a, archive_entry *e) {
     if (const char *link = archive_entry_hardlink(e)) {
         auto tparts = TRY_CTX(clean_path(link), what);
         if (tparts.empty()) return Error::msg(cat(what, ": hardlink to the layer root"));
-        TRY_CTX(remove_existing(dirfd, base, false), what);
-        dirfd = TRY_CTX(parent_fd(parts), what);
+        TRY_CTX(remove_existing(base, false), what);
         auto target = TRY_CTX(util::open_in_root(root_, util::join(tparts, "/"), O_PATH | O_NOFOLLOW, 0, util::Scope::Beneath),
                               cat(what, ": hardlink target"));
         struct stat st;
@@ -311,8 +317,7 @@ util::Status Extractor::entry(archive *a, archive_entry *e) {
     mode_t type = archive_entry_filetype(e);
     switch (type) {
     case AE_IFDIR: {
-        TRY_CTX(remove_existing(dirfd, base, true), what);
-        dirfd = TRY_CTX(parent_fd(parts), what);
+        TRY_CTX(remove_existing(base, true), what);
         if (::mkdirat(dirfd, base.c_str(), 0700) < 0 && errno != EEXIST) return Error::from_errno(cat(what, ": mkdir"));
         auto d = TRY_CTX(util::open_at(dirfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW), what);
         TRY(set_xattrs(d.get(), e, what));
@@ -324,29 +329,25 @@ util::Status Extractor::entry(archive *a, archive_entry *e) {
         return util::ok();
     }
     case AE_IFREG:
-        TRY_CTX(remove_existing(dirfd, base, false), what);
-        dirfd = TRY_CTX(parent_fd(parts), what);
+        TRY_CTX(remove_existing(base, false), what);
         return write_file(a, dirfd, base, e);
     case AE_IFLNK: {
         const char *target = archive_entry_symlink(e);
         if (!target) return Error::msg(cat(what, ": symlink without a target"));
-        TRY_CTX(remove_existing(dirfd, base, false), what);
-        dirfd = TRY_CTX(parent_fd(parts), what);
+        TRY_CTX(remove_existing(base, false), what);
         if (::symlinkat(target, dirfd, base.c_str()) < 0) return Error::from_errno(cat(what, ": symlink"));
-        TRY(set_meta(dirfd, base, e, -1));
-        cached_fd_.reset();  // a symlink may now sit where a cached path resolved differently
-        return util::ok();
+        return set_meta(dirfd, base, e, -1);
     }
     case AE_IFCHR:
     case AE_IFBLK:
-    case AE_IFIFO: {
-        TRY_CTX(remove_existing(dirfd, base, false), what);
-        dirfd = TRY_CTX(parent_fd(parts), what);
-        mode_t m = static_cast<mode_t>(type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO) | 0600;
-        dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
-        if (::mknodat(dirfd, base.c_str(), m, dev) < 0) return Error::from_errno(cat(what, ": mknod"));
+        // Not created (docs/store.md, "Device nodes"): a layer's 7:0 would
+        // be the host's loop device in the container. Devices come from the
+        // runtime config only, into the container's own /dev.
+        return util::ok();
+    case AE_IFIFO:
+        TRY_CTX(remove_existing(base, false), what);
+        if (::mknodat(dirfd, base.c_str(), S_IFIFO | 0600, 0) < 0) return Error::from_errno(cat(what, ": mkfifo"));
         return set_meta(dirfd, base, e, -1);
-    }
     default:
         return Error::msg(cat(what, ": unsupported entry type ", static_cast<unsigned>(type)));
     }

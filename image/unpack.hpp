@@ -7,7 +7,10 @@
 // target: `..` components are refused, leading `/` is stripped, a path
 // through a symlink that leaves the root or through a regular file fails,
 // a hardlink must name an earlier entry inside the target. Sizes are capped
-// (total and compression ratio) against decompression bombs.
+// (total and compression ratio) against decompression bombs. Character
+// and block devices are not created (docs/store.md): the rootfs is nodev
+// and a container's devices come from its runtime config. Entries of the
+// same name replace each other: the last one in the layer wins.
 //
 // Whiteouts are stored the way overlayfs reads them, so stored layers stack
 // directly: `.wh.<name>` becomes a 0/0 character device `<name>` and

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,6 +151,29 @@ TEST_CASE("flattened and overlay rootfs agree, whiteouts applied", "[image][root
     REQUIRE(g2);
     CHECK(g2->layers_removed == 2);
     CHECK(g2->blobs_removed == 4);
+}
+
+TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TempDir t;
+    auto s = Store::open(t.path);
+    auto img = load_image(*s, make_image(*s), Platform::host());
+    REQUIRE(unpack_image(*s, *img));
+    std::vector<std::pair<const char *, RootfsMode>> modes = {{"flat", RootfsMode::Flatten}};
+    if (overlay_available(t.path)) modes.push_back({"ovl", RootfsMode::Overlay});
+    for (auto [id, mode] : modes) {
+        INFO(id);
+        auto b = create_bundle(*s, id, *img, mode, {});
+        if (!b) FAIL(b.error().message());
+        struct statvfs sv;
+        REQUIRE(statvfs(b->rootfs.c_str(), &sv) == 0);
+        CHECK((sv.f_flag & ST_NODEV) != 0);
+        REQUIRE(remove_bundle(*s, id));
+        CHECK_FALSE(util::path_exists(b->dir));
+    }
 }
 
 TEST_CASE("fsck repairs corrupted blobs and stale temporaries", "[image][fsck]") {

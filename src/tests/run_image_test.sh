@@ -8,42 +8,17 @@
 # usage: run_image_test.sh BERTH
 set -u
 BERTH=${1:?usage: $0 BERTH}
-case $BERTH in /*) ;; *) BERTH=$PWD/$BERTH ;; esac
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root"
-command -v umoci >/dev/null || skip "needs umoci"
-BUSYBOX=/bin/busybox
-file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || skip "needs busybox-static"
-command -v openssl >/dev/null || skip "needs openssl"
-
-TMP=$(mktemp -d /tmp/berth-runimg.XXXXXX)
-chmod 755 "$TMP"
-R=$(basename "$TMP" | tr -cd 'a-zA-Z0-9' | tr 'A-Z' 'a-z')  # in every image name and container id
-STORE=$TMP/store
-STATE=$TMP/state
+command -v openssl >/dev/null || { echo "SKIP: needs openssl"; exit 77; }
+TEST_NAME=runimg
+. "$(dirname "$0")/run_image_lib.sh"
 IMG=localhost/$R:1
-fail=0
-b() { "$BERTH" --root "$STATE" "$@"; }
-cleanup() {
-    for id in $(b list -q 2>/dev/null); do b delete -f "$id" >/dev/null 2>&1; done
-    grep -o " $TMP/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
 
 # ---- the image: busybox with its applets, Cmd and Env set, a volume
 work=$TMP/work
 umoci init --layout "$TMP/layout" >/dev/null
 umoci new --image "$TMP/layout:1" >/dev/null
 umoci unpack --image "$TMP/layout:1" "$work" >/dev/null
-r=$work/rootfs
-mkdir -p "$r/bin" "$r/etc" "$r/tmp"
-cp "$BUSYBOX" "$r/bin/busybox"
-for a in $("$BUSYBOX" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
-echo "root:x:0:0:root:/root:/bin/sh" >"$r/etc/passwd"
+busybox_rootfs "$work/rootfs"
 umoci repack --image "$TMP/layout:1" "$work" >/dev/null
 umoci config --image "$TMP/layout:1" --config.cmd /bin/sh --config.cmd -c --config.cmd 'echo default-cmd $FOO' \
     --config.env FOO=bar --config.volume /data >/dev/null
