@@ -84,12 +84,12 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     std::string index_body;
     auto kind = TRY_CTX(manifest_kind(top.body), util::cat("manifest ", top.digest.str()));
     if (kind == ManifestKind::Index) {
-        auto index = TRY_CTX(parse_index(top.body), util::cat("index ", top.digest.str()));
-        auto desc = TRY_CTX(select_platform(index, opts.platform), util::quote(ref.str()));
-        note("platform", util::cat(opts.platform.str(), " -> ", desc.digest.str()));
-        man = TRY(get_by_digest(reg, store, repo, desc.digest, res));
-        if (TRY(manifest_kind(man.body)) != ManifestKind::Manifest)
-            return util::Error::msg(util::cat("index entry ", desc.digest.str(), " is not an image manifest"));
+        auto load = [&](const Descriptor &d) -> util::Result<std::string> {
+            return std::move(TRY(get_by_digest(reg, store, repo, d.digest, res)).body);
+        };
+        auto pm = TRY_CTX(resolve_platform(top.digest, top.body, opts.platform, load), util::quote(ref.str()));
+        note("platform", util::cat(opts.platform.str(), " -> ", pm.desc.digest.str()));
+        man = Resolved{pm.desc.digest, std::move(pm.body)};
         alternates.push_back(man.digest);
         index_body = std::move(top.body);
     }
@@ -131,6 +131,7 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
         if (diff_ids.size() != manifest.layers.size())
             return util::Error::msg(util::cat("config lists ", diff_ids.size(), " diff_ids for ", manifest.layers.size(), " layers"));
     }
+    std::vector<bool> unpack_later(manifest.layers.size());  // fetched now, not streamed: step 4 tells when unpacked
     for (size_t i = 0; i < manifest.layers.size(); i++) {
         const Descriptor &l = manifest.layers[i];
         std::unique_ptr<StreamingUnpack> stream;  // null: nothing to unpack, or unpacked in step 4
@@ -146,6 +147,8 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
         if (stream && st.streamed) {
             TRY(stream->commit());
             note("unpacked", l.digest.str());
+        } else {
+            unpack_later[i] = !st.already_stored;
         }
     }
 
@@ -156,8 +159,10 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     // signatures that passed, so the image also runs with the registry away.
     if (!signatures.empty()) TRY(save_signature_record(store, man.digest, signatures));
     if (opts.unpack)
-        for (size_t i = 0; i < diff_ids.size(); i++)
+        for (size_t i = 0; i < diff_ids.size(); i++) {
             TRY(unpack_layer(store, manifest.layers[i], diff_ids[i]));  // its errors name the layer
+            if (unpack_later[i]) note("unpacked", manifest.layers[i].digest.str());
+        }
     res.ref_name = store_ref_name(ref);
     TRY(store.set_ref(res.ref_name, man.digest));
     return res;

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Stalled registries: a loopback proxy in front of docker-registry that
+drips a body at 2 bytes/s (a manifest, or a layer after its first bytes).
+- a dripped manifest: the pull fails with one line naming the stall within
+  its deadline (--timeout + 10 s, a bound on a hang, not a speed test),
+  stores nothing, and `berth image gc` (which needs the store lock the pull
+  holds) is not kept waiting past that bound either;
+- a dripped layer with --speed-limit/--speed-time: the same, leaving the
+  partial layer resumable (or nothing), and a later pull from the healthy
+  registry resumes it and succeeds.
+Usage: registry_stall_test.py BERTH"""
+import http.client
+import http.server
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from remote_lib import *  # noqa
+
+if not shutil.which("docker-registry"):
+    print("skipped: docker-registry is not installed")
+    sys.exit(77)
+
+
+class Dripper(http.server.ThreadingHTTPServer):
+    """Forwards to `upstream`; GET bodies whose path matches `drip` get
+    `fast` bytes at once, then 2 bytes a second until the client hangs up."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+    def __init__(self, upstream, drip, fast=0):
+        self.upstream = upstream
+        self.drip = re.compile(drip)
+        self.fast = fast
+        self.stopping = threading.Event()
+        self.dripped = 0
+        super().__init__(("127.0.0.1", 0), DripHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.stopping.set()
+        self.shutdown()
+
+
+class DripHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.fwd("GET")
+
+    def do_HEAD(self):
+        self.fwd("HEAD")
+
+    def fwd(self, method):
+        s = self.server
+        up = http.client.HTTPConnection("127.0.0.1", s.upstream)
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        up.request(method, self.path, headers=hdrs)
+        resp = up.getresponse()
+        body = resp.read() if method == "GET" else b""
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", resp.getheader("Content-Length", "0") if method == "HEAD" else str(len(body)))
+        self.end_headers()
+        if method == "HEAD":
+            return
+        start = 0
+        if s.drip.search(self.path) and resp.status in (200, 206):
+            # The first request gets `fast` bytes at once; a resumed one none.
+            start = min(s.fast, len(body)) if resp.status == 200 else 0
+            try:
+                self.wfile.write(body[:start])
+                self.wfile.flush()
+                off = start
+                while off < len(body) and not s.stopping.is_set():
+                    self.wfile.write(body[off:off + 2])
+                    self.wfile.flush()
+                    s.dripped += 2
+                    off += 2
+                    s.stopping.wait(1)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+def image(reg, repo, tag):
+    """A two-layer image: a small layer and a 256 KiB one. Returns (small, big) digests."""
+    small = tar_layer([("s", None), ("s/f", b"small\n")])
+    big = tar_layer([("b.bin", os.urandom(256 << 10))], compress=False)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "rootfs": {"type": "layers", "diff_ids": [small[1], big[1]]}}).encode()
+    layers = []
+    for blob, _ in (small, big):
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip" if blob is small[0]
+                       else "application/vnd.oci.image.layer.v1.tar", "digest": reg.put_blob(repo, blob), "size": len(blob)})
+    man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": reg.put_blob(repo, cfg),
+                      "size": len(cfg)},
+           "layers": layers}
+    reg.put_manifest(repo, tag, json.dumps(man).encode())
+    return sha(small[0]), sha(big[0])
+
+
+def partial_state(root, digest):
+    """The persisted offset of a partial download, or None when there is none."""
+    p = os.path.join(root, "ingest", digest[7:] + ".state")
+    return json.load(open(p))["offset"] if os.path.exists(p) else None
+
+
+def strays(root):
+    """Partial files in ingest/ without a resume state (not resumable)."""
+    d = os.path.join(root, "ingest")
+    names = set(os.listdir(d)) if os.path.isdir(d) else set()
+    return [n for n in names if re.fullmatch(r"[0-9a-f]{64}", n) and n + ".state" not in names
+            and os.path.getsize(os.path.join(d, n)) > 0]
+
+
+def timed_pull(root, ref, *flags, bound):
+    """Runs a pull that must end within `bound` seconds; returns (result or None, seconds)."""
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([berth.exe, "image", "pull", "--quiet", "--insecure-http", "--root", root, "--policy", accept,
+                            *flags, ref], capture_output=True, text=True, timeout=bound)
+    except subprocess.TimeoutExpired:
+        return None, time.monotonic() - t0
+    return r, time.monotonic() - t0
+
+
+berth = Berth(os.path.abspath(sys.argv[1]))
+tmp = tempfile.mkdtemp(prefix="berth-stall-")
+c = Checks()
+reg = Registry(tmp, "plain")
+accept = policy_file(os.path.join(tmp, "accept.json"), accept=True)
+try:
+    small, big = image(reg, "s/app", "1")
+
+    # 1. A manifest dripped at 2 bytes/s, only --timeout given (the default
+    # speed limit needs longer than that to call it a stall).
+    drip = Dripper(reg.port, r"/manifests/")
+    root = os.path.join(tmp, "root-manifest")
+    os.makedirs(root)
+    deadline = 15
+    gc_result = {}
+
+    def gc_later():
+        time.sleep(2)  # the pull holds the store lock by now
+        t0 = time.monotonic()
+        try:
+            g = subprocess.run([berth.exe, "image", "gc", "--root", root], capture_output=True, text=True,
+                               timeout=deadline + 10)
+            gc_result["rc"] = g.returncode
+        except subprocess.TimeoutExpired:
+            gc_result["rc"] = None
+        gc_result["secs"] = time.monotonic() - t0
+
+    gc = threading.Thread(target=gc_later)
+    gc.start()
+    r, secs = timed_pull(root, f"127.0.0.1:{drip.port}/s/app:1", "--timeout", str(deadline), bound=deadline + 10)
+    gc.join()
+    print(f"dripped manifest: the pull ended after {secs:.1f} s (--timeout {deadline}), "
+          f"gc waited {gc_result.get('secs', 0):.1f} s; {drip.dripped} bytes dripped")
+    c.ok(r is not None, f"a dripped manifest ends the pull within --timeout + 10 s ({secs:.1f} s)")
+    if r is not None:
+        lines = r.stderr.strip().splitlines()
+        c.ok(r.returncode == 1 and len(lines) == 1 and "stalled" in r.stderr,
+             f"one-line error naming the stall: {r.stderr.strip()}")
+    c.ok(gc_result.get("rc") == 0, f"gc got the store lock within --timeout + 10 s ({gc_result})")
+    c.ok(refs_in(root) == [] and blobs_in(root) == set(), "nothing stored from a dripped manifest")
+    drip.stop()
+
+    # 2. A layer dripped after its first 64 KiB, with a speed limit: each
+    # attempt stalls after 3 s, the deadline ends the pull.
+    drip = Dripper(reg.port, "/blobs/" + big, fast=64 << 10)
+    root = os.path.join(tmp, "root-layer")
+    r, secs = timed_pull(root, f"127.0.0.1:{drip.port}/s/app:1", "--speed-limit", "1k", "--speed-time", "3",
+                         "--timeout", "20", "--retry-delay-ms", "100", bound=30)
+    off = partial_state(root, big)
+    print(f"dripped layer: the pull ended after {secs:.1f} s (--timeout 20), partial offset {off}")
+    c.ok(r is not None, f"a dripped layer ends the pull within --timeout + 10 s ({secs:.1f} s)")
+    if r is not None:
+        lines = r.stderr.strip().splitlines()
+        c.ok(r.returncode == 1 and len(lines) == 1 and "stalled" in r.stderr,
+             f"one-line error naming the stall: {r.stderr.strip()}")
+    c.ok(refs_in(root) == [] and big[7:] not in blobs_in(root), "no ref, the dripped layer not stored")
+    c.ok(strays(root) == [] and (off is None or off > 0), f"the partial is resumable or absent (offset {off})")
+    drip.stop()
+
+    # 3. The healthy registry: the same pull succeeds, resuming the partial.
+    t0 = time.monotonic()
+    r = subprocess.run([berth.exe, "image", "pull", "--progress=json", "--insecure-http", "--root", root, "--policy",
+                        accept, f"{reg.host}/s/app:1"], capture_output=True, text=True, timeout=120)
+    resumed = [l for l in r.stderr.splitlines() if big in l and '"resumedFrom"' in l]
+    print(f"healthy pull after the stall: {time.monotonic() - t0:.1f} s, exit {r.returncode}")
+    c.ok(r.returncode == 0 and big[7:] in blobs_in(root) and refs_in(root) != [],
+         "a later pull from a healthy registry succeeds: " + r.stderr.strip()[-300:])
+    c.ok(off is None or resumed, f"it resumed the partial layer from byte {off}")
+finally:
+    reg.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+print(f"{c.failed} failure(s)")
+sys.exit(1 if c.failed else 0)
