@@ -259,6 +259,7 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
         // the end (the digest is checked then): make them durable so a later
         // attempt or process resumes after them.
         TRY_CTX(part.persist(), what);
+        if (a.err.code == ETIME) return Registry::deadline_error(a.err, started).wrap(what);
         if (!a.retry) return std::move(a.err).wrap(what);
         // Progress resets the budget of attempts without progress; a stall
         // that dripped a few bytes is not progress.

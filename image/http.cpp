@@ -173,8 +173,8 @@ util::Error slow_error(const Transfer &t, int64_t speed_limit, const std::string
                                                            secs(now - t.window_ms), " (under ", speed_limit, " bytes/s)"));
     int64_t ms = now - t.started_ms;
     bool slow = speed_limit > 0 && t.moved * 1000 < static_cast<uint64_t>(speed_limit * std::max<int64_t>(ms, 1));
-    return util::Error::with_code(ETIME, util::cat(url_host(url), ": deadline reached: ", t.moved, " bytes in ", secs(ms),
-                                                   slow ? util::cat(" (stalled, under ", speed_limit, " bytes/s)") : ""));
+    return util::Error::with_code(ETIME, util::cat(url_host(url), slow ? ": stalled: " : ": ", t.moved, " bytes in ", secs(ms),
+                                                   slow ? util::cat(" (under ", speed_limit, " bytes/s)") : ""));
 }
 
 }  // namespace
@@ -264,7 +264,7 @@ util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std:
     long connect_s = opts_.connect_timeout_s;
     if (t.deadline_ms > 0) {
         int64_t left = t.deadline_ms - t.started_ms;
-        if (left <= 0) return util::Error::with_code(ETIME, util::cat(url_host(url), ": deadline reached before the request"));
+        if (left <= 0) return util::Error::with_code(ETIME, util::cat(url_host(url), ": no time left for the request"));
         connect_s = std::min<long>(connect_s, static_cast<long>(left / 1000 + 1));
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(left + 2000));
     }

@@ -80,7 +80,8 @@ public:
     /// Performs the request. A non-2xx status is NOT an error here; transport
     /// failures are: ECONNRESET, ECONNREFUSED, ETIMEDOUT (a stall),
     /// EHOSTUNREACH when a retry may help (see http_retryable), ETIME when
-    /// the deadline passed, code 0 when not (TLS, pinning).
+    /// the deadline passed (Registry::deadline_error words it), code 0 when
+    /// not (TLS, pinning).
     util::Result<HttpResponse> perform(const HttpRequest &req);
 
     const HttpOptions &options() const { return opts_; }

@@ -18,7 +18,10 @@ struct Resolved {
 };
 
 util::Result<Resolved> get_by_digest(Registry &reg, Store &store, const std::string &repo, const Digest &d, PullResult &res) {
-    if (store.has_blob(d)) return Resolved{d, TRY(store.read_blob(d, 4 << 20))};
+    if (store.has_blob(d)) {
+        // Without the store lock (see pull_image) gc may remove it meanwhile: then it comes from the registry.
+        if (auto body = store.read_blob(d, 4 << 20)) return Resolved{d, std::move(*body)};
+    }
     auto m = TRY(reg.get_manifest(repo, d.str()));
     if (!m) return util::Error::msg(util::cat("manifest ", d.str(), " not found in ", util::quote(repo)));
     res.manifest_bytes += m->body.size();
@@ -52,10 +55,6 @@ util::Result<std::vector<Digest>> config_diff_ids(std::string_view json) {
 
 util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference &ref, const PullOptions &opts) {
     if (!opts.policy) return util::Error::msg("pull without a policy");
-    // Held to the end, so gc and fsck (exclusive) never remove a blob, a
-    // partial download or a layer this pull has fetched but not yet
-    // reached from its ref.
-    auto shared = TRY_CTX(store.lock_shared(), "pull");
     auto note = [&](std::string_view e, std::string_view d) {
         if (opts.note) opts.note(e, d);
     };
@@ -103,6 +102,14 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     TRY(enforce_policy(reg, decision, ref, res.top, alternates, &signatures.by_digest));
     if (!index_body.empty()) signatures.indexes[res.top] = index_body;
     note("verified", util::cat(ref.str(), " (", res.top.str(), ", policy scope ", decision.scope, ")"));
+
+    // The store lock, from the first blob to the ref, so gc and fsck
+    // (exclusive) never remove a blob, a partial download or a layer this
+    // pull has fetched but not yet reached from its ref. Not before: the
+    // manifests and signatures above need none, and a stalled registry
+    // should keep gc waiting as little as possible (each step has its
+    // deadline, --timeout).
+    auto shared = TRY_CTX(store.lock_shared(), "pull");
 
     // 3. Config, then layers: one pass each, download -> hash -> decompress
     // -> extract. Nothing was downloaded before the manifest digest and the

@@ -59,13 +59,17 @@ int64_t Registry::deadline() const {
 util::Status Registry::retry_wait(util::Error err, int attempt, int64_t started_ms, int64_t deadline_ms) const {
     int64_t delay = opts_.backoff.delay_ms(attempt);
     int64_t now = monotonic_ms();
-    if (deadline_ms > 0 && now + delay >= deadline_ms)
-        return util::Error::with_code(ETIME, util::cat(err.message(), "; deadline reached after ", (now - started_ms + 500) / 1000, " s"));
+    if (deadline_ms > 0 && now + delay >= deadline_ms) return deadline_error(err, started_ms);
     util::log::debug(err.message(), "; retrying");
     timespec ts{static_cast<time_t>(delay / 1000), static_cast<long>(delay % 1000) * 1000000L};
     while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
     return util::ok();
+}
+
+util::Error Registry::deadline_error(const util::Error &err, int64_t started_ms) {
+    // The context only: the code's strerror ("Timer expired") says less than the stall or drop before it.
+    return util::Error::msg(util::cat(err.context, "; deadline reached after ", (monotonic_ms() - started_ms + 500) / 1000, " s"));
 }
 
 util::Error status_error(std::string_view what, const HttpResponse &resp) {
@@ -136,7 +140,8 @@ util::Result<HttpResponse> Registry::request(const std::string &repo, HttpReques
     bool authed = false;
     int attempt = 0;
     int64_t started = monotonic_ms();
-    if (req.deadline_ms == 0) req.deadline_ms = deadline();
+    const bool own_deadline = req.deadline_ms == 0;  // else the caller's operation has it, and words its end
+    if (own_deadline) req.deadline_ms = deadline();
     for (;;) {
         if (auto a = auth_.find(key); a != auth_.end()) req.auth_header = a->second;
         auto r = http_.perform(req);
@@ -153,6 +158,7 @@ util::Result<HttpResponse> Registry::request(const std::string &repo, HttpReques
         } else {
             return r;
         }
+        if (err.code == ETIME && own_deadline) return deadline_error(err, started);
         if (!retry || !http_retryable(err) || attempt + 1 >= opts_.retries || req.sink) return err;
         TRY(retry_wait(std::move(err), attempt++, started, req.deadline_ms));
     }

@@ -101,6 +101,9 @@ public:
     /// sleeps the backoff for `attempt` and returns ok, or, when the next
     /// attempt could not start before `deadline_ms`, returns `err` saying so.
     util::Status retry_wait(util::Error err, int attempt, int64_t started_ms, int64_t deadline_ms) const;
+    /// `err` (the last attempt's) as the end of an operation that started
+    /// at `started_ms` and ran out of time: "<err>; deadline reached after N s".
+    static util::Error deadline_error(const util::Error &err, int64_t started_ms);
 
     /// Any request against this registry, with auth and retries. `actions`
     /// is "pull" or "pull,push"; `extra_scope` adds one (cross-repo mount).

@@ -5,16 +5,14 @@ drips a body at 2 bytes/s (a manifest, or a layer after its first bytes).
   its deadline (--timeout + 10 s, a bound on a hang, not a speed test),
   stores nothing, and `berth image gc` (which needs the store lock the pull
   holds) is not kept waiting past that bound either;
-- a dripped layer with --speed-limit/--speed-time: the same, leaving the
-  partial layer resumable (or nothing), and a later pull from the healthy
-  registry resumes it and succeeds.
+- a dripped layer with --speed-limit/--speed-time: the same (gc included),
+  leaving the partial layer resumable (or nothing), and a later pull from
+  the healthy registry resumes it and succeeds.
 Usage: registry_stall_test.py BERTH"""
-import http.client
 import http.server
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,52 +50,29 @@ class Dripper(http.server.ThreadingHTTPServer):
         self.shutdown()
 
 
-class DripHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        self.fwd("GET")
-
-    def do_HEAD(self):
-        self.fwd("HEAD")
-
+class DripHandler(ProxyHandler):
     def fwd(self, method):
         s = self.server
-        up = http.client.HTTPConnection("127.0.0.1", s.upstream)
-        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        up.request(method, self.path, headers=hdrs)
-        resp = up.getresponse()
-        body = resp.read() if method == "GET" else b""
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("connection", "transfer-encoding", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", resp.getheader("Content-Length", "0") if method == "HEAD" else str(len(body)))
-        self.end_headers()
+        status, body = self.relay_head(method)
         if method == "HEAD":
             return
-        start = 0
-        if s.drip.search(self.path) and resp.status in (200, 206):
-            # The first request gets `fast` bytes at once; a resumed one none.
-            start = min(s.fast, len(body)) if resp.status == 200 else 0
-            try:
-                self.wfile.write(body[:start])
-                self.wfile.flush()
-                off = start
-                while off < len(body) and not s.stopping.is_set():
-                    self.wfile.write(body[off:off + 2])
-                    self.wfile.flush()
-                    s.dripped += 2
-                    off += 2
-                    s.stopping.wait(1)
-            except OSError:
-                pass
-            self.close_connection = True
+        if not (s.drip.search(self.path) and status in (200, 206)):
+            self.wfile.write(body)
             return
-        self.wfile.write(body)
+        # The first request gets `fast` bytes at once; a resumed one none.
+        off = min(s.fast, len(body)) if status == 200 else 0
+        try:
+            self.wfile.write(body[:off])
+            self.wfile.flush()
+            while off < len(body) and not s.stopping.is_set():
+                self.wfile.write(body[off:off + 2])
+                self.wfile.flush()
+                s.dripped += 2
+                off += 2
+                s.stopping.wait(1)
+        except OSError:
+            pass
+        self.close_connection = True
 
 
 def image(reg, repo, tag):
@@ -132,6 +107,27 @@ def strays(root):
             and os.path.getsize(os.path.join(d, n)) > 0]
 
 
+def gc_during(root, bound):
+    """Starts `berth image gc` 2 s from now (a pull is running by then); it
+    must end within `bound` seconds. Returns (thread, result dict)."""
+    result = {}
+
+    def run():
+        time.sleep(2)
+        t0 = time.monotonic()
+        try:
+            g = subprocess.run([berth.exe, "--root", root, "image", "gc"], capture_output=True, text=True, timeout=bound)
+            result["rc"] = g.returncode
+        except subprocess.TimeoutExpired:
+            result["rc"] = None
+        result["secs"] = round(time.monotonic() - t0, 1)
+
+    os.makedirs(root, exist_ok=True)
+    t = threading.Thread(target=run)
+    t.start()
+    return t, result
+
+
 def timed_pull(root, ref, *flags, bound):
     """Runs a pull that must end within `bound` seconds; returns (result or None, seconds)."""
     t0 = time.monotonic()
@@ -157,21 +153,7 @@ try:
     root = os.path.join(tmp, "root-manifest")
     os.makedirs(root)
     deadline = 15
-    gc_result = {}
-
-    def gc_later():
-        time.sleep(2)  # the pull holds the store lock by now
-        t0 = time.monotonic()
-        try:
-            g = subprocess.run([berth.exe, "image", "gc", "--root", root], capture_output=True, text=True,
-                               timeout=deadline + 10)
-            gc_result["rc"] = g.returncode
-        except subprocess.TimeoutExpired:
-            gc_result["rc"] = None
-        gc_result["secs"] = time.monotonic() - t0
-
-    gc = threading.Thread(target=gc_later)
-    gc.start()
+    gc, gc_result = gc_during(root, deadline + 10)
     r, secs = timed_pull(root, f"127.0.0.1:{drip.port}/s/app:1", "--timeout", str(deadline), bound=deadline + 10)
     gc.join()
     print(f"dripped manifest: the pull ended after {secs:.1f} s (--timeout {deadline}), "
@@ -189,10 +171,13 @@ try:
     # attempt stalls after 3 s, the deadline ends the pull.
     drip = Dripper(reg.port, "/blobs/" + big, fast=64 << 10)
     root = os.path.join(tmp, "root-layer")
+    gc, gc_result = gc_during(root, 30)
     r, secs = timed_pull(root, f"127.0.0.1:{drip.port}/s/app:1", "--speed-limit", "1k", "--speed-time", "3",
                          "--timeout", "20", "--retry-delay-ms", "100", bound=30)
+    gc.join()
     off = partial_state(root, big)
-    print(f"dripped layer: the pull ended after {secs:.1f} s (--timeout 20), partial offset {off}")
+    print(f"dripped layer: the pull ended after {secs:.1f} s (--timeout 20), partial offset {off}, gc {gc_result}")
+    c.ok(gc_result.get("rc") == 0, f"gc got the store lock within --timeout + 10 s ({gc_result})")
     c.ok(r is not None, f"a dripped layer ends the pull within --timeout + 10 s ({secs:.1f} s)")
     if r is not None:
         lines = r.stderr.strip().splitlines()
