@@ -99,14 +99,6 @@ def partial_state(root, digest):
     return json.load(open(p))["offset"] if os.path.exists(p) else None
 
 
-def strays(root):
-    """Partial files in ingest/ without a resume state (not resumable)."""
-    d = os.path.join(root, "ingest")
-    names = set(os.listdir(d)) if os.path.isdir(d) else set()
-    return [n for n in names if re.fullmatch(r"[0-9a-f]{64}", n) and n + ".state" not in names
-            and os.path.getsize(os.path.join(d, n)) > 0]
-
-
 def gc_during(root, bound):
     """Starts `berth image gc` 2 s from now (a pull is running by then); it
     must end within `bound` seconds. Returns (thread, result dict)."""
@@ -184,7 +176,7 @@ try:
         c.ok(r.returncode == 1 and len(lines) == 1 and "stalled" in r.stderr,
              f"one-line error naming the stall: {r.stderr.strip()}")
     c.ok(refs_in(root) == [] and big[7:] not in blobs_in(root), "no ref, the dripped layer not stored")
-    c.ok(strays(root) == [] and (off is None or off > 0), f"the partial is resumable or absent (offset {off})")
+    c.ok(ingest_strays(root) == [] and (off is None or off > 0), f"the partial is resumable or absent (offset {off})")
     drip.stop()
 
     # 3. The healthy registry: the same pull succeeds, resuming the partial.

@@ -398,6 +398,16 @@ def blobs_in(root):
     return set(os.listdir(d)) if os.path.isdir(d) else set()
 
 
+def ingest_strays(root):
+    """Partial files in ingest/ without a resume state (not resumable)."""
+    d = os.path.join(root, "ingest")
+    if not os.path.isdir(d):
+        return []
+    names = set(os.listdir(d))
+    return [n for n in names if re.fullmatch(r"[0-9a-f]{64}", n) and n + ".state" not in names
+            and os.path.getsize(os.path.join(d, n)) > 0]
+
+
 class Checks:
     def __init__(self):
         self.failed = 0
