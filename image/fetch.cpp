@@ -262,8 +262,12 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
         if (a.err.code == ETIME) return Registry::deadline_error(a.err, started).wrap(what);
         if (!a.retry) return std::move(a.err).wrap(what);
         // Progress resets the budget of attempts without progress; a stall
-        // that dripped a few bytes is not progress.
-        if (part.offset() > start && a.err.code != ETIMEDOUT) failures = 0;
+        // that dripped less than one stall window's worth is not progress.
+        const HttpOptions &ho = reg.options().http;
+        uint64_t enough = 1;
+        if (a.err.code == ETIMEDOUT && ho.speed_limit > 0 && ho.speed_time_s > 0)
+            enough = static_cast<uint64_t>(ho.speed_limit) * static_cast<uint64_t>(ho.speed_time_s);
+        if (part.offset() - start >= enough) failures = 0;
         if (++failures >= reg.options().retries)
             return std::move(a.err).wrap(util::cat(what, ": giving up after ", failures, " attempts without progress"));
         stats.drops++;
