@@ -17,12 +17,6 @@ namespace {
 
 constexpr uint64_t kWritebackBytes = 4 << 20;
 
-int64_t now_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 /// The partial download of one blob: data fd, offset, running hash.
 class Partial {
 public:
@@ -197,17 +191,21 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
     };
     report(false);
 
+    // One deadline for the whole blob, resumes included: a peer that keeps
+    // it alive a few bytes at a time cannot hold the pull (and the store
+    // lock) beyond it.
     int failures = 0;
+    const int64_t started = monotonic_ms(), deadline = reg.deadline();
     while (part.offset() < size) {
         uint64_t start = part.offset();
-        int64_t last_persist = now_ms(), last_report = last_persist;
+        int64_t last_persist = monotonic_ms(), last_report = last_persist;
         uint64_t since_persist = 0;
         auto sink = [&](std::string_view chunk) -> util::Status {
             TRY(part.append(chunk));
             if (tee) TRY(opts.tee(chunk));
             stats.downloaded += chunk.size();
             since_persist += chunk.size();
-            int64_t t = now_ms();
+            int64_t t = monotonic_ms();
             if (since_persist >= opts.persist_bytes || t - last_persist >= opts.persist_ms) {
                 TRY(part.persist());
                 since_persist = 0;
@@ -243,7 +241,7 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
             }
             return util::ok();
         };
-        auto r = reg.get_blob(repo, d, start, sink, check);
+        auto r = reg.get_blob(repo, d, start, sink, check, deadline);
         Attempt a;
         if (!r) {
             a.err = std::move(r).error();
@@ -261,13 +259,20 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
         // the end (the digest is checked then): make them durable so a later
         // attempt or process resumes after them.
         TRY_CTX(part.persist(), what);
+        if (a.err.code == ETIME) return Registry::deadline_error(a.err, started).wrap(what);
         if (!a.retry) return std::move(a.err).wrap(what);
-        if (part.offset() > start) failures = 0;  // progress: the budget is for attempts without progress
+        // Progress resets the budget of attempts without progress; a stall
+        // that dripped less than one stall window's worth is not progress.
+        const HttpOptions &ho = reg.options().http;
+        uint64_t enough = 1;
+        if (a.err.code == ETIMEDOUT && ho.speed_limit > 0 && ho.speed_time_s > 0)
+            enough = static_cast<uint64_t>(ho.speed_limit) * static_cast<uint64_t>(ho.speed_time_s);
+        if (part.offset() - start >= enough) failures = 0;
         if (++failures >= reg.options().retries)
             return std::move(a.err).wrap(util::cat(what, ": giving up after ", failures, " attempts without progress"));
         stats.drops++;
-        util::log::debug(what, ": ", a.err.message(), " at byte ", part.offset(), "; retrying");
-        reg.options().backoff.sleep(failures - 1);
+        util::log::debug(what, ": at byte ", part.offset());
+        TRY_CTX(reg.retry_wait(std::move(a.err), failures - 1, started, deadline), what);
     }
     auto got = TRY_CTX(part.finish(), what);
     if (!(got == d)) {

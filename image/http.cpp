@@ -3,6 +3,7 @@
 #include "image/http.hpp"
 
 #include <curl/curl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,7 +36,38 @@ struct Transfer {
     bool body_too_big = false;
     bool checked = false;
     uint64_t sent = 0;
+    // The stall check and the deadline (on_progress).
+    int64_t started_ms = 0;
+    int64_t deadline_ms = 0;     ///< 0: none
+    uint64_t stall_bytes = 0;    ///< fewer bytes than this in `stall_ms`...
+    int64_t stall_ms = 0;        ///< ...is a stall; 0: no check
+    int64_t window_ms = 0;       ///< the stall window started here...
+    uint64_t window_bytes = 0;   ///< ...at this many bytes moved
+    uint64_t moved = 0;          ///< bytes received and sent so far
+    bool stalled = false, deadline_hit = false;
 };
+
+int on_progress(void *user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
+    auto *t = static_cast<Transfer *>(user);
+    int64_t now = monotonic_ms();
+    t->moved = static_cast<uint64_t>(dlnow) + static_cast<uint64_t>(ulnow);
+    if (t->deadline_ms > 0 && now >= t->deadline_ms) {
+        t->deadline_hit = true;
+        return 1;
+    }
+    if (t->stall_ms > 0) {
+        if (t->moved - t->window_bytes >= t->stall_bytes) {
+            t->window_ms = now;
+            t->window_bytes = t->moved;
+        } else if (now - t->window_ms >= t->stall_ms) {
+            t->stalled = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+std::string secs(int64_t ms) { return util::cat((ms + 500) / 1000, " s"); }
 
 size_t on_header(char *data, size_t size, size_t n, void *user) {
     auto *t = static_cast<Transfer *>(user);
@@ -133,7 +165,25 @@ util::Error transport_error(CURLcode rc, const char *errbuf, const std::string &
     }
 }
 
+/// A transfer the stall check or the deadline ended, as one line.
+util::Error slow_error(const Transfer &t, int64_t speed_limit, const std::string &url) {
+    int64_t now = monotonic_ms();
+    if (t.stalled)
+        return util::Error::with_code(ETIMEDOUT, util::cat(url_host(url), ": stalled: ", t.moved - t.window_bytes, " bytes in ",
+                                                           secs(now - t.window_ms), " (under ", speed_limit, " bytes/s)"));
+    int64_t ms = now - t.started_ms;
+    bool slow = speed_limit > 0 && t.moved * 1000 < static_cast<uint64_t>(speed_limit * std::max<int64_t>(ms, 1));
+    return util::Error::with_code(ETIME, util::cat(url_host(url), slow ? ": stalled: " : ": ", t.moved, " bytes in ", secs(ms),
+                                                   slow ? util::cat(" (under ", speed_limit, " bytes/s)") : ""));
+}
+
 }  // namespace
+
+int64_t monotonic_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 bool http_retryable(const util::Error &e) {
     switch (e.code) {
@@ -199,10 +249,29 @@ util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std:
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" "0.1");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, opts_.connect_timeout_s);
-    if (opts_.timeout_s > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT, opts_.timeout_s);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, opts_.low_speed_time_s);
+    // The deadline and the stall check run in on_progress, which curl calls
+    // at least once a second, also while nothing arrives; curl's own
+    // timeouts are a backstop a little later.
+    t.started_ms = t.window_ms = monotonic_ms();
+    t.deadline_ms = req.deadline_ms;
+    if (t.deadline_ms == 0 && opts_.timeout_s > 0) t.deadline_ms = t.started_ms + opts_.timeout_s * 1000;
+    int64_t speed_limit = opts_.speed_limit;
+    if (opts_.limit_rate > 0) speed_limit = std::min(speed_limit, opts_.limit_rate / 2);  // never below our own cap
+    if (speed_limit > 0 && opts_.speed_time_s > 0) {
+        t.stall_ms = opts_.speed_time_s * 1000;
+        t.stall_bytes = static_cast<uint64_t>(speed_limit) * static_cast<uint64_t>(opts_.speed_time_s);
+    }
+    long connect_s = opts_.connect_timeout_s;
+    if (t.deadline_ms > 0) {
+        int64_t left = t.deadline_ms - t.started_ms;
+        if (left <= 0) return util::Error::with_code(ETIME, util::cat(url_host(url), ": no time left for the request"));
+        connect_s = std::min<long>(connect_s, static_cast<long>(left / 1000 + 1));
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(left + 2000));
+    }
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, connect_s);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
     if (opts_.limit_rate > 0) curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(opts_.limit_rate));
     if (!opts_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, opts_.ca_file.c_str());
     if (!opts_.pinned_key.empty()) curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, opts_.pinned_key.c_str());
@@ -238,6 +307,8 @@ util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std:
     CURLcode rc = curl_easy_perform(h);
     if (t.sink_failed) return std::move(t.sink_error).error();
     if (t.body_too_big) return util::Error::msg(util::cat("response body larger than ", req.body_limit, " bytes"));
+    if (t.stalled || t.deadline_hit || (rc == CURLE_OPERATION_TIMEDOUT && t.deadline_ms > 0 && monotonic_ms() >= t.deadline_ms))
+        return slow_error(t, speed_limit, url);
     if (rc != CURLE_OK) return transport_error(rc, errbuf, url);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     resp.url = url;

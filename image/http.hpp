@@ -7,8 +7,11 @@
 // object storage with its own signed URL). TLS uses the system CAs or a CA
 // file, optionally pinned to a public key; proxies come from the usual
 // environment variables (http_proxy, https_proxy, no_proxy), which libcurl
-// reads itself. Cellular links get a receive rate limit, a low-speed abort
-// and an overall timeout.
+// reads itself. Cellular links get a receive rate limit, a stall check (a
+// transfer moving under `speed_limit` bytes/s for `speed_time_s` seconds is
+// abandoned, like curl's --speed-limit/--speed-time) and a deadline: each
+// request carries the instant by which it must end, its operation's
+// (Registry and fetch_blob set one per manifest or blob, retries included).
 #pragma once
 
 #include <cstdint>
@@ -30,9 +33,10 @@ struct HttpOptions {
     std::string ca_file;          ///< PEM CA bundle; empty: the system's
     std::string pinned_key;       ///< "sha256//<base64>" (CURLOPT_PINNEDPUBLICKEY); empty: none
     int64_t limit_rate = 0;       ///< receive bytes/s; 0: unlimited
-    long timeout_s = 0;           ///< whole request; 0: none
+    long timeout_s = 0;           ///< one operation (a request and its retries); 0: none
     long connect_timeout_s = 30;
-    long low_speed_time_s = 60;   ///< abort when under 1 byte/s for this long
+    int64_t speed_limit = 1024;   ///< a transfer under this many bytes/s...
+    long speed_time_s = 30;       ///< ...for this many seconds has stalled; 0 in either: never
 };
 
 struct HttpResponse {
@@ -61,6 +65,9 @@ struct HttpRequest {
     std::function<util::Status(const HttpResponse &)> check;
     size_t body_limit = 4 << 20;       ///< max bytes kept in HttpResponse::body
     bool follow_redirects = true;
+    /// monotonic_ms() by which the request (redirects included) must end;
+    /// 0: HttpOptions::timeout_s from its start, if any.
+    int64_t deadline_ms = 0;
 };
 
 class Http {
@@ -71,8 +78,10 @@ public:
     ~Http();
 
     /// Performs the request. A non-2xx status is NOT an error here; transport
-    /// failures are: ECONNRESET, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH when a
-    /// retry may help (see http_retryable), code 0 when not (TLS, pinning).
+    /// failures are: ECONNRESET, ECONNREFUSED, ETIMEDOUT (a stall),
+    /// EHOSTUNREACH when a retry may help (see http_retryable), ETIME when
+    /// the deadline passed (Registry::deadline_error words it), code 0 when
+    /// not (TLS, pinning).
     util::Result<HttpResponse> perform(const HttpRequest &req);
 
     const HttpOptions &options() const { return opts_; }
@@ -83,6 +92,9 @@ private:
     CURL *h_ = nullptr;
     HttpOptions opts_;
 };
+
+/// CLOCK_MONOTONIC in milliseconds: what deadlines are measured on.
+int64_t monotonic_ms();
 
 /// True for errors worth retrying: dropped or refused connections, timeouts,
 /// and (by convention of the registry client) EAGAIN for 5xx/429 answers.

@@ -17,11 +17,13 @@ util::Result<StoredImage> load_image(const Store &store, const Digest &top, cons
     auto kind = TRY_CTX(manifest_kind(text), what);
     Digest mdigest = top;
     if (kind == ManifestKind::Index) {
-        auto index = TRY_CTX(parse_index(text), what);
-        auto d = TRY_CTX(select_platform(index, platform), what);
-        mdigest = d.digest;
-        if (!store.has_blob(mdigest)) return Error::with_code(ENOENT, cat(what, ": manifest ", mdigest.str(), " not in the store"));
-        text = TRY_CTX(store.read_blob(mdigest, 4 << 20), what);
+        auto load = [&](const Descriptor &d) -> util::Result<std::string> {
+            if (!store.has_blob(d.digest)) return Error::with_code(ENOENT, cat("manifest ", d.digest.str(), " not in the store"));
+            return store.read_blob(d.digest, 4 << 20);
+        };
+        auto pm = TRY_CTX(resolve_platform(top, text, platform, load), what);
+        mdigest = pm.desc.digest;
+        text = std::move(pm.body);
     }
     auto m = TRY_CTX(parse_manifest(text), what);
     if (!store.has_blob(m.config.digest)) return Error::with_code(ENOENT, cat(what, ": config not in the store"));

@@ -93,9 +93,8 @@ util::Result<ImportResult> import_layout(Store &store, const std::string &path, 
     std::string top = TRY_CTX(read_blob_in(l, entry->digest, 4 << 20), what);
     auto kind = TRY_CTX(manifest_kind(top, entry->media_type), what);
     if (kind == ManifestKind::Index) {
-        auto idx = TRY_CTX(parse_index(top), what);
-        auto d = TRY_CTX(select_platform(idx, opts.platform), what);
-        res.manifest = d.digest;
+        auto load = [&](const Descriptor &d) { return read_blob_in(l, d.digest, 4 << 20); };
+        res.manifest = TRY_CTX(resolve_platform(entry->digest, top, opts.platform, load), what).desc.digest;
     }
     std::string mtext2 = TRY_CTX(read_blob_in(l, res.manifest, 4 << 20), what);
     auto m = TRY_CTX(parse_manifest(mtext2), what);

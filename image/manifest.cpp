@@ -164,8 +164,15 @@ util::Result<Descriptor> select_platform(const ImageIndex &index, const Platform
     std::string want_variant = norm_variant(want);
     int want_n = variant_number(want_variant);
     for (const auto &d : index.manifests) {
-        if (!d.platform) continue;
-        if (d.media_type != media::kOciManifest && d.media_type != media::kDockerManifest) continue;
+        bool nested = d.media_type == media::kOciIndex || d.media_type == media::kDockerList;
+        if (!nested && d.media_type != media::kOciManifest && d.media_type != media::kDockerManifest) continue;
+        if (!d.platform) {
+            if (nested && best_score < 0) {  // an index for several platforms: the last resort
+                best = &d;
+                best_score = 0;
+            }
+            continue;
+        }
         const Platform &p = *d.platform;
         if (p.os != want.os || p.architecture != want.architecture) continue;
         std::string v = norm_variant(p);
@@ -175,9 +182,10 @@ util::Result<Descriptor> select_platform(const ImageIndex &index, const Platform
         } else if (want.architecture == "arm") {
             // An armv7 host runs v6 and v5 binaries; an image without a variant is taken last.
             int n = variant_number(v);
-            if (v.empty()) score = 1;
+            if (v.empty()) score = 2;
             else if (n > 0 && want_n > 0 && n < want_n) score = 10 + n;
         }
+        if (score > 0 && !nested) score++;  // a manifest for the platform before an index for it
         if (score > best_score) {
             best = &d;
             best_score = score;
@@ -191,6 +199,34 @@ util::Result<Descriptor> select_platform(const ImageIndex &index, const Platform
                               have.empty() ? std::string("none") : util::join(have, ", "), ")"));
     }
     return *best;
+}
+
+util::Result<PlatformManifest> resolve_platform(const Digest &top, std::string_view top_body, const Platform &want,
+                                                const ManifestLoader &load) {
+    std::vector<Digest> chain{top};
+    PlatformManifest out;
+    std::string body(top_body);
+    for (;;) {
+        auto index = TRY_CTX(parse_index(body), cat("index ", chain.back().str()));
+        auto d = TRY_CTX(select_platform(index, want), cat("index ", chain.back().str()));
+        for (const auto &seen : chain) {
+            if (!(seen == d.digest)) continue;
+            std::string path;
+            for (const auto &c : chain) path += c.str() + " -> ";
+            return Error::msg(cat("index cycle: ", path, d.digest.str()));
+        }
+        if (static_cast<int>(chain.size()) > kMaxIndexDepth)
+            return Error::msg(cat("index ", top.str(), ": indexes nested deeper than ", kMaxIndexDepth, " levels"));
+        std::string next = TRY(load(d));
+        if (TRY_CTX(manifest_kind(next, d.media_type), cat("manifest ", d.digest.str())) == ManifestKind::Manifest) {
+            out.desc = std::move(d);
+            out.body = std::move(next);
+            return out;
+        }
+        chain.push_back(d.digest);
+        out.indexes.push_back(next);
+        body = std::move(next);
+    }
 }
 
 }  // namespace img

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -84,6 +85,30 @@ util::Result<ImageIndex> parse_index(std::string_view json);
 /// Picks the manifest for `want` from an index. Matches os and architecture
 /// exactly; the variant exactly, else (arm) the highest lower variant the
 /// host can run (v7 runs v6 and v5), and arm64's "v8" equals no variant.
+/// An entry that is itself an index (nested, as some exporters write) is a
+/// candidate when its platform matches or it has none; an image manifest
+/// for the platform is preferred to it.
 util::Result<Descriptor> select_platform(const ImageIndex &index, const Platform &want);
+
+/// The bytes of a manifest or index by its descriptor (from the store, a
+/// registry or a layout), checked against its digest by the loader.
+using ManifestLoader = std::function<util::Result<std::string>(const Descriptor &)>;
+
+struct PlatformManifest {
+    Descriptor desc;                    ///< the image manifest chosen
+    std::string body;                   ///< its bytes
+    std::vector<std::string> indexes;   ///< bodies of the nested indexes passed through (not the top)
+};
+
+/// How deep indexes may nest below the top one.
+inline constexpr int kMaxIndexDepth = 8;
+
+/// Follows `want` from the index `top` (its digest and bytes) down to an
+/// image manifest, through nested indexes loaded with `load`. An index that
+/// leads back to one already on the way is refused as a cycle, naming it
+/// ("index cycle: sha256:a.. -> sha256:b.. -> sha256:a.."); so is nesting
+/// deeper than kMaxIndexDepth.
+util::Result<PlatformManifest> resolve_platform(const Digest &top, std::string_view top_body, const Platform &want,
+                                                const ManifestLoader &load);
 
 }  // namespace img

@@ -1,9 +1,13 @@
-// ProgressPrinter: the bar and the JSON events.
+// ProgressPrinter: the per-blob lines on a terminal and the JSON events.
+// The lines are redrawn by moving the cursor up over them (ESC [ n A) and
+// clearing each (ESC [ K); they stay under 70 columns so that none wraps.
 #include "image/progress.hpp"
 
-#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+
+#include "image/http.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -11,29 +15,34 @@
 namespace img {
 namespace {
 
-int64_t now_ms() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+/// 1536 -> "1.5 KiB"; one decimal, binary units.
+std::string human_bytes(uint64_t b) {
+    if (b < 1024) return util::cat(b, " B");
+    const char *units[] = {"KiB", "MiB", "GiB"};
+    uint64_t div = 1024;
+    size_t u = 0;
+    while (u + 1 < std::size(units) && b >= div * 1024) {
+        div *= 1024;
+        u++;
+    }
+    uint64_t tenths = b * 10 / div;
+    return util::cat(tenths / 10, '.', tenths % 10, ' ', units[u]);
 }
 
-std::string mib(uint64_t b) {
-    uint64_t tenths = b * 10 / (1 << 20);
-    return util::cat(tenths / 10, '.', tenths % 10, " MiB");
+std::string clock_time(uint64_t s) {
+    return s >= 3600 ? util::cat(s / 3600, 'h', (s / 60) % 60 / 10, (s / 60) % 10, 'm')
+                     : util::cat(s / 60, ':', (s % 60) / 10, s % 10);
 }
 
 }  // namespace
 
-ProgressPrinter::ProgressPrinter(int fd, bool quiet) : fd_(fd), tty_(::isatty(fd) == 1), quiet_(quiet), start_ms_(now_ms()) {}
+ProgressMode auto_progress_mode(int fd) { return ::isatty(fd) == 1 ? ProgressMode::Human : ProgressMode::Json; }
+
+ProgressPrinter::ProgressPrinter(int fd, ProgressMode mode) : fd_(fd), mode_(mode) {}
 
 void ProgressPrinter::operator()(const FetchProgress &p) {
-    if (quiet_) return;
     std::string d = p.digest ? p.digest->str() : "";
-    if (d != current_) {
-        current_ = d;
-        start_ms_ = now_ms();
-    }
-    if (!tty_) {
+    if (mode_ == ProgressMode::Json) {
         util::json::Value v = util::json::Value::object();
         v["event"] = p.done ? "done" : "progress";
         v["digest"] = d;
@@ -43,28 +52,53 @@ void ProgressPrinter::operator()(const FetchProgress &p) {
         (void)util::write_all(fd_, util::json::dump(v) + "\n");
         return;
     }
-    constexpr int kWidth = 30;
-    int filled = p.size ? static_cast<int>(p.offset * kWidth / p.size) : kWidth;
-    std::string bar(static_cast<size_t>(filled), '#');
-    bar.append(static_cast<size_t>(kWidth - filled), '.');
-    int64_t ms = now_ms() - start_ms_;
-    uint64_t rate = ms > 0 ? (p.offset - p.resumed_from) * 1000 / static_cast<uint64_t>(ms) : 0;
-    std::string line = util::cat("\r", d.size() > 19 ? d.substr(7, 12) : d, " [", bar, "] ", mib(p.offset), " / ", mib(p.size), "  ",
-                                 mib(rate), "/s", p.resumed_from ? util::cat(" (resumed at ", mib(p.resumed_from), ")") : "",
-                                 "\x1b[K", p.done ? "\n" : "");
-    (void)util::write_all(fd_, line);
+    if (mode_ != ProgressMode::Human) return;
+    auto it = std::find_if(rows_.begin(), rows_.end(), [&](const Row &r) { return r.digest == d; });
+    if (it == rows_.end()) it = rows_.insert(rows_.end(), Row{d, 0, 0, p.resumed_from, monotonic_ms(), false, false});
+    it->offset = p.offset;
+    it->size = p.size;
+    it->verified = p.done;
+    redraw();
 }
 
 void ProgressPrinter::note(std::string_view event, std::string_view detail) {
-    if (quiet_) return;
-    if (!tty_) {
+    if (mode_ == ProgressMode::Json) {
         util::json::Value v = util::json::Value::object();
         v["event"] = std::string(event);
         v["detail"] = std::string(detail);
         (void)util::write_all(fd_, util::json::dump(v) + "\n");
         return;
     }
-    (void)util::write_all(fd_, util::cat(event, ": ", detail, "\n"));
+    if (mode_ != ProgressMode::Human) return;
+    if (event == "unpacked") {
+        for (auto &r : rows_)
+            if (r.digest == detail) {
+                r.unpacked = true;
+                return redraw();
+            }
+    }
+    redraw(util::cat(event, ": ", detail));
+}
+
+void ProgressPrinter::redraw(std::string_view above) {
+    std::string out = drawn_ ? util::cat("\x1b[", drawn_, "A") : "";
+    if (!above.empty()) out += util::cat("\r", above, "\x1b[K\n");
+    int64_t now = monotonic_ms();
+    for (const Row &r : rows_) {
+        std::string_view hex = std::string_view(r.digest).substr(r.digest.find(':') + 1, 12);
+        std::string line = util::cat("\r  ", hex, "  ");
+        if (r.verified) {
+            line += util::cat(human_bytes(r.size), "  verified", r.unpacked ? ", unpacked" : "");
+        } else {
+            int64_t ms = now - r.start_ms;
+            uint64_t rate = ms > 0 ? (r.offset - r.resumed_from) * 1000 / static_cast<uint64_t>(ms) : 0;
+            line += util::cat(r.size ? r.offset * 100 / r.size : 0, "%  ", human_bytes(r.offset), " / ", human_bytes(r.size), "  ",
+                              human_bytes(rate), "/s  ETA ", rate ? clock_time((r.size - r.offset) / rate) : std::string("-:--"));
+        }
+        out += line + "\x1b[K\n";
+    }
+    drawn_ = rows_.size();
+    (void)util::write_all(fd_, out);
 }
 
 }  // namespace img

@@ -18,7 +18,10 @@ struct Resolved {
 };
 
 util::Result<Resolved> get_by_digest(Registry &reg, Store &store, const std::string &repo, const Digest &d, PullResult &res) {
-    if (store.has_blob(d)) return Resolved{d, TRY(store.read_blob(d, 4 << 20))};
+    if (store.has_blob(d)) {
+        // Without the store lock (see pull_image) gc may remove it meanwhile: then it comes from the registry.
+        if (auto body = store.read_blob(d, 4 << 20)) return Resolved{d, std::move(*body)};
+    }
     auto m = TRY(reg.get_manifest(repo, d.str()));
     if (!m) return util::Error::msg(util::cat("manifest ", d.str(), " not found in ", util::quote(repo)));
     res.manifest_bytes += m->body.size();
@@ -52,10 +55,6 @@ util::Result<std::vector<Digest>> config_diff_ids(std::string_view json) {
 
 util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference &ref, const PullOptions &opts) {
     if (!opts.policy) return util::Error::msg("pull without a policy");
-    // Held to the end, so gc and fsck (exclusive) never remove a blob, a
-    // partial download or a layer this pull has fetched but not yet
-    // reached from its ref.
-    auto shared = TRY_CTX(store.lock_shared(), "pull");
     auto note = [&](std::string_view e, std::string_view d) {
         if (opts.note) opts.note(e, d);
     };
@@ -84,12 +83,12 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     std::string index_body;
     auto kind = TRY_CTX(manifest_kind(top.body), util::cat("manifest ", top.digest.str()));
     if (kind == ManifestKind::Index) {
-        auto index = TRY_CTX(parse_index(top.body), util::cat("index ", top.digest.str()));
-        auto desc = TRY_CTX(select_platform(index, opts.platform), util::quote(ref.str()));
-        note("platform", util::cat(opts.platform.str(), " -> ", desc.digest.str()));
-        man = TRY(get_by_digest(reg, store, repo, desc.digest, res));
-        if (TRY(manifest_kind(man.body)) != ManifestKind::Manifest)
-            return util::Error::msg(util::cat("index entry ", desc.digest.str(), " is not an image manifest"));
+        auto load = [&](const Descriptor &d) -> util::Result<std::string> {
+            return std::move(TRY(get_by_digest(reg, store, repo, d.digest, res)).body);
+        };
+        auto pm = TRY_CTX(resolve_platform(top.digest, top.body, opts.platform, load), util::quote(ref.str()));
+        note("platform", util::cat(opts.platform.str(), " -> ", pm.desc.digest.str()));
+        man = Resolved{pm.desc.digest, std::move(pm.body)};
         alternates.push_back(man.digest);
         index_body = std::move(top.body);
     }
@@ -103,6 +102,14 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     TRY(enforce_policy(reg, decision, ref, res.top, alternates, &signatures.by_digest));
     if (!index_body.empty()) signatures.indexes[res.top] = index_body;
     note("verified", util::cat(ref.str(), " (", res.top.str(), ", policy scope ", decision.scope, ")"));
+
+    // The store lock, from the first blob to the ref, so gc and fsck
+    // (exclusive) never remove a blob, a partial download or a layer this
+    // pull has fetched but not yet reached from its ref. Not before: the
+    // manifests and signatures above need none, and a stalled registry
+    // should keep gc waiting as little as possible (each step has its
+    // deadline, --timeout).
+    auto shared = TRY_CTX(store.lock_shared(), "pull");
 
     // 3. Config, then layers: one pass each, download -> hash -> decompress
     // -> extract. Nothing was downloaded before the manifest digest and the
@@ -131,6 +138,7 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
         if (diff_ids.size() != manifest.layers.size())
             return util::Error::msg(util::cat("config lists ", diff_ids.size(), " diff_ids for ", manifest.layers.size(), " layers"));
     }
+    std::vector<bool> unpack_later(manifest.layers.size());  // fetched now, not streamed: step 4 tells when unpacked
     for (size_t i = 0; i < manifest.layers.size(); i++) {
         const Descriptor &l = manifest.layers[i];
         std::unique_ptr<StreamingUnpack> stream;  // null: nothing to unpack, or unpacked in step 4
@@ -146,6 +154,8 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
         if (stream && st.streamed) {
             TRY(stream->commit());
             note("unpacked", l.digest.str());
+        } else {
+            unpack_later[i] = !st.already_stored;
         }
     }
 
@@ -156,8 +166,10 @@ util::Result<PullResult> pull_image(Registry &reg, Store &store, const Reference
     // signatures that passed, so the image also runs with the registry away.
     if (!signatures.empty()) TRY(save_signature_record(store, man.digest, signatures));
     if (opts.unpack)
-        for (size_t i = 0; i < diff_ids.size(); i++)
+        for (size_t i = 0; i < diff_ids.size(); i++) {
             TRY(unpack_layer(store, manifest.layers[i], diff_ids[i]));  // its errors name the layer
+            if (unpack_later[i]) note("unpacked", manifest.layers[i].digest.str());
+        }
     res.ref_name = store_ref_name(ref);
     TRY(store.set_ref(res.ref_name, man.digest));
     return res;

@@ -12,7 +12,8 @@
 //   4. store the manifests, unpack the layers that were not streamed (a
 //      resumed download, a blob already stored), set the ref last.
 // A failure at any step leaves no ref, so nothing half-pulled can run. The
-// store's shared lock is held throughout, so gc and fsck wait for the pull.
+// store's shared lock is held from step 3 on, so gc and fsck wait for the
+// pull's blobs, not for its manifest and signature lookups.
 #pragma once
 
 #include <cstdint>

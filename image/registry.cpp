@@ -52,11 +52,24 @@ int64_t Backoff::delay_ms(int attempt) const {
     return ceiling / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(ceiling / 2 + 1));
 }
 
-void Backoff::sleep(int attempt) const {
-    int64_t ms = delay_ms(attempt);
-    timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L};
+int64_t Registry::deadline() const {
+    return opts_.http.timeout_s > 0 ? monotonic_ms() + opts_.http.timeout_s * 1000 : 0;
+}
+
+util::Status Registry::retry_wait(util::Error err, int attempt, int64_t started_ms, int64_t deadline_ms) const {
+    int64_t delay = opts_.backoff.delay_ms(attempt);
+    int64_t now = monotonic_ms();
+    if (deadline_ms > 0 && now + delay >= deadline_ms) return deadline_error(err, started_ms);
+    util::log::debug(err.message(), "; retrying");
+    timespec ts{static_cast<time_t>(delay / 1000), static_cast<long>(delay % 1000) * 1000000L};
     while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+    return util::ok();
+}
+
+util::Error Registry::deadline_error(const util::Error &err, int64_t started_ms) {
+    // The context only: the code's strerror ("Timer expired") says less than the stall or drop before it.
+    return util::Error::msg(util::cat(err.context, "; deadline reached after ", (monotonic_ms() - started_ms + 500) / 1000, " s"));
 }
 
 util::Error status_error(std::string_view what, const HttpResponse &resp) {
@@ -126,6 +139,9 @@ util::Result<HttpResponse> Registry::request(const std::string &repo, HttpReques
     std::string what = util::cat(req.method, " ", req.url.substr(base_url().size()));
     bool authed = false;
     int attempt = 0;
+    int64_t started = monotonic_ms();
+    const bool own_deadline = req.deadline_ms == 0;  // else the caller's operation has it, and words its end
+    if (own_deadline) req.deadline_ms = deadline();
     for (;;) {
         if (auto a = auth_.find(key); a != auth_.end()) req.auth_header = a->second;
         auto r = http_.perform(req);
@@ -142,9 +158,9 @@ util::Result<HttpResponse> Registry::request(const std::string &repo, HttpReques
         } else {
             return r;
         }
+        if (err.code == ETIME && own_deadline) return deadline_error(err, started);
         if (!retry || !http_retryable(err) || attempt + 1 >= opts_.retries || req.sink) return err;
-        util::log::debug(err.message(), "; retrying");
-        opts_.backoff.sleep(attempt++);
+        TRY(retry_wait(std::move(err), attempt++, started, req.deadline_ms));
     }
 }
 
@@ -211,8 +227,10 @@ util::Status Registry::put_manifest(const std::string &repo, const std::string &
 }
 
 util::Result<HttpResponse> Registry::get_blob(const std::string &repo, const Digest &d, uint64_t offset, HttpSink sink,
-                                              std::function<util::Status(const HttpResponse &)> check) {
+                                              std::function<util::Status(const HttpResponse &)> check,
+                                              int64_t deadline_ms) {
     HttpRequest req;
+    req.deadline_ms = deadline_ms;
     req.url = util::cat(base_url(), "/v2/", repo, "/blobs/", d.str());
     if (offset > 0) req.headers.push_back(util::cat("Range: bytes=", offset, "-"));
     req.sink = std::move(sink);

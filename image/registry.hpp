@@ -4,8 +4,9 @@
 //   GET/HEAD /v2/<name>/blobs/<digest>      POST/PATCH/PUT /v2/<name>/blobs/uploads/
 // Every request goes through request(), which answers a 401 challenge
 // (Bearer token for the repository's scope, or basic) and retries once, and
-// retries transport failures and 5xx answers with backoff. Blob bodies are
-// streamed to a sink; resuming them is fetch.cpp's job.
+// retries transport failures, stalls and 5xx answers with backoff, all
+// within one deadline (HttpOptions::timeout_s from the first attempt). Blob
+// bodies are streamed to a sink; resuming them is fetch.cpp's job.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +42,6 @@ struct Backoff {
     int64_t base_ms = 250;
     int64_t cap_ms = 30000;
     int64_t delay_ms(int attempt) const;
-    void sleep(int attempt) const;
 };
 
 struct RegistryOptions {
@@ -84,7 +84,8 @@ public:
     /// One GET of a blob, from `offset` (a Range request when > 0), body to
     /// `sink`. Returns the response (status, headers); interpretation is the caller's.
     util::Result<HttpResponse> get_blob(const std::string &repo, const Digest &d, uint64_t offset, HttpSink sink,
-                                        std::function<util::Status(const HttpResponse &)> check = {});
+                                        std::function<util::Status(const HttpResponse &)> check = {},
+                                        int64_t deadline_ms = 0);
     util::Result<bool> blob_exists(const std::string &repo, const Digest &d);
     /// Tries a cross-repository mount; true when the registry mounted it.
     util::Result<bool> mount_blob(const std::string &repo, const Digest &d, const std::string &from_repo);
@@ -93,6 +94,16 @@ public:
     util::Status upload_blob(const std::string &repo, const Digest &d, int fd, uint64_t size, uint64_t chunk = 0);
     /// Monolithic upload of a small blob held in memory.
     util::Status upload_bytes(const std::string &repo, const Digest &d, std::string_view data);
+
+    /// The deadline of an operation starting now (HttpRequest::deadline_ms); 0: none.
+    int64_t deadline() const;
+    /// Between two attempts of an operation that started at `started_ms`:
+    /// sleeps the backoff for `attempt` and returns ok, or, when the next
+    /// attempt could not start before `deadline_ms`, returns `err` saying so.
+    util::Status retry_wait(util::Error err, int attempt, int64_t started_ms, int64_t deadline_ms) const;
+    /// `err` (the last attempt's) as the end of an operation that started
+    /// at `started_ms` and ran out of time: "<err>; deadline reached after N s".
+    static util::Error deadline_error(const util::Error &err, int64_t started_ms);
 
     /// Any request against this registry, with auth and retries. `actions`
     /// is "pull" or "pull,push"; `extra_scope` adds one (cross-repo mount).

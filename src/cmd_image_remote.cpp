@@ -1,8 +1,9 @@
 // `berth image pull|push|sign|verify`: the registry side of the image group.
 // Each command turns its options into a Registry (transport, auth, retries),
 // a Policy and a Store, then makes one library call (image/pull.hpp,
-// image/push.hpp, image/signature.hpp). Progress goes to stderr (a bar on a
-// TTY, JSON lines otherwise); results (digests) go to stdout.
+// image/push.hpp, image/signature.hpp). Progress goes to stderr (a display
+// on a terminal, JSON lines otherwise, see --progress); results (digests)
+// go to stdout.
 #include <unistd.h>
 
 #include "commands.hpp"
@@ -46,7 +47,7 @@ util::Result<int> run_pull(const cli::GlobalOptions &g, const util::ParsedArgs &
     auto policy = TRY(load_policy(root, a));
     po.policy = &policy;
     po.unpack = !a.has("no-unpack");
-    img::ProgressPrinter printer(2, a.has("quiet"));
+    img::ProgressPrinter printer(2, TRY(progress_mode(a)));
     po.fetch.progress = printer.fn();
     po.note = printer_note(printer);
     auto store = TRY(img::Store::open(root));
@@ -79,7 +80,7 @@ util::Result<int> run_push(const cli::GlobalOptions &g, const util::ParsedArgs &
     img::PushOptions po;
     if (auto c = a.get("chunk-size")) po.chunk = TRY(parse_size(*c, "chunk-size"));
     po.mount_from = a.get("mount-from").value_or("");
-    img::ProgressPrinter printer(2, a.has("quiet"));
+    img::ProgressPrinter printer(2, TRY(progress_mode(a)));
     po.note = printer_note(printer);
     auto reg = TRY(open_registry(dest, a));
     auto res = TRY(img::push_image(reg, src, dest, po));
@@ -144,7 +145,10 @@ util::Result<int> run_verify(const cli::GlobalOptions &g, const util::ParsedArgs
         {"pin", 0, true, "sha256//B64", "pin the server's public key"},                                           \
         {"insecure-http", 0, false, nullptr, "plain http (loopback registries fall back to it by themselves)"},  \
         {"limit-rate", 0, true, "BYTES", "receive at most BYTES/s (k, M suffixes)"},                              \
-        {"timeout", 0, true, "SECONDS", "give up a request after SECONDS"},                                       \
+        {"timeout", 0, true, "SECONDS", "give up a manifest or blob after SECONDS, retries included (default 900; 0: never)"}, \
+        {"speed-limit", 0, true, "BYTES", "a transfer under BYTES/s for --speed-time has stalled (default 1k; 0: never)"},  \
+        {"speed-time", 0, true, "SECONDS", "see --speed-limit (default 30)"},                                      \
+        {"progress", 0, true, "MODE", "auto (a display on a terminal, else JSON lines), human, json or none"},  \
         {"retries", 0, true, "N", "attempts without progress before giving up (default 8)"},                     \
         {"retry-delay-ms", 0, true, "MS", "first backoff delay (default 500, doubles, jittered)"},                \
         {"quiet", 'q', false, nullptr, "no progress output"}

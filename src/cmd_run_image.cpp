@@ -40,7 +40,10 @@ const util::OptSpec kImageOptions[] = {
     {"pin", 0, true, "sha256//B64", "with IMAGE: pin the registry's public key"},
     {"insecure-http", 0, false, nullptr, "with IMAGE: plain http (loopback registries fall back to it by themselves)"},
     {"limit-rate", 0, true, "BYTES", "with IMAGE: receive at most BYTES/s (k, M suffixes)"},
-    {"timeout", 0, true, "SECONDS", "with IMAGE: give up a registry request after SECONDS"},
+    {"timeout", 0, true, "SECONDS", "with IMAGE: give up a manifest or blob after SECONDS, retries included (default 900)"},
+    {"speed-limit", 0, true, "BYTES", "with IMAGE: a transfer under BYTES/s for --speed-time has stalled (default 1k)"},
+    {"speed-time", 0, true, "SECONDS", "with IMAGE: see --speed-limit (default 30)"},
+    {"progress", 0, true, "MODE", "with IMAGE: auto (a display on a terminal, else JSON lines), human, json or none"},
     {"retries", 0, true, "N", "with IMAGE: attempts without progress before giving up (default 8)"},
     {"retry-delay-ms", 0, true, "MS", "with IMAGE: first backoff delay (default 500, doubles, jittered)"},
     {"quiet", 'q', false, nullptr, "with IMAGE: no pull progress output"},
@@ -110,7 +113,7 @@ util::Result<int> run_image_command(const cli::GlobalOptions &g, const util::Par
     auto policy = TRY(load_policy(o.store_root, a));
     o.policy = &policy;
     o.open_registry = [&reg_opts](const img::Reference &ref) { return img::Registry::open(img::registry_host(ref), reg_opts); };
-    img::ProgressPrinter printer(2, a.has("quiet"));
+    img::ProgressPrinter printer(2, TRY(progress_mode(a)));
     o.fetch.progress = printer.fn();
     o.note = [&printer](std::string_view e, std::string_view d) { printer.note(e, d); };
     return run_image(o);

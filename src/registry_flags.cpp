@@ -41,12 +41,24 @@ util::Result<img::RegistryOptions> registry_options(const util::ParsedArgs &a) {
     o.http.ca_file = a.get("ca").value_or("");
     o.http.pinned_key = a.get("pin").value_or("");
     if (auto r = a.get("limit-rate")) o.http.limit_rate = static_cast<int64_t>(TRY(parse_size(*r, "limit-rate")));
-    o.http.timeout_s = TRY(parse_num(a, "timeout", 0));
+    o.http.timeout_s = TRY(parse_num(a, "timeout", kDefaultTimeoutS));
+    o.http.speed_limit = static_cast<int64_t>(TRY(parse_size(a.get("speed-limit").value_or(kDefaultSpeedLimit), "speed-limit")));
+    o.http.speed_time_s = TRY(parse_num(a, "speed-time", kDefaultSpeedTimeS));
     o.retries = std::max(1, static_cast<int>(TRY(parse_num(a, "retries", 8))));
     o.backoff.base_ms = std::max<int64_t>(1, TRY(parse_num(a, "retry-delay-ms", 500)));
     o.insecure_http = a.has("insecure-http");
     if (auto c = a.get("creds")) o.creds = TRY(img::Credentials::load(*c));
     return o;
+}
+
+util::Result<img::ProgressMode> progress_mode(const util::ParsedArgs &a) {
+    if (a.has("quiet")) return img::ProgressMode::Quiet;
+    std::string m = a.get("progress").value_or("auto");
+    if (m == "auto") return img::auto_progress_mode(2);
+    if (m == "human") return img::ProgressMode::Human;
+    if (m == "json") return img::ProgressMode::Json;
+    if (m == "none") return img::ProgressMode::Quiet;
+    return util::Error::msg(util::cat("--progress: expected auto, human, json or none, got ", util::quote(m)));
 }
 
 util::Result<img::Policy> load_policy(const std::string &store, const util::ParsedArgs &a) {

@@ -157,16 +157,6 @@ def make_image(layer_media="application/vnd.oci.image.layer.v1.tar+gzip", size=3
     return man, {sha(cfg): cfg, sha(layer): layer}, sha(layer)
 
 
-def ingest_strays(root):
-    """Partial files in ingest/ without a resume state (not resumable)."""
-    d = os.path.join(root, "ingest")
-    if not os.path.isdir(d):
-        return []
-    names = set(os.listdir(d))
-    return [n for n in names if re.fullmatch(r"[0-9a-f]{64}", n) and n + ".state" not in names
-            and os.path.getsize(os.path.join(d, n)) > 0]
-
-
 def layers_in(root):
     """Unpacked layers and temporary layer directories."""
     d = os.path.join(root, "layers")

@@ -178,10 +178,10 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.fwd("HEAD")
 
-    def fwd(self, method):
-        s = self.server
+    def relay_head(self, method):
+        """Asks upstream, sends its status and headers; returns (status, body) for the caller to send."""
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
-        up = http.client.HTTPConnection("127.0.0.1", s.upstream)
+        up = http.client.HTTPConnection("127.0.0.1", self.server.upstream)
         hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
         up.request(method, self.path, headers=hdrs)
         resp = up.getresponse()
@@ -192,10 +192,15 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
                 self.send_header(k, v)
         self.send_header("Content-Length", resp.getheader("Content-Length", "0") if method == "HEAD" else str(len(body)))
         self.end_headers()
+        return resp.status, body
+
+    def fwd(self, method):
+        s = self.server
+        status, body = self.relay_head(method)
         if method == "HEAD":
             return
         m = BLOB_RE.search(self.path)
-        if m and resp.status in (200, 206):
+        if m and status in (200, 206):
             with s.lock:
                 s.ranges.append((m.group(1), self.headers.get("Range")))
             cut = len(body)
@@ -409,6 +414,16 @@ def require_registry():
     if not shutil.which("docker-registry"):
         print("skipped: docker-registry is not installed")
         sys.exit(77)
+
+
+def ingest_strays(root):
+    """Partial files in ingest/ without a resume state (not resumable)."""
+    d = os.path.join(root, "ingest")
+    if not os.path.isdir(d):
+        return []
+    names = set(os.listdir(d))
+    return [n for n in names if re.fullmatch(r"[0-9a-f]{64}", n) and n + ".state" not in names
+            and os.path.getsize(os.path.join(d, n)) > 0]
 
 
 class Checks:
