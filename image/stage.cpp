@@ -110,7 +110,11 @@ util::Result<StagedBundle> stage_bundle(Store &store, const Reference &ref, cons
     reg.reset();
 
     // 3. Layers and bundle.
+    std::vector<std::string> unpacking;  // the layers this call unpacks, for the progress display
+    for (size_t i = 0; i < image->config.diff_ids.size(); i++)
+        if (!store.has_layer(image->config.diff_ids[i])) unpacking.push_back(image->manifest.layers[i].digest.str());
     TRY_CTX(unpack_image(store, *image), cat("image ", quote(ref.str())));
+    for (const auto &d : unpacking) note("unpacked", d);
     RuntimeConfigOptions rc = o.runtime;
     rc.annotations[kStoreAnnotation] = store.root();
     rc.annotations[kImageAnnotation] = ref.str();
