@@ -110,7 +110,7 @@ util::Status setup_process_and_exec(const ProcessSetup &setup) {
     ::umask(p.user.umask.value_or(022));
     // Close everything the container must not see, then check (CVE-2024-21626).
     std::vector<int> internal = setup.internal_fds;
-    if (procfs::cached_fd() >= 0) internal.push_back(procfs::cached_fd());  // O_CLOEXEC, used until exec
+    internal.push_back(TRY(procfs::root()));  // O_CLOEXEC, used until exec
     std::vector<int> keep = internal;
     for (int i = 0; i < setup.preserve_fds; i++) keep.push_back(3 + i);
     util::close_fds_from(3, keep.data(), keep.size());
