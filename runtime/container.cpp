@@ -18,6 +18,7 @@
 #include "runtime/console.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
+#include "runtime/mounts.hpp"
 #include "runtime/state.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/spec.hpp"
@@ -99,7 +100,7 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     TRY(validate_id(o.id));
     TRY_CTX(util::mkdir_p(o.root, 0700), "state root");
     if (!spec.process) return Error::msg("config.json: `process`: missing");
-    if (!spec.find_namespace(CLONE_NEWNS)) return Error::msg("config.json: `linux.namespaces`: a mount namespace is required");
+    TRY_CTX(mounts::check_without_mount_ns(spec, o.no_pivot), "config.json: no mount namespace");
     struct stat sb;
     if (::stat(spec.root_path.c_str(), &sb) < 0) return Error::from_errno(util::cat("rootfs ", util::quote(spec.root_path)));
     if (!S_ISDIR(sb.st_mode)) return Error::msg(util::cat("rootfs ", util::quote(spec.root_path), " is not a directory"));
@@ -200,7 +201,10 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     TRY(save_state(o.root, st));
     TRY(util::failpoint("runtime.create.cloned"));
 
-    std::string sj = state_json_text(st, Status::Creating);
+    // The environment is created (runtime-spec "Lifecycle" step 2): the
+    // prestart, createRuntime, createContainer and startContainer hooks see
+    // `created` (the spec's "after step 2"; crun does the same).
+    std::string sj = state_json_text(st, Status::Created);
     TRY(hooks::run_hooks(hooks::Kind::Prestart, hks, sj));
     TRY(hooks::run_hooks(hooks::Kind::CreateRuntime, hks, sj));
     if (::send(parent_sock.get(), sj.data(), sj.size(), MSG_NOSIGNAL) < 0) return Error::from_errno("send the go-ahead");

@@ -25,6 +25,29 @@ constexpr DefaultDevice kDefaults[] = {
     {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
 
+/// Sets owner and mode of the node just created at `name` in `dirfd`.
+/// `dirfd` may be shared (a /dev bound from the host or another container):
+/// the name can be swapped for a symlink at any moment, so nothing here
+/// resolves it twice. The node is opened once (O_PATH | O_NOFOLLOW), checked
+/// to be the device made, and changed through that fd only.
+util::Status own_node(int dirfd, const std::string &name, mode_t type, dev_t dev, mode_t perm, uid_t uid, gid_t gid) {
+    int fd = ::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Error::from_errno("open the new node");
+    util::UniqueFd node(fd);
+    struct stat sb;
+    if (::fstat(fd, &sb) < 0) return Error::from_errno("stat the new node");
+    if ((sb.st_mode & S_IFMT) != type || (type != S_IFIFO && sb.st_rdev != dev))
+        return Error::msg("the new node was replaced while it was set up");
+    if ((sb.st_uid != uid || sb.st_gid != gid) && ::fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0)
+        return Error::from_errno("chown");
+    // mknodat under umask 0 gave the mode already, unless a default ACL of a
+    // host directory changed it; chown may have dropped setgid.
+    if ((sb.st_mode & 07777) != perm || sb.st_uid != uid || sb.st_gid != gid) {
+        if (::chmod(mounts::fd_path(fd).c_str(), perm) < 0) return Error::from_errno("chmod");
+    }
+    return util::ok();
+}
+
 /// Creates node `name` in `dirfd`, replacing what the image had there.
 util::Status make_node(int dirfd, const std::string &name, mode_t type, dev_t dev, mode_t perm, uid_t uid, gid_t gid,
                        const std::string &host_path) {
@@ -33,20 +56,14 @@ util::Status make_node(int dirfd, const std::string &name, mode_t type, dev_t de
         if (S_ISDIR(sb.st_mode)) return Error::msg(util::cat("a directory is in the way"));
         if (::unlinkat(dirfd, name.c_str(), 0) < 0) return Error::from_errno("remove what the image had");
     }
-    if (::mknodat(dirfd, name.c_str(), type | perm, dev) == 0) {
-        if (::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0) return Error::from_errno("chown");
-        if (::fchmodat(dirfd, name.c_str(), perm, 0) < 0) return Error::from_errno("chmod");
-        return util::ok();
-    }
+    if (::mknodat(dirfd, name.c_str(), type | perm, dev) == 0) return own_node(dirfd, name, type, dev, perm, uid, gid);
     if (errno != EPERM || type == S_IFIFO) return Error::from_errno("mknod");
-    // No mknod (user namespace): bind the host's node over an empty file.
-    int fd = ::openat(dirfd, name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+    // No mknod (user namespace): bind the host's node over an empty file,
+    // through the fd of the file we created (O_EXCL: never one put there).
+    int fd = ::openat(dirfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0);
     if (fd < 0) return Error::from_errno("create bind target");
     util::UniqueFd target(fd);
-    int pfd = ::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (pfd < 0) return Error::from_errno("open bind target");
-    util::UniqueFd path_fd(pfd);
-    if (::mount(host_path.c_str(), mounts::fd_path(path_fd.get()).c_str(), nullptr, MS_BIND, nullptr) < 0)
+    if (::mount(host_path.c_str(), mounts::fd_path(target.get()).c_str(), nullptr, MS_BIND, nullptr) < 0)
         return Error::from_errno(util::cat("bind ", util::quote(host_path)));
     return util::ok();
 }

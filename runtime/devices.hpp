@@ -4,6 +4,10 @@
 // relative to a /dev fd opened inside the rootfs; where mknod is not allowed
 // (a user namespace) the host's node is bind-mounted instead. Whatever the
 // image had at a device path (a symlink included) is replaced, never followed.
+// /dev may be shared (bound from the host or from another container), so a
+// created node is opened once with O_NOFOLLOW, checked to be the device made,
+// and chowned/chmodded through that fd: a name swapped for a symlink between
+// two calls never sends a chmod to a host file.
 #pragma once
 
 #include "runtime/spec.hpp"

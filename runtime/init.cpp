@@ -15,6 +15,7 @@
 #include "runtime/console.hpp"
 #include "runtime/mounts.hpp"
 #include "runtime/process_setup.hpp"
+#include "runtime/procfs.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -53,12 +54,8 @@ util::Status wait_for_start(void *p) {
     ctx->reported = true;
     ::close(a.sync_fd);
     a.sync_fd = -1;
-    std::string fifo = util::cat("/proc/self/fd/", a.fifo_fd);
-    int fd;
-    do fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) return Error::from_errno("open exec fifo");
-    util::UniqueFd w(fd);
+    // Through the procfs handle: a container without a mount namespace has no /proc.
+    auto w = TRY_CTX(procfs::reopen_fd(a.fifo_fd, O_WRONLY), "open exec fifo");
     ::close(a.fifo_fd);
     a.fifo_fd = -1;
     if (::write(w.get(), "0", 1) != 1) return Error::from_errno("write exec fifo");

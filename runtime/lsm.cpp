@@ -10,6 +10,7 @@
 
 #include <cerrno>
 
+#include "runtime/procfs.hpp"
 #include "runtime/security.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"
@@ -21,18 +22,6 @@ namespace {
 using util::cat;
 using util::Error;
 using util::quote;
-
-util::Status write_attr(const char *path, std::string_view value) {
-    util::UniqueFd fd(open(path, O_WRONLY | O_CLOEXEC));
-    if (!fd) return Error::from_errno(cat("open ", quote(path)));
-    // One write: the kernel parses the whole attribute at once.
-    ssize_t n;
-    do n = write(fd.get(), value.data(), value.size());
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return Error::from_errno(cat("write ", quote(value), " to ", quote(path)));
-    if (static_cast<size_t>(n) != value.size()) return Error::msg(cat("short write to ", quote(path)));
-    return util::ok();
-}
 
 }  // namespace
 
@@ -71,12 +60,12 @@ util::Status apply_lsm(const LsmConfig &lsm) {
     if (!lsm.apparmor_profile.empty()) {
         std::string cmd = cat("exec ", lsm.apparmor_profile);
         // Kernels since 5.1 have the per-LSM directory; older ones only the shared attr.
-        const char *path = access("/proc/self/attr/apparmor/exec", F_OK) == 0 ? "/proc/self/attr/apparmor/exec"
-                                                                               : "/proc/self/attr/exec";
-        TRY_CTX(write_attr(path, cmd), cat("apply AppArmor profile ", quote(lsm.apparmor_profile)));
+        // Written through a verified procfs handle (procfs.hpp), never by path.
+        const char *attr = procfs::self_exists("attr/apparmor/exec") ? "attr/apparmor/exec" : "attr/exec";
+        TRY_CTX(procfs::write_self(attr, cmd), cat("apply AppArmor profile ", quote(lsm.apparmor_profile)));
     }
     if (!lsm.selinux_label.empty())
-        TRY_CTX(write_attr("/proc/self/attr/exec", lsm.selinux_label),
+        TRY_CTX(procfs::write_self("attr/exec", lsm.selinux_label),
                 cat("apply SELinux label ", quote(lsm.selinux_label)));
     return util::ok();
 }

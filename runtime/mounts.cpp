@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 
 #include "runtime/devices.hpp"
+#include "runtime/procfs.hpp"
 #include "util/file.hpp"
 #include "util/path.hpp"
 #include "util/strings.hpp"
@@ -19,6 +21,9 @@
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -226,6 +231,73 @@ util::Status readonly_paths(int rootfd, const Spec &spec) {
     return util::ok();
 }
 
+/// The files lxcfs emulates: bind mounts over them are accepted (as runc).
+constexpr const char *kLxcfsProcFiles[] = {
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime",  "/proc/loadavg",   "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+};
+
+bool on_procfs(int fd) {
+    struct statfs sf;
+    return ::fstatfs(fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+}
+
+std::string fd_target(int fd) {
+    char buf[4096];
+    ssize_t n = ::readlink(fd_path(fd).c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+/// Refuses a mount whose target (resolved, open at `target`) is `/proc` or
+/// inside it, or on any procfs: a bind there would redirect the runtime's
+/// own procfs writes (oom_score_adj, LSM attributes) into the bind's source.
+/// Accepted: a procfs at `/proc`, and binds of files over lxcfs's entries.
+util::Status check_proc_target(int rootfd, int target, const Mount &m) {
+    std::string root = fd_target(rootfd), path = fd_target(target);
+    std::string rel;
+    if (!root.empty() && (path == root + "/proc" || path.starts_with(root + "/proc/"))) rel = path.substr(root.size());
+    else if (!on_procfs(target)) return util::ok();
+    if (rel == "/proc") {
+        if (m.type == "proc") return util::ok();
+        struct statfs sf;
+        struct stat sb;
+        if (m.is_bind() && ::statfs(m.source.c_str(), &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC &&
+            ::stat(m.source.c_str(), &sb) == 0 && sb.st_ino == 1)
+            return util::ok();
+        return Error::msg("only a procfs may be mounted on `/proc`");
+    }
+    if (m.is_bind())
+        for (const char *f : kLxcfsProcFiles)
+            if (rel == f) return util::ok();
+    return Error::msg(util::cat("the target resolves to ", rel.empty() ? std::string("a procfs") : util::quote(rel),
+                                ", inside `/proc`; refused"));
+}
+
+/// As runc, a missing cwd is created (never under /proc: it could name a
+/// magic link to a host path).
+util::Status create_cwd(int rootfd, const Spec &spec) {
+    if (!spec.process || spec.process->cwd.starts_with("/proc/") || spec.process->cwd == "/proc") return util::ok();
+    auto cwd = util::open_in_root(rootfd, spec.process->cwd, O_PATH);
+    if (!cwd && cwd.error().code == ENOENT) TRY_CTX(util::mkdir_all_in_root(rootfd, spec.process->cwd, 0755), "create cwd");
+    return util::ok();
+}
+
+/// No mount namespace: the container shares the runtime's mounts, so
+/// nothing is mounted (check_without_mount_ns refused what would be); the
+/// devices are made in the rootfs's /dev and the init chroots into the
+/// rootfs (pivot_root would move the runtime's own root), as runc does.
+util::Status enter_root_without_mount_ns(const Spec &spec, const RootfsOptions &opts) {
+    auto rootfd = TRY_CTX(util::open_file(spec.root_path, O_PATH | O_DIRECTORY), "rootfs");
+    TRY(devices::setup_dev(rootfd.get(), spec));
+    TRY(create_cwd(rootfd.get(), spec));
+    if (opts.before_pivot) TRY(opts.before_pivot(opts.before_pivot_ctx));
+    TRY(write_sysctls(spec));
+    if (::fchdir(rootfd.get()) < 0) return Error::from_errno("chdir rootfs");
+    if (::chroot(".") < 0) return Error::from_errno("chroot rootfs");
+    if (::chdir("/") < 0) return Error::from_errno("chdir /");
+    return util::ok();
+}
+
 long pivot_root(const char *new_root, const char *put_old) { return ::syscall(SYS_pivot_root, new_root, put_old); }
 
 util::Status do_pivot(const std::string &root) {
@@ -307,6 +379,7 @@ util::Status mount_entry(int rootfd, const Mount &m, const RootfsOptions &opts) 
         struct stat sb;
         if (::stat(m.source.c_str(), &sb) < 0) return Error::from_errno(util::cat(where, ": source ", util::quote(m.source)));
         auto target = TRY_CTX(open_target(rootfd, m.destination, !S_ISDIR(sb.st_mode)), where);
+        TRY_CTX(check_proc_target(rootfd, target.get(), m), where);
         if (::mount(m.source.c_str(), fd_path(target.get()).c_str(), nullptr, MS_BIND | (m.flags & MS_REC), nullptr) < 0)
             return Error::from_errno(where);
         auto mounted = TRY_CTX(util::open_in_root(rootfd, m.destination, O_PATH), where);
@@ -318,6 +391,7 @@ util::Status mount_entry(int rootfd, const Mount &m, const RootfsOptions &opts) 
         return util::ok();
     }
     auto target = TRY_CTX(open_target(rootfd, m.destination, false), where);
+    TRY_CTX(check_proc_target(rootfd, target.get(), m), where);
     if (m.type == "cgroup" || m.type == "cgroup2") return mount_cgroups(rootfd, m, target.get(), opts).context(where);
     unsigned long flags = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     const char *data = m.data.empty() ? nullptr : m.data.c_str();
@@ -342,10 +416,29 @@ util::Status mount_entry(int rootfd, const Mount &m, const RootfsOptions &opts) 
     return util::ok();
 }
 
+util::Status check_without_mount_ns(const Spec &spec, bool no_pivot) {
+    if (spec.find_namespace(CLONE_NEWNS)) return util::ok();
+    auto refuse = [](const char *what) {
+        return Error::msg(util::cat(what, " needs a mount namespace (the container would change the runtime's mounts)"));
+    };
+    if (!spec.mounts.empty()) return refuse("`mounts`");
+    if (!spec.masked_paths.empty() || !spec.readonly_paths.empty()) return refuse("`linux.maskedPaths` or `linux.readonlyPaths`");
+    if (spec.rootfs_propagation) return refuse("`linux.rootfsPropagation`");
+    if (spec.root_readonly) return refuse("`root.readonly`");
+    if (no_pivot) return refuse("--no-pivot");
+    return util::ok();
+}
+
 util::Status setup_rootfs(const Spec &spec, const RootfsOptions &opts) {
     const std::string &root = spec.root_path;
+    // The procfs handle for later writes, while the runtime's /proc is here.
+    TRY(procfs::root());
+    if (!spec.find_namespace(CLONE_NEWNS)) return enter_root_without_mount_ns(spec, opts);
+    // `/` rslave (or private) first, so nothing below reaches the host; then
+    // the rootfs bound onto itself (a mount point for pivot_root); only then
+    // the spec's propagation, which may be unbindable (that forbids the bind).
     unsigned long prop = spec.rootfs_propagation ? spec.rootfs_propagation : MS_SLAVE | MS_REC;
-    if (prop & MS_SHARED) prop = MS_SLAVE | MS_REC;  // made shared again after pivot
+    if (prop & (MS_SHARED | MS_UNBINDABLE)) prop = MS_SLAVE | MS_REC;  // applied after the bind or the pivot
     if (::mount(nullptr, "/", nullptr, prop, nullptr) < 0) return Error::from_errno("set propagation of `/`");
     if (::mount(root.c_str(), root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
         return Error::from_errno(util::cat("bind rootfs ", util::quote(root)));
@@ -353,13 +446,7 @@ util::Status setup_rootfs(const Spec &spec, const RootfsOptions &opts) {
     TRY(devices::check_dev_dir(rootfd.get()));
     for (const auto &m : spec.mounts) TRY(mount_entry(rootfd.get(), m, opts));
     TRY(devices::setup_dev(rootfd.get(), spec));
-    // As runc, a missing cwd is created (never under /proc: it could name a
-    // magic link to a host path).
-    if (spec.process && !spec.process->cwd.starts_with("/proc/") && spec.process->cwd != "/proc") {
-        auto cwd = util::open_in_root(rootfd.get(), spec.process->cwd, O_PATH);
-        if (!cwd && cwd.error().code == ENOENT)
-            TRY_CTX(util::mkdir_all_in_root(rootfd.get(), spec.process->cwd, 0755), "create cwd");
-    }
+    TRY(create_cwd(rootfd.get(), spec));
     if (opts.before_pivot) TRY(opts.before_pivot(opts.before_pivot_ctx));
     TRY(write_sysctls(spec));
     TRY(mask_paths(rootfd.get(), spec));

@@ -1,8 +1,14 @@
 // The container's root filesystem, as the init builds it in its new mount
-// namespace: propagation of `/`, the rootfs bound onto itself, every
-// `mounts` entry in order, devices (devices.hpp), sysctl, masked and
-// read-only paths, then pivot_root (or MS_MOVE + chroot where the current
-// root is an initramfs, or with --no-pivot), then `root.readonly`.
+// namespace: propagation of `/` (rslave, or private), the rootfs bound onto
+// itself, every `mounts` entry in order, devices (devices.hpp), sysctl,
+// masked and read-only paths, then pivot_root (or MS_MOVE + chroot where the
+// current root is an initramfs, or with --no-pivot), then the spec's
+// rootfsPropagation (shared or unbindable only now: either would break the
+// steps before) and `root.readonly`. Without a mount namespace: devices and
+// a chroot, nothing mounted.
+//
+// No mount target may resolve into `/proc` (except a procfs on `/proc` and
+// lxcfs's files): a bind there would catch the runtime's own procfs writes.
 //
 // Every target is resolved inside the rootfs (util::open_in_root) and
 // mounted through /proc/self/fd/N of an O_PATH fd, so a symlink swapped in
@@ -36,6 +42,12 @@ struct RootfsOptions {
     util::Status (*before_pivot)(void *ctx) = nullptr;
     void *before_pivot_ctx = nullptr;
 };
+
+/// A config without a mount namespace shares the runtime's mounts: refuses
+/// what would change them (`mounts`, masked and read-only paths,
+/// rootfsPropagation, root.readonly, --no-pivot). The init then only
+/// creates devices and chroots into the rootfs.
+util::Status check_without_mount_ns(const Spec &spec, bool no_pivot);
 
 /// Everything from `/` propagation to `root.readonly`. Runs in the init.
 util::Status setup_rootfs(const Spec &spec, const RootfsOptions &opts);

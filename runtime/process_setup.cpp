@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "runtime/exe_protect.hpp"
+#include "runtime/procfs.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/process.hpp"
@@ -44,7 +45,7 @@ util::Status enter_cwd(const std::string &cwd) {
 
 /// Every fd >= 3 must be a preserved one or one of ours (CLOEXEC, gone at exec).
 util::Status check_fds(int preserve, const std::vector<int> &internal) {
-    auto dir = TRY(util::open_file("/proc/self/fd", O_RDONLY | O_DIRECTORY));
+    auto dir = TRY(procfs::open_self("fd", O_RDONLY | O_DIRECTORY));
     DIR *d = ::fdopendir(::dup(dir.get()));
     if (!d) return Error::from_errno("list fds");
     util::Status result;
@@ -99,10 +100,8 @@ util::Result<std::string> find_in_path(const std::string &name, const std::vecto
 util::Status setup_process_and_exec(const ProcessSetup &setup) {
     const Process &p = *setup.process;
     TRY(security::apply_rlimits(p.rlimits));
-    if (p.oom_score_adj) {
-        auto fd = TRY(util::open_file("/proc/self/oom_score_adj", O_WRONLY));
-        TRY_CTX(util::write_all(fd.get(), util::cat(*p.oom_score_adj)), "write oom_score_adj");
-    }
+    // Through a verified procfs handle: a host file bound over the path must not get it.
+    if (p.oom_score_adj) TRY_CTX(procfs::write_self("oom_score_adj", util::cat(*p.oom_score_adj)), "oom_score_adj");
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // while we still have it (as runc). With it, seccomp comes last.
     if (setup.seccomp && !p.no_new_privileges) TRY_CTX(setup.seccomp->load(), "load seccomp filter");
@@ -110,11 +109,13 @@ util::Status setup_process_and_exec(const ProcessSetup &setup) {
     TRY(security::apply_capabilities(p.capabilities));
     ::umask(p.user.umask.value_or(022));
     // Close everything the container must not see, then check (CVE-2024-21626).
-    std::vector<int> keep = setup.internal_fds;
+    std::vector<int> internal = setup.internal_fds;
+    internal.push_back(TRY(procfs::root()));  // O_CLOEXEC, used until exec
+    std::vector<int> keep = internal;
     for (int i = 0; i < setup.preserve_fds; i++) keep.push_back(3 + i);
     util::close_fds_from(3, keep.data(), keep.size());
     TRY(enter_cwd(p.cwd));
-    TRY(check_fds(setup.preserve_fds, setup.internal_fds));
+    TRY(check_fds(setup.preserve_fds, internal));
     std::string exe = TRY(find_in_path(p.args[0], p.env));
     std::vector<char *> argv, envp;
     for (const auto &a : p.args) argv.push_back(const_cast<char *>(a.c_str()));
