@@ -1,45 +1,64 @@
 # Shared helpers of the runtime integration tests (sourced).
 #
-# Each test builds its own busybox-static rootfs and bundles in a temporary
+# A script is a list of test cases, one behaviour each: shell functions named
+# t_NAME (NAME with '_' for '-'), run by `run_cases` at the end of the script:
+#
+#   SCRIPT --list          the case names, one a line (meson registers one
+#                          test per case: runtime-lifecycle/kill-stops, ...)
+#   SCRIPT BERTH CASE      runs one case
+#   SCRIPT BERTH           runs every case, each in its own process
+#
+# Each case builds its own busybox-static rootfs and bundles in a temporary
 # directory, uses its own --root, and removes everything (containers, state,
-# the temporary tree) on exit. Tests need root and exit 77 (skipped) without it.
+# the temporary tree) on exit. Cases need root and exit 77 (skipped) without
+# it, or with `skip REASON` when the host lacks what they check.
 set -u
-BERTH=${1:?usage: $0 BERTH}
+if [ "${1:-}" = --list ]; then
+    sed -n 's/^t_\([a-z0-9_]*\)() *{.*/\1/p' "$0" | tr _ -
+    exit 0
+fi
+BERTH=${1:?usage: $0 BERTH [CASE] | $0 --list}
+CASE=${2:-}
 case $BERTH in /*) ;; *) BERTH=$PWD/$BERTH ;; esac
 PY=/usr/bin/python3
 [ -x $PY ] || PY=python3
 fail=0
-TMP=$(mktemp -d /tmp/berth-it.XXXXXX)
-chmod 755 "$TMP"  # a user namespace's root (an unmapped host uid) must reach the rootfs
-ROOT=$TMP/state
-RUN_ID=$(basename "$TMP" | tr -cd 'a-zA-Z0-9')
 
-skip() { echo "SKIP: $*"; rm -rf "$TMP"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root"
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] || skip "needs busybox-static"
-
-cleanup() {
-    for id in $("$BERTH" --root "$ROOT" list -q 2>/dev/null); do "$BERTH" --root "$ROOT" delete -f "$id" >/dev/null 2>&1; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE  # runs the EXIT trap too
-
+skip() { echo "SKIP: $*"; exit 77; }
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
-finish() { [ $fail = 0 ] && echo "all passed"; exit $fail; }
+
+b() { "$BERTH" --root "$ROOT" "$@"; }
+
+# state_field ID FIELD: one field of `berth state ID`.
+state_field() { b state "$1" | $PY -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 20 ms until it succeeds
+# (0) or SECONDS have passed (1).
+wait_for() {
+    _deadline=$(($(date +%s%N) / 1000000 + $1 * 1000)); shift
+    until "$@"; do
+        [ $(($(date +%s%N) / 1000000)) -ge $_deadline ] && return 1
+        sleep 0.02
+    done
+}
+# status_is ID STATUS: the container's state says STATUS.
+status_is() { b state "$1" 2>/dev/null | grep -q "\"status\": \"$2\""; }
 
 # make_rootfs DIR: busybox-static with its applets as symlinks.
 make_rootfs() {
     mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/etc" "$1/tmp" "$1/root"
     cp "$BUSYBOX" "$1/bin/busybox"
-    for a in $("$1/bin/busybox" --list); do [ -e "$1/bin/$a" ] || ln -s busybox "$1/bin/$a"; done
+    "$1/bin/busybox" --list | $PY -c '
+import os, sys
+d = sys.argv[1]
+for a in sys.stdin.read().split():
+    if not os.path.lexists(os.path.join(d, a)): os.symlink("busybox", os.path.join(d, a))' "$1/bin"
     echo "root:x:0:0:root:/root:/bin/sh" >"$1/etc/passwd"
+    # The in-container checker (runtime/tests/checker), when it was built.
+    [ -n "$CHECKER" ] && cp "$CHECKER" "$1/bin/berth-check"
+    return 0
 }
-ROOTFS=$TMP/rootfs
-make_rootfs "$ROOTFS"
 
 # make_bundle DIR PYTHON-EDIT ARGS...: a runc-like default config.json with
 # ARGS as process.args; PYTHON-EDIT is python code that may change `c`.
@@ -78,9 +97,49 @@ json.dump(c, open(d + "/config.json", "w"), indent=1)
 PYEOF
 }
 
-b() { "$BERTH" --root "$ROOT" "$@"; }
-
 # snapshot: host mounts and cgroups, to compare before/after failures.
 snapshot() {
     { awk '{print $5}' /proc/self/mountinfo | grep -v berth-exe | sort; find /sys/fs/cgroup -maxdepth 3 -type d -name "*$RUN_ID*" 2>/dev/null | sort; } >"$1"
 }
+
+cleanup() {
+    for _id in $("$BERTH" --root "$ROOT" list -q 2>/dev/null); do "$BERTH" --root "$ROOT" delete -f "$_id" >/dev/null 2>&1; done
+    [ -n "${case_cleanup:-}" ] && eval "$case_cleanup"
+    rm -rf "$TMP"
+}
+
+# run_cases: the last line of every script. Runs CASE (or each case in turn).
+run_cases() {
+    if [ -z "$CASE" ]; then
+        _rc=0
+        for _c in $("$0" --list); do
+            echo "== $_c"
+            "$0" "$BERTH" "$_c"
+            case $? in 0|77) ;; *) echo "FAILED: $_c"; _rc=1 ;; esac
+        done
+        exit $_rc
+    fi
+    _fn=t_$(echo "$CASE" | tr - _)
+    type "$_fn" >/dev/null 2>&1 || { echo "no such case: $CASE (see $0 --list)"; exit 2; }
+    [ "$(id -u)" = 0 ] || skip "needs root"
+    BUSYBOX=$(command -v busybox || true)
+    [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || BUSYBOX=/bin/busybox
+    [ -x "$BUSYBOX" ] || skip "needs busybox-static"
+    # The static in-container checker beside berth in the build tree (empty: not built).
+    CHECKER=${BERTH_CHECK:-$(dirname "$BERTH")/../runtime/tests/berth-check}
+    [ -x "$CHECKER" ] || CHECKER=
+    TMP=$(mktemp -d /tmp/berth-it.XXXXXX)
+    chmod 755 "$TMP"  # a user namespace's root (an unmapped host uid) must reach the rootfs
+    ROOT=$TMP/state
+    RUN_ID=$(basename "$TMP" | tr -cd 'a-zA-Z0-9')
+    trap cleanup EXIT
+    trap 'exit 1' INT TERM HUP PIPE  # runs the EXIT trap too
+    ROOTFS=$TMP/rootfs
+    make_rootfs "$ROOTFS"
+    "$_fn"
+    [ $fail = 0 ] && echo "passed: $CASE"
+    exit $fail
+}
+
+# need_checker: skips the case when the static checker was not built.
+need_checker() { [ -n "$CHECKER" ] || skip "berth-check (runtime/tests/checker) was not built"; }
