@@ -63,7 +63,8 @@ build_native() {
     step "native build ($native/, test_hooks=$test_hooks)"
     # (Called in `if`, where set -e does not apply: hence the `|| return`.)
     if [ -f "$native/build.ninja" ]; then
-        meson configure "$native" -Dwerror=true -Dtest_hooks=$test_hooks || return
+        # (--reconfigure, not `meson configure`: it also knows options added since the setup)
+        meson setup --reconfigure "$native" -Dwerror=true -Dtest_hooks=$test_hooks || return
     else
         meson setup "$native" -Dwerror=true -Dtest_hooks=$test_hooks || return
     fi
@@ -77,7 +78,7 @@ build_cross() {
     cross/build-sysroot.sh "$arch" || return
     step "cross build for $arch (build-$arch/)"
     if [ -f "build-$arch/build.ninja" ]; then
-        meson configure "build-$arch" -Dwerror=true -Dtest_hooks=$test_hooks || return
+        meson setup --reconfigure "build-$arch" -Dwerror=true -Dtest_hooks=$test_hooks || return
     else
         meson setup "build-$arch" --cross-file ".sysroot/$arch.ini" \
             --cross-file "cross/$arch.ini" -Dwerror=true -Dtest_hooks=$test_hooks || return

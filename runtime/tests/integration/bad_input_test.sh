@@ -35,6 +35,7 @@ t_wrong_mount_option_type() { make_bundle "$TMP/x" 'c["mounts"][0]["options"] = 
 t_missing_rootfs() { make_bundle "$TMP/x" 'c["root"]["path"] = "nonexistent"' /bin/true; expect_fail "rootfs .*nonexistent" "$TMP/x"; }
 t_missing_executable() { make_bundle "$TMP/x" "" /bin/no-such-program; expect_fail "no-such-program" "$TMP/x"; }
 t_missing_bind_source() {
+    private_rootfs
     make_bundle "$TMP/x" 'c["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/nonexistent-src", "options": ["bind"]})' /bin/true
     expect_fail "nonexistent-src" "$TMP/x"
 }

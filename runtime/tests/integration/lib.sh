@@ -30,8 +30,9 @@ bad() { echo "FAIL: $*"; fail=1; }
 
 b() { "$BERTH" --root "$ROOT" "$@"; }
 
-# state_field ID FIELD: one field of `berth state ID`.
-state_field() { b state "$1" | $PY -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
+# state_field ID FIELD: one number or string field of `berth state ID`
+# (sed, not python: it runs in most cases).
+state_field() { b state "$1" | sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\).*/\1/p"; }
 
 # wait_for SECONDS COMMAND...: polls COMMAND every 20 ms until it succeeds
 # (0) or SECONDS have passed (1).
@@ -47,6 +48,8 @@ status_is() { b state "$1" 2>/dev/null | grep -q "\"status\": \"$2\""; }
 
 # make_rootfs DIR: busybox-static with its applets as symlinks.
 make_rootfs() {
+    file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || BUSYBOX=/bin/busybox
+    file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || skip "needs busybox-static"
     mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/etc" "$1/tmp" "$1/root"
     cp "$BUSYBOX" "$1/bin/busybox"
     "$1/bin/busybox" --list | $PY -c '
@@ -122,9 +125,7 @@ run_cases() {
     _fn=t_$(echo "$CASE" | tr - _)
     type "$_fn" >/dev/null 2>&1 || { echo "no such case: $CASE (see $0 --list)"; exit 2; }
     [ "$(id -u)" = 0 ] || skip "needs root"
-    BUSYBOX=$(command -v busybox || true)
-    [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || BUSYBOX=/bin/busybox
-    [ -x "$BUSYBOX" ] || skip "needs busybox-static"
+    BUSYBOX=$(command -v busybox || echo /bin/busybox)
     # The static in-container checker beside berth in the build tree (empty: not built).
     CHECKER=${BERTH_CHECK:-$(dirname "$BERTH")/../runtime/tests/berth-check}
     [ -x "$CHECKER" ] || CHECKER=
@@ -134,12 +135,33 @@ run_cases() {
     RUN_ID=$(basename "$TMP" | tr -cd 'a-zA-Z0-9')
     trap cleanup EXIT
     trap 'exit 1' INT TERM HUP PIPE  # runs the EXIT trap too
-    ROOTFS=$TMP/rootfs
-    make_rootfs "$ROOTFS"
+    shared_rootfs
     "$_fn"
     [ $fail = 0 ] && echo "passed: $CASE"
     exit $fail
 }
+
+# shared_rootfs: ROOTFS is $BERTH_IT_CACHE/rootfs (meson gives a folder in the
+# build dir), made once for all cases and again when busybox or the checker
+# change: a rootfs costs ~0.5 s of symlinks, more than most cases. Without
+# BERTH_IT_CACHE (a script run by hand), a fresh one in $TMP. Cases read it
+# only; a case whose container writes to its rootfs, or creates mount points
+# or a cwd in it, calls private_rootfs first.
+shared_rootfs() {
+    [ -n "${BERTH_IT_CACHE:-}" ] || { private_rootfs; return; }
+    mkdir -p "$BERTH_IT_CACHE"
+    _stamp=$(stat -L -c '%n %s %Y' "$BUSYBOX" ${CHECKER:+"$CHECKER"} | tr '\n' ' ')
+    exec 9>"$BERTH_IT_CACHE/.lock"
+    flock 9
+    if [ "$(cat "$BERTH_IT_CACHE/stamp" 2>/dev/null)" != "$_stamp" ]; then
+        rm -rf "$BERTH_IT_CACHE/rootfs" "$BERTH_IT_CACHE/new"
+        make_rootfs "$BERTH_IT_CACHE/new" && mv "$BERTH_IT_CACHE/new" "$BERTH_IT_CACHE/rootfs" \
+            && echo "$_stamp" >"$BERTH_IT_CACHE/stamp"
+    fi
+    exec 9>&-
+    ROOTFS=$BERTH_IT_CACHE/rootfs
+}
+private_rootfs() { ROOTFS=$TMP/rootfs; [ -d "$ROOTFS" ] || make_rootfs "$ROOTFS"; }
 
 # need_checker: skips the case when the static checker was not built.
 need_checker() { [ -n "$CHECKER" ] || skip "berth-check (runtime/tests/checker) was not built"; }

@@ -383,6 +383,7 @@ t_failing_poststart_and_timed_out_poststop_do_not_fail_run() {
 
 # ---- exec into a container with a user namespace (joined first, as runc) ----------
 t_exec_joins_the_user_namespace() {
+    private_rootfs
     uid_=$RUN_ID-u
     chown -R 100000:100000 "$ROOTFS"
     make_bundle "$TMP/u" "
