@@ -100,9 +100,13 @@ json.dump(c, open(d + "/config.json", "w"), indent=1)
 PYEOF
 }
 
-# snapshot: host mounts and cgroups, to compare before/after failures.
+# snapshot FILE: the host mounts and cgroups this case could leave behind
+# (mount points under its temporary dir or rootfs, or naming its run id;
+# others come and go with whatever else runs on the host), to compare
+# before/after failures.
 snapshot() {
-    { awk '{print $5}' /proc/self/mountinfo | grep -v berth-exe | sort; find /sys/fs/cgroup -maxdepth 3 -type d -name "*$RUN_ID*" 2>/dev/null | sort; } >"$1"
+    { awk '{print $5}' /proc/self/mountinfo | grep -F -e "$TMP" -e "$ROOTFS" -e "$RUN_ID" | sort
+      find /sys/fs/cgroup -maxdepth 3 -type d -name "*$RUN_ID*" 2>/dev/null | sort; } >"$1"
 }
 
 cleanup() {

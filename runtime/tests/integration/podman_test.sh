@@ -42,7 +42,10 @@ busybox=${busybox:-/bin/busybox}
 tmp=$(mktemp -d /tmp/berth-podman.XXXXXX)
 store=${BERTH_PODMAN_STORAGE:-$tmp/store}
 mkdir -p "$store"
-runroot=$store/run
+# podman wants a runroot of at most 50 characters: one per storage, in /tmp
+# (removed after each case: podman starts afresh, as after a reboot).
+runroot=$tmp/run
+[ -n "${BERTH_PODMAN_STORAGE:-}" ] && runroot=/tmp/berth-podman-run.$(echo "$store" | cksum | cut -d' ' -f1)
 P="podman --root $store/storage --runroot $runroot --tmpdir $store/tmpdir --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --runtime $runtime"
 img=localhost/berth-busybox:test
 # This host refuses podman's default RLIMIT_NPROC (above the hard limit): pass a smaller one.
@@ -60,6 +63,7 @@ cleanup() {
         # vfs leaves no mounts; the shm and run dirs may be mounted by podman
         grep " $store" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
     fi
+    [ -n "${BERTH_PODMAN_STORAGE:-}" ] && rm -rf "$runroot"
     if [ -z "$had_libpod_cg" ]; then
         for d in /sys/fs/cgroup/*/libpod_parent/conmon /sys/fs/cgroup/*/libpod_parent; do rmdir "$d" 2>/dev/null; done
     fi
