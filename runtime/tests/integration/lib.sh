@@ -1,22 +1,16 @@
 # Shared helpers of the runtime integration tests (sourced).
 #
 # A script is a list of test cases, one behaviour each: shell functions named
-# t_NAME (NAME with '_' for '-'), run by `run_cases` at the end of the script:
-#
-#   SCRIPT --list          the case names, one a line (meson registers one
-#                          test per case: runtime-lifecycle/kill-stops, ...)
-#   SCRIPT BERTH CASE      runs one case
-#   SCRIPT BERTH           runs every case, each in its own process
+# t_NAME (NAME with '_' for '-'), run by `run_cases` at the end of the script
+# (cases.sh: SCRIPT --list | SCRIPT BERTH [CASE]; meson registers one test per
+# case: runtime-lifecycle/kill-stops, ...).
 #
 # Each case builds its own busybox-static rootfs and bundles in a temporary
 # directory, uses its own --root, and removes everything (containers, state,
 # the temporary tree) on exit. Cases need root and exit 77 (skipped) without
 # it, or with `skip REASON` when the host lacks what they check.
 set -u
-if [ "${1:-}" = --list ]; then
-    sed -n 's/^t_\([a-z0-9_]*\)() *{.*/\1/p' "$0" | tr _ -
-    exit 0
-fi
+. "$(dirname "$0")/cases.sh"
 BERTH=${1:?usage: $0 BERTH [CASE] | $0 --list}
 CASE=${2:-}
 case $BERTH in /*) ;; *) BERTH=$PWD/$BERTH ;; esac
@@ -115,19 +109,9 @@ cleanup() {
     rm -rf "$TMP"
 }
 
-# run_cases: the last line of every script. Runs CASE (or each case in turn).
+# run_cases: the last line of every script. Runs CASE.
 run_cases() {
-    if [ -z "$CASE" ]; then
-        _rc=0
-        for _c in $("$0" --list); do
-            echo "== $_c"
-            "$0" "$BERTH" "$_c"
-            case $? in 0|77) ;; *) echo "FAILED: $_c"; _rc=1 ;; esac
-        done
-        exit $_rc
-    fi
-    _fn=t_$(echo "$CASE" | tr - _)
-    type "$_fn" >/dev/null 2>&1 || { echo "no such case: $CASE (see $0 --list)"; exit 2; }
+    _fn=$(case_function "$CASE") || exit 2
     [ "$(id -u)" = 0 ] || skip "needs root"
     BUSYBOX=$(command -v busybox || echo /bin/busybox)
     # The static in-container checker beside berth in the build tree (empty: not built).

@@ -13,22 +13,10 @@
 #   podman_test.sh BERTH              runs every case
 # Env: PODMAN_TEST_RUNTIME=crun runs the same checks against another runtime.
 set -u
-if [ "${1:-}" = --list ]; then
-    sed -n 's/^t_\([a-z0-9_]*\)() *{.*/\1/p' "$0" | tr _ -
-    exit 0
-fi
+. "$(dirname "$0")/cases.sh"
 berth=${1:?usage: podman_test.sh /abs/path/to/berth [CASE] | podman_test.sh --list}
-case_name=${2:-}
+case_name=$2
 case $berth in /*) ;; *) berth=$(cd "$(dirname "$berth")" && pwd)/$(basename "$berth") ;; esac
-if [ -z "$case_name" ]; then
-    rc=0
-    for c in $("$0" --list); do
-        echo "== $c"
-        "$0" "$berth" "$c"
-        case $? in 0|77) ;; *) echo "FAILED: $c"; rc=1 ;; esac
-    done
-    exit $rc
-fi
 runtime=${PODMAN_TEST_RUNTIME:-$berth}
 case $runtime in /*) ;; *) runtime=$(command -v "$runtime") ;; esac
 
@@ -197,8 +185,7 @@ t_kill_term_gives_143() {
     check "TERM exit code 143" 0 "^143$" timeout 60 $P wait c3
 }
 
-fn=t_$(echo "$case_name" | tr - _)
-type "$fn" >/dev/null 2>&1 || { echo "no such case: $case_name (see $0 --list)"; exit 2; }
+fn=$(case_function "$case_name") || exit 2
 "$fn"
 [ $failed -eq 0 ] && echo "passed: $case_name"
 exit $failed
