@@ -5,9 +5,9 @@
 # (cases.sh: SCRIPT --list | SCRIPT BERTH [CASE]; meson registers one test per
 # case: runtime-lifecycle/kill-stops, ...).
 #
-# Each case builds its own busybox-static rootfs and bundles in a temporary
-# directory, uses its own --root, and removes everything (containers, state,
-# the temporary tree) on exit. Cases need root and exit 77 (skipped) without
+# Each case makes its bundles in a temporary directory on a busybox-static
+# rootfs (shared_rootfs), uses its own --root, and removes everything
+# (containers, state, the temporary tree) on exit. Cases need root and exit 77 (skipped) without
 # it, or with `skip REASON` when the host lacks what they check.
 set -u
 . "$(dirname "$0")/cases.sh"
