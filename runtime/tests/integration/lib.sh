@@ -103,9 +103,11 @@ snapshot() {
       find /sys/fs/cgroup -maxdepth 3 -type d -name "*$RUN_ID*" 2>/dev/null | sort; } >"$1"
 }
 
+# cleanup (on exit): $case_cleanup (what a case set up outside berth), the
+# containers, the temporary tree.
 cleanup() {
-    for _id in $("$BERTH" --root "$ROOT" list -q 2>/dev/null); do "$BERTH" --root "$ROOT" delete -f "$_id" >/dev/null 2>&1; done
     [ -n "${case_cleanup:-}" ] && eval "$case_cleanup"
+    for _id in $("$BERTH" --root "$ROOT" list -q 2>/dev/null); do "$BERTH" --root "$ROOT" delete -f "$_id" >/dev/null 2>&1; done
     rm -rf "$TMP"
 }
 

@@ -162,12 +162,16 @@ t_exec_detach_joins_the_container() {
     [ "$(readlink /proc/$epid/ns/mnt)" = "$(readlink /proc/$init/ns/mnt)" ] && ok "exec joined the mount namespace" || bad "exec mnt ns"
     [ "$(readlink /proc/$epid/root)" = / ] && ok "exec's root is the container's" || bad "exec root"
     ls -l /proc/$epid/fd | grep -v -E ' (0|1|2) -> ' | grep -q -- '->' && bad "exec leaked fds: $(ls -l /proc/$epid/fd)" || ok "exec leaks no fd"
+    kill -9 "$epid"
 }
 # exec --cgroup: an existing sub-cgroup of the container's, per controller.
 cgroup_target() {
     target
     [ -d "$cg/pids/berth/$id" ] || skip "no v1 pids controller"
     mkdir "$cg/pids/berth/$id/sub"
+    # Removed before berth deletes the container (which would wait for it).
+    spid=
+    case_cleanup='[ -n "$spid" ] && kill -9 "$spid"; wait_for 5 rmdir "$cg/pids/berth/$id/sub"'
 }
 t_exec_cgroup_joins_a_sub_cgroup() {
     cgroup_target
