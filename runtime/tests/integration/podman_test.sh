@@ -178,9 +178,15 @@ t_kill_gives_137() {
     check "killed exit code 137" 0 "^137$" timeout 60 $P wait c2
     check "rm after kill" 0 "" $P rm c2
 }
-# pid 1 ignores signals it has no handler for: give it one for TERM.
+# pid 1 ignores signals it has no handler for: give it one for TERM, and
+# signal only once the handler is in place (it says so with /tmp/ready).
 t_kill_term_gives_143() {
-    daemon c3 sh -c 'trap "exit 143" TERM; while :; do sleep 1; done'
+    daemon c3 sh -c 'trap "exit 143" TERM; touch /tmp/ready; while :; do sleep 1; done'
+    i=0
+    until $P exec c3 test -e /tmp/ready 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 100 ] || { bad "the TERM handler was not ready within 10 s"; return; }
+        sleep 0.1
+    done
     check "kill -s TERM" 0 "" $P kill -s TERM c3
     check "TERM exit code 143" 0 "^143$" timeout 60 $P wait c3
 }
