@@ -2,14 +2,15 @@
 # cases are shell functions t_NAME (NAME with '_' for '-').
 #
 #   SCRIPT --list          prints the case names, one a line
-#   SCRIPT BERTH           runs every case, each in its own process
+#   SCRIPT BERTH           runs every case, each in its own process (a script
+#                          without cases runs as one piece: lib.sh)
 #   SCRIPT BERTH CASE      returns to the script, which runs CASE: its
 #                          function is $(case_function CASE)
 if [ "${1:-}" = --list ]; then
     sed -n 's/^t_\([a-z0-9_]*\)() *{.*/\1/p' "$0" | tr _ -
     exit 0
 fi
-if [ $# = 1 ]; then
+if [ $# = 1 ] && [ -n "$("$0" --list)" ]; then
     _rc=0
     for _c in $("$0" --list); do
         echo "== $_c"

@@ -114,6 +114,15 @@ cleanup() {
 # run_cases: the last line of every script. Runs CASE.
 run_cases() {
     _fn=$(case_function "$CASE") || exit 2
+    setup
+    shared_rootfs
+    "$_fn"
+    [ $fail = 0 ] && echo "passed: $CASE"
+    exit $fail
+}
+
+# setup: root, busybox, the checker, the temporary tree and its cleanup.
+setup() {
     [ "$(id -u)" = 0 ] || skip "needs root"
     BUSYBOX=$(command -v busybox || echo /bin/busybox)
     # The static in-container checker beside berth in the build tree (empty: not built).
@@ -125,10 +134,6 @@ run_cases() {
     RUN_ID=$(basename "$TMP" | tr -cd 'a-zA-Z0-9')
     trap cleanup EXIT
     trap 'exit 1' INT TERM HUP PIPE  # runs the EXIT trap too
-    shared_rootfs
-    "$_fn"
-    [ $fail = 0 ] && echo "passed: $CASE"
-    exit $fail
 }
 
 # shared_rootfs: ROOTFS is $BERTH_IT_CACHE/rootfs (meson gives a folder in the
@@ -155,3 +160,11 @@ private_rootfs() { ROOTFS=$TMP/rootfs; [ -d "$ROOTFS" ] || make_rootfs "$ROOTFS"
 
 # need_checker: skips the case when the static checker was not built.
 need_checker() { [ -n "$CHECKER" ] || skip "berth-check (runtime/tests/checker) was not built"; }
+
+# A script without t_ cases (SCRIPT BERTH) runs as one piece, as the scripts
+# did before cases: set up now, on a rootfs of its own, and end with finish.
+finish() { [ $fail = 0 ] && echo "all passed"; exit $fail; }
+if [ -z "$CASE" ]; then
+    setup
+    private_rootfs
+fi
