@@ -7,8 +7,8 @@
 #                           `berth run IMAGE` under a policy that requires the key; the same image
 #                           imported offline and run; a bundle run as podman would (runc mode); the
 #                           armhf binary under qemu-arm
-#   ./run.sh test [--slow]  build natively and for armhf (arm64 too with BERTH_CROSS), then run every
-#                           test: natively, under qemu-user, and the armhf berth booted on a real
+#   ./run.sh test [--slow]  build natively and for armhf (arm64 too with BERTH_CROSS), with the
+#                           test hooks (-Dtest_hooks=true), then run every test: natively, under qemu-user, and the armhf berth booted on a real
 #                           kernel in qemu-system-arm (qemu-tests/); print one summary line
 #                           `N passed, N failed, N skipped`; exit 1 if any failed
 #   ./run.sh deps           only install the Debian packages listed in .ci/packages
@@ -54,13 +54,19 @@ deps() {
     "${sudo[@]}" apt-get install -y -q "${missing[@]}"
 }
 
+# The test hooks (BERTH_FAILPOINTS, BERTH_DISABLE_SYSCALLS read from the
+# environment) are compiled in for `test` only; `demo` builds as a device
+# would run berth, without them.
+test_hooks=false
+
 build_native() {
-    step "native build ($native/)"
+    step "native build ($native/, test_hooks=$test_hooks)"
     # (Called in `if`, where set -e does not apply: hence the `|| return`.)
     if [ -f "$native/build.ninja" ]; then
-        meson configure "$native" -Dwerror=true || return
+        # (--reconfigure, not `meson configure`: it also knows options added since the setup)
+        meson setup --reconfigure "$native" -Dwerror=true -Dtest_hooks=$test_hooks || return
     else
-        meson setup "$native" -Dwerror=true || return
+        meson setup "$native" -Dwerror=true -Dtest_hooks=$test_hooks || return
     fi
     meson compile -C "$native" -j "$jobs"
 }
@@ -72,10 +78,10 @@ build_cross() {
     cross/build-sysroot.sh "$arch" || return
     step "cross build for $arch (build-$arch/)"
     if [ -f "build-$arch/build.ninja" ]; then
-        meson configure "build-$arch" -Dwerror=true || return
+        meson setup --reconfigure "build-$arch" -Dwerror=true -Dtest_hooks=$test_hooks || return
     else
         meson setup "build-$arch" --cross-file ".sysroot/$arch.ini" \
-            --cross-file "cross/$arch.ini" -Dwerror=true || return
+            --cross-file "cross/$arch.ini" -Dwerror=true -Dtest_hooks=$test_hooks || return
     fi
     meson compile -C "build-$arch" -j "$jobs"
 }
@@ -303,6 +309,7 @@ test_all() {
     export BERTH_SLOW_TESTS=${BERTH_SLOW_TESTS:-0}
 
     deps
+    test_hooks=true
     # Every build before any test: the native run's qemu-system tests
     # (qemu-tests/) boot the armhf berth built here, named in
     # BERTH_QEMU_ARMHF_BERTH (left empty when armhf is not built: they skip).

@@ -14,6 +14,7 @@
 
 #include "commands.hpp"
 #include "image/dynlibs.hpp"
+#include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -73,6 +74,7 @@ std::vector<std::string> features() {
     if (!missing(img::dynlibs::archive) &&
         std::string_view(archive_version_details()).find("libzstd") != std::string_view::npos)
         f.push_back("zstd");
+    if (util::test_hooks_compiled()) f.push_back("test-hooks");
     return f;
 }
 

@@ -412,6 +412,28 @@ TEST_CASE("gc drops the signature records of manifests it removes", "[image][gc]
     CHECK(fsck(*s, false)->clean());
 }
 
+/// Polls /proc/locks (for 10 s at most) until process `pid` waits for an
+/// exclusive flock on the file of inode `ino`; false at the deadline.
+static bool wait_for_blocked_flock(pid_t pid, ino_t ino) {
+    const std::string want_pid = " " + std::to_string(pid) + " ";
+    const std::string want_ino = ":" + std::to_string(ino) + " ";
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen("/proc/locks", "re");
+        REQUIRE(f);
+        char line[512];
+        bool found = false;
+        while (!found && fgets(line, sizeof line, f)) {
+            std::string l = line;
+            found = l.find(" -> FLOCK") != std::string::npos && l.find(want_pid) != std::string::npos &&
+                    l.find(want_ino) != std::string::npos;
+        }
+        fclose(f);
+        if (found) return true;
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
 TEST_CASE("gc waits for writers holding the store lock shared", "[image][gc]") {
     TempDir t;
     auto s = Store::open(t.path);
@@ -426,7 +448,11 @@ TEST_CASE("gc waits for writers holding the store lock shared", "[image][gc]") {
         auto g = gc(*s);
         _exit(g && g->blobs_removed == 4 ? 0 : 1);
     }
-    usleep(300 * 1000);
+    // gc is seen waiting: its blocked flock request on locks/store is listed
+    // in /proc/locks ("N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...").
+    struct stat lock_st {};
+    REQUIRE(stat((t.path + "/locks/store").c_str(), &lock_st) == 0);
+    CHECK(wait_for_blocked_flock(pid, lock_st.st_ino));
     int status = 0;
     CHECK(waitpid(pid, &status, WNOHANG) == 0);  // still waiting
     CHECK(s->has_blob(md));

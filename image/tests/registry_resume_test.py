@@ -163,6 +163,14 @@ def layers_in(root):
     return os.listdir(d) if os.path.isdir(d) else []
 
 
+def saved_offset(state):
+    """The offset of a resume state file, 0 while there is none (it is replaced by rename, never half written)."""
+    try:
+        return json.load(open(state))["offset"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 berth = Berth(os.path.abspath(sys.argv[1]))
 tmp = tempfile.mkdtemp(prefix="berth-resume-")
 c = Checks()
@@ -201,11 +209,15 @@ try:
     ref = f"127.0.0.1:{px.port}/r/big:1"
     p = subprocess.Popen([berth.exe, "image", "pull", "--quiet", "--no-unpack", "--insecure-http", "--limit-rate", "2M",
                           "--root", root, "--policy", accept, ref], stderr=subprocess.PIPE)
-    time.sleep(3.5)
+    # Killed as soon as a resume state with some progress is on disk (polled,
+    # with a deadline), as a power cut would come at any moment.
+    state = os.path.join(root, "ingest", big_digest[7:] + ".state")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None and saved_offset(state) == 0:
+        time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
     first = px.served.get(big_digest, 0)
-    state = os.path.join(root, "ingest", big_digest[7:] + ".state")
     c.ok(os.path.exists(state), "kill -9 left a resume state")
     off = json.load(open(state))["offset"] if os.path.exists(state) else 0
     px.rate = 0

@@ -30,27 +30,10 @@ std::string slurp(const std::string &p) {
     return ss.str();
 }
 
-/// ../shared/vectors/cosign-simple-signing beside the checkout: found by
-/// walking up from this test binary (build dirs live inside the checkout)
-/// to the directory holding meson.build and image/; BERTH_SHARED overrides.
-std::string shared_vector_dir() {
-    std::string base;
-    if (const char *e = getenv("BERTH_SHARED")) {
-        base = e;
-    } else {
-        char buf[4096];
-        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-        if (n <= 0) return "";
-        std::string dir(buf, static_cast<size_t>(n));
-        while (dir.size() > 1) {
-            dir.resize(dir.rfind('/'));
-            if (access((dir + "/meson.build").c_str(), F_OK) == 0 && access((dir + "/image/digest.hpp").c_str(), F_OK) == 0) {
-                base = dir + "/../shared";
-                break;
-            }
-        }
-    }
-    std::string v = base + "/vectors/cosign-simple-signing";
+/// image/tests/vectors/cosign-simple-signing in the source tree (meson
+/// passes the folder as BERTH_TEST_VECTORS); empty when it is missing.
+std::string vector_dir() {
+    std::string v = std::string(BERTH_TEST_VECTORS) + "/cosign-simple-signing";
     return access((v + "/payload.json").c_str(), R_OK) == 0 ? v : "";
 }
 
@@ -199,11 +182,9 @@ TEST_CASE("simple signing: sign, verify, tamper", "[remote]") {
 }
 
 TEST_CASE("known-answer vector from upstream skopeo 1.20", "[remote][vector]") {
-    std::string dir = shared_vector_dir();
-    if (dir.empty()) {
-        WARN("skipped: ../shared/vectors/cosign-simple-signing is absent beside the checkout");
-        return;
-    }
+    std::string dir = vector_dir();
+    INFO("the vector folder " BERTH_TEST_VECTORS "/cosign-simple-signing");
+    REQUIRE_FALSE(dir.empty());
     std::string payload = slurp(dir + "/payload.json");
     std::string sig = slurp(dir + "/signature.b64");
     std::string pub = slurp(dir + "/cosign.pub");

@@ -27,7 +27,7 @@ Table &table() {
     static Table t;
     if (!t.loaded) {
         t.loaded = true;
-        const char *env = getenv("BERTH_FAILPOINTS");
+        const char *env = test_hooks_compiled() ? getenv("BERTH_FAILPOINTS") : nullptr;
         if (env && *env) {
             for (const auto &item : split(env, ',')) {
                 auto eq = item.find('=');
@@ -67,5 +67,13 @@ void failpoint_arm(std::string_view name, FailAction action, int nth) {
 }
 
 void failpoint_clear() { table().points.clear(); }
+
+bool test_hooks_compiled() {
+#ifdef BERTH_TEST_HOOKS
+    return true;
+#else
+    return false;
+#endif
+}
 
 }  // namespace util

@@ -4,7 +4,8 @@
 // lacks the call. A caller that gets ENOSYS takes its fallback path. Tests
 // force the fallbacks with disable(), or for the real binary with
 //   BERTH_DISABLE_SYSCALLS=openat2,clone3,close_range,pidfd_open,mount_setattr,fsopen
-// (a seccomp filter around a test run, returning ENOSYS, exercises the same paths).
+// in test builds only (-Dtest_hooks=true, see util/failpoint.hpp); a seccomp
+// filter around a test run, returning ENOSYS, exercises the same paths.
 #pragma once
 
 #include <sys/types.h>
