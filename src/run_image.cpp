@@ -15,7 +15,6 @@
 #include "image_trust.hpp"
 #include "runtime/container.hpp"
 #include "util/fd.hpp"
-#include "util/device_root.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -81,7 +80,7 @@ std::vector<std::string> volume_dirs(const img::Store &store, const img::StoredI
     for (const auto &dest : image.config.volumes) {
         std::string name = prefix;
         for (char ch : dest) name += ch == '/' ? '_' : ch;
-        out.push_back(util::path_join(store.device().volumes(), name));
+        out.push_back(util::path_join(store.root() + "/volumes", name));
     }
     return out;
 }
@@ -96,7 +95,7 @@ util::Result<int> run_image(const ImageRunOptions &o) {
     if (util::path_exists(rt::state_dir(o.state_root, id)))
         return Error::with_code(EEXIST, cat("container ", quote(id), " already exists (`berth delete ", id, "` removes it)"));
     auto store = TRY(img::Store::open(o.store_root));
-    if (util::path_exists(store.device().container(id)))
+    if (util::path_exists(cat(store.root(), "/containers/", id)))
         return Error::with_code(EEXIST, cat("a bundle for container ", quote(id), " already exists in ", quote(store.root())));
     auto note = [&](std::string_view e, std::string_view d) {
         if (o.note) o.note(e, d);
@@ -194,7 +193,7 @@ util::Status remove_image_bundle(const rt::State &st) {
     std::string store_root;
     for (const auto &[k, v] : st.annotations)
         if (k == kStoreAnnotation) store_root = v;
-    if (store_root.empty() || st.bundle != util::DeviceRoot(store_root).container(st.id)) return util::ok();
+    if (store_root.empty() || st.bundle != cat(store_root, "/containers/", st.id)) return util::ok();
     if (!util::path_exists(st.bundle)) return util::ok();  // removed by hand: nothing to do, and no store to create
     auto store = TRY(img::Store::open(store_root));
     return img::remove_bundle(store, st.id);
