@@ -21,12 +21,18 @@ namespace {
 
 std::vector<std::string> names(const std::string &dir) { return util::list_dir(dir).value(); }
 
+/// A fresh store in a temporary directory.
+struct TempStore {
+    TempDir t;
+    Store s = Store::open(t.path).value();
+};
+
 }  // namespace
 
 TEST_CASE("put_blob_fd of content that does not hash to the digest leaves nothing", "[store]") {
-    TempDir t;
-    auto s = Store::open(t.path);
-    REQUIRE(s);
+    TempStore ts;
+    auto &t = ts.t;
+    auto *s = &ts.s;
     REQUIRE(util::atomic_write_file(t / "src", "wrong bytes"));
     auto in = util::open_file(t / "src", O_RDONLY).value();
     CHECK_FALSE(s->put_blob_fd(Digest::of("right bytes"), in.get()));
@@ -37,9 +43,9 @@ TEST_CASE("put_blob_fd of content that does not hash to the digest leaves nothin
 TEST_CASE("put_blob stopped at any failpoint leaves no blob and no temporary", "[store]") {
     for (const char *fp : {"store.put.write", "store.put.rename", "atomic_write.fsync", "atomic_write.rename"}) {
         DYNAMIC_SECTION(fp) {
-            TempDir t;
-            auto s = Store::open(t.path);
-            REQUIRE(s);
+            TempStore ts;
+            auto &t = ts.t;
+            auto *s = &ts.s;
             util::failpoint_arm(fp, util::FailAction::Error);
             auto st = s->put_blob(Digest::of("data"), "data");
             util::failpoint_clear();
@@ -50,11 +56,11 @@ TEST_CASE("put_blob stopped at any failpoint leaves no blob and no temporary", "
 }
 
 TEST_CASE("a partial download survives its AtomicFile and commits into blobs", "[store]") {
-    TempDir t;
-    auto s = Store::open(t.path);
-    REQUIRE(s);
+    TempStore ts;
+    Store *s = &ts.s;
     Digest d = Digest::of("partial+rest");
     auto lock = s->lock_blob(d);
+    REQUIRE(lock);
     {
         auto part = s->open_ingest(d);
         REQUIRE(part);
@@ -71,11 +77,10 @@ TEST_CASE("a partial download survives its AtomicFile and commits into blobs", "
 }
 
 TEST_CASE("fsck removes a blob temporary a kill left behind", "[store][fsck]") {
-    TempDir t;
-    auto s = Store::open(t.path);
-    REQUIRE(s);
+    TempStore ts;
+    auto &t = ts.t;
     REQUIRE(util::atomic_write_file(t / "blobs/sha256/.berth-tmp-abc.1.1", "half"));
-    auto rep = img::fsck(*s, true);
+    auto rep = img::fsck(ts.s, true);
     REQUIRE(rep);
     REQUIRE(rep->problems.size() == 1);
     CHECK(rep->problems[0].starts_with("stale temporary"));
