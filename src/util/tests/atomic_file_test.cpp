@@ -25,6 +25,13 @@ util::Status stream_new(const std::string &path) {
     return f.commit();
 }
 
+/// A directory whose file `state` holds "old".
+struct OldState {
+    TempDir t;
+    std::string path = t / "state";
+    OldState() { REQUIRE(util::atomic_write_file(path, "old").ok()); }
+};
+
 }  // namespace
 
 TEST_CASE("AtomicFile commit makes the target with the streamed content and mode") {
@@ -63,17 +70,16 @@ TEST_CASE("AtomicFile destroyed without commit keeps the old content") {
 TEST_CASE("AtomicFile: an error at any step leaves the old or the new content and no temporary") {
     for (const char *step : kSteps) {
         DYNAMIC_SECTION(step) {
-            TempDir t;
-            REQUIRE(util::atomic_write_file(t / "state", "old").ok());
+            OldState o;
             util::failpoint_arm(step, util::FailAction::Error);
-            auto st = stream_new(t / "state");
+            auto st = stream_new(o.path);
             util::failpoint_clear();
             REQUIRE_FALSE(st.ok());
             CHECK(st.error().message().find(step) != std::string::npos);
             // Only a failed directory sync comes after the rename.
             std::string want = std::string(step) == "atomic_write.dirsync" ? "new content" : "old";
-            CHECK(*util::read_file(t / "state") == want);
-            CHECK(names(t.path) == std::vector<std::string>{"state"});
+            CHECK(*util::read_file(o.path) == want);
+            CHECK(names(o.t.path) == std::vector<std::string>{"state"});
         }
     }
 }
@@ -81,18 +87,17 @@ TEST_CASE("AtomicFile: an error at any step leaves the old or the new content an
 TEST_CASE("AtomicFile: a crash at any step leaves the old or the new content") {
     for (const char *step : kSteps) {
         DYNAMIC_SECTION(step) {
-            TempDir t;
-            REQUIRE(util::atomic_write_file(t / "state", "old").ok());
+            OldState o;
             pid_t pid = fork();
             if (pid == 0) {
                 util::failpoint_arm(step, util::FailAction::Crash);
-                (void)stream_new(t / "state");
+                (void)stream_new(o.path);
                 _exit(0);
             }
             int status = 0;
             REQUIRE(waitpid(pid, &status, 0) == pid);
             CHECK(WIFSIGNALED(status));
-            auto content = *util::read_file(t / "state");
+            auto content = *util::read_file(o.path);
             CHECK((content == "old" || content == "new content"));
         }
     }
