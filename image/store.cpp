@@ -131,7 +131,10 @@ util::Result<util::AtomicFile> Store::open_ingest(const Digest &d) const {
 }
 
 util::Status Store::commit_ingest(const Digest &d, uint64_t size, bool verified) {
-    auto partial = TRY_CTX(open_ingest(d), cat("commit blob ", d.str()));
+    std::string what = cat("commit blob ", d.str());
+    // open_ingest creates a missing partial; there is nothing to commit then.
+    if (!util::path_exists(ingest_path(d))) return Error::with_code(ENOENT, cat(what, ": no partial download"));
+    auto partial = TRY_CTX(open_ingest(d), what);
     return commit_ingest(partial, d, size, verified);
 }
 

@@ -67,7 +67,7 @@ public:
     /// size and (when `verified` is false) hashing it again. Removes the
     /// state file. The caller holds lock_blob(d).
     util::Status commit_ingest(util::AtomicFile &partial, const Digest &d, uint64_t size, bool verified);
-    /// Same, opening ingest/<hex> first.
+    /// Same, opening ingest/<hex> first (ENOENT when there is none).
     util::Status commit_ingest(const Digest &d, uint64_t size, bool verified);
 
     /// Stores the content read from `fd` (to EOF) after checking that it

@@ -86,3 +86,13 @@ TEST_CASE("fsck removes a blob temporary a kill left behind", "[store][fsck]") {
     CHECK(rep->problems[0].starts_with("stale temporary"));
     CHECK(names(t / "blobs/sha256").empty());
 }
+
+TEST_CASE("commit_ingest without a partial download fails and creates nothing", "[store]") {
+    TempStore ts;
+    Digest d = Digest::of("");
+    auto st = ts.s.commit_ingest(d, 0, false);
+    REQUIRE_FALSE(st);
+    CHECK(st.error().code == ENOENT);
+    CHECK_FALSE(util::path_exists(ts.s.ingest_path(d)));
+    CHECK_FALSE(ts.s.has_blob(d));
+}
