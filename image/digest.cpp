@@ -10,6 +10,9 @@
 
 #include <openssl/sha.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include "util/strings.hpp"
@@ -40,6 +43,20 @@ Digest Digest::of(std::string_view data) {
     Sha256 h;
     h.update(data);
     return h.finish();
+}
+
+util::Result<Digest> Digest::of_fd(int fd, const std::function<util::Status(std::string_view)> &each) {
+    Sha256 h;
+    std::string buf(1 << 17, '\0');
+    for (;;) {
+        ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return util::Error::from_errno("read");
+        if (n == 0) return h.finish();
+        std::string_view chunk(buf.data(), static_cast<size_t>(n));
+        h.update(chunk);
+        if (each) TRY(each(chunk));
+    }
 }
 
 struct Sha256::Impl {

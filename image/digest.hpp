@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,9 @@ public:
     /// Parses "sha256:<64 lowercase hex>"; anything else is an error naming it.
     static util::Result<Digest> parse(std::string_view s);
     static Digest of(std::string_view data);
+    /// Hashes what `fd` holds from its offset to EOF; each chunk read also
+    /// goes to `each` when set (to copy while hashing), whose error stops it.
+    static util::Result<Digest> of_fd(int fd, const std::function<util::Status(std::string_view)> &each = {});
     const std::string &str() const { return s_; }   ///< "sha256:ab..."
     std::string_view hex() const { return s_.size() > 7 ? std::string_view(s_).substr(7) : std::string_view(); }
     bool empty() const { return s_.empty(); }

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -24,7 +26,7 @@ public:
 
     /// Opens the data file and restores the persisted state, if any and sane.
     util::Status open() {
-        fd_ = TRY(util::open_file(store_.ingest_path(d_), O_RDWR | O_CREAT, 0644));
+        file_.emplace(TRY(store_.open_ingest(d_)));
         offset_ = 0;
         auto text = util::read_file(store_.ingest_state_path(d_), 64 << 10);
         if (text) {
@@ -36,15 +38,15 @@ public:
             }
         }
         struct stat sb{};
-        if (::fstat(fd_.get(), &sb) < 0) return util::Error::from_errno("stat partial blob");
+        if (::fstat(fd(), &sb) < 0) return util::Error::from_errno("stat partial blob");
         if (static_cast<uint64_t>(sb.st_size) < offset_) {  // state claims more than the file has
             util::log::warn("blob ", d_.str(), ": partial file shorter than its state, starting over");
             offset_ = 0;
             hash_ = std::make_unique<Sha256>();
         }
         // Bytes past the persisted offset were never covered by a state: drop them.
-        if (::ftruncate(fd_.get(), static_cast<off_t>(offset_)) < 0) return util::Error::from_errno("truncate partial blob");
-        if (::lseek(fd_.get(), static_cast<off_t>(offset_), SEEK_SET) < 0) return util::Error::from_errno("seek partial blob");
+        if (::ftruncate(fd(), static_cast<off_t>(offset_)) < 0) return util::Error::from_errno("truncate partial blob");
+        if (::lseek(fd(), static_cast<off_t>(offset_), SEEK_SET) < 0) return util::Error::from_errno("seek partial blob");
         persisted_ = offset_;
         written_back_ = offset_;
         return util::ok();
@@ -53,14 +55,14 @@ public:
     util::Status append(std::string_view data) {
         if (offset_ + data.size() > size_)
             return util::Error::msg(util::cat("registry sent more than the ", size_, " bytes the descriptor names"));
-        TRY_CTX(util::write_all(fd_.get(), data), "write partial blob");
+        TRY_CTX(util::write_all(fd(), data), "write partial blob");
         hash_->update(data);
         offset_ += data.size();
         // Start writing back what arrived (asynchronously, a hint: errors
         // are the fsync's to report), so the fsync at the end finds the
         // blob mostly on disk instead of flushing all of it then.
         if (offset_ - written_back_ >= kWritebackBytes) {
-            (void)::sync_file_range(fd_.get(), static_cast<off_t>(written_back_), static_cast<off_t>(offset_ - written_back_),
+            (void)::sync_file_range(fd(), static_cast<off_t>(written_back_), static_cast<off_t>(offset_ - written_back_),
                                     SYNC_FILE_RANGE_WRITE);
             written_back_ = offset_;
         }
@@ -70,7 +72,7 @@ public:
     /// Makes the current offset durable: data first, then the state that names it.
     util::Status persist() {
         if (offset_ == persisted_) return util::ok();
-        if (::fdatasync(fd_.get()) < 0) return util::Error::from_errno("fdatasync partial blob");
+        if (::fdatasync(fd()) < 0) return util::Error::from_errno("fdatasync partial blob");
         TRY(util::failpoint("fetch.persist"));
         util::json::Value v = util::json::Value::object();
         v["digest"] = d_.str();
@@ -86,18 +88,20 @@ public:
     /// Starts over from byte 0 (the partial can never become the blob).
     void discard() {
         ::unlink(store_.ingest_state_path(d_).c_str());
-        ::unlink(store_.ingest_path(d_).c_str());
-        fd_.reset();
+        file_->discard();
     }
 
-    util::Result<Digest> finish() {
-        if (::fsync(fd_.get()) < 0) return util::Error::from_errno("fsync blob");
-        return hash_->finish();
-    }
+    /// The digest of everything received (commit() syncs the data).
+    Digest finish() { return hash_->finish(); }
+
+    /// Makes the complete partial the blob (Store::commit_ingest).
+    util::Status commit() { return store_.commit_ingest(*file_, d_, size_, true); }
 
     uint64_t offset() const { return offset_; }
 
 private:
+    int fd() const { return file_->fd(); }
+
     util::Status restore(const std::string &text) {
         auto v = TRY(util::json::parse(text, "resume state"));
         TRY(util::json::expect_object(v, "resume state"));
@@ -124,7 +128,8 @@ private:
     Store &store_;
     const Digest &d_;
     uint64_t size_;
-    util::UniqueFd fd_;
+    /// ingest/<hex>, committed to blobs/sha256/<hex>; kept (resumable) when dropped.
+    std::optional<util::AtomicFile> file_;
     uint64_t offset_ = 0;
     uint64_t persisted_ = 0;
     uint64_t written_back_ = 0;  ///< sync_file_range started up to here
@@ -274,13 +279,13 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
         util::log::debug(what, ": at byte ", part.offset());
         TRY_CTX(reg.retry_wait(std::move(a.err), failures - 1, started, deadline), what);
     }
-    auto got = TRY_CTX(part.finish(), what);
+    Digest got = part.finish();
     if (!(got == d)) {
         part.discard();
         return util::Error::msg(util::cat(what, ": registry sent content with digest ", got.str()));
     }
     TRY_CTX(util::failpoint("fetch.commit"), what);
-    TRY(store.commit_ingest(d, size, true));
+    TRY(part.commit());
     report(true);
     stats.streamed = tee;
     return stats;

@@ -1,7 +1,9 @@
 // Resumable, verified blob download into the store.
 //
-// The partial blob lives in the store's ingest area (Store::ingest_path) and
-// next to it a small JSON state file (Store::ingest_state_path):
+// The partial blob lives in the store's ingest area (Store::open_ingest: a
+// resumable util::AtomicFile, kept when a download stops, committed into
+// blobs/ by the same fsync-rename-fsync as every other write) and next to it
+// a small JSON state file (Store::ingest_state_path):
 //   {"digest":"sha256:..","size":N,"offset":K,"sha256":"<hex of Sha256::save_state()>"}
 // The state is written with atomic_write_file after an fdatasync of the data,
 // so it never claims bytes that are not on disk. It is saved every

@@ -70,6 +70,10 @@ util::Result<FsckReport> fsck(Store &store, bool repair) {
     for (const auto &n : list_dir(blobs)) {
         std::string p = blobs + "/" + n;
         auto d = hex_digest(n);
+        if (n.starts_with(util::kTempPrefix)) {  // a put cut short (store.cpp)
+            problem(cat("stale temporary ", quote("blobs/sha256/" + n)), p);
+            continue;
+        }
         if (!d) {
             problem(cat("stray file ", quote("blobs/sha256/" + n)), p);
             continue;
@@ -80,18 +84,9 @@ util::Result<FsckReport> fsck(Store &store, bool repair) {
             problem(cat("blob ", d->str(), ": ", fd.error().message()), p);
             continue;
         }
-        Sha256 h;
-        std::string buf(1 << 17, '\0');
-        bool read_ok = true;
-        for (;;) {
-            ssize_t r = ::read(fd->get(), buf.data(), buf.size());
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) read_ok = false;
-            if (r <= 0) break;
-            h.update(buf.data(), static_cast<size_t>(r));
-        }
-        Digest got = h.finish();
-        if (!read_ok || !(got == *d)) problem(cat("corrupted blob ", d->str(), " (content hashes to ", got.str(), ")"), p);
+        auto got = Digest::of_fd(fd->get());
+        if (!got || !(*got == *d))
+            problem(cat("corrupted blob ", d->str(), " (", got ? cat("content hashes to ", got->str()) : got.error().message(), ")"), p);
     }
 
     // layers/: complete layers only (a rootfs and a layer.json naming the directory's diff_id).

@@ -57,7 +57,7 @@ util::Result<GcReport> gc(Store &store) {
         }
     };
     for (const auto &[name, d] : TRY_CTX(store.list_refs(), "gc")) mark_manifest(d);
-    std::string containers = store.root() + "/containers";
+    std::string containers = store.device().containers();
     for (const auto &id : list_dir(containers)) {
         auto text = util::read_file(cat(containers, "/", id, "/image.json"), 1 << 20);
         if (!text) continue;

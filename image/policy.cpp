@@ -2,13 +2,12 @@
 // scope lookup, and the signedIdentity rules.
 #include "image/policy.hpp"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <initializer_list>
 #include <set>
 
 #include "image/auth.hpp"
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -295,16 +294,9 @@ util::Result<Policy> Policy::parse(std::string_view json, std::string_view what,
 util::Result<Policy> Policy::device_default(const std::string &trust_dir) {
     Policy p;
     Requirement r;
-    if (DIR *d = ::opendir(trust_dir.c_str())) {
-        std::vector<std::string> names;
-        while (dirent *e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n.size() > 4 && n.ends_with(".pub")) names.push_back(n);
-        }
-        ::closedir(d);
-        std::sort(names.begin(), names.end());
-        for (const auto &n : names) r.keys_pem.push_back(TRY(read_key(util::path_join(trust_dir, n), "")));
-    }
+    // A missing trust directory pins no key: everything is rejected.
+    for (const auto &n : util::list_dir(trust_dir).value_or(std::vector<std::string>{}))
+        if (n.size() > 4 && n.ends_with(".pub")) r.keys_pem.push_back(TRY(read_key(util::path_join(trust_dir, n), "")));
     r.type = r.keys_pem.empty() ? Requirement::Type::Reject : Requirement::Type::SigstoreSigned;
     p.default_.push_back(std::move(r));
     return p;

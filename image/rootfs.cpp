@@ -1,7 +1,6 @@
 // Rootfs assembly (see rootfs.hpp).
 #include "image/rootfs.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 #include <cstring>
 #include <optional>
 
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -73,12 +73,7 @@ util::Status copy_file(int sdir, int ddir, const char *name, const struct stat &
 }
 
 util::Status copy_dir(int sdir, int ddir, const std::string &rel) {
-    DIR *dp = ::fdopendir(::dup(sdir));
-    if (!dp) return Error::from_errno(cat("read ", quote(rel)));
-    std::vector<std::string> names;
-    while (auto *e = ::readdir(dp))
-        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.emplace_back(e->d_name);
-    ::closedir(dp);
+    auto names = TRY_CTX(util::list_dir_fd(sdir), cat("read ", quote(rel)));
     for (const auto &n : names) {
         std::string what = quote(rel.empty() ? n : rel + "/" + n);
         struct stat st;
@@ -152,7 +147,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
         return Error::msg(cat(what, ": invalid container id"));
     auto shared = TRY_CTX(store.lock_shared(), what);
     Bundle b;
-    b.dir = cat(store.root(), "/containers/", id);
+    b.dir = store.device().container(id);
     b.rootfs = b.dir + "/rootfs";
     if (util::path_exists(b.dir)) return Error::with_code(EEXIST, cat(what, ": already exists"));
     for (const auto &d : image.config.diff_ids)
@@ -168,7 +163,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
     TRY_CTX(util::atomic_write_file(b.dir + "/image.json", util::json::dump(rec) + "\n"), what);
 
     bool overlay = mode == RootfsMode::Overlay ||
-                   (mode == RootfsMode::Auto && overlay_available(store.root() + "/containers"));
+                   (mode == RootfsMode::Auto && overlay_available(store.device().containers()));
     if (overlay && !image.config.diff_ids.empty()) {
         TRY_CTX(util::mkdir_p(b.dir + "/upper", 0755), what);
         TRY_CTX(util::mkdir_p(b.dir + "/work", 0700), what);
@@ -191,7 +186,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
             return Error::from_errno(cat(what, ": mount the rootfs nodev"));
     }
     auto rootfd = TRY_CTX(util::open_file(b.rootfs, O_RDONLY | O_DIRECTORY), what);
-    if (opts.volumes_dir.empty()) opts.volumes_dir = store.root() + "/volumes";
+    if (opts.volumes_dir.empty()) opts.volumes_dir = store.device().volumes();
     auto cfg = TRY_CTX(runtime_config(image.config, rootfd.get(), opts), what);
     TRY_CTX(util::atomic_write_file(b.dir + "/config.json", util::json::dump(cfg, 2) + "\n"), what);
     undo.dismiss();
@@ -199,7 +194,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
 }
 
 util::Status remove_bundle(Store &store, const std::string &id) {
-    std::string dir = cat(store.root(), "/containers/", id);
+    std::string dir = store.device().container(id);
     std::string rootfs = dir + "/rootfs";
     if (::umount2(rootfs.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
         return Error::from_errno(cat("unmount ", quote(rootfs)));

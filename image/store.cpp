@@ -1,13 +1,14 @@
 // The content store: blobs by digest, resumable ingest files, refs and the
 // locks that let two processes write the same store (see store.hpp).
 //
-// Every blob enters blobs/sha256/ by a rename of a file that was hashed and
-// fsynced first, under the blob's flock; a ref is one small JSON file
+// Every file is written through util::AtomicFile (temporary, fsync, rename,
+// fsync the directory): a blob is hashed before its temporary is committed
+// under blobs/sha256/, under the blob's flock, and a downloaded one is its
+// resumable ingest file committed the same way; a ref is one small JSON file
 // replaced by util::atomic_write_file. Nothing is ever edited in place, so
 // a power cut at any instant leaves the old or the new state.
 #include "image/store.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -16,8 +17,10 @@
 #include <algorithm>
 
 #include "image/dynlibs.hpp"
+#include "util/dir.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
+#include "util/flock.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
 
@@ -44,28 +47,6 @@ std::string escape_ref(std::string_view name) {
     return out;
 }
 
-util::Result<util::UniqueFd> take_flock(const std::string &path, int op) {
-    auto fd = TRY(util::open_file(path, O_RDWR | O_CREAT, 0600));
-    while (::flock(fd.get(), op) < 0) {
-        if (errno == EINTR) continue;
-        return Error::from_errno(cat("lock ", quote(path)));
-    }
-    return fd;
-}
-
-util::Status hash_fd(int fd, Sha256 &h) {
-    std::string buf(1 << 16, '\0');
-    for (;;) {
-        ssize_t n = ::read(fd, buf.data(), buf.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return Error::from_errno("read");
-        }
-        if (n == 0) return util::ok();
-        h.update(buf.data(), static_cast<size_t>(n));
-    }
-}
-
 }  // namespace
 
 util::Result<Store> Store::open(const std::string &root) {
@@ -73,8 +54,10 @@ util::Result<Store> Store::open(const std::string &root) {
     // Every image command opens the store first: a missing library stops it
     // here, in one line, before anything is written.
     TRY(dynlibs::load_local());
-    for (const char *sub : {"", "blobs", "blobs/sha256", "ingest", "layers", "refs", "containers", "volumes", "locks"})
-        TRY_CTX(util::mkdir_p(util::path_join(root, sub), 0700), cat("open store ", quote(root)));
+    util::DeviceRoot dev(root);
+    std::vector<std::string> dirs = {dev.containers(), dev.volumes()};
+    for (const char *sub : {"blobs/sha256", "ingest", "layers", "refs", "locks"}) dirs.push_back(util::path_join(root, sub));
+    for (const auto &dir : dirs) TRY_CTX(util::mkdir_p(dir, 0700), cat("open store ", quote(root)));
     return Store(root);
 }
 
@@ -103,81 +86,71 @@ util::Status Store::put_blob(const Digest &d, std::string_view data) {
     std::string what = cat("store blob ", d.str());
     Digest got = Digest::of(data);
     if (!(got == d)) return Error::msg(cat(what, ": content hashes to ", got.str()));
-    auto shared = TRY_CTX(lock_shared(), what);
-    auto lock = TRY_CTX(lock_blob(d), what);
-    if (has_blob(d)) return util::ok();
-    // Written as an ingest file (fsck knows those) and renamed into blobs/.
-    std::string tmp = cat(root_, "/ingest/", d.hex(), ".put");
-    {
-        auto fd = TRY_CTX(util::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644), what);
-        TRY_CTX(util::failpoint("store.put.write"), what);
-        TRY_CTX(util::write_all(fd.get(), data), what);
-        if (::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
-    }
-    TRY_CTX(util::failpoint("store.put.rename"), what);
-    if (::rename(tmp.c_str(), blob_path(d).c_str()) < 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        return Error::with_code(e, cat(what, ": rename"));
-    }
-    return util::fsync_dir(cat(root_, "/blobs/sha256")).context(what);
+    return put_blob_with(d, [&](util::AtomicFile &f) -> util::Status {
+        TRY(util::failpoint("store.put.write"));
+        return f.write(data);
+    });
 }
 
 util::Status Store::put_blob_fd(const Digest &d, int in) {
+    return put_blob_with(d, [&](util::AtomicFile &f) -> util::Status {
+        auto got = TRY(Digest::of_fd(in, [&](std::string_view chunk) -> util::Status {
+            TRY(util::failpoint("store.put.write"));
+            return f.write(chunk);
+        }));
+        if (!(got == d)) return Error::msg(cat("content hashes to ", got.str()));
+        return util::ok();
+    });
+}
+
+util::Status Store::put_blob_with(const Digest &d, const std::function<util::Status(util::AtomicFile &)> &fill) {
     std::string what = cat("store blob ", d.str());
     auto shared = TRY_CTX(lock_shared(), what);
     auto lock = TRY_CTX(lock_blob(d), what);
     if (has_blob(d)) return util::ok();
-    std::string tmp = cat(root_, "/ingest/", d.hex(), ".put");
-    util::ScopeGuard cleanup([&] { ::unlink(tmp.c_str()); });
-    {
-        auto fd = TRY_CTX(util::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644), what);
-        Sha256 h;
-        std::string buf(1 << 17, '\0');
-        for (;;) {
-            ssize_t n = ::read(in, buf.data(), buf.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return Error::from_errno(cat(what, ": read"));
-            if (n == 0) break;
-            h.update(buf.data(), static_cast<size_t>(n));
-            TRY_CTX(util::failpoint("store.put.write"), what);
-            TRY_CTX(util::write_all(fd.get(), std::string_view(buf.data(), static_cast<size_t>(n))), what);
-        }
-        Digest got = h.finish();
-        if (!(got == d)) return Error::msg(cat(what, ": content hashes to ", got.str()));
-        if (::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
-    }
+    // A temporary beside the blob (fsck removes a stale one); gone unless committed.
+    auto file = TRY_CTX(util::AtomicFile::create(blob_path(d)), what);
+    TRY_CTX(fill(file), what);
     TRY_CTX(util::failpoint("store.put.rename"), what);
-    if (::rename(tmp.c_str(), blob_path(d).c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
-    cleanup.dismiss();
-    return util::fsync_dir(cat(root_, "/blobs/sha256")).context(what);
+    return file.commit().context(what);
 }
 
 std::string Store::ingest_path(const Digest &d) const { return cat(root_, "/ingest/", d.hex()); }
 std::string Store::ingest_state_path(const Digest &d) const { return cat(root_, "/ingest/", d.hex(), ".state"); }
 
 util::Result<util::UniqueFd> Store::lock_blob(const Digest &d) const {
-    return take_flock(cat(root_, "/ingest/", d.hex(), ".lock"), LOCK_EX);
+    return util::lock_file(cat(root_, "/ingest/", d.hex(), ".lock"), LOCK_EX);
+}
+
+util::Result<util::AtomicFile> Store::open_ingest(const Digest &d) const {
+    std::string what = cat("partial blob ", d.str());
+    auto ingest = TRY_CTX(util::open_file(cat(root_, "/ingest"), O_RDONLY | O_DIRECTORY), what);
+    auto blobs = TRY_CTX(util::open_file(cat(root_, "/blobs/sha256"), O_RDONLY | O_DIRECTORY), what);
+    std::string hex(d.hex());
+    return util::AtomicFile::resume_at(ingest.get(), hex, blobs.get(), hex).context(what);
 }
 
 util::Status Store::commit_ingest(const Digest &d, uint64_t size, bool verified) {
     std::string what = cat("commit blob ", d.str());
-    std::string path = ingest_path(d);
-    auto fd = TRY_CTX(util::open_file(path, O_RDONLY), what);
+    // open_ingest creates a missing partial; there is nothing to commit then.
+    if (!util::path_exists(ingest_path(d))) return Error::with_code(ENOENT, cat(what, ": no partial download"));
+    auto partial = TRY_CTX(open_ingest(d), what);
+    return commit_ingest(partial, d, size, verified);
+}
+
+util::Status Store::commit_ingest(util::AtomicFile &partial, const Digest &d, uint64_t size, bool verified) {
+    std::string what = cat("commit blob ", d.str());
     struct stat st;
-    if (::fstat(fd.get(), &st) < 0) return Error::from_errno(cat(what, ": stat"));
+    if (::fstat(partial.fd(), &st) < 0) return Error::from_errno(cat(what, ": stat"));
     if (static_cast<uint64_t>(st.st_size) != size)
         return Error::msg(cat(what, ": size is ", st.st_size, ", expected ", size));
     if (!verified) {
-        Sha256 h;
-        TRY_CTX(hash_fd(fd.get(), h), what);
-        Digest got = h.finish();
+        if (::lseek(partial.fd(), 0, SEEK_SET) < 0) return Error::from_errno(cat(what, ": seek"));
+        Digest got = TRY_CTX(Digest::of_fd(partial.fd()), what);
         if (!(got == d)) return Error::msg(cat(what, ": content hashes to ", got.str()));
     }
-    if (::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
     TRY_CTX(util::failpoint("store.commit.rename"), what);
-    if (::rename(path.c_str(), blob_path(d).c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
-    TRY_CTX(util::fsync_dir(cat(root_, "/blobs/sha256")), what);
+    TRY_CTX(partial.commit(), what);
     if (::unlink(ingest_state_path(d).c_str()) < 0 && errno != ENOENT)
         return Error::from_errno(cat(what, ": remove state file"));
     return util::ok();
@@ -190,20 +163,13 @@ util::Status Store::remove_blob(const Digest &d) {
 
 util::Result<std::vector<Digest>> Store::list_blobs() const {
     std::vector<Digest> out;
-    std::string dir = cat(root_, "/blobs/sha256");
-    DIR *dp = ::opendir(dir.c_str());
-    if (!dp) return Error::from_errno(cat("list ", quote(dir)));
-    while (auto *e = ::readdir(dp)) {
-        auto d = Digest::parse(cat("sha256:", e->d_name));
-        if (d) out.push_back(*d);
-    }
-    ::closedir(dp);
-    std::sort(out.begin(), out.end());
+    for (const auto &n : TRY(util::list_dir(cat(root_, "/blobs/sha256"))))
+        if (auto d = Digest::parse(cat("sha256:", n)); d) out.push_back(*d);
     return out;
 }
 
-util::Result<util::UniqueFd> Store::lock_shared() const { return take_flock(cat(root_, "/locks/store"), LOCK_SH); }
-util::Result<util::UniqueFd> Store::lock_exclusive() const { return take_flock(cat(root_, "/locks/store"), LOCK_EX); }
+util::Result<util::UniqueFd> Store::lock_shared() const { return util::lock_file(cat(root_, "/locks/store"), LOCK_SH); }
+util::Result<util::UniqueFd> Store::lock_exclusive() const { return util::lock_file(cat(root_, "/locks/store"), LOCK_EX); }
 
 std::string Store::signature_record_path(const Digest &manifest) const {
     return cat(root_, "/signatures/", manifest.hex(), ".json");
@@ -217,7 +183,7 @@ bool Store::has_layer(const Digest &diff_id) const {
 }
 
 util::Result<util::UniqueFd> Store::lock_layer(const Digest &diff_id) const {
-    return take_flock(cat(root_, "/locks/layer-", diff_id.hex()), LOCK_EX);
+    return util::lock_file(cat(root_, "/locks/layer-", diff_id.hex()), LOCK_EX);
 }
 
 util::Status Store::set_ref(const std::string &name, const Digest &manifest) {
@@ -255,15 +221,9 @@ util::Status Store::remove_ref(const std::string &name) {
 util::Result<std::vector<std::pair<std::string, Digest>>> Store::list_refs() const {
     std::vector<std::pair<std::string, Digest>> out;
     std::string dir = cat(root_, "/refs");
-    DIR *dp = ::opendir(dir.c_str());
-    if (!dp) return Error::from_errno(cat("list ", quote(dir)));
     std::vector<std::string> files;
-    while (auto *e = ::readdir(dp)) {
-        std::string_view n = e->d_name;
-        if (n == "." || n == ".." || n.starts_with(util::kTempPrefix)) continue;
-        files.emplace_back(n);
-    }
-    ::closedir(dp);
+    for (auto &n : TRY(util::list_dir(dir)))
+        if (!n.starts_with(util::kTempPrefix)) files.push_back(std::move(n));
     for (const auto &f : files) {
         auto text = util::read_file(cat(dir, "/", f), 1 << 16);
         if (!text) continue;  // removed meanwhile

@@ -1,6 +1,8 @@
-// The content store under --root (default /var/lib/berth).
+// The content store at the top of the device root (util::DeviceRoot,
+// default /var/lib/berth):
 //
 //   blobs/sha256/<hex>        manifests, configs and layers, verified before they land
+//   blobs/sha256/.berth-tmp-* a blob being written (util::AtomicFile); removed unless committed
 //   ingest/<hex>              partial downloads (+ <hex>.state: offset and hash state), resumable
 //   layers/<hex>/rootfs       extracted layers (by diff_id), read-only, shared between images
 //   layers/.tmp-<hex>.<pid>   a layer being unpacked; renamed into place only when complete
@@ -9,24 +11,29 @@
 //   signatures/<hex>.json     the signatures that admitted manifest <hex> (written
 //                             by pull and `berth run IMAGE`), dropped by gc with the manifest
 //
-// docs/store.md describes the layout and its formats for operators.
+// Beside them, the device root's other parts (util::DeviceRoot):
 //   containers/<id>/          per-container writable layer and bundle
 //   volumes/<name>/           persistent data no update or rollback touches
+// docs/store.md describes the layout and its formats for operators.
 //
-// Every change is a rename of a finished temporary (util::atomic_write_file
-// or a rename of a verified ingest file), so a power cut leaves the store
-// consistent: at worst a stale temporary that fsck removes. Writers take a
-// per-blob flock so two pulls of the same blob do not collide.
+// Every file is written through util::AtomicFile or util::atomic_write_file
+// (temporary, fsync, rename, fsync the directory; a downloaded blob is its
+// resumable ingest file committed the same way), so a power cut leaves the
+// store consistent: at worst a stale temporary that fsck removes. Writers
+// take a per-blob flock so two pulls of the same blob do not collide.
 #pragma once
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "image/digest.hpp"
+#include "util/device_root.hpp"
 #include "util/fd.hpp"
+#include "util/file.hpp"
 #include "util/result.hpp"
 
 namespace img {
@@ -37,6 +44,8 @@ public:
     static util::Result<Store> open(const std::string &root);
 
     const std::string &root() const { return root_; }
+    /// The device root the store is the top of: containers, volumes, trust.
+    util::DeviceRoot device() const { return util::DeviceRoot(root_); }
     bool has_blob(const Digest &d) const;
     std::string blob_path(const Digest &d) const;
     util::Result<std::string> read_blob(const Digest &d, size_t limit = 64 << 20) const;
@@ -50,9 +59,15 @@ public:
     /// Takes the exclusive per-blob lock (flock on ingest/<hex>.lock); held
     /// while the returned fd is open. Blocks until another writer finishes.
     util::Result<util::UniqueFd> lock_blob(const Digest &d) const;
-    /// Moves a fully downloaded ingest file into blobs/ after checking its
+    /// The partial download of `d` (ingest/<hex>, created when missing) as
+    /// a resumable util::AtomicFile whose commit makes it blobs/sha256/<hex>;
+    /// kept when dropped uncommitted. The caller holds lock_blob(d).
+    util::Result<util::AtomicFile> open_ingest(const Digest &d) const;
+    /// Commits a fully downloaded ingest file into blobs/ after checking its
     /// size and (when `verified` is false) hashing it again. Removes the
     /// state file. The caller holds lock_blob(d).
+    util::Status commit_ingest(util::AtomicFile &partial, const Digest &d, uint64_t size, bool verified);
+    /// Same, opening ingest/<hex> first (ENOENT when there is none).
     util::Status commit_ingest(const Digest &d, uint64_t size, bool verified);
 
     /// Stores the content read from `fd` (to EOF) after checking that it
@@ -89,6 +104,9 @@ public:
 
 private:
     explicit Store(std::string root) : root_(std::move(root)) {}
+    /// Writes blob `d` through `fill` into an AtomicFile and commits it,
+    /// under the store's shared lock and the blob's lock; nothing when stored.
+    util::Status put_blob_with(const Digest &d, const std::function<util::Status(util::AtomicFile &)> &fill);
     std::string root_;
 };
 

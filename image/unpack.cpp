@@ -456,9 +456,10 @@ util::Status LayerTmp::commit(const Descriptor &layer) {
     std::string what = cat("unpack layer ", layer.digest.str());
     if (!sealed_) return Error::msg(cat(what, ": not complete"));
     TRY_CTX(util::failpoint("unpack.rename"), what);
-    if (::rename(tmp_.c_str(), store_->layer_path(diff_id_).c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+    auto layers = TRY_CTX(util::open_file(util::dirname(tmp_), O_RDONLY | O_DIRECTORY), what);
+    TRY_CTX(util::rename_durably_at(layers.get(), util::basename(tmp_), layers.get(), std::string(diff_id_.hex())), what);
     tmp_.clear();
-    return util::fsync_dir(util::path_join(store_->root(), "layers")).context(what);
+    return util::ok();
 }
 
 util::Status unpack_layer(Store &store, const Descriptor &layer, const Digest &diff_id, const UnpackLimits &limits) {

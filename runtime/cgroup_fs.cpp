@@ -6,7 +6,6 @@
 // cgroupfs files take one value per write(2), so write_value never splits a
 // write; files are opened with O_TRUNC so the same code also works on the
 // plain files of a test directory.
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +16,7 @@
 #include <thread>
 
 #include "runtime/cgroup_backend.hpp"
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -77,22 +77,19 @@ namespace {
 /// The names of the child cgroups of `dir` (its subdirectories).
 util::Result<std::vector<std::string>> child_dirs(const std::string &dir) {
     std::vector<std::string> out;
-    DIR *d = ::opendir(dir.c_str());
+    auto d = util::Dir::open(dir);
     if (!d) {
-        if (errno == ENOENT) return out;
-        return Error::from_errno(cat("open ", quote(dir)));
+        if (d.error().code == ENOENT) return out;
+        return std::move(d).error();
     }
-    while (struct dirent *e = ::readdir(d)) {
-        std::string_view name = e->d_name;
-        if (name == "." || name == "..") continue;
+    while (const dirent *e = TRY(d->next())) {
         bool is_dir = e->d_type == DT_DIR;
         if (e->d_type == DT_UNKNOWN) {
             struct stat st {};
-            is_dir = ::fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+            is_dir = ::fstatat(d->fd(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
         }
-        if (is_dir) out.emplace_back(name);
+        if (is_dir) out.emplace_back(e->d_name);
     }
-    ::closedir(d);
     return out;
 }
 

@@ -184,14 +184,10 @@ util::Result<int> exec_in_container(const State &st, const Spec &spec, const Pro
         (void)util::write_all(err_w.get(), msg);
         _exit(127);
     }
-    util::Child child(pid);
+    util::Child child(pid);  // killed and reaped on every error return below
     sync_r.reset();
     err_w.reset();
     console_child.reset();
-    util::ScopeGuard kill_child([&] {
-        (void)child.kill(SIGKILL);
-        (void)child.wait();
-    });
 
     TRY_CTX(mgr->add_process(pid, opts.sub_cgroups), "exec: join the container's cgroup");
     char go = 1;
@@ -215,8 +211,10 @@ util::Result<int> exec_in_container(const State &st, const Spec &spec, const Pro
 
     if (!opts.pid_file.empty())
         TRY_CTX(util::atomic_write_file(opts.pid_file, util::cat(pid), 0644, kStateDurability), util::cat("write --pid-file ", util::quote(opts.pid_file)));
-    kill_child.dismiss();
-    if (opts.detach) return 0;
+    if (opts.detach) {
+        (void)child.release();
+        return 0;
+    }
 
     if (master) g_exec_master = master.get();
     install_forwarding(pid);

@@ -1,7 +1,6 @@
 // The shared tail of the init and of `exec`; see process_setup.hpp.
 #include "runtime/process_setup.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -11,6 +10,7 @@
 
 #include "runtime/exe_protect.hpp"
 #include "runtime/procfs.hpp"
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/process.hpp"
@@ -45,28 +45,19 @@ util::Status enter_cwd(const std::string &cwd) {
 
 /// Every fd >= 3 must be a preserved one or one of ours (CLOEXEC, gone at exec).
 util::Status check_fds(int preserve, const std::vector<int> &internal) {
-    auto dir = TRY(procfs::open_self("fd", O_RDONLY | O_DIRECTORY));
-    DIR *d = ::fdopendir(::dup(dir.get()));
-    if (!d) return Error::from_errno("list fds");
-    util::Status result;
-    while (struct dirent *e = ::readdir(d)) {
+    auto proc_fd = TRY(procfs::open_self("fd", O_RDONLY | O_DIRECTORY));
+    auto dir = TRY_CTX(util::Dir::of_fd(proc_fd.get()), "list fds");
+    while (const dirent *e = TRY_CTX(dir.next(), "list fds")) {
         auto fd = util::parse_int<int>(e->d_name);
-        if (!fd || *fd < 3 || *fd == ::dirfd(d) || *fd == dir.get()) continue;
+        if (!fd || *fd < 3 || *fd == dir.fd() || *fd == proc_fd.get()) continue;
         if (*fd < 3 + preserve) continue;
         bool ours = false;
         for (int i : internal) ours = ours || i == *fd;
-        if (!ours) {
-            result = Error::msg(util::cat("fd ", *fd, " would leak into the container"));
-            break;
-        }
+        if (!ours) return Error::msg(util::cat("fd ", *fd, " would leak into the container"));
         int flags = ::fcntl(*fd, F_GETFD);
-        if (flags < 0 || !(flags & FD_CLOEXEC)) {
-            result = Error::msg(util::cat("internal fd ", *fd, " is not close-on-exec"));
-            break;
-        }
+        if (flags < 0 || !(flags & FD_CLOEXEC)) return Error::msg(util::cat("internal fd ", *fd, " is not close-on-exec"));
     }
-    ::closedir(d);
-    return result;
+    return util::ok();
 }
 
 std::string env_value(const std::vector<std::string> &env, std::string_view key) {

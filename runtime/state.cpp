@@ -1,9 +1,7 @@
 // Container state files and locks; see state.hpp.
 #include "runtime/state.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,7 +9,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "util/dir.hpp"
 #include "util/file.hpp"
+#include "util/flock.hpp"
 #include "util/strings.hpp"
 
 namespace rt {
@@ -122,19 +122,18 @@ util::Status save_state(const std::string &root, const State &st) {
 
 util::Result<std::vector<std::string>> list_ids(const std::string &root) {
     std::vector<std::string> out;
-    DIR *d = ::opendir(root.c_str());
+    auto d = util::Dir::open(root);
     if (!d) {
-        if (errno == ENOENT) return out;
-        return Error::from_errno(util::cat("open ", util::quote(root)));
+        if (d.error().code == ENOENT) return out;
+        return std::move(d).error();
     }
-    while (struct dirent *e = ::readdir(d)) {
+    while (const dirent *e = TRY(d->next())) {
         std::string name = e->d_name;
         if (name.starts_with(".") || !validate_id(name)) continue;
         struct stat sb;
-        if (::fstatat(::dirfd(d), util::path_join(name, kStateFile).c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        if (::fstatat(d->fd(), util::path_join(name, kStateFile).c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0)
             out.push_back(name);
     }
-    ::closedir(d);
     std::sort(out.begin(), out.end());
     return out;
 }
@@ -186,8 +185,7 @@ json::Value oci_state_json(const State &st, Status status) {
 util::Result<ContainerLock> lock_container(const std::string &root, const std::string &id) {
     TRY(validate_id(id));
     auto fd = TRY(util::open_file(state_dir(root, id), O_RDONLY | O_DIRECTORY));
-    while (::flock(fd.get(), LOCK_EX) < 0)
-        if (errno != EINTR) return Error::from_errno(util::cat("lock container ", util::quote(id)));
+    TRY_CTX(util::flock_fd(fd.get(), LOCK_EX), util::cat("lock container ", util::quote(id)));
     return ContainerLock(std::move(fd));
 }
 

@@ -21,6 +21,14 @@ void print(const std::string &s) { (void)util::write_all(1, s); }
 
 }  // namespace
 
+util::DeviceRoot device_root(const GlobalOptions &g, const util::ParsedArgs &a, bool root_is_store) {
+    if (auto s = a.get("store")) return util::DeviceRoot(*s);
+    if (auto r = a.get("root")) return util::DeviceRoot(*r);
+    if (g.store) return util::DeviceRoot(*g.store);
+    if (root_is_store && g.root) return util::DeviceRoot(*g.root);
+    return util::DeviceRoot();
+}
+
 int usage_error(const std::string &msg) {
     (void)util::write_all(2, util::cat("berth: ", msg, "\n"));
     return kExitUsage;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "util/args.hpp"
+#include "util/device_root.hpp"
 #include "util/result.hpp"
 
 namespace cli {
@@ -20,7 +21,8 @@ inline constexpr int kExitUsage = 2;
 
 /// Options given before the command, as runc takes them.
 struct GlobalOptions {
-    std::optional<std::string> root;  ///< --root; each command group has its own default
+    std::optional<std::string> root;   ///< --root: the runtime's state (/run/berth); for `berth image`, an alias of --store
+    std::optional<std::string> store;  ///< --store: the device root (util::DeviceRoot)
     std::string log_file;             ///< --log
     bool log_json = false;            ///< --log-format json
     bool debug = false;               ///< --debug
@@ -46,6 +48,13 @@ int dispatch(std::span<const Command> table, const char *group, const GlobalOpti
 
 /// The usage text of a whole table.
 std::string table_help(std::span<const Command> table, const char *group);
+
+/// The device root a command works on (docs/cli.md, "The store"): its own
+/// --store, else its own --root (the older spelling `berth image pull|push|
+/// sign|verify` still take), else the global --store, else, when
+/// `root_is_store` (the `image` group), the global --root, else
+/// util::DeviceRoot::kDefault.
+util::DeviceRoot device_root(const GlobalOptions &g, const util::ParsedArgs &a, bool root_is_store);
 
 /// Prints a usage error ("berth: unknown command `x`") and returns kExitUsage.
 int usage_error(const std::string &msg);

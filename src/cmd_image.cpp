@@ -18,9 +18,9 @@ namespace {
 
 using util::cat;
 
-constexpr const char *kDefaultRoot = "/var/lib/berth";
-
-util::Result<img::Store> open_store(const cli::GlobalOptions &g) { return img::Store::open(g.root.value_or(kDefaultRoot)); }
+util::Result<img::Store> open_store(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    return img::Store::open(cli::device_root(g, a, true).store());
+}
 
 util::Result<img::Platform> platform_arg(const util::ParsedArgs &a) {
     if (auto p = a.get("platform")) return img::Platform::parse(*p);
@@ -28,7 +28,7 @@ util::Result<img::Platform> platform_arg(const util::ParsedArgs &a) {
 }
 
 util::Result<int> run_import(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    auto store = TRY(open_store(g));
+    auto store = TRY(open_store(g, a));
     // The name is a full reference; a short one only with --default-registry.
     auto ref = TRY(img::Reference::parse(a.positional[1], a.get("default-registry").value_or("")));
     img::ImportOptions o;
@@ -41,7 +41,7 @@ util::Result<int> run_import(const cli::GlobalOptions &g, const util::ParsedArgs
 }
 
 util::Result<int> run_export(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    auto store = TRY(open_store(g));
+    auto store = TRY(open_store(g, a));
     auto top = TRY(img::find_image(store, a.positional[0]));
     auto image = TRY(img::load_image(store, top, TRY(platform_arg(a)), true));
     TRY(img::export_layout(store, image.manifest_digest, a.positional[1], a.get("ref-name").value_or("latest")));
@@ -49,7 +49,7 @@ util::Result<int> run_export(const cli::GlobalOptions &g, const util::ParsedArgs
 }
 
 util::Result<int> run_ls(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    auto store = TRY(open_store(g));
+    auto store = TRY(open_store(g, a));
     auto refs = TRY(store.list_refs());
     if (a.has("json")) {
         util::json::Value out = util::json::Value::array();
@@ -73,7 +73,7 @@ util::Result<int> run_ls(const cli::GlobalOptions &g, const util::ParsedArgs &a)
 }
 
 util::Result<int> run_inspect(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    auto store = TRY(open_store(g));
+    auto store = TRY(open_store(g, a));
     auto top = TRY(img::find_image(store, a.positional[0]));
     auto image = TRY(img::load_image(store, top, TRY(platform_arg(a)), false));
     util::json::Value v = util::json::Value::object();
@@ -109,7 +109,7 @@ util::Result<int> run_inspect(const cli::GlobalOptions &g, const util::ParsedArg
 }
 
 util::Result<int> run_rm(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    auto store = TRY(open_store(g));
+    auto store = TRY(open_store(g, a));
     for (const auto &name : a.positional) {
         if (auto r = TRY(store.get_ref(name))) {
             TRY(store.remove_ref(name));
@@ -121,8 +121,8 @@ util::Result<int> run_rm(const cli::GlobalOptions &g, const util::ParsedArgs &a)
     return 0;
 }
 
-util::Result<int> run_gc(const cli::GlobalOptions &g, const util::ParsedArgs &) {
-    auto store = TRY(open_store(g));
+util::Result<int> run_gc(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    auto store = TRY(open_store(g, a));
     auto r = TRY(img::gc(store));
     TRY(util::write_all(1, cat("removed ", r.blobs_removed, " blobs (", r.bytes_freed, " bytes), ", r.layers_removed,
                                " layers and ", r.signatures_removed, " signature records\n")));
@@ -130,7 +130,7 @@ util::Result<int> run_gc(const cli::GlobalOptions &g, const util::ParsedArgs &) 
 }
 
 util::Result<int> run_fsck(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    auto store = TRY(open_store(g));
+    auto store = TRY(open_store(g, a));
     bool repair = !a.has("check");
     auto r = TRY(img::fsck(store, repair));
     std::string out;
@@ -141,20 +141,27 @@ util::Result<int> run_fsck(const cli::GlobalOptions &g, const util::ParsedArgs &
     return r.problems.size() == static_cast<size_t>(r.repaired) ? 0 : 1;
 }
 
+// Every image command takes the store as `--store DIR` (docs/cli.md).
+#define BERTH_STORE_OPTION {"store", 0, true, "DIR", "the store: the device root (default /var/lib/berth)"}
+
 const util::OptSpec kImportOptions[] = {
+    BERTH_STORE_OPTION,
     {"ref-name", 0, true, "NAME", "the layout's image to import (org.opencontainers.image.ref.name)"},
     {"platform", 0, true, "OS/ARCH[/VARIANT]", "platform to select from an index (default: this host's)"},
     {"no-unpack", 0, false, nullptr, "store the blobs only; unpack on first use"},
     {"default-registry", 0, true, "HOST", "registry for a NAME without one"},
 };
 const util::OptSpec kExportOptions[] = {
+    BERTH_STORE_OPTION,
     {"ref-name", 0, true, "NAME", "ref name in the layout's index.json (default: latest)"},
     {"platform", 0, true, "OS/ARCH[/VARIANT]", "platform to select from an index"},
 };
-const util::OptSpec kLsOptions[] = {{"json", 0, false, nullptr, "print as JSON"}};
-const util::OptSpec kInspectOptions[] = {{"platform", 0, true, "OS/ARCH[/VARIANT]", "platform to select from an index"}};
-const util::OptSpec kRmOptions[] = {{"default-registry", 0, true, "HOST", "registry for a NAME without one"}};
-const util::OptSpec kFsckOptions[] = {{"check", 0, false, nullptr, "only report; exit 1 when anything is wrong"}};
+const util::OptSpec kLsOptions[] = {BERTH_STORE_OPTION, {"json", 0, false, nullptr, "print as JSON"}};
+const util::OptSpec kInspectOptions[] = {BERTH_STORE_OPTION,
+                                         {"platform", 0, true, "OS/ARCH[/VARIANT]", "platform to select from an index"}};
+const util::OptSpec kRmOptions[] = {BERTH_STORE_OPTION, {"default-registry", 0, true, "HOST", "registry for a NAME without one"}};
+const util::OptSpec kGcOptions[] = {BERTH_STORE_OPTION};
+const util::OptSpec kFsckOptions[] = {BERTH_STORE_OPTION, {"check", 0, false, nullptr, "only report; exit 1 when anything is wrong"}};
 
 const cli::Command kLocal[] = {
     {"import", "[OPTIONS] LAYOUT NAME", "import an OCI image layout (directory or tar) as NAME", kImportOptions, 2, 2, false,
@@ -164,7 +171,7 @@ const cli::Command kLocal[] = {
     {"ls", "[--json]", "list stored images", kLsOptions, 0, 0, false, run_ls},
     {"inspect", "[OPTIONS] IMAGE", "show an image's manifest, layers and config", kInspectOptions, 1, 1, false, run_inspect},
     {"rm", "IMAGE...", "remove image names (gc frees their content)", kRmOptions, 1, -1, false, run_rm},
-    {"gc", "", "free blobs and layers no image and no container uses", {}, 0, 0, false, run_gc},
+    {"gc", "", "free blobs and layers no image and no container uses", kGcOptions, 0, 0, false, run_gc},
     {"fsck", "[--check]", "check the store and repair it", kFsckOptions, 0, 0, false, run_fsck},
 };
 

@@ -23,13 +23,7 @@
 namespace cmd {
 namespace {
 
-constexpr const char *kDefaultRoot = "/var/lib/berth";
-
-std::string root_of(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
-    if (auto r = a.get("root")) return *r;
-    if (g.root) return *g.root;
-    return kDefaultRoot;
-}
+std::string root_of(const cli::GlobalOptions &g, const util::ParsedArgs &a) { return cli::device_root(g, a, true).store(); }
 
 util::Result<img::Registry> open_registry(const img::Reference &ref, const util::ParsedArgs &a) {
     return img::Registry::open(img::registry_host(ref), TRY(registry_options(a)));
@@ -139,7 +133,8 @@ util::Result<int> run_verify(const cli::GlobalOptions &g, const util::ParsedArgs
 }
 
 #define BERTH_TRANSPORT_OPTIONS                                                                                    \
-    {"root", 0, true, "DIR", "the store (default /var/lib/berth)"},                                               \
+    {"store", 0, true, "DIR", "the store: the device root (default /var/lib/berth)"},                             \
+        {"root", 0, true, "DIR", "an older name of --store"},                                                     \
         {"creds", 0, true, "FILE", "registry credentials, docker config.json format"},                           \
         {"ca", 0, true, "FILE", "trust this PEM CA bundle for TLS"},                                              \
         {"pin", 0, true, "sha256//B64", "pin the server's public key"},                                           \
@@ -156,7 +151,7 @@ util::Result<int> run_verify(const cli::GlobalOptions &g, const util::ParsedArgs
 const util::OptSpec kPullOptions[] = {
     BERTH_TRANSPORT_OPTIONS,
     {"platform", 0, true, "OS/ARCH[/VARIANT]", "platform to select from an index (default: this machine)"},
-    {"policy", 0, true, "FILE", "trust policy (default <root>/policy.json, else keys in <root>/trust)"},
+    {"policy", 0, true, "FILE", "trust policy (default <store>/policy.json, else keys in <store>/trust)"},
     {"no-unpack", 0, false, nullptr, "store the blobs but do not unpack the layers"},
 };
 const util::OptSpec kPushOptions[] = {
@@ -172,7 +167,7 @@ const util::OptSpec kSignOptions[] = {
 const util::OptSpec kVerifyOptions[] = {
     BERTH_TRANSPORT_OPTIONS,
     {"platform", 0, true, "OS/ARCH[/VARIANT]", "platform whose manifest signatures also count"},
-    {"policy", 0, true, "FILE", "trust policy (default <root>/policy.json, else keys in <root>/trust)"},
+    {"policy", 0, true, "FILE", "trust policy (default <store>/policy.json, else keys in <store>/trust)"},
     {"key", 0, true, "FILE", "verify against this PEM public key instead of the policy"},
 };
 

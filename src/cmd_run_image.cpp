@@ -22,8 +22,6 @@ namespace {
 using util::cat;
 using util::quote;
 
-constexpr const char *kDefaultStore = "/var/lib/berth";
-
 // The image-mode options; cmd_runtime.cpp appends them to runc's `run` options.
 const util::OptSpec kImageOptions[] = {
     {"name", 0, true, "NAME", "with IMAGE: the container id (default: <image name>-<8 hex>)"},
@@ -53,10 +51,11 @@ const util::OptSpec kImageOptions[] = {
 // run is in the foreground, and --rm chooses whether the container stays).
 constexpr std::string_view kRuncOnly[] = {"bundle", "detach", "keep", "console-socket", "preserve-fds"};
 
-/// The store directory, created, as an absolute path without symlinks
+/// The store directory (--store, also the global one; the global --root is
+/// the runtime's state here), created, as an absolute path without symlinks
 /// (`berth delete` recognizes the bundle by its path).
-util::Result<std::string> store_dir(const util::ParsedArgs &a) {
-    std::string dir = a.get("store").value_or(kDefaultStore);
+util::Result<std::string> store_dir(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    std::string dir = cli::device_root(g, a, false).store();
     TRY_CTX(util::mkdir_p(dir, 0755), cat("store ", quote(dir)));
     char buf[PATH_MAX];
     if (!::realpath(dir.c_str(), buf)) return util::Error::from_errno(cat("store ", quote(dir)));
@@ -109,7 +108,7 @@ util::Result<int> run_image_command(const cli::GlobalOptions &g, const util::Par
     o.systemd_cgroup = g.systemd_cgroup;
 
     auto reg_opts = TRY(registry_options(a));
-    o.store_root = TRY(store_dir(a));
+    o.store_root = TRY(store_dir(g, a));
     auto policy = TRY(load_policy(o.store_root, a));
     o.policy = &policy;
     o.open_registry = [&reg_opts](const img::Reference &ref) { return img::Registry::open(img::registry_host(ref), reg_opts); };

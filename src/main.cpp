@@ -14,7 +14,8 @@
 namespace {
 
 const util::OptSpec kGlobalOptions[] = {
-    {"root", 0, true, "DIR", "state directory (runtime: /run/berth; images: /var/lib/berth)"},
+    {"root", 0, true, "DIR", "the runtime's state directory (default /run/berth); before `image`: an alias of --store"},
+    {"store", 0, true, "DIR", "the device root: image store, containers, volumes, trust (default /var/lib/berth)"},
     {"log", 0, true, "FILE", "write log lines to FILE instead of stderr"},
     {"log-format", 0, true, "text|json", "log line format"},
     {"debug", 0, false, nullptr, "log debug messages"},
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     if (!parsed) return cli::usage_error(parsed.error().context);
     int cmd_index = argc - static_cast<int>(parsed->positional.size());
     if (parsed->has("root")) g.root = *parsed->get("root");
+    if (parsed->has("store")) g.store = *parsed->get("store");
     if (auto f = parsed->get("log-format")) {
         if (*f == "json")
             g.log_json = true;

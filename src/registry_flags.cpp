@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "util/device_root.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -63,9 +64,9 @@ util::Result<img::ProgressMode> progress_mode(const util::ParsedArgs &a) {
 
 util::Result<img::Policy> load_policy(const std::string &store, const util::ParsedArgs &a) {
     if (auto p = a.get("policy")) return img::Policy::load(*p);
-    std::string dflt = util::path_join(store, "policy.json");
-    if (util::path_exists(dflt)) return img::Policy::load(dflt);
-    return img::Policy::device_default(util::path_join(store, "trust"));
+    util::DeviceRoot root(store);
+    if (util::path_exists(root.policy())) return img::Policy::load(root.policy());
+    return img::Policy::device_default(root.trust());
 }
 
 }  // namespace cmd

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "util/dir.hpp"
 #include "util/failpoint.hpp"
 #include "util/strings.hpp"
 
@@ -66,40 +67,101 @@ std::string temp_name(const std::string &name) {
     return cat(kTempPrefix, basename(name), '.', getpid(), '.', ++counter);
 }
 
+/// A CLOEXEC fd of the directory `dirfd` names (AT_FDCWD: "."), owned by the caller.
+Result<UniqueFd> own_dir(int dirfd) {
+    if (dirfd == AT_FDCWD) return open_file(".", O_RDONLY | O_DIRECTORY);
+    int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return Error::from_errno("dup directory fd");
+    return UniqueFd(fd);
+}
+
 }  // namespace
 
-Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode,
-                            Durability durability) {
-    const bool sync = durability == Durability::PowerCut;
-    std::string tmp = temp_name(name);
+Result<AtomicFile> AtomicFile::create_in(UniqueFd dir, const std::string &name, mode_t mode, Durability durability) {
     std::string what = cat("write ", quote(name));
+    AtomicFile f;
+    f.dir_ = std::move(dir);
+    f.name_ = name;
+    f.durability_ = durability;
     TRY_CTX(failpoint("atomic_write.create"), what);
-    int raw = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    std::string tmp = temp_name(name);
+    int raw = ::openat(f.dir_.get(), tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (raw < 0) return Error::from_errno(cat(what, ": create temporary"));
-    UniqueFd fd(raw);
-    ScopeGuard unlink_tmp([&] { ::unlinkat(dirfd, tmp.c_str(), 0); });
+    f.fd_.reset(raw);
+    f.tmp_ = std::move(tmp);  // from here the destructor unlinks it
+    if (::fchmod(f.fd_.get(), mode) < 0) return Error::from_errno(cat(what, ": fchmod"));
+    return f;
+}
 
+Result<AtomicFile> AtomicFile::create_at(int dirfd, const std::string &name, mode_t mode, Durability durability) {
+    auto dir = TRY_CTX(own_dir(dirfd), cat("write ", quote(name)));
+    return create_in(std::move(dir), name, mode, durability);
+}
+
+Result<AtomicFile> AtomicFile::create(const std::string &path, mode_t mode, Durability durability) {
+    auto dir = TRY_CTX(open_file(dirname(path), O_RDONLY | O_DIRECTORY), cat("write ", quote(path)));
+    return create_in(std::move(dir), basename(path), mode, durability).context(dirname(path));
+}
+
+Result<AtomicFile> AtomicFile::resume_at(int tmp_dirfd, const std::string &tmp_name, int dirfd, const std::string &name,
+                                         mode_t mode, Durability durability) {
+    std::string what = cat("write ", quote(name));
+    AtomicFile f;
+    f.dir_ = TRY_CTX(own_dir(dirfd), what);
+    f.tmp_dir_ = TRY_CTX(own_dir(tmp_dirfd), what);
+    f.name_ = name;
+    f.durability_ = durability;
+    f.keep_ = true;
+    f.fd_ = TRY_CTX(open_at(f.tmp_dir_.get(), tmp_name, O_RDWR | O_CREAT | O_NOFOLLOW, mode), what);
+    f.tmp_ = tmp_name;
+    return f;
+}
+
+AtomicFile::AtomicFile(AtomicFile &&o) noexcept
+    : dir_(std::move(o.dir_)), tmp_dir_(std::move(o.tmp_dir_)), fd_(std::move(o.fd_)), name_(std::move(o.name_)),
+      tmp_(std::move(o.tmp_)), durability_(o.durability_), keep_(o.keep_), done_(std::exchange(o.done_, true)) {}
+
+AtomicFile::~AtomicFile() {
+    fd_.reset();
+    // After a rename whose directory sync failed the temporary's name is
+    // already gone (ENOENT): it was unique to this process, nothing else is hit.
+    if (!done_ && !keep_ && !tmp_.empty()) ::unlinkat(tmp_dirfd(), tmp_.c_str(), 0);
+}
+
+Status AtomicFile::write(std::string_view data) {
+    std::string what = cat("write ", quote(name_));
     TRY_CTX(failpoint("atomic_write.write"), what);
-    TRY_CTX(write_all(fd.get(), data), what);
-    if (::fchmod(fd.get(), mode) < 0) return Error::from_errno(cat(what, ": fchmod"));
+    return write_all(fd_.get(), data).context(what);
+}
+
+Status AtomicFile::commit() {
+    std::string what = cat("write ", quote(name_));
+    if (done_ || !fd_) return Error::msg(cat(what, ": already committed or discarded"));
     TRY_CTX(failpoint("atomic_write.fsync"), what);
-    if (sync && ::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
-    fd.reset();
-    TRY_CTX(failpoint("atomic_write.rename"), what);
-    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
-    unlink_tmp.dismiss();
-    if (!sync) return ok();
-    // The new content is in place; a failed directory sync is still reported,
-    // because the rename may not survive a power cut.
-    TRY_CTX(failpoint("atomic_write.dirsync"), what);
-    if (dirfd == AT_FDCWD) return fsync_dir(".").context(what);
-    if (::fsync(dirfd) < 0) return Error::from_errno(cat(what, ": fsync directory"));
+    if (durability_ == Durability::PowerCut && ::fsync(fd_.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
+    fd_.reset();
+    TRY_CTX(rename_durably_at(tmp_dirfd(), tmp_, dir_.get(), name_, durability_), what);
+    done_ = true;
     return ok();
 }
 
+void AtomicFile::discard() {
+    fd_.reset();
+    if (!done_ && !tmp_.empty()) ::unlinkat(tmp_dirfd(), tmp_.c_str(), 0);
+    done_ = true;
+}
+
+Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode,
+                            Durability durability) {
+    auto f = TRY(AtomicFile::create_at(dirfd, name, mode, durability));
+    TRY(f.write(data));
+    return f.commit();
+}
+
 Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode, Durability durability) {
-    auto dir = TRY_CTX(open_file(dirname(path), O_RDONLY | O_DIRECTORY), cat("write ", quote(path)));
-    return atomic_write_file_at(dir.get(), basename(path), data, mode, durability).context(dirname(path));
+    auto f = TRY(AtomicFile::create(path, mode, durability));
+    TRY(f.write(data));
+    return f.commit();
 }
 
 Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &target) {
@@ -108,12 +170,25 @@ Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &
     TRY_CTX(failpoint("atomic_write.create"), what);
     if (::symlinkat(target.c_str(), dirfd, tmp.c_str()) < 0) return Error::from_errno(cat(what, ": symlink"));
     ScopeGuard unlink_tmp([&] { ::unlinkat(dirfd, tmp.c_str(), 0); });
-    TRY_CTX(failpoint("atomic_write.rename"), what);
-    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+    TRY_CTX(rename_durably_at(dirfd, tmp, dirfd, name), what);
     unlink_tmp.dismiss();
-    TRY_CTX(failpoint("atomic_write.dirsync"), what);
-    if (dirfd == AT_FDCWD) return fsync_dir(".").context(what);
-    if (::fsync(dirfd) < 0) return Error::from_errno(cat(what, ": fsync directory"));
+    return ok();
+}
+
+Status rename_durably_at(int from_dirfd, const std::string &from, int to_dirfd, const std::string &to,
+                         Durability durability) {
+    TRY(failpoint("atomic_write.rename"));
+    if (::renameat(from_dirfd, from.c_str(), to_dirfd, to.c_str()) < 0) return Error::from_errno("rename");
+    if (durability != Durability::PowerCut) return ok();
+    // The new name is in place; a failed directory sync is still reported,
+    // because the rename may not survive a power cut.
+    TRY(failpoint("atomic_write.dirsync"));
+    return fsync_dirfd(to_dirfd);
+}
+
+Status fsync_dirfd(int dirfd) {
+    if (dirfd == AT_FDCWD) return fsync_dir(".");
+    if (::fsync(dirfd) < 0) return Error::from_errno("fsync directory");
     return ok();
 }
 
@@ -139,17 +214,9 @@ Status mkdir_p(const std::string &path, mode_t mode) {
 namespace {
 
 Status remove_children(int dirfd, dev_t dev) {
-    int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) return Error::from_errno("dup");
-    DIR *d = ::fdopendir(dup);
-    if (!d) {
-        ::close(dup);
-        return Error::from_errno("fdopendir");
-    }
-    CPtr<DIR, closedir> dir(d);
-    while (struct dirent *e = ::readdir(d)) {
+    auto dir = TRY(Dir::of_fd(dirfd));
+    while (const dirent *e = TRY(dir.next())) {
         std::string_view n = e->d_name;
-        if (n == "." || n == "..") continue;
         struct stat st;
         if (::fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT) continue;

@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "util/fd.hpp"
 #include "util/strings.hpp"
 #include "util/syscalls.hpp"
 
@@ -109,6 +110,23 @@ Result<int> Child::wait() {
     return exit_code_from_status(status);
 }
 
+Child &Child::operator=(Child &&o) noexcept {
+    if (this != &o) {
+        terminate();
+        pid_ = o.release();
+    }
+    return *this;
+}
+
+void Child::terminate() noexcept {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+}
+
 Status Child::kill(int sig) {
     if (pid_ < 0) return Error::with_code(ESRCH, "kill: no child");
     if (::kill(pid_, sig) < 0) return Error::from_errno(cat("kill pid ", pid_));
@@ -128,18 +146,16 @@ Result<Child> spawn(const std::vector<std::string> &argv, const SpawnOptions &op
     }
     char **envp = opts.env ? cenv.data() : environ;
 
-    int errpipe[2];
-    if (::pipe2(errpipe, O_CLOEXEC) < 0) return Error::from_errno("pipe");
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return Error::from_errno("pipe");
+    // The child writes its errno here when it cannot exec; exec closes it.
+    UniqueFd err_r(p[0]), err_w(p[1]);
+    const int err_fd = err_w.get();
     std::vector<int> keep = opts.keep_fds;
-    keep.push_back(errpipe[1]);
+    keep.push_back(err_fd);
 
     pid_t pid = ::fork();
-    if (pid < 0) {
-        int e = errno;
-        ::close(errpipe[0]);
-        ::close(errpipe[1]);
-        return Error::with_code(e, "fork");
-    }
+    if (pid < 0) return Error::from_errno("fork");
     if (pid == 0) {
         sigset_t all;
         sigemptyset(&all);
@@ -158,31 +174,30 @@ Result<Child> spawn(const std::vector<std::string> &argv, const SpawnOptions &op
             if (std_fds[i] == i) {
                 ::fcntl(i, F_SETFD, 0);
             } else if (::dup2(std_fds[i], i) < 0) {
-                child_fail(errpipe[1], errno);
+                child_fail(err_fd, errno);
             }
         }
         for (int fd : opts.keep_fds) ::fcntl(fd, F_SETFD, 0);
         close_fds_from(3, keep.data(), keep.size());
-        if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) < 0) child_fail(errpipe[1], errno);
+        if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) < 0) child_fail(err_fd, errno);
         if (argv[0].find('/') != std::string::npos)
             ::execve(cargv[0], cargv.data(), envp);
         else
             ::execvpe(cargv[0], cargv.data(), envp);
-        child_fail(errpipe[1], errno);
+        child_fail(err_fd, errno);
     }
-    ::close(errpipe[1]);
+    Child child(pid);
+    err_w.reset();
     int child_errno = 0;
     ssize_t n;
     do {
-        n = ::read(errpipe[0], &child_errno, sizeof child_errno);
+        n = ::read(err_r.get(), &child_errno, sizeof child_errno);
     } while (n < 0 && errno == EINTR);
-    ::close(errpipe[0]);
     if (n == sizeof child_errno) {
-        int st;
-        ::waitpid(pid, &st, 0);
+        (void)child.wait();
         return Error::with_code(child_errno, cat("exec ", quote(argv[0])));
     }
-    return Child(pid);
+    return child;
 }
 
 Result<int> run_process(const std::vector<std::string> &argv, const SpawnOptions &opts) {

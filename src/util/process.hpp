@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -25,24 +26,33 @@ struct SpawnOptions {
     bool new_session = false;
 };
 
-/// A started child. Not copyable; wait() reaps it.
+/// A started child that this process owns. Move-only. wait() reaps it;
+/// destroyed (or assigned over) while it still runs, it is killed with
+/// SIGKILL and reaped, so no child outlives its owner unnoticed and no
+/// zombie is left. release() gives it up (a detached process).
 class Child {
 public:
     Child() = default;
     explicit Child(pid_t pid) : pid_(pid) {}
-    Child(Child &&o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
-    Child &operator=(Child &&o) noexcept {
-        pid_ = o.pid_;
-        o.pid_ = -1;
-        return *this;
-    }
+    Child(Child &&o) noexcept : pid_(o.release()) {}
+    /// Kills and reaps the child held so far, then takes `o`'s.
+    Child &operator=(Child &&o) noexcept;
+    Child(const Child &) = delete;
+    Child &operator=(const Child &) = delete;
+    ~Child() { terminate(); }
+
     pid_t pid() const { return pid_; }
+    bool running() const { return pid_ > 0; }
     /// Waits for exit; returns the exit code, or 128 + signal number.
     Result<int> wait();
     Status kill(int sig);
+    /// Stops owning the child (it is no longer waited for); returns its pid.
+    pid_t release() { return std::exchange(pid_, -1); }
 
 private:
-    pid_t pid_ = -1;  ///< -1 once reaped
+    /// SIGKILL and reap, when a child is held.
+    void terminate() noexcept;
+    pid_t pid_ = -1;  ///< -1 once reaped or released
 };
 
 /// Starts argv[0] (searched in PATH when it has no slash).
