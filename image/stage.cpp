@@ -43,7 +43,7 @@ util::Status check_platform(const StoredImage &image, const Digest &top, const P
 
 /// The volume directories create_bundle makes for `image` (see runtime_config).
 std::vector<std::string> volume_dirs(const Store &store, const StoredImage &image, const RuntimeConfigOptions &rc) {
-    std::string base = rc.volumes_dir.empty() ? store.root() + "/volumes" : rc.volumes_dir;
+    std::string base = rc.volumes_dir.empty() ? store.device().volumes() : rc.volumes_dir;
     std::vector<std::string> out;
     for (const auto &dest : image.config.volumes) {
         std::string name = rc.volume_prefix;
@@ -57,7 +57,7 @@ std::vector<std::string> volume_dirs(const Store &store, const StoredImage &imag
 
 util::Result<StagedBundle> stage_bundle(Store &store, const Reference &ref, const std::string &id, const StageOptions &o) {
     if (!o.policy) return Error::msg("stage an image without a policy");
-    if (util::path_exists(cat(store.root(), "/containers/", id)))
+    if (util::path_exists(store.device().container(id)))
         return Error::with_code(EEXIST, cat("a bundle for container ", quote(id), " already exists in ", quote(store.root())));
     auto note = [&](std::string_view e, std::string_view d) {
         if (o.note) o.note(e, d);

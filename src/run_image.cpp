@@ -10,6 +10,7 @@
 #include "image/store.hpp"
 #include "run_bundle.hpp"
 #include "runtime/container.hpp"
+#include "util/device_root.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
@@ -109,7 +110,7 @@ util::Status remove_image_bundle(const rt::State &st) {
     std::string store_root;
     for (const auto &[k, v] : st.annotations)
         if (k == img::kStoreAnnotation) store_root = v;
-    if (store_root.empty() || st.bundle != cat(store_root, "/containers/", st.id)) return util::ok();
+    if (store_root.empty() || st.bundle != util::DeviceRoot(store_root).container(st.id)) return util::ok();
     if (!util::path_exists(st.bundle)) return util::ok();  // removed by hand: nothing to do, and no store to create
     auto store = TRY(img::Store::open(store_root));
     return img::remove_bundle(store, st.id);
