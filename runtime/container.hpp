@@ -42,7 +42,7 @@ util::Status start_container(const std::string &root, const std::string &id);
 // Neither call blocks past the container's setup, nor touches the signal
 // mask, the child subreaper or any child but the init: waiting for the
 // container (init_handle.hpp), reaping its orphans and forwarding signals
-// are the caller's, as `berth run` (src/run_bundle.cpp) and a supervisor
+// are the caller's, as `berth run` (src/cmd/run_bundle.cpp) and a supervisor
 // each do them their own way.
 
 /// The state and its live status.

@@ -4,8 +4,8 @@
 // the command groups and dispatches. Only main and cli::dispatch print errors.
 #include <vector>
 
-#include "cli.hpp"
-#include "commands.hpp"
+#include "cmd/cli.hpp"
+#include "cmd/commands.hpp"
 #include "util/args.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
