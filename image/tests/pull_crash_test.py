@@ -26,9 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from remote_lib import *  # noqa
 
-if not shutil.which("docker-registry"):
-    print("skipped: docker-registry is not installed")
-    sys.exit(77)
+require_registry()
 if os.geteuid() != 0:
     print("skipped: needs root (layers are unpacked with their owners)")
     sys.exit(77)

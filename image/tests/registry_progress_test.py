@@ -22,9 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from remote_lib import *  # noqa
 
-if not shutil.which("docker-registry"):
-    print("skipped: docker-registry is not installed")
-    sys.exit(77)
+require_registry()
 
 ESC = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

@@ -13,9 +13,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from remote_lib import *  # noqa
 
-if not shutil.which("docker-registry"):
-    print("skipped: docker-registry is not installed")
-    sys.exit(77)
+require_registry()
 
 berth = Berth(os.path.abspath(sys.argv[1]))
 tmp = tempfile.mkdtemp(prefix="berth-regsign-")

@@ -426,9 +426,26 @@ def ingest_strays(root):
             and os.path.getsize(os.path.join(d, n)) > 0]
 
 
+def cleanup_run(tmp, reg, berth, state):
+    """The end of a `berth run` test: the registry (if still up) stopped,
+    the containers a failed check left deleted, `tmp` removed."""
+    if reg:
+        reg.stop()
+    for id_ in os.listdir(state) if os.path.isdir(state) else []:
+        berth("delete", "-f", id_)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Checks:
     def __init__(self):
         self.failed = 0
+
+    def exit(self):
+        """Exits 1 naming the count when a check failed, else says so."""
+        if self.failed:
+            print(f"{self.failed} failed")
+            sys.exit(1)
+        print("all passed")
 
     def ok(self, cond, what):
         print(("ok: " if cond else "FAIL: ") + what, flush=True)

@@ -21,9 +21,7 @@ from remote_lib import *  # noqa
 if os.geteuid() != 0:
     print("skipped: needs root")
     sys.exit(77)
-if not shutil.which("docker-registry"):
-    print("skipped: docker-registry is not installed")
-    sys.exit(77)
+require_registry()
 HOST = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
 if not HOST:
     print(f"skipped: no test images for {platform.machine()}")
@@ -105,13 +103,5 @@ try:
     left = os.listdir(os.path.join(store, "containers")) if os.path.isdir(os.path.join(store, "containers")) else []
     c.ok(left == [], f"no bundle left behind: {left}")
 finally:
-    if reg:
-        reg.stop()
-    for id_ in os.listdir(state) if os.path.isdir(state) else []:
-        berth("delete", "-f", id_)
-    shutil.rmtree(tmp, ignore_errors=True)
-
-if c.failed:
-    print(f"{c.failed} failed")
-    sys.exit(1)
-print("all passed")
+    cleanup_run(tmp, reg, berth, state)
+c.exit()

@@ -18,9 +18,7 @@ from remote_lib import *  # noqa
 if os.geteuid() != 0:
     print("skipped: needs root")
     sys.exit(77)
-if not shutil.which("docker-registry"):
-    print("skipped: docker-registry is not installed")
-    sys.exit(77)
+require_registry()
 
 BERTH = os.path.abspath(sys.argv[1])
 tmp = tempfile.mkdtemp(prefix="berth-runreg-")
@@ -123,13 +121,5 @@ try:
          f"offline, a policy with another key refuses it in one line: {r.stderr.strip()}")
     c.ok(traces() == before, "the refusal left nothing")
 finally:
-    if reg:
-        reg.stop()
-    for id_ in os.listdir(state) if os.path.isdir(state) else []:
-        berth("delete", "-f", id_)
-    shutil.rmtree(tmp, ignore_errors=True)
-
-if c.failed:
-    print(f"{c.failed} failed")
-    sys.exit(1)
-print("all passed")
+    cleanup_run(tmp, reg, berth, state)
+c.exit()
