@@ -163,7 +163,8 @@ util::Status setup_process_and_exec(const ProcessSetup &setup) {
 }
 
 util::Status enter_container(const State &st) {
-    // Until exec, nobody in the container may ptrace us or open our /proc files.
+    // Until exec, nobody in the container may ptrace us or open our /proc
+    // files (CAP_SYS_PTRACE may, but our exe cannot be written: exe_protect.hpp).
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return Error::from_errno("prctl PR_SET_DUMPABLE");
     if (!init_alive(st)) return Error::msg(util::cat("container ", util::quote(st.id), " is not running"));
     std::vector<std::pair<std::string, util::UniqueFd>> fds;

@@ -105,4 +105,15 @@ make_bundle "$TMP/cwd" "c['process']['noNewPrivileges'] = False; c['linux']['sec
 out=$(b run --bundle "$TMP/cwd" "$id" 2>&1)
 [ "$out" = started ] && ok "getcwd denied, noNewPrivileges false: starts" || bad "getcwd denied, noNewPrivileges false: $out"
 b delete -f "$id" 2>/dev/null
+
+# 4. No way to protect the binary (no open_tree, no executable memfd, a
+# noexec state root for the copy): refused, nothing started.
+mkdir -p "$TMP/nxroot"
+out=$(unshare -m -p --fork --mount-proc /bin/sh -c '
+    echo 2 >/proc/sys/vm/memfd_noexec && mount -t tmpfs -o noexec tmpfs "$TMP/nxroot" || exit 3
+    BERTH_DISABLE_SYSCALLS=open_tree "$BERTH" --root "$TMP/nxroot" run --bundle "$TMP/cwd" "$id"' 2>&1)
+case $out in
+    *"cannot protect the berth binary"*) ok "no protection possible: refused" ;;
+    *) bad "no protection possible: $out" ;;
+esac
 finish
