@@ -143,22 +143,25 @@ util::Status keep_capabilities_across_setuid() {
     return util::ok();
 }
 
+util::Status raise_effective_capabilities() {
+    int last = last_cap();
+    CapPtr cur(cap_get_proc());
+    if (!cur) return cap_error("raise capabilities: cap_get_proc");
+    for (int cap = 0; cap <= last; cap++) {
+        cap_value_t v = cap;
+        cap_flag_value_t permitted = CAP_CLEAR;
+        if (cap_get_flag(cur.get(), v, CAP_PERMITTED, &permitted) == 0) cap_set_flag(cur.get(), CAP_EFFECTIVE, 1, &v, permitted);
+    }
+    if (cap_set_proc(cur.get()) != 0) return cap_error("raise the effective capability set");
+    return util::ok();
+}
+
 util::Status apply_capabilities(const Capabilities &caps) {
     int last = last_cap();
 
     // Dropping from the bounding set needs CAP_SETPCAP in the effective set,
     // which setuid() cleared: raise effective to what is still permitted.
-    {
-        CapPtr cur(cap_get_proc());
-        if (!cur) return cap_error("apply capabilities: cap_get_proc");
-        for (int cap = 0; cap <= last; cap++) {
-            cap_value_t v = cap;
-            cap_flag_value_t permitted = CAP_CLEAR;
-            if (cap_get_flag(cur.get(), v, CAP_PERMITTED, &permitted) == 0)
-                cap_set_flag(cur.get(), CAP_EFFECTIVE, 1, &v, permitted);
-        }
-        if (cap_set_proc(cur.get()) != 0) return cap_error("apply capabilities: raise the effective set");
-    }
+    TRY_CTX(raise_effective_capabilities(), "apply capabilities");
 
     for (int cap = 0; cap <= last; cap++) {
         if (contains(caps.bounding, cap)) continue;

@@ -1,31 +1,60 @@
 // Protection of the berth binary against CVE-2019-5736.
 //
-// A container process must never be able to reopen the host's berth binary
-// for writing through /proc/<pid>/exe. Two ways it could reach it:
-//  - at the container's final execve, the kernel resolves /proc/self/exe of
-//    the execing process (a `#!/proc/self/exe` script, an ELF interpreter
-//    pointing there): berth execs every container process through berth-dmz
-//    (runtime/dmz/dmz.cpp), a ~1 KiB static program loaded from a sealed
-//    memfd, so what the container can reach there is those sealed bytes;
-//  - /proc/<pid>/exe of a berth process in the container's pid namespace
-//    before it execs (the init, an `exec` child): those are not dumpable,
-//    so only a holder of CAP_SYS_PTRACE over the host's user namespace
-//    could open it (runc and crun make the same trade).
-// Cost: one page of memory charged to the container and one exec of a tiny
-// static binary, instead of re-executing berth (a full dynamic load) or
-// copying it (megabytes against small memory limits, as runc once did).
+// A container process must never be able to open the host's berth binary
+// for writing through /proc/<pid>/exe, or it could replace the code the
+// host runs as root at the next `berth` call. Every berth process a
+// container can see runs from a view of the binary that cannot be written:
+//  - protect_self(), called by create, run and exec before anything else,
+//    leaves berth as it is when the binary already cannot be written
+//    (a read-only mount such as the gateway's A/B root, an immutable file,
+//    a file the caller may not write) and otherwise re-executes berth,
+//    with the same argv and environment, from the first of:
+//      1. a detached read-only bind mount of the binary (open_tree +
+//         mount_setattr, 5.12+): no copy, the same page cache;
+//      2. a sealed memfd copy (old kernels; not under vm.memfd_noexec);
+//      3. an unlinked O_TMPFILE copy in the state root (its only link is
+//         the fd, and it is busy while berth runs);
+//    and refuses to go on when none works. The init and the `exec` child,
+//    which run berth inside the container's pid namespace until their final
+//    exec (non-dumpable, but reachable with CAP_SYS_PTRACE), inherit that
+//    view; so does the kernel's resolution of /proc/self/exe at the final
+//    execve (a `#!/proc/self/exe` script, an ELF interpreter pointing there).
+//  - the container's process is moreover exec'd through berth-dmz
+//    (runtime/dmz/dmz.cpp), a ~1 KiB static program in a sealed memfd, so a
+//    `#!/proc/self/exe` program reaches those sealed bytes, not berth. Where
+//    no memfd may be executed the final exec is direct, which the view
+//    above makes safe; setup_process_and_exec refuses otherwise.
+// The container's seccomp filter is installed in the init and the exec
+// child, long after the re-exec: a profile denying memfd_create or
+// open_tree cannot switch the protection off.
 #pragma once
+
+#include <string>
 
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
 namespace rt::exe_protect {
 
+/// True when /proc/self/exe cannot be written by this process or by the
+/// containers it starts (read-only view, sealed copy, unlinked copy, or a
+/// file this process may not write).
+bool self_protected();
+
+/// Returns when self_protected(); otherwise re-execs berth (argv from
+/// /proc/self/cmdline, the current environment) from a protected view as
+/// described above, trying an O_TMPFILE copy in `state_root` last. Returns
+/// an error naming every way that failed when none could be used.
+util::Status protect_self(const std::string &state_root);
+
 /// A sealed (write, grow, shrink, seal) memfd holding berth-dmz, O_CLOEXEC.
 util::Result<util::UniqueFd> dmz_fd();
 
-/// Execs berth-dmz with {path, argv...} (through /proc/self/fd/N, or
-/// execveat where /proc is not mounted); it then execs `path` with `argv`.
+/// Execs the file `fd` holds with `argv` (through /proc/self/fd/N, or
+/// execveat where /proc is not mounted). Returns only on failure, errno set.
+void exec_fd(int fd, char *const argv[], char *const envp[]);
+
+/// Execs berth-dmz with {path, argv...}; it then execs `path` with `argv`.
 /// Returns only on failure, with errno set (ENOSYS/EPERM/EACCES mean the
 /// kernel or a seccomp filter refused the trampoline itself).
 void exec_through_dmz(int dmz, const char *path, char *const argv[], char *const envp[]);

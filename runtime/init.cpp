@@ -127,7 +127,9 @@ util::Status init_steps(InitContext &ctx) {
 
 void run_init(InitArgs &args) {
     // Until exec: not dumpable (no ptrace, no /proc/<pid>/exe or mem for
-    // others), killed if the runtime dies before we report.
+    // others without CAP_SYS_PTRACE; with it, /proc/<pid>/exe still reaches
+    // no writable berth binary, see exe_protect.hpp), killed if the
+    // runtime dies before we report.
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (::getppid() == 1) _exit(1);

@@ -6,7 +6,10 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <linux/capability.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "runtime/exe_protect.hpp"
 #include "runtime/procfs.hpp"
@@ -93,11 +96,17 @@ util::Status setup_process_and_exec(const ProcessSetup &setup) {
     TRY(security::apply_rlimits(p.rlimits));
     // Through a verified procfs handle: a host file bound over the path must not get it.
     if (p.oom_score_adj) TRY_CTX(procfs::write_self("oom_score_adj", util::cat(*p.oom_score_adj)), "oom_score_adj");
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-    // while we still have it (as runc). With it, seccomp comes last.
-    if (setup.seccomp && !p.no_new_privileges) TRY_CTX(setup.seccomp->load(), "load seccomp filter");
     TRY(set_user(p.user));
-    TRY(security::apply_capabilities(p.capabilities));
+    // The seccomp filter comes after every syscall of our own (the cwd check,
+    // the fds, the exec fifo, the LSM label): a profile may deny any of them.
+    // Without no_new_privs, loading it needs CAP_SYS_ADMIN: when the process
+    // keeps that, the filter still comes last; when not, it comes right
+    // before the capabilities are applied (capset and prctl after it, as in
+    // runc, where it even precedes setuid and the cwd).
+    bool filter_before_caps = setup.seccomp && !p.no_new_privileges &&
+                              std::find(p.capabilities.effective.begin(), p.capabilities.effective.end(), CAP_SYS_ADMIN) ==
+                                  p.capabilities.effective.end();
+    if (!filter_before_caps) TRY(security::apply_capabilities(p.capabilities));
     ::umask(p.user.umask.value_or(022));
     // Close everything the container must not see, then check (CVE-2024-21626).
     std::vector<int> internal = setup.internal_fds;
@@ -113,21 +122,32 @@ util::Status setup_process_and_exec(const ProcessSetup &setup) {
     argv.push_back(nullptr);
     for (const auto &e : p.env) envp.push_back(const_cast<char *>(e.c_str()));
     envp.push_back(nullptr);
-    // The trampoline is prepared before seccomp (which may forbid memfd_create).
+    // The trampoline is prepared before seccomp (which may forbid
+    // memfd_create). Without it (vm.memfd_noexec, a kernel or filter that
+    // refuses it) the exec is direct, which only a protected berth binary
+    // makes safe (exe_protect.hpp): never fall back to an unprotected exec.
     auto dmz = exe_protect::dmz_fd();
-    if (!dmz) util::log::warn("berth-dmz unavailable, exec without it: ", dmz.error().message());
+    bool direct_exec_safe = exe_protect::self_protected();
+    if (!dmz && !direct_exec_safe)
+        return Error::msg(util::cat("berth-dmz unavailable (", dmz.error().message(),
+                                    ") and the berth binary is writable: refusing an unprotected exec (CVE-2019-5736)"));
     if (setup.before_exec) TRY(setup.before_exec(setup.before_exec_ctx));
     security::LsmConfig lsm;
     lsm.apparmor_profile = p.apparmor_profile;
     lsm.selinux_label = p.selinux_label;
     TRY(security::apply_lsm(lsm));
+    if (filter_before_caps) {
+        TRY(security::raise_effective_capabilities());
+        TRY_CTX(setup.seccomp->load(), "load seccomp filter");
+        TRY(security::apply_capabilities(p.capabilities));
+    }
     if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return Error::from_errno("set no_new_privs");
-    if (setup.seccomp && p.no_new_privileges) TRY_CTX(setup.seccomp->load(), "load seccomp filter");
+    if (setup.seccomp && !filter_before_caps) TRY_CTX(setup.seccomp->load(), "load seccomp filter");
     if (dmz) {
         exe_protect::exec_through_dmz(dmz->get(), exe.c_str(), argv.data(), envp.data());
-        // A kernel without execveat, a memfd that may not be executed
-        // (vm.memfd_noexec), or a seccomp filter denying execveat.
-        if (errno != ENOSYS && errno != EPERM && errno != EACCES)
+        // A memfd that may not be executed, or a seccomp filter denying
+        // execveat: direct, if that is safe.
+        if ((errno != ENOSYS && errno != EPERM && errno != EACCES) || !direct_exec_safe)
             return Error::from_errno(util::cat("exec ", util::quote(exe), " through berth-dmz"));
     }
     ::execve(exe.c_str(), argv.data(), envp.data());
@@ -135,7 +155,8 @@ util::Status setup_process_and_exec(const ProcessSetup &setup) {
 }
 
 util::Status enter_container(const State &st) {
-    // Until exec, nobody in the container may ptrace us or open our /proc files.
+    // Until exec, nobody in the container may ptrace us or open our /proc
+    // files (CAP_SYS_PTRACE may, but our exe cannot be written: exe_protect.hpp).
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return Error::from_errno("prctl PR_SET_DUMPABLE");
     if (!init_alive(st)) return Error::msg(util::cat("container ", util::quote(st.id), " is not running"));
     std::vector<std::pair<std::string, util::UniqueFd>> fds;

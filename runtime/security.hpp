@@ -47,6 +47,8 @@ int last_cap();
 util::Status apply_capabilities(const Capabilities &caps);
 /// Sets PR_SET_KEEPCAPS so capabilities survive the switch to a non-root uid.
 util::Status keep_capabilities_across_setuid();
+/// Raises the effective set to the permitted one (setuid() cleared it).
+util::Status raise_effective_capabilities();
 
 /// A compiled seccomp filter, ready to load.
 ///
@@ -54,9 +56,10 @@ util::Status keep_capabilities_across_setuid();
 /// process; load() is one seccomp(2) call, so the container's init does no
 /// allocation and no libseccomp work. The kernel refuses the load unless the
 /// caller has no_new_privs set or CAP_SYS_ADMIN: load() does NOT set
-/// no_new_privs itself. As runc: with `noNewPrivileges` true, set it and load
-/// last before exec; otherwise load while CAP_SYS_ADMIN is still effective
-/// (before apply_capabilities drops it).
+/// no_new_privs itself. setup_process_and_exec loads it after every syscall
+/// of the runtime's own: last before exec with `noNewPrivileges` true (or
+/// when the process keeps CAP_SYS_ADMIN), otherwise right before
+/// apply_capabilities drops CAP_SYS_ADMIN.
 class SeccompFilter {
 public:
     virtual ~SeccompFilter() = default;

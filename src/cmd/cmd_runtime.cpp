@@ -15,6 +15,7 @@
 #include "run_bundle.hpp"
 #include "run_image.hpp"
 #include "runtime/container.hpp"
+#include "runtime/exe_protect.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -50,6 +51,8 @@ util::Result<rt::CreateOptions> create_options(const cli::GlobalOptions &g, cons
 }
 
 util::Result<int> run_create(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    // First of all: may re-exec berth from a view a container cannot write.
+    TRY(rt::exe_protect::protect_self(state_root(g)));
     auto o = TRY(create_options(g, a));
     TRY(rt::create_container(o));
     return 0;
@@ -69,6 +72,7 @@ const util::OptSpec kRuncRunOptions[] = {
 };
 
 util::Result<int> run_run(const cli::GlobalOptions &g, const util::ParsedArgs &parsed) {
+    TRY(rt::exe_protect::protect_self(state_root(g)));  // first of all, as create
     if (image_mode(parsed)) return run_image_command(g, parsed);
     // runc mode. `run` stops parsing options at the first positional (for
     // IMAGE CMD ARGS...); runc's form takes options anywhere: parse the rest.

@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "runtime/cgroup.hpp"
+#include "runtime/exe_protect.hpp"
 #include "runtime/exec.hpp"
 #include "runtime/features.hpp"
 #include "runtime/spec.hpp"
@@ -41,6 +42,8 @@ util::Result<std::unique_ptr<rt::cgroup::Manager>> manager_of(const cli::GlobalO
 // ---- exec ----------------------------------------------------------------
 
 util::Result<int> run_exec(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    // First of all: may re-exec berth from a view a container cannot write.
+    TRY(rt::exe_protect::protect_self(state_root(g)));
     const std::string id = a.positional[0];
     auto [st, status] = TRY(load_live(state_root(g), id));
     if (status == rt::Status::Paused) return util::Error::msg(util::cat("exec: container ", util::quote(id), " is paused"));

@@ -24,6 +24,9 @@
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
@@ -88,6 +91,11 @@ int pidfd_send_signal(int pidfd, int sig, unsigned flags) {
 int mount_setattr(int dirfd, const char *path, unsigned flags, const MountAttr &attr) {
     if (disabled("mount_setattr")) return enosys();
     return static_cast<int>(::syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr));
+}
+
+int open_tree(int dirfd, const char *path, unsigned flags) {
+    if (disabled("open_tree")) return enosys();
+    return static_cast<int>(::syscall(SYS_open_tree, dirfd, path, flags));
 }
 
 }  // namespace util::sys

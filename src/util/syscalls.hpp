@@ -38,6 +38,8 @@ struct MountAttr {
     uint64_t userns_fd;
 };
 int mount_setattr(int dirfd, const char *path, unsigned flags, const MountAttr &attr);
+/// open_tree(2) (5.2): with OPEN_TREE_CLONE, a detached bind mount of `path`.
+int open_tree(int dirfd, const char *path, unsigned flags);
 
 /// True when `name` was disabled by the environment or by disable().
 bool disabled(std::string_view name);
