@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "recording_kernel.hpp"
 #include "runtime/mounts.hpp"
@@ -447,4 +448,51 @@ TEST_CASE("a mount refused into /proc stops the setup before pivot_root", "[moun
     REQUIRE_FALSE(st.ok());
     CHECK_THAT(st.error().message(), Catch::Contains("mount `/proc/sys/kernel`"));
     CHECK(b.sys.of("pivot_root").empty());
+}
+
+TEST_CASE("a cgroup mount on a v1 or hybrid host is a tmpfs holding a bind of each hierarchy, then made read-only",
+          "[mounts][cgroup]") {
+    auto infos = rt::mounts::read_mountinfo();
+    REQUIRE(infos.ok());
+    std::vector<std::string> hierarchies;
+    bool v2_root = false;
+    for (const auto &mi : *infos) {
+        if (mi.mount_point == "/sys/fs/cgroup" && mi.fs_type == "cgroup2") v2_root = true;
+        if ((mi.fs_type == "cgroup" || mi.fs_type == "cgroup2") && mi.mount_point.starts_with("/sys/fs/cgroup/") &&
+            mi.mount_point.find('/', 15) == std::string::npos)
+            hierarchies.push_back(mi.mount_point.substr(15));
+    }
+    if (v2_root || hierarchies.empty()) {
+        WARN("the host has no v1 cgroup hierarchies under /sys/fs/cgroup: nothing to check");
+        return;
+    }
+    Bundle b;
+    REQUIRE(b.mount_one({{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
+                         {"options", {"nosuid", "noexec", "nodev", "relatime", "ro"}}})
+                .ok());
+    const auto &calls = b.sys.calls;
+    REQUIRE_FALSE(calls.empty());
+    CHECK(calls.front().fstype == "tmpfs");
+    CHECK(calls.front().target == "ROOT/sys/fs/cgroup");
+    CHECK((calls.front().flags & MS_RDONLY) == 0);
+    for (const auto &h : hierarchies) {
+        INFO(h);
+        std::string target = "ROOT/sys/fs/cgroup/" + h;
+        long bind = b.sys.index_of([&](const Call &c) { return is_mount(c, target) && c.flags == MS_BIND; });
+        REQUIRE(bind > 0);
+        CHECK(b.sys.calls[bind].source.starts_with("/sys/fs/cgroup/" + h));
+        const Call &re = b.sys.calls.at(bind + 1);
+        CHECK(re.target == target);
+        unsigned long want = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        CHECK((re.flags & want) == want);
+        // Co-mounted controllers get a symlink each, as on the host (cpu -> cpu,cpuacct).
+        if (h.find(',') != std::string::npos)
+            for (const auto &c : util::split(h, ','))
+                CHECK(b.sys.index_of([&](const Call &l) {
+                    return l.op == "symlinkat" && l.source == h && l.target == "ROOT/sys/fs/cgroup/" + c;
+                }) > bind);
+    }
+    // The tmpfs itself is made read-only last.
+    CHECK(is_mount(calls.back(), "ROOT/sys/fs/cgroup"));
+    CHECK((calls.back().flags & (MS_REMOUNT | MS_RDONLY)) == (MS_REMOUNT | MS_RDONLY));
 }
