@@ -10,6 +10,7 @@
 // two calls never sends a chmod to a host file.
 #pragma once
 
+#include "runtime/kernel.hpp"
 #include "runtime/spec.hpp"
 #include "util/result.hpp"
 
@@ -20,9 +21,9 @@ namespace rt::devices {
 util::Status check_dev_dir(int rootfd);
 
 /// Creates the default devices, the spec's devices and the /dev symlinks.
-util::Status setup_dev(int rootfd, const Spec &spec);
+util::Status setup_dev(Kernel &sys, int rootfd, const Spec &spec);
 
 /// True when `fd` is the real /dev/null (char 1:3).
-bool is_dev_null(int fd);
+bool is_dev_null(Kernel &sys, int fd);
 
 }  // namespace rt::devices

@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,21 +49,21 @@ unsigned long locked_flags(int fd) {
 
 /// Remounts the bind mount at `fd` with `flags` (keeping what the kernel
 /// locked, minus what the spec explicitly cleared).
-util::Status remount_bind(int fd, unsigned long flags, unsigned long clear) {
+util::Status remount_bind(Kernel &sys, int fd, unsigned long flags, unsigned long clear) {
     unsigned long f = ((locked_flags(fd) & ~clear) | flags) & ~(MS_BIND | MS_REC | MS_REMOUNT);
-    if (::mount(nullptr, fd_path(fd).c_str(), nullptr, MS_BIND | MS_REMOUNT | f, nullptr) < 0) {
+    if (sys.mount(nullptr, fd_path(fd).c_str(), nullptr, MS_BIND | MS_REMOUNT | f, nullptr) < 0) {
         // A user namespace may forbid clearing locked flags; keep them all.
         f |= locked_flags(fd) & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
-        if (::mount(nullptr, fd_path(fd).c_str(), nullptr, MS_BIND | MS_REMOUNT | f, nullptr) < 0)
+        if (sys.mount(nullptr, fd_path(fd).c_str(), nullptr, MS_BIND | MS_REMOUNT | f, nullptr) < 0)
             return Error::from_errno("remount");
     }
     return util::ok();
 }
 
 /// Read-only on the mount at `fd` and everything below it.
-util::Status make_recursive_readonly(int fd) {
+util::Status make_recursive_readonly(Kernel &sys, int fd) {
     util::sys::MountAttr attr{MOUNT_ATTR_RDONLY, 0, 0, 0};
-    if (util::sys::mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr) == 0) return util::ok();
+    if (sys.mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr) == 0) return util::ok();
     if (errno != ENOSYS) return Error::from_errno("mount_setattr rro");
     // Fallback: remount each mount under the target, top first.
     char buf[4096];
@@ -77,7 +76,7 @@ util::Status make_recursive_readonly(int fd) {
         int sub = ::open(mi.mount_point.c_str(), O_PATH | O_CLOEXEC | O_NOFOLLOW);
         if (sub < 0) continue;
         util::UniqueFd s(sub);
-        TRY_CTX(remount_bind(s.get(), MS_RDONLY, 0), util::cat("rro ", util::quote(mi.mount_point)));
+        TRY_CTX(remount_bind(sys, s.get(), MS_RDONLY, 0), util::cat("rro ", util::quote(mi.mount_point)));
     }
     return util::ok();
 }
@@ -97,6 +96,7 @@ util::Result<util::UniqueFd> open_target(int rootfd, const std::string &dest, bo
 /// /sys/fs/cgroup: cgroup2 mounted or bound (v2), or a tmpfs holding a bind
 /// of the container's own cgroup in every v1 hierarchy (v1 and hybrid).
 util::Status mount_cgroups(int rootfd, const Mount &m, int target, const RootfsOptions &opts) {
+    Kernel &sys = *opts.sys;
     unsigned long flags = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     auto infos = TRY(read_mountinfo());
     auto self = TRY(util::read_file("/proc/self/cgroup", 1 << 20));
@@ -116,17 +116,17 @@ util::Status mount_cgroups(int rootfd, const Mount &m, int target, const RootfsO
     for (const auto &mi : infos)
         if (mi.mount_point == "/sys/fs/cgroup" && mi.fs_type == "cgroup2") {
             if (opts.new_cgroupns) {
-                if (::mount("cgroup2", fd_path(target).c_str(), "cgroup2", flags, nullptr) < 0)
+                if (sys.mount("cgroup2", fd_path(target).c_str(), "cgroup2", flags, nullptr) < 0)
                     return Error::from_errno("mount cgroup2");
                 return util::ok();
             }
             std::string src = util::path_join("/sys/fs/cgroup", path_in("", true));
-            if (::mount(src.c_str(), fd_path(target).c_str(), nullptr, MS_BIND, nullptr) < 0)
+            if (sys.mount(src.c_str(), fd_path(target).c_str(), nullptr, MS_BIND, nullptr) < 0)
                 return Error::from_errno(util::cat("bind ", util::quote(src)));
             auto again = TRY(util::open_in_root(rootfd, m.destination, O_PATH));
-            return remount_bind(again.get(), flags, m.clear_flags);
+            return remount_bind(sys, again.get(), flags, m.clear_flags);
         }
-    if (::mount("tmpfs", fd_path(target).c_str(), "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
+    if (sys.mount("tmpfs", fd_path(target).c_str(), "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return Error::from_errno("mount tmpfs for cgroups");
     auto dir = TRY(util::open_in_root(rootfd, m.destination, O_RDONLY | O_DIRECTORY));
     for (const auto &mi : infos) {
@@ -143,22 +143,22 @@ util::Status mount_cgroups(int rootfd, const Mount &m, int target, const RootfsO
         int sub = ::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC | O_DIRECTORY);
         if (sub < 0) return Error::from_errno(util::cat("open cgroup ", util::quote(name)));
         util::UniqueFd subfd(sub);
-        if (::mount(src.c_str(), fd_path(sub).c_str(), nullptr, MS_BIND, nullptr) < 0)
+        if (sys.mount(src.c_str(), fd_path(sub).c_str(), nullptr, MS_BIND, nullptr) < 0)
             return Error::from_errno(util::cat("bind ", util::quote(src)));
         int again = ::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC | O_DIRECTORY);
         if (again < 0) return Error::from_errno("reopen cgroup mount");
         util::UniqueFd againfd(again);
-        TRY_CTX(remount_bind(again, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC, m.clear_flags),
+        TRY_CTX(remount_bind(sys, again, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC, m.clear_flags),
                 util::cat("cgroup ", util::quote(name)));
         // Co-mounted controllers get symlinks, as on the host (cpu -> cpu,cpuacct).
         if (name.find(',') != std::string::npos)
             for (const auto &c : util::split(name, ','))
-                if (::symlinkat(name.c_str(), dir.get(), c.c_str()) < 0 && errno != EEXIST)
+                if (sys.symlinkat(name.c_str(), dir.get(), c.c_str()) < 0 && errno != EEXIST)
                     return Error::from_errno(util::cat("symlink cgroup ", util::quote(c)));
     }
     if (flags & MS_RDONLY) {
         auto again = TRY(util::open_in_root(rootfd, m.destination, O_PATH));
-        if (::mount(nullptr, fd_path(again.get()).c_str(), nullptr, MS_REMOUNT | flags, "mode=755") < 0)
+        if (sys.mount(nullptr, fd_path(again.get()).c_str(), nullptr, MS_REMOUNT | flags, "mode=755") < 0)
             return Error::from_errno("remount cgroup tmpfs read-only");
     }
     return util::ok();
@@ -191,10 +191,10 @@ util::Status write_sysctls(const Spec &spec) {
     return util::ok();
 }
 
-util::Status mask_paths(int rootfd, const Spec &spec) {
+util::Status mask_paths(Kernel &sys, int rootfd, const Spec &spec) {
     if (spec.masked_paths.empty()) return util::ok();
     auto null = TRY_CTX(util::open_in_root(rootfd, "/dev/null", O_PATH), "masked paths: /dev/null");
-    if (!devices::is_dev_null(null.get())) return Error::msg("masked paths: `/dev/null` in the container is not the null device");
+    if (!devices::is_dev_null(sys, null.get())) return Error::msg("masked paths: `/dev/null` in the container is not the null device");
     for (const auto &p : spec.masked_paths) {
         std::string where = util::cat("masked path ", util::quote(p));
         auto fd = util::open_in_root(rootfd, p, O_PATH);
@@ -205,17 +205,17 @@ util::Status mask_paths(int rootfd, const Spec &spec) {
         struct stat sb;
         if (::fstat(fd->get(), &sb) < 0) return Error::from_errno(where);
         if (S_ISDIR(sb.st_mode)) {
-            if (::mount("tmpfs", fd_path(fd->get()).c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            if (sys.mount("tmpfs", fd_path(fd->get()).c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         "size=0,mode=000") < 0)
                 return Error::from_errno(where);
-        } else if (::mount(fd_path(null.get()).c_str(), fd_path(fd->get()).c_str(), nullptr, MS_BIND, nullptr) < 0) {
+        } else if (sys.mount(fd_path(null.get()).c_str(), fd_path(fd->get()).c_str(), nullptr, MS_BIND, nullptr) < 0) {
             return Error::from_errno(where);
         }
     }
     return util::ok();
 }
 
-util::Status readonly_paths(int rootfd, const Spec &spec) {
+util::Status readonly_paths(Kernel &sys, int rootfd, const Spec &spec) {
     for (const auto &p : spec.readonly_paths) {
         std::string where = util::cat("read-only path ", util::quote(p));
         auto fd = util::open_in_root(rootfd, p, O_PATH);
@@ -223,10 +223,10 @@ util::Status readonly_paths(int rootfd, const Spec &spec) {
             if (fd.error().code == ENOENT) continue;
             return std::move(fd).error().wrap(where);
         }
-        if (::mount(fd_path(fd->get()).c_str(), fd_path(fd->get()).c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+        if (sys.mount(fd_path(fd->get()).c_str(), fd_path(fd->get()).c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
             return Error::from_errno(where);
         auto again = TRY_CTX(util::open_in_root(rootfd, p, O_PATH), where);
-        TRY_CTX(remount_bind(again.get(), MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0), where);
+        TRY_CTX(remount_bind(sys, again.get(), MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0), where);
     }
     return util::ok();
 }
@@ -287,29 +287,28 @@ util::Status create_cwd(int rootfd, const Spec &spec) {
 /// devices are made in the rootfs's /dev and the init chroots into the
 /// rootfs (pivot_root would move the runtime's own root), as runc does.
 util::Status enter_root_without_mount_ns(const Spec &spec, const RootfsOptions &opts) {
+    Kernel &sys = *opts.sys;
     auto rootfd = TRY_CTX(util::open_file(spec.root_path, O_PATH | O_DIRECTORY), "rootfs");
-    TRY(devices::setup_dev(rootfd.get(), spec));
+    TRY(devices::setup_dev(sys, rootfd.get(), spec));
     TRY(create_cwd(rootfd.get(), spec));
     if (opts.before_pivot) TRY(opts.before_pivot(opts.before_pivot_ctx));
     TRY(write_sysctls(spec));
     if (::fchdir(rootfd.get()) < 0) return Error::from_errno("chdir rootfs");
-    if (::chroot(".") < 0) return Error::from_errno("chroot rootfs");
+    if (sys.chroot(".") < 0) return Error::from_errno("chroot rootfs");
     if (::chdir("/") < 0) return Error::from_errno("chdir /");
     return util::ok();
 }
 
-long pivot_root(const char *new_root, const char *put_old) { return ::syscall(SYS_pivot_root, new_root, put_old); }
-
-util::Status do_pivot(const std::string &root) {
+util::Status do_pivot(Kernel &sys, const std::string &root) {
     auto oldroot = TRY(util::open_file("/", O_RDONLY | O_DIRECTORY));
     auto newroot = TRY(util::open_file(root, O_RDONLY | O_DIRECTORY));
     if (::fchdir(newroot.get()) < 0) return Error::from_errno("chdir rootfs");
-    if (pivot_root(".", ".") < 0) return Error::from_errno("pivot_root");
+    if (sys.pivot_root(".", ".") < 0) return Error::from_errno("pivot_root");
     // The old root is now stacked on `/`: detach it without letting the
     // unmount propagate to the host.
     if (::fchdir(oldroot.get()) < 0) return Error::from_errno("chdir old root");
-    if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) return Error::from_errno("make old root rslave");
-    if (::umount2(".", MNT_DETACH) < 0) return Error::from_errno("unmount old root");
+    if (sys.mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) return Error::from_errno("make old root rslave");
+    if (sys.umount2(".", MNT_DETACH) < 0) return Error::from_errno("unmount old root");
     if (::chdir("/") < 0) return Error::from_errno("chdir /");
     return util::ok();
 }
@@ -317,18 +316,18 @@ util::Status do_pivot(const std::string &root) {
 /// For an initramfs root (pivot_root refuses it) and --no-pivot: move the
 /// rootfs over `/` and chroot. Host mounts outside the rootfs are detached
 /// first so the container cannot reach them.
-util::Status move_root(const std::string &root) {
+util::Status move_root(Kernel &sys, const std::string &root) {
     auto infos = TRY(read_mountinfo());
     std::sort(infos.begin(), infos.end(), [](const MountInfo &a, const MountInfo &b) { return a.mount_point.size() > b.mount_point.size(); });
     for (const auto &mi : infos) {
         const auto &mp = mi.mount_point;
         if (mp == "/" || mp == root || mp.starts_with(root + "/") || root.starts_with(mp + "/")) continue;
-        if (::umount2(mp.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-            (void)::mount("tmpfs", mp.c_str(), "tmpfs", MS_RDONLY, "size=0");
+        if (sys.umount2(mp.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+            (void)sys.mount("tmpfs", mp.c_str(), "tmpfs", MS_RDONLY, "size=0");
     }
     if (::chdir(root.c_str()) < 0) return Error::from_errno("chdir rootfs");
-    if (::mount(root.c_str(), "/", nullptr, MS_MOVE, nullptr) < 0) return Error::from_errno("move rootfs to /");
-    if (::chroot(".") < 0) return Error::from_errno("chroot");
+    if (sys.mount(root.c_str(), "/", nullptr, MS_MOVE, nullptr) < 0) return Error::from_errno("move rootfs to /");
+    if (sys.chroot(".") < 0) return Error::from_errno("chroot");
     if (::chdir("/") < 0) return Error::from_errno("chdir /");
     return util::ok();
 }
@@ -374,19 +373,20 @@ util::Result<std::vector<MountInfo>> read_mountinfo(const char *path) {
 }
 
 util::Status mount_entry(int rootfd, const Mount &m, const RootfsOptions &opts) {
+    Kernel &sys = *opts.sys;
     std::string where = util::cat("mount ", util::quote(m.destination));
     if (m.is_bind()) {
         struct stat sb;
         if (::stat(m.source.c_str(), &sb) < 0) return Error::from_errno(util::cat(where, ": source ", util::quote(m.source)));
         auto target = TRY_CTX(open_target(rootfd, m.destination, !S_ISDIR(sb.st_mode)), where);
         TRY_CTX(check_proc_target(rootfd, target.get(), m), where);
-        if (::mount(m.source.c_str(), fd_path(target.get()).c_str(), nullptr, MS_BIND | (m.flags & MS_REC), nullptr) < 0)
+        if (sys.mount(m.source.c_str(), fd_path(target.get()).c_str(), nullptr, MS_BIND | (m.flags & MS_REC), nullptr) < 0)
             return Error::from_errno(where);
         auto mounted = TRY_CTX(util::open_in_root(rootfd, m.destination, O_PATH), where);
         unsigned long extra = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
-        if (extra != 0 || m.clear_flags != 0) TRY_CTX(remount_bind(mounted.get(), m.flags, m.clear_flags), where);
-        if (m.recursive_readonly) TRY_CTX(make_recursive_readonly(mounted.get()), where);
-        if (m.propagation && ::mount(nullptr, fd_path(mounted.get()).c_str(), nullptr, m.propagation, nullptr) < 0)
+        if (extra != 0 || m.clear_flags != 0) TRY_CTX(remount_bind(sys, mounted.get(), m.flags, m.clear_flags), where);
+        if (m.recursive_readonly) TRY_CTX(make_recursive_readonly(sys, mounted.get()), where);
+        if (m.propagation && sys.mount(nullptr, fd_path(mounted.get()).c_str(), nullptr, m.propagation, nullptr) < 0)
             return Error::from_errno(util::cat(where, ": propagation"));
         return util::ok();
     }
@@ -395,22 +395,22 @@ util::Status mount_entry(int rootfd, const Mount &m, const RootfsOptions &opts) 
     if (m.type == "cgroup" || m.type == "cgroup2") return mount_cgroups(rootfd, m, target.get(), opts).context(where);
     unsigned long flags = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     const char *data = m.data.empty() ? nullptr : m.data.c_str();
-    if (::mount(m.source.empty() ? m.type.c_str() : m.source.c_str(), fd_path(target.get()).c_str(), m.type.c_str(), flags,
+    if (sys.mount(m.source.empty() ? m.type.c_str() : m.source.c_str(), fd_path(target.get()).c_str(), m.type.c_str(), flags,
                 data) < 0) {
         int e = errno;
         // sysfs cannot be mounted without a network namespace of our own
         // in a user namespace: bind the host's, as runc does.
         if (m.type == "sysfs" && (e == EPERM || e == EBUSY)) {
-            if (::mount("/sys", fd_path(target.get()).c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+            if (sys.mount("/sys", fd_path(target.get()).c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
                 return Error::from_errno(where);
             auto again = TRY_CTX(util::open_in_root(rootfd, m.destination, O_PATH), where);
-            return remount_bind(again.get(), flags | MS_RDONLY, 0).context(where);
+            return remount_bind(sys, again.get(), flags | MS_RDONLY, 0).context(where);
         }
         return Error::with_code(e, util::cat(where, " (", m.type, ")"));
     }
     if (m.propagation) {
         auto again = TRY_CTX(util::open_in_root(rootfd, m.destination, O_PATH), where);
-        if (::mount(nullptr, fd_path(again.get()).c_str(), nullptr, m.propagation, nullptr) < 0)
+        if (sys.mount(nullptr, fd_path(again.get()).c_str(), nullptr, m.propagation, nullptr) < 0)
             return Error::from_errno(util::cat(where, ": propagation"));
     }
     return util::ok();
@@ -430,6 +430,7 @@ util::Status check_without_mount_ns(const Spec &spec, bool no_pivot) {
 }
 
 util::Status setup_rootfs(const Spec &spec, const RootfsOptions &opts) {
+    Kernel &sys = *opts.sys;
     const std::string &root = spec.root_path;
     // The procfs handle for later writes, while the runtime's /proc is here.
     TRY(procfs::root());
@@ -439,33 +440,33 @@ util::Status setup_rootfs(const Spec &spec, const RootfsOptions &opts) {
     // the spec's propagation, which may be unbindable (that forbids the bind).
     unsigned long prop = spec.rootfs_propagation ? spec.rootfs_propagation : MS_SLAVE | MS_REC;
     if (prop & (MS_SHARED | MS_UNBINDABLE)) prop = MS_SLAVE | MS_REC;  // applied after the bind or the pivot
-    if (::mount(nullptr, "/", nullptr, prop, nullptr) < 0) return Error::from_errno("set propagation of `/`");
-    if (::mount(root.c_str(), root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+    if (sys.mount(nullptr, "/", nullptr, prop, nullptr) < 0) return Error::from_errno("set propagation of `/`");
+    if (sys.mount(root.c_str(), root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
         return Error::from_errno(util::cat("bind rootfs ", util::quote(root)));
     auto rootfd = TRY_CTX(util::open_file(root, O_PATH | O_DIRECTORY), "rootfs");
     TRY(devices::check_dev_dir(rootfd.get()));
     for (const auto &m : spec.mounts) TRY(mount_entry(rootfd.get(), m, opts));
-    TRY(devices::setup_dev(rootfd.get(), spec));
+    TRY(devices::setup_dev(sys, rootfd.get(), spec));
     TRY(create_cwd(rootfd.get(), spec));
     if (opts.before_pivot) TRY(opts.before_pivot(opts.before_pivot_ctx));
     TRY(write_sysctls(spec));
-    TRY(mask_paths(rootfd.get(), spec));
-    TRY(readonly_paths(rootfd.get(), spec));
+    TRY(mask_paths(sys, rootfd.get(), spec));
+    TRY(readonly_paths(sys, rootfd.get(), spec));
     rootfd.reset();
 
     bool pivoted = false;
     if (!opts.no_pivot) {
-        auto st = do_pivot(root);
+        auto st = do_pivot(sys, root);
         if (!st && st.error().code != EINVAL) return std::move(st).error();
         pivoted = st.ok();
     }
-    if (!pivoted) TRY(move_root(root));
-    if (spec.rootfs_propagation && ::mount(nullptr, "/", nullptr, spec.rootfs_propagation, nullptr) < 0)
+    if (!pivoted) TRY(move_root(sys, root));
+    if (spec.rootfs_propagation && sys.mount(nullptr, "/", nullptr, spec.rootfs_propagation, nullptr) < 0)
         return Error::from_errno("set rootfsPropagation");
     if (spec.root_readonly) {
         auto r = TRY(util::open_file("/", O_PATH | O_DIRECTORY));
         unsigned long f = locked_flags(r.get()) | MS_RDONLY;
-        if (::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | f, nullptr) < 0)
+        if (sys.mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | f, nullptr) < 0)
             return Error::from_errno("make rootfs read-only");
     }
     return util::ok();

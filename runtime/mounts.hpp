@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/kernel.hpp"
 #include "runtime/spec.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
@@ -41,6 +42,8 @@ struct RootfsOptions {
     /// Runs after the mounts, before pivot_root (createContainer hooks).
     util::Status (*before_pivot)(void *ctx) = nullptr;
     void *before_pivot_ctx = nullptr;
+    /// Every mount, pivot_root and chroot goes through it (tests record them).
+    Kernel *sys = &kernel();
 };
 
 /// A config without a mount namespace shares the runtime's mounts: refuses

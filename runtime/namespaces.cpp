@@ -85,16 +85,16 @@ util::Result<std::vector<Join>> open_joins(const Spec &spec) {
     return out;
 }
 
-util::Status prepare_for_children(const Spec &spec, std::vector<Join> &joins) {
+util::Status prepare_for_children(const Spec &spec, std::vector<Join> &joins, Kernel &sys) {
     for (auto &j : joins) {
         if (j.type != CLONE_NEWPID && j.type != kCloneNewTime) continue;
-        if (::setns(j.fd.get(), j.type) < 0)
+        if (sys.setns(j.fd.get(), j.type) < 0)
             return Error::from_errno(util::cat("join ", namespace_name(j.type), " namespace"));
         j.fd.reset();
     }
     const Namespace *time = spec.find_namespace(kCloneNewTime);
     if (time && time->path.empty()) {
-        if (::unshare(kCloneNewTime) < 0) return Error::from_errno("create time namespace");
+        if (sys.unshare(kCloneNewTime) < 0) return Error::from_errno("create time namespace");
         std::string offs;
         for (const auto &t : spec.time_offsets) offs += util::cat(t.clock, ' ', t.secs, ' ', t.nanosecs, '\n');
         if (!offs.empty()) TRY_CTX(write_proc(::getpid(), "timens_offsets", offs), "time namespace offsets");
@@ -102,12 +102,12 @@ util::Status prepare_for_children(const Spec &spec, std::vector<Join> &joins) {
     return util::ok();
 }
 
-util::Status join_in_init(std::vector<Join> &joins) {
+util::Status join_in_init(std::vector<Join> &joins, Kernel &sys) {
     // user first: the others may need the capabilities it grants.
     for (int pass = 0; pass < 2; pass++) {
         for (auto &j : joins) {
             if (!j.fd.valid() || (pass == 0) != (j.type == CLONE_NEWUSER)) continue;
-            if (::setns(j.fd.get(), j.type) < 0)
+            if (sys.setns(j.fd.get(), j.type) < 0)
                 return Error::from_errno(util::cat("join ", namespace_name(j.type), " namespace"));
             j.fd.reset();
         }

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/kernel.hpp"
 #include "runtime/spec.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
@@ -48,10 +49,10 @@ util::Result<std::vector<Join>> open_joins(const Spec &spec);
 /// In the runtime, before clone: joins a pid/time namespace by path, or
 /// unshares a new time namespace and writes its offsets. Children are born
 /// inside; the runtime itself is not moved.
-util::Status prepare_for_children(const Spec &spec, std::vector<Join> &joins);
+util::Status prepare_for_children(const Spec &spec, std::vector<Join> &joins, Kernel &sys = kernel());
 
 /// In the init: joins the remaining namespaces (user first).
-util::Status join_in_init(std::vector<Join> &joins);
+util::Status join_in_init(std::vector<Join> &joins, Kernel &sys = kernel());
 
 /// Writes /proc/<pid>/{setgroups,uid_map,gid_map} for a new user namespace.
 util::Status write_id_maps(pid_t pid, const Spec &spec);
