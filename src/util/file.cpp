@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 #include "util/failpoint.hpp"
@@ -66,6 +67,29 @@ std::string temp_name(const std::string &name) {
     return cat(kTempPrefix, basename(name), '.', getpid(), '.', ++counter);
 }
 
+/// Puts the unsynced temporary `tmp` in the place of `name`. A rename over an
+/// existing file makes ext4 allocate the new file's blocks at once (its
+/// replace-by-rename heuristic), and freeing them at the next replacement
+/// costs a synchronous discard on filesystems mounted with `discard`: several
+/// milliseconds per state change on eMMC/SD gateways and virtual disks, and
+/// flash wear. Exchanging the two names and unlinking the old file instead
+/// keeps short-lived content in the page cache only. Readers see the old or
+/// the new file at every instant, as with rename. Falls back to rename where
+/// there is nothing to replace or the filesystem cannot exchange.
+Status replace_unsynced(int dirfd, const std::string &tmp, const std::string &name) {
+    if (::renameat2(dirfd, tmp.c_str(), dirfd, name.c_str(), RENAME_EXCHANGE) == 0) {
+        if (::unlinkat(dirfd, tmp.c_str(), 0) == 0) return ok();
+        // `name` was something rename would not have replaced (a directory): undo.
+        int e = errno;
+        (void)::renameat2(dirfd, tmp.c_str(), dirfd, name.c_str(), RENAME_EXCHANGE);
+        return Error::with_code(e, "rename: the target cannot be replaced");
+    }
+    if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != EPERM && errno != ENOTSUP)
+        return Error::from_errno("rename");
+    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno("rename");
+    return ok();
+}
+
 }  // namespace
 
 Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view data, mode_t mode,
@@ -86,9 +110,13 @@ Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view
     if (sync && ::fsync(fd.get()) < 0) return Error::from_errno(cat(what, ": fsync"));
     fd.reset();
     TRY_CTX(failpoint("atomic_write.rename"), what);
+    if (!sync) {
+        TRY_CTX(replace_unsynced(dirfd, tmp, name), what);
+        unlink_tmp.dismiss();
+        return ok();
+    }
     if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
     unlink_tmp.dismiss();
-    if (!sync) return ok();
     // The new content is in place; a failed directory sync is still reported,
     // because the rename may not survive a power cut.
     TRY_CTX(failpoint("atomic_write.dirsync"), what);

@@ -31,8 +31,9 @@ Result<std::string> read_file(const std::string &path, size_t limit = SIZE_MAX);
 Result<std::string> read_file_at(int dirfd, const std::string &name, size_t limit = SIZE_MAX);
 
 /// What an atomic write must survive. PowerCut fsyncs the file and its
-/// directory; ProcessCrash only renames, for files on tmpfs (the runtime's
-/// state under /run, pid files) that a power cut erases anyway.
+/// directory; ProcessCrash only swaps the names, for files on tmpfs (the
+/// runtime's state under /run, pid files) that a power cut erases anyway; on
+/// a disk it never forces the blocks of short-lived content to be allocated.
 enum class Durability { PowerCut, ProcessCrash };
 
 /// Writes `data` to `name` in `dirfd` crash-safely (temp, fsync, rename,

@@ -53,6 +53,29 @@ TEST_CASE("atomic_write_file writes and replaces") {
     CHECK(count_entries(t.path) == 1);
 }
 
+TEST_CASE("atomic_write_file without fsync replaces the file and leaves no temporary") {
+    TempDir t;
+    for (const char *content : {"one", "two", "three"}) {
+        REQUIRE(util::atomic_write_file(t / "state", content, 0600, util::Durability::ProcessCrash).ok());
+        CHECK(*util::read_file(t / "state") == content);
+        CHECK(count_entries(t.path) == 1);
+    }
+    struct stat st;
+    REQUIRE(stat((t / "state").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("atomic_write_file without fsync does not replace a directory") {
+    TempDir t;
+    REQUIRE(mkdir((t / "state").c_str(), 0755) == 0);
+    auto st = util::atomic_write_file(t / "state", "x", 0600, util::Durability::ProcessCrash);
+    REQUIRE_FALSE(st.ok());
+    struct stat sb;
+    REQUIRE(stat((t / "state").c_str(), &sb) == 0);
+    CHECK(S_ISDIR(sb.st_mode));
+    CHECK(count_entries(t.path) == 1);  // no temporary left behind
+}
+
 TEST_CASE("atomic_write_file keeps the old content when any step fails") {
     const char *steps[] = {"atomic_write.create", "atomic_write.write", "atomic_write.fsync", "atomic_write.rename"};
     for (const char *step : steps) {
