@@ -222,6 +222,8 @@ private:
     }
 
     static util::Status make_dir(const std::string &dir) {
+        // The leaf is new and its parent usually exists: one mkdir, no lookups.
+        if (::mkdir(dir.c_str(), 0755) == 0) return util::ok();
         // mkdir_p races with a concurrent destroy removing an empty parent: retry.
         for (int i = 0;; ++i) {
             auto st = util::mkdir_p(dir, 0755);
