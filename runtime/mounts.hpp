@@ -35,6 +35,9 @@ struct RootfsOptions {
     /// Runs after the mounts, before pivot_root (createContainer hooks).
     util::Status (*before_pivot)(void *ctx) = nullptr;
     void *before_pivot_ctx = nullptr;
+    /// The container's cgroup per hierarchy name ("" for cgroup2), bound at
+    /// /sys/fs/cgroup; hierarchies not listed use /proc/self/cgroup.
+    const std::vector<std::pair<std::string, std::string>> *cgroup_dirs = nullptr;
 };
 
 /// Everything from `/` propagation to `root.readonly`. Runs in the init.
