@@ -75,9 +75,12 @@ std::string temp_name(const std::string &name) {
 /// flash wear. Exchanging the two names and unlinking the old file instead
 /// keeps short-lived content in the page cache only. Readers see the old or
 /// the new file at every instant, as with rename. Falls back to rename where
-/// there is nothing to replace or the filesystem cannot exchange.
-Status replace_unsynced(int dirfd, const std::string &tmp, const std::string &name) {
+/// there is nothing to replace or the filesystem cannot exchange. With
+/// `keep_old`, the old file stays at `tmp` (when the names were exchanged).
+Status replace_unsynced(int dirfd, const std::string &tmp, const std::string &name, bool keep_old = false) {
     if (::renameat2(dirfd, tmp.c_str(), dirfd, name.c_str(), RENAME_EXCHANGE) == 0) {
+        struct stat st;
+        if (keep_old && ::fstatat(dirfd, tmp.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) return ok();
         if (::unlinkat(dirfd, tmp.c_str(), 0) == 0) return ok();
         // `name` was something rename would not have replaced (a directory): undo.
         int e = errno;
@@ -122,6 +125,20 @@ Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view
     TRY_CTX(failpoint("atomic_write.dirsync"), what);
     if (dirfd == AT_FDCWD) return fsync_dir(".").context(what);
     if (::fsync(dirfd) < 0) return Error::from_errno(cat(what, ": fsync directory"));
+    return ok();
+}
+
+Status rewrite_file_at(int dirfd, const std::string &name, const std::string &spare, std::string_view data, mode_t mode) {
+    std::string what = cat("write ", quote(name));
+    int raw = ::openat(dirfd, spare.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (raw < 0) return Error::from_errno(cat(what, ": open ", quote(spare)));
+    UniqueFd fd(raw);
+    ScopeGuard unlink_spare([&] { ::unlinkat(dirfd, spare.c_str(), 0); });
+    TRY_CTX(write_all(fd.get(), data), what);
+    if (::fchmod(fd.get(), mode) < 0) return Error::from_errno(cat(what, ": fchmod"));
+    fd.reset();
+    TRY_CTX(replace_unsynced(dirfd, spare, name, true), what);
+    unlink_spare.dismiss();
     return ok();
 }
 

@@ -44,6 +44,14 @@ Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view
 /// Same, for a path; the parent directory must exist.
 Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode = 0644,
                          Durability durability = Durability::PowerCut);
+/// Replaces `name` in `dirfd` as atomic_write_file does with ProcessCrash,
+/// but writes through `spare`, which then holds the displaced content and is
+/// reused by the next call: a file rewritten several times in a row costs
+/// one inode (an ext4 inode allocation skips over the inodes freed moments
+/// ago, a large part of a container's start). Callers serialize the calls
+/// for one `spare` (a lock), and remove it with the directory.
+Status rewrite_file_at(int dirfd, const std::string &name, const std::string &spare, std::string_view data,
+                       mode_t mode = 0644);
 /// Atomically replaces `name` in `dirfd` with a symlink to `target` (pointer switches).
 Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &target);
 

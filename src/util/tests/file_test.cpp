@@ -76,6 +76,25 @@ TEST_CASE("atomic_write_file without fsync does not replace a directory") {
     CHECK(count_entries(t.path) == 1);  // no temporary left behind
 }
 
+TEST_CASE("rewrite_file_at replaces the file and reuses the displaced one as the next spare") {
+    TempDir t;
+    auto dir = util::open_file(t.path, O_RDONLY | O_DIRECTORY);
+    REQUIRE(dir.ok());
+    REQUIRE(util::rewrite_file_at(dir->get(), "state", ".spare", "one", 0600).ok());
+    REQUIRE(util::rewrite_file_at(dir->get(), "state", ".spare", "two", 0600).ok());
+    CHECK(*util::read_file(t / "state") == "two");
+    struct stat two, spare;
+    REQUIRE(stat((t / "state").c_str(), &two) == 0);
+    REQUIRE(stat((t / ".spare").c_str(), &spare) == 0);
+    REQUIRE(util::rewrite_file_at(dir->get(), "state", ".spare", "three", 0600).ok());
+    struct stat three;
+    REQUIRE(stat((t / "state").c_str(), &three) == 0);
+    CHECK(three.st_ino == spare.st_ino);  // no new inode
+    CHECK((three.st_mode & 0777) == 0600);
+    CHECK(*util::read_file(t / "state") == "three");
+    CHECK(count_entries(t.path) == 2);
+}
+
 TEST_CASE("atomic_write_file keeps the old content when any step fails") {
     const char *steps[] = {"atomic_write.create", "atomic_write.write", "atomic_write.fsync", "atomic_write.rename"};
     for (const char *step : steps) {
