@@ -180,6 +180,7 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
         a.no_pivot = o.no_pivot;
         a.no_new_keyring = o.no_new_keyring;
         a.preserve_fds = o.preserve_fds;
+        a.cgroup_dirs = cg->dirs();
         run_init(a);
     }
     util::ScopeGuard undo_init([&] {
@@ -191,23 +192,34 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     console.reset();
     joins.clear();
 
-    if (flags & CLONE_NEWUSER) TRY(ns::write_id_maps(pid, spec));
-    TRY_CTX(cg->add_process(pid), "cgroup");
-    st.pid = pid;
-    st.pid_start_time = TRY(process_start_time(pid));
-    for (const auto &n : spec.namespaces)
-        st.namespaces.emplace_back(namespace_name(n.type),
-                                   n.path.empty() ? util::cat("/proc/", pid, "/ns/", namespace_name(n.type)) : n.path);
-    TRY(save_state(o.root, st));
-    TRY(util::failpoint("runtime.create.cloned"));
-
-    // The environment is created (runtime-spec "Lifecycle" step 2): the
-    // prestart, createRuntime, createContainer and startContainer hooks see
-    // `created` (the spec's "after step 2"; crun does the same).
-    std::string sj = state_json_text(st, Status::Created);
-    TRY(hooks::run_hooks(hooks::Kind::Prestart, hks, sj));
-    TRY(hooks::run_hooks(hooks::Kind::CreateRuntime, hks, sj));
-    if (::send(parent_sock.get(), sj.data(), sj.size(), MSG_NOSIGNAL) < 0) return Error::from_errno("send the go-ahead");
+    // The init may already be building the rootfs: should it fail meanwhile,
+    // its report says why better than the step here that found it gone.
+    auto go_ahead = [&]() -> util::Status {
+        if (flags & CLONE_NEWUSER) TRY(ns::write_id_maps(pid, spec));
+        TRY_CTX(cg->add_process(pid), "cgroup");
+        st.pid = pid;
+        st.pid_start_time = TRY(process_start_time(pid));
+        for (const auto &n : spec.namespaces)
+            st.namespaces.emplace_back(namespace_name(n.type),
+                                       n.path.empty() ? util::cat("/proc/", pid, "/ns/", namespace_name(n.type)) : n.path);
+        TRY(save_state(o.root, st));
+        TRY(util::failpoint("runtime.create.cloned"));
+        // The environment is created (runtime-spec "Lifecycle" step 2): the
+        // prestart, createRuntime, createContainer and startContainer hooks see
+        // `created` (the spec's "after step 2"; crun does the same).
+        std::string sj = state_json_text(st, Status::Created);
+        TRY(hooks::run_hooks(hooks::Kind::Prestart, hks, sj));
+        TRY(hooks::run_hooks(hooks::Kind::CreateRuntime, hks, sj));
+        if (::send(parent_sock.get(), sj.data(), sj.size(), MSG_NOSIGNAL) < 0) return Error::from_errno("send the go-ahead");
+        return util::ok();
+    }();
+    if (!go_ahead) {
+        char buf[8192];
+        ssize_t n = ::recv(parent_sock.get(), buf, sizeof buf, MSG_DONTWAIT);
+        std::string_view msg(buf, n > 0 ? static_cast<size_t>(n) : 0);
+        if (msg.starts_with(kSyncErrorPrefix)) return Error::msg(std::string(msg.substr(std::strlen(kSyncErrorPrefix))));
+        return std::move(go_ahead).error();
+    }
     if (auto rep = read_report(parent_sock.get(), pid); !rep) {
         auto stats = cg->stats();
         if (stats && stats->oom_kills > 0)

@@ -32,8 +32,22 @@ using util::Error;
 struct InitContext {
     InitArgs *args;
     std::string state_json;
+    bool go_ahead = false;
     bool reported = false;
 };
+
+/// The go-ahead (maps written, cgroup joined, createRuntime hooks done), once.
+util::Status await_go_ahead(InitContext &ctx) {
+    if (ctx.go_ahead) return util::ok();
+    char buf[65536];
+    ssize_t n;
+    do n = ::recv(ctx.args->sync_fd, buf, sizeof buf, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) return Error::msg("runtime went away before the go-ahead");
+    ctx.state_json.assign(buf, static_cast<size_t>(n));
+    ctx.go_ahead = true;
+    return util::ok();
+}
 
 void send_msg(int fd, std::string_view msg) {
     (void)::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL);
@@ -41,6 +55,7 @@ void send_msg(int fd, std::string_view msg) {
 
 util::Status run_create_container_hooks(void *p) {
     auto *ctx = static_cast<InitContext *>(p);
+    TRY(await_go_ahead(*ctx));
     return hooks::run_hooks(hooks::Kind::CreateContainer, *ctx->args->hooks, ctx->state_json);
 }
 
@@ -50,6 +65,7 @@ util::Status wait_for_start(void *p) {
     InitArgs &a = *ctx->args;
     // From here the init outlives the runtime (`create` exits).
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    TRY(await_go_ahead(*ctx));
     send_msg(a.sync_fd, kSyncOk);
     ctx->reported = true;
     ::close(a.sync_fd);
@@ -66,13 +82,11 @@ util::Status wait_for_start(void *p) {
 util::Status init_steps(InitContext &ctx) {
     InitArgs &a = *ctx.args;
     const Spec &spec = *a.spec;
-    // The go-ahead: maps written, cgroup joined, createRuntime hooks done.
-    char buf[65536];
-    ssize_t n;
-    do n = ::recv(a.sync_fd, buf, sizeof buf, 0);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) return Error::msg("runtime went away before the go-ahead");
-    ctx.state_json.assign(buf, static_cast<size_t>(n));
+    // Without a user or cgroup namespace nothing before the createContainer
+    // hooks needs the runtime's side (the cgroup mounts bind the directories
+    // it names): the rootfs is built while the runtime moves us into the
+    // cgroup, which on cgroup v1 waits for an RCU grace period.
+    if (spec.find_namespace(CLONE_NEWUSER) || spec.find_namespace(CLONE_NEWCGROUP)) TRY(await_go_ahead(ctx));
 
     TRY(ns::join_in_init(*a.joins));
     if (int f = ns::unshare_after_join(spec); f && ::unshare(f) < 0) return Error::from_errno("unshare namespaces");
@@ -95,6 +109,7 @@ util::Status init_steps(InitContext &ctx) {
     ro.new_cgroupns = ns::wants_new_cgroupns(spec);
     ro.before_pivot = run_create_container_hooks;
     ro.before_pivot_ctx = &ctx;
+    ro.cgroup_dirs = &a.cgroup_dirs;
     TRY_CTX(mounts::setup_rootfs(spec, ro), "rootfs");
     const Process &p = *spec.process;
     if (p.terminal) {

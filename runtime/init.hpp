@@ -32,6 +32,9 @@ struct InitArgs {
     bool no_pivot = false;
     bool no_new_keyring = false;
     int preserve_fds = 0;
+    /// The container's cgroup in each hierarchy (cgroup::Manager::dirs()):
+    /// the init binds them without waiting to be moved into them.
+    std::vector<std::pair<std::string, std::string>> cgroup_dirs;
 };
 
 /// Runs in the cloned child; never returns (execs or _exits).

@@ -100,6 +100,12 @@ util::Status mount_cgroups(int rootfd, const Mount &m, int target, const RootfsO
     unsigned long flags = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     auto infos = TRY(read_mountinfo());
     auto self = TRY(util::read_file("/proc/self/cgroup", 1 << 20));
+    auto known = [&](const std::string &name) -> const std::string * {
+        if (!opts.cgroup_dirs) return nullptr;
+        for (const auto &[n, dir] : *opts.cgroup_dirs)
+            if (n == name) return &dir;
+        return nullptr;
+    };
     auto path_in = [&](const std::string &super_options, bool v2) -> std::string {
         for (const auto &line : util::split(self, '\n')) {
             auto parts = util::split(line, ':');
@@ -120,7 +126,8 @@ util::Status mount_cgroups(int rootfd, const Mount &m, int target, const RootfsO
                     return Error::from_errno("mount cgroup2");
                 return util::ok();
             }
-            std::string src = util::path_join("/sys/fs/cgroup", path_in("", true));
+            const std::string *dir = known("");
+            std::string src = dir ? *dir : util::path_join("/sys/fs/cgroup", path_in("", true));
             if (sys.mount(src.c_str(), fd_path(target).c_str(), nullptr, MS_BIND, nullptr) < 0)
                 return Error::from_errno(util::cat("bind ", util::quote(src)));
             auto again = TRY(util::open_in_root(rootfd, m.destination, O_PATH));
@@ -137,7 +144,8 @@ util::Status mount_cgroups(int rootfd, const Mount &m, int target, const RootfsO
         // mountinfo's root is the part of the hierarchy this mount shows.
         std::string rel = cg;
         if (mi.root != "/" && rel.starts_with(mi.root)) rel = rel.substr(mi.root.size());
-        std::string src = util::path_join(mi.mount_point, rel);
+        const std::string *own = known(mi.fs_type == "cgroup2" ? std::string() : name);
+        std::string src = own ? *own : util::path_join(mi.mount_point, rel);
         if (::mkdirat(dir.get(), name.c_str(), 0755) < 0 && errno != EEXIST)
             return Error::from_errno(util::cat("mkdir cgroup ", util::quote(name)));
         int sub = ::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC | O_DIRECTORY);

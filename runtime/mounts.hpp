@@ -44,6 +44,9 @@ struct RootfsOptions {
     void *before_pivot_ctx = nullptr;
     /// Every mount, pivot_root and chroot goes through it (tests record them).
     Kernel *sys = &kernel();
+    /// The container's cgroup per hierarchy name ("" for cgroup2), bound at
+    /// /sys/fs/cgroup; hierarchies not listed use /proc/self/cgroup.
+    const std::vector<std::pair<std::string, std::string>> *cgroup_dirs = nullptr;
 };
 
 /// A config without a mount namespace shares the runtime's mounts: refuses

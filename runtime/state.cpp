@@ -117,7 +117,10 @@ util::Status save_state(const std::string &root, const State &st) {
     doc["namespaces"] = pairs_to_json(st.namespaces);
     doc["terminal"] = st.terminal;
     doc["ownerUid"] = st.owner_uid;
-    return util::atomic_write_file(util::path_join(state_dir(root, st.id), kStateFile), json::dump(doc) + "\n", 0600, kStateDurability);
+    // Callers hold the container's lock: one spare per state dir.
+    auto dir = TRY(util::open_file(state_dir(root, st.id), O_RDONLY | O_DIRECTORY));
+    return util::rewrite_file_at(dir.get(), kStateFile, util::cat(util::kTempPrefix, kStateFile), json::dump(doc) + "\n", 0600)
+        .context(state_dir(root, st.id));
 }
 
 util::Result<std::vector<std::string>> list_ids(const std::string &root) {

@@ -4,6 +4,7 @@
 // accounting, cpuset initialised from the parent, device rules as
 // devices.allow/deny lines. Also a V1 and a hybrid Manager over a fake tree.
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <initializer_list>
@@ -291,4 +292,28 @@ TEST_CASE("exec --cgroup values", "[cgroup]") {
     for (const char *bad : {"../up", "memory:a/../../b", "memory:", "/"})
         CHECK_FALSE(parse_sub_cgroups({bad}).ok());
     CHECK_FALSE(parse_sub_cgroups({"memory:a", "memory:b"}).ok());
+}
+
+TEST_CASE("co-mounted v1 controllers reached through symlinks are one hierarchy", "[cgroup]") {
+    TempDir t;
+    touch(t / "cpu,cpuacct/berth/c2", {"cpu.shares", "cgroup.procs"});
+    touch(t / "memory/berth/c2", {"memory.limit_in_bytes", "cgroup.procs"});
+    REQUIRE(symlink("cpu,cpuacct", (t / "cpu").c_str()) == 0);
+    REQUIRE(symlink("cpu,cpuacct", (t / "cpuacct").c_str()) == 0);
+    touch(t.path, {"pids"});  // a regular file named like a controller is no hierarchy
+    ManagerOptions o;
+    o.root = t.path;
+    o.mode = Mode::V1;
+    auto m = open_manager("", "c2", o);
+    REQUIRE(m.ok());
+    auto dirs = (*m)->dirs();
+    REQUIRE(dirs.size() == 2);
+    CHECK(dirs[0].first == "cpu,cpuacct");
+    CHECK(dirs[1].first == "memory");
+    Resources r;
+    r.cpu_shares = 100;
+    REQUIRE((*m)->set(r).ok());
+    CHECK(rd(t / "cpu,cpuacct/berth/c2", "cpu.shares") == "100");
+    REQUIRE((*m)->add_process(4242).ok());
+    CHECK(rd(t / "cpu,cpuacct/berth/c2", "cgroup.procs") == "4242");
 }

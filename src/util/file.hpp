@@ -35,9 +35,9 @@ Result<std::string> read_file(const std::string &path, size_t limit = SIZE_MAX);
 Result<std::string> read_file_at(int dirfd, const std::string &name, size_t limit = SIZE_MAX);
 
 /// What an atomic write must survive. PowerCut fsyncs the file and its
-/// directory; ProcessCrash only renames (still never a torn file), for
-/// files on tmpfs (the runtime's state under /run, pid files) that a power
-/// cut erases anyway.
+/// directory; ProcessCrash only swaps the names, for files on tmpfs (the
+/// runtime's state under /run, pid files) that a power cut erases anyway; on
+/// a disk it never forces the blocks of short-lived content to be allocated.
 enum class Durability { PowerCut, ProcessCrash };
 
 /// A file written crash-safely: the content goes to a temporary, which
@@ -102,6 +102,14 @@ Status atomic_write_file_at(int dirfd, const std::string &name, std::string_view
 /// Same, for a path; the parent directory must exist.
 Status atomic_write_file(const std::string &path, std::string_view data, mode_t mode = 0644,
                          Durability durability = Durability::PowerCut);
+/// Replaces `name` in `dirfd` as atomic_write_file does with ProcessCrash,
+/// but writes through `spare`, which then holds the displaced content and is
+/// reused by the next call: a file rewritten several times in a row costs
+/// one inode (an ext4 inode allocation skips over the inodes freed moments
+/// ago, a large part of a container's start). Callers serialize the calls
+/// for one `spare` (a lock), and remove it with the directory.
+Status rewrite_file_at(int dirfd, const std::string &name, const std::string &spare, std::string_view data,
+                       mode_t mode = 0644);
 /// Atomically replaces `name` in `dirfd` with a symlink to `target` (pointer
 /// switches). Failpoints: atomic_write.{create,rename,dirsync}.
 Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &target);

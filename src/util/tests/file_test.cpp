@@ -53,6 +53,48 @@ TEST_CASE("atomic_write_file writes and replaces") {
     CHECK(count_entries(t.path) == 1);
 }
 
+TEST_CASE("atomic_write_file without fsync replaces the file and leaves no temporary") {
+    TempDir t;
+    for (const char *content : {"one", "two", "three"}) {
+        REQUIRE(util::atomic_write_file(t / "state", content, 0600, util::Durability::ProcessCrash).ok());
+        CHECK(*util::read_file(t / "state") == content);
+        CHECK(count_entries(t.path) == 1);
+    }
+    struct stat st;
+    REQUIRE(stat((t / "state").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("atomic_write_file without fsync does not replace a directory") {
+    TempDir t;
+    REQUIRE(mkdir((t / "state").c_str(), 0755) == 0);
+    auto st = util::atomic_write_file(t / "state", "x", 0600, util::Durability::ProcessCrash);
+    REQUIRE_FALSE(st.ok());
+    struct stat sb;
+    REQUIRE(stat((t / "state").c_str(), &sb) == 0);
+    CHECK(S_ISDIR(sb.st_mode));
+    CHECK(count_entries(t.path) == 1);  // no temporary left behind
+}
+
+TEST_CASE("rewrite_file_at replaces the file and reuses the displaced one as the next spare") {
+    TempDir t;
+    auto dir = util::open_file(t.path, O_RDONLY | O_DIRECTORY);
+    REQUIRE(dir.ok());
+    REQUIRE(util::rewrite_file_at(dir->get(), "state", ".spare", "one", 0600).ok());
+    REQUIRE(util::rewrite_file_at(dir->get(), "state", ".spare", "two", 0600).ok());
+    CHECK(*util::read_file(t / "state") == "two");
+    struct stat two, spare;
+    REQUIRE(stat((t / "state").c_str(), &two) == 0);
+    REQUIRE(stat((t / ".spare").c_str(), &spare) == 0);
+    REQUIRE(util::rewrite_file_at(dir->get(), "state", ".spare", "three", 0600).ok());
+    struct stat three;
+    REQUIRE(stat((t / "state").c_str(), &three) == 0);
+    CHECK(three.st_ino == spare.st_ino);  // no new inode
+    CHECK((three.st_mode & 0777) == 0600);
+    CHECK(*util::read_file(t / "state") == "three");
+    CHECK(count_entries(t.path) == 2);
+}
+
 TEST_CASE("atomic_write_file keeps the old content when any step fails") {
     const char *steps[] = {"atomic_write.create", "atomic_write.write", "atomic_write.fsync", "atomic_write.rename"};
     for (const char *step : steps) {
