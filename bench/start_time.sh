@@ -3,7 +3,8 @@
 # default, in interleaved blocks of 10), berth against crun and runc, side by
 # side. Prints each runtime's median in ms and the ratio berth/crun (target:
 # <= 0.8).
-#   bench/start_time.sh [RUNS]        (root; BERTH=/path/to/berth to choose the binary)
+#   bench/start_time.sh [RUNS]        (root; BERTH=/path/to/berth to choose the binary,
+#                                     BERTH_READONLY=1 to run it from a read-only mount)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bundle.sh"
@@ -14,6 +15,12 @@ tmp=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 make_bundle "$tmp/bundle"
 berth=$(ship_berth "$berth" "$tmp")
+# BERTH_READONLY=1: berth on a read-only mount, as on a gateway's A/B root,
+# where it needs no protected re-exec (runtime/exe_protect.hpp).
+if [ -n "${BERTH_READONLY:-}" ]; then
+    mount --bind "$berth" "$berth" && mount -o remount,bind,ro "$berth"
+    trap 'umount "$berth"; rm -rf "$tmp"' EXIT
+fi
 
 # The timing loop, as a shell snippet so crun's can run inside its namespace.
 # Prints one duration in microseconds per run; a failed run aborts.
