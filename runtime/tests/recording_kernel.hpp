@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -30,7 +31,7 @@ struct Call {
     std::string source;  ///< mount source, symlink target, pivot_root's new root
     std::string target;  ///< the path acted on (mount target, link, node, setns fd's file)
     std::string fstype, data;
-    unsigned long flags = 0;  ///< mount/umount2/unshare flags, mount_setattr's attr_set, setns type
+    uint64_t flags = 0;  ///< mount/umount2/unshare flags, mount_setattr's attr_set, setns type
 };
 
 class RecordingKernel final : public Kernel {
@@ -55,7 +56,7 @@ public:
         return 0;
     }
     int umount2(const char *target, int flags) override {
-        return result(record({"umount2", "", resolve(target), "", "", static_cast<unsigned long>(flags)}));
+        return result(record({"umount2", "", resolve(target), "", "", static_cast<uint64_t>(flags)}));
     }
     int mount_setattr(int dirfd, const char *path, unsigned, const util::sys::MountAttr &attr) override {
         return result(record({"mount_setattr", "", resolve_at(dirfd, path), "", "", attr.attr_set}));
@@ -65,7 +66,7 @@ public:
     }
     int chroot(const char *path) override { return result(record({"chroot", "", resolve(path), "", "", 0})); }
     int mknodat(int dirfd, const char *name, mode_t mode, dev_t dev) override {
-        int e = record({"mknodat", "", resolve_at(dirfd, name), "", "", static_cast<unsigned long>(dev)});
+        int e = record({"mknodat", "", resolve_at(dirfd, name), "", "", static_cast<uint64_t>(dev)});
         (void)mode;
         return result(e ? e : mknod_errno);
     }
@@ -78,9 +79,9 @@ public:
         return 0;
     }
     int setns(int fd, int type) override {
-        return result(record({"setns", "", resolve_at(fd, ""), "", "", static_cast<unsigned long>(type)}));
+        return result(record({"setns", "", resolve_at(fd, ""), "", "", static_cast<uint64_t>(type)}));
     }
-    int unshare(int flags) override { return result(record({"unshare", "", "", "", "", static_cast<unsigned long>(flags)})); }
+    int unshare(int flags) override { return result(record({"unshare", "", "", "", "", static_cast<uint64_t>(flags)})); }
 
     /// The recorded calls of one kind, in order.
     std::vector<Call> of(const std::string &op) const {

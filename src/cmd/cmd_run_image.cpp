@@ -12,6 +12,7 @@
 #include "image/progress.hpp"
 #include "image/reference.hpp"
 #include "registry_flags.hpp"
+#include "runtime/exe_protect.hpp"
 #include "run_image.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
@@ -115,6 +116,9 @@ util::Result<int> run_image_command(const cli::GlobalOptions &g, const util::Par
     img::ProgressPrinter printer(2, TRY(progress_mode(a)));
     o.fetch.progress = printer.fn();
     o.note = [&printer](std::string_view e, std::string_view d) { printer.note(e, d); };
+    // The arguments are good and nothing is done yet: may re-exec berth from
+    // a view a container cannot write (runtime/exe_protect.hpp).
+    TRY(rt::exe_protect::protect_self(o.state_root));
     return run_image(o);
 }
 

@@ -72,7 +72,6 @@ const util::OptSpec kRuncRunOptions[] = {
 };
 
 util::Result<int> run_run(const cli::GlobalOptions &g, const util::ParsedArgs &parsed) {
-    TRY(rt::exe_protect::protect_self(state_root(g)));  // first of all, as create
     if (image_mode(parsed)) return run_image_command(g, parsed);
     // runc mode. `run` stops parsing options at the first positional (for
     // IMAGE CMD ARGS...); runc's form takes options anywhere: parse the rest.
@@ -91,6 +90,9 @@ util::Result<int> run_run(const cli::GlobalOptions &g, const util::ParsedArgs &p
     for (const auto &[name, value] : a.options)
         if (image_only_option(name))
             return cli::usage_error(util::cat("run: --", name, " needs an IMAGE (a reference such as host/repo:tag), not a container id"));
+    // Once the arguments are known good, before anything is done: may
+    // re-exec berth from a view a container cannot write (as create).
+    TRY(rt::exe_protect::protect_self(state_root(g)));
     auto o = TRY(create_options(g, a));
     return run_bundle(o, a.has("detach"), a.has("keep"));
 }
