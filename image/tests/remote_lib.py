@@ -426,6 +426,28 @@ def ingest_strays(root):
             and os.path.getsize(os.path.join(d, n)) > 0]
 
 
+class RunSetup:
+    """What a `berth run` system test starts from (root and docker-registry
+    required, else exit 77): the binary, a temporary directory (0755, for
+    the containers' users) with its state and store paths, a repository
+    name unique to the run, and the checks."""
+
+    def __init__(self, prefix):
+        if os.geteuid() != 0:
+            print("skipped: needs root")
+            sys.exit(77)
+        require_registry()
+        self.berth_bin = os.path.abspath(sys.argv[1])
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.tmp, 0o755)
+        self.tag = os.path.basename(self.tmp).replace(prefix, "").lower().replace("_", "")
+        self.state, self.store = os.path.join(self.tmp, "state"), os.path.join(self.tmp, "store")
+
+    def berth(self, *args, timeout=120):
+        return subprocess.run([self.berth_bin, "--root", self.state, *args], capture_output=True, text=True,
+                              timeout=timeout)
+
+
 def cleanup_run(tmp, reg, berth, state):
     """The end of a `berth run` test: the registry (if still up) stopped,
     the containers a failed check left deleted, `tmp` removed."""

@@ -10,34 +10,20 @@ with an error naming both platforms. Each manifest's image has a file
 Usage: run_platform_test.py BERTH"""
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "image", "tests"))
 from remote_lib import *  # noqa
 
-if os.geteuid() != 0:
-    print("skipped: needs root")
-    sys.exit(77)
-require_registry()
 HOST = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
 if not HOST:
     print(f"skipped: no test images for {platform.machine()}")
     sys.exit(77)
 OTHER = "arm64" if HOST == "amd64" else "amd64"
 
-BERTH = os.path.abspath(sys.argv[1])
-tmp = tempfile.mkdtemp(prefix="berth-runplat-")
-os.chmod(tmp, 0o755)
-tag = os.path.basename(tmp).replace("berth-runplat-", "").lower().replace("_", "")
-state, store = os.path.join(tmp, "state"), os.path.join(tmp, "store")
+t = RunSetup("berth-runplat-")
+tmp, tag, state, store, berth = t.tmp, t.tag, t.state, t.store, t.berth
 c = Checks()
-
-
-def berth(*args, timeout=120):
-    return subprocess.run([BERTH, "--root", state, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def run(image, *opts):

@@ -7,29 +7,14 @@ under another key. An unsigned image and an unknown one are refused in one
 line with nothing fetched, unpacked, mounted or left behind. Usage: run_registry_test.py BERTH"""
 import glob
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "image", "tests"))
 from remote_lib import *  # noqa
 
-if os.geteuid() != 0:
-    print("skipped: needs root")
-    sys.exit(77)
-require_registry()
-
-BERTH = os.path.abspath(sys.argv[1])
-tmp = tempfile.mkdtemp(prefix="berth-runreg-")
-os.chmod(tmp, 0o755)
-tag = os.path.basename(tmp).replace("berth-runreg-", "").lower().replace("_", "")
-state, store = os.path.join(tmp, "state"), os.path.join(tmp, "store")
+t = RunSetup("berth-runreg-")
+tmp, tag, state, store, berth = t.tmp, t.tag, t.state, t.store, t.berth
 c = Checks()
-
-
-def berth(*args, timeout=120):
-    return subprocess.run([BERTH, "--root", state, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def traces():
