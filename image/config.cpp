@@ -90,6 +90,38 @@ json::Value default_resources(uint64_t pids_limit) {
     return r;
 }
 
+/// `path` as an absolute path with `.`, `..` (never above `/`) and repeated
+/// slashes resolved, as the runtime resolves a mount destination in the rootfs.
+std::string clean_path(std::string_view path) {
+    std::vector<std::string_view> parts;
+    while (!path.empty()) {
+        size_t n = path.find('/');
+        std::string_view part = path.substr(0, n);
+        path = n == std::string_view::npos ? std::string_view() : path.substr(n + 1);
+        if (part.empty() || part == ".") continue;
+        if (part == "..") {
+            if (!parts.empty()) parts.pop_back();
+            continue;
+        }
+        parts.push_back(part);
+    }
+    std::string out;
+    for (auto p : parts) out += cat('/', p);
+    return out.empty() ? "/" : out;
+}
+
+/// An image volume may not cover the rootfs, nor sit on or under the kernel's
+/// filesystems the runtime mounts (/proc, /sys, /dev): a host directory there
+/// would shadow them, and writes meant for procfs would reach it.
+util::Status check_volume(const std::string &dest) {
+    std::string p = clean_path(dest);
+    if (p == "/") return Error::msg(cat("volume ", quote(dest), ": covers the root filesystem"));
+    for (std::string_view top : {"/proc", "/sys", "/dev"})
+        if (p == top || (p.size() > top.size() && p.compare(0, top.size(), top) == 0 && p[top.size()] == '/'))
+            return Error::msg(cat("volume ", quote(dest), ": inside ", top, ", which the runtime mounts"));
+    return util::ok();
+}
+
 json::Value mount(const char *dest, const char *type, const char *source, std::vector<std::string> options) {
     json::Value m = json::Value::object();
     m["destination"] = dest;
@@ -254,6 +286,7 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
     if (!opts.volumes_dir.empty()) {
         for (const auto &dest : image.volumes) {
+            TRY_CTX(check_volume(dest), "image config");
             // Volume name: the container path with '/' turned into '_'.
             std::string name = opts.volume_prefix;
             for (char ch : dest) name += ch == '/' ? '_' : ch;

@@ -168,6 +168,34 @@ TEST_CASE("image-mode config denies every device but the default ones", "[config
     CHECK_FALSE(v["linux"].contains("devices"));
 }
 
+TEST_CASE("image volumes on /proc, /sys, /dev or the root are refused", "[config]") {
+    TempDir t;
+    REQUIRE(util::mkdir_p(t / "rootfs/etc"));
+    REQUIRE(util::atomic_write_file(t / "rootfs/etc/passwd", "app:x:1000:1000::/home/app:/bin/sh\n"));
+    auto fd = util::open_file(t / "rootfs", O_RDONLY | O_DIRECTORY);
+    REQUIRE(fd);
+    RuntimeConfigOptions o;
+    o.volumes_dir = t / "volumes";
+    o.volume_prefix = "v";
+    auto with_volume = [&](const std::string &dest) {
+        auto c = parse_image_config(kConfig);
+        REQUIRE(c);
+        c->volumes = {dest};
+        return runtime_config(*c, fd->get(), o);
+    };
+    for (const char *bad : {"/proc", "/proc/sys/kernel", "/sys", "/sys/fs/cgroup", "/dev", "/dev/shm", "/",
+                            "//proc/./self", "/data/../../proc/1", "proc/sys", "/x/.."}) {
+        INFO(bad);
+        auto r = with_volume(bad);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message().find("volume") != std::string::npos);
+    }
+    for (const char *good : {"/data", "/var/lib/app", "/processes", "/system", "/devices"}) {
+        INFO(good);
+        CHECK(with_volume(good));
+    }
+}
+
 TEST_CASE("image-mode config limits the number of processes", "[config]") {
     auto v = plain_runtime_config();
     CHECK(v["linux"]["resources"]["pids"]["limit"] == 2048);
