@@ -107,8 +107,12 @@ out=$(b run --bundle "$TMP/cwd" "$id" 2>&1)
 b delete -f "$id" 2>/dev/null
 
 # 4. No way to protect the binary (no open_tree, no executable memfd, a
-# noexec state root for the copy): refused, nothing started.
+# noexec state root for the copy): refused, nothing started. open_tree is
+# disabled through the test hooks, which a release build does not read.
 mkdir -p "$TMP/nxroot"
+if ! "$BERTH" version --json | grep -q '"test-hooks"'; then
+    echo "skip: no protection possible: berth was built without test hooks (-Dtest_hooks=true)"
+else
 out=$(unshare -m -p --fork --mount-proc /bin/sh -c '
     echo 2 >/proc/sys/vm/memfd_noexec && mount -t tmpfs -o noexec tmpfs "$TMP/nxroot" || exit 3
     BERTH_DISABLE_SYSCALLS=open_tree "$BERTH" --root "$TMP/nxroot" run --bundle "$TMP/cwd" "$id"' 2>&1)
@@ -116,4 +120,5 @@ case $out in
     *"cannot protect the berth binary"*) ok "no protection possible: refused" ;;
     *) bad "no protection possible: $out" ;;
 esac
+fi
 finish
