@@ -69,12 +69,18 @@ util::Result<util::UniqueFd> readonly_view() {
     return view;
 }
 
+/// Makes a filled memfd read-only and executable for good.
+util::Status seal_executable(int mem, const char *what) {
+    if (::fchmod(mem, 0555) < 0) return Error::from_errno(util::cat("chmod ", what));
+    if (::fcntl(mem, F_ADD_SEALS, kSeals) < 0) return Error::from_errno(util::cat("seal ", what));
+    return util::ok();
+}
+
 /// 2. A sealed memfd copy.
 util::Result<util::UniqueFd> sealed_copy(int self) {
     auto mem = TRY(exec_memfd("berth"));
     TRY(copy_all(self, mem.get()));
-    if (::fchmod(mem.get(), 0555) < 0) return Error::from_errno("chmod");
-    if (::fcntl(mem.get(), F_ADD_SEALS, kSeals) < 0) return Error::from_errno("seal");
+    TRY(seal_executable(mem.get(), "the copy"));
     return mem;
 }
 
@@ -156,8 +162,7 @@ util::Status protect_self(const std::string &state_root) {
 util::Result<util::UniqueFd> dmz_fd() {
     auto m = TRY(exec_memfd("berth-dmz"));
     TRY(util::write_all(m.get(), std::string_view(reinterpret_cast<const char *>(kDmzBinary), kDmzBinary_size)));
-    if (::fchmod(m.get(), 0555) < 0) return Error::from_errno("chmod berth-dmz");
-    if (::fcntl(m.get(), F_ADD_SEALS, kSeals) < 0) return Error::from_errno("seal berth-dmz");
+    TRY(seal_executable(m.get(), "berth-dmz"));
     return m;
 }
 

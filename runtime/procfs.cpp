@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/syscalls.hpp"
 
@@ -51,14 +52,7 @@ int open_private() {
 }
 
 /// The /proc mount alone, without what is mounted below it (Linux 5.2).
-int open_clone() {
-#ifdef SYS_open_tree
-    if (util::sys::disabled("fsopen")) return -1;
-    return static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, "/proc", kOpenTreeClone | kOpenTreeCloexec));
-#else
-    return -1;
-#endif
-}
+int open_clone() { return util::sys::open_tree(AT_FDCWD, "/proc", kOpenTreeClone | kOpenTreeCloexec); }
 
 util::Result<util::UniqueFd> open_root() {
     for (auto opener : {open_private, open_clone}) {
@@ -112,12 +106,7 @@ bool self_exists(std::string_view rel) {
 
 util::Status write_self(std::string_view rel, std::string_view value) {
     auto fd = TRY(open_self(rel, O_WRONLY));
-    ssize_t n;
-    do n = ::write(fd.get(), value.data(), value.size());
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return Error::from_errno(util::cat("write ", util::quote(value), " to procfs ", util::quote(util::cat("self/", rel))));
-    if (static_cast<size_t>(n) != value.size()) return Error::msg(util::cat("short write to procfs ", util::quote(util::cat("self/", rel))));
-    return util::ok();
+    return util::write_all(fd.get(), value).context(util::cat("write ", util::quote(value), " to procfs ", util::quote(util::cat("self/", rel))));
 }
 
 }  // namespace rt::procfs

@@ -30,7 +30,10 @@ int bound_over_child(bool disable_fsopen, bool expect_ok) {
     std::string target = util::cat("/proc/", ::getpid(), "/oom_score_adj");
     int rc = 3;
     if (::mount(tmpl, target.c_str(), nullptr, MS_BIND, nullptr) == 0) {
-        if (disable_fsopen) util::sys::disable("fsopen");
+        if (disable_fsopen) {
+            util::sys::disable("fsopen");
+            util::sys::disable("open_tree");
+        }
         auto st = rt::procfs::write_self("oom_score_adj", "7");
         auto text = util::read_file(tmpl, 16);
         rc = !text || *text != "0" ? 1 : st.ok() != expect_ok ? 2 : 0;
