@@ -225,6 +225,12 @@ std::vector<std::string> default_capabilities() {
             "CAP_SETFCAP", "CAP_SETGID",       "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"};
 }
 
+std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest) {
+    std::string name(prefix);
+    for (char ch : dest) name += ch == '/' ? '_' : ch;
+    return util::path_join(dir, name);
+}
+
 util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd, const RuntimeConfigOptions &opts) {
     json::Value c = json::Value::object();
     c["ociVersion"] = "1.0.2";
@@ -287,10 +293,7 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     if (!opts.volumes_dir.empty()) {
         for (const auto &dest : image.volumes) {
             TRY_CTX(check_volume(dest), "image config");
-            // Volume name: the container path with '/' turned into '_'.
-            std::string name = opts.volume_prefix;
-            for (char ch : dest) name += ch == '/' ? '_' : ch;
-            std::string src = util::path_join(opts.volumes_dir, name);
+            std::string src = volume_dir(opts.volumes_dir, opts.volume_prefix, dest);
             TRY_CTX(util::mkdir_p(src, 0755), cat("volume ", quote(dest)));
             mounts.push_back(mount(dest.c_str(), "bind", src.c_str(), {"rbind", "rw"}));
         }

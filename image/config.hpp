@@ -63,6 +63,10 @@ struct UserIds {
 };
 util::Result<UserIds> resolve_user(int rootfs_fd, std::string_view user);
 
+/// The directory of the image volume at container path `dest` under `dir`:
+/// <prefix><dest with '/' turned into '_'>.
+std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest);
+
 /// Builds the runtime config.json. `rootfs_fd` is the assembled rootfs (for
 /// user names). Volumes become bind mounts from volumes_dir/<prefix><name>.
 util::Result<util::json::Value> runtime_config(const ImageConfig &image, int rootfs_fd, const RuntimeConfigOptions &opts);

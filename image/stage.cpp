@@ -45,11 +45,7 @@ util::Status check_platform(const StoredImage &image, const Digest &top, const P
 std::vector<std::string> volume_dirs(const Store &store, const StoredImage &image, const RuntimeConfigOptions &rc) {
     std::string base = rc.volumes_dir.empty() ? store.device().volumes() : rc.volumes_dir;
     std::vector<std::string> out;
-    for (const auto &dest : image.config.volumes) {
-        std::string name = rc.volume_prefix;
-        for (char ch : dest) name += ch == '/' ? '_' : ch;
-        out.push_back(util::path_join(base, name));
-    }
+    for (const auto &dest : image.config.volumes) out.push_back(volume_dir(base, rc.volume_prefix, dest));
     return out;
 }
 
