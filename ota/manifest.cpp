@@ -1,0 +1,2 @@
+// Implemented in its own change: the interface is ota/manifest.hpp.
+#include "ota/manifest.hpp"

@@ -1,0 +1,52 @@
+// Staging an app revision: every container of the revision becomes a bundle
+// (rootfs + config.json) under <device root>/containers/<container_id>,
+// through img::stage_bundle (image pulled or found under the trust policy,
+// verified, unpacked), with the manifest's overrides, resources, devices,
+// capabilities, network and named volumes in its config.json. The running
+// revision is not touched: nothing here stops or starts anything.
+//
+// All or nothing: when one container fails, the bundles this call made are
+// removed and the error names the container and what was wrong.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "image/manifest.hpp"
+#include "image/policy.hpp"
+#include "image/registry.hpp"
+#include "image/store.hpp"
+#include "ota/manifest.hpp"
+#include "util/device_root.hpp"
+#include "util/result.hpp"
+
+namespace ota {
+
+struct StageContext {
+    util::DeviceRoot root;
+    const img::Policy *policy = nullptr;  ///< required
+    img::Platform platform = img::Platform::host();
+    std::function<util::Result<img::Registry>(const img::Reference &)> open_registry;
+    std::function<void(std::string_view event, std::string_view detail)> note;
+    /// The daemon's runtime directory (/run/berth): a container with a
+    /// `ready` health check gets notify_dir(run_dir, id) bind-mounted at
+    /// /run/berth-notify and NOTIFY_SOCKET=/run/berth-notify/notify.sock.
+    std::string run_dir = "/run/berth";
+};
+
+/// The host directory holding the notify socket of container `id`.
+std::string notify_dir(std::string_view run_dir, std::string_view id);
+inline constexpr const char *kNotifySocketInContainer = "/run/berth-notify/notify.sock";
+
+/// The annotations of a staged revision's config.json.
+inline constexpr const char *kRevisionAnnotation = "berth.revision";  ///< the version
+inline constexpr const char *kAppAnnotation = "berth.app";            ///< the container's name
+
+/// Stages every container of `rev`. Bundles that already exist for an id
+/// (a revision staged before, a rollback target) are kept as they are.
+util::Status stage_revision(const Revision &rev, const StageContext &ctx);
+/// Removes the bundles of `rev` (their rootfs mounts and writable layers);
+/// volumes stay. Missing bundles are fine.
+util::Status remove_revision_bundles(const Revision &rev, const util::DeviceRoot &root);
+
+}  // namespace ota
