@@ -31,6 +31,8 @@
 
 namespace svc {
 
+class Logs;
+
 enum class Health { Starting, Healthy, Unhealthy, Exited };
 const char *health_name(Health h);  ///< "starting", "healthy", "unhealthy", "exited"
 
@@ -75,7 +77,9 @@ public:
     std::vector<ServiceStatus> status() const;
     /// Called on every change of a service's status.
     void on_change(std::function<void(const ServiceStatus &)> cb);
-
+    /// The containers' logs (logs.hpp), named by ContainerSpec::name, for
+    /// `berth logs`: last(), since(), follow().
+    Logs &logs();
 
 private:
     struct Impl;

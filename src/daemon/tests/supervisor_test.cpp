@@ -1,4 +1,448 @@
-// Unit tests of src/daemon/supervisor (filled in with its implementation).
+// svc::Supervisor with real containers (busybox bundles in a temporary
+// state root): exits seen and restarted per policy, the backoff, stop
+// returning as soon as the container exited or SIGKILL after the grace,
+// adoption by a new Supervisor, logs captured, rotated and not lost across
+// a supervisor restart, the time from an exit to the restart decision.
+// Needs root and a static busybox; skips otherwise. Every container,
+// cgroup and file goes at the end of each case.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "daemon/logs.hpp"
 #include "daemon/supervisor.hpp"
+#include "runtime/container.hpp"
+#include "runtime/features.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
+#include "util/process.hpp"
+#include "util/strings.hpp"
+
+namespace {
+
+const char *static_busybox() {
+    for (const char *p : {"/bin/busybox", "/usr/bin/busybox"})
+        if (::access(p, X_OK) == 0) return p;
+    return nullptr;
+}
+
+bool skip() {
+    if (::geteuid() != 0 || !static_busybox()) {
+        WARN("skipped: needs root and a static busybox");
+        return true;
+    }
+    return false;
+}
+
+/// A loop, a reaper on SIGCHLD, a Supervisor on a temporary state root,
+/// and busybox bundles; everything removed at the end.
+class Fixture {
+public:
+    Fixture() {
+        char tmpl[] = "/tmp/berth-sup.XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        ::chmod(dir_.c_str(), 0755);
+        rootfs_ = dir_ + "/rootfs";
+        REQUIRE(util::mkdir_p(rootfs_ + "/bin"));
+        for (const char *d : {"proc", "dev", "sys", "tmp"}) REQUIRE(util::mkdir_p(rootfs_ + "/" + d));
+        REQUIRE(util::run_process({"cp", static_busybox(), rootfs_ + "/bin/busybox"}).value_or(1) == 0);
+        REQUIRE(::symlink("busybox", (rootfs_ + "/bin/sh").c_str()) == 0);
+        cfg.state_root = dir_ + "/state";
+        cfg.run_dir = dir_ + "/run";
+        cfg.log_dir = dir_ + "/logs";
+
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        REQUIRE(::sigprocmask(SIG_BLOCK, &chld, &old_mask_) == 0);
+        sigfd_.reset(::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK));
+        REQUIRE(sigfd_);
+        auto l = util::EventLoop::create();
+        REQUIRE(l);
+        loop = std::move(*l);
+        REQUIRE(loop->watch(sigfd_.get(), EPOLLIN, [this](uint32_t) {
+            struct signalfd_siginfo si;
+            while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
+            }
+            last_sigchld_ms = util::monotonic_ms();
+            reaper.reap();
+        }));
+        new_supervisor();
+    }
+    ~Fixture() {
+        sup.reset();
+        for (const auto &id : ids_) (void)rt::delete_container(cfg.state_root, id, true);
+        reaper.reap();
+        loop->unwatch(sigfd_.get());
+        ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+        (void)util::remove_tree(dir_);
+    }
+
+    void new_supervisor() {
+        sup.reset();
+        sup = std::make_unique<svc::Supervisor>(*loop, reaper, cfg);
+        sup->on_change([this](const svc::ServiceStatus &s) { changes.push_back(s); });
+    }
+
+    /// A bundle running `sh -c script`, and its spec.
+    /// Without `pid_ns` the container shares our pid namespace.
+    ota::ContainerSpec bundle(const std::string &name, const std::string &script, bool pid_ns = true) {
+        std::string b = dir_ + "/" + name;
+        REQUIRE(util::mkdir_p(b));
+        REQUIRE(::symlink("../rootfs", (b + "/rootfs").c_str()) == 0);
+        auto spec = rt::default_spec(false, 0, 0);
+        spec["process"]["terminal"] = false;
+        spec["process"]["args"] = util::json::Value::array();
+        for (const char *a : {"/bin/sh", "-c"}) spec["process"]["args"].push_back(a);
+        spec["process"]["args"].push_back(script);
+        spec["root"]["readonly"] = false;  // the scripts leave marks in /tmp
+        spec["linux"]["cgroupsPath"] = util::cat("berth-sup-", ::getpid(), "-", name);
+        if (!pid_ns) {
+            auto kept = util::json::Value::array();
+            for (auto &n : spec["linux"]["namespaces"])
+                if (n["type"] != "pid") kept.push_back(n);
+            spec["linux"]["namespaces"] = kept;
+        }
+        REQUIRE(util::atomic_write_file(b + "/config.json", util::json::dump(spec)));
+        ids_.push_back(name);
+        ota::ContainerSpec c;
+        c.name = name;
+        c.stop_grace_ms = 5000;
+        return c;
+    }
+    void start(const ota::ContainerSpec &c) {
+        auto r = sup->start(1, c, c.name, dir_ + "/" + c.name);
+        INFO((r ? "" : r.error().message()));
+        REQUIRE(r);
+    }
+
+    std::optional<svc::ServiceStatus> status(const std::string &id) const {
+        for (auto &s : sup->status())
+            if (s.id == id) return s;
+        return std::nullopt;
+    }
+    /// Turns the loop until `pred` holds or `ms` pass; returns pred().
+    template <typename P> bool run_until(P pred, int64_t ms = 10000) {
+        const int64_t end = util::monotonic_ms() + ms;
+        while (!pred() && util::monotonic_ms() < end) REQUIRE(loop->run_once(50));
+        return pred();
+    }
+    /// Turns the loop for `ms`: for "nothing more happens" checks.
+    void run_for(int64_t ms) {
+        run_until([] { return false; }, ms);
+    }
+
+    const std::string &rootfs() const { return rootfs_; }
+
+    svc::SupervisorConfig cfg;
+    std::unique_ptr<util::EventLoop> loop;
+    svc::Reaper reaper;
+    std::unique_ptr<svc::Supervisor> sup;
+    std::vector<svc::ServiceStatus> changes;
+    int64_t last_sigchld_ms = 0;
+
+private:
+    std::string dir_, rootfs_;
+    std::vector<std::string> ids_;
+    util::UniqueFd sigfd_;
+    sigset_t old_mask_;
+};
+
+bool container_exists(const std::string &root, const std::string &id) {
+    return static_cast<bool>(rt::container_state(root, id));
+}
+
+}  // namespace
+
+TEST_CASE("an exited container is restarted under restart always") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("always", "exit 3");
+    c.restart.kind = ota::RestartPolicy::Always;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("always")->restarts >= 2; }));
+    auto s = *f.status("always");
+    CHECK(s.last_exit == 3);
+    bool saw_exit = false;
+    for (auto &ch : f.changes) saw_exit = saw_exit || (ch.health == svc::Health::Exited && ch.why == "exited 3");
+    CHECK(saw_exit);
+    REQUIRE(f.sup->stop_and_wait({"always"}));
+    CHECK_FALSE(container_exists(f.cfg.state_root, "always"));
+}
+
+TEST_CASE("on-failure:2 gives up after two restarts and reports crash looping") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("onfail", "exit 1");
+    c.restart.kind = ota::RestartPolicy::OnFailure;
+    c.restart.max_retries = 2;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("onfail")->crash_looping; }));
+    auto s = *f.status("onfail");
+    CHECK(s.restarts == 2);
+    CHECK(s.health == svc::Health::Exited);
+    CHECK(s.why.find("gave up after 2 restarts") != std::string::npos);
+    f.run_for(1000);  // the next backoff would be ~400 ms
+    CHECK(f.status("onfail")->restarts == 2);
+    CHECK_FALSE(container_exists(f.cfg.state_root, "onfail"));
+}
+
+TEST_CASE("on-failure does not restart a container that exited 0") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("clean", "exit 0");
+    c.restart.kind = ota::RestartPolicy::OnFailure;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("clean")->health == svc::Health::Exited; }));
+    f.run_for(500);
+    CHECK(f.status("clean")->restarts == 0);
+    CHECK_FALSE(f.status("clean")->crash_looping);
+}
+
+TEST_CASE("restart no leaves a failed container down") {
+    if (skip()) return;
+    Fixture f;
+    // Not pid 1 of its own namespace, which SIGKILL from inside cannot kill.
+    auto c = f.bundle("norestart", "kill -9 $$", false);
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("norestart")->health == svc::Health::Exited; }));
+    CHECK(f.status("norestart")->why == "killed by signal 9");
+    f.run_for(500);
+    CHECK(f.status("norestart")->restarts == 0);
+    CHECK_FALSE(container_exists(f.cfg.state_root, "norestart"));
+}
+
+TEST_CASE("five failures within a minute mark a container crash looping") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("looping", "exit 2");
+    c.restart.kind = ota::RestartPolicy::Always;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("looping")->crash_looping; }));
+    CHECK(f.status("looping")->restarts == 4);  // the fifth failure
+}
+
+TEST_CASE("the restart backoff doubles and resets after 10 s up") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("backoff", "if [ -e /tmp/long ]; then rm /tmp/long; sleep 10.5; fi; exit 1");
+    c.restart.kind = ota::RestartPolicy::Always;
+    // exit -> the next start, per restart
+    std::vector<int64_t> delays;
+    int64_t exited_at = 0;
+    f.sup->on_change([&](const svc::ServiceStatus &s) {
+        if (s.health == svc::Health::Exited) exited_at = s.since_ms;
+        if (s.health == svc::Health::Starting && exited_at) delays.push_back(s.since_ms - exited_at);
+    });
+    f.start(c);
+    REQUIRE(f.run_until([&] { return delays.size() >= 4; }, 20000));
+    // 100, 200, 400, 800 ms, each ±20 %, plus the create's time
+    for (size_t i = 0; i < 4; i++) {
+        INFO("restart " << i << " after " << delays[i] << " ms");
+        CHECK(delays[i] >= static_cast<int64_t>(80 << i));
+        CHECK(delays[i] <= static_cast<int64_t>(120 << i) + 150);
+    }
+    REQUIRE(util::atomic_write_file(f.rootfs() + "/tmp/long", ""));
+    // The run that found the file lasted 10.5 s: the next delay is 100 ms again.
+    REQUIRE(f.run_until([&] { return !util::path_exists(f.rootfs() + "/tmp/long"); }, 10000));
+    const size_t n = delays.size();
+    REQUIRE(f.run_until([&] { return delays.size() > n; }, 20000));
+    INFO("restart after the long run after " << delays[n] << " ms");
+    CHECK(delays[n] <= 120 + 150);
+    REQUIRE(f.sup->stop_and_wait({"backoff"}));
+}
+
+TEST_CASE("stop returns as soon as the container exits on the stop signal") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("polite", "trap 'exit 0' TERM; echo up; while true; do sleep 0.05; done");
+    c.restart.kind = ota::RestartPolicy::Always;
+    c.stop_grace_ms = 10000;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.sup->logs().last("polite", 1).size() == 1; }));
+    const int64_t t0 = util::monotonic_ms();
+    REQUIRE(f.sup->stop_and_wait({"polite"}));
+    const int64_t took = util::monotonic_ms() - t0;
+    WARN("stop of a container exiting on TERM took " << took << " ms (grace 10000 ms)");
+    CHECK(took < 2000);
+    CHECK_FALSE(f.status("polite"));
+    CHECK_FALSE(container_exists(f.cfg.state_root, "polite"));
+}
+
+TEST_CASE("a container ignoring the stop signal is killed after the grace") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("stubborn", "trap '' TERM; echo up; while true; do sleep 0.05; done");
+    c.restart.kind = ota::RestartPolicy::Always;
+    c.stop_grace_ms = 500;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.sup->logs().last("stubborn", 1).size() == 1; }));
+    const int64_t t0 = util::monotonic_ms();
+    bool done = false;
+    f.sup->stop("stubborn", [&](util::Status s) {
+        CHECK(s);
+        done = true;
+    });
+    REQUIRE(f.run_until([&] { return done; }));
+    const int64_t took = util::monotonic_ms() - t0;
+    CHECK(took >= 500);
+    CHECK(took < 3000);
+    CHECK_FALSE(container_exists(f.cfg.state_root, "stubborn"));
+}
+
+TEST_CASE("stop_and_wait stops each container in the order given") {
+    if (skip()) return;
+    Fixture f;
+    auto a = f.bundle("first", "trap 'exit 0' TERM; while true; do sleep 0.05; done");
+    auto b = f.bundle("second", "trap 'exit 0' TERM; while true; do sleep 0.05; done");
+    f.start(a);
+    f.start(b);
+    std::vector<std::string> gone;
+    f.sup->on_change([&](const svc::ServiceStatus &s) {
+        if (s.health == svc::Health::Exited) gone.push_back(s.id);
+    });
+    REQUIRE(f.sup->stop_and_wait({"second", "first"}));
+    CHECK(gone == std::vector<std::string>{"second", "first"});
+    CHECK(f.sup->status().empty());
+    CHECK_FALSE(container_exists(f.cfg.state_root, "first"));
+    CHECK_FALSE(container_exists(f.cfg.state_root, "second"));
+}
+
+TEST_CASE("a container's leftover processes die with its init") {
+    if (skip()) return;
+    Fixture f;
+    // Without a pid namespace nothing but the supervisor kills the sleeper.
+    auto c = f.bundle("group", "sleep 1000 & echo $! > /tmp/sleeper; sleep 0.3; exit 0", false);
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("group")->health == svc::Health::Exited; }));
+    auto pid = util::parse_int<pid_t>(util::trim(util::read_file(f.rootfs() + "/tmp/sleeper").value_or("")));
+    REQUIRE(pid);
+    // The sleeper was in the container's cgroup: killed with the init.
+    CHECK(f.run_until([&] {
+        f.reaper.reap();
+        return ::kill(*pid, 0) != 0;
+    }, 3000));
+    CHECK_FALSE(container_exists(f.cfg.state_root, "group"));
+}
+
+TEST_CASE("a new supervisor adopts a container the last one left running") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("adopted", "while true; do sleep 0.05; done");
+    c.restart.kind = ota::RestartPolicy::Always;
+    c.stop_grace_ms = 300;
+    f.start(c);
+    const pid_t pid = f.status("adopted")->pid;
+    REQUIRE(pid > 0);
+    f.new_supervisor();  // the old one destroyed without stopping
+    REQUIRE(container_exists(f.cfg.state_root, "adopted"));
+    CHECK(rt::container_state(f.cfg.state_root, "adopted")->second == rt::Status::Running);
+    f.start(c);
+    CHECK(f.status("adopted")->pid == pid);
+    // Its exit is seen through the pidfd (the code unknown: a failure), and it is restarted.
+    REQUIRE(rt::kill_container(f.cfg.state_root, "adopted", SIGKILL, false));
+    REQUIRE(f.run_until([&] {
+        auto s = f.status("adopted");
+        return s->restarts == 1 && s->pid > 0;
+    }));
+    CHECK(f.status("adopted")->pid != pid);
+    bool unknown = false;
+    for (auto &ch : f.changes) unknown = unknown || ch.why.find("code unknown") != std::string::npos;
+    CHECK(unknown);
+    REQUIRE(f.sup->stop_and_wait({"adopted"}));
+}
+
+TEST_CASE("a stopped container left behind is deleted and created anew") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("stale", "while true; do sleep 0.05; done");
+    c.stop_grace_ms = 300;
+    f.start(c);
+    const pid_t pid = f.status("stale")->pid;
+    f.new_supervisor();
+    REQUIRE(rt::kill_container(f.cfg.state_root, "stale", SIGKILL, false));
+    REQUIRE(f.run_until([&] {
+        auto st = rt::container_state(f.cfg.state_root, "stale");
+        return st && st->second == rt::Status::Stopped;
+    }));
+    f.start(c);
+    CHECK(f.status("stale")->pid != pid);
+    CHECK(f.status("stale")->pid > 0);
+    REQUIRE(f.sup->stop_and_wait({"stale"}));
+}
+
+TEST_CASE("container output is captured into the log and rotated") {
+    if (skip()) return;
+    Fixture f;
+    f.cfg.log_bytes_per_container = 8192;
+    f.new_supervisor();
+    auto c = f.bundle("chatty", "i=0; while [ $i -lt 400 ]; do echo \"line $i of some output\"; i=$((i+1)); done; "
+                                "echo to-stderr >&2");
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("chatty")->health == svc::Health::Exited; }));
+    auto last = f.sup->logs().last("chatty", 2);
+    REQUIRE(last.size() == 2);
+    CHECK(last[0].text == "line 399 of some output");
+    CHECK(last[1].text == "to-stderr");
+    std::string d = f.cfg.log_dir + "/chatty/";
+    uint64_t total = 0;
+    for (const char *n : {"log", "log.1", "log.2", "log.3"}) {
+        struct stat st;
+        REQUIRE(::stat((d + n).c_str(), &st) == 0);
+        total += static_cast<uint64_t>(st.st_size);
+    }
+    CHECK(total <= 8192);
+}
+
+TEST_CASE("no log line is lost across a supervisor restart while the container writes") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("writer", "i=0; while true; do echo \"n$i\"; i=$((i+1)); sleep 0.01; done");
+    c.stop_grace_ms = 200;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.sup->logs().last("writer", 20).size() == 20; }));
+    f.sup.reset();  // the daemon goes away; the container keeps writing to `current`
+    const std::string current = f.cfg.log_dir + "/writer/current";
+    struct stat st0, st1;
+    REQUIRE(::stat(current.c_str(), &st0) == 0);
+    const int64_t deadline = util::monotonic_ms() + 5000;
+    do {
+        ::usleep(20000);
+        REQUIRE(::stat(current.c_str(), &st1) == 0);
+    } while (st1.st_size < st0.st_size + 200 && util::monotonic_ms() < deadline);
+    f.new_supervisor();
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.sup->logs().last("writer", 40).size() == 40; }));
+    REQUIRE(f.sup->stop_and_wait({"writer"}));
+    auto all = f.sup->logs().last("writer", 1000000);
+    REQUIRE(all.size() > 60);
+    for (size_t i = 0; i < all.size(); i++) {
+        INFO("line " << i);
+        REQUIRE(all[i].text == util::cat("n", i));
+    }
+}
+
+TEST_CASE("the restart is decided within 100 ms of the exit") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("timing", "exit 1");
+    c.restart.kind = ota::RestartPolicy::Always;
+    std::vector<int64_t> ms;
+    f.sup->on_change([&](const svc::ServiceStatus &s) {
+        if (s.health == svc::Health::Exited) ms.push_back(util::monotonic_ms() - f.last_sigchld_ms);
+    });
+    f.start(c);
+    REQUIRE(f.run_until([&] { return ms.size() >= 5; }, 20000));
+    REQUIRE(f.sup->stop_and_wait({"timing"}));
+    std::sort(ms.begin(), ms.end());
+    WARN("SIGCHLD -> restart decided: p50 " << ms[ms.size() / 2] << " ms, max " << ms.back() << " ms over "
+                                            << ms.size());
+    CHECK(ms.back() < 100);
+}
