@@ -446,3 +446,54 @@ TEST_CASE("the restart is decided within 100 ms of the exit") {
                                             << ms.size());
     CHECK(ms.back() < 100);
 }
+
+TEST_CASE("without a health check a container counts healthy once its start period passed") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("period", "while true; do sleep 0.05; done");
+    c.health.start_period_ms = 300;
+    c.stop_grace_ms = 300;
+    const int64_t t0 = util::monotonic_ms();
+    f.start(c);
+    CHECK(f.status("period")->health == svc::Health::Starting);
+    REQUIRE(f.run_until([&] { return f.status("period")->health == svc::Health::Healthy; }));
+    CHECK(util::monotonic_ms() - t0 >= 300);
+    auto d = f.bundle("atonce", "while true; do sleep 0.05; done");
+    d.stop_grace_ms = 300;
+    f.start(d);
+    CHECK(f.status("atonce")->health == svc::Health::Healthy);
+    REQUIRE(f.sup->stop_and_wait({"atonce", "period"}));
+}
+
+TEST_CASE("stop during the restart backoff returns at once and cancels the restart") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("waiting", "exit 1");
+    c.restart.kind = ota::RestartPolicy::Always;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("waiting")->health == svc::Health::Exited; }));
+    bool done = false;
+    f.sup->stop("waiting", [&](util::Status s) {
+        CHECK(s);
+        done = true;
+    });
+    CHECK(done);
+    CHECK_FALSE(f.status("waiting"));
+    f.run_for(500);
+    CHECK_FALSE(container_exists(f.cfg.state_root, "waiting"));
+    bool unknown_done = false;
+    f.sup->stop("never-started", [&](util::Status s) { unknown_done = static_cast<bool>(s); });
+    CHECK(unknown_done);
+}
+
+TEST_CASE("a container that cannot be created is refused and left nowhere") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("broken", "true");
+    REQUIRE(util::atomic_write_file(f.rootfs() + "/../broken/config.json", "{}"));
+    auto r = f.sup->start(1, c, "broken", f.rootfs() + "/../broken");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("broken") != std::string::npos);
+    CHECK(f.sup->status().empty());
+    CHECK_FALSE(container_exists(f.cfg.state_root, "broken"));
+}
