@@ -10,21 +10,16 @@
 #include <string>
 
 #include "runtime/container.hpp"
-#include "runtime/features.hpp"
+#include "runtime/tests/busybox_bundle.hpp"
 #include "runtime/init_handle.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
-#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace {
 
-const char *static_busybox() {
-    for (const char *p : {"/bin/busybox", "/usr/bin/busybox"})
-        if (::access(p, X_OK) == 0) return p;
-    return nullptr;
-}
+using rt::testing::static_busybox;
 
 int open_fds() {
     int n = 0;
@@ -47,17 +42,8 @@ struct StdioBundle {
         ::chmod(dir.c_str(), 0755);
         root = dir + "/state";
         bundle = dir + "/bundle";
-        std::string rootfs = bundle + "/rootfs";
-        REQUIRE(util::mkdir_p(rootfs + "/bin"));
-        for (const char *d : {"proc", "dev", "sys", "tmp"}) REQUIRE(util::mkdir_p(rootfs + "/" + d));
-        REQUIRE(util::run_process({"cp", static_busybox(), rootfs + "/bin/busybox"}).value_or(1) == 0);
-        REQUIRE(::symlink("busybox", (rootfs + "/bin/sh").c_str()) == 0);
-        auto spec = rt::default_spec(false, 0, 0);
-        spec["process"]["terminal"] = false;
-        spec["process"]["args"] = util::json::Value::array();
-        for (const char *a : {"/bin/sh", "-c"}) spec["process"]["args"].push_back(a);
-        spec["process"]["args"].push_back(script);
-        spec["linux"]["cgroupsPath"] = util::cat("berth-stdio-", ::getpid());
+        rt::testing::make_busybox_rootfs(bundle + "/rootfs");
+        auto spec = rt::testing::sh_spec(script, util::cat("berth-stdio-", ::getpid()));
         REQUIRE(util::atomic_write_file(bundle + "/config.json", util::json::dump(spec)));
     }
     ~StdioBundle() {

@@ -19,22 +19,15 @@
 #include "daemon/logs.hpp"
 #include "daemon/supervisor.hpp"
 #include "runtime/container.hpp"
-#include "runtime/features.hpp"
+#include "runtime/tests/busybox_bundle.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
-#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace {
 
-const char *static_busybox() {
-    for (const char *p : {"/bin/busybox", "/usr/bin/busybox"})
-        if (::access(p, X_OK) == 0) return p;
-    return nullptr;
-}
-
 bool skip() {
-    if (::geteuid() != 0 || !static_busybox()) {
+    if (::geteuid() != 0 || !rt::testing::static_busybox()) {
         WARN("skipped: needs root and a static busybox");
         return true;
     }
@@ -50,10 +43,7 @@ public:
         dir_ = ::mkdtemp(tmpl);
         ::chmod(dir_.c_str(), 0755);
         rootfs_ = dir_ + "/rootfs";
-        REQUIRE(util::mkdir_p(rootfs_ + "/bin"));
-        for (const char *d : {"proc", "dev", "sys", "tmp"}) REQUIRE(util::mkdir_p(rootfs_ + "/" + d));
-        REQUIRE(util::run_process({"cp", static_busybox(), rootfs_ + "/bin/busybox"}).value_or(1) == 0);
-        REQUIRE(::symlink("busybox", (rootfs_ + "/bin/sh").c_str()) == 0);
+        rt::testing::make_busybox_rootfs(rootfs_);
         cfg.state_root = dir_ + "/state";
         cfg.run_dir = dir_ + "/run";
         cfg.log_dir = dir_ + "/logs";
@@ -97,13 +87,8 @@ public:
         std::string b = dir_ + "/" + name;
         REQUIRE(util::mkdir_p(b));
         REQUIRE(::symlink("../rootfs", (b + "/rootfs").c_str()) == 0);
-        auto spec = rt::default_spec(false, 0, 0);
-        spec["process"]["terminal"] = false;
-        spec["process"]["args"] = util::json::Value::array();
-        for (const char *a : {"/bin/sh", "-c"}) spec["process"]["args"].push_back(a);
-        spec["process"]["args"].push_back(script);
+        auto spec = rt::testing::sh_spec(script, util::cat("berth-sup-", ::getpid(), "-", name));
         spec["root"]["readonly"] = false;  // the scripts leave marks in /tmp
-        spec["linux"]["cgroupsPath"] = util::cat("berth-sup-", ::getpid(), "-", name);
         if (!pid_ns) {
             auto kept = util::json::Value::array();
             for (auto &n : spec["linux"]["namespaces"])
@@ -123,6 +108,15 @@ public:
         REQUIRE(r);
     }
 
+    /// bundle() with `policy`, started.
+    ota::ContainerSpec run(const std::string &name, const std::string &script,
+                           ota::RestartPolicy::Kind policy = ota::RestartPolicy::No) {
+        auto c = bundle(name, script);
+        c.restart.kind = policy;
+        start(c);
+        return c;
+    }
+
     std::optional<svc::ServiceStatus> status(const std::string &id) const {
         for (auto &s : sup->status())
             if (s.id == id) return s;
@@ -133,6 +127,10 @@ public:
         const int64_t end = util::monotonic_ms() + ms;
         while (!pred() && util::monotonic_ms() < end) REQUIRE(loop->run_once(50));
         return pred();
+    }
+    /// Turns the loop until `id` has exited.
+    void wait_exited(const std::string &id) {
+        REQUIRE(run_until([&] { return status(id)->health == svc::Health::Exited; }));
     }
     /// Turns the loop for `ms`: for "nothing more happens" checks.
     void run_for(int64_t ms) {
@@ -164,9 +162,7 @@ bool container_exists(const std::string &root, const std::string &id) {
 TEST_CASE("an exited container is restarted under restart always") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("always", "exit 3");
-    c.restart.kind = ota::RestartPolicy::Always;
-    f.start(c);
+    auto c = f.run("always", "exit 3", ota::RestartPolicy::Always);
     REQUIRE(f.run_until([&] { return f.status("always")->restarts >= 2; }));
     auto s = *f.status("always");
     CHECK(s.last_exit == 3);
@@ -197,10 +193,8 @@ TEST_CASE("on-failure:2 gives up after two restarts and reports crash looping") 
 TEST_CASE("on-failure does not restart a container that exited 0") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("clean", "exit 0");
-    c.restart.kind = ota::RestartPolicy::OnFailure;
-    f.start(c);
-    REQUIRE(f.run_until([&] { return f.status("clean")->health == svc::Health::Exited; }));
+    auto c = f.run("clean", "exit 0", ota::RestartPolicy::OnFailure);
+    f.wait_exited("clean");
     f.run_for(500);
     CHECK(f.status("clean")->restarts == 0);
     CHECK_FALSE(f.status("clean")->crash_looping);
@@ -212,7 +206,7 @@ TEST_CASE("restart no leaves a failed container down") {
     // Not pid 1 of its own namespace, which SIGKILL from inside cannot kill.
     auto c = f.bundle("norestart", "kill -9 $$", false);
     f.start(c);
-    REQUIRE(f.run_until([&] { return f.status("norestart")->health == svc::Health::Exited; }));
+    f.wait_exited("norestart");
     CHECK(f.status("norestart")->why == "killed by signal 9");
     f.run_for(500);
     CHECK(f.status("norestart")->restarts == 0);
@@ -222,9 +216,7 @@ TEST_CASE("restart no leaves a failed container down") {
 TEST_CASE("five failures within a minute mark a container crash looping") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("looping", "exit 2");
-    c.restart.kind = ota::RestartPolicy::Always;
-    f.start(c);
+    auto c = f.run("looping", "exit 2", ota::RestartPolicy::Always);
     REQUIRE(f.run_until([&] { return f.status("looping")->crash_looping; }));
     CHECK(f.status("looping")->restarts == 4);  // the fifth failure
 }
@@ -321,7 +313,7 @@ TEST_CASE("a container's leftover processes die with its init") {
     // Without a pid namespace nothing but the supervisor kills the sleeper.
     auto c = f.bundle("group", "sleep 1000 & echo $! > /tmp/sleeper; sleep 0.3; exit 0", false);
     f.start(c);
-    REQUIRE(f.run_until([&] { return f.status("group")->health == svc::Health::Exited; }));
+    f.wait_exited("group");
     auto pid = util::parse_int<pid_t>(util::trim(util::read_file(f.rootfs() + "/tmp/sleeper").value_or("")));
     REQUIRE(pid);
     // The sleeper was in the container's cgroup: killed with the init.
@@ -386,7 +378,7 @@ TEST_CASE("container output is captured into the log and rotated") {
     auto c = f.bundle("chatty", "i=0; while [ $i -lt 400 ]; do echo \"line $i of some output\"; i=$((i+1)); done; "
                                 "echo to-stderr >&2");
     f.start(c);
-    REQUIRE(f.run_until([&] { return f.status("chatty")->health == svc::Health::Exited; }));
+    f.wait_exited("chatty");
     auto last = f.sup->logs().last("chatty", 2);
     REQUIRE(last.size() == 2);
     CHECK(last[0].text == "line 399 of some output");
@@ -468,10 +460,8 @@ TEST_CASE("without a health check a container counts healthy once its start peri
 TEST_CASE("stop during the restart backoff returns at once and cancels the restart") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("waiting", "exit 1");
-    c.restart.kind = ota::RestartPolicy::Always;
-    f.start(c);
-    REQUIRE(f.run_until([&] { return f.status("waiting")->health == svc::Health::Exited; }));
+    auto c = f.run("waiting", "exit 1", ota::RestartPolicy::Always);
+    f.wait_exited("waiting");
     bool done = false;
     f.sup->stop("waiting", [&](util::Status s) {
         CHECK(s);
