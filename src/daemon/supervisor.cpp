@@ -28,6 +28,7 @@
 #include "daemon/health.hpp"
 #include "daemon/logs.hpp"
 #include "daemon/netns.hpp"
+#include "ota/stage.hpp"
 #include "runtime/container.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
@@ -93,7 +94,8 @@ struct Supervisor::Impl {
 
     static LogConfig log_config(const SupervisorConfig &c) {
         LogConfig lc;
-        lc.dir = c.log_dir;
+        // Without a log dir (no device root): in RAM under the run dir.
+        lc.dir = c.log_dir.empty() ? util::path_join(c.run_dir, "logs") : c.log_dir;
         lc.bytes_per_container = c.log_bytes_per_container;
         lc.bytes_total = c.log_bytes_total;
         return lc;
@@ -113,14 +115,17 @@ struct Supervisor::Impl {
     /// create (stdio -> the log), lo up, start; the init registered with the reaper.
     util::Status launch(Service &s) {
         const std::string &id = s.st.id;
-        auto log = TRY(logs.open(s.spec.name, true));
-        auto null = TRY(util::open_file("/dev/null", O_RDONLY));
+        auto null = TRY(util::open_file("/dev/null", O_RDWR));
+        // A log that cannot be opened (a full or broken disk) does not keep
+        // the container from running: its output is dropped, and why says so.
+        auto log = logs.open(s.spec.name, true);
+        if (!log) s.st.why = util::cat("running without a log: ", log.error().message());
         rt::CreateOptions o;
         o.root = cfg.state_root;
         o.id = id;
         o.bundle = s.bundle;
         o.stdio[0] = null.get();
-        o.stdio[1] = o.stdio[2] = log.get();
+        o.stdio[1] = o.stdio[2] = log ? log->get() : null.get();
         auto st = TRY_CTX(rt::create_container(o), util::cat("create ", id));
         const pid_t pid = st.pid;
         reaper.expect(pid, [this, id](int code) { exited(id, code, true); });
@@ -150,7 +155,7 @@ struct Supervisor::Impl {
         auto again = TRY(rt::container_state(cfg.state_root, id));
         if (again.second != rt::Status::Running || again.first.pid != pid)
             return Error::msg(util::cat("container ", id, " exited while it was adopted"));
-        TRY(logs.attach(s.spec.name));
+        if (auto a = logs.attach(s.spec.name); !a) s.st.why = util::cat("running without a log: ", a.error().message());
         TRY(loop.watch(fd.get(), EPOLLIN, [this, id](uint32_t) { exited(id, -1, false); }));
         s.pidfd = std::move(fd);
         running(s, pid);
@@ -186,7 +191,7 @@ struct Supervisor::Impl {
         t.pid = s.st.pid;
         t.state_root = cfg.state_root;
         t.berth_exe = cfg.berth_exe;
-        t.notify_dir = cfg.run_dir;
+        t.notify_dir = ota::notify_dir(cfg.run_dir, id);
         auto m = HealthMonitor::start(loop, reaper, s.spec.health, t,
                                       [this, id](bool ok, const std::string &why) { health_report(id, ok, why); });
         if (!m) {

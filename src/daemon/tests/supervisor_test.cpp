@@ -7,6 +7,7 @@
 // cgroup and file goes at the end of each case.
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -486,4 +487,66 @@ TEST_CASE("a container that cannot be created is refused and left nowhere") {
     CHECK(r.error().message().find("broken") != std::string::npos);
     CHECK(f.sup->status().empty());
     CHECK_FALSE(container_exists(f.cfg.state_root, "broken"));
+}
+
+TEST_CASE("a passing health check makes the container healthy") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("served", "echo ok > /tmp/index.html; exec httpd -f -p 8080 -h /tmp");
+    c.health.kind = ota::HealthKind::Http;
+    c.health.port = 8080;
+    c.health.interval_ms = 100;
+    c.health.timeout_ms = 500;
+    c.stop_grace_ms = 300;
+    f.start(c);
+    CHECK(f.status("served")->health == svc::Health::Starting);
+    REQUIRE(f.run_until([&] { return f.status("served")->health == svc::Health::Healthy; }));
+    CHECK(f.status("served")->restarts == 0);
+    REQUIRE(f.sup->stop_and_wait({"served"}));
+}
+
+TEST_CASE("an unhealthy container is restarted as a failure") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("sick", "while true; do sleep 0.05; done");  // nothing listens on 8080
+    c.restart.kind = ota::RestartPolicy::OnFailure;
+    c.health.kind = ota::HealthKind::Tcp;
+    c.health.port = 8080;
+    c.health.interval_ms = 100;
+    c.health.timeout_ms = 200;
+    c.health.retries = 2;
+    c.stop_grace_ms = 300;
+    f.start(c);
+    REQUIRE(f.run_until([&] { return f.status("sick")->restarts >= 1; }));
+    bool unhealthy = false, exited = false;
+    for (auto &ch : f.changes) {
+        unhealthy = unhealthy || ch.health == svc::Health::Unhealthy;
+        exited = exited || (ch.health == svc::Health::Exited && ch.why.starts_with("unhealthy: "));
+    }
+    CHECK(unhealthy);
+    CHECK(exited);
+    REQUIRE(f.sup->stop_and_wait({"sick"}));
+}
+
+TEST_CASE("memory the supervisor holds per running container") {
+    if (skip()) return;
+    Fixture f;
+    const int n = 5;
+    std::vector<ota::ContainerSpec> specs;
+    for (int i = 0; i < n; i++) {
+        specs.push_back(f.bundle(util::cat("idle", i), "echo started; while true; do sleep 1; done"));
+        specs.back().stop_grace_ms = 300;
+    }
+    f.changes.shrink_to_fit();
+    const size_t before = mallinfo2().uordblks;
+    std::vector<std::string> ids;
+    for (auto &c : specs) {
+        f.start(c);
+        ids.push_back(c.name);
+    }
+    f.run_for(300);  // the logs followed once or twice
+    const size_t used = mallinfo2().uordblks - before - f.changes.capacity() * sizeof(svc::ServiceStatus);
+    WARN("heap per supervised container (status, spec, log stream, loop entries): " << used / n << " bytes");
+    CHECK(used / n < 16384);
+    REQUIRE(f.sup->stop_and_wait(ids));
 }
