@@ -6,6 +6,7 @@
 // target hash covers those bytes; nothing is re-serialized).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -66,6 +67,7 @@ struct ContainerSpec {
     std::vector<VolumeMount> volumes;
     int stop_signal = 15;          ///< SIGTERM
     int64_t stop_grace_ms = 10000;  ///< then SIGKILL
+    size_t index = 0;  ///< its position in the document's "containers", for error paths ("containers[1]")
 };
 
 struct Revision {
