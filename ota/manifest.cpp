@@ -34,36 +34,79 @@ using util::cat;
 using util::quote;
 using util::json::Value;
 
-constexpr size_t kMaxName = 63;            ///< container and volume names: a DNS label, a directory name
+constexpr size_t kMaxName = 63;  ///< container and volume names: a DNS label, a directory name
 constexpr size_t kMaxRevisionName = 128;
+constexpr size_t kMaxContainers = 256;  ///< far above any gateway; keeps the ordering's quadratic loops small
 constexpr int64_t kMaxDurationMs = 24LL * 3600 * 1000;  ///< one day: any longer is a unit mistake
-constexpr int64_t kMinProbeMs = 10;        ///< health interval and timeout
-constexpr uint64_t kMinMemory = 1 << 20;   ///< below 1 MiB no process starts
-constexpr int64_t kMaxPids = 4194304;      ///< the kernel's PID_MAX_LIMIT
+constexpr int64_t kMinProbeMs = 10;                     ///< health interval and timeout
+constexpr uint64_t kMinMemory = 1 << 20;                ///< below 1 MiB no process starts
+constexpr int64_t kMaxPids = 4194304;                   ///< the kernel's PID_MAX_LIMIT
 constexpr size_t kMaxBoardFile = 1 << 20;
 
 /// The capabilities the kernel defines (linux/capability.h, CAP_CHOWN = 0
 /// to CAP_CHECKPOINT_RESTORE = 40). Kept here as names only: ota/ does not
 /// link the runtime, and a manifest is checked before any kernel sees it.
-constexpr std::string_view kCapabilities[] = {
-    "CAP_CHOWN",         "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",          "CAP_FSETID",
-    "CAP_KILL",          "CAP_SETGID",       "CAP_SETUID",          "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",   "CAP_NET_RAW",         "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",     "CAP_SYS_MODULE",   "CAP_SYS_RAWIO",       "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",     "CAP_SYS_ADMIN",    "CAP_SYS_BOOT",        "CAP_SYS_NICE",        "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",      "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",         "CAP_LEASE",           "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP",      "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",       "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE"};
+constexpr std::string_view kCapabilities[] = {"CAP_CHOWN",
+                                              "CAP_DAC_OVERRIDE",
+                                              "CAP_DAC_READ_SEARCH",
+                                              "CAP_FOWNER",
+                                              "CAP_FSETID",
+                                              "CAP_KILL",
+                                              "CAP_SETGID",
+                                              "CAP_SETUID",
+                                              "CAP_SETPCAP",
+                                              "CAP_LINUX_IMMUTABLE",
+                                              "CAP_NET_BIND_SERVICE",
+                                              "CAP_NET_BROADCAST",
+                                              "CAP_NET_ADMIN",
+                                              "CAP_NET_RAW",
+                                              "CAP_IPC_LOCK",
+                                              "CAP_IPC_OWNER",
+                                              "CAP_SYS_MODULE",
+                                              "CAP_SYS_RAWIO",
+                                              "CAP_SYS_CHROOT",
+                                              "CAP_SYS_PTRACE",
+                                              "CAP_SYS_PACCT",
+                                              "CAP_SYS_ADMIN",
+                                              "CAP_SYS_BOOT",
+                                              "CAP_SYS_NICE",
+                                              "CAP_SYS_RESOURCE",
+                                              "CAP_SYS_TIME",
+                                              "CAP_SYS_TTY_CONFIG",
+                                              "CAP_MKNOD",
+                                              "CAP_LEASE",
+                                              "CAP_AUDIT_WRITE",
+                                              "CAP_AUDIT_CONTROL",
+                                              "CAP_SETFCAP",
+                                              "CAP_MAC_OVERRIDE",
+                                              "CAP_MAC_ADMIN",
+                                              "CAP_SYSLOG",
+                                              "CAP_WAKE_ALARM",
+                                              "CAP_BLOCK_SUSPEND",
+                                              "CAP_AUDIT_READ",
+                                              "CAP_PERFMON",
+                                              "CAP_BPF",
+                                              "CAP_CHECKPOINT_RESTORE"};
 
-/// The signals a container may be asked to stop with, by name.
-struct NamedSignal {
+/// A JSON string naming a value of an enumeration.
+template <typename T>
+struct Named {
     std::string_view name;
-    int number;
+    T value;
 };
-constexpr NamedSignal kStopSignals[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
-                                        {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
-                                        {"TERM", SIGTERM}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}};
+
+constexpr Named<HealthKind> kHealthKinds[] = {
+    {"exec", HealthKind::Exec}, {"http", HealthKind::Http}, {"tcp", HealthKind::Tcp}, {"ready", HealthKind::Ready}};
+constexpr Named<NetworkMode> kNetworks[] = {
+    {"private", NetworkMode::Private}, {"host", NetworkMode::Host}, {"none", NetworkMode::None}};
+constexpr Named<RestartPolicy::Kind> kRestartKinds[] = {{"no", RestartPolicy::No},
+                                                        {"on-failure", RestartPolicy::OnFailure},
+                                                        {"always", RestartPolicy::Always},
+                                                        {"unless-stopped", RestartPolicy::UnlessStopped}};
+/// The signals a container may be asked to stop with, by name.
+constexpr Named<int> kStopSignals[] = {{"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ABRT", SIGABRT},
+                                       {"KILL", SIGKILL}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
+                                       {"TERM", SIGTERM}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}};
 
 // ---- paths and messages ----------------------------------------------------
 
@@ -88,7 +131,8 @@ bool plain_word(std::string_view s) {
 /// escaped when it holds anything that could break the one-line message;
 /// cut to 64 bytes.
 std::string shown(std::string_view s) {
-    bool printable = std::all_of(s.begin(), s.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f; });
+    bool printable =
+        std::all_of(s.begin(), s.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f; });
     std::string cut(s.substr(0, 64));
     if (s.size() > 64) cut += "...";
     return printable ? quote(cut) : util::json::dump(Value(cut));
@@ -96,14 +140,17 @@ std::string shown(std::string_view s) {
 
 /// `parent.key` (a key that is not a plain word is shown JSON-quoted).
 std::string key_path(std::string_view parent, std::string_view key) {
-    return util::json::field_path(parent, plain_word(key) ? std::string(key) : util::json::dump(Value(std::string(key))));
+    return util::json::field_path(parent,
+                                  plain_word(key) ? std::string(key) : util::json::dump(Value(std::string(key))));
 }
 std::string item_path(std::string_view parent, size_t i) { return cat(parent, '[', i, ']'); }
 
 util::Error wrong_type(std::string_view path, std::string_view expected, const Value &got) {
     return bad(path, cat("expected ", expected, ", got ", util::json::type_name(got)));
 }
-util::Error unknown_field(std::string_view parent, std::string_view key) { return bad(key_path(parent, key), "unknown field"); }
+util::Error unknown_field(std::string_view parent, std::string_view key) {
+    return bad(key_path(parent, key), "unknown field");
+}
 
 /// Checks that `v` is an object holding every key of `required`.
 util::Status object_with(const Value &v, std::string_view path, std::initializer_list<std::string_view> required) {
@@ -134,11 +181,24 @@ util::Result<bool> boolean(const Value &v, std::string_view path) {
     return v.get<bool>();
 }
 
+/// The value `choices` names by the string at `path`.
+template <typename T, size_t N>
+util::Result<T> choice(const Value &v, std::string_view path, const Named<T> (&choices)[N]) {
+    std::string expected;
+    for (size_t i = 0; i < N; i++) expected += cat(i == 0 ? "" : i + 1 < N ? ", " : " or ", quote(choices[i].name));
+    if (!v.is_string()) return wrong_type(path, expected, v);
+    const auto &s = v.get_ref<const std::string &>();
+    for (const auto &c : choices)
+        if (c.name == s) return c.value;
+    return bad(path, cat("expected ", expected, ", got ", shown(s)));
+}
+
 /// An integer in [lo, hi].
 util::Result<int64_t> integer(const Value &v, std::string_view path, int64_t lo, int64_t hi) {
     std::string expected = cat("an integer ", lo, "-", hi);
     if (!v.is_number_integer()) return wrong_type(path, expected, v);
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) return bad(path, cat("expected ", expected, ", got ", v.get<uint64_t>()));
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
+        return bad(path, cat("expected ", expected, ", got ", v.get<uint64_t>()));
     int64_t n = v.get<int64_t>();
     if (n < lo || n > hi) return bad(path, cat("expected ", expected, ", got ", n));
     return n;
@@ -148,11 +208,12 @@ util::Result<int64_t> integer(const Value &v, std::string_view path, int64_t lo,
 /// digits with a unit, "500ms", "10s", "2m", "1h"; at least `min_ms`, at
 /// most a day.
 util::Result<int64_t> duration(const Value &v, std::string_view path, int64_t min_ms) {
-    std::string expected = cat("a duration (\"500ms\", \"10s\", \"2m\", \"1h\" or integer milliseconds) from ", min_ms,
-                               "ms to 24h");
+    std::string expected =
+        cat("a duration (\"500ms\", \"10s\", \"2m\", \"1h\" or integer milliseconds) from ", min_ms, "ms to 24h");
     int64_t ms = 0;
     if (v.is_number_integer()) {
-        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(kMaxDurationMs)) return bad(path, cat("expected ", expected, ", got ", v.get<uint64_t>()));
+        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(kMaxDurationMs))
+            return bad(path, cat("expected ", expected, ", got ", v.get<uint64_t>()));
         ms = v.get<int64_t>();
     } else if (v.is_string()) {
         std::string_view s = v.get_ref<const std::string &>();
@@ -173,9 +234,11 @@ util::Result<int64_t> duration(const Value &v, std::string_view path, int64_t mi
 /// [a-z0-9][a-z0-9_.-]*, at most 63 bytes: a container or volume name.
 util::Result<std::string> short_name(const Value &v, std::string_view path) {
     std::string s = TRY(text(v, path));
-    auto ok_char = [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'; };
-    bool good = !s.empty() && s.size() <= kMaxName && std::all_of(s.begin(), s.end(), ok_char) && s[0] != '_' && s[0] != '.' &&
-                s[0] != '-';
+    auto ok_char = [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+    };
+    bool good = !s.empty() && s.size() <= kMaxName && std::all_of(s.begin(), s.end(), ok_char) && s[0] != '_' &&
+                s[0] != '.' && s[0] != '-';
     if (!good) return bad(path, cat("expected a name of 1-63 characters [a-z0-9][a-z0-9_.-]*, got ", shown(s)));
     return s;
 }
@@ -192,17 +255,22 @@ bool clean_absolute(std::string_view p) {
 
 util::Result<std::string> absolute_path(const Value &v, std::string_view path) {
     std::string s = TRY(text(v, path));
-    if (!clean_absolute(s)) return bad(path, cat("expected a clean absolute path (no `.`, `..`, `//` or trailing `/`), got ", shown(s)));
+    if (!clean_absolute(s))
+        return bad(path, cat("expected a clean absolute path (no `.`, `..`, `//` or trailing `/`), got ", shown(s)));
     return s;
 }
 
-bool under(std::string_view p, std::string_view dir) { return p == dir || (p.starts_with(dir) && p.size() > dir.size() && p[dir.size()] == '/'); }
+bool under(std::string_view p, std::string_view dir) {
+    return p == dir || (p.starts_with(dir) && p.size() > dir.size() && p[dir.size()] == '/');
+}
 
 /// A capability name as the kernel spells it; a name without the CAP_
 /// prefix or in lowercase gets told the right spelling.
 util::Result<std::string> capability(const Value &v, std::string_view path) {
     std::string s = TRY(text(v, path));
-    auto known = [](std::string_view n) { return std::find(std::begin(kCapabilities), std::end(kCapabilities), n) != std::end(kCapabilities); };
+    auto known = [](std::string_view n) {
+        return std::find(std::begin(kCapabilities), std::end(kCapabilities), n) != std::end(kCapabilities);
+    };
     if (known(s)) return s;
     std::string upper;
     for (char ch : s) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -217,7 +285,8 @@ util::Result<std::vector<std::string>> capabilities(const Value &v, std::string_
     std::vector<std::string> out;
     for (size_t i = 0; i < v.size(); i++) {
         std::string c = TRY(capability(v[i], item_path(path, i)));
-        if (std::find(out.begin(), out.end(), c) != out.end()) return bad(item_path(path, i), cat(quote(c), " is listed twice"));
+        if (std::find(out.begin(), out.end(), c) != out.end())
+            return bad(item_path(path, i), cat(quote(c), " is listed twice"));
         out.push_back(std::move(c));
     }
     return out;
@@ -230,8 +299,9 @@ util::Result<std::string> pinned_image(const Value &v, std::string_view path) {
     auto ref = img::Reference::parse(s);
     if (!ref) return bad(path, ref.error().message());
     if (!ref->digest)
-        return bad(path, cat(shown(s), " is not pinned by digest: name the image as <registry>/<repository>@sha256:<64 hex> "
-                                       "(a tag alone can change under the device)"));
+        return bad(path, cat(shown(s),
+                             " is not pinned by digest: name the image as <registry>/<repository>@sha256:<64 hex> "
+                             "(a tag alone can change under the device)"));
     return s;
 }
 
@@ -240,8 +310,10 @@ util::Result<std::vector<std::string>> environment(const Value &v, std::string_v
     std::set<std::string> keys;
     for (size_t i = 0; i < env.size(); i++) {
         size_t eq = env[i].find('=');
-        if (eq == std::string::npos || eq == 0) return bad(item_path(path, i), cat("expected KEY=VALUE, got ", shown(env[i])));
-        if (!keys.insert(env[i].substr(0, eq)).second) return bad(item_path(path, i), cat(shown(env[i].substr(0, eq)), " is set twice"));
+        if (eq == std::string::npos || eq == 0)
+            return bad(item_path(path, i), cat("expected KEY=VALUE, got ", shown(env[i])));
+        if (!keys.insert(env[i].substr(0, eq)).second)
+            return bad(item_path(path, i), cat(shown(env[i].substr(0, eq)), " is set twice"));
     }
     return env;
 }
@@ -259,23 +331,18 @@ util::Result<std::string> user(const Value &v, std::string_view path) {
     return s;
 }
 
+/// `no`, `on-failure`, `always`, `unless-stopped`, or `on-failure:N`.
 util::Result<RestartPolicy> restart_policy(const Value &v, std::string_view path) {
-    constexpr std::string_view expected = "expected `no`, `on-failure`, `on-failure:N` (N >= 1), `always` or `unless-stopped`";
-    if (!v.is_string()) return wrong_type(path, expected.substr(9), v);
-    std::string_view s = v.get_ref<const std::string &>();
     RestartPolicy r;
-    if (s == "no") r.kind = RestartPolicy::No;
-    else if (s == "always") r.kind = RestartPolicy::Always;
-    else if (s == "unless-stopped") r.kind = RestartPolicy::UnlessStopped;
-    else if (s == "on-failure") r.kind = RestartPolicy::OnFailure;
-    else if (s.starts_with("on-failure:")) {
+    if (v.is_string() && v.get_ref<const std::string &>().starts_with("on-failure:")) {
+        std::string_view s = v.get_ref<const std::string &>();
         auto n = util::parse_int<int>(s.substr(11));
-        if (!n || *n < 1) return bad(path, cat(expected, ", got ", shown(s)));
+        if (!n || *n < 1) return bad(path, cat("expected `on-failure:N` with N >= 1, got ", shown(s)));
         r.kind = RestartPolicy::OnFailure;
         r.max_retries = *n;
-    } else {
-        return bad(path, cat(expected, ", got ", shown(s)));
+        return r;
     }
+    r.kind = TRY(choice(v, path, kRestartKinds));
     return r;
 }
 
@@ -286,7 +353,7 @@ util::Result<int> stop_signal(const Value &v, std::string_view path) {
     std::string_view s = v.get_ref<const std::string &>();
     std::string_view name = s.starts_with("SIG") ? s.substr(3) : s;
     for (const auto &sig : kStopSignals)
-        if (sig.name == name) return sig.number;
+        if (sig.name == name) return sig.value;
     return bad(path, cat("expected ", expected, ", got ", shown(s)));
 }
 
@@ -297,12 +364,7 @@ util::Result<HealthSpec> health(const Value &v, const std::string &path) {
     for (const auto &[key, val] : v.items()) {
         std::string p = key_path(path, key);
         if (key == "kind") {
-            std::string k = TRY(text(val, p));
-            if (k == "exec") h.kind = HealthKind::Exec;
-            else if (k == "http") h.kind = HealthKind::Http;
-            else if (k == "tcp") h.kind = HealthKind::Tcp;
-            else if (k == "ready") h.kind = HealthKind::Ready;
-            else return bad(p, cat("expected `exec`, `http`, `tcp` or `ready`, got ", shown(k)));
+            h.kind = TRY(choice(val, p, kHealthKinds));
         } else if (key == "command") {
             h.command = TRY(texts(val, p));
             if (h.command.empty() || h.command[0].empty()) return bad(p, "expected a non-empty command (argv)");
@@ -312,7 +374,8 @@ util::Result<HealthSpec> health(const Value &v, const std::string &path) {
             has_port = true;
         } else if (key == "path") {
             h.path = TRY(text(val, p));
-            if (!h.path.starts_with('/') || std::any_of(h.path.begin(), h.path.end(), [](char ch) { return ch <= ' ' || ch == 0x7f; }))
+            if (!h.path.starts_with('/') ||
+                std::any_of(h.path.begin(), h.path.end(), [](char ch) { return ch <= ' ' || ch == 0x7f; }))
                 return bad(p, cat("expected an http path starting with `/` (no spaces), got ", shown(h.path)));
             has_path = true;
         } else if (key == "interval") {
@@ -329,10 +392,12 @@ util::Result<HealthSpec> health(const Value &v, const std::string &path) {
     }
     std::string_view kind = v["kind"].get_ref<const std::string &>();
     if ((h.kind == HealthKind::Exec) != has_command)
-        return bad(key_path(path, "command"), has_command ? cat("not used by kind ", kind) : std::string("missing (required by kind exec)"));
+        return bad(key_path(path, "command"),
+                   has_command ? cat("not used by kind ", kind) : std::string("missing (required by kind exec)"));
     bool wants_port = h.kind == HealthKind::Http || h.kind == HealthKind::Tcp;
     if (wants_port != has_port)
-        return bad(key_path(path, "port"), has_port ? cat("not used by kind ", kind) : cat("missing (required by kind ", kind, ")"));
+        return bad(key_path(path, "port"),
+                   has_port ? cat("not used by kind ", kind) : cat("missing (required by kind ", kind, ")"));
     if (has_path && h.kind != HealthKind::Http) return bad(key_path(path, "path"), cat("not used by kind ", kind));
     return h;
 }
@@ -344,7 +409,8 @@ util::Status resources(const Value &v, const std::string &path, ContainerSpec &c
         if (key == "memory") {
             constexpr std::string_view expected = "a memory size (\"64m\", \"1g\", \"512k\" or bytes) of at least 1m";
             uint64_t bytes = 0;
-            if (val.is_number_unsigned()) {
+            if (val.is_number_integer()) {
+                if (!val.is_number_unsigned()) return bad(p, cat("expected ", expected, ", got ", val.get<int64_t>()));
                 bytes = val.get<uint64_t>();
             } else if (val.is_string()) {
                 std::string_view s = val.get_ref<const std::string &>();
@@ -355,7 +421,8 @@ util::Status resources(const Value &v, const std::string &path, ContainerSpec &c
                     if (scale != 1) s.remove_suffix(1);
                 }
                 auto n = util::parse_int<uint64_t>(s);
-                if (!n || s.starts_with('+') || *n > UINT64_MAX / scale) return bad(p, cat("expected ", expected, ", got ", shown(val.get<std::string>())));
+                if (!n || *n > UINT64_MAX / scale)
+                    return bad(p, cat("expected ", expected, ", got ", shown(val.get<std::string>())));
                 bytes = *n * scale;
             } else {
                 return wrong_type(p, expected, val);
@@ -365,7 +432,8 @@ util::Status resources(const Value &v, const std::string &path, ContainerSpec &c
         } else if (key == "cpus") {
             if (!val.is_number()) return wrong_type(p, "a number of CPUs from 0.001 to 1024", val);
             double cpus = val.get<double>();
-            if (!(cpus >= 0.001 && cpus <= 1024)) return bad(p, cat("expected a number of CPUs from 0.001 to 1024, got ", cpus));
+            if (!(cpus >= 0.001 && cpus <= 1024))
+                return bad(p, cat("expected a number of CPUs from 0.001 to 1024, got ", cpus));
             c.cpu_millis = static_cast<uint64_t>(std::llround(cpus * 1000));
         } else if (key == "pids") {
             c.pids = TRY(integer(val, p, 1, kMaxPids));
@@ -383,7 +451,8 @@ util::Result<DeviceRule> device(const Value &v, const std::string &path) {
         std::string p = key_path(path, key);
         if (key == "path") {
             d.path = TRY(absolute_path(val, p));
-            if (!d.path.starts_with("/dev/")) return bad(p, cat("expected a device node under /dev/, got ", shown(d.path)));
+            if (!d.path.starts_with("/dev/"))
+                return bad(p, cat("expected a device node under /dev/, got ", shown(d.path)));
         } else if (key == "permissions") {
             d.permissions = TRY(text(val, p));
             std::string_view perm = d.permissions;
@@ -420,12 +489,20 @@ util::Result<VolumeMount> volume(const Value &v, const std::string &path) {
     return m;
 }
 
-/// Each item of the array at `path` read by `one`.
+/// Each item of the array at `path` read by `one`; two items with the same
+/// `.path` are refused ("<path> is <twice>").
 template <typename T, typename F>
-util::Result<std::vector<T>> each(const Value &v, const std::string &path, std::string_view what, F one) {
+util::Result<std::vector<T>> each_path_once(const Value &v, const std::string &path, std::string_view what, F one,
+                                            std::string_view twice) {
     if (!v.is_array()) return wrong_type(path, cat("an array of ", what), v);
     std::vector<T> out;
-    for (size_t i = 0; i < v.size(); i++) out.push_back(TRY(one(v[i], item_path(path, i))));
+    for (size_t i = 0; i < v.size(); i++) {
+        T item = TRY(one(v[i], item_path(path, i)));
+        for (const T &before : out)
+            if (before.path == item.path)
+                return bad(key_path(item_path(path, i), "path"), cat(item.path, " is ", twice));
+        out.push_back(std::move(item));
+    }
     return out;
 }
 
@@ -456,25 +533,13 @@ util::Result<ContainerSpec> container(const Value &v, const std::string &path, s
         } else if (key == "resources") {
             TRY(resources(val, p, c));
         } else if (key == "devices") {
-            c.devices = TRY(each<DeviceRule>(val, p, "devices", device));
-            for (size_t i = 0; i < c.devices.size(); i++)
-                for (size_t j = 0; j < i; j++)
-                    if (c.devices[j].path == c.devices[i].path)
-                        return bad(key_path(item_path(p, i), "path"), cat(c.devices[i].path, " is listed twice"));
+            c.devices = TRY(each_path_once<DeviceRule>(val, p, "devices", device, "listed twice"));
         } else if (key == "capabilities") {
             c.capabilities = TRY(capabilities(val, p));
         } else if (key == "network") {
-            std::string n = TRY(text(val, p));
-            if (n == "private") c.network = NetworkMode::Private;
-            else if (n == "host") c.network = NetworkMode::Host;
-            else if (n == "none") c.network = NetworkMode::None;
-            else return bad(p, cat("expected `private`, `host` or `none`, got ", shown(n)));
+            c.network = TRY(choice(val, p, kNetworks));
         } else if (key == "volumes") {
-            c.volumes = TRY(each<VolumeMount>(val, p, "volumes", volume));
-            for (size_t i = 0; i < c.volumes.size(); i++)
-                for (size_t j = 0; j < i; j++)
-                    if (c.volumes[j].path == c.volumes[i].path)
-                        return bad(key_path(item_path(p, i), "path"), cat(c.volumes[i].path, " is mounted twice"));
+            c.volumes = TRY(each_path_once<VolumeMount>(val, p, "volumes", volume, "mounted twice"));
         } else if (key == "stop_signal") {
             c.stop_signal = TRY(stop_signal(val, p));
         } else if (key == "stop_grace") {
@@ -500,7 +565,8 @@ util::Status order_by_dependencies(std::vector<ContainerSpec> &cs) {
     for (size_t i = 0; i < cs.size(); i++) {
         std::string at = item_path("containers", i);
         if (size_t first = find(cs[i].name); first < i)
-            return bad(key_path(at, "name"), cat(quote(cs[i].name), " is already the name of ", item_path("containers", first)));
+            return bad(key_path(at, "name"),
+                       cat(quote(cs[i].name), " is already the name of ", item_path("containers", first)));
         for (size_t d = 0; d < cs[i].depends_on.size(); d++) {
             const std::string &dep = cs[i].depends_on[d];
             std::string p = item_path(key_path(at, "depends_on"), d);
@@ -513,7 +579,8 @@ util::Status order_by_dependencies(std::vector<ContainerSpec> &cs) {
     std::vector<bool> placed(cs.size(), false);
     std::vector<size_t> order;
     auto ready = [&](size_t i) {
-        return std::all_of(cs[i].depends_on.begin(), cs[i].depends_on.end(), [&](const std::string &d) { return placed[find(d)]; });
+        return std::all_of(cs[i].depends_on.begin(), cs[i].depends_on.end(),
+                           [&](const std::string &d) { return placed[find(d)]; });
     };
     while (order.size() < cs.size()) {
         size_t next = cs.size();
@@ -620,20 +687,27 @@ util::Result<Revision> parse_revision(std::string_view document) {
     for (const auto &[key, val] : doc.items()) {
         if (key == "version") {
             constexpr std::string_view expected = "an integer above 0";
-            if (val.is_number_unsigned() && val.get<uint64_t>() > 0) rev.version = val.get<uint64_t>();
-            else if (val.is_number_integer()) return bad(key, cat("expected ", expected, ", got ", val.get<int64_t>()));
-            else return wrong_type(key, expected, val);
+            if (val.is_number_unsigned() && val.get<uint64_t>() > 0)
+                rev.version = val.get<uint64_t>();
+            else if (val.is_number_integer())
+                return bad(key, cat("expected ", expected, ", got ", val.get<int64_t>()));
+            else
+                return wrong_type(key, expected, val);
         } else if (key == "name") {
             rev.name = TRY(text(val, key));
             if (rev.name.empty() || rev.name.size() > kMaxRevisionName ||
-                std::any_of(rev.name.begin(), rev.name.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }))
+                std::any_of(rev.name.begin(), rev.name.end(),
+                            [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }))
                 return bad(key, "expected a name of 1-128 bytes without control characters");
         } else if (key == "health_window") {
             rev.health_window_ms = TRY(duration(val, key, 1));
         } else if (key == "containers") {
             if (!val.is_array()) return wrong_type(key, "a non-empty array of containers", val);
             if (val.empty()) return bad(key, "expected a non-empty array of containers, got an empty one");
-            for (size_t i = 0; i < val.size(); i++) rev.containers.push_back(TRY(container(val[i], item_path(key, i), i)));
+            if (val.size() > kMaxContainers)
+                return bad(key, cat("expected at most ", kMaxContainers, " containers, got ", val.size()));
+            for (size_t i = 0; i < val.size(); i++)
+                rev.containers.push_back(TRY(container(val[i], item_path(key, i), i)));
         } else {
             return unknown_field("", key);
         }
@@ -661,7 +735,8 @@ util::Result<AppLimits> load_app_limits(const std::string &board_json_path) {
                 limits.devices = TRY(texts(val, p));
                 for (size_t i = 0; i < limits.devices.size(); i++)
                     if (!limits.devices[i].starts_with("/dev/"))
-                        return bad(item_path(p, i), cat("expected a pattern under /dev/, got ", shown(limits.devices[i])));
+                        return bad(item_path(p, i),
+                                   cat("expected a pattern under /dev/, got ", shown(limits.devices[i])));
             } else if (key == "capabilities") {
                 limits.capabilities = TRY(capabilities(val, p));
             } else {
@@ -688,12 +763,14 @@ util::Status check_limits(const Revision &rev, const AppLimits &limits) {
             bool allowed = std::any_of(limits.devices.begin(), limits.devices.end(), [&](const std::string &pattern) {
                 return fnmatch(pattern.c_str(), dev.c_str(), FNM_PATHNAME) == 0;
             });
-            if (!allowed) return bad(item_path(key_path(at, "devices"), i), cat(dev, " is not allowed by the board profile"));
+            if (!allowed)
+                return bad(item_path(key_path(at, "devices"), i), cat(dev, " is not allowed by the board profile"));
         }
         for (size_t i = 0; i < c->capabilities.size(); i++) {
             const std::string &cap = c->capabilities[i];
             if (!listed(defaults, cap) && !listed(limits.capabilities, cap))
-                return bad(item_path(key_path(at, "capabilities"), i), cat(cap, " is not allowed by the board profile"));
+                return bad(item_path(key_path(at, "capabilities"), i),
+                           cat(cap, " is not allowed by the board profile"));
         }
     }
     return util::ok();

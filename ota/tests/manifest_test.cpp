@@ -63,7 +63,8 @@ Value full() { return Value::parse(kFull); }
 
 /// A one-container manifest to modify.
 Value minimal() {
-    return Value{{"version", 1}, {"name", "app"}, {"containers", Value::array({Value{{"name", "app"}, {"image", kImage}}})}};
+    return Value{
+        {"version", 1}, {"name", "app"}, {"containers", Value::array({Value{{"name", "app"}, {"image", kImage}}})}};
 }
 
 /// `doc` changed by `change`, parsed: must fail with a one-line message containing `expected`.
@@ -185,21 +186,31 @@ TEST_CASE("defaults of a minimal manifest", "[manifest]") {
 }
 
 TEST_CASE("an unknown field at top level is refused with its name", "[manifest]") {
-    refused(minimal(), [](Value &d) { d["system"] = Value::object(); }, "system: unknown field");
+    refused(
+        minimal(), [](Value &d) { d["system"] = Value::object(); }, "system: unknown field");
 }
 
 TEST_CASE("an unknown field in a container is refused with its path", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][1]["healthz"] = 1; }, "containers[1].healthz: unknown field");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["healthz"] = 1; }, "containers[1].healthz: unknown field");
 }
 
 TEST_CASE("an unknown field in a health check is refused with its path", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["verb"] = "GET"; }, "containers[0].health.verb: unknown field");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["verb"] = "GET"; },
+        "containers[0].health.verb: unknown field");
 }
 
 TEST_CASE("unknown fields in resources, devices and volumes are refused with their paths", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["resources"]["swap"] = "1g"; }, "containers[0].resources.swap: unknown field");
-    refused(full(), [](Value &d) { d["containers"][1]["devices"][1]["major"] = 4; }, "containers[1].devices[1].major: unknown field");
-    refused(full(), [](Value &d) { d["containers"][1]["volumes"][0]["size"] = 4; }, "containers[1].volumes[0].size: unknown field");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["resources"]["swap"] = "1g"; },
+        "containers[0].resources.swap: unknown field");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["devices"][1]["major"] = 4; },
+        "containers[1].devices[1].major: unknown field");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["volumes"][0]["size"] = 4; },
+        "containers[1].volumes[0].size: unknown field");
 }
 
 TEST_CASE("a key written twice in one object is refused", "[manifest]") {
@@ -211,54 +222,94 @@ TEST_CASE("a key written twice in one object is refused", "[manifest]") {
 }
 
 TEST_CASE("a value of the wrong type is refused with the expected type", "[manifest]") {
-    refused(minimal(), [](Value &d) { d["version"] = "1"; }, "version: expected an integer above 0, got a string");
-    refused(minimal(), [](Value &d) { first(d)["args"] = "run"; }, "containers[0].args: expected an array of strings, got a string");
-    refused(minimal(), [](Value &d) { first(d)["env"] = Value::array({1}); }, "containers[0].env[0]: expected a string, got an integer");
-    refused(minimal(), [](Value &d) { d["containers"] = Value::object(); }, "containers: expected a non-empty array");
-    refused(minimal(), [](Value &d) { first(d)["workdir"] = Value(); }, "containers[0].workdir: expected a string, got null");
+    refused(
+        minimal(), [](Value &d) { d["version"] = "1"; }, "version: expected an integer above 0, got a string");
+    refused(
+        minimal(), [](Value &d) { first(d)["args"] = "run"; },
+        "containers[0].args: expected an array of strings, got a string");
+    refused(
+        minimal(), [](Value &d) { first(d)["env"] = Value::array({1}); },
+        "containers[0].env[0]: expected a string, got an integer");
+    refused(
+        minimal(), [](Value &d) { d["containers"] = Value::object(); }, "containers: expected a non-empty array");
+    refused(
+        minimal(), [](Value &d) { first(d)["workdir"] = Value(); },
+        "containers[0].workdir: expected a string, got null");
+}
+
+TEST_CASE("more containers than the limit are refused", "[manifest]") {
+    refused(
+        minimal(),
+        [](Value &d) {
+            for (int i = 0; i < 256; i++) d["containers"].push_back(first(d));
+        },
+        "containers: expected at most 256 containers, got 257");
 }
 
 TEST_CASE("a missing required field is refused with its path", "[manifest]") {
-    refused(minimal(), [](Value &d) { d.erase("version"); }, "version: missing");
-    refused(minimal(), [](Value &d) { first(d).erase("image"); }, "containers[0].image: missing");
-    refused(minimal(), [](Value &d) { d["containers"] = Value::array(); }, "containers: expected a non-empty array");
+    refused(
+        minimal(), [](Value &d) { d.erase("version"); }, "version: missing");
+    refused(
+        minimal(), [](Value &d) { first(d).erase("image"); }, "containers[0].image: missing");
+    refused(
+        minimal(), [](Value &d) { d["containers"] = Value::array(); }, "containers: expected a non-empty array");
 }
 
 TEST_CASE("a version of zero or below is refused", "[manifest]") {
-    refused(minimal(), [](Value &d) { d["version"] = 0; }, "version: expected an integer above 0, got 0");
-    refused(minimal(), [](Value &d) { d["version"] = -3; }, "version: expected an integer above 0, got -3");
+    refused(
+        minimal(), [](Value &d) { d["version"] = 0; }, "version: expected an integer above 0, got 0");
+    refused(
+        minimal(), [](Value &d) { d["version"] = -3; }, "version: expected an integer above 0, got -3");
 }
 
 TEST_CASE("an image named by a tag alone is refused", "[manifest]") {
-    refused(minimal(), [](Value &d) { first(d)["image"] = "localhost:5000/sensor:1.0"; },
-            "containers[0].image: `localhost:5000/sensor:1.0` is not pinned by digest");
+    refused(
+        minimal(), [](Value &d) { first(d)["image"] = "localhost:5000/sensor:1.0"; },
+        "containers[0].image: `localhost:5000/sensor:1.0` is not pinned by digest");
 }
 
 TEST_CASE("an image reference that does not parse is refused", "[manifest]") {
-    refused(minimal(), [](Value &d) { first(d)["image"] = "localhost:5000/Sensor@" + kDigest; }, "containers[0].image: ");
-    refused(minimal(), [](Value &d) { first(d)["image"] = "localhost:5000/sensor@sha256:abc"; }, "containers[0].image: ");
+    refused(
+        minimal(), [](Value &d) { first(d)["image"] = "localhost:5000/Sensor@" + kDigest; }, "containers[0].image: ");
+    refused(
+        minimal(), [](Value &d) { first(d)["image"] = "localhost:5000/sensor@sha256:abc"; }, "containers[0].image: ");
 }
 
 TEST_CASE("a bad container name is refused", "[manifest]") {
-    refused(minimal(), [](Value &d) { first(d)["name"] = "Web"; }, "containers[0].name: expected a name of 1-63 characters");
-    refused(minimal(), [](Value &d) { first(d)["name"] = "-web"; }, "containers[0].name: expected a name");
-    refused(minimal(), [](Value &d) { first(d)["name"] = std::string(64, 'a'); }, "containers[0].name: expected a name");
-    refused(minimal(), [](Value &d) { first(d)["name"] = ""; }, "containers[0].name: expected a name");
+    refused(
+        minimal(), [](Value &d) { first(d)["name"] = "Web"; },
+        "containers[0].name: expected a name of 1-63 characters");
+    refused(
+        minimal(), [](Value &d) { first(d)["name"] = "-web"; }, "containers[0].name: expected a name");
+    refused(
+        minimal(), [](Value &d) { first(d)["name"] = std::string(64, 'a'); }, "containers[0].name: expected a name");
+    refused(
+        minimal(), [](Value &d) { first(d)["name"] = ""; }, "containers[0].name: expected a name");
 }
 
 TEST_CASE("a duplicate container name is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][1]["name"] = "web"; d["containers"][0].erase("depends_on"); },
-            "containers[1].name: `web` is already the name of containers[0]");
+    refused(
+        full(),
+        [](Value &d) {
+            d["containers"][1]["name"] = "web";
+            d["containers"][0].erase("depends_on");
+        },
+        "containers[1].name: `web` is already the name of containers[0]");
 }
 
 TEST_CASE("a dependency on a container not in the revision is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["depends_on"] = Value::array({"sensor", "db"}); },
-            "containers[0].depends_on[1]: no container named `db`");
+    refused(
+        full(),
+        [](Value &d) {
+            d["containers"][0]["depends_on"] = Value::array({"sensor", "db"});
+        },
+        "containers[0].depends_on[1]: no container named `db`");
 }
 
 TEST_CASE("a container depending on itself is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][1]["depends_on"] = Value::array({"sensor"}); },
-            "containers[1].depends_on[0]: `sensor` cannot depend on itself");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["depends_on"] = Value::array({"sensor"}); },
+        "containers[1].depends_on[0]: `sensor` cannot depend on itself");
 }
 
 TEST_CASE("a dependency cycle is refused and named", "[manifest]") {
@@ -273,7 +324,8 @@ TEST_CASE("a dependency cycle is refused and named", "[manifest]") {
     doc["containers"][1]["depends_on"] = Value::array({"c"});
     doc["containers"][2]["depends_on"] = Value::array({"d"});
     doc["containers"][3]["depends_on"] = Value::array({"b"});
-    refused(doc, [](Value &) {}, "containers[1].depends_on: dependency cycle: b -> c -> d -> b");
+    refused(
+        doc, [](Value &) {}, "containers[1].depends_on: dependency cycle: b -> c -> d -> b");
 }
 
 TEST_CASE("containers come in dependency order, otherwise in document order", "[manifest]") {
@@ -298,38 +350,66 @@ TEST_CASE("containers come in dependency order, otherwise in document order", "[
 }
 
 TEST_CASE("a bad restart policy is refused", "[manifest]") {
-    refused(minimal(), [](Value &d) { first(d)["restart"] = "sometimes"; }, "containers[0].restart: expected `no`, `on-failure`");
-    refused(minimal(), [](Value &d) { first(d)["restart"] = "on-failure:0"; }, "containers[0].restart: expected");
-    refused(minimal(), [](Value &d) { first(d)["restart"] = "on-failure:x"; }, "containers[0].restart: expected");
+    refused(
+        minimal(), [](Value &d) { first(d)["restart"] = "sometimes"; },
+        "containers[0].restart: expected `no`, `on-failure`, `always` or `unless-stopped`, got `sometimes`");
+    refused(
+        minimal(), [](Value &d) { first(d)["restart"] = "on-failure:0"; },
+        "containers[0].restart: expected `on-failure:N` with N >= 1, got `on-failure:0`");
+    refused(
+        minimal(), [](Value &d) { first(d)["restart"] = "on-failure:x"; }, "containers[0].restart: expected");
 }
 
 TEST_CASE("a health port out of range is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["port"] = 70000; },
-            "containers[0].health.port: expected an integer 1-65535, got 70000");
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["port"] = 0; }, "containers[0].health.port: expected an integer 1-65535");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["port"] = 70000; },
+        "containers[0].health.port: expected an integer 1-65535, got 70000");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["port"] = 0; },
+        "containers[0].health.port: expected an integer 1-65535");
 }
 
 TEST_CASE("a health check missing what its kind needs is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["health"].erase("port"); }, "containers[0].health.port: missing (required by kind http)");
-    refused(full(), [](Value &d) { d["containers"][1]["health"]["command"] = Value::array(); },
-            "containers[1].health.command: expected a non-empty command");
-    refused(full(), [](Value &d) { d["containers"][1]["health"]["port"] = 80; }, "containers[1].health.port: not used by kind exec");
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["path"] = "healthz"; }, "containers[0].health.path: expected an http path");
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["kind"] = "grpc"; }, "containers[0].health.kind: expected `exec`, `http`");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"].erase("port"); },
+        "containers[0].health.port: missing (required by kind http)");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["health"]["command"] = Value::array(); },
+        "containers[1].health.command: expected a non-empty command");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["health"]["port"] = 80; },
+        "containers[1].health.port: not used by kind exec");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["path"] = "healthz"; },
+        "containers[0].health.path: expected an http path");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["kind"] = "grpc"; },
+        "containers[0].health.kind: expected `exec`, `http`, `tcp` or `ready`, got `grpc`");
 }
 
 TEST_CASE("a bad duration is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["interval"] = "2 s"; }, "containers[0].health.interval: expected a duration");
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["interval"] = "1.5s"; }, "containers[0].health.interval: expected a duration");
-    refused(full(), [](Value &d) { d["containers"][0]["health"]["interval"] = "0s"; }, "containers[0].health.interval: expected a duration");
-    refused(full(), [](Value &d) { d["containers"][0]["stop_grace"] = "25h"; }, "containers[0].stop_grace: expected a duration");
-    refused(full(), [](Value &d) { d["health_window"] = 2.5; }, "health_window: expected a duration");
-    refused(full(), [](Value &d) { d["health_window"] = "9999999999999999h"; }, "health_window: expected a duration");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["interval"] = "2 s"; },
+        "containers[0].health.interval: expected a duration");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["interval"] = "1.5s"; },
+        "containers[0].health.interval: expected a duration");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["health"]["interval"] = "0s"; },
+        "containers[0].health.interval: expected a duration");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["stop_grace"] = "25h"; },
+        "containers[0].stop_grace: expected a duration");
+    refused(
+        full(), [](Value &d) { d["health_window"] = 2.5; }, "health_window: expected a duration");
+    refused(
+        full(), [](Value &d) { d["health_window"] = "9999999999999999h"; }, "health_window: expected a duration");
 }
 
 TEST_CASE("durations are strings with a unit or integer milliseconds", "[manifest]") {
     Value doc = minimal();
-    for (auto [given, ms] : std::vector<std::pair<Value, int64_t>>{{"250ms", 250}, {"10s", 10000}, {"2m", 120000}, {"1h", 3600000}, {1500, 1500}}) {
+    for (auto [given, ms] : std::vector<std::pair<Value, int64_t>>{
+             {"250ms", 250}, {"10s", 10000}, {"2m", 120000}, {"1h", 3600000}, {1500, 1500}}) {
         doc["health_window"] = given;
         auto r = parse_revision(doc.dump());
         REQUIRE(r.ok());
@@ -339,14 +419,21 @@ TEST_CASE("durations are strings with a unit or integer milliseconds", "[manifes
 
 TEST_CASE("a bad volume is refused", "[manifest]") {
     for (const char *p : {"/", "/proc", "/proc/sys", "/sys/fs", "/dev", "/dev/shm"})
-        refused(full(), [&](Value &d) { d["containers"][1]["volumes"][0]["path"] = p; }, "containers[1].volumes[0].path: a volume cannot be mounted");
-    refused(full(), [](Value &d) { d["containers"][1]["volumes"][0]["path"] = "data"; },
-            "containers[1].volumes[0].path: expected a clean absolute path");
-    refused(full(), [](Value &d) { d["containers"][1]["volumes"][0]["path"] = "/data/../proc"; },
-            "containers[1].volumes[0].path: expected a clean absolute path");
-    refused(full(), [](Value &d) { d["containers"][1]["volumes"][1]["name"] = "../etc"; }, "containers[1].volumes[1].name: expected a name");
-    refused(full(), [](Value &d) { d["containers"][1]["volumes"][1]["path"] = "/var/lib/sensor"; },
-            "containers[1].volumes[1].path: /var/lib/sensor is mounted twice");
+        refused(
+            full(), [&](Value &d) { d["containers"][1]["volumes"][0]["path"] = p; },
+            "containers[1].volumes[0].path: a volume cannot be mounted");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["volumes"][0]["path"] = "data"; },
+        "containers[1].volumes[0].path: expected a clean absolute path");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["volumes"][0]["path"] = "/data/../proc"; },
+        "containers[1].volumes[0].path: expected a clean absolute path");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["volumes"][1]["name"] = "../etc"; },
+        "containers[1].volumes[1].name: expected a name");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["volumes"][1]["path"] = "/var/lib/sensor"; },
+        "containers[1].volumes[1].path: /var/lib/sensor is mounted twice");
 }
 
 TEST_CASE("a volume path that only starts like a system directory is accepted", "[manifest]") {
@@ -356,31 +443,55 @@ TEST_CASE("a volume path that only starts like a system directory is accepted", 
 }
 
 TEST_CASE("a bad capability is refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][1]["capabilities"] = Value::array({"NET_ADMIN"}); },
-            "containers[1].capabilities[0]: `NET_ADMIN` is not a capability name: write `CAP_NET_ADMIN`");
-    refused(full(), [](Value &d) { d["containers"][1]["capabilities"] = Value::array({"cap_net_admin"}); }, "write `CAP_NET_ADMIN`");
-    refused(full(), [](Value &d) { d["containers"][1]["capabilities"] = Value::array({"CAP_NET_ADMIN", "CAP_FLY"}); },
-            "containers[1].capabilities[1]: expected a capability name");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["capabilities"] = Value::array({"NET_ADMIN"}); },
+        "containers[1].capabilities[0]: `NET_ADMIN` is not a capability name: write `CAP_NET_ADMIN`");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["capabilities"] = Value::array({"cap_net_admin"}); },
+        "write `CAP_NET_ADMIN`");
+    refused(
+        full(),
+        [](Value &d) {
+            d["containers"][1]["capabilities"] = Value::array({"CAP_NET_ADMIN", "CAP_FLY"});
+        },
+        "containers[1].capabilities[1]: expected a capability name");
 }
 
 TEST_CASE("bad devices are refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][1]["devices"][0]["path"] = "/etc/passwd"; },
-            "containers[1].devices[0].path: expected a device node under /dev/");
-    refused(full(), [](Value &d) { d["containers"][1]["devices"][0]["permissions"] = "rx"; },
-            "containers[1].devices[0].permissions: expected a non-empty subset of `rwm`");
-    refused(full(), [](Value &d) { d["containers"][1]["devices"][0]["permissions"] = "rr"; }, "containers[1].devices[0].permissions");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["devices"][0]["path"] = "/etc/passwd"; },
+        "containers[1].devices[0].path: expected a device node under /dev/");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["devices"][0]["permissions"] = "rx"; },
+        "containers[1].devices[0].permissions: expected a non-empty subset of `rwm`");
+    refused(
+        full(), [](Value &d) { d["containers"][1]["devices"][0]["permissions"] = "rr"; },
+        "containers[1].devices[0].permissions");
 }
 
 TEST_CASE("bad resources are refused", "[manifest]") {
-    refused(full(), [](Value &d) { d["containers"][0]["resources"]["memory"] = "64x"; }, "containers[0].resources.memory: expected a memory size");
-    refused(full(), [](Value &d) { d["containers"][0]["resources"]["memory"] = 4096; }, "containers[0].resources.memory: expected a memory size");
-    refused(full(), [](Value &d) { d["containers"][0]["resources"]["cpus"] = 0; }, "containers[0].resources.cpus: expected a number of CPUs");
-    refused(full(), [](Value &d) { d["containers"][0]["resources"]["pids"] = 0; }, "containers[0].resources.pids: expected an integer");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["resources"]["memory"] = "64x"; },
+        "containers[0].resources.memory: expected a memory size");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["resources"]["memory"] = 4096; },
+        "containers[0].resources.memory: expected a memory size");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["resources"]["memory"] = -5; },
+        "containers[0].resources.memory: expected a memory size (\"64m\", \"1g\", \"512k\" or bytes) of at least 1m, "
+        "got -5");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["resources"]["cpus"] = 0; },
+        "containers[0].resources.cpus: expected a number of CPUs");
+    refused(
+        full(), [](Value &d) { d["containers"][0]["resources"]["pids"] = 0; },
+        "containers[0].resources.pids: expected an integer");
 }
 
 TEST_CASE("memory sizes take k, m and g suffixes or bytes", "[manifest]") {
     Value doc = minimal();
-    for (auto [given, bytes] : std::vector<std::pair<Value, uint64_t>>{{"2048k", 2048ull << 10}, {"1G", 1ull << 30}, {2097152, 2097152}, {"2097152", 2097152}}) {
+    for (auto [given, bytes] : std::vector<std::pair<Value, uint64_t>>{
+             {"2048k", 2048ull << 10}, {"1G", 1ull << 30}, {2097152, 2097152}, {"2097152", 2097152}}) {
         first(doc)["resources"] = Value{{"memory", given}};
         auto r = parse_revision(doc.dump());
         REQUIRE(r.ok());
@@ -389,13 +500,29 @@ TEST_CASE("memory sizes take k, m and g suffixes or bytes", "[manifest]") {
 }
 
 TEST_CASE("bad env, workdir, user, network and stop signal are refused", "[manifest]") {
-    refused(minimal(), [](Value &d) { first(d)["env"] = Value::array({"NOVALUE"}); }, "containers[0].env[0]: expected KEY=VALUE");
-    refused(minimal(), [](Value &d) { first(d)["env"] = Value::array({"A=1", "A=2"}); }, "containers[0].env[1]: `A` is set twice");
-    refused(minimal(), [](Value &d) { first(d)["workdir"] = "srv"; }, "containers[0].workdir: expected a clean absolute path");
-    refused(minimal(), [](Value &d) { first(d)["user"] = "a:b:c"; }, "containers[0].user: expected user[:group]");
-    refused(minimal(), [](Value &d) { first(d)["network"] = "bridge"; }, "containers[0].network: expected `private`, `host` or `none`");
-    refused(minimal(), [](Value &d) { first(d)["stop_signal"] = "SIGFOO"; }, "containers[0].stop_signal: expected a signal name");
-    refused(minimal(), [](Value &d) { first(d)["stop_signal"] = 99; }, "containers[0].stop_signal: expected an integer 1-64");
+    refused(
+        minimal(), [](Value &d) { first(d)["env"] = Value::array({"NOVALUE"}); },
+        "containers[0].env[0]: expected KEY=VALUE");
+    refused(
+        minimal(),
+        [](Value &d) {
+            first(d)["env"] = Value::array({"A=1", "A=2"});
+        },
+        "containers[0].env[1]: `A` is set twice");
+    refused(
+        minimal(), [](Value &d) { first(d)["workdir"] = "srv"; },
+        "containers[0].workdir: expected a clean absolute path");
+    refused(
+        minimal(), [](Value &d) { first(d)["user"] = "a:b:c"; }, "containers[0].user: expected user[:group]");
+    refused(
+        minimal(), [](Value &d) { first(d)["network"] = "bridge"; },
+        "containers[0].network: expected `private`, `host` or `none`");
+    refused(
+        minimal(), [](Value &d) { first(d)["stop_signal"] = "SIGFOO"; },
+        "containers[0].stop_signal: expected a signal name");
+    refused(
+        minimal(), [](Value &d) { first(d)["stop_signal"] = 99; },
+        "containers[0].stop_signal: expected an integer 1-64");
 }
 
 TEST_CASE("stop signals are taken with or without SIG, or as numbers", "[manifest]") {
@@ -418,7 +545,9 @@ TEST_CASE("a document that is not JSON is refused with where it breaks", "[manif
 }
 
 TEST_CASE("control characters in a value do not break the one-line message", "[manifest]") {
-    refused(minimal(), [](Value &d) { first(d)["network"] = "a\nb"; }, "containers[0].network: expected `private`, `host` or `none`, got \"a\\nb\"");
+    refused(
+        minimal(), [](Value &d) { first(d)["network"] = "a\nb"; },
+        "containers[0].network: expected `private`, `host` or `none`, got \"a\\nb\"");
 }
 
 TEST_CASE("the digest is of the exact bytes, whitespace included", "[manifest]") {
@@ -442,7 +571,8 @@ TEST_CASE("the container id joins name and version", "[manifest]") {
 }
 
 TEST_CASE("board app limits are read from the apps object", "[limits]") {
-    AppLimits l = limits_of(R"({"name": "qemu", "slots": {"a": 1}, "apps": {"devices": ["/dev/ttyUSB*"], "capabilities": ["CAP_NET_ADMIN"]}})");
+    AppLimits l = limits_of(
+        R"({"name": "qemu", "slots": {"a": 1}, "apps": {"devices": ["/dev/ttyUSB*"], "capabilities": ["CAP_NET_ADMIN"]}})");
     CHECK(l.devices == std::vector<std::string>{"/dev/ttyUSB*"});
     CHECK(l.capabilities == std::vector<std::string>{"CAP_NET_ADMIN"});
     AppLimits none = limits_of(R"({"name": "bare"})");
