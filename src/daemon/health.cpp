@@ -2,15 +2,13 @@
 // semantics) over one probe at a time (health_probe.hpp) or, for `ready`,
 // the notify socket (notify_socket.hpp).
 //
-// A probe starts at once, then every interval from the start of the last
-// one (at once after it when it took longer). A pass resets the count of
+// A probe starts at once, then `interval` after the last one ended (as
+// Docker's: a slow probe never makes the next one start early). A pass resets the count of
 // failures and ends the start period; a failure in the start period is not
 // counted; `retries` failures in a row make the container unhealthy. Only a
 // change of the result is reported, and the report is the last thing a
 // callback does: the supervisor may destroy the monitor from inside it.
 #include "daemon/health.hpp"
-
-#include <algorithm>
 
 #include "daemon/health_probe.hpp"
 #include "daemon/notify_socket.hpp"
@@ -44,9 +42,8 @@ public:
         case ota::HealthKind::None:
             return {};  // nothing to check: no report ever
         case ota::HealthKind::Ready: {
-            notify_ = TRY_CTX(NotifySocket::open(loop_, target_.notify_dir, target_.pid,
-                                                 [this](bool ready, const std::string &status) { notified(ready, status); }),
-                              "ready check");
+            auto heard = [this](bool ready, const std::string &status) { notified(ready, status); };
+            notify_ = TRY_CTX(NotifySocket::open(loop_, target_.notify_dir, target_.pid, heard), "ready check");
             int64_t window = spec_.start_period_ms + spec_.timeout_ms;
             if (window <= 0) window = kDefaultReadyWindowMs;
             window_ = loop_.after(window, [this, window] {
@@ -76,7 +73,6 @@ private:
     enum class State { Starting, Healthy, Unhealthy };
 
     void probe() {
-        probe_started_ms_ = util::monotonic_ms();
         auto done = [this](ProbeResult r) { probed(std::move(r)); };
         if (spec_.kind == ota::HealthKind::Exec)
             probe_ = start_exec_probe(loop_, reaper_, spec_, target_, std::move(done));
@@ -94,7 +90,7 @@ private:
         } else if (!in_start_period) {
             ++failures_;
         }
-        next_ = loop_.after(std::max<int64_t>(0, probe_started_ms_ + spec_.interval_ms - now), [this] {
+        next_ = loop_.after(spec_.interval_ms, [this] {
             next_ = 0;
             probe();
         });
@@ -129,7 +125,6 @@ private:
     int64_t started_ms_ = 0;
     bool starting_ = true;  ///< in the start period: no pass yet
     int failures_ = 0;      ///< counted failures in a row
-    int64_t probe_started_ms_ = 0;
     util::EventLoop::TimerId next_ = 0;  ///< the next probe
     std::unique_ptr<Probe> probe_;       ///< the running probe
     util::EventLoop::TimerId window_ = 0;  ///< ready: the deadline for READY=1

@@ -12,11 +12,11 @@
 //          (notify_socket.hpp); healthy from then on, unhealthy when it has
 //          not come within start_period + timeout (30s when both are 0)
 //
-// Probes run every interval from the start; `retries` consecutive
-// failures make the container unhealthy, one pass makes it healthy; in the
-// start period a failure does not count and a pass ends it. Nothing
-// blocks: sockets are non-blocking and watched, timeouts are loop timers,
-// probe children are reaped by the daemon's Reaper.
+// A probe runs at once, then `interval` after each one ends; `retries`
+// consecutive failures make the container unhealthy, one pass makes it
+// healthy; in the start period a failure does not count and a pass ends it.
+// Nothing blocks: sockets are non-blocking and watched, timeouts are loop
+// timers, probe children are reaped by the daemon's Reaper.
 #pragma once
 
 #include <sys/types.h>

@@ -100,6 +100,7 @@ public:
         o.stdin_fd = null.get();  // -1 when /dev/null is missing: the daemon's own stdin
         o.stdout_fd = out_w.get();
         o.stderr_fd = out_w.get();
+        o.new_session = true;  // its own process group: the timeout kills what it started too
         auto child = util::spawn(argv, o);
         if (!child) return finish_soon(false, "exec: " + child.error().message());
         pid_ = child->release();
@@ -143,8 +144,12 @@ private:
 
     void stop() {
         if (pid_ > 0) {
-            // Not reaped yet (the Reaper would have called us): the pid is still ours.
-            ::kill(pid_, SIGKILL);
+            // Not reaped yet (the Reaper would have called us): the pid, and
+            // so the process group it leads, is still ours. The group holds
+            // the command berth exec started inside the container (no setsid
+            // there without a terminal), which a SIGKILL to berth exec alone
+            // would leave running.
+            ::kill(-pid_, SIGKILL);
             reaper_.forget(pid_);
             pid_ = -1;
         }
@@ -156,7 +161,7 @@ private:
 
     Reaper &reaper_;
     int64_t timeout_ms_;
-    pid_t pid_ = -1;     ///< the running child; -1 once exited or given up
+    pid_t pid_ = -1;      ///< the running child; -1 once exited or given up
     util::UniqueFd out_;  ///< read end of the child's stdout and stderr
     std::string head_;    ///< the first kHeadBytes of its output
 };
@@ -241,7 +246,8 @@ private:
             if (n < 0) return fail(util::cat("http: receive from ", where_, ": ", strerror(errno)));
             head_.append(buf, size_t(n));
             if (head_.find('\n') != std::string::npos || n == 0) return status_line();
-            if (head_.size() >= kHeadBytes) return fail(util::cat("http: no status line in the first 4 KiB from ", where_));
+            if (head_.size() >= kHeadBytes)
+                return fail(util::cat("http: no status line in the first 4 KiB from ", where_));
         }
     }
 
@@ -262,8 +268,9 @@ private:
     }
 
     void timed_out() override {
-        std::string why = connected_ ? util::cat("http: no answer from ", where_, path_, " within ", duration_text(timeout_ms_))
-                                     : util::cat(kind(), ": no connection to ", where_, " within ", duration_text(timeout_ms_));
+        std::string within = " within " + duration_text(timeout_ms_);
+        std::string why = connected_ ? util::cat("http: no answer from ", where_, path_, within)
+                                     : util::cat(kind(), ": no connection to ", where_, within);
         fail(std::move(why));
     }
 

@@ -3,8 +3,9 @@
 // child, and calls `done` exactly once with the outcome, at the latest when
 // its timeout timer fires; never from inside the call that started it.
 // Destroying a probe stops it at once: its timer is cancelled, its fds are
-// unwatched and closed, and a running child is killed (SIGKILL) and
-// forgotten in the Reaper, which still reaps it as an orphan.
+// unwatched and closed, and a running child is killed (SIGKILL, with its
+// process group) and forgotten in the Reaper, which still reaps it as an
+// orphan.
 #pragma once
 
 #include <sys/types.h>

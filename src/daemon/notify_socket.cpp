@@ -1,5 +1,6 @@
 // svc::NotifySocket: bind through the directory's fd (/proc/self/fd/N/, so
-// a long state root never overflows sun_path), one datagram read per wakeup
+// a long state root never overflows sun_path) under a umask that gives the
+// socket its mode (the daemon is single-threaded), one datagram read per wakeup
 // (the callback may destroy the socket; level-triggered epoll calls again
 // for the next), the sender placed by the pid namespace of its pid.
 #include "daemon/notify_socket.hpp"
@@ -52,12 +53,18 @@ util::Result<std::unique_ptr<NotifySocket>> NotifySocket::open(util::EventLoop &
     a.sun_family = AF_UNIX;
     std::string path = util::cat("/proc/self/fd/", n->dir_.get(), "/", kName);
     memcpy(a.sun_path, path.c_str(), path.size() + 1);  // well below sizeof sun_path
-    if (::bind(n->sock_.get(), reinterpret_cast<struct sockaddr *>(&a), sizeof a) < 0)
-        return util::Error::from_errno("bind " + util::quote(dir + "/" + kName));
-    // Any user in the container may notify: the sender check is the pid namespace.
-    if (::fchmodat(n->dir_.get(), kName, 0666, 0) < 0) return util::Error::from_errno("chmod the notify socket");
+    // Any user in the container may notify (the sender check is the pid
+    // namespace): the socket is made 0666 by the umask around bind, never
+    // by a chmod of the name, which the container (it can write the
+    // directory) could have turned into a symlink to a host file by then.
+    mode_t old_umask = ::umask(0111);
+    int bound = ::bind(n->sock_.get(), reinterpret_cast<struct sockaddr *>(&a), sizeof a);
+    int bind_errno = errno;
+    ::umask(old_umask);
+    if (bound < 0) return util::Error::with_code(bind_errno, "bind " + util::quote(dir + "/" + kName));
     struct stat st;
-    if (::fstatat(n->dir_.get(), kName, &st, AT_SYMLINK_NOFOLLOW) < 0) return util::Error::from_errno("stat the notify socket");
+    if (::fstatat(n->dir_.get(), kName, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return util::Error::from_errno("stat the notify socket");
     n->sock_dev_ = st.st_dev;
     n->sock_ino_ = st.st_ino;
 
@@ -115,8 +122,10 @@ void NotifySocket::readable() {
     bool ready = false;
     std::string status;
     for (const std::string &line : util::split(std::string_view(buf, size_t(n)), '\n')) {
-        if (line == "READY=1") ready = true;
-        else if (line.rfind("STATUS=", 0) == 0) status = line.substr(7);
+        if (line == "READY=1")
+            ready = true;
+        else if (line.rfind("STATUS=", 0) == 0)
+            status = line.substr(7);
     }
     OnMessage cb = on_message_;  // the call may destroy this socket
     cb(ready, status);

@@ -38,7 +38,7 @@ public:
     /// watches the new one on `loop`. `container_pid` is the container's
     /// init (0: senders in our own pid namespace are heard).
     static util::Result<std::unique_ptr<NotifySocket>> open(util::EventLoop &loop, const std::string &dir,
-                                                           pid_t container_pid, OnMessage on_message);
+                                                            pid_t container_pid, OnMessage on_message);
     /// Unwatches and closes the socket and removes it (unless another has
     /// been bound in its place since).
     ~NotifySocket();

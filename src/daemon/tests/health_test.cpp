@@ -20,11 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/health.hpp"
@@ -39,8 +41,6 @@
 #include "util/strings.hpp"
 
 namespace {
-
-using Clock = int64_t;
 
 /// An event loop whose Reaper reaps on SIGCHLD, as the daemon's does.
 struct Loop {
@@ -68,7 +68,8 @@ struct Loop {
     template <typename P>
     bool run_until(P pred, int64_t ms = 10000) {
         int64_t end = util::monotonic_ms() + ms;
-        while (!pred() && util::monotonic_ms() < end) REQUIRE(loop->run_once(50));
+        while (!pred() && util::monotonic_ms() < end)
+            if (!loop->run_once(50)) FAIL("event loop failed");
         return pred();
     }
 };
@@ -82,7 +83,9 @@ struct Reports {
     std::vector<One> got;
     int64_t started = util::monotonic_ms();
     svc::HealthMonitor::Report fn() {
-        return [this](bool healthy, const std::string &why) { got.push_back({healthy, why, util::monotonic_ms() - started}); };
+        return [this](bool healthy, const std::string &why) {
+            got.push_back({healthy, why, util::monotonic_ms() - started});
+        };
     }
 };
 
@@ -181,7 +184,8 @@ struct TempDir {
 /// A fake berth: records its arguments and pid, then runs `body`.
 std::string fake_berth(const TempDir &d, const std::string &body) {
     std::string p = d.path + "/berth";
-    std::string script = util::cat("#!/bin/sh\necho \"$@\" > ", d.path, "/args\necho $$ > ", d.path, "/pid\n", body, "\n");
+    std::string script =
+        util::cat("#!/bin/sh\necho \"$@\" > ", d.path, "/args\necho $$ > ", d.path, "/pid\n", body, "\n");
     REQUIRE(util::atomic_write_file(p, script, 0755));
     return p;
 }
@@ -345,7 +349,7 @@ TEST_CASE("health: a pass ends the start period, so the next failures count") {
     CHECK(r.got[1].at < 60000);
 }
 
-TEST_CASE("health: probes run every interval") {
+TEST_CASE("health: a probe runs at once, then interval after each one ends") {
     Loop l;
     Server srv(*l.loop, true);
     srv.serve();
@@ -498,6 +502,7 @@ TEST_CASE("ready check: READY=1 from inside the container makes it healthy, its 
     struct stat st;
     REQUIRE(stat((t.notify_dir + "/notify.sock").c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == 0666);  // any user in the container may notify
     notify(t.notify_dir, "STATUS=serving\nREADY=1\n");  // this process is in the target's (our) pid namespace
     REQUIRE(l.run_until([&] { return !r.got.empty(); }));
     CHECK(r.got[0].healthy);
@@ -537,6 +542,41 @@ TEST_CASE("ready check: a stale socket is replaced and the socket goes with the 
     CHECK(r.got[0].healthy);
     m.reset();
     CHECK(access(sock.c_str(), F_OK) < 0);
+}
+
+TEST_CASE("ready check: a socket swapped for a symlink while it is made never changes the link's target") {
+    // The container may write the notify directory (it is bind-mounted in):
+    // a notify.sock turned into a symlink to a host file between the bind and
+    // a chmod by name would make that file world-writable.
+    Loop l;
+    TempDir d;
+    std::string victim = d.path + "/victim";
+    REQUIRE(util::atomic_write_file(victim, "secret", 0600));
+    svc::HealthTarget t;
+    t.notify_dir = d.path + "/notify";
+    REQUIRE(util::mkdir_p(t.notify_dir));
+    std::string sock = t.notify_dir + "/notify.sock";
+    std::atomic<bool> stop{false};
+    std::thread racer([&] {
+        std::string tmp = t.notify_dir + "/link";
+        while (!stop) {
+            (void)!symlink(victim.c_str(), tmp.c_str());
+            (void)!rename(tmp.c_str(), sock.c_str());  // replaces whatever is there
+        }
+    });
+    Reports r;
+    int made = 0;
+    for (int i = 0; i < 3000; i++) {
+        auto m = svc::HealthMonitor::start(*l.loop, l.reaper, spec_of(ota::HealthKind::Ready), t, r.fn());
+        if (m) ++made;
+    }
+    stop = true;
+    racer.join();
+    struct stat st;
+    REQUIRE(stat(victim.c_str(), &st) == 0);
+    INFO(made << " sockets made");
+    CHECK(made > 0);
+    CHECK((st.st_mode & 07777) == 0600);
 }
 
 TEST_CASE("ready check: READY=1 from outside the container's pid namespace is not heard") {
@@ -649,6 +689,31 @@ private:
     std::string dir_, root_, id_;
 };
 
+/// The berth built with these tests: $BERTH_EXE, or src/berth of the
+/// build directory this test binary is in (src/daemon/tests/).
+std::string built_berth() {
+    if (const char *e = getenv("BERTH_EXE")) return e;
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return "";
+    auto p = self.parent_path().parent_path().parent_path() / "berth";
+    return access(p.c_str(), X_OK) == 0 ? p.string() : "";
+}
+
+/// Pids whose command line is exactly `argv`.
+std::vector<pid_t> pids_running(const std::vector<std::string> &argv) {
+    std::string want;
+    for (const auto &a : argv) want += a + '\0';
+    std::vector<pid_t> out;
+    for (auto &e : std::filesystem::directory_iterator("/proc")) {
+        auto pid = util::parse_int<pid_t>(e.path().filename().string());
+        if (!pid) continue;
+        auto cmd = util::read_file(e.path() / "cmdline");
+        if (cmd && std::string(*cmd) == want) out.push_back(*pid);
+    }
+    return out;
+}
+
 bool connects_from_host(uint16_t port) {
     util::UniqueFd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     struct sockaddr_in a = {};
@@ -688,6 +753,37 @@ TEST_CASE("http check reaches a server in the container's private network namesp
     CHECK_FALSE(connects_from_host(port));
 }
 
+TEST_CASE("exec check: at the timeout the command inside the container is killed too, not only berth exec") {
+    std::string berth = built_berth();
+    if (geteuid() != 0 || !busybox() || berth.empty()) {
+        WARN("skipped: needs root, a static busybox and the built berth");
+        return;
+    }
+    Loop l;
+    TempDir d;
+    Container c(d);
+    pid_t init = c.create("execto", "exec /bin/busybox sleep 1000");
+    c.start();
+    std::vector<std::string> hung = {"/bin/busybox", "sleep", util::cat(getpid(), "1")};
+    auto spec = spec_of(ota::HealthKind::Exec);
+    spec.command = hung;
+    spec.timeout_ms = 1000;
+    spec.retries = 1;
+    spec.interval_ms = 60000;
+    svc::HealthTarget t;
+    t.id = "execto";
+    t.pid = init;
+    t.state_root = c.root();
+    t.berth_exe = berth;
+    Reports r;
+    auto m = start(l, spec, t, r);
+    REQUIRE(l.run_until([&] { return !pids_running(hung).empty() || !r.got.empty(); }));
+    REQUIRE(r.got.empty());  // the command runs in the container
+    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
+    CHECK(r.got[0].why == "exec timed out after 1s");
+    CHECK(l.run_until([&] { return pids_running(hung).empty(); }, 5000));
+}
+
 // ---- cost ----
 
 namespace {
@@ -701,7 +797,8 @@ double cpu_ms(int who) {
 /// Runs `n` probes back to back; returns the CPU (ms) of this process and
 /// of its reaped children per probe.
 template <typename Counter>
-std::pair<double, double> cost(Loop &l, const ota::HealthSpec &spec, const svc::HealthTarget &t, int n, Counter probes) {
+std::pair<double, double> cost(Loop &l, const ota::HealthSpec &spec, const svc::HealthTarget &t, int n,
+                               Counter probes) {
     Reports r;
     double self = cpu_ms(RUSAGE_SELF), children = cpu_ms(RUSAGE_CHILDREN);
     auto m = start(l, spec, t, r);
@@ -722,7 +819,8 @@ TEST_CASE("probe cost: CPU per probe over 1000 probes", "[.bench]") {
     WARN("http: " << http.first << " ms CPU per probe (this process, the in-process server's share included)");
 
     spec.kind = ota::HealthKind::Tcp;
-    auto tcp = cost(l, spec, {}, 1000, [&] { return srv.accepted; });
+    int accepted = srv.accepted;
+    auto tcp = cost(l, spec, {}, 1000, [&] { return srv.accepted - accepted; });
     WARN("tcp: " << tcp.first << " ms CPU per probe (this process, the accept included)");
 
     svc::HealthTarget t;
@@ -734,4 +832,59 @@ TEST_CASE("probe cost: CPU per probe over 1000 probes", "[.bench]") {
     int reaped = l.reaped;
     auto exec = cost(l, spec, t, 1000, [&] { return l.reaped - reaped; });
     WARN("exec: " << exec.first << " ms CPU per probe in this process, " << exec.second << " ms in the child");
+}
+
+TEST_CASE("probe cost in a container: http through its network namespace, exec through berth", "[.bench]") {
+    const char *berth = getenv("BERTH_EXE");  // the built berth, for the exec probes
+    if (geteuid() != 0 || !busybox() || !berth) {
+        WARN("skipped: needs root, a static busybox and BERTH_EXE");
+        return;
+    }
+    Loop l;
+    TempDir d;
+    Container c(d);
+    Server reserved(*l.loop, false);
+    uint16_t port = reserved.port();
+    pid_t init = c.create("bench", util::cat("exec /bin/busybox httpd -f -p 127.0.0.1:", port, " -h /www"));
+    REQUIRE(svc::loopback_up_in(init));
+    c.start();
+    svc::HealthTarget t;
+    t.id = "bench";
+    t.pid = init;
+    t.state_root = c.root();
+    t.berth_exe = berth;
+
+    auto spec = spec_of(ota::HealthKind::Http, port);
+    spec.interval_ms = 0;
+    spec.start_period_ms = 10000;
+    int probes = 0;
+    // A pass is reported once per monitor: 200 monitors, each reporting its
+    // first probe (the monitor's own setup is in the figure too).
+    double self = cpu_ms(RUSAGE_SELF);
+    for (int i = 0; i < 200; i++) {
+        Reports r;
+        auto m = start(l, spec, t, r);
+        REQUIRE(l.run_until([&] { return !r.got.empty(); }, 15000));
+        REQUIRE(r.got[0].healthy);
+        ++probes;
+    }
+    WARN("http in the container's netns: " << (cpu_ms(RUSAGE_SELF) - self) / probes
+                                           << " ms CPU per probe in this process");
+
+    spec = spec_of(ota::HealthKind::Exec);
+    spec.command = {"/bin/busybox", "true"};
+    spec.timeout_ms = 10000;
+    double self0 = cpu_ms(RUSAGE_SELF), children0 = cpu_ms(RUSAGE_CHILDREN);
+    int64_t t0 = util::monotonic_ms();
+    int n = 50;
+    for (int i = 0; i < n; i++) {
+        Reports r;
+        auto m = start(l, spec, t, r);
+        REQUIRE(l.run_until([&] { return !r.got.empty(); }, 15000));
+        INFO(r.got[0].why);
+        REQUIRE(r.got[0].healthy);
+    }
+    WARN("exec through berth: " << (cpu_ms(RUSAGE_SELF) - self0) / n << " ms CPU per probe in this process, "
+                                << (cpu_ms(RUSAGE_CHILDREN) - children0) / n << " ms in berth exec, "
+                                << (util::monotonic_ms() - t0) / n << " ms wall");
 }
