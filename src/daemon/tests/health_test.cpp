@@ -113,6 +113,7 @@ public:
     int served = 0;    ///< requests answered
     int accepted = 0;  ///< connections accepted
     int status = 200;
+    std::string raw;  ///< when set, the whole answer instead of a status
 
     /// Accepts on the loop and answers each request once it has been read.
     void serve() {
@@ -134,7 +135,8 @@ private:
         if (n > 0 && conn.second.find("\r\n\r\n") == std::string::npos) return;
         if (n > 0) {
             REQUIRE(conn.second.rfind("GET /health HTTP/1.0\r\n", 0) == 0);
-            std::string answer = util::cat("HTTP/1.0 ", status, " Whatever\r\nContent-Length: 0\r\n\r\n");
+            std::string answer =
+                raw.empty() ? util::cat("HTTP/1.0 ", status, " Whatever\r\nContent-Length: 0\r\n\r\n") : raw;
             REQUIRE(write(c, answer.data(), answer.size()) == ssize_t(answer.size()));
             ++served;
         }
@@ -167,6 +169,15 @@ std::unique_ptr<svc::HealthMonitor> start(Loop &l, const ota::HealthSpec &spec, 
     INFO((m ? "" : m.error().message()));
     REQUIRE(m);
     return std::move(*m);
+}
+
+/// Starts a monitor, runs the loop until its first report and returns it.
+Reports::One first_report(Loop &l, const ota::HealthSpec &spec, const svc::HealthTarget &target = {},
+                          int64_t ms = 10000) {
+    Reports r;
+    auto m = start(l, spec, target, r);
+    REQUIRE(l.run_until([&] { return !r.got.empty(); }, ms));
+    return r.got[0];
 }
 
 /// A temporary directory, removed at the end.
@@ -229,11 +240,9 @@ TEST_CASE("http check: a 200 answer makes the container healthy") {
     Loop l;
     Server srv(*l.loop, true);
     srv.serve();
-    Reports r;
-    auto m = start(l, spec_of(ota::HealthKind::Http, srv.port()), {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK(r.got[0].healthy);
-    CHECK(r.got[0].why == util::cat("http 200 from 127.0.0.1:", srv.port(), "/health"));
+    auto got = first_report(l, spec_of(ota::HealthKind::Http, srv.port()), {});
+    CHECK(got.healthy);
+    CHECK(got.why == util::cat("http 200 from 127.0.0.1:", srv.port(), "/health"));
 }
 
 TEST_CASE("http check: a 3xx answer passes") {
@@ -241,10 +250,8 @@ TEST_CASE("http check: a 3xx answer passes") {
     Server srv(*l.loop, true);
     srv.status = 302;
     srv.serve();
-    Reports r;
-    auto m = start(l, spec_of(ota::HealthKind::Http, srv.port()), {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK(r.got[0].healthy);
+    auto got = first_report(l, spec_of(ota::HealthKind::Http, srv.port()), {});
+    CHECK(got.healthy);
 }
 
 TEST_CASE("http check: 503 makes the container unhealthy at the retries-th failure in a row") {
@@ -272,26 +279,40 @@ TEST_CASE("http check: a server that accepts but never answers fails at the time
     auto spec = spec_of(ota::HealthKind::Http, srv.port());
     spec.timeout_ms = 300;
     spec.retries = 1;
-    Reports r;
-    auto m = start(l, spec, {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].why == util::cat("http: no answer from 127.0.0.1:", srv.port(), "/health within 300ms"));
-    CHECK(r.got[0].at >= 300);
+    auto got = first_report(l, spec);
+    CHECK_FALSE(got.healthy);
+    CHECK(got.why == util::cat("http: no answer from 127.0.0.1:", srv.port(), "/health within 300ms"));
+    CHECK(got.at >= 300);
 }
 
-TEST_CASE("http check: nothing listening fails at once") {
+namespace {
+/// A check of `kind` ("http" or "tcp") against a port nothing listens on:
+/// the first probe fails at once, long before its timeout.
+void check_refused_at_once(ota::HealthKind kind, const char *name) {
     Loop l;
     Server srv(*l.loop, false);  // bound, not listening: the port stays ours and refuses
-    auto spec = spec_of(ota::HealthKind::Http, srv.port());
+    auto spec = spec_of(kind, srv.port());
     spec.timeout_ms = 10000;
     spec.retries = 1;
-    Reports r;
-    auto m = start(l, spec, {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].why == util::cat("http: connect to 127.0.0.1:", srv.port(), ": Connection refused"));
-    CHECK(r.got[0].at < 2000);
+    auto got = first_report(l, spec);
+    CHECK_FALSE(got.healthy);
+    CHECK(got.why == util::cat(name, ": connect to 127.0.0.1:", srv.port(), ": Connection refused"));
+    CHECK(got.at < 2000);
+}
+}  // namespace
+
+TEST_CASE("http check: nothing listening fails at once") { check_refused_at_once(ota::HealthKind::Http, "http"); }
+
+TEST_CASE("http check: an answer that is not HTTP fails, naming its first line") {
+    Loop l;
+    Server srv(*l.loop, true);
+    srv.raw = "SSH-2.0-OpenSSH_9.2\r\n";
+    srv.serve();
+    auto spec = spec_of(ota::HealthKind::Http, srv.port());
+    spec.retries = 1;
+    auto got = first_report(l, spec);
+    CHECK_FALSE(got.healthy);
+    CHECK(got.why == util::cat("http: bad status line from 127.0.0.1:", srv.port(), "/health: SSH-2.0-OpenSSH_9.2"));
 }
 
 TEST_CASE("health reports only changes of the result") {
@@ -324,11 +345,9 @@ TEST_CASE("health: failures in the start period do not count") {
     auto spec = spec_of(ota::HealthKind::Http, srv.port());
     spec.start_period_ms = 600;
     spec.retries = 1;
-    Reports r;
-    auto m = start(l, spec, {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].at >= 600);
+    auto got = first_report(l, spec);
+    CHECK_FALSE(got.healthy);
+    CHECK(got.at >= 600);
     CHECK(srv.served > 2);  // probed all along; the failures before 600 ms were not counted
 }
 
@@ -368,96 +387,74 @@ TEST_CASE("health: a probe runs at once, then interval after each one ends") {
 TEST_CASE("tcp check: a listening port makes the container healthy") {
     Loop l;
     Server srv(*l.loop, true);
-    Reports r;
-    auto m = start(l, spec_of(ota::HealthKind::Tcp, srv.port()), {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK(r.got[0].healthy);
-    CHECK(r.got[0].why == util::cat("tcp connect to 127.0.0.1:", srv.port()));
+    auto got = first_report(l, spec_of(ota::HealthKind::Tcp, srv.port()));
+    CHECK(got.healthy);
+    CHECK(got.why == util::cat("tcp connect to 127.0.0.1:", srv.port()));
 }
 
-TEST_CASE("tcp check: nothing listening fails at once") {
-    Loop l;
-    Server srv(*l.loop, false);
-    auto spec = spec_of(ota::HealthKind::Tcp, srv.port());
-    spec.timeout_ms = 10000;
-    Reports r;
-    auto m = start(l, spec, {}, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].why == util::cat("tcp: connect to 127.0.0.1:", srv.port(), ": Connection refused"));
-    CHECK(r.got[0].at < 2000);
-}
+TEST_CASE("tcp check: nothing listening fails at once") { check_refused_at_once(ota::HealthKind::Tcp, "tcp"); }
 
 // ---- exec ----
 
+namespace {
+/// An exec check of container "web.r3" through a fake berth running `body`.
+struct FakeExec {
+    TempDir d;
+    svc::HealthTarget target;
+    ota::HealthSpec spec = spec_of(ota::HealthKind::Exec);
+    explicit FakeExec(const std::string &body) {
+        target.id = "web.r3";
+        target.berth_exe = fake_berth(d, body);
+        spec.command = {"check"};
+    }
+    /// The fake's pid once it has started (0 before).
+    pid_t pid() const { return std::atoi(read_text(d.path + "/pid").c_str()); }
+};
+}  // namespace
+
 TEST_CASE("exec check: runs `berth --root R exec ID command...` and passes on exit 0") {
     Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.id = "web.r3";
-    t.state_root = "/run/berth/runtime";
-    t.berth_exe = fake_berth(d, "exit 0");
-    auto spec = spec_of(ota::HealthKind::Exec);
-    spec.command = {"curl", "-f", "http://localhost/"};
-    Reports r;
-    auto m = start(l, spec, t, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK(r.got[0].healthy);
-    CHECK(read_text(d.path + "/args") == "--root /run/berth/runtime exec web.r3 curl -f http://localhost/\n");
+    FakeExec x("exit 0");
+    x.target.state_root = "/run/berth/runtime";
+    x.spec.command = {"curl", "-f", "http://localhost/"};
+    auto got = first_report(l, x.spec, x.target);
+    CHECK(got.healthy);
+    CHECK(read_text(x.d.path + "/args") == "--root /run/berth/runtime exec web.r3 curl -f http://localhost/\n");
 }
 
 TEST_CASE("exec check: a failure names the exit code and the first line of output") {
     Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.id = "web.r3";
-    t.berth_exe = fake_berth(d, "echo 'database is down' >&2\necho second line\nexit 3");
-    auto spec = spec_of(ota::HealthKind::Exec);
-    spec.command = {"check"};
-    spec.retries = 2;
-    Reports r;
-    auto m = start(l, spec, t, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].why == "exec exited 3: database is down");
+    FakeExec x("echo 'database is down' >&2\necho second line\nexit 3");
+    x.spec.retries = 2;
+    auto got = first_report(l, x.spec, x.target);
+    CHECK_FALSE(got.healthy);
+    CHECK(got.why == "exec exited 3: database is down");
 }
 
 TEST_CASE("exec check: a probe still running at the timeout is killed and fails") {
     Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.id = "web.r3";
-    t.berth_exe = fake_berth(d, "exec sleep 30");
-    auto spec = spec_of(ota::HealthKind::Exec);
-    spec.command = {"check"};
-    spec.timeout_ms = 300;
-    spec.retries = 1;
-    spec.interval_ms = 60000;
-    Reports r;
-    auto m = start(l, spec, t, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].why == "exec timed out after 300ms");
-    CHECK(r.got[0].at >= 300);
-    pid_t pid = std::atoi(read_text(d.path + "/pid").c_str());
+    FakeExec x("exec sleep 30");
+    x.spec.timeout_ms = 300;
+    x.spec.retries = 1;
+    x.spec.interval_ms = 60000;
+    auto got = first_report(l, x.spec, x.target);
+    CHECK_FALSE(got.healthy);
+    CHECK(got.why == "exec timed out after 300ms");
+    CHECK(got.at >= 300);
+    pid_t pid = x.pid();
     REQUIRE(pid > 0);
     CHECK(l.run_until([&] { return !alive(pid); }));  // killed, then reaped as an orphan
 }
 
 TEST_CASE("destroying a monitor kills its running probe and closes its fds") {
     Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.id = "web.r3";
-    t.berth_exe = fake_berth(d, "exec sleep 30");
-    auto spec = spec_of(ota::HealthKind::Exec);
-    spec.command = {"check"};
-    spec.timeout_ms = 60000;
+    FakeExec x("exec sleep 30");
+    x.spec.timeout_ms = 60000;
     size_t fds = open_fds();
     Reports r;
-    auto m = start(l, spec, t, r);
-    REQUIRE(l.run_until([&] { return !read_text(d.path + "/pid").empty(); }));
-    pid_t pid = std::atoi(read_text(d.path + "/pid").c_str());
+    auto m = start(l, x.spec, x.target, r);
+    REQUIRE(l.run_until([&] { return x.pid() > 0; }));
+    pid_t pid = x.pid();
     REQUIRE(l.reaper.expecting(pid));
     m.reset();
     CHECK_FALSE(l.reaper.expecting(pid));
@@ -524,6 +521,23 @@ TEST_CASE("ready check: no READY=1 within start period + timeout makes it unheal
     CHECK_FALSE(r.got[0].healthy);
     CHECK(r.got[0].why == "no READY=1 within 300ms (status: loading the model)");
     CHECK(r.got[0].at >= 300);
+}
+
+TEST_CASE("ready check: READY=1 after the window turns unhealthy into healthy") {
+    Loop l;
+    TempDir d;
+    svc::HealthTarget t;
+    t.notify_dir = d.path + "/notify";
+    auto spec = spec_of(ota::HealthKind::Ready);
+    spec.timeout_ms = 100;
+    Reports r;
+    auto m = start(l, spec, t, r);
+    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
+    REQUIRE_FALSE(r.got[0].healthy);
+    notify(t.notify_dir, "READY=1");
+    REQUIRE(l.run_until([&] { return r.got.size() == 2; }));
+    CHECK(r.got[1].healthy);
+    CHECK(r.got[1].why == "READY=1");
 }
 
 TEST_CASE("ready check: a stale socket is replaced and the socket goes with the monitor") {
@@ -745,11 +759,9 @@ TEST_CASE("http check reaches a server in the container's private network namesp
     t.id = "web";
     t.pid = init;
     t.state_root = c.root();
-    Reports r;
-    auto m = start(l, spec, t, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }, 15000));
-    CHECK(r.got[0].healthy);
-    CHECK(r.got[0].why == util::cat("http 200 from 127.0.0.1:", port, "/health"));
+    auto got = first_report(l, spec, t, 15000);
+    CHECK(got.healthy);
+    CHECK(got.why == util::cat("http 200 from 127.0.0.1:", port, "/health"));
     CHECK_FALSE(connects_from_host(port));
 }
 
