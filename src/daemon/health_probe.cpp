@@ -113,18 +113,22 @@ public:
     }
 
 private:
-    /// Reads what the pipe holds, keeping the first kHeadBytes.
+    /// Reads what the pipe holds, keeping the first kHeadBytes; at most
+    /// 64 KiB a call, so a command writing without end cannot hold the loop
+    /// (the level-triggered watch calls again).
     void drain() {
         char buf[4096];
-        for (;;) {
+        for (int reads = 0; reads < 16; reads++) {
             ssize_t n = ::read(out_.get(), buf, sizeof buf);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno == EAGAIN) return;
-            if (n <= 0) break;  // end of output, or an error: either way nothing more to read
+            if (n <= 0) {  // end of output, or an error: either way nothing more to read
+                loop_.unwatch(out_.get());
+                out_.reset();
+                return;
+            }
             if (head_.size() < kHeadBytes) head_.append(buf, std::min(size_t(n), kHeadBytes - head_.size()));
         }
-        loop_.unwatch(out_.get());
-        out_.reset();
     }
 
     void exited(int code) {

@@ -446,6 +446,16 @@ TEST_CASE("exec check: a probe still running at the timeout is killed and fails"
     CHECK(l.run_until([&] { return !alive(pid); }));  // killed, then reaped as an orphan
 }
 
+TEST_CASE("exec check: a command writing without end neither blocks on its pipe nor holds the loop") {
+    Loop l;
+    FakeExec x("exec yes 'all is well'");
+    x.spec.timeout_ms = 500;
+    x.spec.retries = 1;
+    auto got = first_report(l, x.spec, x.target);
+    CHECK(got.why == "exec timed out after 500ms");
+    CHECK(got.at < 3000);
+}
+
 TEST_CASE("destroying a monitor kills its running probe and closes its fds") {
     Loop l;
     FakeExec x("exec sleep 30");
