@@ -214,15 +214,19 @@ size_t open_fds() {
     return n;
 }
 
+struct sockaddr_un unix_address(const std::string &path) {
+    struct sockaddr_un a = {};
+    a.sun_family = AF_UNIX;
+    REQUIRE(path.size() < sizeof a.sun_path);
+    memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    return a;
+}
+
 /// Sends one datagram to <dir>/notify.sock from this process.
 void notify(const std::string &dir, const std::string &text) {
     util::UniqueFd s(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     REQUIRE(s);
-    struct sockaddr_un a = {};
-    a.sun_family = AF_UNIX;
-    std::string path = dir + "/notify.sock";
-    REQUIRE(path.size() < sizeof a.sun_path);
-    memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    struct sockaddr_un a = unix_address(dir + "/notify.sock");
     struct iovec iov = {const_cast<char *>(text.data()), text.size()};
     struct msghdr msg = {};
     msg.msg_name = &a;
@@ -498,72 +502,70 @@ TEST_CASE("a report may destroy its monitor") {
 
 // ---- ready ----
 
-TEST_CASE("ready check: READY=1 from inside the container makes it healthy, its STATUS the why") {
+namespace {
+/// A ready check whose notify directory is <temp>/notify, made by the monitor.
+struct ReadyCheck {
     Loop l;
     TempDir d;
     svc::HealthTarget t;
-    t.notify_dir = d.path + "/notify";  // made by the monitor
-    auto spec = spec_of(ota::HealthKind::Ready);
+    ota::HealthSpec spec = spec_of(ota::HealthKind::Ready);
     Reports r;
-    auto m = start(l, spec, t, r);
+    ReadyCheck() { t.notify_dir = d.path + "/notify"; }
+    std::unique_ptr<svc::HealthMonitor> start() { return ::start(l, spec, t, r); }
+};
+}  // namespace
+
+TEST_CASE("ready check: READY=1 from inside the container makes it healthy, its STATUS the why") {
+    ReadyCheck c;
+    auto m = c.start();
     struct stat st;
-    REQUIRE(stat((t.notify_dir + "/notify.sock").c_str(), &st) == 0);
+    REQUIRE(stat((c.t.notify_dir + "/notify.sock").c_str(), &st) == 0);
     CHECK(S_ISSOCK(st.st_mode));
     CHECK((st.st_mode & 0777) == 0666);  // any user in the container may notify
-    notify(t.notify_dir, "STATUS=serving\nREADY=1\n");  // this process is in the target's (our) pid namespace
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK(r.got[0].healthy);
-    CHECK(r.got[0].why == "serving");
+    notify(c.t.notify_dir, "STATUS=serving\nREADY=1\n");  // this process is in the target's (our) pid namespace
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }));
+    CHECK(c.r.got[0].healthy);
+    CHECK(c.r.got[0].why == "serving");
 }
 
 TEST_CASE("ready check: no READY=1 within start period + timeout makes it unhealthy") {
-    Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.notify_dir = d.path + "/notify";
-    auto spec = spec_of(ota::HealthKind::Ready);
-    spec.start_period_ms = 200;
-    spec.timeout_ms = 100;
-    Reports r;
-    auto m = start(l, spec, t, r);
-    notify(t.notify_dir, "STATUS=loading the model");
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK_FALSE(r.got[0].healthy);
-    CHECK(r.got[0].why == "no READY=1 within 300ms (status: loading the model)");
-    CHECK(r.got[0].at >= 300);
+    ReadyCheck c;
+    c.spec.start_period_ms = 200;
+    c.spec.timeout_ms = 100;
+    auto m = c.start();
+    notify(c.t.notify_dir, "STATUS=loading the model");
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }));
+    CHECK_FALSE(c.r.got[0].healthy);
+    CHECK(c.r.got[0].why == "no READY=1 within 300ms (status: loading the model)");
+    CHECK(c.r.got[0].at >= 300);
 }
 
 TEST_CASE("ready check: READY=1 after the window turns unhealthy into healthy") {
-    Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.notify_dir = d.path + "/notify";
-    auto spec = spec_of(ota::HealthKind::Ready);
-    spec.timeout_ms = 100;
-    Reports r;
-    auto m = start(l, spec, t, r);
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    REQUIRE_FALSE(r.got[0].healthy);
-    notify(t.notify_dir, "READY=1");
-    REQUIRE(l.run_until([&] { return r.got.size() == 2; }));
-    CHECK(r.got[1].healthy);
-    CHECK(r.got[1].why == "READY=1");
+    ReadyCheck c;
+    c.spec.timeout_ms = 100;
+    auto m = c.start();
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }));
+    REQUIRE_FALSE(c.r.got[0].healthy);
+    notify(c.t.notify_dir, "READY=1");
+    REQUIRE(c.l.run_until([&] { return c.r.got.size() == 2; }));
+    CHECK(c.r.got[1].healthy);
+    CHECK(c.r.got[1].why == "READY=1");
 }
 
 TEST_CASE("ready check: a stale socket is replaced and the socket goes with the monitor") {
-    Loop l;
-    TempDir d;
-    svc::HealthTarget t;
-    t.notify_dir = d.path + "/notify";
-    auto spec = spec_of(ota::HealthKind::Ready);
-    Reports r;
-    auto first = start(l, spec, t, r);
-    first.release();  // a daemon killed without cleaning up: the socket file stays
-    std::string sock = t.notify_dir + "/notify.sock";
-    auto m = start(l, spec, t, r);  // binds again in the same directory
-    notify(t.notify_dir, "READY=1");
-    REQUIRE(l.run_until([&] { return !r.got.empty(); }));
-    CHECK(r.got[0].healthy);
+    ReadyCheck c;
+    // What a daemon killed without cleaning up leaves: a socket file nobody reads.
+    std::string sock = c.t.notify_dir + "/notify.sock";
+    REQUIRE(util::mkdir_p(c.t.notify_dir));
+    {
+        util::UniqueFd stale(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        struct sockaddr_un a = unix_address(sock);
+        REQUIRE(bind(stale.get(), reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+    }
+    auto m = c.start();  // binds again in the same directory
+    notify(c.t.notify_dir, "READY=1");
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }));
+    CHECK(c.r.got[0].healthy);
     m.reset();
     CHECK(access(sock.c_str(), F_OK) < 0);
 }
