@@ -109,11 +109,12 @@ public:
         REQUIRE(r);
     }
 
-    /// bundle() with `policy`, started.
+    /// bundle() with `policy` and `grace_ms`, started.
     ota::ContainerSpec run(const std::string &name, const std::string &script,
-                           ota::RestartPolicy::Kind policy = ota::RestartPolicy::No) {
+                           ota::RestartPolicy::Kind policy = ota::RestartPolicy::No, int64_t grace_ms = 5000) {
         auto c = bundle(name, script);
         c.restart.kind = policy;
+        c.stop_grace_ms = grace_ms;
         start(c);
         return c;
     }
@@ -255,10 +256,7 @@ TEST_CASE("the restart backoff doubles and resets after 10 s up") {
 TEST_CASE("stop returns as soon as the container exits on the stop signal") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("polite", "trap 'exit 0' TERM; echo up; while true; do sleep 0.05; done");
-    c.restart.kind = ota::RestartPolicy::Always;
-    c.stop_grace_ms = 10000;
-    f.start(c);
+    auto c = f.run("polite", "trap 'exit 0' TERM; echo up; while true; do sleep 0.05; done", ota::RestartPolicy::Always, 10000);
     REQUIRE(f.run_until([&] { return f.sup->logs().last("polite", 1).size() == 1; }));
     const int64_t t0 = util::monotonic_ms();
     REQUIRE(f.sup->stop_and_wait({"polite"}));
@@ -272,10 +270,7 @@ TEST_CASE("stop returns as soon as the container exits on the stop signal") {
 TEST_CASE("a container ignoring the stop signal is killed after the grace") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("stubborn", "trap '' TERM; echo up; while true; do sleep 0.05; done");
-    c.restart.kind = ota::RestartPolicy::Always;
-    c.stop_grace_ms = 500;
-    f.start(c);
+    auto c = f.run("stubborn", "trap '' TERM; echo up; while true; do sleep 0.05; done", ota::RestartPolicy::Always, 500);
     REQUIRE(f.run_until([&] { return f.sup->logs().last("stubborn", 1).size() == 1; }));
     const int64_t t0 = util::monotonic_ms();
     bool done = false;
@@ -328,10 +323,7 @@ TEST_CASE("a container's leftover processes die with its init") {
 TEST_CASE("a new supervisor adopts a container the last one left running") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("adopted", "while true; do sleep 0.05; done");
-    c.restart.kind = ota::RestartPolicy::Always;
-    c.stop_grace_ms = 300;
-    f.start(c);
+    auto c = f.run("adopted", "while true; do sleep 0.05; done", ota::RestartPolicy::Always, 300);
     const pid_t pid = f.status("adopted")->pid;
     REQUIRE(pid > 0);
     f.new_supervisor();  // the old one destroyed without stopping
@@ -355,9 +347,7 @@ TEST_CASE("a new supervisor adopts a container the last one left running") {
 TEST_CASE("a stopped container left behind is deleted and created anew") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("stale", "while true; do sleep 0.05; done");
-    c.stop_grace_ms = 300;
-    f.start(c);
+    auto c = f.run("stale", "while true; do sleep 0.05; done", ota::RestartPolicy::No, 300);
     const pid_t pid = f.status("stale")->pid;
     f.new_supervisor();
     REQUIRE(rt::kill_container(f.cfg.state_root, "stale", SIGKILL, false));
@@ -397,9 +387,7 @@ TEST_CASE("container output is captured into the log and rotated") {
 TEST_CASE("no log line is lost across a supervisor restart while the container writes") {
     if (skip()) return;
     Fixture f;
-    auto c = f.bundle("writer", "i=0; while true; do echo \"n$i\"; i=$((i+1)); sleep 0.01; done");
-    c.stop_grace_ms = 200;
-    f.start(c);
+    auto c = f.run("writer", "i=0; while true; do echo \"n$i\"; i=$((i+1)); sleep 0.01; done", ota::RestartPolicy::No, 200);
     REQUIRE(f.run_until([&] { return f.sup->logs().last("writer", 20).size() == 20; }));
     f.sup.reset();  // the daemon goes away; the container keeps writing to `current`
     const std::string current = f.cfg.log_dir + "/writer/current";
