@@ -237,11 +237,11 @@ TEST_CASE("the restart backoff doubles and resets after 10 s up") {
     });
     f.start(c);
     REQUIRE(f.run_until([&] { return delays.size() >= 4; }, 20000));
-    // 100, 200, 400, 800 ms, each ±20 %, plus the create's time
+    // 100, 200, 400, 800 ms, each ±20 %, plus the create's time (up to 300 ms on a loaded machine)
     for (size_t i = 0; i < 4; i++) {
         INFO("restart " << i << " after " << delays[i] << " ms");
         CHECK(delays[i] >= static_cast<int64_t>(80 << i));
-        CHECK(delays[i] <= static_cast<int64_t>(120 << i) + 150);
+        CHECK(delays[i] <= static_cast<int64_t>(120 << i) + 300);
     }
     REQUIRE(util::atomic_write_file(f.rootfs() + "/tmp/long", ""));
     // The run that found the file lasted 10.5 s: the next delay is 100 ms again.
@@ -249,7 +249,7 @@ TEST_CASE("the restart backoff doubles and resets after 10 s up") {
     const size_t n = delays.size();
     REQUIRE(f.run_until([&] { return delays.size() > n; }, 20000));
     INFO("restart after the long run after " << delays[n] << " ms");
-    CHECK(delays[n] <= 120 + 150);
+    CHECK(delays[n] <= 120 + 300);  // the next without the reset: 1600 ms ±20 %
     REQUIRE(f.sup->stop_and_wait({"backoff"}));
 }
 
