@@ -115,10 +115,12 @@ util::Result<util::UniqueFd> Logs::open(const std::string &name, bool fresh) {
     TRY_CTX(open_current(s), util::cat("log of ", name));
     if (fresh) {
         // Nobody writes to it any more: copy the rest (a partial line too), then empty it.
+        // The offset goes to 0 first: a crash in between copies the old
+        // lines again rather than skip the new container's first ones.
         TRY_CTX(copy(s, true), util::cat("log of ", name));
+        TRY(util::atomic_write_file_at(s.dir.get(), kOffset, "0", 0600, util::Durability::ProcessCrash));
         if (::ftruncate(s.current.get(), 0) < 0) return Error::from_errno(util::cat("empty the log of ", name));
         s.offset = s.punched = 0;
-        TRY(util::atomic_write_file_at(s.dir.get(), kOffset, "0", 0600, util::Durability::ProcessCrash));
     }
     auto w = TRY(util::open_at(s.dir.get(), kCurrent, O_WRONLY | O_APPEND | O_CREAT, 0640));
     s.followed = true;
