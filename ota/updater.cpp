@@ -49,16 +49,22 @@ std::optional<uint64_t> version_of(std::string_view name) {
     return util::parse_int<uint64_t>(name);
 }
 
-util::json::Value opt_json(const std::optional<uint64_t> &v) { return v ? util::json::Value(*v) : util::json::Value(); }
+/// The state as an object, each pointer shown by `pointer` (state.json and
+/// the status document share the shape).
+template <typename F>
+util::json::Value state_object(const UpdaterState &s, F &&pointer) {
+    util::json::Value doc = util::json::Value::object();
+    doc["current"] = pointer(s.current);
+    doc["previous"] = pointer(s.previous);
+    doc["trying"] = pointer(s.trying);
+    doc["staging"] = pointer(s.staging);
+    doc["minimum"] = s.minimum;
+    return doc;
+}
 
 std::string state_document(const UpdaterState &s) {
-    util::json::Value doc = util::json::Value::object();
-    doc["current"] = opt_json(s.current);
-    doc["previous"] = opt_json(s.previous);
-    doc["trying"] = opt_json(s.trying);
-    doc["staging"] = opt_json(s.staging);
-    doc["minimum"] = s.minimum;
-    return util::json::dump(doc, 2) + "\n";
+    auto version = [](const std::optional<uint64_t> &v) { return v ? util::json::Value(*v) : util::json::Value(); };
+    return util::json::dump(state_object(s, version), 2) + "\n";
 }
 
 /// Raises the "an update is in progress" flag for one call.
@@ -139,12 +145,7 @@ util::json::Value status_json(const util::DeviceRoot &root, const UpdaterState &
         }
         return p;
     };
-    util::json::Value doc = util::json::Value::object();
-    doc["current"] = pointer(state.current);
-    doc["previous"] = pointer(state.previous);
-    doc["trying"] = pointer(state.trying);
-    doc["staging"] = pointer(state.staging);
-    doc["minimum"] = state.minimum;
+    util::json::Value doc = state_object(state, pointer);
     doc["busy"] = busy;
     return doc;
 }
