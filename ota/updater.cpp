@@ -130,6 +130,19 @@ Result<std::vector<HistoryEntry>> read_history(const util::DeviceRoot &root) {
     return out;
 }
 
+util::json::Value history_json(const std::vector<HistoryEntry> &entries) {
+    util::json::Value doc = util::json::Value::array();
+    for (const auto &e : entries) {
+        util::json::Value j = util::json::Value::object();
+        j["time"] = e.time;
+        j["version"] = e.version;
+        j["event"] = e.event;
+        if (!e.reason.empty()) j["reason"] = e.reason;
+        doc.push_back(std::move(j));
+    }
+    return doc;
+}
+
 util::json::Value status_json(const util::DeviceRoot &root, const UpdaterState &state, bool busy) {
     auto pointer = [&](const std::optional<uint64_t> &v) {
         if (!v) return util::json::Value();
@@ -180,17 +193,8 @@ void Updater::record(uint64_t version, std::string_view event, std::string_view 
     auto entries = read_history(root_).value_or({});
     entries.push_back({static_cast<int64_t>(::time(nullptr)), version, std::string(event), std::string(reason)});
     if (entries.size() > kHistoryMax) entries.erase(entries.begin(), entries.end() - kHistoryMax);
-    util::json::Value doc = util::json::Value::array();
-    for (const auto &e : entries) {
-        util::json::Value j = util::json::Value::object();
-        j["time"] = e.time;
-        j["version"] = e.version;
-        j["event"] = e.event;
-        if (!e.reason.empty()) j["reason"] = e.reason;
-        doc.push_back(std::move(j));
-    }
     if (!util::mkdir_p(root_.revisions())) return;
-    (void)util::atomic_write_file(history_path(root_), util::json::dump(doc, 1) + "\n");
+    (void)util::atomic_write_file(history_path(root_), util::json::dump(history_json(entries), 1) + "\n");
 }
 
 Result<Revision> Updater::revision(uint64_t version) const {

@@ -145,6 +145,9 @@ private:
 /// without a daemon.
 util::Result<UpdaterState> read_state(const util::DeviceRoot &root);
 util::Result<std::vector<HistoryEntry>> read_history(const util::DeviceRoot &root);
+/// The entries as history.json holds them (docs/updater.md), for
+/// `berth update history --json`.
+util::json::Value history_json(const std::vector<HistoryEntry> &entries);
 /// The document of Updater::status_json for a state read without a daemon
 /// (docs/updater.md): each pointer as {"version", "name", "digest"} or null,
 /// "minimum" and "busy".

@@ -571,6 +571,9 @@ TEST_CASE("status, state and history read without a daemon") {
     CHECK(events == std::vector<std::string>{"staged 1", "trying 1", "committed 1", "staged 2", "trying 2",
                                              "committed 2", "staged 3", "trying 3"});
     CHECK(h->back().time > 1700000000);
+    auto file = util::json::parse(util::read_file(d.root.revisions() + "/history.json").value_or(""), "history.json");
+    REQUIRE(file);
+    CHECK(ota::history_json(*h) == *file);
 }
 
 TEST_CASE("history keeps the last 100 entries, newest last") {
@@ -790,4 +793,5 @@ TEST_CASE("a crash at any step of any state write, or during a resume, leaves th
     }
     CHECK(crashes > 100);
 }
+
 
