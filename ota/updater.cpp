@@ -207,8 +207,8 @@ std::vector<HistoryEntry> Updater::history() const { return read_history(root_).
 
 util::json::Value Updater::status_json() const { return ota::status_json(root_, state_, busy_); }
 
-// Removes every revision no pointer names: its bundles first, then its
-// manifest file, so a crash in between leaves a file the next gc() finds
+// Removes every revision no pointer names: stops it, removes its bundles,
+// then its manifest file, so a crash in between leaves a file the next gc() finds
 // again (Apps::remove of missing bundles is fine). Also the temporaries of
 // interrupted atomic writes. Goes on past a revision it cannot remove.
 Status Updater::gc() {
@@ -228,6 +228,11 @@ Status Updater::gc() {
         auto rev = revision(*v);
         if (!rev) {
             keep_first(first, std::move(rev).error());
+            continue;
+        }
+        // Stopped first: a crash may have left a container of it running.
+        if (auto st = apps_.stop(*rev); !st) {
+            keep_first(first, std::move(st).error().wrap(cat("stop revision ", *v)));
             continue;
         }
         if (auto st = apps_.remove(*rev); !st) {

@@ -336,7 +336,7 @@ TEST_CASE("a staging failure leaves the current revision running and records the
     auto r = u.apply(document(3));
     REQUIRE(!r);
     CHECK(r.error().message().find("no space left on device") != std::string::npos);
-    CHECK(apps.calls == std::vector<std::string>{"stage 3", "remove 3"});
+    CHECK(apps.calls == std::vector<std::string>{"stage 3", "stop 3", "remove 3"});
     CHECK(apps.running == ids_of({2}));
     CHECK(apps.bundles == ids_of({1, 2}));
     CHECK(same(d.state(), committed(2, 1, 2)));
@@ -372,7 +372,7 @@ TEST_CASE("a rollback from trying restores the current revision exactly") {
     apps.calls.clear();
 
     REQUIRE(u.rollback("web: health check failed 3 times"));
-    CHECK(apps.calls == std::vector<std::string>{"stop 3", "start 2", "remove 3"});
+    CHECK(apps.calls == std::vector<std::string>{"stop 3", "start 2", "stop 3", "remove 3"});
     CHECK(apps.running == ids_of({2}));
     CHECK(apps.bundles == ids_of({1, 2}));
     CHECK(same(d.state(), committed(2, 1, 2)));
@@ -401,7 +401,7 @@ TEST_CASE("an operator rollback goes back to previous and keeps the minimum") {
     apps.calls.clear();
 
     REQUIRE(u.rollback("operator"));
-    CHECK(apps.calls == std::vector<std::string>{"stop 2", "start 1", "remove 2"});
+    CHECK(apps.calls == std::vector<std::string>{"stop 2", "start 1", "stop 2", "remove 2"});
     CHECK(apps.running == ids_of({1}));
     CHECK(apps.bundles == ids_of({1}));
     CHECK(same(d.state(), committed(1, std::nullopt, 2)));
@@ -534,6 +534,20 @@ TEST_CASE("resume stops stray containers and starts the current revision") {
     ota::Updater u(d.root, apps);
     REQUIRE(u.resume());
     CHECK(apps.running == ids_of({2}));
+}
+
+TEST_CASE("resume stops and removes a revision no pointer names, its manifest last") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    REQUIRE(util::atomic_write_file(d.root.revisions() + "/7.json", document(7)));
+    REQUIRE(util::atomic_write_file(d.root.revisions() + "/.berth-tmp-state.json.1.0", "{"));
+    for (const auto &id : ids_of({7})) apps.bundles.insert(id), apps.running.insert(id);
+    apps.calls.clear();
+    REQUIRE(u.resume());
+    CHECK(apps.calls == std::vector<std::string>{"stop 7", "remove 7", "stop_others", "start 2"});
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(d.revision_files() == std::set<std::string>{"1.json", "2.json", "history.json", "state.json"});
 }
 
 TEST_CASE("resume on an empty device root starts nothing") {
@@ -793,5 +807,6 @@ TEST_CASE("a crash at any step of any state write, or during a resume, leaves th
     }
     CHECK(crashes > 100);
 }
+
 
 
