@@ -287,6 +287,30 @@ TEST_CASE("a malformed manifest is refused with the parser's reason") {
     CHECK(d.history().back().event == "refused");
 }
 
+TEST_CASE("a manifest asking for a device the board does not allow is refused before anything stops") {
+    Device d;
+    FakeApps apps(d.apps_file);
+    d.install(apps, {1});
+    ota::AppLimits limits;
+    limits.devices = {"/dev/ttyUSB*"};
+    ota::Updater u(d.root, apps, limits);
+    apps.calls.clear();
+    std::string doc = document(2);
+    const std::string serial = R"("devices": [{"path": "/dev/ttyUSB0"}], "name": "db")";
+    auto at = doc.find(R"("name": "db")");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(u.apply(std::string(doc).replace(at, 12, serial)));
+    REQUIRE(u.rollback("test"));
+
+    doc.replace(at, 12, R"("devices": [{"path": "/dev/mem"}], "name": "db")");
+    auto r = u.apply(doc);
+    REQUIRE(!r);
+    CHECK(r.error().message() == "refused: containers[0].devices[0]: /dev/mem is not allowed by the board profile");
+    CHECK(apps.calls == std::vector<std::string>{"stage 2", "stop 1", "start 2", "stop 2", "start 1", "stop 2", "remove 2"});
+    CHECK(apps.running == ids_of({1}));
+    CHECK(same(d.state(), committed(1, std::nullopt, 1)));
+}
+
 TEST_CASE("an update is refused while another is being tried") {
     Installed d({1});
     auto [apps, u] = d.parts();
