@@ -766,9 +766,19 @@ void run_scenario(const Scenario &sc, const CrashRun &run) {
     sc.run(apps, u);
 }
 
+/// The resume() of the restart after a crash, killed in turn at the first
+/// hit of `failpoint` (when it gets there).
+void crash_resuming(const CrashRun &run, const std::string &failpoint) {
+    crash_in_child(failpoint, 1, [&] {
+        FakeApps apps(run.apps_file);
+        ota::Updater u(run.root(), apps);
+        (void)u.resume();
+    });
+}
+
 }  // namespace
 
-TEST_CASE("a crash at any updater failpoint leaves the old or the new revision, fully") {
+TEST_CASE("a crash at any updater failpoint, and again in the resume after it, leaves the old or the new revision, fully") {
     const auto all = scenarios();
     const auto tmpl = templates(all);
     std::set<std::string> hit;
@@ -779,6 +789,13 @@ TEST_CASE("a crash at any updater failpoint leaves the old or the new revision, 
             CrashRun run(*tmpl[i]);
             if (crash_in_child(std::string(fp), 0, [&] { run_scenario(sc, run); })) hit.insert(std::string(fp));
             run.check(sc);
+            // Again, with the resume() after the crash killed at the same
+            // failpoint before the one that finishes.
+            CrashRun twice(*tmpl[i]);
+            if (crash_in_child(std::string(fp), 0, [&] { run_scenario(sc, twice); })) {
+                crash_resuming(twice, std::string(fp));
+                twice.check(sc);
+            }
         }
     }
     // Every listed failpoint is on some path (the list is not stale).
@@ -819,12 +836,7 @@ TEST_CASE("a crash at any step of any state write, or during a resume, leaves th
                 CrashRun run(*tmpl[i]);
                 if (!crash_in_child(fp, nth, [&] { run_scenario(sc, run); })) break;
                 crashes++;
-                // And a second crash at the same step of the resume after it.
-                crash_in_child(fp, 1, [&] {
-                    FakeApps apps(run.apps_file);
-                    ota::Updater u(run.root(), apps);
-                    (void)u.resume();
-                });
+                crash_resuming(run, fp);
                 run.check(sc);
             }
         }
