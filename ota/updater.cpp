@@ -33,12 +33,20 @@ namespace {
 constexpr size_t kHistoryMax = 100;
 constexpr size_t kStateFileMax = 64 * 1024;
 constexpr size_t kHistoryFileMax = 4 * 1024 * 1024;
+constexpr size_t kManifestMax = 4 * 1024 * 1024;
 constexpr std::string_view kResumeRollback = "reboot or daemon restart during trying";
 constexpr std::string_view kResumeUnstage = "staging interrupted by a reboot or daemon restart";
 
 std::string state_path(const util::DeviceRoot &root) { return util::path_join(root.revisions(), "state.json"); }
 std::string history_path(const util::DeviceRoot &root) { return util::path_join(root.revisions(), "history.json"); }
 std::string manifest_name(uint64_t version) { return cat(version, ".json"); }
+
+/// The stored revision `version`, parsed.
+Result<Revision> read_revision(const util::DeviceRoot &root, uint64_t version) {
+    const std::string path = util::path_join(root.revisions(), manifest_name(version));
+    auto text = TRY(util::read_file(path, kManifestMax));
+    return parse_revision(text).context(cat("revision ", version, " (", path, ")"));
+}
 
 /// The version of a revision file "<version>.json"; nullopt for any other name.
 std::optional<uint64_t> version_of(std::string_view name) {
@@ -148,8 +156,7 @@ util::json::Value status_json(const util::DeviceRoot &root, const UpdaterState &
         if (!v) return util::json::Value();
         util::json::Value p = util::json::Value::object();
         p["version"] = *v;
-        auto text = util::read_file(util::path_join(root.revisions(), manifest_name(*v)));
-        auto rev = text ? parse_revision(*text) : Result<Revision>(std::move(text).error());
+        auto rev = read_revision(root, *v);
         if (rev) {
             p["name"] = rev->name;
             p["digest"] = rev->digest;
@@ -197,25 +204,21 @@ void Updater::record(uint64_t version, std::string_view event, std::string_view 
     (void)util::atomic_write_file(history_path(root_), util::json::dump(history_json(entries), 1) + "\n");
 }
 
-Result<Revision> Updater::revision(uint64_t version) const {
-    const std::string path = util::path_join(root_.revisions(), manifest_name(version));
-    auto text = TRY(util::read_file(path));
-    return parse_revision(text).context(cat("revision ", version, " (", path, ")"));
-}
+Result<Revision> Updater::revision(uint64_t version) const { return read_revision(root_, version); }
 
 std::vector<HistoryEntry> Updater::history() const { return read_history(root_).value_or({}); }
 
 util::json::Value Updater::status_json() const { return ota::status_json(root_, state_, busy_); }
 
 // Removes every revision no pointer names: stops it, removes its bundles,
-// then its manifest file, so a crash in between leaves a file the next gc() finds
-// again (Apps::remove of missing bundles is fine). Also the temporaries of
+// then its manifest file, so a crash in between leaves a file the next gc()
+// finds again (Apps::stop and remove of what is gone are fine). Also the temporaries of
 // interrupted atomic writes. Goes on past a revision it cannot remove.
 Status Updater::gc() {
-    const std::string dir = root_.revisions();
-    if (!util::path_exists(dir)) return util::ok();
-    auto names = TRY(util::list_dir(dir));
-    auto dirfd = TRY(util::open_file(dir, O_RDONLY | O_DIRECTORY));
+    auto dir = util::open_file(root_.revisions(), O_RDONLY | O_DIRECTORY);
+    if (!dir && dir.error().code == ENOENT) return util::ok();  // nothing applied yet
+    auto dirfd = TRY(std::move(dir));
+    auto names = TRY(util::list_dir_fd(dirfd.get()));
     std::optional<Error> first;
     for (const auto &name : names) {
         if (name.starts_with(util::kTempPrefix)) {
@@ -282,6 +285,8 @@ Result<uint64_t> Updater::apply(std::string_view document) {
         record(version, "refused", err.message());
         return Error{err.code, cat("refused: ", err.context)};
     };
+    if (document.size() > kManifestMax)
+        return refuse(0, Error::msg(cat("the manifest is larger than ", kManifestMax >> 20, " MiB")));
     auto parsed = parse_revision(document);
     if (!parsed) return refuse(0, parsed.error());
     Revision rev = std::move(parsed).value();

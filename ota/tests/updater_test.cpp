@@ -287,6 +287,15 @@ TEST_CASE("a malformed manifest is refused with the parser's reason") {
     CHECK(d.history().back().event == "refused");
 }
 
+TEST_CASE("a manifest larger than a revision file may be is refused") {
+    Installed d({1});
+    auto [apps, u] = d.parts();
+    auto r = u.apply(document(2) + std::string(5 << 20, ' '));
+    REQUIRE(!r);
+    CHECK(r.error().message() == "refused: the manifest is larger than 4 MiB");
+    CHECK(same(d.state(), committed(1, std::nullopt, 1)));
+}
+
 TEST_CASE("a manifest asking for a device the board does not allow is refused before anything stops") {
     Device d;
     FakeApps apps(d.apps_file);
