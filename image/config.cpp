@@ -87,7 +87,7 @@ json::Value default_resources(const RuntimeConfigOptions &opts) {
     for (int minor : {0, 1, 2}) devices.push_back(device(true, "c", 5, minor, "rwm"));
     devices.push_back(device(true, "c", 136, -1, "rwm"));
     for (const auto &d : opts.devices)
-        devices.push_back(device(true, d.type == 'b' ? "b" : "c", d.major, d.minor, d.permissions.c_str()));
+        devices.push_back(device(true, d.type == 'b' ? "b" : "c", d.major, d.minor, d.permissions.c_str()));  // checked in device_nodes
     json::Value r = json::Value::object();
     r["devices"] = std::move(devices);
     json::Value pids = json::Value::object();
@@ -185,9 +185,17 @@ std::vector<std::string> with_extra(std::vector<std::string> base, const std::ve
 }
 
 /// linux.devices: the nodes the runtime creates in the container's /dev.
-json::Value device_nodes(const std::vector<DeviceNode> &devices) {
+/// Each sits under /dev (the runtime's tmpfs: a node elsewhere would land
+/// on the nodev rootfs or a volume), with an access of r, w and m only.
+util::Result<json::Value> device_nodes(const std::vector<DeviceNode> &devices) {
     json::Value out = json::Value::array();
     for (const auto &d : devices) {
+        std::string what = cat("device ", quote(d.path));
+        if (d.path.rfind("/dev/", 0) != 0 || clean_path(d.path) != d.path || d.path == "/dev/")
+            return Error::msg(cat(what, ": not a clean path under /dev"));
+        if (d.type != 'c' && d.type != 'b') return Error::msg(cat(what, ": type ", quote(std::string(1, d.type)), " is not c or b"));
+        if (d.permissions.empty() || d.permissions.find_first_not_of("rwm") != std::string::npos)
+            return Error::msg(cat(what, ": permissions ", quote(d.permissions), " are not a subset of rwm"));
         json::Value n = json::Value::object();
         n["path"] = d.path;
         n["type"] = d.type == 'b' ? "b" : "c";
@@ -397,7 +405,7 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
                                                      "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
                                                      "/sys/devices/virtual/powercap"};
     linux_["readonlyPaths"] = std::vector<std::string>{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
-    if (!opts.devices.empty()) linux_["devices"] = device_nodes(opts.devices);
+    if (!opts.devices.empty()) linux_["devices"] = TRY(device_nodes(opts.devices));
     linux_["resources"] = default_resources(opts);
     linux_["seccomp"] = default_seccomp();
     c["linux"] = linux_;

@@ -6,7 +6,11 @@
 // standard mounts, runc's masked and read-only paths, a device cgroup that
 // denies all but the default devices, a pids limit, and a default seccomp
 // profile (seccomp_profile.cpp) that allows what programs need and refuses
-// namespaces, mounts and the kernel's administration.
+// namespaces, mounts and the kernel's administration. An update manifest's
+// container (ota/stage.hpp) adds to that: a cwd and user, capabilities
+// beyond the default set, host devices (a node and one allow rule each),
+// memory, CPU and pids limits, the host network, named volumes and bind
+// mounts; the confinement stays.
 // User names ("app", "app:staff") are resolved in the image's own
 // /etc/passwd and /etc/group, read through util::open_in_root so a
 // hostile image cannot make us read a host file, and only when they are

@@ -399,6 +399,20 @@ TEST_CASE("a block device gets a block rule", "[config][manifest]") {
     CHECK(rules[rules.size() - 1]["access"] == "r");
 }
 
+TEST_CASE("a device outside /dev, of another type or with other permissions is refused", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    for (const auto &d : {DeviceNode{"/etc/ttyUSB0", 'c', 188, 0, "rw", 0660}, DeviceNode{"/dev/../etc/x", 'c', 1, 3, "rw", 0666},
+                          DeviceNode{"/dev/", 'c', 1, 3, "rw", 0666}, DeviceNode{"dev/null", 'c', 1, 3, "rw", 0666},
+                          DeviceNode{"/dev/null", 'p', 1, 3, "rw", 0666}, DeviceNode{"/dev/null", 'c', 1, 3, "", 0666},
+                          DeviceNode{"/dev/null", 'c', 1, 3, "rwx", 0666}}) {
+        INFO(d.path << " " << d.type << " " << d.permissions);
+        o.devices = {d};
+        auto r = manifest_runtime_config(o);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message().find("device") != std::string::npos);
+    }
+}
+
 TEST_CASE("a memory limit sets linux.resources.memory.limit", "[config][manifest]") {
     RuntimeConfigOptions o;
     CHECK_FALSE(manifest_runtime_config(o)->at("linux").at("resources").contains("memory"));
