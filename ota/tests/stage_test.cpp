@@ -125,6 +125,13 @@ Revision revision(uint64_t version, std::vector<ContainerSpec> containers) {
     return r;
 }
 
+/// A one-container revision (`a`, version `v`), staged.
+Revision staged_one(Device &d, uint64_t v) {
+    Revision rev = revision(v, {spec("a", d.image("a"))});
+    REQUIRE(stage_revision(rev, d.context()));
+    return rev;
+}
+
 bool has(const json::Value &list, const std::string &s) { return std::find(list.begin(), list.end(), s) != list.end(); }
 
 json::Value mount_at(const json::Value &config, const std::string &dest) {
@@ -277,8 +284,7 @@ TEST_CASE("a device path that is no device node is refused", "[stage][root]") {
 TEST_CASE("staging a revision again keeps its bundles", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
-    Revision rev = revision(4, {spec("a", d.image("a"))});
-    REQUIRE(stage_revision(rev, d.context()));
+    Revision rev = staged_one(d, 4);
     REQUIRE(util::atomic_write_file(d.root.container("a.r4") + "/marker", "x"));
     d.notes.clear();
     REQUIRE(stage_revision(rev, d.context()));
@@ -290,8 +296,7 @@ TEST_CASE("staging a revision again keeps its bundles", "[stage][root]") {
 TEST_CASE("a failure keeps the bundles this call did not make", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
-    Revision old = revision(5, {spec("a", d.image("a"))});
-    REQUIRE(stage_revision(old, d.context()));
+    Revision old = staged_one(d, 5);
     // The same revision with two more containers: b stages, c is missing.
     Revision rev = old;
     rev.containers.push_back(spec("b", d.image("b")));
@@ -320,8 +325,7 @@ TEST_CASE("a partial bundle left by a crash is rebuilt", "[stage][root]") {
 TEST_CASE("a bundle of another document of the same version is refused, not reused", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
-    Revision first = revision(7, {spec("a", d.image("a"))});
-    REQUIRE(stage_revision(first, d.context()));
+    Revision first = staged_one(d, 7);
     Revision other = first;
     other.digest = "sha256:" + std::string(64, 'f');
     auto st = stage_revision(other, d.context());
