@@ -132,6 +132,13 @@ Revision staged_one(Device &d, uint64_t v) {
     return rev;
 }
 
+/// The error of staging `rev`, which must fail.
+std::string stage_error(Device &d, const Revision &rev) {
+    auto st = stage_revision(rev, d.context());
+    REQUIRE_FALSE(st);
+    return st.error().message();
+}
+
 bool has(const json::Value &list, const std::string &s) { return std::find(list.begin(), list.end(), s) != list.end(); }
 
 json::Value mount_at(const json::Value &config, const std::string &dest) {
@@ -247,9 +254,8 @@ TEST_CASE("an image missing from the store and registry fails naming the contain
     ContainerSpec missing = spec("second", "reg.example/gone@sha256:" + std::string(64, 'a'));
     Revision rev = revision(2, {ready, missing});
     auto ctx = d.context();
-    auto st = stage_revision(rev, ctx);
-    REQUIRE_FALSE(st);
-    CHECK(st.error().message().rfind("stage `second`: ", 0) == 0);
+    std::string err = stage_error(d, rev);
+    CHECK(err.rfind("stage `second`: ", 0) == 0);
     CHECK(bundles(d) == 0);
     CHECK_FALSE(util::path_exists(notify_dir(ctx.run_dir, "first.r2")));
 }
@@ -301,9 +307,8 @@ TEST_CASE("a failure keeps the bundles this call did not make", "[stage][root]")
     Revision rev = old;
     rev.containers.push_back(spec("b", d.image("b")));
     rev.containers.push_back(spec("c", "reg.example/gone@sha256:" + std::string(64, 'b')));
-    auto st = stage_revision(rev, d.context());
-    REQUIRE_FALSE(st);
-    CHECK(st.error().message().rfind("stage `c`: ", 0) == 0);
+    std::string err = stage_error(d, rev);
+    CHECK(err.rfind("stage `c`: ", 0) == 0);
     CHECK(d.has_bundle("a.r5"));
     CHECK(util::path_exists(d.root.container("a.r5") + "/config.json"));
     CHECK_FALSE(d.has_bundle("b.r5"));
@@ -328,10 +333,9 @@ TEST_CASE("a bundle of another document of the same version is refused, not reus
     Revision first = staged_one(d, 7);
     Revision other = first;
     other.digest = "sha256:" + std::string(64, 'f');
-    auto st = stage_revision(other, d.context());
-    REQUIRE_FALSE(st);
-    CHECK(st.error().message().find("stage `a`") != std::string::npos);
-    CHECK(st.error().message().find("another document") != std::string::npos);
+    std::string err = stage_error(d, other);
+    CHECK(err.find("stage `a`") != std::string::npos);
+    CHECK(err.find("another document") != std::string::npos);
     CHECK(d.has_bundle("a.r7"));  // still the first one's
     REQUIRE(remove_revision_bundles(first, d.root));
 }
