@@ -87,6 +87,16 @@ struct Made {
     }
 };
 
+/// The notify directory of a container with a `ready` check, made when missing.
+util::Status make_notify_dir(const Revision &rev, const ContainerSpec &c, const StageContext &ctx, Made &made) {
+    if (c.health.kind != HealthKind::Ready) return util::ok();
+    std::string dir = notify_dir(ctx.run_dir, container_id(rev, c));
+    if (util::path_exists(dir)) return util::ok();
+    TRY_CTX(util::mkdir_p(dir, 0755), "the notify directory");
+    made.notify_dirs.push_back(dir);
+    return util::ok();
+}
+
 /// Stages container `c` (index `i`) as bundle `id`, recording in `made` what it creates.
 util::Status stage_container(img::Store &store, const Revision &rev, const ContainerSpec &c,
                              std::vector<img::DeviceNode> devices, const StageContext &ctx, Made &made) {
@@ -97,13 +107,7 @@ util::Status stage_container(img::Store &store, const Revision &rev, const Conta
             return Error::msg(cat("volume ", quote(v.name), ": not a valid volume name"));
         TRY_CTX(util::mkdir_p(util::path_join(ctx.root.volumes(), v.name), 0755), cat("volume ", quote(v.name)));
     }
-    if (c.health.kind == HealthKind::Ready) {
-        std::string dir = notify_dir(ctx.run_dir, id);
-        if (!util::path_exists(dir)) {
-            TRY_CTX(util::mkdir_p(dir, 0755), "the notify directory");
-            made.notify_dirs.push_back(dir);
-        }
-    }
+    TRY(make_notify_dir(rev, c, ctx, made));
     img::StageOptions so;
     so.platform = ctx.platform;
     so.policy = ctx.policy;
@@ -156,6 +160,8 @@ util::Status stage_revision(const Revision &rev, const StageContext &ctx) {
         // writes) from an earlier staging of this revision stays as it is.
         if (util::path_exists(util::path_join(ctx.root.container(id), "config.json"))) {
             TRY_CTX(check_kept(ctx.root.container(id), rev), cat("stage ", quote(c.name)));
+            // Its notify directory is on the run directory's tmpfs: gone after a reboot.
+            TRY_CTX(make_notify_dir(rev, c, ctx, made), cat("stage ", quote(c.name)));
             if (ctx.note) ctx.note("kept", id);
             continue;
         }

@@ -26,8 +26,9 @@
 // on with it); unpacked layers and blobs no bundle uses are the store gc's.
 // Overlay rootfs mounts do not survive a reboot: a kept bundle's rootfs is
 // mounted again by whoever starts it. Notify directories live under the
-// run directory (tmpfs): the daemon recreates notify_dir before starting a
-// kept bundle after a reboot.
+// run directory (tmpfs): stage_revision makes a kept bundle's again; a
+// daemon starting bundles without staging them (a rollback after a reboot)
+// makes notify_dir itself.
 #pragma once
 
 #include <functional>

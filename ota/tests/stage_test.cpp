@@ -233,6 +233,20 @@ TEST_CASE("a ready check gets the notify directory and NOTIFY_SOCKET", "[stage][
     REQUIRE(remove_revision_bundles(rev, d.root));
 }
 
+TEST_CASE("a kept bundle gets its notify directory back (after a reboot emptied the run directory)", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    ContainerSpec app = spec("app", d.image("app"));
+    app.health.kind = HealthKind::Ready;
+    Revision rev = revision(1, {app});
+    auto ctx = d.context();
+    REQUIRE(stage_revision(rev, ctx));
+    REQUIRE(util::remove_tree(ctx.run_dir));
+    REQUIRE(stage_revision(rev, ctx));
+    CHECK(util::path_exists(notify_dir(ctx.run_dir, "app.r1")));
+    REQUIRE(remove_revision_bundles(rev, d.root));
+}
+
 TEST_CASE("a container without a ready check gets no notify mount", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
