@@ -24,13 +24,13 @@ using util::cat;
 using util::Error;
 using util::quote;
 
-/// The host nodes of container `i`'s devices, stat'ed: a missing node or
-/// one that is no device is an error naming the field.
-util::Result<std::vector<img::DeviceNode>> host_devices(const ContainerSpec &c, size_t i) {
+/// The host nodes of `c`'s devices, stat'ed: a missing node or one that is
+/// no device is an error naming the field (by its place in the document).
+util::Result<std::vector<img::DeviceNode>> host_devices(const ContainerSpec &c) {
     std::vector<img::DeviceNode> out;
     for (size_t j = 0; j < c.devices.size(); j++) {
         const DeviceRule &d = c.devices[j];
-        std::string field = cat("containers[", i, "].devices[", j, "]");
+        std::string field = cat("containers[", c.index, "].devices[", j, "]");
         struct stat st;
         if (::stat(d.path.c_str(), &st) < 0) return Error::from_errno(cat(field, ": ", quote(d.path)));
         if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
@@ -97,7 +97,7 @@ util::Status make_notify_dir(const Revision &rev, const ContainerSpec &c, const 
     return util::ok();
 }
 
-/// Stages container `c` (index `i`) as bundle `id`, recording in `made` what it creates.
+/// Stages container `c` as its bundle, recording in `made` what it creates.
 util::Status stage_container(img::Store &store, const Revision &rev, const ContainerSpec &c,
                              std::vector<img::DeviceNode> devices, const StageContext &ctx, Made &made) {
     std::string id = container_id(rev, c);
@@ -147,8 +147,7 @@ util::Status stage_revision(const Revision &rev, const StageContext &ctx) {
     if (!ctx.policy) return Error::msg("stage a revision without a policy");
     // Every device first: a host without a node the manifest names stages nothing.
     std::vector<std::vector<img::DeviceNode>> devices;
-    for (size_t i = 0; i < rev.containers.size(); i++)
-        devices.push_back(TRY_CTX(host_devices(rev.containers[i], i), cat("stage ", quote(rev.containers[i].name))));
+    for (const auto &c : rev.containers) devices.push_back(TRY_CTX(host_devices(c), cat("stage ", quote(c.name))));
 
     auto store = TRY(img::Store::open(ctx.root.store()));
     Made made{&store, {}, {}, {}};

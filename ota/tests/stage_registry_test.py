@@ -7,7 +7,8 @@ the test-only stage_tool (parse_revision + stage_revision):
   memory, cpu, named volumes, network namespace or none);
 - an image missing from the registry fails naming the container and leaves
   no bundle of that revision;
-- a policy refusing the image leaves none either;
+- a policy refusing the image leaves none either, nor does a device node
+  the host lacks (its field named);
 - remove_revision_bundles removes the bundles and keeps the volumes.
 
 Usage: stage_registry_test.py STAGE_TOOL"""
@@ -155,6 +156,15 @@ try:
     r = stage(refused, "--policy", reject)
     c.ok(r.returncode != 0 and "stage `web`" in r.stderr, f"a refused image names the container ({r.stderr.strip()})")
     c.ok(not [b for b in bundles() if b.endswith(".r5")], f"no bundle of the refused revision ({bundles()})")
+
+    # A device node the host lacks: the field named, nothing staged.
+    nodev = json.loads(json.dumps(manifest))
+    nodev["version"] = 6
+    nodev["containers"][1]["devices"] = [{"path": "/dev/berth-no-such-device"}]
+    r = stage(nodev, "--policy", accept)
+    c.ok(r.returncode != 0 and "containers[1].devices[0]" in r.stderr,
+         f"a missing device names its field ({r.stderr.strip()})")
+    c.ok(not [b for b in bundles() if b.endswith(".r6")], f"no bundle of that revision ({bundles()})")
 
     # 4. Removal: bundles gone (and unmounted), volumes kept.
     r = stage(manifest, "--remove")

@@ -280,7 +280,8 @@ TEST_CASE("a missing device fails naming its field before anything is staged", "
     ContainerSpec a = spec("a", d.image("a"));
     ContainerSpec b = spec("b", d.image("b"));
     b.devices = {{"/dev/null", "rwm"}, {"/dev/berth-no-such-device", "rwm"}};
-    Revision rev = revision(1, {a, b});
+    b.index = 1;  // second in the document, first to start
+    Revision rev = revision(1, {b, a});
     auto st = stage_revision(rev, d.context());
     REQUIRE_FALSE(st);
     INFO(st.error().message());
