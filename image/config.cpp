@@ -161,8 +161,7 @@ util::Result<std::vector<json::Value>> caller_mounts(const RuntimeConfigOptions 
     };
     for (const auto &v : opts.named_volumes) {
         std::string what = cat("named volume ", quote(v.name));
-        if (v.name.empty() || v.name == "." || v.name == ".." || v.name.find('/') != std::string::npos)
-            return Error::msg(cat(what, ": not a valid volume name"));
+        if (!valid_volume_name(v.name)) return Error::msg(cat(what, ": not a valid volume name"));
         if (opts.volumes_dir.empty()) return Error::msg(cat(what, ": no volumes directory"));
         TRY(bind(v.destination, util::path_join(opts.volumes_dir, v.name), v.readonly, what));
     }
@@ -301,6 +300,10 @@ util::Result<UserIds> resolve_user(int rootfs_fd, std::string_view spec) {
 std::vector<std::string> default_capabilities() {
     return {"CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",       "CAP_NET_BIND_SERVICE",
             "CAP_SETFCAP", "CAP_SETGID",       "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"};
+}
+
+bool valid_volume_name(std::string_view name) {
+    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
 }
 
 std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest) {

@@ -107,6 +107,9 @@ struct UserIds {
 };
 util::Result<UserIds> resolve_user(int rootfs_fd, std::string_view user);
 
+/// A named volume's name is one path component: not empty, `.` or `..`, no `/`.
+bool valid_volume_name(std::string_view name);
+
 /// The directory of the image volume at container path `dest` under `dir`:
 /// <prefix><dest with '/' turned into '_'>.
 std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest);

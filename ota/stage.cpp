@@ -103,8 +103,7 @@ util::Status stage_container(img::Store &store, const Revision &rev, const Conta
     std::string id = container_id(rev, c);
     auto ref = TRY_CTX(img::Reference::parse(c.image), "image");
     for (const auto &v : c.volumes) {
-        if (v.name.empty() || v.name == "." || v.name == ".." || v.name.find('/') != std::string::npos)
-            return Error::msg(cat("volume ", quote(v.name), ": not a valid volume name"));
+        if (!img::valid_volume_name(v.name)) return Error::msg(cat("volume ", quote(v.name), ": not a valid volume name"));
         TRY_CTX(util::mkdir_p(util::path_join(ctx.root.volumes(), v.name), 0755), cat("volume ", quote(v.name)));
     }
     TRY(make_notify_dir(rev, c, ctx, made));

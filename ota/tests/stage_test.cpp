@@ -375,6 +375,18 @@ TEST_CASE("named volumes exist before staging and survive a failure and the remo
     CHECK(util::path_exists(d.root.volumes() + "/fresh"));
 }
 
+TEST_CASE("a volume name that is not one path component is refused before any directory is made", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    ContainerSpec a = spec("a", d.image("a"));
+    a.volumes = {{"../escape", "/data", false}};
+    std::string err = stage_error(d, revision(1, {a}));
+    CHECK(err.find("stage `a`") != std::string::npos);
+    CHECK(err.find("../escape") != std::string::npos);
+    CHECK_FALSE(util::path_exists(d.root.dir() + "/escape"));
+    CHECK(bundles(d) == 0);
+}
+
 TEST_CASE("remove_revision_bundles removes mounted bundles and accepts missing ones", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
