@@ -125,9 +125,11 @@ Revision revision(uint64_t version, std::vector<ContainerSpec> containers) {
     return r;
 }
 
-/// A one-container revision (`a`, version `v`), staged.
-Revision staged_one(Device &d, uint64_t v) {
-    Revision rev = revision(v, {spec("a", d.image("a"))});
+/// A one-container revision (`a`, version `v`, a health check of `kind`), staged.
+Revision staged_one(Device &d, uint64_t v, HealthKind kind = HealthKind::None) {
+    ContainerSpec a = spec("a", d.image("a"));
+    a.health.kind = kind;
+    Revision rev = revision(v, {a});
     REQUIRE(stage_revision(rev, d.context()));
     return rev;
 }
@@ -217,14 +219,10 @@ TEST_CASE("a two-container revision stages both bundles with the manifest's opti
 TEST_CASE("a ready check gets the notify directory and NOTIFY_SOCKET", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
-    ContainerSpec app = spec("app", d.image("app"));
-    app.health.kind = HealthKind::Ready;
-    Revision rev = revision(1, {app});
-    auto ctx = d.context();
-    REQUIRE(stage_revision(rev, ctx));
-    std::string dir = notify_dir(ctx.run_dir, "app.r1");
+    Revision rev = staged_one(d, 1, HealthKind::Ready);
+    std::string dir = notify_dir(d.context().run_dir, "a.r1");
     CHECK(util::path_exists(dir));
-    auto c = d.config("app.r1");
+    auto c = d.config("a.r1");
     auto m = mount_at(c, "/run/berth-notify");
     REQUIRE(m.is_object());
     CHECK(m["source"] == dir);
@@ -236,27 +234,22 @@ TEST_CASE("a ready check gets the notify directory and NOTIFY_SOCKET", "[stage][
 TEST_CASE("a kept bundle gets its notify directory back (after a reboot emptied the run directory)", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
-    ContainerSpec app = spec("app", d.image("app"));
-    app.health.kind = HealthKind::Ready;
-    Revision rev = revision(1, {app});
+    Revision rev = staged_one(d, 1, HealthKind::Ready);
     auto ctx = d.context();
-    REQUIRE(stage_revision(rev, ctx));
     REQUIRE(util::remove_tree(ctx.run_dir));
     REQUIRE(stage_revision(rev, ctx));
-    CHECK(util::path_exists(notify_dir(ctx.run_dir, "app.r1")));
+    CHECK(util::path_exists(notify_dir(ctx.run_dir, "a.r1")));
     REQUIRE(remove_revision_bundles(rev, d.root));
 }
 
 TEST_CASE("a container without a ready check gets no notify mount", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
-    Revision rev = revision(1, {spec("app", d.image("app"))});
-    auto ctx = d.context();
-    REQUIRE(stage_revision(rev, ctx));
-    auto c = d.config("app.r1");
+    Revision rev = staged_one(d, 1);
+    auto c = d.config("a.r1");
     CHECK_FALSE(mount_at(c, "/run/berth-notify").is_object());
     for (const auto &e : c["process"]["env"]) CHECK(e.get<std::string>().rfind("NOTIFY_SOCKET=", 0) != 0);
-    CHECK_FALSE(util::path_exists(notify_dir(ctx.run_dir, "app.r1")));
+    CHECK_FALSE(util::path_exists(notify_dir(d.context().run_dir, "a.r1")));
     REQUIRE(remove_revision_bundles(rev, d.root));
 }
 
