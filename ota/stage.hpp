@@ -15,6 +15,11 @@
 // Bundles already there for an id are kept (a revision staged again, a
 // rollback target) when complete -- config.json is the last thing written --
 // and of the same document (berth.revision.digest); a partial one is rebuilt.
+// A complete bundle of another document with the same version is an error,
+// never reused nor replaced here (it might be running): the updater removes
+// the bundles of a revision it rolled back (remove_revision_bundles), since
+// a fixed document may come back with that version (the minimum rises only
+// at COMMIT).
 //
 // Faults: a full disk (or any error) while staging removes, on the way out,
 // the bundles, new image volumes and notify directories this call made; the
