@@ -158,7 +158,9 @@ util::Status stage_revision(const Revision &rev, const StageContext &ctx) {
         // writes) from an earlier staging of this revision stays as it is.
         if (util::path_exists(util::path_join(ctx.root.container(id), "config.json"))) {
             TRY_CTX(check_kept(ctx.root.container(id), rev), cat("stage ", quote(c.name)));
-            // Its notify directory is on the run directory's tmpfs: gone after a reboot.
+            // Its rootfs mount and its notify directory (on the run
+            // directory's tmpfs) are gone after a reboot.
+            TRY_CTX(img::mount_bundle(store, id), cat("stage ", quote(c.name)));
             TRY_CTX(make_notify_dir(rev, c, ctx, made), cat("stage ", quote(c.name)));
             if (ctx.note) ctx.note("kept", id);
             continue;

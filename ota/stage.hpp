@@ -29,11 +29,11 @@
 // staging revision in the updater's state, calls remove_revision_bundles of
 // that revision before anything else (and stage_revision again if it goes
 // on with it); unpacked layers and blobs no bundle uses are the store gc's.
-// Overlay rootfs mounts do not survive a reboot: a kept bundle's rootfs is
-// mounted again by whoever starts it. Notify directories live under the
-// run directory (tmpfs): stage_revision makes a kept bundle's again; a
-// daemon starting bundles without staging them (a rollback after a reboot)
-// makes notify_dir itself.
+// Mounts do not survive a reboot, nor does the run directory (a tmpfs):
+// stage_revision mounts a kept bundle's rootfs again (img::mount_bundle)
+// and makes its notify directory again, so staging the committed or the
+// previous revision after a boot makes it ready to start; a daemon starting
+// bundles without staging them first must do both itself.
 #pragma once
 
 #include <functional>

@@ -1,10 +1,12 @@
 // Stored images end to end inside the store: unpack with diff_id checks,
 // streaming unpack (one pass from the download), overlay and flattened
-// rootfs (whiteouts), bundles, fsck repairs, gc (signature records, locks).
+// rootfs (whiteouts), bundles (mounted again after a reboot), fsck repairs,
+// gc (signature records, locks).
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -173,6 +175,37 @@ TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", 
         CHECK((sv.f_flag & ST_NODEV) != 0);
         REQUIRE(remove_bundle(*s, id));
         CHECK_FALSE(util::path_exists(b->dir));
+    }
+}
+
+TEST_CASE("mount_bundle mounts an unmounted rootfs again, nodev, and leaves a mounted one", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TempDir t;
+    auto s = Store::open(t.path);
+    auto img = load_image(*s, make_image(*s), Platform::host());
+    REQUIRE(unpack_image(*s, *img));
+    std::vector<std::pair<const char *, RootfsMode>> modes = {{"flat", RootfsMode::Flatten}};
+    if (overlay_available(t.path)) modes.push_back({"ovl", RootfsMode::Overlay});
+    for (auto [id, mode] : modes) {
+        INFO(id);
+        auto b = create_bundle(*s, id, *img, mode, {});
+        if (!b) FAIL(b.error().message());
+        REQUIRE(util::atomic_write_file(b->rootfs + "/etc/written", "kept"));
+        REQUIRE(mount_bundle(*s, id));  // mounted: nothing to do
+        REQUIRE(umount2(b->rootfs.c_str(), 0) == 0);  // as after a reboot
+        REQUIRE(mount_bundle(*s, id));
+        CHECK(*util::read_file(b->rootfs + "/etc/written") == "kept");  // the writable layer is back
+        CHECK(util::path_exists(b->rootfs + "/etc/new"));
+        struct statvfs sv;
+        REQUIRE(statvfs(b->rootfs.c_str(), &sv) == 0);
+        CHECK((sv.f_flag & ST_NODEV) != 0);
+        REQUIRE(umount2(b->rootfs.c_str(), 0) == 0);
+        CHECK(umount2(b->rootfs.c_str(), 0) < 0);  // mounted once, not stacked
+        REQUIRE(mount_bundle(*s, id));
+        REQUIRE(remove_bundle(*s, id));
     }
 }
 

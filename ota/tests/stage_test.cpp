@@ -242,6 +242,20 @@ TEST_CASE("a kept bundle gets its notify directory back (after a reboot emptied 
     REQUIRE(remove_revision_bundles(rev, d.root));
 }
 
+TEST_CASE("a kept bundle gets its rootfs mounted again (after a reboot unmounted it)", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    Revision rev = staged_one(d, 1);
+    std::string rootfs = d.root.container("a.r1") + "/rootfs";
+    REQUIRE(util::atomic_write_file(rootfs + "/written", "kept"));
+    REQUIRE(::umount2(rootfs.c_str(), 0) == 0);
+    REQUIRE_FALSE(util::path_exists(rootfs + "/bin/app"));
+    REQUIRE(stage_revision(rev, d.context()));
+    CHECK(util::path_exists(rootfs + "/bin/app"));
+    CHECK(util::read_file(rootfs + "/written").value_or("") == "kept");
+    REQUIRE(remove_revision_bundles(rev, d.root));
+}
+
 TEST_CASE("a container without a ready check gets no notify mount", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
