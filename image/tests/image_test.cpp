@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "image/fsck.hpp"
 #include "image/image.hpp"
 #include "image/rootfs.hpp"
@@ -155,11 +157,11 @@ TEST_CASE("flattened and overlay rootfs agree, whiteouts applied", "[image][root
     CHECK(g2->blobs_removed == 4);
 }
 
-TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", "[image][root]") {
-    if (!is_root()) {
-        WARN("skipped: needs root");
-        return;
-    }
+namespace {
+
+/// Runs `check` on a bundle (id "flat", then "ovl" where overlayfs works)
+/// of the test image, in a fresh store; the bundle is removed after.
+void for_each_rootfs_mode(const std::function<void(Store &, const Bundle &)> &check) {
     TempDir t;
     auto s = Store::open(t.path);
     auto img = load_image(*s, make_image(*s), Platform::host());
@@ -170,12 +172,26 @@ TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", 
         INFO(id);
         auto b = create_bundle(*s, id, *img, mode, {});
         if (!b) FAIL(b.error().message());
-        struct statvfs sv;
-        REQUIRE(statvfs(b->rootfs.c_str(), &sv) == 0);
-        CHECK((sv.f_flag & ST_NODEV) != 0);
+        check(*s, *b);
         REQUIRE(remove_bundle(*s, id));
         CHECK_FALSE(util::path_exists(b->dir));
     }
+}
+
+bool mounted_nodev(const std::string &path) {
+    struct statvfs sv;
+    REQUIRE(statvfs(path.c_str(), &sv) == 0);
+    return (sv.f_flag & ST_NODEV) != 0;
+}
+
+}  // namespace
+
+TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root");
+        return;
+    }
+    for_each_rootfs_mode([](Store &, const Bundle &b) { CHECK(mounted_nodev(b.rootfs)); });
 }
 
 TEST_CASE("mount_bundle mounts an unmounted rootfs again, nodev, and leaves a mounted one", "[image][root]") {
@@ -183,30 +199,19 @@ TEST_CASE("mount_bundle mounts an unmounted rootfs again, nodev, and leaves a mo
         WARN("skipped: needs root");
         return;
     }
-    TempDir t;
-    auto s = Store::open(t.path);
-    auto img = load_image(*s, make_image(*s), Platform::host());
-    REQUIRE(unpack_image(*s, *img));
-    std::vector<std::pair<const char *, RootfsMode>> modes = {{"flat", RootfsMode::Flatten}};
-    if (overlay_available(t.path)) modes.push_back({"ovl", RootfsMode::Overlay});
-    for (auto [id, mode] : modes) {
-        INFO(id);
-        auto b = create_bundle(*s, id, *img, mode, {});
-        if (!b) FAIL(b.error().message());
-        REQUIRE(util::atomic_write_file(b->rootfs + "/etc/written", "kept"));
-        REQUIRE(mount_bundle(*s, id));  // mounted: nothing to do
-        REQUIRE(umount2(b->rootfs.c_str(), 0) == 0);  // as after a reboot
-        REQUIRE(mount_bundle(*s, id));
-        CHECK(*util::read_file(b->rootfs + "/etc/written") == "kept");  // the writable layer is back
-        CHECK(util::path_exists(b->rootfs + "/etc/new"));
-        struct statvfs sv;
-        REQUIRE(statvfs(b->rootfs.c_str(), &sv) == 0);
-        CHECK((sv.f_flag & ST_NODEV) != 0);
-        REQUIRE(umount2(b->rootfs.c_str(), 0) == 0);
-        CHECK(umount2(b->rootfs.c_str(), 0) < 0);  // mounted once, not stacked
-        REQUIRE(mount_bundle(*s, id));
-        REQUIRE(remove_bundle(*s, id));
-    }
+    for_each_rootfs_mode([](Store &s, const Bundle &b) {
+        std::string id = util::basename(b.dir);
+        REQUIRE(util::atomic_write_file(b.rootfs + "/etc/written", "kept"));
+        REQUIRE(mount_bundle(s, id));  // mounted: nothing to do
+        REQUIRE(umount2(b.rootfs.c_str(), 0) == 0);  // as after a reboot
+        REQUIRE(mount_bundle(s, id));
+        CHECK(*util::read_file(b.rootfs + "/etc/written") == "kept");  // the writable layer is back
+        CHECK(util::path_exists(b.rootfs + "/etc/new"));
+        CHECK(mounted_nodev(b.rootfs));
+        REQUIRE(umount2(b.rootfs.c_str(), 0) == 0);
+        CHECK(umount2(b.rootfs.c_str(), 0) < 0);  // mounted once, not stacked
+        REQUIRE(mount_bundle(s, id));
+    });
 }
 
 TEST_CASE("fsck repairs corrupted blobs and stale temporaries", "[image][fsck]") {
