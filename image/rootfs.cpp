@@ -8,6 +8,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -137,9 +139,14 @@ util::Status bind_nodev(const std::string &rootfs) {
     return util::ok();
 }
 
-/// Is `path` a mount point of this mount namespace (/proc/self/mountinfo,
-/// whose paths escape space, tab, newline and backslash in octal)?
-util::Result<bool> is_mount_point(const std::string &path) {
+/// Is `dir` a mount point of this mount namespace? /proc/self/mountinfo
+/// names mount points by their resolved path (a device root reached
+/// through a symlink is not under its own name there), escaping space,
+/// tab, newline and backslash in octal.
+util::Result<bool> is_mount_point(const std::string &dir) {
+    char resolved[PATH_MAX];
+    if (!::realpath(dir.c_str(), resolved)) return Error::from_errno(cat("resolve ", quote(dir)));
+    std::string path = resolved;
     auto info = TRY(util::read_file("/proc/self/mountinfo", 64 << 20));
     for (const auto &line : util::split(info, '\n')) {
         auto f = util::split(line, ' ');

@@ -256,6 +256,20 @@ TEST_CASE("a kept bundle gets its rootfs mounted again (after a reboot unmounted
     REQUIRE(remove_revision_bundles(rev, d.root));
 }
 
+TEST_CASE("a mounted kept bundle reached through a symlinked device root is not mounted twice", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    Revision rev = staged_one(d, 1);
+    REQUIRE(::symlink(d.root.dir().c_str(), (d.t / "link").c_str()) == 0);
+    auto ctx = d.context();
+    ctx.root = util::DeviceRoot(d.t / "link");
+    REQUIRE(stage_revision(rev, ctx));
+    std::string rootfs = d.root.container("a.r1") + "/rootfs";
+    REQUIRE(::umount2(rootfs.c_str(), 0) == 0);
+    CHECK_FALSE(util::path_exists(rootfs + "/bin/app"));  // it was mounted once only
+    REQUIRE(remove_revision_bundles(rev, d.root));
+}
+
 TEST_CASE("a container without a ready check gets no notify mount", "[stage][root]") {
     NEEDS_ROOT();
     Device d;
