@@ -6,6 +6,7 @@
 // directories) and names the container.
 #include "ota/stage.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -15,6 +16,7 @@
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
+#include "util/path.hpp"
 #include "util/strings.hpp"
 
 namespace ota {
@@ -97,14 +99,38 @@ util::Status make_notify_dir(const Revision &rev, const ContainerSpec &c, const 
     return util::ok();
 }
 
+/// A named volume this call created takes the owner and mode of the
+/// image's directory at its path (as a Docker volume does on first use),
+/// else the container's user's: an app running as a user can write to its
+/// new volume. One that existed before is never touched.
+util::Status init_volume(const std::string &vol_dir, int rootfd, const std::string &dest, const img::UserIds &user) {
+    uid_t uid = user.uid;
+    gid_t gid = user.gid;
+    mode_t mode = 0755;
+    if (auto in = util::open_in_root(rootfd, dest, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) {
+        struct stat st;
+        if (::fstat(in->get(), &st) < 0) return Error::from_errno(cat("stat the image's ", quote(dest)));
+        uid = st.st_uid;
+        gid = st.st_gid;
+        mode = st.st_mode & 07777;
+    }
+    auto fd = TRY(util::open_file(vol_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (::fchown(fd.get(), uid, gid) < 0 || ::fchmod(fd.get(), mode) < 0) return Error::from_errno(cat("own ", quote(vol_dir)));
+    return util::ok();
+}
+
 /// Stages container `c` as its bundle, recording in `made` what it creates.
 util::Status stage_container(img::Store &store, const Revision &rev, const ContainerSpec &c,
                              std::vector<img::DeviceNode> devices, const StageContext &ctx, Made &made) {
     std::string id = container_id(rev, c);
     auto ref = TRY_CTX(img::Reference::parse(c.image), "image");
+    std::vector<const VolumeMount *> new_volumes;
     for (const auto &v : c.volumes) {
         if (!img::valid_volume_name(v.name)) return Error::msg(cat("volume ", quote(v.name), ": not a valid volume name"));
-        TRY_CTX(util::mkdir_p(util::path_join(ctx.root.volumes(), v.name), 0755), cat("volume ", quote(v.name)));
+        std::string dir = util::path_join(ctx.root.volumes(), v.name);
+        if (util::path_exists(dir)) continue;
+        TRY_CTX(util::mkdir_p(dir, 0755), cat("volume ", quote(v.name)));
+        new_volumes.push_back(&v);
     }
     TRY(make_notify_dir(rev, c, ctx, made));
     img::StageOptions so;
@@ -116,6 +142,12 @@ util::Status stage_container(img::Store &store, const Revision &rev, const Conta
     auto staged = TRY(img::stage_bundle(store, ref, id, so));
     made.ids.push_back(id);
     for (auto &v : staged.new_volumes) made.volumes.push_back(std::move(v));
+    if (new_volumes.empty()) return util::ok();
+    auto rootfd = TRY(util::open_file(staged.bundle.rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto user = TRY(img::resolve_user(rootfd.get(), c.user.empty() ? staged.image.config.user : c.user));
+    for (const auto *v : new_volumes)
+        TRY_CTX(init_volume(util::path_join(ctx.root.volumes(), v->name), rootfd.get(), v->path, user),
+                cat("volume ", quote(v->name)));
     return util::ok();
 }
 

@@ -8,8 +8,9 @@
 // All or nothing: when one container fails, the bundles this call made are
 // removed and the error names the container and what was wrong ("stage
 // `web`: ..."). Host devices the manifest names are stat'ed before anything
-// is made. Named volumes are created when missing and never emptied or
-// removed here; image volumes (VOLUME) live at volumes/<name>_<path>, as
+// is made. Named volumes are created when missing (owned as the image's
+// directory at their path, else as the container's user) and never
+// touched again, emptied or removed here; image volumes (VOLUME) live at volumes/<name>_<path>, as
 // for `berth run --name`.
 //
 // Bundles already there for an id are kept (a revision staged again, a

@@ -127,6 +127,8 @@ try:
         c.ok(w["annotations"].get("berth.image") == web_image, "web: the pinned image annotation")
         c.ok(os.path.isdir(os.path.join(vols, "content")) and os.path.isdir(os.path.join(vols, "dbdata")),
              "named volumes created")
+        st = os.stat(os.path.join(vols, "content"))
+        c.ok((st.st_uid, st.st_gid) == (1000, 1000), "a new volume at a path the image lacks is the user's")
         c.ok(os.path.exists(os.path.join(store, "containers", "web.r3", "rootfs", "srv", "www", "index.html")),
              "web: the rootfs holds the image's files")
         with open(os.path.join(vols, "dbdata", "keep"), "w") as f:

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "image/pull.hpp"
 #include "image/stage.hpp"
@@ -54,11 +55,12 @@ struct Device {
     /// Stores a one-layer image ("/bin/app", `files` and an /etc/passwd
     /// with root and svc) under repository `repo` and returns its pinned reference.
     std::string image(const std::string &repo, const std::vector<std::pair<std::string, std::string>> &files = {},
-                      const std::string &config_extra = "") {
+                      const std::string &config_extra = "", const std::function<void(TarBuilder &)> &more = {}) {
         TarBuilder l;
         l.dir("etc").file("etc/passwd", "root:x:0:0::/root:/bin/sh\nsvc:x:2000:2001::/srv:/bin/sh\n");
         l.file("bin/app", "#!/bin/sh\n", TarBuilder::Opts(0755));
         for (const auto &[p, d] : files) l.file(p, d);
+        if (more) more(l);
         std::string layer = l.finish();
         std::string cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/app\"],"
                           "\"WorkingDir\":\"/img\"" + config_extra + "},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" +
@@ -406,6 +408,53 @@ TEST_CASE("a volume name that is not one path component is refused before any di
     CHECK(err.find("../escape") != std::string::npos);
     CHECK_FALSE(util::path_exists(d.root.dir() + "/escape"));
     CHECK(bundles(d) == 0);
+}
+
+namespace {
+struct stat stat_of(const std::string &path) {
+    struct stat st;
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st;
+}
+}  // namespace
+
+TEST_CASE("a new named volume takes the owner and mode of the image's directory at its path", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    ContainerSpec a = spec("a", d.image("a", {}, "", [](TarBuilder &l) {
+        l.dir("srv", TarBuilder::Opts(0755)).dir("srv/data", TarBuilder::Opts(0750, 1234, 4321));
+    }));
+    a.volumes = {{"data", "/srv/data", false}};
+    REQUIRE(stage_revision(revision(1, {a}), d.context()));
+    auto st = stat_of(d.root.volumes() + "/data");
+    CHECK(st.st_uid == 1234);
+    CHECK(st.st_gid == 4321);
+    CHECK((st.st_mode & 07777) == 0750);
+}
+
+TEST_CASE("a new named volume at a path the image lacks is the container user's", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    ContainerSpec a = spec("a", d.image("a"));
+    a.user = "svc";
+    a.volumes = {{"fresh", "/fresh", false}};
+    REQUIRE(stage_revision(revision(1, {a}), d.context()));
+    auto st = stat_of(d.root.volumes() + "/fresh");
+    CHECK(st.st_uid == 2000);
+    CHECK(st.st_gid == 2001);
+}
+
+TEST_CASE("an existing named volume keeps its owner and mode", "[stage][root]") {
+    NEEDS_ROOT();
+    Device d;
+    REQUIRE(util::mkdir_p(d.root.volumes() + "/old", 0700));
+    ContainerSpec a = spec("a", d.image("a"));
+    a.user = "svc";
+    a.volumes = {{"old", "/old", false}};
+    REQUIRE(stage_revision(revision(1, {a}), d.context()));
+    auto st = stat_of(d.root.volumes() + "/old");
+    CHECK(st.st_uid == 0);
+    CHECK((st.st_mode & 07777) == 0700);
 }
 
 TEST_CASE("remove_revision_bundles removes mounted bundles and accepts missing ones", "[stage][root]") {
