@@ -129,12 +129,17 @@ struct Supervisor::Impl {
         auto st = TRY_CTX(rt::create_container(o), util::cat("create ", id));
         const pid_t pid = st.pid;
         reaper.expect(pid, [this, id](int code) { exited(id, code, true); });
+        s.st.pid = pid;
         auto started = [&]() -> util::Status {
             if (s.spec.network == ota::NetworkMode::Private) TRY_CTX(loopback_up_in(pid), util::cat("container ", id));
+            // The notify socket must exist before the app can send READY=1.
+            if (s.spec.health.kind == ota::HealthKind::Ready) start_health(s);
             TRY_CTX(rt::start_container(cfg.state_root, id), util::cat("start ", id));
             return util::ok();
         }();
         if (!started) {
+            s.health.reset();
+            s.st.pid = 0;
             // delete reaps the init itself.
             reaper.forget(pid);
             (void)rt::delete_container(cfg.state_root, id, true);
@@ -169,7 +174,7 @@ struct Supervisor::Impl {
         s.st.pid = pid;
         s.st.health = Health::Starting;
         changed(s);
-        start_health(s);
+        if (!s.health) start_health(s);
     }
 
     void start_health(Service &s) {
