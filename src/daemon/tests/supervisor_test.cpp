@@ -11,15 +11,19 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "daemon/logs.hpp"
 #include "daemon/supervisor.hpp"
+#include "ota/stage.hpp"
 #include "runtime/container.hpp"
 #include "runtime/tests/busybox_bundle.hpp"
 #include "util/file.hpp"
@@ -547,4 +551,27 @@ TEST_CASE("memory the supervisor holds per running container") {
     WARN("heap per supervised container (status, spec, log stream, loop entries): " << used / n << " bytes");
     CHECK(used / n < 16384);
     REQUIRE(f.sup->stop_and_wait(ids));
+}
+
+TEST_CASE("a ready check's socket is there when start returns, and READY=1 makes the container healthy") {
+    if (skip()) return;
+    Fixture f;
+    // In our pid namespace, so this process may notify for it.
+    auto c = f.bundle("ready", "while true; do sleep 0.05; done", false);
+    c.health.kind = ota::HealthKind::Ready;
+    c.health.timeout_ms = 10000;
+    c.stop_grace_ms = 300;
+    f.start(c);
+    const std::string sock = ota::notify_dir(f.cfg.run_dir, "ready") + "/notify.sock";
+    REQUIRE(util::path_exists(sock));
+    CHECK(f.status("ready")->health == svc::Health::Starting);
+    util::UniqueFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(s);
+    struct sockaddr_un a = {};
+    a.sun_family = AF_UNIX;
+    REQUIRE(sock.size() < sizeof a.sun_path);
+    std::memcpy(a.sun_path, sock.c_str(), sock.size() + 1);
+    REQUIRE(::sendto(s.get(), "READY=1", 7, 0, reinterpret_cast<struct sockaddr *>(&a), sizeof a) == 7);
+    REQUIRE(f.run_until([&] { return f.status("ready")->health == svc::Health::Healthy; }));
+    REQUIRE(f.sup->stop_and_wait({"ready"}));
 }
