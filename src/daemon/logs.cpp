@@ -49,16 +49,22 @@ std::string log_time(int64_t time_ms) {
 }
 
 int64_t parse_log_time(std::string_view s) {
-    if (s.size() < 24 || s[23] != 'Z' || s[10] != 'T') return -1;
-    std::string head(s.substr(0, 24));
-    struct tm tm = {};
-    int ms = 0;
-    if (sscanf(head.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    // YYYY-MM-DDTHH:MM:SS.mmmZ
+    if (s.size() < 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+        s[19] != '.' || s[23] != 'Z')
         return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return int64_t(timegm(&tm)) * 1000 + ms;
+    auto field = [&](size_t at, size_t len) { return util::parse_int<int>(s.substr(at, len)); };
+    auto y = field(0, 4), mo = field(5, 2), d = field(8, 2), h = field(11, 2), mi = field(14, 2), sec = field(17, 2),
+         ms = field(20, 3);
+    if (!y || !mo || !d || !h || !mi || !sec || !ms) return -1;
+    struct tm tm = {};
+    tm.tm_year = *y - 1900;
+    tm.tm_mon = *mo - 1;
+    tm.tm_mday = *d;
+    tm.tm_hour = *h;
+    tm.tm_min = *mi;
+    tm.tm_sec = *sec;
+    return int64_t(timegm(&tm)) * 1000 + *ms;
 }
 
 struct Logs::Stream {
