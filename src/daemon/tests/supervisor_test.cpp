@@ -575,3 +575,26 @@ TEST_CASE("a ready check's socket is there when start returns, and READY=1 makes
     REQUIRE(f.run_until([&] { return f.status("ready")->health == svc::Health::Healthy; }));
     REQUIRE(f.sup->stop_and_wait({"ready"}));
 }
+
+TEST_CASE("a container with a private network starts with loopback up") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.run("lo", "ip link show lo");
+    f.wait_exited("lo");
+    CHECK(f.status("lo")->last_exit == 0);
+    auto lines = f.sup->logs().last("lo", 10);
+    REQUIRE_FALSE(lines.empty());
+    CHECK(lines[0].text.find("LOOPBACK,UP") != std::string::npos);
+}
+
+TEST_CASE("a container with network none keeps loopback down") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("nolo", "ip link show lo");
+    c.network = ota::NetworkMode::None;
+    f.start(c);
+    f.wait_exited("nolo");
+    auto lines = f.sup->logs().last("nolo", 10);
+    REQUIRE_FALSE(lines.empty());
+    CHECK(lines[0].text.find("LOOPBACK,UP") == std::string::npos);
+}
