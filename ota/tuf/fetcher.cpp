@@ -1,0 +1,71 @@
+// The fetchers of fetcher.hpp.
+#include "ota/tuf/fetcher.hpp"
+
+#include <fcntl.h>
+
+#include "image/dynlibs.hpp"
+#include "util/file.hpp"
+#include "util/strings.hpp"
+
+namespace ota::tuf {
+
+std::string percent_encode(std::string_view s, bool keep_slash) {
+    static const char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+            c == '~' || (keep_slash && c == '/')) {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 15]);
+        }
+    }
+    return out;
+}
+
+util::Result<std::optional<std::string>> FileFetcher::fetch(const std::string &url, size_t max_bytes) {
+    std::string path = url.starts_with("file://") ? url.substr(7) : url;
+    auto fd = util::open_file(path, O_RDONLY);
+    if (!fd) {
+        if (fd.error().code == ENOENT || fd.error().code == ENOTDIR) return std::optional<std::string>();
+        return std::move(fd).error();
+    }
+    auto body = util::read_all(fd->get(), max_bytes);
+    if (!body) {
+        if (body.error().code == EFBIG) return util::Error::msg(util::cat(util::quote(url), ": more than ", max_bytes, " bytes"));
+        return std::move(body).error().wrap(util::quote(url));
+    }
+    return std::optional<std::string>(std::move(*body));
+}
+
+util::Result<std::optional<std::string>> HttpFetcher::fetch(const std::string &url, size_t max_bytes) {
+    if (!http_) {
+        TRY(img::dynlibs::load_remote());
+        TRY(img::dynlibs::crypto.load());
+        http_ = TRY(img::Http::create(opts_));
+    }
+    std::string body;
+    img::HttpRequest req;
+    req.url = url;
+    req.body_limit = 64 << 10;  // error bodies only
+    req.sink = [&](std::string_view chunk) -> util::Status {
+        if (body.size() + chunk.size() > max_bytes)
+            return util::Error::msg(util::cat(util::quote(url), ": more than ", max_bytes, " bytes"));
+        body.append(chunk);
+        return util::ok();
+    };
+    auto resp = TRY_CTX(http_->perform(req), util::cat("GET ", util::quote(url)));
+    if (resp.status == 404 || resp.status == 403) return std::optional<std::string>();
+    if (resp.status < 200 || resp.status > 299)
+        return util::Error::msg(util::cat("GET ", util::quote(url), ": HTTP status ", resp.status));
+    return std::optional<std::string>(std::move(body));
+}
+
+util::Result<std::optional<std::string>> UrlFetcher::fetch(const std::string &url, size_t max_bytes) {
+    if (url.starts_with("http://") || url.starts_with("https://")) return http_.fetch(url, max_bytes);
+    return file_.fetch(url, max_bytes);
+}
+
+}  // namespace ota::tuf
