@@ -25,8 +25,30 @@ std::string percent_encode(std::string_view s, bool keep_slash) {
     return out;
 }
 
+namespace {
+
+/// "%C3%BC" -> "ü"; a malformed escape stays as it is.
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); i++) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            auto v = util::parse_int<unsigned>(s.substr(i + 1, 2), 16);
+            if (v) {
+                out.push_back(static_cast<char>(*v));
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(s[i]);
+    }
+    return out;
+}
+
+}  // namespace
+
 util::Result<std::optional<std::string>> FileFetcher::fetch(const std::string &url, size_t max_bytes) {
-    std::string path = url.starts_with("file://") ? url.substr(7) : url;
+    // A file:// URL is percent-encoded (role names, target paths); a plain path is not.
+    std::string path = url.starts_with("file://") ? percent_decode(std::string_view(url).substr(7)) : url;
     auto fd = util::open_file(path, O_RDONLY);
     if (!fd) {
         if (fd.error().code == ENOENT || fd.error().code == ENOTDIR) return std::optional<std::string>();

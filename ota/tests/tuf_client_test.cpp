@@ -1,0 +1,147 @@
+// The TUF client against the repositories of tuf_vectors/ (made with tuf-js
+// by tuf_vectors/generate.mjs): each test case is one behaviour of the
+// specification's client workflow or one attack of its threat list, run
+// step by step with the metadata directory kept between steps, and checked
+// for the outcome and the one-line error it names.
+#include <stdlib.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "ota/tuf/client.hpp"
+#include "ota/tuf/crypto.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
+
+using util::cat;
+
+namespace {
+
+const std::string kVectors = TUF_VECTORS;
+
+struct ScratchDir {
+    std::string path;
+    ScratchDir() {
+        std::string tmpl = "/tmp/berth-tuf-XXXXXX";
+        path = mkdtemp(tmpl.data());
+    }
+    ~ScratchDir() { (void)util::remove_tree(path); }
+    ScratchDir(const ScratchDir &) = delete;
+    ScratchDir &operator=(const ScratchDir &) = delete;
+};
+
+std::string field(const util::json::Value &v, const char *key) {
+    return v.contains(key) && v[key].is_string() ? v[key].get<std::string>() : std::string();
+}
+
+void check_target(ota::tuf::Client &client, const util::json::Value &t, const std::string &step_dir, const std::string &target_dir) {
+    std::string name = field(t, "name"), expect = field(t, "expect");
+    INFO("target " << name << ", expected " << expect);
+    auto found = client.find_target(name);
+    if (expect == "missing") {
+        INFO((found ? std::string() : found.error().message()));
+        REQUIRE(found);
+        CHECK(!*found);
+        return;
+    }
+    util::Status st = found ? util::ok() : util::Status(found.error());
+    if (st && !*found) st = util::Error::msg("not found");
+    if (st) st = client.download_target(**found, "file://" + step_dir + "/targets", target_dir);
+    if (expect == "error") {
+        REQUIRE(!st);
+        CHECK_THAT(st.error().message(), Catch::Contains(field(t, "error")));
+        return;
+    }
+    INFO((st ? std::string() : st.error().message()));
+    REQUIRE(st);
+    auto body = util::read_file(util::path_join(target_dir, ota::tuf::Client::target_file_name(**found)));
+    REQUIRE(body);
+    CHECK(*ota::tuf::hash_hex("sha256", *body) == field(t, "sha256"));
+    auto cached = client.is_cached(**found, target_dir);
+    REQUIRE(cached);
+    CHECK(*cached);
+}
+
+/// Runs every step of case `name`; the metadata directory persists between steps.
+void run_case(const std::string &name) {
+    std::string dir = util::path_join(kVectors, name);
+    auto spec = util::json::parse(*util::read_file(util::path_join(dir, "case.json")), "case.json");
+    REQUIRE(spec);
+    ScratchDir scratch;
+    std::string meta = scratch.path + "/metadata";
+    REQUIRE(ota::tuf::init_trusted_root(meta, *util::read_file(util::path_join(dir, "root.json"))));
+    const auto &steps = (*spec)["steps"];
+    for (size_t i = 0; i < steps.size(); i++) {
+        const auto &step = steps[i];
+        std::string step_dir = cat(dir, "/step", i + 1);
+        INFO("step " << i + 1);
+        ota::tuf::FileFetcher fetcher;
+        auto client = ota::tuf::Client::open(meta, "file://" + step_dir + "/metadata", fetcher);
+        REQUIRE(client);
+        auto st = client->refresh();
+        if (field(step, "expect") == "error") {
+            REQUIRE(!st);
+            CHECK_THAT(st.error().message(), Catch::Contains(field(step, "error")));
+            continue;
+        }
+        INFO((st ? std::string() : st.error().message()));
+        REQUIRE(st);
+        if (step.contains("rootVersion")) CHECK(client->root().version == step["rootVersion"].get<uint64_t>());
+        if (step.contains("targets"))
+            for (const auto &t : step["targets"]) check_target(*client, t, step_dir, scratch.path + "/targets");
+    }
+}
+
+}  // namespace
+
+TEST_CASE("ecdsa-sha2-nistp256 keys verify; a listed target downloads, an unlisted one is not found") { run_case("basic-ecdsa"); }
+TEST_CASE("ed25519 keys verify") { run_case("basic-ed25519"); }
+TEST_CASE("rsassa-pss-sha256 keys verify") { run_case("basic-rsa"); }
+TEST_CASE("consistent snapshots fetch N.snapshot.json, N.targets.json and hash-prefixed targets") { run_case("consistent-snapshot"); }
+TEST_CASE("canonical json of escapes, control characters, non-ASCII and key order verifies") { run_case("canonical-json-tricky"); }
+
+TEST_CASE("the root chain is followed, each root signed by the old and the new threshold") { run_case("root-rotation"); }
+TEST_CASE("a new root not signed by the trusted root is refused") { run_case("root-rotation-not-signed-by-old-root"); }
+TEST_CASE("a new root below its own threshold is refused") { run_case("root-rotation-own-threshold-not-met"); }
+TEST_CASE("N.root.json holding another version is refused") { run_case("root-rotation-wrong-version"); }
+
+TEST_CASE("an expired root is refused") { run_case("expired-root"); }
+TEST_CASE("an expired timestamp is refused (freeze)") { run_case("expired-timestamp"); }
+TEST_CASE("an expired snapshot is refused (freeze)") { run_case("expired-snapshot"); }
+TEST_CASE("an expired targets is refused (freeze)") { run_case("expired-targets"); }
+
+TEST_CASE("a timestamp older than the trusted one is refused (rollback)") { run_case("rollback-timestamp"); }
+TEST_CASE("a timestamp naming an older snapshot is refused (rollback)") { run_case("rollback-snapshot-version-in-timestamp"); }
+TEST_CASE("a snapshot naming an older targets is refused (rollback)") { run_case("rollback-targets-version-in-snapshot"); }
+TEST_CASE("a snapshot dropping a role it listed is refused (rollback)") { run_case("rollback-snapshot-drops-role"); }
+TEST_CASE("a timestamp key rotation recovers from a fast-forwarded timestamp") { run_case("fast-forward-recovery"); }
+TEST_CASE("without a key rotation a fast-forwarded timestamp keeps guarding") { run_case("fast-forward-without-rotation"); }
+
+TEST_CASE("a snapshot not matching the hash in timestamp is refused") { run_case("snapshot-hash-mismatch"); }
+TEST_CASE("a snapshot longer than timestamp says is refused") { run_case("snapshot-oversize"); }
+TEST_CASE("a snapshot of another version than timestamp names is refused") { run_case("snapshot-version-mismatch"); }
+TEST_CASE("a snapshot hashed only with an unknown algorithm is refused") { run_case("snapshot-unknown-hash"); }
+TEST_CASE("a targets not matching the hash in snapshot is refused") { run_case("targets-hash-mismatch"); }
+TEST_CASE("a targets longer than snapshot says is refused") { run_case("targets-oversize"); }
+TEST_CASE("a timestamp over the size cap is refused (endless data)") { run_case("timestamp-oversize"); }
+
+TEST_CASE("a target not matching its hash is refused (arbitrary software)") { run_case("target-hash-mismatch"); }
+TEST_CASE("a target longer than its length is refused (endless data)") { run_case("target-oversize"); }
+TEST_CASE("a target listed with an unknown hash algorithm is refused") { run_case("target-unknown-hash"); }
+
+TEST_CASE("a threshold of 2 met by two keys verifies") { run_case("threshold-met"); }
+TEST_CASE("a threshold of 2 with one signature is refused") { run_case("threshold-not-met"); }
+TEST_CASE("one key's signature listed twice counts once") { run_case("duplicate-signatures"); }
+TEST_CASE("one key listed under two key ids counts once") { run_case("duplicate-key-ids"); }
+TEST_CASE("a signature that does not verify is refused") { run_case("wrong-signature"); }
+TEST_CASE("metadata signed by a key its role does not list is refused") { run_case("signed-by-wrong-key"); }
+
+TEST_CASE("of two delegations trusted for a path the first listed wins") { run_case("delegation-order"); }
+TEST_CASE("a non-terminating delegation lacking the target passes on to the next") { run_case("delegation-non-terminating"); }
+TEST_CASE("a terminating delegation lacking the target ends the search") { run_case("delegation-terminating"); }
+TEST_CASE("delegation paths match segment by segment with shell globs") { run_case("delegation-paths-glob"); }
+TEST_CASE("a delegation by path_hash_prefixes is followed") { run_case("delegation-hash-prefix"); }
+TEST_CASE("a delegation cycle ends the search") { run_case("delegation-cycle"); }
+TEST_CASE("a delegated role signed by an unlisted key is refused") { run_case("delegation-bad-signature"); }
+TEST_CASE("the delegation walk stops after 32 roles") { run_case("delegation-too-deep"); }
