@@ -74,6 +74,7 @@ TEST_CASE("delegation paths match each segment with fnmatch and the same number 
 TEST_CASE("role names are percent-encoded for URLs and file names") {
     CHECK(ota::tuf::percent_encode("a/../b c%") == "a%2F..%2Fb%20c%25");
     CHECK(ota::tuf::percent_encode("dir/file name", true) == "dir/file%20name");
+    CHECK(ota::tuf::percent_encode("/a//b/", true) == "/a//b/");
     CHECK(ota::tuf::percent_encode("team-1_x.y~z") == "team-1_x.y~z");
 }
 

@@ -46,6 +46,21 @@ util::Result<Root> self_signed_root(std::string_view bytes, std::string_view wha
     return root;
 }
 
+/// Stored metadata of top-level role `type` when it still verifies under
+/// `root` (one that does not, after a key rotation, is no longer trusted);
+/// expiry is not checked: an expired one still guards against rollback.
+template <typename T>
+std::optional<T> verified_local(const util::Result<std::optional<std::string>> &bytes, const Root &root, const char *type,
+                                util::Result<T> (*parse)(const Envelope &)) {
+    if (!bytes || !*bytes) return std::nullopt;
+    std::string what = util::cat("trusted ", type);
+    auto env = parse_envelope(**bytes, type, what);
+    if (!env) return std::nullopt;
+    auto m = parse(*env);
+    if (!m || !verify_threshold(*env, root.keys, root.roles.at(type), what)) return std::nullopt;
+    return std::move(*m);
+}
+
 }  // namespace
 
 util::Status init_trusted_root(const std::string &metadata_dir, std::string_view root_bytes) {
@@ -132,15 +147,7 @@ util::Status Client::update_root() {
 }
 
 void Client::load_local_timestamp() {
-    auto body = read_local("timestamp.json", config_.timestamp_max_bytes);
-    if (!body || !*body) return;
-    auto env = parse_envelope(**body, "timestamp", "trusted timestamp");
-    if (!env) return;
-    auto ts = parse_timestamp(*env);
-    // One that no longer verifies (keys rotated) is no longer trusted; an
-    // expired one still guards against rollback.
-    if (!ts || !verify_threshold(*env, root_.keys, root_.roles.at("timestamp"), "trusted timestamp")) return;
-    timestamp_ = std::move(*ts);
+    timestamp_ = verified_local(read_local("timestamp.json", config_.timestamp_max_bytes), root_, "timestamp", parse_timestamp);
 }
 
 util::Status Client::update_timestamp() {
@@ -164,15 +171,9 @@ util::Status Client::update_timestamp() {
 }
 
 void Client::load_local_snapshot() {
-    auto body = read_local("snapshot.json", config_.snapshot_max_bytes);
-    if (!body || !*body) return;
-    auto env = parse_envelope(**body, "snapshot", "trusted snapshot");
-    if (!env) return;
-    auto sn = parse_snapshot(*env);
-    if (!sn || !verify_threshold(*env, root_.keys, root_.roles.at("snapshot"), "trusted snapshot")) return;
+    snapshot_ = verified_local(read_local("snapshot.json", config_.snapshot_max_bytes), root_, "snapshot", parse_snapshot);
     // The stored one is current when the timestamp names its version.
-    snapshot_checked_ = sn->version == timestamp_->snapshot_meta.version && start_ < sn->expires;
-    snapshot_ = std::move(*sn);
+    snapshot_checked_ = snapshot_ && snapshot_->version == timestamp_->snapshot_meta.version && start_ < snapshot_->expires;
 }
 
 util::Status Client::update_snapshot() {

@@ -10,19 +10,10 @@
 namespace ota::tuf {
 
 std::string percent_encode(std::string_view s, bool keep_slash) {
-    static const char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-            c == '~' || (keep_slash && c == '/')) {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(kHex[c >> 4]);
-            out.push_back(kHex[c & 15]);
-        }
-    }
-    return out;
+    if (!keep_slash) return img::url_escape(s);
+    std::vector<std::string> segments = util::split(s, '/');
+    for (auto &segment : segments) segment = img::url_escape(segment);
+    return util::join(segments, "/");
 }
 
 namespace {

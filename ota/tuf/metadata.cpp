@@ -36,9 +36,11 @@ util::Result<Hashes> parse_hashes(const json::Value &obj, std::string_view where
     return out;
 }
 
-util::Result<Common> parse_common(const json::Value &s, std::string_view what) {
+/// The fields every role has; `_type` must be `type`.
+util::Result<Common> parse_common(const json::Value &s, std::string_view type, std::string_view what) {
     Common c;
     c.type = TRY(json::req_string(s, "_type", what));
+    if (c.type != type) return util::Error::msg(util::cat(what, ": _type is ", util::quote(c.type), ", not ", type));
     auto spec = TRY(json::req_string(s, "spec_version", what));
     auto parts = util::split(spec, '.');
     if (parts.size() < 2 || parts[0] != "1")
@@ -115,11 +117,6 @@ util::Result<Delegations> parse_delegations(const json::Value &v, std::string_vi
     return d;
 }
 
-util::Status expect_type(const Common &c, std::string_view type, std::string_view what) {
-    if (c.type != type) return util::Error::msg(util::cat(what, ": _type is ", util::quote(c.type), ", not ", type));
-    return util::ok();
-}
-
 }  // namespace
 
 util::Result<time_t> parse_expiry(std::string_view s) {
@@ -181,8 +178,7 @@ util::Result<Envelope> parse_envelope(std::string_view bytes, std::string_view t
 util::Result<Root> parse_root(const Envelope &e) {
     const auto &s = e.signed_value;
     Root r;
-    static_cast<Common &>(r) = TRY(parse_common(s, "root"));
-    TRY(expect_type(r, "root", "root"));
+    static_cast<Common &>(r) = TRY(parse_common(s, "root", "root"));
     r.consistent_snapshot = TRY(json::opt_bool(s, "consistent_snapshot", "root")).value_or(false);
     r.keys = TRY(parse_keys(*TRY(req_object(s, "keys", "root")), "root.keys"));
     auto roles = TRY(req_object(s, "roles", "root"));
@@ -196,8 +192,7 @@ util::Result<Root> parse_root(const Envelope &e) {
 util::Result<Timestamp> parse_timestamp(const Envelope &e) {
     const auto &s = e.signed_value;
     Timestamp t;
-    static_cast<Common &>(t) = TRY(parse_common(s, "timestamp"));
-    TRY(expect_type(t, "timestamp", "timestamp"));
+    static_cast<Common &>(t) = TRY(parse_common(s, "timestamp", "timestamp"));
     auto meta = TRY(req_object(s, "meta", "timestamp"));
     if (meta->size() != 1 || !meta->contains("snapshot.json"))
         return util::Error::msg("timestamp: meta must list snapshot.json and nothing else");
@@ -208,8 +203,7 @@ util::Result<Timestamp> parse_timestamp(const Envelope &e) {
 util::Result<Snapshot> parse_snapshot(const Envelope &e) {
     const auto &s = e.signed_value;
     Snapshot sn;
-    static_cast<Common &>(sn) = TRY(parse_common(s, "snapshot"));
-    TRY(expect_type(sn, "snapshot", "snapshot"));
+    static_cast<Common &>(sn) = TRY(parse_common(s, "snapshot", "snapshot"));
     auto meta = TRY(req_object(s, "meta", "snapshot"));
     for (auto it = meta->begin(); it != meta->end(); ++it)
         sn.meta[it.key()] = TRY(parse_metafile(it.value(), util::cat("snapshot.meta.", it.key())));
@@ -220,8 +214,7 @@ util::Result<Snapshot> parse_snapshot(const Envelope &e) {
 util::Result<Targets> parse_targets(const Envelope &e, std::string_view what) {
     const auto &s = e.signed_value;
     Targets t;
-    static_cast<Common &>(t) = TRY(parse_common(s, what));
-    TRY(expect_type(t, "targets", what));
+    static_cast<Common &>(t) = TRY(parse_common(s, "targets", what));
     auto targets = TRY(req_object(s, "targets", what));
     for (auto it = targets->begin(); it != targets->end(); ++it) {
         std::string at = util::cat(what, ".targets.", it.key());
