@@ -150,12 +150,22 @@ void Client::load_local_timestamp() {
     timestamp_ = verified_local(read_local("timestamp.json", config_.timestamp_max_bytes), root_, "timestamp", parse_timestamp);
 }
 
+template <typename T>
+util::Result<T> Client::fetch_top(const std::string &file, const MetaFile *ref, size_t max, const char *type,
+                                  util::Result<T> (*parse)(const Envelope &), std::string &body) {
+    auto fetched = TRY(fetcher_->fetch(metadata_url(file), ref && ref->length ? *ref->length : max));
+    if (!fetched) return util::Error::msg(util::cat(type, ": ", util::quote(metadata_url(file)), " not found"));
+    body = std::move(*fetched);
+    if (ref) TRY(check_length_and_hashes(body, ref->length, ref->hashes, util::cat(type, " (against timestamp)")));
+    auto env = TRY(parse_envelope(body, type, type));
+    auto fresh = TRY(parse(env));
+    TRY(verify_threshold(env, root_.keys, root_.roles.at(type), type));
+    return fresh;
+}
+
 util::Status Client::update_timestamp() {
-    auto body = TRY(fetcher_->fetch(metadata_url("timestamp.json"), config_.timestamp_max_bytes));
-    if (!body) return util::Error::msg(util::cat("timestamp: ", util::quote(metadata_url("timestamp.json")), " not found"));
-    auto env = TRY(parse_envelope(*body, "timestamp", "timestamp"));
-    auto fresh = TRY(parse_timestamp(env));
-    TRY(verify_threshold(env, root_.keys, root_.roles.at("timestamp"), "timestamp"));
+    std::string body;
+    auto fresh = TRY(fetch_top("timestamp.json", nullptr, config_.timestamp_max_bytes, "timestamp", parse_timestamp, body));
     if (timestamp_) {
         if (fresh.version < timestamp_->version)
             return util::Error::msg(util::cat("timestamp version ", fresh.version, " is older than the trusted version ",
@@ -167,7 +177,7 @@ util::Status Client::update_timestamp() {
     }
     TRY(check_expiry(fresh, "timestamp"));
     timestamp_ = std::move(fresh);
-    return persist("timestamp.json", *body);
+    return persist("timestamp.json", body);
 }
 
 void Client::load_local_snapshot() {
@@ -180,12 +190,8 @@ util::Status Client::update_snapshot() {
     if (snapshot_checked_) return util::ok();
     const MetaFile &m = timestamp_->snapshot_meta;
     std::string file = root_.consistent_snapshot ? util::cat(m.version, ".snapshot.json") : std::string("snapshot.json");
-    auto body = TRY(fetcher_->fetch(metadata_url(file), m.length.value_or(config_.snapshot_max_bytes)));
-    if (!body) return util::Error::msg(util::cat("snapshot: ", util::quote(metadata_url(file)), " not found"));
-    TRY(check_length_and_hashes(*body, m.length, m.hashes, "snapshot (against timestamp)"));
-    auto env = TRY(parse_envelope(*body, "snapshot", "snapshot"));
-    auto fresh = TRY(parse_snapshot(env));
-    TRY(verify_threshold(env, root_.keys, root_.roles.at("snapshot"), "snapshot"));
+    std::string body;
+    auto fresh = TRY(fetch_top(file, &m, config_.snapshot_max_bytes, "snapshot", parse_snapshot, body));
     if (snapshot_) {
         if (fresh.version < snapshot_->version)
             return util::Error::msg(util::cat("snapshot version ", fresh.version, " is older than the trusted version ",
@@ -205,7 +211,7 @@ util::Status Client::update_snapshot() {
     TRY(check_expiry(fresh, "snapshot"));
     snapshot_ = std::move(fresh);
     snapshot_checked_ = true;
-    return persist("snapshot.json", *body);
+    return persist("snapshot.json", body);
 }
 
 util::Result<const Targets *> Client::load_targets(const std::string &name, const std::map<std::string, Key> &keys,

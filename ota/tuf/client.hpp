@@ -79,6 +79,12 @@ private:
         : dir_(std::move(dir)), url_(std::move(url)), fetcher_(&f), config_(std::move(c)) {}
 
     util::Status update_root();
+    /// Fetches top-level role `type` from `file` (at most `ref`'s length,
+    /// else `max`), checks it against `ref` (length, hashes) when given,
+    /// parses it and checks the root's threshold for it; `body` gets the bytes.
+    template <typename T>
+    util::Result<T> fetch_top(const std::string &file, const MetaFile *ref, size_t max, const char *type,
+                              util::Result<T> (*parse)(const Envelope &), std::string &body);
     void load_local_timestamp();
     util::Status update_timestamp();
     void load_local_snapshot();
