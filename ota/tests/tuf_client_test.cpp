@@ -87,7 +87,12 @@ void run_case(const std::string &name) {
         }
         INFO((st ? std::string() : st.error().message()));
         REQUIRE(st);
-        if (step.contains("rootVersion")) CHECK(client->root().version == step["rootVersion"].get<uint64_t>());
+        if (step.contains("rootVersion")) {
+            auto version = step["rootVersion"].get<uint64_t>();
+            CHECK(client->root().version == version);
+            // Stored as the exact bytes served.
+            CHECK(*util::read_file(meta + "/root.json") == *util::read_file(cat(step_dir, "/metadata/", version, ".root.json")));
+        }
         if (step.contains("targets"))
             for (const auto &t : step["targets"]) check_target(*client, t, step_dir, scratch.path + "/targets");
     }
@@ -145,3 +150,43 @@ TEST_CASE("a delegation by path_hash_prefixes is followed") { run_case("delegati
 TEST_CASE("a delegation cycle ends the search") { run_case("delegation-cycle"); }
 TEST_CASE("a delegated role signed by an unlisted key is refused") { run_case("delegation-bad-signature"); }
 TEST_CASE("the delegation walk stops after 32 roles") { run_case("delegation-too-deep"); }
+
+TEST_CASE("expiry is checked against the clock at the start of the update") {
+    ScratchDir scratch;
+    std::string dir = util::path_join(kVectors, "basic-ecdsa");
+    std::string meta = scratch.path + "/metadata";
+    REQUIRE(ota::tuf::init_trusted_root(meta, *util::read_file(dir + "/root.json")));
+    ota::tuf::FileFetcher fetcher;
+    ota::tuf::ClientConfig late;
+    late.clock = [] { return *ota::tuf::parse_expiry("2099-01-01T00:00:00Z"); };  // the instant everything expires
+    auto client = ota::tuf::Client::open(meta, "file://" + dir + "/step1/metadata", fetcher, late);
+    REQUIRE(client);
+    auto st = client->refresh();
+    REQUIRE(!st);
+    CHECK(st.error().message() == "root version 1 expired at 2099-01-01T00:00:00Z");
+    ota::tuf::ClientConfig early;
+    early.clock = [] { return *ota::tuf::parse_expiry("2098-12-31T23:59:59Z"); };
+    client = ota::tuf::Client::open(meta, "file://" + dir + "/step1/metadata", fetcher, early);
+    REQUIRE(client);
+    CHECK(client->refresh());
+}
+
+TEST_CASE("a client without a trusted root refuses to start") {
+    ScratchDir scratch;
+    ota::tuf::FileFetcher fetcher;
+    auto client = ota::tuf::Client::open(scratch.path, "file:///nonexistent", fetcher);
+    REQUIRE(!client);
+    CHECK_THAT(client.error().message(), Catch::Contains("no trusted root.json"));
+}
+
+TEST_CASE("init refuses a root not signed by its own keys") {
+    ScratchDir scratch;
+    auto root = *util::read_file(util::path_join(kVectors, "basic-ecdsa/root.json"));
+    auto at = root.find("\"version\": 1");
+    REQUIRE(at != std::string::npos);
+    root.replace(at, 12, "\"version\": 2");
+    auto st = ota::tuf::init_trusted_root(scratch.path + "/m", root);
+    REQUIRE(!st);
+    CHECK_THAT(st.error().message(), Catch::Contains("trusted root: 0 of 1 required signatures"));
+    CHECK(!util::path_exists(scratch.path + "/m/root.json"));
+}
