@@ -137,7 +137,8 @@ TEST_CASE("a target listed with an unknown hash algorithm is refused") { run_cas
 
 TEST_CASE("a threshold of 2 met by two keys verifies") { run_case("threshold-met"); }
 TEST_CASE("a threshold of 2 with one signature is refused") { run_case("threshold-not-met"); }
-TEST_CASE("one key's signature listed twice counts once") { run_case("duplicate-signatures"); }
+TEST_CASE("one key's signature listed twice is refused") { run_case("duplicate-signatures"); }
+TEST_CASE("a signature listed twice is refused even when the threshold is met") { run_case("duplicate-signatures-threshold-met"); }
 TEST_CASE("one key listed under two key ids counts once") { run_case("duplicate-key-ids"); }
 TEST_CASE("a signature that does not verify is refused") { run_case("wrong-signature"); }
 TEST_CASE("metadata signed by a key its role does not list is refused") { run_case("signed-by-wrong-key"); }

@@ -165,9 +165,13 @@ util::Result<Envelope> parse_envelope(std::string_view bytes, std::string_view t
     e.signed_value = *s;
     auto sigs = TRY(json::opt_array(v, "signatures", what));
     if (!sigs) return util::Error::msg(util::cat(what, ": `signatures` missing"));
+    std::set<std::string> keyids;
     for (const auto &sig : *sigs) {
         TRY(json::expect_object(sig, util::cat(what, " signature")));
-        e.signatures.emplace_back(TRY(json::req_string(sig, "keyid", "signature")), TRY(json::req_string(sig, "sig", "signature")));
+        auto keyid = TRY(json::req_string(sig, "keyid", "signature"));
+        // The spec: a key id is unique in the list (python-tuf and tuf-js refuse it too).
+        if (!keyids.insert(keyid).second) return util::Error::msg(util::cat(what, ": two signatures by key id ", keyid));
+        e.signatures.emplace_back(std::move(keyid), TRY(json::req_string(sig, "sig", "signature")));
     }
     auto t = TRY(json::req_string(*s, "_type", util::cat(what, ".signed")));
     if (t != type) return util::Error::msg(util::cat(what, ": _type is ", util::quote(t), ", expected ", type));

@@ -98,7 +98,8 @@ struct Envelope {
 };
 
 /// Parses `bytes` as metadata of `type` ("root", "timestamp", ...); `what`
-/// names it in errors ("timestamp", "delegated role `a`").
+/// names it in errors ("timestamp", "delegated role `a`"). Two signatures
+/// with one key id are refused.
 util::Result<Envelope> parse_envelope(std::string_view bytes, std::string_view type, std::string_view what);
 util::Result<Root> parse_root(const Envelope &e);
 util::Result<Timestamp> parse_timestamp(const Envelope &e);

@@ -308,7 +308,9 @@ cases['threshold-not-met'] = { description: 'timestamp threshold 2, signed by on
   steps: [fail(withSpec((s) => { twoTimestampKeys(s); s.timestamp.signers = ['ts1']; }), '1 of 2 required signatures')] };
 cases['threshold-met'] = { description: 'timestamp threshold 2, signed by both keys', steps: [ok(withSpec(twoTimestampKeys))] };
 cases['duplicate-signatures'] = { description: 'timestamp threshold 2, the same key\'s signature listed twice',
-  steps: [fail(withSpec((s) => { twoTimestampKeys(s); s.timestamp.signers = ['ts1', 'ts1']; s.modelsRefuse = true; }), '1 of 2 required signatures')] };
+  steps: [fail(withSpec((s) => { twoTimestampKeys(s); s.timestamp.signers = ['ts1', 'ts1']; s.modelsRefuse = true; }), 'two signatures by key id')] };
+cases['duplicate-signatures-threshold-met'] = { description: 'snapshot threshold 1 met, its signature listed twice: refused all the same',
+  steps: [fail(withSpec((s) => { s.snapshot.signers = ['snap1', 'snap1']; s.modelsRefuse = true; }), 'snapshot: two signatures by key id')] };
 cases['duplicate-key-ids'] = { description: 'one timestamp key listed under two key ids, threshold 2, signed under both ids',
   peer: 'tuf-js accepts: it counts key ids, berth counts keys',
   steps: [fail(withSpec((s) => {
