@@ -16,7 +16,7 @@ cleanup() { [ -z "$server" ] || kill "$server" 2>/dev/null || true; rm -rf "$tmp
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-cp -r "$vectors/consistent-snapshot" "$vectors/expired-timestamp" "$tmp/"
+cp -r "$vectors/consistent-snapshot" "$vectors/expired-timestamp" "$vectors/timestamp-oversize" "$tmp/"
 $py -u -m http.server --bind 127.0.0.1 --directory "$tmp" 0 >"$tmp/server.log" 2>&1 &
 server=$!
 port=
@@ -59,6 +59,12 @@ set -e
 [ $rc -eq 1 ] || fail "expired timestamp: exit $rc"
 grep -q 'timestamp version 1 expired at 2001-01-01T00:00:00Z' "$tmp/err" || fail "error: $(cat "$tmp/err")"
 [ ! -f "$tmp/meta2/timestamp.json" ] || fail "an expired timestamp was stored"
+
+# A timestamp over its cap over HTTP: the transfer is cut, exit 1.
+$berth tuf --metadata-dir "$tmp/meta3" init "$vectors/timestamp-oversize/root.json" || fail "init 3"
+if $berth tuf --metadata-url "http://127.0.0.1:$port/timestamp-oversize/step1/metadata" --metadata-dir "$tmp/meta3" \
+    refresh 2>"$tmp/err"; then fail "oversized timestamp accepted"; fi
+grep -q 'more than 16384 bytes' "$tmp/err" || fail "error: $(cat "$tmp/err")"
 
 # A server that is not there: exit 1.
 kill "$server"; wait "$server" 2>/dev/null || true; server=
