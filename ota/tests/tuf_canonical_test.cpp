@@ -89,6 +89,10 @@ TEST_CASE("a file fetch stops at its byte cap and reports a missing file as not 
     auto exact = f.fetch("file://" + dir + "/big", 1000);
     REQUIRE(exact);
     CHECK((*exact)->size() == 1000);
+    REQUIRE(util::atomic_write_file(dir + "/a%2Fb c.json", "x"));
+    auto encoded = f.fetch("file://" + dir + "/a%2Fb%20c.json", 10);  // %2F stays in the name, %20 is a space
+    REQUIRE(encoded);
+    CHECK(**encoded == "x");
     auto missing = f.fetch("file://" + dir + "/none", 10);
     REQUIRE(missing);
     CHECK(!*missing);

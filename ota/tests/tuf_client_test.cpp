@@ -5,11 +5,14 @@
 // for the outcome and the one-line error it names.
 #include <stdlib.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "ota/tuf/client.hpp"
 #include "ota/tuf/crypto.hpp"
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -95,6 +98,14 @@ void run_case(const std::string &name) {
         }
         if (step.contains("targets"))
             for (const auto &t : step["targets"]) check_target(*client, t, step_dir, scratch.path + "/targets");
+        if (step.contains("metadataFiles")) {
+            auto names = util::list_dir(meta);
+            REQUIRE(names);
+            std::sort(names->begin(), names->end());
+            std::vector<std::string> want;
+            for (const auto &n : step["metadataFiles"]) want.push_back(n.get<std::string>());
+            CHECK(*names == want);
+        }
     }
 }
 
@@ -150,6 +161,7 @@ TEST_CASE("delegation paths match segment by segment with shell globs") { run_ca
 TEST_CASE("a delegation by path_hash_prefixes is followed") { run_case("delegation-hash-prefix"); }
 TEST_CASE("a delegation cycle ends the search") { run_case("delegation-cycle"); }
 TEST_CASE("a delegated role signed by an unlisted key is refused") { run_case("delegation-bad-signature"); }
+TEST_CASE("role names are percent-encoded in URLs and stored under safe file names") { run_case("delegation-unusual-role-names"); }
 TEST_CASE("the delegation walk stops after 32 roles") { run_case("delegation-too-deep"); }
 
 TEST_CASE("expiry is checked against the clock at the start of the update") {

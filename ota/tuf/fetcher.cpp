@@ -18,13 +18,15 @@ std::string percent_encode(std::string_view s, bool keep_slash) {
 
 namespace {
 
-/// "%C3%BC" -> "ü"; a malformed escape stays as it is.
+/// "%C3%BC" -> "ü"; a malformed escape stays as it is, and so does "%2F":
+/// a file name cannot hold '/', so a role named "a/b" is the file
+/// "a%2Fb.json", as the client itself stores it, never a path elsewhere.
 std::string percent_decode(std::string_view s) {
     std::string out;
     for (size_t i = 0; i < s.size(); i++) {
         if (s[i] == '%' && i + 2 < s.size()) {
             auto v = util::parse_int<unsigned>(s.substr(i + 1, 2), 16);
-            if (v) {
+            if (v && *v != '/') {
                 out.push_back(static_cast<char>(*v));
                 i += 2;
                 continue;

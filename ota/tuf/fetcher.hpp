@@ -25,7 +25,8 @@ public:
     virtual util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) = 0;
 };
 
-/// file:///abs/path URLs and plain paths.
+/// file:///abs/path URLs (percent-decoded, except that %2F stays in the
+/// file name) and plain paths.
 class FileFetcher : public Fetcher {
 public:
     util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;

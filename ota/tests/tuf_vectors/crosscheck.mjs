@@ -38,7 +38,8 @@ try {
 /// Serves file: URLs to tuf-js, with 404 for a missing file as an HTTP fetcher would.
 class FileFetcher extends tufjs.BaseFetcher {
   async fetch(url) {
-    const p = decodeURIComponent(new URL(url).pathname);
+    // As berth's file fetcher: %2F stays in the name (a role `a/b` is the file `a%2Fb.json`).
+    const p = new URL(url).pathname.split(/%2F/i).map(decodeURIComponent).join('%2F');
     if (!fs.existsSync(p)) throw new DownloadHTTPError(`not found: ${url}`, 404);
     return Readable.toWeb(fs.createReadStream(p));
   }

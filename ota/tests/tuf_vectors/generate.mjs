@@ -171,7 +171,10 @@ function writeRepo(spec, dir) {
   };
 
   const snapMeta = {};
-  const metaName = (name, version) => spec.consistent ? `${version}.${encodeURIComponent(name)}.json` : `${encodeURIComponent(name)}.json`;
+  // The file a client's percent-encoded URL for role `name` reaches: served
+  // from disk, the URL is decoded except %2F (a file name holds no '/').
+  const onDisk = (name) => name.replace(/\//g, '%2F');
+  const metaName = (name, version) => spec.consistent ? `${version}.${onDisk(name)}.json` : `${onDisk(name)}.json`;
   const tsigned = { _type: 'targets', spec_version: '1.0.31', version: spec.targets.version, expires: spec.targets.expires,
     targets: targetsOf(spec.files) };
   const td = delegationsOf('targets');
@@ -349,6 +352,14 @@ cases['delegation-cycle'] = { description: 'a delegates to b, b back to a; the t
     s.delegated.b = { keys: ['del2'], paths: ['channels/*/manifest.json'], parent: 'a',
       delegates: [{ name: 'a', keys: ['del1'], paths: ['channels/*/manifest.json'] }] };
   }), { targets: [{ name: MANIFEST, expect: 'missing' }] })] };
+cases['delegation-unusual-role-names'] = { description: 'roles named `../escape`, `?` and `/abs`: percent-encoded in URLs and file names',
+  steps: [ok(withSpec((s) => {
+    s.files = {};
+    s.delegated['../escape'] = { keys: ['del1'], paths: ['channels/*/manifest.json'] };
+    s.delegated['?'] = { keys: ['del1'], paths: ['channels/*/manifest.json'] };
+    s.delegated['/abs'] = { keys: ['del2'], paths: ['channels/*/manifest.json'], files: { [MANIFEST]: 'from abs\n' } };
+  }), { targets: [manifestOk('from abs\n')],
+    metadataFiles: ['%2Fabs.json', '%3F.json', '..%2Fescape.json', 'root.json', 'snapshot.json', 'targets.json', 'timestamp.json'] })] };
 cases['delegation-bad-signature'] = { description: 'a delegated role signed by a key its delegation does not list',
   steps: [ok(withSpec((s) => twoDelegations(s, { signers: ['del2'] })), { targets: [{ name: MANIFEST, expect: 'error', error: "delegated role `a`: 0 of 1" }] })] };
 cases['delegation-too-deep'] = { description: 'a chain of 40 delegations: the walk stops at 32 roles',
