@@ -203,3 +203,39 @@ TEST_CASE("init refuses a root not signed by its own keys") {
     CHECK_THAT(st.error().message(), Catch::Contains("trusted root: 0 of 1 required signatures"));
     CHECK(!util::path_exists(scratch.path + "/m/root.json"));
 }
+
+TEST_CASE("a channel names its manifest target; a channel name is one plain segment") {
+    CHECK(*ota::tuf::channel_target("stable") == "channels/stable/manifest.json");
+    for (const char *bad : {"", ".", "..", "a/b", "st able", "x\n"}) {
+        auto t = ota::tuf::channel_target(bad);
+        REQUIRE(!t);
+        CHECK_THAT(t.error().message(), Catch::Contains("is not one segment"));
+    }
+}
+
+TEST_CASE("get_target hands on the verified bytes, from the target directory once cached") {
+    ScratchDir scratch;
+    std::string dir = util::path_join(kVectors, "basic-ecdsa");
+    std::string meta = scratch.path + "/metadata", targets = scratch.path + "/targets";
+    REQUIRE(ota::tuf::init_trusted_root(meta, *util::read_file(dir + "/root.json")));
+    ota::tuf::FileFetcher fetcher;
+    auto client = ota::tuf::Client::open(meta, "file://" + dir + "/step1/metadata", fetcher);
+    REQUIRE(client);
+    auto path = *ota::tuf::channel_target("stable");
+    auto first = client->get_target(path, "file://" + dir + "/step1/targets", targets);
+    REQUIRE(first);
+    REQUIRE(*first);
+    CHECK(**first == *util::read_file(dir + "/step1/targets/" + path));
+    // The repository is gone: the cached copy serves.
+    auto again = client->get_target(path, "file:///nonexistent", targets);
+    REQUIRE(again);
+    CHECK(**again == **first);
+    // A cached copy changed on disk is not handed on: it is fetched again, and here that fails.
+    REQUIRE(util::atomic_write_file(targets + "/channels%2Fstable%2Fmanifest.json", "{\"version\": 99}"));
+    auto tampered = client->get_target(path, "file:///nonexistent", targets);
+    REQUIRE(!tampered);
+    CHECK_THAT(tampered.error().message(), Catch::Contains("not found"));
+    auto none = client->get_target("channels/none/manifest.json", "file:///nonexistent", targets);
+    REQUIRE(none);
+    CHECK(!*none);
+}

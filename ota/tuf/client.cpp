@@ -63,6 +63,14 @@ std::optional<T> verified_local(const util::Result<std::optional<std::string>> &
 
 }  // namespace
 
+util::Result<std::string> channel_target(std::string_view channel) {
+    bool ok = !channel.empty() && channel != "." && channel != "..";
+    for (char c : channel)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+    if (!ok) return util::Error::msg(util::cat("channel name ", util::quote(channel), " is not one segment of [A-Za-z0-9._-]"));
+    return util::cat("channels/", channel, "/manifest.json");
+}
+
 util::Status init_trusted_root(const std::string &metadata_dir, std::string_view root_bytes) {
     TRY(self_signed_root(root_bytes, "trusted root"));
     TRY(util::mkdir_p(metadata_dir));
@@ -304,6 +312,18 @@ util::Status Client::download_target(const TargetFile &t, const std::string &tar
     TRY(check_length_and_hashes(*body, t.length, t.hashes, what));
     TRY(util::mkdir_p(target_dir));
     return util::atomic_write_file(util::path_join(target_dir, target_file_name(t)), *body);
+}
+
+
+util::Result<std::optional<std::string>> Client::get_target(std::string_view path, const std::string &target_base_url,
+                                                            const std::string &target_dir) {
+    auto t = TRY_CTX(find_target(path), util::cat("target ", util::quote(path)));
+    if (!t) return std::optional<std::string>();
+    if (!TRY(is_cached(*t, target_dir))) TRY(download_target(*t, target_base_url, target_dir));
+    auto body = TRY(util::read_file(util::path_join(target_dir, target_file_name(*t)), t->length + 1));
+    // Checked again as read: the directory is the device's, but the bytes handed on are these.
+    TRY(check_length_and_hashes(body, t->length, t->hashes, util::cat("target ", util::quote(path))));
+    return std::optional<std::string>(std::move(body));
 }
 
 }  // namespace ota::tuf

@@ -48,6 +48,11 @@ struct ClientConfig {
 /// the rotation chain.
 util::Status init_trusted_root(const std::string &metadata_dir, std::string_view root_bytes);
 
+/// The target a device following `channel` reads its update manifest from:
+/// "channels/<channel>/manifest.json" (DESIGN.md, "Formats"). A channel name
+/// is one path segment of [A-Za-z0-9._-], not "." or "..".
+util::Result<std::string> channel_target(std::string_view channel);
+
 class Client {
 public:
     /// Loads the trusted root of `metadata_dir`. `metadata_url` is the
@@ -69,6 +74,12 @@ public:
     /// root says consistent_snapshot), checks length and every hash, and
     /// writes it to `target_dir` atomically.
     util::Status download_target(const TargetFile &t, const std::string &target_base_url, const std::string &target_dir);
+
+    /// The verified content of target `path`: find_target, then the copy in
+    /// `target_dir` when it still matches, else a download_target. nullopt
+    /// when no role lists the path.
+    util::Result<std::optional<std::string>> get_target(std::string_view path, const std::string &target_base_url,
+                                                        const std::string &target_dir);
 
     const Root &root() const { return root_; }
     const std::optional<Timestamp> &timestamp() const { return timestamp_; }

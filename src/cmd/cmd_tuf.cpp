@@ -46,12 +46,9 @@ util::Result<int> run_tuf(const cli::GlobalOptions &, const util::ParsedArgs &a)
     auto target_dir = TRY(need(a, "target-dir"));
     auto base = TRY(need(a, "target-base-url"));
     TRY_CTX(client.refresh(), "refresh");
-    for (const auto &name : names) {
-        auto t = TRY_CTX(client.find_target(name), util::cat("target ", util::quote(name)));
-        if (!t) return util::Error::msg(util::cat("target ", util::quote(name), ": not found in the repository"));
-        if (TRY(client.is_cached(*t, target_dir))) continue;
-        TRY(client.download_target(*t, base, target_dir));
-    }
+    for (const auto &name : names)
+        if (!TRY(client.get_target(name, base, target_dir)))
+            return util::Error::msg(util::cat("target ", util::quote(name), ": not found in the repository"));
     return 0;
 }
 
