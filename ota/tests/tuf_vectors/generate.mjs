@@ -72,7 +72,6 @@ function sign(name, bytes) {
 // ---- repositories ------------------------------------------------------------
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
-const clone = (o) => structuredClone(o);
 
 function baseSpec() {
   return {
