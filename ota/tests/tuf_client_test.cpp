@@ -131,6 +131,7 @@ TEST_CASE("a timestamp older than the trusted one is refused (rollback)") { run_
 TEST_CASE("a timestamp naming an older snapshot is refused (rollback)") { run_case("rollback-snapshot-version-in-timestamp"); }
 TEST_CASE("a snapshot naming an older targets is refused (rollback)") { run_case("rollback-targets-version-in-snapshot"); }
 TEST_CASE("a snapshot dropping a role it listed is refused (rollback)") { run_case("rollback-snapshot-drops-role"); }
+TEST_CASE("a timestamp of the stored version is not taken even with new content") { run_case("timestamp-same-version-new-content"); }
 TEST_CASE("a timestamp key rotation recovers from a fast-forwarded timestamp") { run_case("fast-forward-recovery"); }
 TEST_CASE("without a key rotation a fast-forwarded timestamp keeps guarding") { run_case("fast-forward-without-rotation"); }
 

@@ -262,6 +262,8 @@ cases['rollback-targets-version-in-snapshot'] = { description: 'snapshot names t
 cases['rollback-snapshot-drops-role'] = { description: 'a newer snapshot no longer lists a delegated role',
   steps: [ok(withSpec((s) => { s.delegated.a = { keys: ['del1'], paths: ['x/*'] }; })),
     fail(withSpec((s) => { s.timestamp.version = 2; s.snapshot.version = 2; }), 'no longer lists')] };
+cases['timestamp-same-version-new-content'] = { description: 'timestamp 1 again, now naming snapshot 100: the stored timestamp 1 is kept',
+  steps: [ok(baseSpec()), ok(withSpec((s) => { s.timestamp.snapshotVersion = 100; }), { targets: [manifestOk()] })] };
 cases['fast-forward-recovery'] = { description: 'timestamp 1000 signed by a compromised key, then the key rotated and timestamp 1',
   steps: [ok(withSpec((s) => { s.timestamp.version = 1000; })),
     ok(withSpec((s) => { s.rotations = [{ roles: { timestamp: { keys: ['ts2'], threshold: 1 } }, signers: ['root1'] }]; }))] };
