@@ -5,7 +5,14 @@
 // for the outcome and the one-line error it names.
 #include <stdlib.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -239,4 +246,34 @@ TEST_CASE("get_target hands on the verified bytes, from the target directory onc
     auto none = client->get_target("channels/none/manifest.json", "file:///nonexistent", targets);
     REQUIRE(none);
     CHECK(!*none);
+}
+
+TEST_CASE("a refresh waits for another holder of the metadata directory") {
+    ScratchDir scratch;
+    std::string dir = util::path_join(kVectors, "basic-ecdsa");
+    std::string meta = scratch.path + "/metadata";
+    REQUIRE(ota::tuf::init_trusted_root(meta, *util::read_file(dir + "/root.json")));
+    // Another process's client, as far as flock is concerned: its own open directory.
+    int other = open(meta.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(other >= 0);
+    REQUIRE(flock(other, LOCK_EX) == 0);
+    ota::tuf::FileFetcher fetcher;
+    auto client = ota::tuf::Client::open(meta, "file://" + dir + "/step1/metadata", fetcher);
+    REQUIRE(client);
+    std::atomic<bool> done{false};
+    util::Status result;
+    std::thread t([&] {
+        result = client->refresh();
+        done = true;
+    });
+    // While the other holder keeps the lock, nothing is fetched or stored.
+    for (int i = 0; i < 20 && !done; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(!done);
+    CHECK(!util::path_exists(meta + "/timestamp.json"));
+    flock(other, LOCK_UN);
+    close(other);
+    t.join();
+    CHECK(done);
+    CHECK(result);
+    CHECK(util::path_exists(meta + "/timestamp.json"));
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "util/file.hpp"
+#include "util/flock.hpp"
 #include "util/strings.hpp"
 
 namespace ota::tuf {
@@ -87,6 +88,15 @@ util::Result<Client> Client::open(const std::string &metadata_dir, std::string m
     return c;
 }
 
+util::Status Client::OpLock::take() {
+    if (c_.lock_depth_++ > 0) return util::ok();
+    return util::flock_fd(c_.dir_.get(), LOCK_EX).context("lock the metadata directory");
+}
+
+Client::OpLock::~OpLock() {
+    if (--c_.lock_depth_ == 0) (void)util::flock_fd(c_.dir_.get(), LOCK_UN);
+}
+
 std::string Client::metadata_url(std::string_view file) const {
     return util::cat(url_, url_.ends_with('/') ? "" : "/", file);
 }
@@ -111,6 +121,8 @@ util::Status Client::check_expiry(const Common &c, std::string_view what) const 
 }
 
 util::Status Client::refresh() {
+    OpLock lock(*this);
+    TRY(lock.take());
     start_ = config_.clock();
     refreshed_ = false;
     timestamp_.reset();
@@ -255,6 +267,8 @@ util::Result<const Targets *> Client::load_targets(const std::string &name, cons
 }
 
 util::Result<std::optional<TargetFile>> Client::find_target(std::string_view path) {
+    OpLock lock(*this);
+    TRY(lock.take());
     if (!refreshed_) TRY(refresh());
     struct Visit {
         std::string name;
@@ -297,6 +311,8 @@ util::Result<bool> Client::is_cached(const TargetFile &t, const std::string &tar
 }
 
 util::Status Client::download_target(const TargetFile &t, const std::string &target_base_url, const std::string &target_dir) {
+    OpLock lock(*this);
+    TRY(lock.take());
     std::string what = util::cat("target ", util::quote(t.path));
     if (t.length > config_.target_max_bytes)
         return util::Error::msg(util::cat(what, ": length ", t.length, " is over the limit of ", config_.target_max_bytes));
@@ -317,6 +333,8 @@ util::Status Client::download_target(const TargetFile &t, const std::string &tar
 
 util::Result<std::optional<std::string>> Client::get_target(std::string_view path, const std::string &target_base_url,
                                                             const std::string &target_dir) {
+    OpLock lock(*this);
+    TRY(lock.take());
     auto t = TRY_CTX(find_target(path), util::cat("target ", util::quote(path)));
     if (!t) return std::optional<std::string>();
     if (!TRY(is_cached(*t, target_dir))) TRY(download_target(*t, target_base_url, target_dir));

@@ -13,6 +13,10 @@
 // length and hashes from the referencing metadata, and expiry against the
 // clock at the start of the update. Delegated roles are loaded on demand by
 // find_target's depth-first preorder walk. Every download is capped.
+//
+// Each public operation holds an exclusive flock(2) on the metadata
+// directory, so two processes on one directory (the daemon's agent and an
+// operator's `berth tuf`) take turns instead of mixing their updates.
 #pragma once
 
 #include <ctime>
@@ -114,6 +118,20 @@ private:
     ClientConfig config_;
     time_t start_ = 0;  ///< the update's start: what expiry is checked against
     bool refreshed_ = false;
+    int lock_depth_ = 0;  ///< public operations in progress; the flock is held while > 0
+
+    /// Holds the directory's flock for one public operation; nested ones share it.
+    class OpLock {
+    public:
+        explicit OpLock(Client &c) : c_(c) {}
+        util::Status take();
+        ~OpLock();
+        OpLock(const OpLock &) = delete;
+        OpLock &operator=(const OpLock &) = delete;
+
+    private:
+        Client &c_;
+    };
     Root root_;
     std::optional<Timestamp> timestamp_;
     std::optional<Snapshot> snapshot_;
