@@ -146,6 +146,7 @@ TEST_CASE("a snapshot not matching the hash in timestamp is refused") { run_case
 TEST_CASE("a snapshot longer than timestamp says is refused") { run_case("snapshot-oversize"); }
 TEST_CASE("a snapshot of another version than timestamp names is refused") { run_case("snapshot-version-mismatch"); }
 TEST_CASE("a snapshot hashed only with an unknown algorithm is refused") { run_case("snapshot-unknown-hash"); }
+TEST_CASE("a targets of another version than snapshot names is refused (mix-and-match)") { run_case("mix-and-match-targets"); }
 TEST_CASE("a targets not matching the hash in snapshot is refused") { run_case("targets-hash-mismatch"); }
 TEST_CASE("a targets longer than snapshot says is refused") { run_case("targets-oversize"); }
 TEST_CASE("a timestamp over the size cap is refused (endless data)") { run_case("timestamp-oversize"); }

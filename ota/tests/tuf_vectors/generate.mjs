@@ -277,6 +277,8 @@ cases['snapshot-oversize'] = { description: 'snapshot longer than the length tim
   steps: [fail(withSpec((s) => { s.after = (out) => { out['snapshot.json'] = reformat(out['snapshot.json']); }; }), 'more than')] };
 cases['snapshot-version-mismatch'] = { description: 'timestamp names snapshot 2, the snapshot holds 1',
   steps: [fail(withSpec((s) => { s.timestamp.snapshotVersion = 2; }), 'is not the version 2 that timestamp names')] };
+cases['mix-and-match-targets'] = { description: 'snapshot names targets 2, the mirror serves a validly signed targets 1',
+  steps: [fail(withSpec((s) => { s.snapshotMeta = (m) => { m['targets.json'].version = 2; }; }), 'targets version 1 is not the version 2 that snapshot names')] };
 cases['targets-hash-mismatch'] = { description: 'targets bytes differ from the hash in snapshot',
   steps: [fail(withSpec((s) => { s.snapshotHashes = true; s.snapshotMeta = (m) => { m['targets.json'].hashes.sha256 = sha256('other targets'); }; }), 'targets (against snapshot): sha256 hash does not match')] };
 cases['targets-oversize'] = { description: 'targets longer than the length snapshot gives',
