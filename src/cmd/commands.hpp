@@ -12,5 +12,6 @@ std::span<const cli::Command> image_commands();         // cmd_image.cpp: the `i
 std::span<const cli::Command> image_remote_commands();  // cmd_image_remote.cpp: image pull|push|sign|verify
 std::span<const cli::Command> runtime_commands();      // cmd_runtime.cpp
 std::span<const cli::Command> runtime_ops_commands();  // cmd_runtime_ops.cpp
+std::span<const cli::Command> tuf_commands();          // cmd_tuf.cpp: the TUF conformance client
 
 }  // namespace cmd
