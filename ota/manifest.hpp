@@ -6,6 +6,7 @@
 // target hash covers those bytes; nothing is re-serialized).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -66,6 +67,7 @@ struct ContainerSpec {
     std::vector<VolumeMount> volumes;
     int stop_signal = 15;          ///< SIGTERM
     int64_t stop_grace_ms = 10000;  ///< then SIGKILL
+    size_t index = 0;               ///< its position in the document's "containers", for error paths ("containers[1]")
 };
 
 struct Revision {
@@ -92,10 +94,12 @@ struct AppLimits {
     std::vector<std::string> devices;       ///< fnmatch patterns: "/dev/ttyUSB*"
     std::vector<std::string> capabilities;  ///< "CAP_NET_ADMIN"
 };
-/// Reads the "apps" part of a board profile.
+/// Reads the "apps" part of a board profile (strictly; the other top-level
+/// fields are not read yet). A missing file is an error with errno ENOENT.
 util::Result<AppLimits> load_app_limits(const std::string &board_json_path);
 /// Refuses a revision asking for a device or capability `limits` does not
-/// allow, naming the field ("containers[0].devices[1]: /dev/mem is not allowed by the board").
+/// allow (the default capability set is always allowed), naming the field
+/// ("containers[0].devices[1]: /dev/mem is not allowed by the board profile").
 util::Status check_limits(const Revision &rev, const AppLimits &limits);
 
 }  // namespace ota

@@ -7,12 +7,16 @@
 //          network namespace (svc::socket_in); status 2xx or 3xx passes
 //   tcp    a connect to 127.0.0.1:<port> there
 //   ready  the container writes READY=1 to its notify socket (as sd_notify
-//          does, NOTIFY_SOCKET); healthy from then on
+//          does, NOTIFY_SOCKET): <notify_dir>/notify.sock, a datagram
+//          socket heard from senders in the container's pid namespace only
+//          (notify_socket.hpp); healthy from then on, unhealthy when it has
+//          not come within start_period + timeout (30s when both are 0)
 //
-// Probes run every interval after the start period; `retries` consecutive
-// failures make the container unhealthy, one pass makes it healthy. Nothing
-// blocks: sockets are non-blocking and watched, timeouts are loop timers,
-// probe children are reaped by the daemon's Reaper.
+// A probe runs at once, then `interval` after each one ends; `retries`
+// consecutive failures make the container unhealthy, one pass makes it
+// healthy; in the start period a failure does not count and a pass ends it.
+// Nothing blocks: sockets are non-blocking and watched, timeouts are loop
+// timers, probe children are reaped by the daemon's Reaper.
 #pragma once
 
 #include <sys/types.h>
@@ -44,6 +48,7 @@ public:
 
     /// Starts checking at once; reports every change of the result (the
     /// first pass, the `retries`-th failure in a row, a pass after that).
+    /// The report may destroy the monitor. A spec of kind None never reports.
     static util::Result<std::unique_ptr<HealthMonitor>> start(util::EventLoop &loop, Reaper &reaper,
                                                               const ota::HealthSpec &spec,
                                                               const HealthTarget &target, Report report);
