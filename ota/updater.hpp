@@ -14,10 +14,10 @@
 // long (a pull, a grace period): the daemon keeps its event loop turning
 // inside them, and the updater refuses to be re-entered meanwhile.
 //
-// Every persistence step is a failpoint ("ota.<step>", listed in
-// docs/update-manifest.md); resume() after a crash at any of them leaves
-// exactly the committed revision running (or the new one, when the crash
-// came after its commit), with no bundle of any other revision left.
+// Every persistence step is a failpoint ("ota.<step>", kFailpoints below,
+// described in docs/updater.md); resume() after a crash at any of them
+// leaves exactly the committed revision running (or the new one, when the
+// crash came after its commit), with no bundle of any other revision left.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,25 @@
 #include "util/result.hpp"
 
 namespace ota {
+
+/// Every failpoint the updater passes, in the order an apply, a commit and a
+/// rollback reach them; docs/updater.md says what resume() does after a
+/// crash at each. The crash-loop test arms each of them.
+inline constexpr std::string_view kFailpoints[] = {
+    "ota.manifest-saved",   // <version>.json written; state not yet touched
+    "ota.staging",          // state.staging = version written; nothing staged yet
+    "ota.staged",           // Apps::stage done; state still says staging
+    "ota.trying",           // state.trying = version written; the old revision still runs
+    "ota.stopped-old",      // the old revision stopped; the new one not started
+    "ota.started-new",      // the new revision started (TRYING)
+    "ota.unstaged",         // a failed or interrupted staging cleared from the state
+    "ota.commit",           // commit decided; state not yet written
+    "ota.committed",        // the commit written; older bundles not yet removed
+    "ota.rollback-stopped", // rollback: the abandoned revision stopped, the other not started
+    "ota.rollback",         // rollback: the other revision started; state not yet written
+    "ota.rolled-back",      // the rollback written; the abandoned bundles not yet removed
+    "ota.gc",               // a revision's bundles removed, its manifest file not yet
+};
 
 /// What the updater needs of whoever runs containers.
 class Apps {
@@ -84,12 +103,15 @@ public:
     util::Result<uint64_t> apply(std::string_view document);
 
     /// TRYING only: every health check passed; the new revision becomes
-    /// current, the minimum rises, bundles older than `previous` go.
+    /// current, the minimum rises, bundles older than `previous` go. Once
+    /// the state is written it succeeds: a clean-up cut short is finished
+    /// by the next resume().
     util::Status commit();
     /// TRYING: back to `current` (the failed revision's bundles go).
     /// Not trying: back to `previous` (an operator's `berth update rollback`);
     /// the minimum does not fall, so the rolled-back version cannot be
-    /// applied again, only a higher one.
+    /// applied again, only a higher one; `previous` becomes none (the
+    /// abandoned revision's bundles go) and a second rollback is refused.
     util::Status rollback(std::string_view reason);
 
     bool busy() const { return busy_; }
@@ -101,10 +123,21 @@ public:
     util::json::Value status_json() const;
 
 private:
+    util::Status ensure_loaded();
+    util::Status save_state(const UpdaterState &next);
+    void record(uint64_t version, std::string_view event, std::string_view reason = {});
+    util::Error fail_staging(uint64_t version, util::Error err);
+    util::Error fail_trying(uint64_t version, util::Error err);
+    util::Status unstage();
+    util::Status rollback_trying(std::string_view reason, bool start_current);
+    util::Status rollback_to_previous(std::string_view reason);
+    util::Status gc();
+
     util::DeviceRoot root_;
     Apps &apps_;
     AppLimits limits_;
     UpdaterState state_;
+    bool loaded_ = false;  ///< state_ was read from state.json
     bool busy_ = false;
 };
 
@@ -112,5 +145,12 @@ private:
 /// without a daemon.
 util::Result<UpdaterState> read_state(const util::DeviceRoot &root);
 util::Result<std::vector<HistoryEntry>> read_history(const util::DeviceRoot &root);
+/// The entries as history.json holds them (docs/updater.md), for
+/// `berth update history --json`.
+util::json::Value history_json(const std::vector<HistoryEntry> &entries);
+/// The document of Updater::status_json for a state read without a daemon
+/// (docs/updater.md): each pointer as {"version", "name", "digest"} or null,
+/// "minimum" and "busy".
+util::json::Value status_json(const util::DeviceRoot &root, const UpdaterState &state, bool busy = false);
 
 }  // namespace ota

@@ -1,4 +1,857 @@
-// Unit tests of ota/updater (filled in with its implementation).
+// Unit tests of ota/updater: the state machine driving a recording fake
+// Apps over a temporary device root, one behaviour per test case, and the
+// crash loop: a crash (a real SIGKILL in a forked child, and an injected
+// error followed by a restart) at every failpoint of ota::kFailpoints and
+// at every step of the atomic writes under it, each followed by resume()
+// and a check that exactly the old or the new revision runs, fully.
+//
+// The fake keeps its containers and bundles in a file beside the device
+// root, so what a killed child did is still there for the parent to check,
+// as a real runtime's containers outlive a killed daemon.
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "ota/updater.hpp"
+#include "util/dir.hpp"
+#include "util/failpoint.hpp"
+#include "util/file.hpp"
+#include "util/strings.hpp"
+
+using util::cat;
+
+namespace {
+
+/// A temporary directory on tmpfs where there is one (fsync is free there:
+/// the crash loop writes thousands of files), removed at the end.
+struct ScratchDir {
+    std::string path;
+    ScratchDir() {
+        std::string tmpl = util::path_exists("/dev/shm") ? "/dev/shm/berth-updater-XXXXXX" : "/tmp/berth-updater-XXXXXX";
+        path = mkdtemp(tmpl.data());
+    }
+    ~ScratchDir() { (void)util::remove_tree(path); }
+    ScratchDir(const ScratchDir &) = delete;
+    ScratchDir &operator=(const ScratchDir &) = delete;
+};
+
+/// The containers of the revision documents below: two kept across
+/// versions (under new ids) and one of each version's own.
+std::vector<std::string> container_names(uint64_t version) { return {"db", "web", cat("app", version)}; }
+
+std::string document(uint64_t version) {
+    std::string containers;
+    for (const auto &name : container_names(version)) {
+        if (!containers.empty()) containers += ", ";
+        containers += cat(R"({"name": ")", name, R"(", "image": "registry.example/)", name,
+                          "@sha256:", std::string(64, 'a'), R"("})");
+    }
+    return cat(R"({"version": )", version, R"(, "name": "sensor )", version, R"(", "containers": [)", containers, "]}\n");
+}
+
+std::set<std::string> ids(const ota::Revision &rev) {
+    std::set<std::string> out;
+    for (const auto &c : rev.containers) out.insert(cat(c.name, ".r", rev.version));
+    return out;
+}
+
+std::set<std::string> ids_of(std::initializer_list<uint64_t> versions) {
+    std::set<std::string> out;
+    for (uint64_t v : versions)
+        for (const auto &name : container_names(v)) out.insert(cat(name, ".r", v));
+    return out;
+}
+
+/// A recording Apps: which bundles exist and which containers run, saved to
+/// `file` after every change. Refuses what a runtime would refuse: starting
+/// without bundles, removing the bundles of running containers.
+struct FakeApps : ota::Apps {
+    std::string file;
+    std::set<std::string> bundles, running;
+    std::vector<std::string> calls;  ///< "stage 3", "stop 2", ... (this process only)
+    std::string stage_error;         ///< stage() fails with this when set
+    uint64_t fail_start = 0;         ///< start() of this version fails half-way
+
+    explicit FakeApps(std::string f) : file(std::move(f)) {
+        std::ifstream in(file);
+        std::string kind, id;
+        while (in >> kind >> id) (kind == "bundle" ? bundles : running).insert(id);
+    }
+    void save() const {
+        std::ofstream out(file, std::ios::trunc);
+        for (const auto &b : bundles) out << "bundle " << b << "\n";
+        for (const auto &r : running) out << "running " << r << "\n";
+    }
+
+    util::Status stage(const ota::Revision &rev) override {
+        calls.push_back(cat("stage ", rev.version));
+        if (!stage_error.empty()) return util::Error::with_code(ENOSPC, stage_error);
+        for (const auto &id : ids(rev)) {
+            bundles.insert(id);
+            save();
+            // A crash here leaves a partial staging, as a killed stager does.
+            if (auto st = util::failpoint("fake.stage-bundle"); !st) {
+                for (const auto &i : ids(rev)) bundles.erase(i);
+                save();
+                return st;
+            }
+        }
+        return util::ok();
+    }
+    util::Status start(const ota::Revision &rev) override {
+        calls.push_back(cat("start ", rev.version));
+        for (const auto &id : ids(rev)) {
+            if (!bundles.count(id)) return util::Error::msg(cat("start ", id, ": no bundle"));
+            if (rev.version == fail_start && running.size() > 0 && !running.count(id))
+                return util::Error::msg(cat("start ", id, ": exited with status 1"));
+            running.insert(id);
+            save();
+        }
+        return util::ok();
+    }
+    util::Status stop(const ota::Revision &rev) override {
+        calls.push_back(cat("stop ", rev.version));
+        for (const auto &id : ids(rev)) running.erase(id);
+        save();
+        return util::ok();
+    }
+    util::Status remove(const ota::Revision &rev) override {
+        calls.push_back(cat("remove ", rev.version));
+        for (const auto &id : ids(rev)) {
+            if (running.count(id)) return util::Error::msg(cat("remove ", id, ": still running"));
+            bundles.erase(id);
+        }
+        save();
+        return util::ok();
+    }
+    util::Status stop_others(const std::vector<const ota::Revision *> &keep) override {
+        calls.push_back("stop_others");
+        std::set<std::string> kept;
+        for (const auto *rev : keep)
+            for (const auto &id : ids(*rev))
+                if (running.count(id)) kept.insert(id);
+        running = kept;
+        save();
+        return util::ok();
+    }
+};
+
+/// A device root, the fake's file beside it, and helpers to reach a state.
+struct Device {
+    ScratchDir dir;
+    util::DeviceRoot root{dir.path + "/root"};
+    std::string apps_file = dir.path + "/apps";
+
+    Device() { REQUIRE(util::mkdir_p(root.dir())); }
+
+    /// Applies and commits each version in turn.
+    void install(FakeApps &apps, const std::vector<uint64_t> &versions) {
+        ota::Updater u(root, apps);
+        REQUIRE(u.resume());
+        for (uint64_t v : versions) {
+            auto applied = u.apply(document(v));
+            INFO((applied ? std::string() : applied.error().message()));
+            REQUIRE(applied);
+            REQUIRE(u.commit());
+        }
+    }
+    std::set<std::string> revision_files() const {
+        auto names = util::list_dir(root.revisions());
+        return names ? std::set<std::string>(names->begin(), names->end()) : std::set<std::string>{};
+    }
+    ota::UpdaterState state() const {
+        auto s = ota::read_state(root);
+        REQUIRE(s);
+        return *s;
+    }
+    std::vector<ota::HistoryEntry> history() const {
+        auto h = ota::read_history(root);
+        REQUIRE(h);
+        return *h;
+    }
+};
+
+/// A device with revisions applied and committed, the fake and an Updater over it.
+struct Installed : Device {
+    FakeApps apps{apps_file};
+    std::optional<ota::Updater> updater;
+
+    explicit Installed(const std::vector<uint64_t> &versions) {
+        install(apps, versions);
+        updater.emplace(root, apps);
+    }
+    std::pair<FakeApps &, ota::Updater &> parts() { return {apps, *updater}; }
+};
+
+bool same(const ota::UpdaterState &a, const ota::UpdaterState &b) {
+    return a.current == b.current && a.previous == b.previous && a.trying == b.trying && a.staging == b.staging &&
+           a.minimum == b.minimum;
+}
+
+std::string show(const ota::UpdaterState &s) {
+    auto opt = [](const std::optional<uint64_t> &v) { return v ? cat(*v) : std::string("none"); };
+    return cat("{current ", opt(s.current), ", previous ", opt(s.previous), ", trying ", opt(s.trying), ", staging ",
+               opt(s.staging), ", minimum ", s.minimum, "}");
+}
+
+ota::UpdaterState committed(std::optional<uint64_t> current, std::optional<uint64_t> previous, uint64_t minimum) {
+    ota::UpdaterState s;
+    s.current = current;
+    s.previous = previous;
+    s.minimum = minimum;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("apply stages the new revision while the old one runs, then switches to it and enters trying") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    apps.calls.clear();
+
+    auto v = u.apply(document(3));
+    REQUIRE(v);
+    CHECK(*v == 3);
+    CHECK(apps.calls == std::vector<std::string>{"stage 3", "stop 2", "start 3"});
+    CHECK(apps.running == ids_of({3}));
+    CHECK(apps.bundles == ids_of({1, 2, 3}));
+    auto s = d.state();
+    CHECK(s.trying == 3u);
+    CHECK(s.current == 2u);
+    CHECK(!s.staging);
+    CHECK(d.revision_files().count("3.json"));
+    CHECK(util::read_file(d.root.revisions() + "/3.json").value_or("") == document(3));
+    CHECK(d.history().back().event == "trying");
+}
+
+TEST_CASE("commit makes the tried revision current, raises the minimum and removes what is older than previous") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    REQUIRE(u.apply(document(3)));
+    REQUIRE(u.commit());
+
+    CHECK(same(d.state(), committed(3, 2, 3)));
+    CHECK(same(u.state(), d.state()));
+    CHECK(apps.running == ids_of({3}));
+    CHECK(apps.bundles == ids_of({2, 3}));
+    CHECK(d.revision_files() == std::set<std::string>{"2.json", "3.json", "history.json", "state.json"});
+    CHECK(d.history().back().event == "committed");
+    CHECK(d.history().back().version == 3);
+}
+
+TEST_CASE("a version not above the committed one is refused with nothing changed") {
+    Installed d({3, 4});
+    auto [apps, u] = d.parts();
+    apps.calls.clear();
+
+    for (uint64_t v : {3u, 4u}) {
+        auto r = u.apply(document(v));
+        REQUIRE(!r);
+        CHECK(r.error().message() == cat("refused: version ", v, " is not above the committed version 4"));
+    }
+    CHECK(apps.calls.empty());
+    CHECK(same(d.state(), committed(4, 3, 4)));
+    CHECK(d.revision_files() == std::set<std::string>{"3.json", "4.json", "history.json", "state.json"});
+    CHECK(d.history().back().event == "refused");
+}
+
+TEST_CASE("the minimum rises at commit, not at apply") {
+    Installed d({1});
+    auto [apps, u] = d.parts();
+    REQUIRE(u.apply(document(5)));
+    CHECK(d.state().minimum == 1);
+    REQUIRE(u.rollback("health check failed"));
+    CHECK(d.state().minimum == 1);
+    // Not committed, so the same version may come again.
+    REQUIRE(u.apply(document(5)));
+    REQUIRE(u.commit());
+    CHECK(d.state().minimum == 5);
+}
+
+TEST_CASE("a malformed manifest is refused with the parser's reason") {
+    Installed d({1});
+    auto [apps, u] = d.parts();
+    auto r = u.apply("{\"version\": 2, \"name\": \"x\", \"containers\": [], \"colour\": 1}");
+    REQUIRE(!r);
+    CHECK(r.error().message().starts_with("refused: "));
+    CHECK(same(d.state(), committed(1, std::nullopt, 1)));
+    CHECK(d.history().back().event == "refused");
+}
+
+TEST_CASE("a manifest larger than a revision file may be is refused") {
+    Installed d({1});
+    auto [apps, u] = d.parts();
+    auto r = u.apply(document(2) + std::string(5 << 20, ' '));
+    REQUIRE(!r);
+    CHECK(r.error().message() == "refused: the manifest is larger than 4 MiB");
+    CHECK(same(d.state(), committed(1, std::nullopt, 1)));
+}
+
+TEST_CASE("a manifest asking for a device the board does not allow is refused before anything stops") {
+    Device d;
+    FakeApps apps(d.apps_file);
+    d.install(apps, {1});
+    ota::AppLimits limits;
+    limits.devices = {"/dev/ttyUSB*"};
+    ota::Updater u(d.root, apps, limits);
+    apps.calls.clear();
+    std::string doc = document(2);
+    const std::string serial = R"("devices": [{"path": "/dev/ttyUSB0"}], "name": "db")";
+    auto at = doc.find(R"("name": "db")");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(u.apply(std::string(doc).replace(at, 12, serial)));
+    REQUIRE(u.rollback("test"));
+
+    doc.replace(at, 12, R"("devices": [{"path": "/dev/mem"}], "name": "db")");
+    auto r = u.apply(doc);
+    REQUIRE(!r);
+    CHECK(r.error().message() == "refused: containers[0].devices[0]: /dev/mem is not allowed by the board profile");
+    CHECK(apps.calls == std::vector<std::string>{"stage 2", "stop 1", "start 2", "stop 2", "start 1", "stop 2", "remove 2"});
+    CHECK(apps.running == ids_of({1}));
+    CHECK(same(d.state(), committed(1, std::nullopt, 1)));
+}
+
+TEST_CASE("an update is refused while another is being tried") {
+    Installed d({1});
+    auto [apps, u] = d.parts();
+    REQUIRE(u.apply(document(2)));
+    auto r = u.apply(document(3));
+    REQUIRE(!r);
+    CHECK(r.error().message() == "an update is in progress");
+    CHECK(d.state().trying == 2u);
+    CHECK(apps.running == ids_of({2}));
+}
+
+TEST_CASE("an update is refused while the updater is busy inside an Apps call") {
+    Device d;
+    FakeApps inner(d.apps_file);
+    d.install(inner, {1});
+    // An Apps whose stage() re-enters the updater, as the daemon's loop
+    // turning inside a long stage could.
+    struct Reentrant : FakeApps {
+        ota::Updater *u = nullptr;
+        std::vector<std::string> errors;
+        using FakeApps::FakeApps;
+        util::Status stage(const ota::Revision &rev) override {
+            auto a = u->apply(document(9));
+            errors.push_back(a ? "applied" : a.error().message());
+            auto c = u->commit();
+            errors.push_back(c ? "committed" : c.error().message());
+            auto r = u->rollback("x");
+            errors.push_back(r ? "rolled back" : r.error().message());
+            auto s = u->resume();
+            errors.push_back(s ? "resumed" : s.error().message());
+            return FakeApps::stage(rev);
+        }
+    } apps(d.apps_file);
+    ota::Updater u(d.root, apps);
+    apps.u = &u;
+    REQUIRE(u.apply(document(2)));
+    CHECK(apps.errors == std::vector<std::string>(4, "an update is in progress"));
+    CHECK(!u.busy());
+}
+
+TEST_CASE("a staging failure leaves the current revision running and records the reason") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    apps.calls.clear();
+    apps.stage_error = "write layer: no space left on device";
+
+    auto r = u.apply(document(3));
+    REQUIRE(!r);
+    CHECK(r.error().message().find("no space left on device") != std::string::npos);
+    CHECK(apps.calls == std::vector<std::string>{"stage 3", "stop 3", "remove 3"});
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(same(d.state(), committed(2, 1, 2)));
+    CHECK(!d.revision_files().count("3.json"));
+    auto last = d.history().back();
+    CHECK(last.event == "stage-failed");
+    CHECK(last.version == 3);
+    CHECK(last.reason.find("no space left on device") != std::string::npos);
+}
+
+TEST_CASE("a start failure after the stop rolls back at once") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    apps.fail_start = 3;
+
+    auto r = u.apply(document(3));
+    REQUIRE(!r);
+    CHECK(r.error().message().find("rolled back") != std::string::npos);
+    CHECK(r.error().message().find("exited with status 1") != std::string::npos);
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(same(d.state(), committed(2, 1, 2)));
+    CHECK(d.history().back().event == "rolled-back");
+}
+
+TEST_CASE("a rollback from trying restores the current revision exactly") {
+    Device d;
+    FakeApps apps(d.apps_file);
+    d.install(apps, {1, 2});
+    const auto files_before = d.revision_files();
+    ota::Updater u(d.root, apps);
+    REQUIRE(u.apply(document(3)));
+    apps.calls.clear();
+
+    REQUIRE(u.rollback("web: health check failed 3 times"));
+    CHECK(apps.calls == std::vector<std::string>{"stop 3", "start 2", "stop 3", "remove 3"});
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(same(d.state(), committed(2, 1, 2)));
+    CHECK(d.revision_files() == files_before);
+    auto last = d.history().back();
+    CHECK(last.event == "rolled-back");
+    CHECK(last.version == 3);
+    CHECK(last.reason == "web: health check failed 3 times");
+}
+
+TEST_CASE("a rollback from trying a first install leaves nothing running") {
+    Device d;
+    FakeApps apps(d.apps_file);
+    ota::Updater u(d.root, apps);
+    REQUIRE(u.resume());
+    REQUIRE(u.apply(document(1)));
+    REQUIRE(u.rollback("health check failed"));
+    CHECK(apps.running.empty());
+    CHECK(apps.bundles.empty());
+    CHECK(same(d.state(), ota::UpdaterState{}));
+}
+
+TEST_CASE("an operator rollback goes back to previous and keeps the minimum") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    apps.calls.clear();
+
+    REQUIRE(u.rollback("operator"));
+    CHECK(apps.calls == std::vector<std::string>{"stop 2", "start 1", "stop 2", "remove 2"});
+    CHECK(apps.running == ids_of({1}));
+    CHECK(apps.bundles == ids_of({1}));
+    CHECK(same(d.state(), committed(1, std::nullopt, 2)));
+    CHECK(d.history().back().event == "rolled-back");
+    CHECK(d.history().back().version == 2);
+
+    auto again = u.rollback("operator");
+    REQUIRE(!again);
+    CHECK(again.error().message() == "rollback: there is no previous revision");
+    auto replay = u.apply(document(2));
+    REQUIRE(!replay);
+    CHECK(replay.error().message() == "refused: version 2 is not above the committed version 2");
+    REQUIRE(u.apply(document(3)));
+    REQUIRE(u.commit());
+    CHECK(same(d.state(), committed(3, 1, 3)));
+}
+
+TEST_CASE("commit is refused when nothing is being tried") {
+    Installed d({1});
+    auto [apps, u] = d.parts();
+    auto r = u.commit();
+    REQUIRE(!r);
+    CHECK(r.error().message() == "commit: no update is being tried");
+}
+
+namespace {
+
+/// Runs `body` in a child process with `failpoint` armed to crash on its
+/// `nth` hit; true when the child was killed there.
+bool crash_in_child(const std::string &failpoint, int nth, const std::function<void()> &body) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        util::failpoint_clear();
+        util::failpoint_arm(failpoint, util::FailAction::Crash, nth);
+        body();
+        _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status)) {
+        REQUIRE(WTERMSIG(status) == SIGKILL);
+        return true;
+    }
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    return false;
+}
+
+/// Installs revisions 1 and 2, then applies 3 in a child killed at the
+/// `nth` hit of `failpoint`.
+void crash_applying_3(Device &d, const std::string &failpoint, int nth) {
+    {
+        FakeApps apps(d.apps_file);
+        d.install(apps, {1, 2});
+    }
+    REQUIRE(crash_in_child(failpoint, nth, [&] {
+        FakeApps apps(d.apps_file);
+        ota::Updater u(d.root, apps);
+        (void)u.apply(document(3));
+    }));
+}
+
+}  // namespace
+
+TEST_CASE("resume after a crash during staging removes the partial staging") {
+    Device d;
+    crash_applying_3(d, "fake.stage-bundle", 2);
+    CHECK(d.state().staging == 3u);
+
+    FakeApps apps(d.apps_file);
+    CHECK(apps.bundles.count("db.r3"));
+    ota::Updater u(d.root, apps);
+    REQUIRE(u.resume());
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(same(d.state(), committed(2, 1, 2)));
+    CHECK(!d.revision_files().count("3.json"));
+    CHECK(d.history().back().event == "stage-failed");
+}
+
+TEST_CASE("resume after a crash during trying rolls back to the current revision") {
+    Device d;
+    crash_applying_3(d, "ota.started-new", 1);
+    CHECK(d.state().trying == 3u);
+
+    FakeApps apps(d.apps_file);
+    CHECK(apps.running == ids_of({3}));
+    ota::Updater u(d.root, apps);
+    REQUIRE(u.resume());
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(same(d.state(), committed(2, 1, 2)));
+    auto last = d.history().back();
+    CHECK(last.event == "rolled-back");
+    CHECK(last.reason == "reboot or daemon restart during trying");
+}
+
+TEST_CASE("resume twice in a row does the same as once") {
+    Device d;
+    crash_applying_3(d, "ota.stopped-old", 1);
+    FakeApps apps(d.apps_file);
+    {
+        ota::Updater u(d.root, apps);
+        REQUIRE(u.resume());
+    }
+    const auto running = apps.running, bundles = apps.bundles;
+    const auto files = d.revision_files();
+    const auto state = d.state();
+    const auto history = d.history().size();
+    apps.calls.clear();
+    {
+        ota::Updater u(d.root, apps);
+        REQUIRE(u.resume());
+    }
+    CHECK(apps.calls == std::vector<std::string>{"stop_others", "start 2"});
+    CHECK(apps.running == running);
+    CHECK(apps.bundles == bundles);
+    CHECK(d.revision_files() == files);
+    CHECK(same(d.state(), state));
+    CHECK(d.history().size() == history);
+}
+
+TEST_CASE("resume stops stray containers and starts the current revision") {
+    Device d;
+    FakeApps apps(d.apps_file);
+    d.install(apps, {1, 2});
+    apps.running.insert("web.r1");
+    apps.running.erase("db.r2");
+    ota::Updater u(d.root, apps);
+    REQUIRE(u.resume());
+    CHECK(apps.running == ids_of({2}));
+}
+
+TEST_CASE("resume stops and removes a revision no pointer names, its manifest last") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    REQUIRE(util::atomic_write_file(d.root.revisions() + "/7.json", document(7)));
+    REQUIRE(util::atomic_write_file(d.root.revisions() + "/.berth-tmp-state.json.1.0", "{"));
+    for (const auto &id : ids_of({7})) apps.bundles.insert(id), apps.running.insert(id);
+    apps.calls.clear();
+    REQUIRE(u.resume());
+    CHECK(apps.calls == std::vector<std::string>{"stop 7", "remove 7", "stop_others", "start 2"});
+    CHECK(apps.running == ids_of({2}));
+    CHECK(apps.bundles == ids_of({1, 2}));
+    CHECK(d.revision_files() == std::set<std::string>{"1.json", "2.json", "history.json", "state.json"});
+}
+
+TEST_CASE("resume on an empty device root starts nothing") {
+    Device d;
+    FakeApps apps(d.apps_file);
+    ota::Updater u(d.root, apps);
+    REQUIRE(u.resume());
+    CHECK(apps.running.empty());
+    CHECK(same(u.state(), ota::UpdaterState{}));
+}
+
+TEST_CASE("status, state and history read without a daemon") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    REQUIRE(u.apply(document(3)));
+
+    auto s = ota::read_state(d.root);
+    REQUIRE(s);
+    auto doc = ota::status_json(d.root, *s);
+    CHECK(doc == u.status_json());
+    CHECK(doc["current"]["version"] == 2);
+    CHECK(doc["current"]["name"] == "sensor 2");
+    CHECK(doc["previous"]["version"] == 1);
+    CHECK(doc["trying"]["name"] == "sensor 3");
+    CHECK(std::string(doc["trying"]["digest"]).starts_with("sha256:"));
+    CHECK(doc["staging"].is_null());
+    CHECK(doc["minimum"] == 2);
+    CHECK(doc["busy"] == false);
+
+    auto h = ota::read_history(d.root);
+    REQUIRE(h);
+    CHECK(h->size() == u.history().size());
+    std::vector<std::string> events;
+    for (const auto &e : *h) events.push_back(cat(e.event, " ", e.version));
+    CHECK(events == std::vector<std::string>{"staged 1", "trying 1", "committed 1", "staged 2", "trying 2",
+                                             "committed 2", "staged 3", "trying 3"});
+    CHECK(h->back().time > 1700000000);
+    auto file = util::json::parse(util::read_file(d.root.revisions() + "/history.json").value_or(""), "history.json");
+    REQUIRE(file);
+    CHECK(ota::history_json(*h) == *file);
+}
+
+TEST_CASE("history keeps the last 100 entries, newest last") {
+    Installed d({50});
+    auto [apps, u] = d.parts();
+    for (uint64_t v = 1; v <= 110; v++) (void)u.apply(document(v <= 50 ? v : 1));
+    auto h = d.history();
+    CHECK(h.size() == 100);
+    CHECK(h.back().event == "refused");
+    CHECK(h.front().version == 11);
+}
+
+TEST_CASE("docs/updater.md describes every failpoint") {
+    // meson compiles this file by a path relative to the build directory,
+    // where its tests run.
+    const std::string doc = util::dirname(__FILE__) + "/../../docs/updater.md";
+    auto text = util::read_file(doc);
+    if (!text) {
+        WARN("skipped: " << doc << " is not reachable from " << std::filesystem::current_path());
+        return;
+    }
+    for (std::string_view fp : ota::kFailpoints) {
+        INFO(fp);
+        CHECK(text->find(cat("| `", fp, "` |")) != std::string::npos);
+    }
+}
+
+// ---- The crash loop -------------------------------------------------------
+
+namespace {
+
+/// One thing the updater does, from a committed starting point, and the
+/// states it may leave: `before` or, once it has gone through, `after`.
+struct Scenario {
+    std::string name;
+    std::vector<uint64_t> installed;  ///< applied and committed first
+    std::function<void(FakeApps &, ota::Updater &)> run;
+    ota::UpdaterState before, after;
+};
+
+std::vector<Scenario> scenarios() {
+    return {
+        {"apply and commit", {1, 2},
+         [](FakeApps &, ota::Updater &u) {
+             if (u.apply(document(3))) (void)u.commit();
+         },
+         committed(2, 1, 2), committed(3, 2, 3)},
+        {"apply, health check fails", {1, 2},
+         [](FakeApps &, ota::Updater &u) {
+             if (u.apply(document(3))) (void)u.rollback("health check failed");
+         },
+         committed(2, 1, 2), committed(2, 1, 2)},
+        {"apply, staging fails", {1, 2},
+         [](FakeApps &apps, ota::Updater &u) {
+             apps.stage_error = "no space left on device";
+             (void)u.apply(document(3));
+         },
+         committed(2, 1, 2), committed(2, 1, 2)},
+        {"apply, start fails", {1, 2},
+         [](FakeApps &apps, ota::Updater &u) {
+             apps.fail_start = 3;
+             (void)u.apply(document(3));
+         },
+         committed(2, 1, 2), committed(2, 1, 2)},
+        {"operator rollback", {1, 2},
+         [](FakeApps &, ota::Updater &u) { (void)u.rollback("operator"); },
+         committed(2, 1, 2), committed(1, std::nullopt, 2)},
+        {"first install and commit", {},
+         [](FakeApps &, ota::Updater &u) {
+             if (u.apply(document(1))) (void)u.commit();
+         },
+         ota::UpdaterState{}, committed(1, std::nullopt, 1)},
+        {"first install, health check fails", {},
+         [](FakeApps &, ota::Updater &u) {
+             if (u.apply(document(1))) (void)u.rollback("health check failed");
+         },
+         ota::UpdaterState{}, ota::UpdaterState{}},
+    };
+}
+
+/// A device root in the scenario's starting point, copied from a template
+/// made once per scenario.
+struct CrashRun {
+    ScratchDir dir;
+    std::string root_dir = dir.path + "/root", apps_file = dir.path + "/apps";
+
+    explicit CrashRun(const Device &tmpl) {
+        std::filesystem::copy(tmpl.dir.path, dir.path, std::filesystem::copy_options::recursive);
+    }
+    util::DeviceRoot root() const { return util::DeviceRoot(root_dir); }
+
+    /// resume() twice, as a restarted daemon does, then the invariant.
+    void check(const Scenario &sc) {
+        FakeApps apps(apps_file);
+        {
+            ota::Updater u(root(), apps);
+            auto st = u.resume();
+            INFO((st ? std::string() : st.error().message()));
+            REQUIRE(st);
+        }
+        const auto running = apps.running, bundles = apps.bundles;
+        {
+            ota::Updater u(root(), apps);
+            REQUIRE(u.resume());
+        }
+        CHECK(apps.running == running);  // idempotent
+        CHECK(apps.bundles == bundles);
+
+        auto state = ota::read_state(root());
+        REQUIRE(state);
+        INFO("state " << show(*state));
+        CHECK((same(*state, sc.before) || same(*state, sc.after)));
+        REQUIRE(ota::read_history(root()));
+        // Exactly the revision the state names runs, all of it, and only the
+        // bundles of current and previous are left.
+        std::set<std::string> want_running, want_bundles, want_files{"state.json", "history.json"};
+        for (auto v : {state->current, state->previous}) {
+            if (!v) continue;
+            for (const auto &name : container_names(*v)) {
+                want_bundles.insert(cat(name, ".r", *v));
+                if (v == state->current) want_running.insert(cat(name, ".r", *v));
+            }
+            want_files.insert(cat(*v, ".json"));
+        }
+        CHECK(apps.running == want_running);
+        CHECK(apps.bundles == want_bundles);
+        auto names = util::list_dir(root().revisions());
+        REQUIRE(names);
+        std::set<std::string> files(names->begin(), names->end());
+        // A fresh root may have no history yet, and no state while it is empty.
+        if (!files.count("history.json")) files.insert("history.json");
+        if (!files.count("state.json") && same(*state, ota::UpdaterState{})) files.insert("state.json");
+        CHECK(files == want_files);
+    }
+};
+
+/// For each scenario, a template device root in its starting point.
+std::vector<std::unique_ptr<Device>> templates(const std::vector<Scenario> &all) {
+    std::vector<std::unique_ptr<Device>> out;
+    for (const auto &sc : all) {
+        auto d = std::make_unique<Device>();
+        FakeApps apps(d->apps_file);
+        d->install(apps, sc.installed);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+void run_scenario(const Scenario &sc, const CrashRun &run) {
+    FakeApps apps(run.apps_file);
+    ota::Updater u(run.root(), apps);
+    sc.run(apps, u);
+}
+
+/// The resume() of the restart after a crash, killed in turn at the first
+/// hit of `failpoint` (when it gets there).
+void crash_resuming(const CrashRun &run, const std::string &failpoint) {
+    crash_in_child(failpoint, 1, [&] {
+        FakeApps apps(run.apps_file);
+        ota::Updater u(run.root(), apps);
+        (void)u.resume();
+    });
+}
+
+}  // namespace
+
+TEST_CASE("a crash at any updater failpoint, and again in the resume after it, leaves the old or the new revision, fully") {
+    const auto all = scenarios();
+    const auto tmpl = templates(all);
+    std::set<std::string> hit;
+    for (std::string_view fp : ota::kFailpoints) {
+        for (size_t i = 0; i < all.size(); i++) {
+            const auto &sc = all[i];
+            INFO("failpoint " << fp << ", scenario: " << sc.name);
+            CrashRun run(*tmpl[i]);
+            if (crash_in_child(std::string(fp), 0, [&] { run_scenario(sc, run); })) hit.insert(std::string(fp));
+            run.check(sc);
+            // Again, with the resume() after the crash killed at the same
+            // failpoint before the one that finishes.
+            CrashRun twice(*tmpl[i]);
+            if (crash_in_child(std::string(fp), 0, [&] { run_scenario(sc, twice); })) {
+                crash_resuming(twice, std::string(fp));
+                twice.check(sc);
+            }
+        }
+    }
+    // Every listed failpoint is on some path (the list is not stale).
+    for (std::string_view fp : ota::kFailpoints) {
+        INFO("failpoint " << fp << " reached by no scenario");
+        CHECK(hit.count(std::string(fp)));
+    }
+}
+
+TEST_CASE("an error at any updater failpoint, then a restart, leaves the old or the new revision, fully") {
+    const auto all = scenarios();
+    const auto tmpl = templates(all);
+    for (std::string_view fp : ota::kFailpoints) {
+        for (size_t i = 0; i < all.size(); i++) {
+            const auto &sc = all[i];
+            INFO("failpoint " << fp << ", scenario: " << sc.name);
+            CrashRun run(*tmpl[i]);
+            util::failpoint_arm(fp, util::FailAction::Error);
+            run_scenario(sc, run);  // the Updater is dropped without further calls
+            util::failpoint_clear();
+            run.check(sc);
+        }
+    }
+}
+
+TEST_CASE("a crash at any step of any state write, or during a resume, leaves the old or the new revision") {
+    const auto all = scenarios();
+    const auto tmpl = templates(all);
+    int crashes = 0;
+    for (const char *fp : {"atomic_write.create", "atomic_write.write", "atomic_write.fsync", "atomic_write.rename",
+                           "atomic_write.dirsync", "fake.stage-bundle"}) {
+        for (size_t i = 0; i < all.size(); i++) {
+            const auto &sc = all[i];
+            // The n-th write of the scenario, for every n until it finishes
+            // without reaching an n-th.
+            for (int nth = 1; nth < 200; nth++) {
+                INFO(fp << "@" << nth << ", scenario: " << sc.name);
+                CrashRun run(*tmpl[i]);
+                if (!crash_in_child(fp, nth, [&] { run_scenario(sc, run); })) break;
+                crashes++;
+                crash_resuming(run, fp);
+                run.check(sc);
+            }
+        }
+    }
+    CHECK(crashes > 100);
+}
+
+
+
