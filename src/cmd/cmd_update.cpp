@@ -8,7 +8,6 @@
 
 #include "commands.hpp"
 #include "daemon/control.hpp"
-#include "daemon/daemon.hpp"
 #include "ota/updater.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -77,7 +76,7 @@ util::Result<int> run_status(const cli::GlobalOptions &g, const util::ParsedArgs
         status = (*r)["status"];
         daemon = true;
     } else {
-        status = svc::update_status_json(root, TRY(ota::read_state(root)));
+        status = ota::status_json(root, TRY(ota::read_state(root)));
     }
     status["daemon"] = daemon;
     if (a.has("json")) {
@@ -98,7 +97,7 @@ util::Result<int> run_history(const cli::GlobalOptions &g, const util::ParsedArg
     if (auto r = TRY(ask_daemon(g, "update-history")))
         h = (*r)["history"];
     else
-        h = svc::history_json(TRY(ota::read_history(root)));
+        h = ota::history_json(TRY(ota::read_history(root)));
     if (a.has("json")) {
         TRY(util::write_all(1, util::json::dump(h, 2) + "\n"));
         return 0;

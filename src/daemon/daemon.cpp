@@ -33,41 +33,6 @@ using util::json::Value;
 
 std::string daemon_state_root(const std::string &run_dir) { return util::path_join(run_dir, "runtime"); }
 
-util::json::Value update_status_json(const util::DeviceRoot &root, const ota::UpdaterState &st) {
-    Value v = Value::object();
-    auto pointer = [&](const char *key, const std::optional<uint64_t> &p) {
-        if (!p) {
-            v[key] = nullptr;
-            return;
-        }
-        Value r = Value::object();
-        r["version"] = *p;
-        auto doc = util::read_file(util::path_join(root.revisions(), cat(*p, ".json")), 4 << 20);
-        if (doc)
-            if (auto rev = ota::parse_revision(*doc)) r["name"] = rev->name;
-        v[key] = r;
-    };
-    pointer("current", st.current);
-    pointer("previous", st.previous);
-    pointer("trying", st.trying);
-    pointer("staging", st.staging);
-    v["minimum"] = st.minimum;
-    return v;
-}
-
-util::json::Value history_json(const std::vector<ota::HistoryEntry> &h) {
-    Value a = Value::array();
-    for (const auto &e : h) {
-        Value v = Value::object();
-        v["time"] = e.time;
-        v["version"] = e.version;
-        v["event"] = e.event;
-        v["reason"] = e.reason;
-        a.push_back(v);
-    }
-    return a;
-}
-
 namespace {
 
 constexpr int64_t kHeartbeatMs = 1000;  ///< without a watchdog (the hang failpoint still counts beats)
@@ -319,8 +284,7 @@ Value Daemon::ps_json() const {
 }
 
 Value Daemon::status_json() const {
-    Value v = update_status_json(o_.root, updater_->state());
-    v["busy"] = updater_->busy();
+    Value v = updater_->status_json();
     if (trying_) {
         Value t = Value::object();
         t["version"] = trying_->rev.version;
@@ -375,7 +339,7 @@ void Daemon::handle(std::shared_ptr<ControlConn> c, const Value &req) {
         c->reply(v);
     } else if (op == "update-history") {
         Value v = ok_response();
-        v["history"] = history_json(updater_->history());
+        v["history"] = ota::history_json(updater_->history());
         c->reply(v);
     } else if (op == "update-apply") {
         apply(std::move(c), req);

@@ -29,7 +29,6 @@
 #include "ota/stage.hpp"
 #include "ota/updater.hpp"
 #include "util/device_root.hpp"
-#include "util/json.hpp"
 #include "util/result.hpp"
 
 namespace svc {
@@ -54,12 +53,5 @@ util::Result<int> run_daemon(DaemonOptions o);
 
 /// The runtime state root of the daemon's containers: <run_dir>/runtime.
 std::string daemon_state_root(const std::string &run_dir);
-
-/// `berth update status --json` from the persisted state: the pointers and
-/// the minimum, and each pointer's revision name (from its manifest). The
-/// daemon answers the same, with what it is doing added.
-util::json::Value update_status_json(const util::DeviceRoot &root, const ota::UpdaterState &st);
-/// `berth update history --json`.
-util::json::Value history_json(const std::vector<ota::HistoryEntry> &h);
 
 }  // namespace svc
