@@ -22,10 +22,15 @@ using util::json::Value;
 
 constexpr size_t kMaxManifest = 4 << 20;
 
+/// `key` of object `v` when it is a string, else "".
+std::string text_of(const Value &v, const char *key) {
+    return v.is_object() && v.contains(key) && v[key].is_string() ? v[key].get<std::string>() : std::string();
+}
+
 std::string version_of(const Value &p) {
-    if (!p.is_object()) return "-";
+    if (!p.is_object() || !p.contains("version")) return "-";
     std::string s = util::json::dump(p["version"]);
-    if (p.contains("name") && p["name"].is_string()) s += cat(" (", p["name"].get<std::string>(), ")");
+    if (std::string name = text_of(p, "name"); !name.empty()) s += cat(" (", name, ")");
     return s;
 }
 
@@ -104,9 +109,11 @@ util::Result<int> run_history(const cli::GlobalOptions &g, const util::ParsedArg
     }
     std::string out;
     for (const auto &e : h) {
-        out += cat(format_unix_time(e["time"].is_number() ? e["time"].get<int64_t>() : 0), "  ", util::json::dump(e["version"]),
-                   "  ", e["event"].is_string() ? e["event"].get<std::string>() : "?");
-        if (e["reason"].is_string() && !e["reason"].get<std::string>().empty()) out += cat("  ", e["reason"].get<std::string>());
+        if (!e.is_object()) continue;
+        int64_t t = e.contains("time") && e["time"].is_number() ? e["time"].get<int64_t>() : 0;
+        out += cat(format_unix_time(t), "  ", e.contains("version") ? util::json::dump(e["version"]) : "?", "  ",
+                   text_of(e, "event"));
+        if (std::string why = text_of(e, "reason"); !why.empty()) out += cat("  ", why);
         out += '\n';
     }
     TRY(util::write_all(1, out));

@@ -221,6 +221,9 @@ util::Status ControlClient::send(const util::json::Value &request) {
     while (!line.empty()) {
         ssize_t n = ::send(fd_.get(), line.data(), line.size(), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
+        // The daemon may have answered and closed already (a refused
+        // peer): next() reads why.
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return {};
         if (n < 0) return util::Error::from_errno("send a request to the daemon");
         line.erase(0, size_t(n));
     }
@@ -238,6 +241,7 @@ util::Result<std::optional<util::json::Value>> ControlClient::next() {
         char b[65536];
         ssize_t n = ::recv(fd_.get(), b, sizeof b, 0);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == ECONNRESET) n = 0;
         if (n < 0) return util::Error::from_errno("read the daemon's response");
         if (n == 0) {
             if (!buf_.empty()) return util::Error::msg("the daemon's response ended in the middle of a line");
