@@ -3,10 +3,12 @@
 #include "daemon/daemon.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include "daemon/apps.hpp"
 #include "daemon/control.hpp"
 #include "daemon/init_system.hpp"
+#include "daemon/logs.hpp"
 #include "daemon/reaper.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/watchdog.hpp"
@@ -36,6 +39,7 @@ std::string daemon_state_root(const std::string &run_dir) { return util::path_jo
 namespace {
 
 constexpr int64_t kHeartbeatMs = 1000;  ///< without a watchdog (the hang failpoint still counts beats)
+constexpr uint64_t kLogBytes = 1 << 20;  ///< daemon.log rotates past this (two files at most)
 
 Value ok_response() {
     Value v = Value::object();
@@ -78,6 +82,8 @@ private:
     void request_shutdown(PowerAction a, std::string_view why);
     int shut_down();
     void heartbeat();
+    /// daemon.log past kLogBytes becomes daemon.log.1 (the one before goes).
+    void rotate_log();
     void handle(std::shared_ptr<ControlConn> c, const Value &req);
     Value ps_json() const;
     Value daemon_status_json() const;
@@ -93,6 +99,7 @@ private:
 
     DaemonOptions o_;
     bool pid1_;
+    std::string log_path_;  ///< not PID 1: <root>/daemon.log
     int64_t started_ms_ = util::monotonic_ms();
     util::UniqueFd lock_, run_lock_, sigfd_;
     std::unique_ptr<util::EventLoop> loop_;
@@ -132,7 +139,10 @@ util::Status Daemon::setup() {
     run_lock_ = TRY(util::open_file(util::path_join(o_.run_dir, "daemon.lock"), O_RDWR | O_CREAT, 0600));
     if (auto st = util::flock_fd(run_lock_.get(), LOCK_EX | LOCK_NB); !st)
         return util::Error::msg(cat("a daemon is already running in ", util::quote(o_.run_dir)));
-    if (!pid1_) TRY(util::log::set_file(util::path_join(o_.root.dir(), "daemon.log")));
+    if (!pid1_) {
+        log_path_ = util::path_join(o_.root.dir(), "daemon.log");
+        TRY(util::log::set_file(log_path_));
+    }
     if (util::log::level() > util::log::Level::Info) util::log::set_level(util::log::Level::Info);
     util::log::info("berth daemon starting: pid ", ::getpid(), pid1_ ? " (PID 1)" : " (subreaper)", ", root ",
                     util::quote(o_.root.dir()), ", run directory ", util::quote(o_.run_dir));
@@ -156,8 +166,12 @@ util::Status Daemon::setup() {
     TRY(util::mkdir_p(sc.log_dir, 0700));
     sup_ = std::make_unique<Supervisor>(*loop_, reaper_, sc);
     sup_->on_change([this](const ServiceStatus &s) {
-        util::log::info("container ", util::quote(s.name), " (", s.id, "): ", health_name(s.health),
-                        s.why.empty() ? "" : cat(": ", s.why));
+        // Failures at info, the rest at debug: a crash loop must not fill the log.
+        bool failure = s.health == Health::Unhealthy || s.health == Health::Exited || s.crash_looping;
+        if (failure || util::log::level() <= util::log::Level::Debug)
+            util::log::write(failure ? util::log::Level::Info : util::log::Level::Debug,
+                             cat("container ", util::quote(s.name), " (", s.id, "): ", health_name(s.health),
+                                 s.crash_looping ? " (crash-looping)" : "", s.why.empty() ? "" : cat(": ", s.why)));
         if (trying_ && s.revision == trying_->rev.version) schedule_evaluation();
     });
     o_.stage.root = o_.root;
@@ -178,7 +192,16 @@ util::Status Daemon::setup() {
     return {};
 }
 
+void Daemon::rotate_log() {
+    if (pid1_ || log_path_.empty()) return;
+    struct stat st;
+    if (::fstat(util::log::fd(), &st) < 0 || uint64_t(st.st_size) < kLogBytes) return;
+    std::string old = log_path_ + ".1";
+    if (::rename(log_path_.c_str(), old.c_str()) == 0) (void)util::log::set_file(log_path_);
+}
+
 void Daemon::heartbeat() {
+    rotate_log();
     if (!util::failpoint("daemon.hang")) {
         util::log::warn("failpoint daemon.hang: the main loop hangs");
         for (;;) ::pause();  // every signal is blocked: only SIGKILL (or the watchdog) ends this
@@ -256,6 +279,7 @@ util::Result<int> Daemon::run() {
     // (a TRYING revision rolled back). A failure here is logged: the daemon
     // (maybe PID 1) keeps serving.
     if (auto st = updater_->resume(); !st) util::log::error("resume the updater: ", st.error().message());
+    ::malloc_trim(0);  // what reading the revisions used goes back: the daemon idles for months
     if (!shutdown_) TRY(loop_->run());
     return shut_down();
 }
@@ -429,8 +453,45 @@ void Daemon::rollback_request(std::shared_ptr<ControlConn> c) {
     c->reply(v);
 }
 
-void Daemon::logs(std::shared_ptr<ControlConn> c, const Value &) {
-    c->reply(error_response("logs: not implemented yet"));
+void Daemon::logs(std::shared_ptr<ControlConn> c, const Value &req) {
+    if (!req.contains("name") || !req["name"].is_string()) {
+        c->reply(error_response("logs: expected the container's name"));
+        return;
+    }
+    std::string name = req["name"].get<std::string>();
+    auto services = sup_->status();
+    bool known = std::any_of(services.begin(), services.end(), [&](const auto &s) { return s.name == name; });
+    std::string dir = util::path_join(util::path_join(o_.root.dir(), "logs"), name);
+    if (!known && !util::path_exists(dir)) {
+        c->reply(error_response(cat("logs: no container named ", util::quote(name))));
+        return;
+    }
+    Logs &logs = sup_->logs();
+    std::vector<LogLine> lines;
+    if (req.contains("since_ms") && req["since_ms"].is_number_integer())
+        lines = logs.since(name, req["since_ms"].get<int64_t>());
+    else
+        lines = logs.last(name, SIZE_MAX);
+    if (req.contains("tail") && req["tail"].is_number_unsigned()) {
+        size_t n = req["tail"].get<size_t>();
+        if (lines.size() > n) lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(n));
+    }
+    auto line_json = [](const LogLine &l) {
+        Value v = Value::object();
+        v["time_ms"] = l.time_ms;
+        v["line"] = l.text;
+        return v;
+    };
+    for (const auto &l : lines) c->send(line_json(l));
+    if (!(req.contains("follow") && req["follow"] == true)) {
+        c->reply(ok_response());
+        return;
+    }
+    std::weak_ptr<ControlConn> weak = c;
+    Logs::FollowId id = logs.follow(name, [weak, line_json](const LogLine &l) {
+        if (auto conn = weak.lock()) conn->send(line_json(l));
+    });
+    c->on_close([this, id] { sup_->logs().unfollow(id); });
 }
 
 // ---- TRYING ----------------------------------------------------------------
@@ -527,6 +588,7 @@ void Daemon::finish_trying(bool healthy, const std::string &why) {
                     st ? "" : cat(" (", st.error().message(), ")"));
     last_outcome_ = out;
     for (auto &w : t.waiters) w->reply(out);
+    ::malloc_trim(0);
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "image", "tests"))
-from remote_lib import Checks, Layout, Registry, busybox_layer, require_registry, tar_layer  # noqa: E402
+from remote_lib import Layout, Registry, RunSetup, busybox_layer, tar_layer  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -43,22 +43,14 @@ def updater_failpoints():
     return re.findall(r'"(ota\.[a-z0-9.-]+)"', m.group(1))
 
 
-class DaemonEnv:
+class DaemonEnv(RunSetup):
     """A registry with the test image, a device root, a run directory, and
     the daemon (start, kill, stop). Needs root and docker-registry, else
-    exits 77."""
+    exits 77 (RunSetup)."""
 
     def __init__(self, prefix):
-        if os.geteuid() != 0:
-            print("skipped: needs root")
-            sys.exit(77)
-        require_registry()
-        self.exe = os.path.abspath(sys.argv[1])
-        import tempfile
-        self.tmp = tempfile.mkdtemp(prefix=prefix)
-        os.chmod(self.tmp, 0o755)
-        self.tag = re.sub(r"[^a-z0-9]", "", os.path.basename(self.tmp).replace(prefix, "").lower())
-        self.store = os.path.join(self.tmp, "store")
+        super().__init__(prefix)
+        self.exe = self.berth_bin
         self.run_dir = os.path.join(self.tmp, "run")
         self.runtime = os.path.join(self.run_dir, "runtime")
         os.makedirs(self.store)
