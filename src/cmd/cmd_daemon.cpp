@@ -108,7 +108,11 @@ util::Result<int> run_daemon_cmd(const cli::GlobalOptions &g, const util::Parsed
     }
     auto reg_opts = TRY(registry_options(a));
     TRY(util::mkdir_p(o.root.dir(), 0755));
-    auto policy = TRY(load_policy(o.root.store(), a));
+    // A policy that does not load must not keep the committed revision
+    // from running (its bundles are staged): updates are refused instead.
+    auto loaded = load_policy(o.root.store(), a);
+    if (!loaded) util::log::warn("daemon: ", loaded.error().message(), "; every update's images are refused");
+    img::Policy policy = loaded ? std::move(*loaded) : img::Policy::device_default("").value_or(img::Policy());
     o.stage.policy = &policy;
     o.stage.open_registry = [&reg_opts](const img::Reference &ref) { return img::Registry::open(img::registry_host(ref), reg_opts); };
     o.stage.note = [](std::string_view event, std::string_view detail) { util::log::info("stage: ", event, " ", detail); };
