@@ -5,7 +5,7 @@
 #
 #   idle RSS      VmRSS of the daemon supervising 5 containers, after 5 s idle
 #                 (goal <= 3 MiB; balena-supervisor idles at 85 MB)
-#   restarts      a container that exits 1 at once, restarted without backoff
+#   restarts      a container that exits 1 after 20 ms, restarted without backoff
 #                 (BERTH_RESTART_BACKOFF_MS=0, read by test builds only,
 #                 -Dtest_hooks=true): RSS after RESTARTS restarts (default
 #                 10000) against RSS after the first 100 (goal: < 5 % growth),
@@ -101,7 +101,7 @@ try:
     # runs until a file appears in its volume, then exits 1 at every start:
     # committed first (a TRYING revision that crash-loops rolls back).
     vol = [{"name": "bench", "path": "/data"}]
-    crash = service("crash", env.image, ["/bin/sh", "-c", "[ -e /data/crash ] && exit 1; trap 'exit 0' TERM; "
+    crash = service("crash", env.image, ["/bin/sh", "-c", "[ -e /data/crash ] && { busybox usleep 20000; exit 1; }; trap 'exit 0' TERM; "
                                          "while :; do busybox sleep 1; done", "crashbench"],
                     restart="always", stop_grace="1s", volumes=vol)
     os.environ["BERTH_RESTART_BACKOFF_MS"] = "0"
