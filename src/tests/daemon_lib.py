@@ -51,6 +51,9 @@ class DaemonEnv(RunSetup):
     def __init__(self, prefix):
         super().__init__(prefix)
         self.exe = self.berth_bin
+        # Container names unique to the run: the cgroups checked for strays
+        # are this run's only (other tests may run at the same time).
+        self.db, self.web = f"db-{self.tag[:6]}", f"web-{self.tag[:6]}"
         self.run_dir = os.path.join(self.tmp, "run")
         self.runtime = os.path.join(self.run_dir, "runtime")
         os.makedirs(self.store)
@@ -145,12 +148,12 @@ class DaemonEnv(RunSetup):
             return [line.split()[4] for line in f if line.split()[4].startswith(self.tmp)]
 
     def cgroups(self, ids=None):
-        """Container cgroups of this test's revisions (ids end in .r<version>)."""
+        """Container cgroups of this run's containers (<db or web>.r<version>)."""
         out = []
         for d in glob.glob("/sys/fs/cgroup/*/berth/*") + glob.glob("/sys/fs/cgroup/berth/*") + \
                 glob.glob("/sys/fs/cgroup/unified/berth/*"):
             name = os.path.basename(d)
-            if os.path.isdir(d) and re.fullmatch(r"[a-z0-9_.-]+\.r[0-9]+", name) and (ids is None or name in ids):
+            if os.path.isdir(d) and re.fullmatch(rf"({self.db}|{self.web})\.r[0-9]+", name) and (ids is None or name in ids):
                 out.append(d)
         return out
 
@@ -192,10 +195,10 @@ def sh_service(name, image, script, **kw):
 def good_revision(env, version, window="20s"):
     """db (a volume) then web (depends on db, http health on 8080)."""
     vol = [{"name": "data", "path": "/data"}]
-    db = sh_service("db", env.image, f"echo db {version} >> /data/order; echo db up; "
+    db = sh_service(env.db, env.image, f"echo db {version} >> /data/order; echo db up; "
                     "while :; do busybox sleep 1; done", restart="always", volumes=vol, stop_grace="2s")
-    web = sh_service("web", env.image, f"echo web {version} >> /data/order; busybox httpd -p 127.0.0.1:8080 -h /www; "
-                     "while :; do busybox sleep 1; done", restart="always", depends_on=["db"], volumes=vol,
+    web = sh_service(env.web, env.image, f"echo web {version} >> /data/order; busybox httpd -p 127.0.0.1:8080 -h /www; "
+                     "while :; do busybox sleep 1; done", restart="always", depends_on=[env.db], volumes=vol,
                      stop_grace="2s",
                      health={"kind": "http", "port": 8080, "path": "/index.html", "interval": "200ms",
                              "timeout": "1s", "retries": 2})
@@ -222,8 +225,8 @@ def missing_image_revision(env, version):
     return json.dumps(doc)
 
 
-def ids_of(version):
-    return sorted([f"db.r{version}", f"web.r{version}"])
+def ids_of(env, version):
+    return sorted([f"{env.db}.r{version}", f"{env.web}.r{version}"])
 
 
 def check_invariant(env, c, versions, what, marker=None):
@@ -236,12 +239,12 @@ def check_invariant(env, c, versions, what, marker=None):
     c.ok(ok_state, f"{what}: the state says current is one of {versions}, nothing trying or staging: {st}")
     if not ok_state:
         return None
-    want = ids_of(cur)
+    want = ids_of(env, cur)
     running = poll(lambda: env.running() == want and env.running(), 30)
     c.ok(running is not None, f"{what}: exactly revision {cur} runs, fully: {env.containers()}")
     c.ok(set(env.containers()) == set(want), f"{what}: no stray container: {sorted(env.containers())}")
     prev = st["previous"]["version"] if st["previous"] else None
-    allowed = set(want) | (set(ids_of(prev)) if prev else set())
+    allowed = set(want) | (set(ids_of(env, prev)) if prev else set())
     c.ok(set(env.bundles()) <= allowed, f"{what}: no stray bundle: {env.bundles()} (allowed {sorted(allowed)})")
     stray_mounts = [m for m in env.mounts()
                     if not any(m.startswith(os.path.join(env.store, "containers", i)) for i in allowed)]

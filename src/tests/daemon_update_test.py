@@ -28,26 +28,27 @@ try:
     # 1: committed, in dependency order.
     r = env.apply(good_revision(env, 1))
     c.ok(r.returncode == 0 and "revision 1 committed" in r.stdout, f"revision 1 is committed: {r.stdout} {r.stderr}")
-    c.ok(env.running() == ids_of(1), f"db.r1 and web.r1 run: {env.containers()}")
+    c.ok(env.running() == ids_of(env, 1), f"db and web run: {env.containers()}")
     c.ok(env.volume_file("data", "order") == "db 1\nweb 1\n",
          f"db started before web (its dependency): {env.volume_file('data', 'order')!r}")
     with open(os.path.join(env.store, "volumes", "data", "marker"), "w") as f:
         f.write("precious\n")
     r = env.berth("ps", "--json")
     ps = json.loads(r.stdout) if r.returncode == 0 else []
-    c.ok({s["name"]: s["status"] for s in ps}.get("web") == "healthy", f"berth ps shows web healthy: {r.stdout} {r.stderr}")
+    c.ok({s["name"]: s["status"] for s in ps}.get(env.web) == "healthy", f"berth ps shows web healthy: {r.stdout} {r.stderr}")
     st = env.update_status()
     c.ok(st["current"]["version"] == 1 and st["daemon"] is True, f"update status: current 1: {st}")
 
     # A killed container is restarted.
-    pid = env.containers()["web.r1"][1]
+    web1 = f"{env.web}.r1"
+    pid = env.containers()[web1][1]
     os.kill(pid, signal.SIGKILL)
-    back = poll(lambda: env.containers().get("web.r1", ("", 0))[0] == "running" and env.containers()["web.r1"][1] != pid, 10)
-    c.ok(back, f"web.r1 killed is restarted: {env.containers()}")
+    back = poll(lambda: env.containers().get(web1, ("", 0))[0] == "running" and env.containers()[web1][1] != pid, 10)
+    c.ok(back, f"web killed is restarted: {env.containers()}")
     r = env.berth("ps", "--json")
-    web = [s for s in json.loads(r.stdout) if s["name"] == "web"] if r.returncode == 0 else []
+    web = [s for s in json.loads(r.stdout) if s["name"] == env.web] if r.returncode == 0 else []
     c.ok(web and web[0]["restarts"] >= 1, f"ps counts the restart: {web}")
-    healthy = poll(lambda: any(s["name"] == "web" and s["status"] == "healthy"
+    healthy = poll(lambda: any(s["name"] == env.web and s["status"] == "healthy"
                                for s in json.loads(env.berth("ps", "--json").stdout or "[]")), 10)
     c.ok(healthy, "web is healthy again")
     before = env.containers()
@@ -56,7 +57,7 @@ try:
     r = env.apply(broken_revision(env, 2, window="10s"))
     c.ok(r.returncode == 1 and "rolled back" in r.stderr, f"revision 2 (health fails) rolls back: {r.stdout} {r.stderr}")
     check_invariant(env, c, [1], "after the broken revision", marker="precious\n")
-    c.ok(env.bundles() == ids_of(1), f"revision 2's bundles are gone, 1's kept: {env.bundles()}")
+    c.ok(env.bundles() == ids_of(env, 1), f"revision 2's bundles are gone, 1's kept: {env.bundles()}")
     c.ok(env.volume_file("data", "order").endswith("db 1\nweb 1\n"), "the rollback restarted revision 1 (db, then web)")
 
     # 3: crash loop -> rolled back.
