@@ -75,7 +75,7 @@ try:
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
             p.stdin.write(doc)
             p.stdin.close()
-            time.sleep(rng.uniform(0, 4.0))
+            time.sleep(rng.uniform(0, 8.0))  # past the commit at times (about 5 s here)
             env.kill_daemon()
             p.wait(60)
             c.ok(env.start_daemon() and env.wait_idle(), f"round {i}: the daemon starts again")
