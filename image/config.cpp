@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "util/file.hpp"
 #include "util/path.hpp"
 #include "util/strings.hpp"
@@ -66,7 +68,9 @@ uint64_t default_nofile() {
 /// cgroup device controller denies every device, then allows mknod (inert
 /// without a granted device) and the devices every container gets (null,
 /// zero, full, random, urandom, tty, console, ptmx, the ptys); and a pids limit.
-json::Value default_resources(uint64_t pids_limit) {
+/// Plus, for a container given host devices, memory or CPU: an allow
+/// rule per device, the memory limit and the CPU quota.
+json::Value default_resources(const RuntimeConfigOptions &opts) {
     auto device = [](bool allow, const char *type, int64_t major, int64_t minor, const char *access) {
         json::Value d = json::Value::object();
         d["allow"] = allow;
@@ -82,11 +86,25 @@ json::Value default_resources(uint64_t pids_limit) {
     for (int minor : {3, 5, 7, 8, 9}) devices.push_back(device(true, "c", 1, minor, "rwm"));
     for (int minor : {0, 1, 2}) devices.push_back(device(true, "c", 5, minor, "rwm"));
     devices.push_back(device(true, "c", 136, -1, "rwm"));
+    for (const auto &d : opts.devices)
+        devices.push_back(device(true, d.type == 'b' ? "b" : "c", d.major, d.minor, d.permissions.c_str()));  // checked in device_nodes
     json::Value r = json::Value::object();
     r["devices"] = std::move(devices);
     json::Value pids = json::Value::object();
-    pids["limit"] = pids_limit;
+    pids["limit"] = opts.pids_limit;
     r["pids"] = std::move(pids);
+    if (opts.memory_limit) {
+        json::Value mem = json::Value::object();
+        mem["limit"] = opts.memory_limit;
+        r["memory"] = std::move(mem);
+    }
+    if (opts.cpu_millis) {
+        constexpr uint64_t kPeriodUs = 100000;
+        json::Value cpu = json::Value::object();
+        cpu["quota"] = opts.cpu_millis * kPeriodUs / 1000;
+        cpu["period"] = kPeriodUs;
+        r["cpu"] = std::move(cpu);
+    }
     return r;
 }
 
@@ -110,9 +128,9 @@ std::string clean_path(std::string_view path) {
     return out.empty() ? "/" : out;
 }
 
-/// An image volume may not cover the rootfs, nor sit on or under the kernel's
-/// filesystems the runtime mounts (/proc, /sys, /dev): a host directory there
-/// would shadow them, and writes meant for procfs would reach it.
+/// A volume or bind mount may not cover the rootfs, nor sit on or under the
+/// kernel's filesystems the runtime mounts (/proc, /sys, /dev): a host
+/// directory there would shadow them, and writes meant for procfs would reach it.
 util::Status check_volume(const std::string &dest) {
     std::string p = clean_path(dest);
     if (p == "/") return Error::msg(cat("volume ", quote(dest), ": covers the root filesystem"));
@@ -129,6 +147,65 @@ json::Value mount(const char *dest, const char *type, const char *source, std::v
     m["source"] = source;
     m["options"] = options;
     return m;
+}
+
+/// The bind mounts of named volumes and extra mounts, after their checks.
+util::Result<std::vector<json::Value>> caller_mounts(const RuntimeConfigOptions &opts) {
+    std::vector<json::Value> out;
+    auto bind = [&](const std::string &dest, const std::string &src, bool ro, const std::string &what) -> util::Status {
+        if (dest.empty() || dest[0] != '/') return Error::msg(cat(what, ": destination ", quote(dest), " is not an absolute path"));
+        TRY_CTX(check_volume(dest), what);
+        if (src.empty() || src[0] != '/') return Error::msg(cat(what, ": source ", quote(src), " is not an absolute path"));
+        out.push_back(mount(dest.c_str(), "bind", src.c_str(), {"rbind", ro ? "ro" : "rw", "nosuid", "nodev"}));
+        return util::ok();
+    };
+    for (const auto &v : opts.named_volumes) {
+        std::string what = cat("named volume ", quote(v.name));
+        if (!valid_volume_name(v.name)) return Error::msg(cat(what, ": not a valid volume name"));
+        if (opts.volumes_dir.empty()) return Error::msg(cat(what, ": no volumes directory"));
+        TRY(bind(v.destination, util::path_join(opts.volumes_dir, v.name), v.readonly, what));
+    }
+    for (const auto &m : opts.extra_mounts) TRY(bind(m.destination, m.source, m.readonly, cat("mount ", quote(m.destination))));
+    return out;
+}
+
+/// Does one of the caller's mounts land on `dest` (an image volume it replaces)?
+bool covered(const std::vector<json::Value> &mounts, const std::string &dest) {
+    for (const auto &m : mounts)
+        if (clean_path(m["destination"].get<std::string>()) == clean_path(dest)) return true;
+    return false;
+}
+
+/// `base` plus the names of `extra` it does not hold yet.
+std::vector<std::string> with_extra(std::vector<std::string> base, const std::vector<std::string> &extra) {
+    for (const auto &e : extra)
+        if (std::find(base.begin(), base.end(), e) == base.end()) base.push_back(e);
+    return base;
+}
+
+/// linux.devices: the nodes the runtime creates in the container's /dev.
+/// Each sits under /dev (the runtime's tmpfs: a node elsewhere would land
+/// on the nodev rootfs or a volume), with an access of r, w and m only.
+util::Result<json::Value> device_nodes(const std::vector<DeviceNode> &devices) {
+    json::Value out = json::Value::array();
+    for (const auto &d : devices) {
+        std::string what = cat("device ", quote(d.path));
+        if (d.path.rfind("/dev/", 0) != 0 || clean_path(d.path) != d.path || d.path == "/dev/")
+            return Error::msg(cat(what, ": not a clean path under /dev"));
+        if (d.type != 'c' && d.type != 'b') return Error::msg(cat(what, ": type ", quote(std::string(1, d.type)), " is not c or b"));
+        if (d.permissions.empty() || d.permissions.find_first_not_of("rwm") != std::string::npos)
+            return Error::msg(cat(what, ": permissions ", quote(d.permissions), " are not a subset of rwm"));
+        json::Value n = json::Value::object();
+        n["path"] = d.path;
+        n["type"] = d.type == 'b' ? "b" : "c";
+        n["major"] = d.major;
+        n["minor"] = d.minor;
+        n["fileMode"] = d.file_mode;
+        n["uid"] = 0;
+        n["gid"] = 0;
+        out.push_back(std::move(n));
+    }
+    return out;
 }
 
 }  // namespace
@@ -225,6 +302,10 @@ std::vector<std::string> default_capabilities() {
             "CAP_SETFCAP", "CAP_SETGID",       "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"};
 }
 
+bool valid_volume_name(std::string_view name) {
+    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+}
+
 std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest) {
     std::string name(prefix);
     for (char ch : dest) name += ch == '/' ? '_' : ch;
@@ -236,7 +317,8 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     c["ociVersion"] = "1.0.2";
     json::Value proc = json::Value::object();
     proc["terminal"] = opts.terminal;
-    auto ids = TRY_CTX(resolve_user(rootfs_fd, image.user), "image config");
+    auto ids = opts.user.empty() ? TRY_CTX(resolve_user(rootfs_fd, image.user), "image config")
+                                 : TRY(resolve_user(rootfs_fd, opts.user));
     json::Value user = json::Value::object();
     user["uid"] = ids.uid;
     user["gid"] = ids.gid;
@@ -264,9 +346,12 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     for (const auto &e : image.env) set_env(e);
     for (const auto &e : opts.extra_env) set_env(e);
     proc["env"] = env;
-    proc["cwd"] = image.working_dir.empty() ? "/" : image.working_dir;
+    const std::string &cwd = opts.cwd.empty() ? image.working_dir : opts.cwd;
+    if (!cwd.empty() && cwd[0] != '/') return Error::msg(cat("working directory ", quote(cwd), " is not an absolute path"));
+    proc["cwd"] = cwd.empty() ? "/" : cwd;
     json::Value caps = json::Value::object();
-    for (const char *set : {"bounding", "effective", "permitted"}) caps[set] = default_capabilities();
+    for (const char *set : {"bounding", "effective", "permitted"})
+        caps[set] = with_extra(default_capabilities(), opts.extra_capabilities);
     proc["capabilities"] = caps;
     json::Value rlimit = json::Value::object();
     rlimit["type"] = "RLIMIT_NOFILE";
@@ -290,14 +375,17 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     mounts.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
     mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
     mounts.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+    auto binds = TRY(caller_mounts(opts));
     if (!opts.volumes_dir.empty()) {
         for (const auto &dest : image.volumes) {
+            if (covered(binds, dest)) continue;
             TRY_CTX(check_volume(dest), "image config");
             std::string src = volume_dir(opts.volumes_dir, opts.volume_prefix, dest);
             TRY_CTX(util::mkdir_p(src, 0755), cat("volume ", quote(dest)));
             mounts.push_back(mount(dest.c_str(), "bind", src.c_str(), {"rbind", "rw"}));
         }
     }
+    for (auto &m : binds) mounts.push_back(std::move(m));
     c["mounts"] = mounts;
 
     json::Value ann = json::Value::object();
@@ -309,6 +397,7 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
     json::Value linux_ = json::Value::object();
     json::Value ns = json::Value::array();
     for (const char *t : {"pid", "ipc", "uts", "mount", "network"}) {
+        if (opts.host_network && std::string_view(t) == "network") continue;
         json::Value n = json::Value::object();
         n["type"] = t;
         ns.push_back(n);
@@ -319,7 +408,8 @@ util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd
                                                      "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
                                                      "/sys/devices/virtual/powercap"};
     linux_["readonlyPaths"] = std::vector<std::string>{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
-    linux_["resources"] = default_resources(opts.pids_limit);
+    if (!opts.devices.empty()) linux_["devices"] = TRY(device_nodes(opts.devices));
+    linux_["resources"] = default_resources(opts);
     linux_["seccomp"] = default_seccomp();
     c["linux"] = linux_;
     return c;

@@ -8,6 +8,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -117,6 +119,52 @@ util::Status copy_dir(int sdir, int ddir, const std::string &rel) {
     return util::ok();
 }
 
+/// The overlay of `diff_ids` (lowest first) with the bundle's upper and work
+/// directories, mounted nodev on `rootfs`.
+util::Status mount_overlay(const Store &store, const std::string &dir, const std::string &rootfs,
+                           const std::vector<Digest> &diff_ids) {
+    std::string lower;
+    for (auto it = diff_ids.rbegin(); it != diff_ids.rend(); ++it)
+        lower += cat(lower.empty() ? "" : ":", store.layer_path(*it), "/rootfs");
+    std::string o = cat("lowerdir=", lower, ",upperdir=", dir, "/upper,workdir=", dir, "/work");
+    if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, o.c_str()) < 0) return Error::from_errno("mount overlay");
+    return util::ok();
+}
+
+/// The flattened copy at `rootfs` bind-mounted on itself, so that it is nodev like the overlay.
+util::Status bind_nodev(const std::string &rootfs) {
+    if (::mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND, nullptr) < 0 ||
+        ::mount(nullptr, rootfs.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_NODEV, nullptr) < 0)
+        return Error::from_errno("mount the rootfs nodev");
+    return util::ok();
+}
+
+/// Is `dir` a mount point of this mount namespace? /proc/self/mountinfo
+/// names mount points by their resolved path (a device root reached
+/// through a symlink is not under its own name there), escaping space,
+/// tab, newline and backslash in octal.
+util::Result<bool> is_mount_point(const std::string &dir) {
+    char resolved[PATH_MAX];
+    if (!::realpath(dir.c_str(), resolved)) return Error::from_errno(cat("resolve ", quote(dir)));
+    std::string path = resolved;
+    auto info = TRY(util::read_file("/proc/self/mountinfo", 64 << 20));
+    for (const auto &line : util::split(info, '\n')) {
+        auto f = util::split(line, ' ');
+        if (f.size() < 5) continue;
+        std::string point;
+        for (size_t i = 0; i < f[4].size(); i++) {
+            if (f[4][i] == '\\' && i + 3 < f[4].size()) {
+                point += static_cast<char>((f[4][i + 1] - '0') * 64 + (f[4][i + 2] - '0') * 8 + (f[4][i + 3] - '0'));
+                i += 3;
+            } else {
+                point += f[4][i];
+            }
+        }
+        if (point == path) return true;
+    }
+    return false;
+}
+
 }  // namespace
 
 util::Status apply_layer_copy(int src_dir, int dst_dir) { return copy_dir(src_dir, dst_dir, ""); }
@@ -167,12 +215,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
     if (overlay && !image.config.diff_ids.empty()) {
         TRY_CTX(util::mkdir_p(b.dir + "/upper", 0755), what);
         TRY_CTX(util::mkdir_p(b.dir + "/work", 0700), what);
-        std::string lower;
-        for (auto it = image.config.diff_ids.rbegin(); it != image.config.diff_ids.rend(); ++it)
-            lower += cat(lower.empty() ? "" : ":", store.layer_path(*it), "/rootfs");
-        std::string o = cat("lowerdir=", lower, ",upperdir=", b.dir, "/upper,workdir=", b.dir, "/work");
-        if (::mount("overlay", b.rootfs.c_str(), "overlay", MS_NODEV, o.c_str()) < 0)
-            return Error::from_errno(cat(what, ": mount overlay"));
+        TRY_CTX(mount_overlay(store, b.dir, b.rootfs, image.config.diff_ids), what);
         b.overlay = true;
     } else {
         auto dst = TRY_CTX(util::open_file(b.rootfs, O_RDONLY | O_DIRECTORY), what);
@@ -180,10 +223,7 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
             auto src = TRY_CTX(util::open_file(store.layer_path(d) + "/rootfs", O_RDONLY | O_DIRECTORY), what);
             TRY_CTX(apply_layer_copy(src.get(), dst.get()), cat(what, ": layer ", d.str()));
         }
-        // A mount of its own, so that the copy is nodev like the overlay.
-        if (::mount(b.rootfs.c_str(), b.rootfs.c_str(), nullptr, MS_BIND, nullptr) < 0 ||
-            ::mount(nullptr, b.rootfs.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_NODEV, nullptr) < 0)
-            return Error::from_errno(cat(what, ": mount the rootfs nodev"));
+        TRY_CTX(bind_nodev(b.rootfs), what);
     }
     auto rootfd = TRY_CTX(util::open_file(b.rootfs, O_RDONLY | O_DIRECTORY), what);
     if (opts.volumes_dir.empty()) opts.volumes_dir = store.device().volumes();
@@ -191,6 +231,26 @@ util::Result<Bundle> create_bundle(Store &store, const std::string &id, const St
     TRY_CTX(util::atomic_write_file(b.dir + "/config.json", util::json::dump(cfg, 2) + "\n"), what);
     undo.dismiss();
     return b;
+}
+
+util::Status mount_bundle(Store &store, const std::string &id) {
+    std::string what = cat("mount the rootfs of bundle ", quote(id));
+    std::string dir = store.device().container(id);
+    std::string rootfs = dir + "/rootfs";
+    auto shared = TRY_CTX(store.lock_shared(), what);  // gc keeps the layers meanwhile
+    if (TRY_CTX(is_mount_point(rootfs), what)) return util::ok();
+    if (!util::path_exists(dir + "/upper")) return bind_nodev(rootfs).context(what);
+    auto text = TRY_CTX(util::read_file(dir + "/image.json", 1 << 20), what);
+    auto rec = TRY_CTX(util::json::parse(text, "image.json"), what);
+    TRY_CTX(util::json::expect_object(rec, "image.json"), what);
+    std::vector<Digest> layers;
+    for (const auto &s : TRY_CTX(util::json::opt_string_array(rec, "layers", ""), what)) {
+        auto d = TRY_CTX(Digest::parse(s), cat(what, ": image.json"));
+        if (!store.has_layer(d)) return Error::msg(cat(what, ": layer ", d.str(), " is not unpacked"));
+        layers.push_back(std::move(d));
+    }
+    if (layers.empty()) return Error::msg(cat(what, ": image.json names no layer"));
+    return mount_overlay(store, dir, rootfs, layers).context(what);
 }
 
 util::Status remove_bundle(Store &store, const std::string &id) {

@@ -37,6 +37,12 @@ struct Bundle {
 util::Result<Bundle> create_bundle(Store &store, const std::string &id, const StoredImage &image, RootfsMode mode,
                                    RuntimeConfigOptions opts);
 
+/// Mounts the rootfs of the existing bundle containers/<id> again when it
+/// is not mounted (mounts do not survive a reboot): the overlay over the
+/// layers its image.json records, or the flattened copy bind-mounted nodev.
+/// A mounted one is left as it is.
+util::Status mount_bundle(Store &store, const std::string &id);
+
 /// Unmounts and removes containers/<id> (volumes are never touched).
 util::Status remove_bundle(Store &store, const std::string &id);
 

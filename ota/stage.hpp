@@ -6,7 +6,35 @@
 // revision is not touched: nothing here stops or starts anything.
 //
 // All or nothing: when one container fails, the bundles this call made are
-// removed and the error names the container and what was wrong.
+// removed and the error names the container and what was wrong ("stage
+// `web`: ..."). Host devices the manifest names are stat'ed before anything
+// is made. Named volumes are created when missing (owned as the image's
+// directory at their path, else as the container's user) and never
+// touched again, emptied or removed here; image volumes (VOLUME) live at volumes/<name>_<path>, as
+// for `berth run --name`.
+//
+// Bundles already there for an id are kept (a revision staged again, a
+// rollback target) when complete -- config.json is the last thing written --
+// and of the same document (berth.revision.digest); a partial one is rebuilt.
+// A complete bundle of another document with the same version is an error,
+// never reused nor replaced here (it might be running): the updater removes
+// the bundles of a revision it rolled back (remove_revision_bundles), since
+// a fixed document may come back with that version (the minimum rises only
+// at COMMIT).
+//
+// Faults: a full disk (or any error) while staging removes, on the way out,
+// the bundles, new image volumes and notify directories this call made; the
+// running revision's bundles are never touched. A crash (power cut, kill -9)
+// in the middle leaves what this call had made so far: bundles of the
+// staging revision, complete or partial. The daemon, resuming with a
+// staging revision in the updater's state, calls remove_revision_bundles of
+// that revision before anything else (and stage_revision again if it goes
+// on with it); unpacked layers and blobs no bundle uses are the store gc's.
+// Mounts do not survive a reboot, nor does the run directory (a tmpfs):
+// stage_revision mounts a kept bundle's rootfs again (img::mount_bundle)
+// and makes its notify directory again, so staging the committed or the
+// previous revision after a boot makes it ready to start; a daemon starting
+// bundles without staging them first must do both itself.
 #pragma once
 
 #include <functional>
@@ -41,6 +69,7 @@ inline constexpr const char *kNotifySocketInContainer = "/run/berth-notify/notif
 /// The annotations of a staged revision's config.json.
 inline constexpr const char *kRevisionAnnotation = "berth.revision";  ///< the version
 inline constexpr const char *kAppAnnotation = "berth.app";            ///< the container's name
+inline constexpr const char *kRevisionDigestAnnotation = "berth.revision.digest";  ///< the document's digest
 
 /// Stages every container of `rev`. Bundles that already exist for an id
 /// (a revision staged before, a rollback target) are kept as they are.

@@ -1,7 +1,9 @@
 // Image config -> runtime config: users from the image's /etc/passwd and
 // /etc/group (and what an image may put there instead of a file),
 // Entrypoint/Cmd/Env/WorkingDir, Volumes, StopSignal, Labels, and the
-// confinement every image-mode container gets: devices, pids, seccomp.
+// confinement every image-mode container gets: devices, pids, seccomp; and
+// what an update manifest adds (cwd, user, capabilities, devices, memory,
+// cpu, pids, network, named volumes, extra mounts).
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -293,4 +295,249 @@ TEST_CASE("an /etc/passwd larger than the bound is refused", "[config]") {
     auto r = resolve_user(fd->get(), "app");
     REQUIRE_FALSE(r);
     CHECK(r.error().message().find("/etc/passwd") != std::string::npos);
+}
+
+namespace {
+
+/// The runtime config of kConfig over a rootfs with an `app` (1000) and an
+/// `svc` (2000, group 2001) user, with `o`.
+util::Result<util::json::Value> manifest_runtime_config(const RuntimeConfigOptions &o) {
+    TempDir t;
+    REQUIRE(util::mkdir_p(t / "rootfs/etc"));
+    REQUIRE(util::atomic_write_file(t / "rootfs/etc/passwd",
+                                    "app:x:1000:1000::/home/app:/bin/sh\nsvc:x:2000:2001::/srv:/bin/sh\n"));
+    auto fd = util::open_file(t / "rootfs", O_RDONLY | O_DIRECTORY);
+    REQUIRE(fd);
+    return runtime_config(*parse_image_config(kConfig), fd->get(), o);
+}
+
+/// The mount at `dest`, or null.
+util::json::Value mount_at(const util::json::Value &config, const std::string &dest) {
+    for (const auto &m : config["mounts"])
+        if (m["destination"] == dest) return m;
+    return util::json::Value();
+}
+
+bool has(const util::json::Value &list, const std::string &s) { return std::find(list.begin(), list.end(), s) != list.end(); }
+
+}  // namespace
+
+TEST_CASE("a working directory override replaces the image's", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.cwd = "/srv/data";
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["process"]["cwd"] == "/srv/data");
+    o.cwd = "relative";
+    CHECK_FALSE(manifest_runtime_config(o));
+}
+
+TEST_CASE("a user override is resolved in the image's passwd", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.user = "svc";
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["process"]["user"]["uid"] == 2000);
+    CHECK((*v)["process"]["user"]["gid"] == 2001);
+    CHECK(has((*v)["process"]["env"], "HOME=/srv"));
+    o.user = "4242:4343";
+    v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["process"]["user"]["uid"] == 4242);
+    CHECK((*v)["process"]["user"]["gid"] == 4343);
+    o.user = "nobody-here";
+    auto bad = manifest_runtime_config(o);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message().find("nobody-here") != std::string::npos);
+}
+
+TEST_CASE("extra capabilities are added to the default set, once", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.extra_capabilities = {"CAP_NET_ADMIN", "CAP_CHOWN", "CAP_NET_ADMIN"};
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    for (const char *set : {"bounding", "effective", "permitted"}) {
+        INFO(set);
+        const auto &caps = (*v)["process"]["capabilities"][set];
+        CHECK(caps.size() == default_capabilities().size() + 1);
+        CHECK(has(caps, "CAP_NET_ADMIN"));
+        for (const auto &d : default_capabilities()) CHECK(has(caps, d));
+    }
+}
+
+TEST_CASE("a device becomes a node and an allow rule after the deny-all", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.devices.push_back(DeviceNode{"/dev/ttyUSB0", 'c', 188, 0, "rw", 0660});
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    const auto &nodes = (*v)["linux"]["devices"];
+    REQUIRE(nodes.size() == 1);
+    CHECK(nodes[0]["path"] == "/dev/ttyUSB0");
+    CHECK(nodes[0]["type"] == "c");
+    CHECK(nodes[0]["major"] == 188);
+    CHECK(nodes[0]["minor"] == 0);
+    CHECK(nodes[0]["fileMode"] == 0660);
+    const auto &rules = (*v)["linux"]["resources"]["devices"];
+    CHECK(rules[0]["allow"] == false);  // the deny-all stays first
+    const auto &last = rules[rules.size() - 1];
+    CHECK(last["allow"] == true);
+    CHECK(last["type"] == "c");
+    CHECK(last["major"] == 188);
+    CHECK(last["minor"] == 0);
+    CHECK(last["access"] == "rw");
+    CHECK(rules.size() == manifest_runtime_config(RuntimeConfigOptions())->at("linux").at("resources").at("devices").size() + 1);
+}
+
+TEST_CASE("a block device gets a block rule", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.devices.push_back(DeviceNode{"/dev/sdb", 'b', 8, 16, "r", 0600});
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["linux"]["devices"][0]["type"] == "b");
+    const auto &rules = (*v)["linux"]["resources"]["devices"];
+    CHECK(rules[rules.size() - 1]["type"] == "b");
+    CHECK(rules[rules.size() - 1]["access"] == "r");
+}
+
+TEST_CASE("a device outside /dev, of another type or with other permissions is refused", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    for (const auto &d : {DeviceNode{"/etc/ttyUSB0", 'c', 188, 0, "rw", 0660}, DeviceNode{"/dev/../etc/x", 'c', 1, 3, "rw", 0666},
+                          DeviceNode{"/dev/", 'c', 1, 3, "rw", 0666}, DeviceNode{"dev/null", 'c', 1, 3, "rw", 0666},
+                          DeviceNode{"/dev/null", 'p', 1, 3, "rw", 0666}, DeviceNode{"/dev/null", 'c', 1, 3, "", 0666},
+                          DeviceNode{"/dev/null", 'c', 1, 3, "rwx", 0666}}) {
+        INFO(d.path << " " << d.type << " " << d.permissions);
+        o.devices = {d};
+        auto r = manifest_runtime_config(o);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message().find("device") != std::string::npos);
+    }
+}
+
+TEST_CASE("a memory limit sets linux.resources.memory.limit", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    CHECK_FALSE(manifest_runtime_config(o)->at("linux").at("resources").contains("memory"));
+    o.memory_limit = 64ull << 20;
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["linux"]["resources"]["memory"]["limit"] == (64ull << 20));
+}
+
+TEST_CASE("cpu millis become a quota over a 100 ms period", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    CHECK_FALSE(manifest_runtime_config(o)->at("linux").at("resources").contains("cpu"));
+    o.cpu_millis = 500;
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["linux"]["resources"]["cpu"]["period"] == 100000);
+    CHECK((*v)["linux"]["resources"]["cpu"]["quota"] == 50000);
+    o.cpu_millis = 2500;
+    CHECK(manifest_runtime_config(o)->at("linux").at("resources").at("cpu").at("quota") == 250000);
+}
+
+TEST_CASE("a pids limit override replaces the default", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.pids_limit = 64;
+    CHECK(manifest_runtime_config(o)->at("linux").at("resources").at("pids").at("limit") == 64);
+}
+
+TEST_CASE("host network drops the network namespace; the others stay", "[config][manifest]") {
+    auto types = [](const util::json::Value &v) {
+        std::vector<std::string> out;
+        for (const auto &n : v["linux"]["namespaces"]) out.push_back(n["type"].get<std::string>());
+        return out;
+    };
+    RuntimeConfigOptions o;
+    CHECK(types(*manifest_runtime_config(o)) == std::vector<std::string>{"pid", "ipc", "uts", "mount", "network"});
+    o.host_network = true;
+    CHECK(types(*manifest_runtime_config(o)) == std::vector<std::string>{"pid", "ipc", "uts", "mount"});
+}
+
+TEST_CASE("named volumes bind volumes_dir/<name>, read-write or read-only", "[config][manifest]") {
+    TempDir t;
+    RuntimeConfigOptions o;
+    o.volumes_dir = t / "volumes";
+    o.named_volumes = {{"db", "/var/lib/db", false}, {"certs", "/etc/certs", true}};
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    auto db = mount_at(*v, "/var/lib/db");
+    REQUIRE(db.is_object());
+    CHECK(db["type"] == "bind");
+    CHECK(db["source"] == t / "volumes/db");
+    CHECK(has(db["options"], "rw"));
+    auto certs = mount_at(*v, "/etc/certs");
+    REQUIRE(certs.is_object());
+    CHECK(certs["source"] == t / "volumes/certs");
+    CHECK(has(certs["options"], "ro"));
+    CHECK_FALSE(has(certs["options"], "rw"));
+}
+
+TEST_CASE("a named volume replaces the image volume at its path", "[config][manifest]") {
+    TempDir t;
+    RuntimeConfigOptions o;
+    o.volumes_dir = t / "volumes";
+    o.volume_prefix = "web";
+    o.named_volumes = {{"shared", "/data", false}};
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    int at_data = 0;
+    for (const auto &m : (*v)["mounts"])
+        if (m["destination"] == "/data") {
+            at_data++;
+            CHECK(m["source"] == t / "volumes/shared");
+        }
+    CHECK(at_data == 1);
+    CHECK_FALSE(util::path_exists(t / "volumes/web_data"));
+}
+
+TEST_CASE("named volumes with a bad name or destination are refused", "[config][manifest]") {
+    TempDir t;
+    RuntimeConfigOptions o;
+    o.volumes_dir = t / "volumes";
+    for (const char *name : {"", ".", "..", "a/b", "../x"}) {
+        INFO(name);
+        o.named_volumes = {{name, "/data", false}};
+        CHECK_FALSE(manifest_runtime_config(o));
+    }
+    for (const char *dest : {"/", "/proc/sys", "/dev", "/sys/x", "relative/../../proc", "data"}) {
+        INFO(dest);
+        o.named_volumes = {{"ok", dest, false}};
+        auto r = manifest_runtime_config(o);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message().find("ok") != std::string::npos);
+    }
+    o.named_volumes = {{"ok", "/data", false}};
+    o.volumes_dir.clear();
+    CHECK_FALSE(manifest_runtime_config(o));
+}
+
+TEST_CASE("extra mounts bind the caller's directories", "[config][manifest]") {
+    RuntimeConfigOptions o;
+    o.extra_mounts = {{"/run/berth/notify/web.r1", "/run/berth-notify", false}};
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    auto m = mount_at(*v, "/run/berth-notify");
+    REQUIRE(m.is_object());
+    CHECK(m["type"] == "bind");
+    CHECK(m["source"] == "/run/berth/notify/web.r1");
+    o.extra_mounts = {{"relative", "/x", false}};
+    CHECK_FALSE(manifest_runtime_config(o));
+    o.extra_mounts = {{"/tmp", "/proc/1", false}};
+    CHECK_FALSE(manifest_runtime_config(o));
+}
+
+TEST_CASE("manifest options keep the image-mode confinement", "[config][manifest]") {
+    TempDir t;
+    RuntimeConfigOptions o;
+    o.volumes_dir = t / "volumes";
+    o.extra_capabilities = {"CAP_NET_ADMIN"};
+    o.devices.push_back(DeviceNode{"/dev/ttyUSB0", 'c', 188, 0, "rwm", 0660});
+    o.named_volumes = {{"db", "/db", false}};
+    o.host_network = true;
+    auto v = manifest_runtime_config(o);
+    REQUIRE(v);
+    CHECK((*v)["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO");
+    CHECK((*v)["linux"]["resources"]["devices"][0]["allow"] == false);
+    CHECK((*v)["process"]["noNewPrivileges"] == true);
+    CHECK(has(mount_at(*v, "/db")["options"], "nodev"));
+    CHECK(has(mount_at(*v, "/dev/shm")["options"], "nodev"));
 }

@@ -1,14 +1,18 @@
 // Stored images end to end inside the store: unpack with diff_id checks,
 // streaming unpack (one pass from the download), overlay and flattened
-// rootfs (whiteouts), bundles, fsck repairs, gc (signature records, locks).
+// rootfs (whiteouts), bundles (mounted again after a reboot), fsck repairs,
+// gc (signature records, locks).
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <functional>
 
 #include "image/fsck.hpp"
 #include "image/image.hpp"
@@ -153,11 +157,11 @@ TEST_CASE("flattened and overlay rootfs agree, whiteouts applied", "[image][root
     CHECK(g2->blobs_removed == 4);
 }
 
-TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", "[image][root]") {
-    if (!is_root()) {
-        WARN("skipped: needs root");
-        return;
-    }
+namespace {
+
+/// Runs `check` on a bundle (id "flat", then "ovl" where overlayfs works)
+/// of the test image, in a fresh store; the bundle is removed after.
+void for_each_rootfs_mode(const std::function<void(Store &, const Bundle &)> &check) {
     TempDir t;
     auto s = Store::open(t.path);
     auto img = load_image(*s, make_image(*s), Platform::host());
@@ -168,12 +172,46 @@ TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", 
         INFO(id);
         auto b = create_bundle(*s, id, *img, mode, {});
         if (!b) FAIL(b.error().message());
-        struct statvfs sv;
-        REQUIRE(statvfs(b->rootfs.c_str(), &sv) == 0);
-        CHECK((sv.f_flag & ST_NODEV) != 0);
+        check(*s, *b);
         REQUIRE(remove_bundle(*s, id));
         CHECK_FALSE(util::path_exists(b->dir));
     }
+}
+
+bool mounted_nodev(const std::string &path) {
+    struct statvfs sv;
+    REQUIRE(statvfs(path.c_str(), &sv) == 0);
+    return (sv.f_flag & ST_NODEV) != 0;
+}
+
+}  // namespace
+
+TEST_CASE("a container's rootfs is mounted nodev whether overlay or flattened", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root");
+        return;
+    }
+    for_each_rootfs_mode([](Store &, const Bundle &b) { CHECK(mounted_nodev(b.rootfs)); });
+}
+
+TEST_CASE("mount_bundle mounts an unmounted rootfs again, nodev, and leaves a mounted one", "[image][root]") {
+    if (!is_root()) {
+        WARN("skipped: needs root");
+        return;
+    }
+    for_each_rootfs_mode([](Store &s, const Bundle &b) {
+        std::string id = util::basename(b.dir);
+        REQUIRE(util::atomic_write_file(b.rootfs + "/etc/written", "kept"));
+        REQUIRE(mount_bundle(s, id));  // mounted: nothing to do
+        REQUIRE(umount2(b.rootfs.c_str(), 0) == 0);  // as after a reboot
+        REQUIRE(mount_bundle(s, id));
+        CHECK(*util::read_file(b.rootfs + "/etc/written") == "kept");  // the writable layer is back
+        CHECK(util::path_exists(b.rootfs + "/etc/new"));
+        CHECK(mounted_nodev(b.rootfs));
+        REQUIRE(umount2(b.rootfs.c_str(), 0) == 0);
+        CHECK(umount2(b.rootfs.c_str(), 0) < 0);  // mounted once, not stacked
+        REQUIRE(mount_bundle(s, id));
+    });
 }
 
 TEST_CASE("fsck repairs corrupted blobs and stale temporaries", "[image][fsck]") {
