@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <set>
 
+#include "image/rootfs.hpp"
 #include "runtime/container.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
@@ -105,8 +106,19 @@ util::Status SupervisorApps::wait_ready(const ota::Revision &rev, const ota::Con
     }
 }
 
+util::Status SupervisorApps::ready_bundle(const ota::Revision &rev, const ota::ContainerSpec &c) {
+    std::string id = ota::container_id(rev, c);
+    if (!store_) store_ = TRY(img::Store::open(stage_.root.store()));
+    TRY(img::mount_bundle(*store_, id));
+    if (c.health.kind == ota::HealthKind::Ready) TRY(util::mkdir_p(ota::notify_dir(stage_.run_dir, id), 0755));
+    return {};
+}
+
 util::Status SupervisorApps::start(const ota::Revision &rev) {
     int64_t deadline = util::monotonic_ms() + rev.health_window_ms;
+    // After a reboot a committed revision's bundles lack their rootfs mount
+    // and notify directory (ota/stage.hpp): made again first.
+    for (const auto &c : rev.containers) TRY_CTX(ready_bundle(rev, c), util::cat("start ", util::quote(c.name)));
     for (const auto &c : rev.containers) {
         for (const auto &dep_name : c.depends_on) {
             auto dep = std::find_if(rev.containers.begin(), rev.containers.end(), [&](const auto &d) { return d.name == dep_name; });

@@ -7,7 +7,8 @@
 //                turns its loop until the child exits (registered with the
 //                Reaper), so supervision, health checks and the watchdog go
 //                on meanwhile. The child dies with the daemon (PDEATHSIG).
-//   start        Supervisor::start of each container in dependency order:
+//   start        the bundles' rootfs mounted again (gone after a reboot),
+//                then Supervisor::start of each container in dependency order:
 //                a dependent starts once its dependencies run and, those
 //                with a health check, are healthy, within the revision's
 //                health window
@@ -18,10 +19,12 @@
 //                and deleted
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "daemon/reaper.hpp"
 #include "daemon/supervisor.hpp"
+#include "image/store.hpp"
 #include "ota/stage.hpp"
 #include "ota/updater.hpp"
 #include "util/event_loop.hpp"
@@ -48,6 +51,9 @@ public:
     bool staging() const { return stage_pid_ > 0; }
 
 private:
+    /// The bundle of `c` ready to start: its rootfs mounted (img::mount_bundle)
+    /// and, for a `ready` check, its notify directory made.
+    util::Status ready_bundle(const ota::Revision &rev, const ota::ContainerSpec &c);
     /// Turns the loop until `dep` of `rev` runs (and is healthy when it has
     /// a health check), or `deadline_ms` (monotonic) passes.
     util::Status wait_ready(const ota::Revision &rev, const ota::ContainerSpec &dep, int64_t deadline_ms);
@@ -58,6 +64,7 @@ private:
     const ota::StageContext &stage_;
     std::string state_root_;
     pid_t stage_pid_ = 0;
+    std::optional<img::Store> store_;  ///< opened on the first start
 };
 
 }  // namespace svc
