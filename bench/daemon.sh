@@ -21,8 +21,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "daemon.sh: needs root" >&2; exit 1; }
-berth=${BERTH:-$here/../build/src/berth}
-[ -x "$berth" ] || { echo "daemon.sh: no berth at $berth (set BERTH)" >&2; exit 1; }
+. "$here/bundle.sh"
+berth=$(find_berth)
 exec /usr/bin/python3 - "$berth" "$here/../src/tests" <<'PY'
 import json, os, socket, struct, sys, threading, time
 sys.argv = [sys.argv[0], sys.argv[1]] + sys.argv[2:]
