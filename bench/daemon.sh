@@ -56,7 +56,8 @@ class ProcEvents:
         cn = struct.pack("IIIIHH", 1, 1, 0, 0, len(op), 0) + op
         self.s.send(struct.pack("IHHII", 16 + len(cn), 3, 0, 0, 0) + cn)
         self.ours = set()
-        self.starts, self.exits = [], []
+        self.start_of = {}  # tgid -> its last exec (berth's init execs the dmz, then the app: same tgid)
+        self.exits = []
         self.stop = False
         threading.Thread(target=self.run, daemon=True).start()
 
@@ -69,7 +70,7 @@ class ProcEvents:
                 try:
                     if self.marker in open(f"/proc/{tgid}/cmdline", "rb").read():
                         self.ours.add(tgid)
-                        self.starts.append(ts)
+                        self.start_of[tgid] = ts
                 except OSError:
                     pass
             elif what == 0x80000000:  # exit
@@ -115,17 +116,17 @@ try:
     os.kill(env.containers()["crash.r2"][1], 9)
     t0 = time.monotonic()
     rss100 = None
-    while len(ev.starts) < RESTARTS:
-        if rss100 is None and len(ev.starts) >= 100:
+    while len(ev.start_of) < RESTARTS:
+        if rss100 is None and len(ev.start_of) >= 100:
             rss100 = rss_kib(pid)
         if time.monotonic() - t0 > 3600:
             break
         time.sleep(0.5)
     rss_end = rss_kib(pid)
-    n = len(ev.starts)
+    n = len(ev.start_of)
     lat = []
     exits = sorted(ev.exits)
-    starts = sorted(ev.starts)
+    starts = sorted(ev.start_of.values())
     j = 0
     for e in exits:
         while j < len(starts) and starts[j] <= e:
