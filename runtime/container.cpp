@@ -157,6 +157,15 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     if (console_fd_in >= 0) console.reset(::fcntl(console_fd_in, F_DUPFD_CLOEXEC, 3));
     else if (!o.console_socket.empty()) console = TRY(console::connect_console_socket(o.console_socket));
 
+    // Copies above 2, so the child's dup2 onto 0-2 cannot clobber one
+    // another's source.
+    util::UniqueFd stdio[3];
+    for (int i = 0; i < 3; i++)
+        if (o.stdio[i] >= 0) {
+            stdio[i].reset(::fcntl(o.stdio[i], F_DUPFD_CLOEXEC, 3));
+            if (!stdio[i]) return Error::from_errno(util::cat("container stdio fd ", i));
+        }
+
     auto joins = TRY(ns::open_joins(spec));
     int sp[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) return Error::from_errno("socketpair");
@@ -170,6 +179,11 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     pid_t pid = static_cast<pid_t>(r);
     if (pid == 0) {
         parent_sock.reset();
+        for (int i = 0; i < 3; i++)
+            if (stdio[i]) {
+                ::dup2(stdio[i].get(), i);  // cannot fail: a valid fd onto a free or open one
+                stdio[i].reset();
+            }
         InitArgs a;
         a.spec = &spec;
         a.hooks = &hks;
@@ -190,6 +204,7 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     });
     child_sock.reset();
     console.reset();
+    for (auto &f : stdio) f.reset();
     joins.clear();
 
     // The init may already be building the rootfs: should it fail meanwhile,

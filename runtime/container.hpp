@@ -33,6 +33,10 @@ struct CreateOptions {
     bool no_new_keyring = false;
     int preserve_fds = 0;
     bool systemd_cgroup = false;
+    /// The container's fds 0, 1 and 2 (without a terminal): this process's
+    /// fds to give it, -1 for this process's own. A supervisor points them
+    /// at a log file without touching its own stdio.
+    int stdio[3] = {-1, -1, -1};
 };
 
 /// Creates the container; returns once its init waits on the exec fifo.

@@ -8,9 +8,17 @@
 // (health.hpp) is restarted as a crash is. A container that keeps failing
 // is reported crash-looping (the updater rolls back a TRYING revision).
 //
-// stdout and stderr go to the container's log (logs.hpp); stop sends the
-// stop signal, waits the grace period on a timer and SIGKILLs the cgroup,
-// returning as soon as the container exited, then deletes it.
+// Without a health check a container counts healthy once it has run for
+// health.start_period_ms (at once when 0). Failures (a non-zero exit, a
+// signal, unhealthy, an adopted container's exit, a failed restart) count
+// for on-failure:N (N restarts since the last run of 10 s, then no more and
+// crash_looping) and for the crash loop (5 within 60 s).
+//
+// stdout and stderr go to the container's log (logs.hpp: a file the
+// container writes itself, stdin is /dev/null); stop sends the stop
+// signal, waits the grace period on a timer and SIGKILLs the cgroup,
+// returning as soon as the container exited, then deletes it. When an init
+// exits, whatever is left in its cgroup is SIGKILLed before the delete.
 //
 // After a daemon restart (not PID 1: systemd restarts it, the containers
 // kept running), start() adopts a running container of the same id: its
@@ -30,6 +38,8 @@
 #include "util/result.hpp"
 
 namespace svc {
+
+class Logs;
 
 enum class Health { Starting, Healthy, Unhealthy, Exited };
 const char *health_name(Health h);  ///< "starting", "healthy", "unhealthy", "exited"
@@ -75,7 +85,9 @@ public:
     std::vector<ServiceStatus> status() const;
     /// Called on every change of a service's status.
     void on_change(std::function<void(const ServiceStatus &)> cb);
-
+    /// The containers' logs (logs.hpp), named by ContainerSpec::name, for
+    /// `berth logs`: last(), since(), follow().
+    Logs &logs();
 
 private:
     struct Impl;
