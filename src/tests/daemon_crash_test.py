@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The updater's crash loop, from outside: for every failpoint of the updater
-(ota/updater.hpp, kFailpoints) an update is applied by a daemon armed with
+(ota/updater.hpp, kFailpoints) and of staging (ota/stage.cpp) an update is applied by a daemon armed with
 BERTH_FAILPOINTS=<name>=crash (a good revision, or one whose health fails
 for the rollback steps, or one naming a missing image for the staging
 cleanup), the daemon dies there (SIGKILL, as a power cut), is started
