@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """The updater's crash loop, from outside: for every failpoint of the updater
-(ota/updater.hpp, kFailpoints) and of staging (ota/stage.cpp) an update is applied by a daemon armed with
-BERTH_FAILPOINTS=<name>=crash (a good revision, or one whose health fails
-for the rollback steps, or one naming a missing image for the staging
-cleanup), the daemon dies there (SIGKILL, as a power cut), is started
-again, and the invariant is checked: exactly the old or the new revision
-runs, fully, with its volume's file intact; no stray container, cgroup,
-mount or bundle; `berth image fsck` clean.
+(ota/updater.hpp, kFailpoints) and of staging (ota/stage.cpp) an update is
+applied by a daemon armed with BERTH_FAILPOINTS=<name>=crash (a good
+revision, or one whose health fails for the rollback steps, or one naming a
+missing image for the staging cleanup), the daemon (or its staging child)
+dies there (SIGKILL, as a power cut), is started again, and the invariant
+is checked: exactly the old or the new revision runs, fully, with its
+volume's file intact; no stray container, cgroup, mount or bundle; `berth
+image fsck` clean.
 
 With --random N (the slow suite): N rounds, each an apply killed with
 SIGKILL at a random instant, then the same check.
