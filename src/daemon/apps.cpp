@@ -2,6 +2,8 @@
 #include "daemon/apps.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -10,8 +12,8 @@
 #include <cerrno>
 #include <set>
 
-#include "image/rootfs.hpp"
 #include "runtime/container.hpp"
+#include "runtime/mounts.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
@@ -37,12 +39,16 @@ util::Status delete_if_present(const std::string &root, const std::string &id) {
 }  // namespace
 
 util::Status SupervisorApps::stage(const ota::Revision &rev) {
+    return in_child("staging", [&] { return ota::stage_revision(rev, stage_); });
+}
+
+util::Status SupervisorApps::in_child(const char *what, const std::function<util::Status()> &fn) {
     int p[2];
-    if (::pipe2(p, O_CLOEXEC) < 0) return util::Error::from_errno("pipe for the staging child");
+    if (::pipe2(p, O_CLOEXEC) < 0) return util::Error::from_errno(util::cat("pipe for the ", what, " child"));
     util::UniqueFd rd(p[0]), wr(p[1]);
     pid_t parent = ::getpid();
     pid_t pid = ::fork();
-    if (pid < 0) return util::Error::from_errno("fork the staging child");
+    if (pid < 0) return util::Error::from_errno(util::cat("fork the ", what, " child"));
     if (pid == 0) {
         // The child: no loop, no destructors of the daemon's objects (_exit).
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -51,7 +57,7 @@ util::Status SupervisorApps::stage(const ota::Revision &rev) {
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         rd.release();
-        auto st = ota::stage_revision(rev, stage_);
+        auto st = fn();
         if (!st) (void)util::write_all(wr.get(), st.error().message());
         ::_exit(st ? 0 : 1);
     }
@@ -81,8 +87,8 @@ util::Status SupervisorApps::stage(const ota::Revision &rev) {
     stage_pid_ = 0;
     if (code == 0) return {};
     if (!msg.empty()) return util::Error::msg(msg);
-    return util::Error::msg(code > 128 ? util::cat("the staging child was killed by signal ", code - 128)
-                                       : util::cat("the staging child exited ", code));
+    return util::Error::msg(code > 128 ? util::cat("the ", what, " child was killed by signal ", code - 128)
+                                       : util::cat("the ", what, " child exited ", code));
 }
 
 void SupervisorApps::cancel_stage() {
@@ -106,19 +112,26 @@ util::Status SupervisorApps::wait_ready(const ota::Revision &rev, const ota::Con
     }
 }
 
-util::Status SupervisorApps::ready_bundle(const ota::Revision &rev, const ota::ContainerSpec &c) {
-    std::string id = ota::container_id(rev, c);
-    if (!store_) store_ = TRY(img::Store::open(stage_.root.store()));
-    TRY(img::mount_bundle(*store_, id));
-    if (c.health.kind == ota::HealthKind::Ready) TRY(util::mkdir_p(ota::notify_dir(stage_.run_dir, id), 0755));
-    return {};
+bool SupervisorApps::bundles_ready(const ota::Revision &rev) const {
+    auto mounts = rt::mounts::read_mountinfo();
+    if (!mounts) return false;
+    for (const auto &c : rev.containers) {
+        std::string id = ota::container_id(rev, c);
+        char real[PATH_MAX];
+        std::string rootfs = util::path_join(stage_.root.container(id), "rootfs");
+        if (!::realpath(rootfs.c_str(), real)) return false;
+        if (std::none_of(mounts->begin(), mounts->end(), [&](const auto &m) { return m.mount_point == real; })) return false;
+        if (c.health.kind == ota::HealthKind::Ready && !util::path_exists(ota::notify_dir(stage_.run_dir, id))) return false;
+    }
+    return true;
 }
 
 util::Status SupervisorApps::start(const ota::Revision &rev) {
     int64_t deadline = util::monotonic_ms() + rev.health_window_ms;
     // After a reboot a committed revision's bundles lack their rootfs mount
-    // and notify directory (ota/stage.hpp): made again first.
-    for (const auto &c : rev.containers) TRY_CTX(ready_bundle(rev, c), util::cat("start ", util::quote(c.name)));
+    // and notify directory (ota/stage.hpp): staging (in its child, so the
+    // store's libraries never load in the daemon) makes them again.
+    if (!bundles_ready(rev)) TRY_CTX(stage(rev), util::cat("ready the bundles of revision ", rev.version));
     for (const auto &c : rev.containers) {
         for (const auto &dep_name : c.depends_on) {
             auto dep = std::find_if(rev.containers.begin(), rev.containers.end(), [&](const auto &d) { return d.name == dep_name; });
@@ -139,7 +152,9 @@ util::Status SupervisorApps::stop(const ota::Revision &rev) {
     return {};
 }
 
-util::Status SupervisorApps::remove(const ota::Revision &rev) { return ota::remove_revision_bundles(rev, stage_.root); }
+util::Status SupervisorApps::remove(const ota::Revision &rev) {
+    return in_child("bundle removal", [&] { return ota::remove_revision_bundles(rev, stage_.root); });
+}
 
 util::Status SupervisorApps::stop_others(const std::vector<const ota::Revision *> &keep) {
     std::set<std::string> kept;

@@ -7,24 +7,24 @@
 //                turns its loop until the child exits (registered with the
 //                Reaper), so supervision, health checks and the watchdog go
 //                on meanwhile. The child dies with the daemon (PDEATHSIG).
-//   start        the bundles' rootfs mounted again (gone after a reboot),
+//   start        bundles not ready (their rootfs mount and notify directory
+//                are gone after a reboot) staged again first, as above;
 //                then Supervisor::start of each container in dependency order:
 //                a dependent starts once its dependencies run and, those
 //                with a health check, are healthy, within the revision's
 //                health window
 //   stop         Supervisor::stop_and_wait in reverse dependency order
-//   remove       ota::remove_revision_bundles
+//   remove       ota::remove_revision_bundles, in a child as staging is
 //   stop_others  every runtime container (in the supervisor's state root)
 //                whose id is no container of a kept revision is stopped
 //                and deleted
 #pragma once
 
-#include <optional>
+#include <functional>
 #include <string>
 
 #include "daemon/reaper.hpp"
 #include "daemon/supervisor.hpp"
-#include "image/store.hpp"
 #include "ota/stage.hpp"
 #include "ota/updater.hpp"
 #include "util/event_loop.hpp"
@@ -51,9 +51,13 @@ public:
     bool staging() const { return stage_pid_ > 0; }
 
 private:
-    /// The bundle of `c` ready to start: its rootfs mounted (img::mount_bundle)
-    /// and, for a `ready` check, its notify directory made.
-    util::Status ready_bundle(const ota::Revision &rev, const ota::ContainerSpec &c);
+    /// Runs `fn` in a child process (the image store's libraries and a
+    /// pull's memory stay out of the daemon), turning the loop until it
+    /// exits; its error comes back through a pipe.
+    util::Status in_child(const char *what, const std::function<util::Status()> &fn);
+    /// True when every bundle of `rev` has its rootfs mounted and, for a
+    /// `ready` check, its notify directory.
+    bool bundles_ready(const ota::Revision &rev) const;
     /// Turns the loop until `dep` of `rev` runs (and is healthy when it has
     /// a health check), or `deadline_ms` (monotonic) passes.
     util::Status wait_ready(const ota::Revision &rev, const ota::ContainerSpec &dep, int64_t deadline_ms);
@@ -64,7 +68,6 @@ private:
     const ota::StageContext &stage_;
     std::string state_root_;
     pid_t stage_pid_ = 0;
-    std::optional<img::Store> store_;  ///< opened on the first start
 };
 
 }  // namespace svc
