@@ -26,7 +26,8 @@ const util::OptSpec kGlobalOptions[] = {
 
 std::vector<cli::Command> command_table() {
     std::vector<cli::Command> table;
-    for (auto group : {cmd::version_commands(), cmd::image_commands(), cmd::runtime_commands(), cmd::runtime_ops_commands(), cmd::tuf_commands()}) table.insert(table.end(), group.begin(), group.end());
+    for (auto group : {cmd::version_commands(), cmd::image_commands(), cmd::runtime_commands(), cmd::runtime_ops_commands(),
+                       cmd::daemon_commands(), cmd::tuf_commands()}) table.insert(table.end(), group.begin(), group.end());
     return table;
 }
 
@@ -69,5 +70,6 @@ int main(int argc, char **argv) {
         (void)util::write_all(parsed->has("help") ? 1 : 2, help);
         return parsed->has("help") ? 0 : cli::kExitUsage;
     }
+    if (auto rc = cmd::dispatch_daemon_forms(g, argc - cmd_index, argv + cmd_index)) return *rc;
     return cli::dispatch(table, "", g, argc - cmd_index, argv + cmd_index);
 }

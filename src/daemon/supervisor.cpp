@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <random>
@@ -30,6 +31,7 @@
 #include "daemon/netns.hpp"
 #include "ota/stage.hpp"
 #include "runtime/container.hpp"
+#include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/syscalls.hpp"
@@ -55,6 +57,17 @@ constexpr int64_t kBackoffMaxMs = 60000;
 constexpr int64_t kResetAfterMs = 10000;
 constexpr int64_t kCrashWindowMs = 60000;
 constexpr size_t kCrashFailures = 5;
+
+/// The longest restart delay: kBackoffMaxMs, or in test builds
+/// BERTH_RESTART_BACKOFF_MS (bench/daemon.sh's fast restarts; 0: at once).
+int64_t backoff_cap() {
+    static const int64_t cap = [] {
+        const char *e = util::test_hooks_compiled() ? getenv("BERTH_RESTART_BACKOFF_MS") : nullptr;
+        auto v = e ? util::parse_int<int64_t>(e) : std::nullopt;
+        return v && *v >= 0 ? *v : kBackoffMaxMs;
+    }();
+    return cap;
+}
 
 std::string exit_why(int code) {
     if (code > 128) return util::cat("killed by signal ", code - 128);
@@ -297,7 +310,7 @@ struct Supervisor::Impl {
         if (restart) {
             s.retries++;
             std::uniform_real_distribution<double> jitter(0.8, 1.2);
-            int64_t delay = static_cast<int64_t>(static_cast<double>(s.backoff_ms) * jitter(rng));
+            int64_t delay = std::min(static_cast<int64_t>(static_cast<double>(s.backoff_ms) * jitter(rng)), backoff_cap());
             s.backoff_ms = std::min(s.backoff_ms * 2, kBackoffMaxMs);
             const std::string id = s.st.id;
             s.restart_timer = loop.after(delay, [this, id] { restart_now(id); });

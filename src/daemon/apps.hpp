@@ -1,0 +1,73 @@
+// ota::Apps on the daemon's supervisor: what the updater asks of whoever
+// runs containers (stage, start, stop, remove, stop the strays), done
+// without stopping the daemon's event loop.
+//
+//   stage        a child process runs ota::stage_revision (a pull's memory
+//                and its blocking I/O are never the daemon's); the daemon
+//                turns its loop until the child exits (registered with the
+//                Reaper), so supervision, health checks and the watchdog go
+//                on meanwhile. The child dies with the daemon (PDEATHSIG).
+//   start        bundles not ready (their rootfs mount and notify directory
+//                are gone after a reboot) staged again first, as above;
+//                then Supervisor::start of each container in dependency order:
+//                a dependent starts once its dependencies run and, those
+//                with a health check, are healthy, within the revision's
+//                health window
+//   stop         Supervisor::stop_and_wait in reverse dependency order
+//   remove       ota::remove_revision_bundles, in a child as staging is
+//   stop_others  every runtime container (in the supervisor's state root)
+//                whose id is no container of a kept revision is stopped
+//                and deleted
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "daemon/reaper.hpp"
+#include "daemon/supervisor.hpp"
+#include "ota/stage.hpp"
+#include "ota/updater.hpp"
+#include "util/event_loop.hpp"
+
+namespace svc {
+
+class SupervisorApps : public ota::Apps {
+public:
+    /// `stage` holds the device root, policy and registry of staging; it
+    /// must outlive this. `state_root`: the supervisor's runtime state root.
+    SupervisorApps(util::EventLoop &loop, Reaper &reaper, Supervisor &sup, const ota::StageContext &stage,
+                   std::string state_root)
+        : loop_(loop), reaper_(reaper), sup_(sup), stage_(stage), state_root_(std::move(state_root)) {}
+
+    util::Status stage(const ota::Revision &rev) override;
+    util::Status start(const ota::Revision &rev) override;
+    util::Status stop(const ota::Revision &rev) override;
+    util::Status remove(const ota::Revision &rev) override;
+    util::Status stop_others(const std::vector<const ota::Revision *> &keep) override;
+
+    /// Kills a running staging child (the daemon shuts down): stage()
+    /// returns an error at once.
+    void cancel_stage();
+    bool staging() const { return stage_pid_ > 0; }
+
+private:
+    /// Runs `fn` in a child process (the image store's libraries and a
+    /// pull's memory stay out of the daemon), turning the loop until it
+    /// exits; its error comes back through a pipe.
+    util::Status in_child(const char *what, const std::function<util::Status()> &fn);
+    /// True when every bundle of `rev` has its rootfs mounted and, for a
+    /// `ready` check, its notify directory.
+    bool bundles_ready(const ota::Revision &rev) const;
+    /// Turns the loop until `dep` of `rev` runs (and is healthy when it has
+    /// a health check), or `deadline_ms` (monotonic) passes.
+    util::Status wait_ready(const ota::Revision &rev, const ota::ContainerSpec &dep, int64_t deadline_ms);
+
+    util::EventLoop &loop_;
+    Reaper &reaper_;
+    Supervisor &sup_;
+    const ota::StageContext &stage_;
+    std::string state_root_;
+    pid_t stage_pid_ = 0;
+};
+
+}  // namespace svc
