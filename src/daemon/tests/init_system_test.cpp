@@ -1,4 +1,311 @@
-// Unit tests of src/daemon/init_system (filled in with its implementation).
+// Unit tests of src/daemon/init_system: the cgroup layout choice and the
+// unmount order as pure functions; bring_up_system for real in a forked
+// child with its own mount, UTS and network namespaces, mounting under a
+// temporary root, and the /dev/kmsg log format.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+
 #include "daemon/init_system.hpp"
+#include "runtime/mounts.hpp"
+#include "util/file.hpp"
+#include "util/log.hpp"
+#include "util/strings.hpp"
+
+using svc::CgroupLayout;
+using util::cat;
+
+namespace {
+
+const char *kFilesystems = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tcgroup\nnodev\tcgroup2\n\text4\n";
+
+/// Runs `fn` in a forked child that has its own mount, UTS and network
+/// namespaces (so nothing it mounts or names reaches the host) and returns
+/// what it returned: "" for success, else what went wrong. "skip: ..." when
+/// the namespaces cannot be made here.
+std::string in_namespaces(const std::function<std::string()> &fn) {
+    int p[2];
+    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        std::string out;
+        if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWNET) < 0) out = cat("skip: unshare: ", strerror(errno));
+        else if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) out = "skip: make / private";
+        else out = fn();
+        (void)util::write_all(p[1], out);
+        _exit(0);
+    }
+    close(p[1]);
+    util::UniqueFd rd(p[0]);
+    std::string out = util::read_all(rd.get()).value_or("read failed");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    return out;
+}
+
+/// A temporary root for the child's mounts (removed with the namespace's
+/// mounts gone, by the parent).
+struct TmpRoot {
+    std::string path;
+    TmpRoot() {
+        char t[] = "/tmp/berth-init-test.XXXXXX";
+        REQUIRE(mkdtemp(t));
+        path = t;
+    }
+    ~TmpRoot() { (void)util::remove_tree(path); }
+};
+
+std::vector<rt::mounts::MountInfo> mounts_under(const std::string &root) {
+    std::vector<rt::mounts::MountInfo> out;
+    for (auto &m : rt::mounts::read_mountinfo().value_or({}))
+        if (m.mount_point.rfind(root + "/", 0) == 0) out.push_back(m);
+    return out;
+}
+
+std::string fs_at(const std::string &path) {
+    for (auto &m : rt::mounts::read_mountinfo().value_or({}))
+        if (m.mount_point == path) return m.fs_type;  // the last: the one on top
+    return "";
+}
+
+/// A /proc/cgroups with only the controllers the host has bound to a v1
+/// hierarchy, so a v1 mount of each joins that hierarchy rather than
+/// taking a controller away from the host's cgroup2.
+std::string bound_cgroups_fixture(const std::string &dir) {
+    std::string out = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n";
+    for (const auto &line : util::split(util::read_file("/proc/cgroups").value_or(""), '\n')) {
+        auto f = util::split(line, '\t');
+        if (f.size() >= 4 && f[0][0] != '#' && f[1] != "0") out += line + "\n";
+    }
+    REQUIRE(util::mkdir_p(dir));
+    REQUIRE(util::atomic_write_file(dir + "/cgroups", out));
+    REQUIRE(util::atomic_write_file(dir + "/filesystems", kFilesystems));
+    REQUIRE(util::atomic_write_file(dir + "/cmdline", "console=ttyS0\n"));
+    return out;
+}
+
+bool host_is_v1() {
+    struct stat st;
+    return stat("/sys/fs/cgroup/memory", &st) == 0 || stat("/sys/fs/cgroup/cpu", &st) == 0;
+}
+
+#define SKIP_OR_CHECK(result)                                                              \
+    do {                                                                                   \
+        std::string r_ = (result);                                                         \
+        if (r_.rfind("skip: ", 0) == 0) {                                                  \
+            WARN("skipped: " << r_.substr(6));                                              \
+            return;                                                                        \
+        }                                                                                  \
+        CHECK(r_ == "");                                                                   \
+    } while (0)
+
+}  // namespace
+
+TEST_CASE("auto picks cgroup v2 when the kernel has cgroup2", "[init]") {
+    CHECK(svc::resolve_cgroup_layout(CgroupLayout::Auto, kFilesystems, "console=ttyAMA0 quiet") == CgroupLayout::Unified);
+}
+
+TEST_CASE("auto picks v1 when the kernel has no cgroup2", "[init]") {
+    CHECK(svc::resolve_cgroup_layout(CgroupLayout::Auto, "nodev\tcgroup\n", "") == CgroupLayout::Legacy);
+}
+
+TEST_CASE("the kernel command line overrides the automatic layout", "[init]") {
+    CHECK(svc::resolve_cgroup_layout(CgroupLayout::Auto, kFilesystems, "quiet systemd.unified_cgroup_hierarchy=0") ==
+          CgroupLayout::Hybrid);
+    CHECK(svc::resolve_cgroup_layout(CgroupLayout::Auto, kFilesystems, "berth.cgroups=legacy\n") == CgroupLayout::Legacy);
+    CHECK(svc::resolve_cgroup_layout(CgroupLayout::Auto, "nodev\tcgroup\n", "berth.cgroups=unified") ==
+          CgroupLayout::Unified);
+}
+
+TEST_CASE("an explicit layout is kept whatever the kernel says", "[init]") {
+    CHECK(svc::resolve_cgroup_layout(CgroupLayout::Hybrid, kFilesystems, "berth.cgroups=unified") == CgroupLayout::Hybrid);
+}
+
+TEST_CASE("unmount order puts every mount before the one it sits on and leaves / out", "[init]") {
+    // id parent dev root mount-point options - type source super
+    const char *mi =
+        "20 1 0:1 / / rw - ext4 /dev/vda rw\n"
+        "21 20 0:1 / /proc rw - proc proc rw\n"
+        "22 20 0:1 / /sys rw - sysfs sysfs rw\n"
+        "23 22 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+        "24 20 0:1 / /dev rw - devtmpfs devtmpfs rw\n"
+        "25 24 0:1 / /dev/pts rw - devpts devpts rw\n"
+        "26 21 0:1 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw\n"
+        "27 20 0:1 / /data\\040dir rw - ext4 /dev/vdb rw\n"
+        "28 20 0:1 / /run rw - tmpfs tmpfs rw\n";
+    auto order = svc::unmount_order(mi);
+    REQUIRE(order.size() == 8);
+    auto pos = [&](const std::string &p) { return std::find(order.begin(), order.end(), p) - order.begin(); };
+    CHECK(std::find(order.begin(), order.end(), "/") == order.end());
+    CHECK(pos("/sys/fs/cgroup") < pos("/sys"));
+    CHECK(pos("/dev/pts") < pos("/dev"));
+    CHECK(pos("/proc/sys/fs/binfmt_misc") < pos("/proc"));
+    CHECK(pos("/data dir") < 8);
+}
+
+TEST_CASE("unmount order takes stacked mounts on one path top first", "[init]") {
+    const char *mi =
+        "1 0 0:1 / / rw - rootfs rootfs rw\n"
+        "2 1 0:1 / /run rw - tmpfs tmpfs rw\n"
+        "3 2 0:1 / /run rw - tmpfs tmpfs rw\n"
+        "4 3 0:1 / /run/x rw - tmpfs tmpfs rw\n"
+        "5 1 0:1 / / rw - ext4 /dev/vda rw\n";
+    auto order = svc::unmount_order(mi);
+    CHECK(order == std::vector<std::string>{"/run/x", "/run", "/run"});
+}
+
+TEST_CASE("unmount order ignores malformed lines and a parent loop", "[init]") {
+    const char *mi = "garbage\n7 8 0:1 / /a rw - tmpfs t rw\n8 7 0:1 / /b rw - tmpfs t rw\n";
+    CHECK(svc::unmount_order(mi).size() == 2);
+}
+
+TEST_CASE("bring up mounts proc, sys, dev, run and cgroup v2 under the root", "[init]") {
+    if (geteuid() != 0) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TmpRoot root;
+    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
+        svc::SystemOptions o;
+        o.root = root.path;
+        o.cgroups = CgroupLayout::Unified;
+        o.hostname = "berth-test-host";
+        // The controllers a fresh cgroup2 root offers are enabled in its
+        // subtree_control: on a hybrid host that is the host's own root,
+        // so give back what this enables.
+        std::string before = util::read_file("/sys/fs/cgroup/unified/cgroup.subtree_control").value_or("");
+        auto st = svc::bring_up_system(o);
+        std::string cg = root.path + "/sys/fs/cgroup";
+        std::string controllers = util::read_file(cg + "/cgroup.controllers").value_or("?");
+        std::string enabled = util::read_file(cg + "/cgroup.subtree_control").value_or("?");
+        for (const auto &c : util::split(util::trim(enabled), ' '))
+            if (!c.empty() && before.find(c) == std::string::npos) {
+                if (auto fd = util::open_file(cg + "/cgroup.subtree_control", O_WRONLY)) (void)util::write_all(fd->get(), "-" + c);
+            }
+        if (!st) return "bring_up_system: " + st.error().message();
+        std::string errs;
+        auto want = [&](const char *rel, const char *type) {
+            std::string got = fs_at(root.path + rel);
+            if (got != type) errs += cat(rel, " is `", got, "`, wanted ", type, "; ");
+        };
+        want("/proc", "proc");
+        want("/sys", "sysfs");
+        want("/dev", "devtmpfs");
+        want("/dev/pts", "devpts");
+        want("/dev/shm", "tmpfs");
+        want("/run", "tmpfs");
+        want("/sys/fs/cgroup", "cgroup2");
+        if (util::trim(enabled) != util::trim(controllers))
+            errs += cat("subtree_control `", util::trim(enabled), "` is not every controller `", util::trim(controllers), "`; ");
+        struct stat sb;
+        if (lstat((root.path + "/dev/ptmx").c_str(), &sb) < 0) errs += "no /dev/ptmx; ";
+        struct utsname u;
+        uname(&u);
+        if (std::string(u.nodename) != "berth-test-host") errs += cat("hostname is ", u.nodename, "; ");
+        return errs;
+    }));
+}
+
+TEST_CASE("bring up a second time mounts nothing new", "[init]") {
+    if (geteuid() != 0) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TmpRoot root;
+    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
+        svc::SystemOptions o;
+        o.root = root.path;
+        o.cgroups = CgroupLayout::Legacy;
+        o.proc = root.path + "/fixture";
+        bound_cgroups_fixture(o.proc);
+        if (auto st = svc::bring_up_system(o); !st) return "first: " + st.error().message();
+        size_t first = mounts_under(root.path).size();
+        if (auto st = svc::bring_up_system(o); !st) return "second: " + st.error().message();
+        size_t second = mounts_under(root.path).size();
+        if (first != second) return cat(first, " mounts after the first call, ", second, " after the second");
+        return "";
+    }));
+}
+
+TEST_CASE("bring up leaves an existing mount alone", "[init]") {
+    if (geteuid() != 0) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TmpRoot root;
+    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
+        std::string run = root.path + "/run";
+        mkdir(run.c_str(), 0755);
+        if (mount("tmpfs", run.c_str(), "tmpfs", 0, "mode=0700,size=1m") < 0) return "premount /run";
+        svc::SystemOptions o;
+        o.root = root.path;
+        o.cgroups = CgroupLayout::Legacy;
+        o.proc = root.path + "/fixture";
+        bound_cgroups_fixture(o.proc);
+        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
+        int on_run = 0;
+        for (auto &m : mounts_under(root.path))
+            if (m.mount_point == run) on_run++;
+        struct stat sb;
+        stat(run.c_str(), &sb);
+        if (on_run != 1) return cat(on_run, " mounts on /run");
+        if ((sb.st_mode & 07777) != 0700) return "/run's mode changed: the premounted tmpfs is not the one on top";
+        return "";
+    }));
+}
+
+TEST_CASE("bring up with v1 mounts a tmpfs and one hierarchy per controller", "[init]") {
+    if (geteuid() != 0 || !host_is_v1()) {
+        WARN("skipped: needs root and a host with v1 hierarchies to join");
+        return;
+    }
+    TmpRoot root;
+    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
+        svc::SystemOptions o;
+        o.root = root.path;
+        o.cgroups = CgroupLayout::Hybrid;
+        o.proc = root.path + "/fixture";
+        std::string table = bound_cgroups_fixture(o.proc);
+        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
+        std::string cg = root.path + "/sys/fs/cgroup";
+        std::string errs;
+        if (fs_at(cg) != "tmpfs") errs += "/sys/fs/cgroup is not a tmpfs; ";
+        if (fs_at(cg + "/unified") != "cgroup2") errs += "no cgroup2 at unified; ";
+        for (const auto &line : util::split(table, '\n')) {
+            auto f = util::split(line, '\t');
+            if (f.size() < 4 || f[0][0] == '#') continue;
+            struct stat sb;
+            if (stat((cg + "/" + f[0] + "/cgroup.procs").c_str(), &sb) < 0) errs += cat("no hierarchy for ", f[0], "; ");
+        }
+        return errs;
+    }));
+}
+
+TEST_CASE("kmsg format writes one priority-tagged record per line", "[init]") {
+    int p[2];
+    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+    util::UniqueFd rd(p[0]), wr(p[1]);
+    int old_fd = util::log::fd();
+    auto old_format = util::log::format();
+    util::log::set_fd(wr.get());
+    util::log::set_format(util::log::Format::Kmsg);
+    util::log::error("broken\nline");
+    util::log::warn("careful");
+    util::log::set_fd(old_fd);
+    util::log::set_format(old_format);
+    wr.reset();
+    CHECK(util::read_all(rd.get()).value_or("") == "<3>berth: broken line\n<4>berth: careful\n");
+}
