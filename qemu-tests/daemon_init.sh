@@ -45,6 +45,12 @@ check() {
     sync
     fact boot "$boots"
     fact disk-files "$(ls /data | tr '\n' ' ')"
+    if [ "$boots" = 1 ]; then
+        # The store the host filled: the image runs from it (unpacked here).
+        out=$(timeout 120 berth run --store /data --rm -q --hostname app localhost/app:1 \
+            /bin/sh -c 'echo "hello from $(hostname)"' 2>&1)
+        fact image-run "$(echo "$out" | tr '\n' ' ')"
+    fi
     case $boots in
         1)
             # The softdog's "Initiating system reboot" (KERN_CRIT) on the

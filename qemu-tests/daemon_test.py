@@ -14,7 +14,8 @@ disk is an ext4 image made here with mke2fs, which the guest mounts on
 
 The scenario, judged only from facts the guest's busybox script reads from
 the kernel (and the disk image afterwards), never from berth's own report:
-  boot 1  every mount of the bring-up present exactly once after two
+  boot 1  the armhf busybox image the host imported into the state disk's
+          store runs (`berth run IMAGE`, unpacked in the guest); every mount of the bring-up present exactly once after two
           bring-ups (/proc, /sys, /dev devtmpfs, /dev/pts newinstance,
           /dev/shm, /run, cgroup2 with every controller enabled), the
           hostname, lo up, the log line in the kernel log; the watchdog is
@@ -33,11 +34,16 @@ else build-armhf/berth (as boot_test.py); --probe, else qemu-tests/
 berth-pid1-probe in the berth binary's build directory.
 """
 import argparse
+import gzip
+import hashlib
+import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -45,7 +51,86 @@ import time
 from boot_test import HERE, TOP, find_berth, skip
 
 WATCHDOG_TIMEOUT = 4  # pid1_probe.cpp's kTimeout
+IMAGE = "localhost/app:1"
+# The applets the test containers call (busybox finds itself through argv[0]).
+APPLETS = ["sh", "echo", "cat", "ls", "sleep", "true", "false", "kill", "ps", "httpd", "wget", "nc", "touch", "rm",
+           "mkdir", "grep", "sed", "date", "id", "hostname", "ip", "mount", "tr", "wc", "head", "tail"]
 
+
+# ---------------------------------------------------------------- the state disk
+
+def blob(layout, data):
+    """Writes `data` as a blob of the OCI layout; returns its descriptor fields."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = os.path.join(layout, "blobs", "sha256")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, digest), "wb") as f:
+        f.write(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def make_layout(layout, busybox):
+    """An OCI image layout for linux/arm/v7 from busybox-static: one gzip
+    layer with /bin/busybox and its applets' links, reproducible."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name, kind, **kw):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mtime, ti.uid, ti.gid = kind, 0, 0, 0
+            for k, v in kw.items():
+                setattr(ti, k, v)
+            return ti
+        for d in ("bin", "etc", "tmp", "proc", "sys", "dev", "www"):
+            tar.addfile(add(d, tarfile.DIRTYPE, mode=0o1777 if d == "tmp" else 0o755))
+        with open(busybox, "rb") as f:
+            body = f.read()
+        tar.addfile(add("bin/busybox", tarfile.REGTYPE, mode=0o755, size=len(body)), io.BytesIO(body))
+        for a in APPLETS:
+            tar.addfile(add(f"bin/{a}", tarfile.SYMTYPE, linkname="busybox", mode=0o777))
+        for name, text in (("etc/passwd", b"root:x:0:0:root:/:/bin/sh\n"), ("www/index.html", b"berth app\n")):
+            tar.addfile(add(name, tarfile.REGTYPE, mode=0o644, size=len(text)), io.BytesIO(text))
+    diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+    gz = io.BytesIO()
+    with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0) as g:
+        g.write(raw.getvalue())
+    layer = blob(layout, gz.getvalue())
+    config = blob(layout, json.dumps({
+        "architecture": "arm", "variant": "v7", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }, sort_keys=True).encode())
+    manifest = blob(layout, json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
+    }, sort_keys=True).encode())
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+            "platform": {"architecture": "arm", "variant": "v7", "os": "linux"},
+            "annotations": {"org.opencontainers.image.ref.name": "app"}}]}, f)
+    return manifest["digest"]
+
+
+def make_state_root(root, native_berth, busybox, work):
+    """The device root the state disk starts with: the armhf image imported
+    (blobs only: the guest unpacks it) by the native berth, and a trust
+    policy that accepts anything, as a test device may (the store's own
+    signature checks have their tests in image/tests)."""
+    layout = os.path.join(work, "layout")
+    digest = make_layout(layout, busybox)
+    subprocess.run([native_berth, "image", "import", "--store", root, "--no-unpack", "--ref-name", "app",
+                    layout, IMAGE], check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(root, "policy.json"), "w") as f:
+        json.dump({"default": [{"type": "insecureAcceptAnything"}]}, f)
+    with open(os.path.join(root, "made-on-host"), "w") as f:
+        f.write(f"the daemon test's state disk: {IMAGE}@{digest}\n")
+    return digest
+
+
+# ---------------------------------------------------------------- the machine
 
 def boot(cmd, timeout):
     """Runs qemu, echoing its console; returns ([(seconds, line)], timed_out)."""
@@ -162,6 +247,8 @@ def check_run(lines, timed_out, timeout, problems):
     first = boots[0]
     if first.fact("boot") != "1":
         problems.append(f"first boot: the state disk counts boot {first.fact('boot')}, wanted 1")
+    if "hello from app" not in (first.fact("image-run") or ""):
+        problems.append(f"first boot: the image on the state disk did not run: {first.fact('image-run')!r}")
     if first.probe_time(f"watchdog armed timeout={WATCHDOG_TIMEOUT}") is None:
         problems.append(f"first boot: watchdog not armed with a {WATCHDOG_TIMEOUT} s timeout: {first.probe}")
     hang = first.probe_time("hang")
@@ -208,6 +295,7 @@ def check_disk(disk, problems):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
+    ap.add_argument("--native-berth", help="this machine's berth, which imports the image (default build/berth)")
     ap.add_argument("--probe", help="the PID 1 under test (default: qemu-tests/berth-pid1-probe next to berth)")
     ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"),
                     help="vmlinuz, busybox and modules/ from qemu-tests/fetch-kernel.sh armhf")
@@ -220,6 +308,9 @@ def main():
     qemu = shutil.which("qemu-system-arm") or skip("qemu-system-arm is not installed")
     for tool in ("mke2fs", "dumpe2fs", "debugfs", "e2fsck"):
         shutil.which(tool) or skip(f"{tool} is not installed (e2fsprogs)")
+    native_berth = os.path.abspath(args.native_berth or os.path.join(TOP, "build", "berth"))
+    if not os.path.isfile(native_berth):
+        skip(f"{native_berth} is not built (it fills the state disk's store)")
     berth = find_berth(args.berth)
     if not os.path.isfile(berth):
         skip(f"{berth} is not built (meson compile -C build-armhf, see README.md)")
@@ -245,15 +336,18 @@ def main():
         subprocess.run([sys.executable, os.path.join(HERE, "mkinitramfs.py"), "--berth", berth,
                         "--sysroot", args.sysroot, "--busybox", busybox, "--init", probe,
                         "--file", os.path.join(HERE, "daemon_init.sh") + ":/daemon_init.sh",
-                        "--modules", modules, "--no-bundles", "-o", initrd], check=True)
-        # The state disk: ext4 as a device's data partition would be.
+                        "--modules", modules, "--no-bundles", "-o", initrd]
+                       # What berth loads for the image store (image/dynlibs.cpp; no libcurl: no network).
+                       + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1") for a in ("--dlopen", lib)],
+                       check=True)
+        # The state disk: ext4 as a device's data partition would be, the
+        # device root at its top.
         disk = os.path.join(outdir, "state.img")
         seed = os.path.join(tmp, "seed")
         os.makedirs(seed, exist_ok=True)
-        with open(os.path.join(seed, "made-on-host"), "w") as f:
-            f.write("the daemon test's state disk\n")
-        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "berth-state", "-d", seed, disk, "32M"], check=True)
-        print(f"initramfs: {initrd}, {os.path.getsize(initrd) // 1024} KiB; state disk: {disk}")
+        digest = make_state_root(seed, native_berth, busybox, tmp)
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "berth-state", "-d", seed, disk, "64M"], check=True)
+        print(f"initramfs: {initrd}, {os.path.getsize(initrd) // 1024} KiB; state disk: {disk} ({IMAGE}@{digest})")
         # No -no-reboot: the watchdog's reset must boot the machine again.
         cmd = [qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-nographic", "-nic", "none",
                "-kernel", vmlinuz, "-initrd", initrd, "-append", "console=ttyAMA0 quiet panic=-1",

@@ -13,6 +13,7 @@
 # DIR/busybox, DIR/config (the kernel's .config, to tell a missing feature
 # from a berth bug), DIR/release, and DIR/modules/: the modules the daemon
 # test loads with busybox insmod (the virtio disk, ext4 for the state root,
+# overlayfs for the containers' root filesystems,
 # the softdog watchdog; armmp builds them as modules), with every module
 # they depend on, uncompressed, and DIR/modules/load-order naming them
 # dependencies first. Cached: does nothing when DIR's stamp file matches (it
@@ -32,7 +33,7 @@ dir=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
 suite=bookworm
 packages=("$kernel_pkg" busybox-static)
 # What the daemon test's initramfs loads (qemu-tests/daemon_test.py).
-modules=(virtio_mmio virtio_blk crc32c_generic ext4 softdog)
+modules=(virtio_mmio virtio_blk crc32c_generic ext4 overlay softdog)
 stamp=$dir/.berth-kernel
 want="$suite ${packages[*]} modules: ${modules[*]}"
 

@@ -14,6 +14,8 @@ It holds, all owned by root:
                          modules it names (fetch-kernel.sh), for insmod
   --file SRC:DEST        further files; target ELF programs are stripped and
                          bring their shared libraries, as berth does
+  --dlopen SONAME        a library berth loads at run time (libcrypto for
+                         the image store, ...), with the ones it needs
   /bin/busybox           busybox-static for the target (fetch-kernel.sh), its
                          applets are linked at boot (`busybox --install -s`)
   /usr/bin/berth         the cross-built berth, stripped
@@ -148,11 +150,13 @@ def elf_info(readelf, path):
     return interp, needed
 
 
-def shared_libraries(readelf, binary, sysroot, triple):
+def shared_libraries(readelf, binary, sysroot, triple, dlopened=()):
     """{path in the image: file in the sysroot} for the loader and every library
-    `binary` needs, directly or through another library."""
+    `binary` needs, directly or through another library, or loads at run time
+    (`dlopened` sonames, with what they need)."""
     search = [f"/lib/{triple}", f"/usr/lib/{triple}", "/lib", "/usr/lib"]
     interp, todo = elf_info(readelf, binary)
+    todo += list(dlopened)
     out = {}
     if interp:
         out[interp] = os.path.realpath(sysroot + interp)
@@ -259,7 +263,8 @@ def build(args):
                     stripped = os.path.join(tmp, "stripped")
                     subprocess.run([strip, "-o", stripped, src], check=True)
                     body = read(stripped)
-                libraries.update(shared_libraries(readelf, src, sysroot, triple))
+                libraries.update(shared_libraries(readelf, src, sysroot, triple,
+                                                  args.dlopen if dest == "usr/bin/berth" else ()))
             cpio.file(dest.lstrip("/"), body, 0o755)
     for path, real in sorted(libraries.items()):
         cpio.file(path, read(real), 0o755)
@@ -291,6 +296,8 @@ def main():
     ap.add_argument("--init", help="the file at /init (default qemu-tests/init.sh); an ELF program brings its libraries")
     ap.add_argument("--file", action="append", default=[], metavar="SRC:DEST", help="a further file (repeatable)")
     ap.add_argument("--modules", metavar="DIR", help="kernel modules to put in /modules (DIR/load-order names them)")
+    ap.add_argument("--dlopen", action="append", default=[], metavar="SONAME",
+                    help="a library berth loads at run time (image/dynlibs.cpp), with what it needs (repeatable)")
     ap.add_argument("--no-bundles", action="store_true", help="leave out init.sh's bundles (no qemu-user needed)")
     ap.add_argument("-o", "--output", required=True, help="the initramfs to write (gzip)")
     args = ap.parse_args()
