@@ -136,11 +136,20 @@ std::vector<std::vector<std::string>> v1_hierarchies(std::string_view proc_cgrou
 util::Status enable_controllers(const std::string &cgroot) {
     auto available = TRY(util::read_file(cat(cgroot, "/cgroup.controllers")));
     auto enabled = util::split(util::trim(TRY(util::read_file(cat(cgroot, "/cgroup.subtree_control")))), ' ');
+    // One at a time, all tried: one the kernel refuses (cpu beside a
+    // realtime thread on old kernels) leaves the others enabled.
+    std::vector<std::string> refused;
+    int code = 0;
     for (const auto &c : util::split(util::trim(available), ' ')) {
         if (c.empty() || std::find(enabled.begin(), enabled.end(), c) != enabled.end()) continue;
         auto fd = TRY(util::open_file(cat(cgroot, "/cgroup.subtree_control"), O_WRONLY));
-        TRY_CTX(util::write_all(fd.get(), cat('+', c)), cat("enable the ", c, " controller"));
+        if (auto st = util::write_all(fd.get(), cat('+', c)); !st) {
+            refused.push_back(c);
+            code = st.error().code;
+        }
     }
+    if (!refused.empty())
+        return Error::with_code(code, cat("enable the controllers ", util::join(refused, " "), " in ", quote(cgroot)));
     return util::ok();
 }
 
