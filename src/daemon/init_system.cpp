@@ -53,8 +53,7 @@ bool is_mounted(const std::string &path) {
 }
 
 /// Mounts `type` at ROOT`rel` unless something is mounted there already.
-/// Returns whether it mounted; ENODEV (the kernel lacks `type`) is an error
-/// the caller may test for.
+/// Returns whether it mounted.
 util::Result<bool> mount_missing(const std::string &root, std::string_view rel, const char *type,
                                  unsigned long flags, const char *data, const char *source = nullptr) {
     std::string target = under(root, rel);
@@ -65,6 +64,15 @@ util::Result<bool> mount_missing(const std::string &root, std::string_view rel, 
     return true;
 }
 
+/// Whether /proc/filesystems' text lists `type` ("nodev\tcgroup2").
+bool has_filesystem(std::string_view filesystems, std::string_view type) {
+    for (const auto &line : util::split(filesystems, '\n')) {
+        auto f = util::split(line, '\t');
+        if (!f.empty() && util::trim(f.back()) == type) return true;
+    }
+    return false;
+}
+
 util::Status symlink_missing(const std::string &target, const std::string &link) {
     struct stat st;
     if (lstat(link.c_str(), &st) == 0) return util::ok();
@@ -73,13 +81,14 @@ util::Status symlink_missing(const std::string &target, const std::string &link)
     return util::ok();
 }
 
-/// /dev: devtmpfs, or on a kernel without it a tmpfs with the nodes every
-/// program expects; then the links devtmpfs does not make.
-util::Status mount_dev(const std::string &root) {
+/// /dev: devtmpfs, or on a kernel without it (`have_devtmpfs`, from
+/// /proc/filesystems) a tmpfs with the nodes every program expects; then the
+/// links devtmpfs does not make.
+util::Status mount_dev(const std::string &root, bool have_devtmpfs) {
     std::string dev = under(root, "/dev");
-    auto mounted = mount_missing(root, "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
-    if (!mounted && mounted.error().code == ENODEV) {
-        TRY(mount_missing(root, "/dev", "tmpfs", MS_NOSUID, "mode=0755"));
+    if (have_devtmpfs) {
+        TRY(mount_missing(root, "/dev", "devtmpfs", MS_NOSUID, "mode=0755"));
+    } else if (TRY(mount_missing(root, "/dev", "tmpfs", MS_NOSUID, "mode=0755"))) {
         struct Node { const char *name; unsigned major, minor; mode_t mode; };
         for (const Node &n : {Node{"null", 1, 3, 0666}, Node{"zero", 1, 5, 0666}, Node{"full", 1, 7, 0666},
                               Node{"random", 1, 8, 0666}, Node{"urandom", 1, 9, 0666}, Node{"tty", 5, 0, 0666},
@@ -89,8 +98,6 @@ util::Status mount_dev(const std::string &root) {
                 return Error::from_errno(cat("mknod ", quote(p)));
             if (chmod(p.c_str(), n.mode) < 0) return Error::from_errno(cat("chmod ", quote(p)));
         }
-    } else if (!mounted) {
-        return std::move(mounted).error();
     }
     TRY(symlink_missing("/proc/self/fd", cat(dev, "/fd")));
     TRY(symlink_missing("/proc/self/fd/0", cat(dev, "/stdin")));
@@ -180,11 +187,7 @@ CgroupLayout resolve_cgroup_layout(CgroupLayout wanted, std::string_view filesys
         if (word == "berth.cgroups=hybrid" || word == "systemd.unified_cgroup_hierarchy=0") return CgroupLayout::Hybrid;
         if (word == "berth.cgroups=legacy") return CgroupLayout::Legacy;
     }
-    for (const auto &line : util::split(filesystems, '\n')) {
-        auto f = util::split(line, '\t');
-        if (!f.empty() && util::trim(f.back()) == "cgroup2") return CgroupLayout::Unified;
-    }
-    return CgroupLayout::Legacy;
+    return has_filesystem(filesystems, "cgroup2") ? CgroupLayout::Unified : CgroupLayout::Legacy;
 }
 
 util::Status bring_up_system(const SystemOptions &o) {
@@ -192,14 +195,12 @@ util::Status bring_up_system(const SystemOptions &o) {
     TRY(mount_missing(root, "/proc", "proc", kNoSuidDevExec, nullptr));
     std::string proc = o.proc.empty() ? under(root, "/proc") : o.proc;
     TRY(mount_missing(root, "/sys", "sysfs", kNoSuidDevExec, nullptr));
-    TRY(mount_dev(root));
+    auto filesystems = TRY(util::read_file(cat(proc, "/filesystems")));
+    TRY(mount_dev(root, has_filesystem(filesystems, "devtmpfs")));
     TRY(mount_missing(root, "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
     CgroupLayout layout = o.cgroups;
-    if (layout == CgroupLayout::Auto) {
-        auto fs = TRY(util::read_file(cat(proc, "/filesystems")));
-        auto cmdline = util::read_file(cat(proc, "/cmdline")).value_or("");
-        layout = resolve_cgroup_layout(layout, fs, cmdline);
-    }
+    if (layout == CgroupLayout::Auto)
+        layout = resolve_cgroup_layout(layout, filesystems, util::read_file(cat(proc, "/cmdline")).value_or(""));
     TRY_CTX(mount_cgroups(root, layout, proc), "cgroups");
     if (!o.hostname.empty() && sethostname(o.hostname.data(), o.hostname.size()) < 0)
         return Error::from_errno(cat("set the hostname to ", quote(o.hostname)));

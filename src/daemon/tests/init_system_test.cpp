@@ -27,7 +27,7 @@ using util::cat;
 
 namespace {
 
-const char *kFilesystems = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tcgroup\nnodev\tcgroup2\n\text4\n";
+const char *kFilesystems = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tdevtmpfs\nnodev\tcgroup\nnodev\tcgroup2\n\text4\n";
 
 /// Runs `fn` in a forked child that has its own mount, UTS and network
 /// namespaces (so nothing it mounts or names reaches the host) and returns
@@ -84,7 +84,7 @@ std::string fs_at(const std::string &path) {
 /// A /proc/cgroups with only the controllers the host has bound to a v1
 /// hierarchy, so a v1 mount of each joins that hierarchy rather than
 /// taking a controller away from the host's cgroup2.
-std::string bound_cgroups_fixture(const std::string &dir) {
+std::string bound_cgroups_fixture(const std::string &dir, const char *filesystems = kFilesystems) {
     std::string out = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n";
     for (const auto &line : util::split(util::read_file("/proc/cgroups").value_or(""), '\n')) {
         auto f = util::split(line, '\t');
@@ -92,7 +92,7 @@ std::string bound_cgroups_fixture(const std::string &dir) {
     }
     REQUIRE(util::mkdir_p(dir));
     REQUIRE(util::atomic_write_file(dir + "/cgroups", out));
-    REQUIRE(util::atomic_write_file(dir + "/filesystems", kFilesystems));
+    REQUIRE(util::atomic_write_file(dir + "/filesystems", filesystems));
     REQUIRE(util::atomic_write_file(dir + "/cmdline", "console=ttyS0\n"));
     return out;
 }
@@ -264,6 +264,33 @@ TEST_CASE("bring up leaves an existing mount alone", "[init]") {
         if (on_run != 1) return cat(on_run, " mounts on /run");
         if ((sb.st_mode & 07777) != 0700) return "/run's mode changed: the premounted tmpfs is not the one on top";
         return "";
+    }));
+}
+
+TEST_CASE("bring up without devtmpfs makes /dev a tmpfs with the usual nodes", "[init]") {
+    if (geteuid() != 0) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TmpRoot root;
+    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
+        svc::SystemOptions o;
+        o.root = root.path;
+        o.cgroups = CgroupLayout::Legacy;
+        o.proc = root.path + "/fixture";
+        bound_cgroups_fixture(o.proc, "nodev\tsysfs\nnodev\ttmpfs\nnodev\tcgroup\n");
+        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
+        std::string dev = root.path + "/dev";
+        if (fs_at(dev) != "tmpfs") return cat("/dev is `", fs_at(dev), "`, wanted tmpfs");
+        std::string errs;
+        for (const char *n : {"null", "zero", "full", "random", "urandom", "tty", "console", "kmsg"}) {
+            struct stat sb;
+            if (stat((dev + "/" + n).c_str(), &sb) < 0 || !S_ISCHR(sb.st_mode)) errs += cat("no /dev/", n, "; ");
+        }
+        auto null = util::open_file(dev + "/null", O_WRONLY);
+        if (!null || !util::write_all(null->get(), "x")) errs += "/dev/null does not take a write; ";
+        if (fs_at(dev + "/pts") != "devpts") errs += "no devpts on the tmpfs /dev; ";
+        return errs;
     }));
 }
 
