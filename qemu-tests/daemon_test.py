@@ -45,10 +45,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 
-from boot_test import HERE, TOP, find_berth, skip
+from boot_test import HERE, TOP, boot, find_berth, skip
 
 WATCHDOG_TIMEOUT = 4  # pid1_probe.cpp's kTimeout
 IMAGE = "localhost/app:1"
@@ -131,26 +130,6 @@ def make_state_root(root, native_berth, busybox, work):
 
 
 # ---------------------------------------------------------------- the machine
-
-def boot(cmd, timeout):
-    """Runs qemu, echoing its console; returns ([(seconds, line)], timed_out)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    lines = []
-    try:
-        for raw in proc.stdout:
-            t = time.monotonic() - start
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            lines.append((t, line))
-            print(f"[{t:6.1f}] {line}", flush=True)
-    finally:
-        proc.wait()
-        timed_out = not timer.is_alive() and proc.returncode < 0
-        timer.cancel()
-    return lines, timed_out
-
 
 class Boot:
     """What one boot of the machine printed."""
@@ -353,7 +332,9 @@ def main():
                "-kernel", vmlinuz, "-initrd", initrd, "-append", "console=ttyAMA0 quiet panic=-1",
                "-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
         print("boot:", " ".join(cmd), flush=True)
-        lines, timed_out = boot(cmd, args.timeout)
+        times = []
+        lines, _, timed_out = boot(cmd, args.timeout, times)
+        lines = list(zip(times, lines))
         check_run(lines, timed_out, args.timeout, problems)
         check_disk(disk, problems)
     finally:

@@ -102,15 +102,42 @@ bool host_is_v1() {
     return stat("/sys/fs/cgroup/memory", &st) == 0 || stat("/sys/fs/cgroup/cpu", &st) == 0;
 }
 
-#define SKIP_OR_CHECK(result)                                                              \
-    do {                                                                                   \
-        std::string r_ = (result);                                                         \
-        if (r_.rfind("skip: ", 0) == 0) {                                                  \
-            WARN("skipped: " << r_.substr(6));                                              \
-            return;                                                                        \
-        }                                                                                  \
-        CHECK(r_ == "");                                                                   \
-    } while (0)
+/// What in_namespaces returned: a skip is a warning, else it must be "".
+void judge(const std::string &r) {
+    if (r.rfind("skip: ", 0) == 0) {
+        WARN("skipped: " << r.substr(6));
+        return;
+    }
+    CHECK(r == "");
+}
+
+/// In a forked child with its own namespaces (in_namespaces): `before`
+/// (may be empty), then bring_up_system under a temporary root with
+/// `layout`, hostname berth-test-host and fixture /proc files (`filesystems`, and /proc/cgroups with
+/// the host's bound controllers), then `check`, which returns "" or what is
+/// wrong. Skips (with the reason) where not root or the namespaces cannot
+/// be made.
+void bring_up_then(CgroupLayout layout, const char *filesystems,
+                   const std::function<std::string(const std::string &root)> &before,
+                   const std::function<std::string(const std::string &root, const std::string &table)> &check) {
+    if (geteuid() != 0) {
+        WARN("skipped: needs root");
+        return;
+    }
+    TmpRoot root;
+    judge(in_namespaces([&]() -> std::string {
+        svc::SystemOptions o;
+        o.root = root.path;
+        o.cgroups = layout;
+        o.hostname = "berth-test-host";
+        o.proc = root.path + "/fixture";
+        std::string table = bound_cgroups_fixture(o.proc, filesystems);
+        if (before)
+            if (auto err = before(root.path); !err.empty()) return err;
+        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
+        return check(root.path, table);
+    }));
+}
 
 }  // namespace
 
@@ -173,32 +200,21 @@ TEST_CASE("unmount order ignores malformed lines and a parent loop", "[init]") {
 }
 
 TEST_CASE("bring up mounts proc, sys, dev, run and cgroup v2 under the root", "[init]") {
-    if (geteuid() != 0) {
-        WARN("skipped: needs root");
-        return;
-    }
-    TmpRoot root;
-    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
-        svc::SystemOptions o;
-        o.root = root.path;
-        o.cgroups = CgroupLayout::Unified;
-        o.hostname = "berth-test-host";
-        // The controllers a fresh cgroup2 root offers are enabled in its
-        // subtree_control: on a hybrid host that is the host's own root,
-        // so give back what this enables.
-        std::string before = util::read_file("/sys/fs/cgroup/unified/cgroup.subtree_control").value_or("");
-        auto st = svc::bring_up_system(o);
-        std::string cg = root.path + "/sys/fs/cgroup";
+    // The controllers a fresh cgroup2 root offers are enabled in its
+    // subtree_control: on a hybrid host that is the host's own root, so
+    // what this enables is given back.
+    std::string before = util::read_file("/sys/fs/cgroup/unified/cgroup.subtree_control").value_or("");
+    bring_up_then(CgroupLayout::Unified, kFilesystems, {}, [&](const std::string &root, const std::string &) -> std::string {
+        std::string cg = root + "/sys/fs/cgroup";
         std::string controllers = util::read_file(cg + "/cgroup.controllers").value_or("?");
         std::string enabled = util::read_file(cg + "/cgroup.subtree_control").value_or("?");
         for (const auto &c : util::split(util::trim(enabled), ' '))
             if (!c.empty() && before.find(c) == std::string::npos) {
                 if (auto fd = util::open_file(cg + "/cgroup.subtree_control", O_WRONLY)) (void)util::write_all(fd->get(), "-" + c);
             }
-        if (!st) return "bring_up_system: " + st.error().message();
         std::string errs;
         auto want = [&](const char *rel, const char *type) {
-            std::string got = fs_at(root.path + rel);
+            std::string got = fs_at(root + rel);
             if (got != type) errs += cat(rel, " is `", got, "`, wanted ", type, "; ");
         };
         want("/proc", "proc");
@@ -211,76 +227,51 @@ TEST_CASE("bring up mounts proc, sys, dev, run and cgroup v2 under the root", "[
         if (util::trim(enabled) != util::trim(controllers))
             errs += cat("subtree_control `", util::trim(enabled), "` is not every controller `", util::trim(controllers), "`; ");
         struct stat sb;
-        if (lstat((root.path + "/dev/ptmx").c_str(), &sb) < 0) errs += "no /dev/ptmx; ";
+        if (lstat((root + "/dev/ptmx").c_str(), &sb) < 0) errs += "no /dev/ptmx; ";
         struct utsname u;
         uname(&u);
         if (std::string(u.nodename) != "berth-test-host") errs += cat("hostname is ", u.nodename, "; ");
         return errs;
-    }));
+    });
 }
 
 TEST_CASE("bring up a second time mounts nothing new", "[init]") {
-    if (geteuid() != 0) {
-        WARN("skipped: needs root");
-        return;
-    }
-    TmpRoot root;
-    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
+    bring_up_then(CgroupLayout::Legacy, kFilesystems, {}, [](const std::string &root, const std::string &) -> std::string {
+        size_t first = mounts_under(root).size();
         svc::SystemOptions o;
-        o.root = root.path;
+        o.root = root;
         o.cgroups = CgroupLayout::Legacy;
-        o.proc = root.path + "/fixture";
-        bound_cgroups_fixture(o.proc);
-        if (auto st = svc::bring_up_system(o); !st) return "first: " + st.error().message();
-        size_t first = mounts_under(root.path).size();
+        o.proc = root + "/fixture";
         if (auto st = svc::bring_up_system(o); !st) return "second: " + st.error().message();
-        size_t second = mounts_under(root.path).size();
+        size_t second = mounts_under(root).size();
         if (first != second) return cat(first, " mounts after the first call, ", second, " after the second");
         return "";
-    }));
+    });
 }
 
 TEST_CASE("bring up leaves an existing mount alone", "[init]") {
-    if (geteuid() != 0) {
-        WARN("skipped: needs root");
-        return;
-    }
-    TmpRoot root;
-    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
-        std::string run = root.path + "/run";
+    auto premount = [](const std::string &root) -> std::string {
+        std::string run = root + "/run";
         mkdir(run.c_str(), 0755);
-        if (mount("tmpfs", run.c_str(), "tmpfs", 0, "mode=0700,size=1m") < 0) return "premount /run";
-        svc::SystemOptions o;
-        o.root = root.path;
-        o.cgroups = CgroupLayout::Legacy;
-        o.proc = root.path + "/fixture";
-        bound_cgroups_fixture(o.proc);
-        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
+        return mount("tmpfs", run.c_str(), "tmpfs", 0, "mode=0700,size=1m") < 0 ? "premount /run" : "";
+    };
+    bring_up_then(CgroupLayout::Legacy, kFilesystems, premount, [](const std::string &root, const std::string &) -> std::string {
+        std::string run = root + "/run";
         int on_run = 0;
-        for (auto &m : mounts_under(root.path))
+        for (auto &m : mounts_under(root))
             if (m.mount_point == run) on_run++;
         struct stat sb;
         stat(run.c_str(), &sb);
         if (on_run != 1) return cat(on_run, " mounts on /run");
         if ((sb.st_mode & 07777) != 0700) return "/run's mode changed: the premounted tmpfs is not the one on top";
         return "";
-    }));
+    });
 }
 
 TEST_CASE("bring up without devtmpfs makes /dev a tmpfs with the usual nodes", "[init]") {
-    if (geteuid() != 0) {
-        WARN("skipped: needs root");
-        return;
-    }
-    TmpRoot root;
-    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
-        svc::SystemOptions o;
-        o.root = root.path;
-        o.cgroups = CgroupLayout::Legacy;
-        o.proc = root.path + "/fixture";
-        bound_cgroups_fixture(o.proc, "nodev\tsysfs\nnodev\ttmpfs\nnodev\tcgroup\n");
-        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
-        std::string dev = root.path + "/dev";
+    const char *no_devtmpfs = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tcgroup\n";
+    bring_up_then(CgroupLayout::Legacy, no_devtmpfs, {}, [](const std::string &root, const std::string &) -> std::string {
+        std::string dev = root + "/dev";
         if (fs_at(dev) != "tmpfs") return cat("/dev is `", fs_at(dev), "`, wanted tmpfs");
         std::string errs;
         for (const char *n : {"null", "zero", "full", "random", "urandom", "tty", "console", "kmsg"}) {
@@ -291,23 +282,16 @@ TEST_CASE("bring up without devtmpfs makes /dev a tmpfs with the usual nodes", "
         if (!null || !util::write_all(null->get(), "x")) errs += "/dev/null does not take a write; ";
         if (fs_at(dev + "/pts") != "devpts") errs += "no devpts on the tmpfs /dev; ";
         return errs;
-    }));
+    });
 }
 
 TEST_CASE("bring up with v1 mounts a tmpfs and one hierarchy per controller", "[init]") {
-    if (geteuid() != 0 || !host_is_v1()) {
-        WARN("skipped: needs root and a host with v1 hierarchies to join");
+    if (!host_is_v1()) {
+        WARN("skipped: needs a host with v1 hierarchies to join");
         return;
     }
-    TmpRoot root;
-    SKIP_OR_CHECK(in_namespaces([&]() -> std::string {
-        svc::SystemOptions o;
-        o.root = root.path;
-        o.cgroups = CgroupLayout::Hybrid;
-        o.proc = root.path + "/fixture";
-        std::string table = bound_cgroups_fixture(o.proc);
-        if (auto st = svc::bring_up_system(o); !st) return "bring_up_system: " + st.error().message();
-        std::string cg = root.path + "/sys/fs/cgroup";
+    bring_up_then(CgroupLayout::Hybrid, kFilesystems, {}, [](const std::string &root, const std::string &table) -> std::string {
+        std::string cg = root + "/sys/fs/cgroup";
         std::string errs;
         if (fs_at(cg) != "tmpfs") errs += "/sys/fs/cgroup is not a tmpfs; ";
         if (fs_at(cg + "/unified") != "cgroup2") errs += "no cgroup2 at unified; ";
@@ -318,7 +302,7 @@ TEST_CASE("bring up with v1 mounts a tmpfs and one hierarchy per controller", "[
             if (stat((cg + "/" + f[0] + "/cgroup.procs").c_str(), &sb) < 0) errs += cat("no hierarchy for ", f[0], "; ");
         }
         return errs;
-    }));
+    });
 }
 
 TEST_CASE("kmsg format writes one priority-tagged record per line", "[init]") {

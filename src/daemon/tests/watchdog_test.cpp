@@ -35,12 +35,16 @@ std::string softdog(std::string &why) {
 
 }  // namespace
 
-TEST_CASE("watchdog open sets the timeout and reports it", "[watchdog]") {
-    std::string why, dev = softdog(why);
-    if (dev.empty()) {
-        WARN("skipped: " << why);
-        return;
+/// Declares `dev`, the softdog device, or skips the test case with the reason.
+#define SOFTDOG_OR_SKIP(dev)              \
+    std::string why_, dev = softdog(why_); \
+    if (dev.empty()) {                    \
+        WARN("skipped: " << why_);        \
+        return;                           \
     }
+
+TEST_CASE("watchdog open sets the timeout and reports it", "[watchdog]") {
+    SOFTDOG_OR_SKIP(dev);
     auto wd = svc::Watchdog::open(dev, 7);
     REQUIRE(wd);
     CHECK(wd->timeout() == 7);
@@ -49,11 +53,7 @@ TEST_CASE("watchdog open sets the timeout and reports it", "[watchdog]") {
 }
 
 TEST_CASE("watchdog disarm frees the device for the next opener", "[watchdog]") {
-    std::string why, dev = softdog(why);
-    if (dev.empty()) {
-        WARN("skipped: " << why);
-        return;
-    }
+    SOFTDOG_OR_SKIP(dev);
     {
         auto wd = svc::Watchdog::open(dev, 5);
         REQUIRE(wd);
