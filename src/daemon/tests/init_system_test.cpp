@@ -7,9 +7,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -319,4 +321,137 @@ TEST_CASE("kmsg format writes one priority-tagged record per line", "[init]") {
     util::log::set_format(old_format);
     wr.reset();
     CHECK(util::read_all(rd.get()).value_or("") == "<3>berth: broken line\n<4>berth: careful\n");
+}
+
+namespace {
+
+/// The end of a power_down run by the init of a new PID namespace, in its
+/// own mount namespace whose root is a tmpfs with a few mounts on it (one
+/// busy): how that init ended, and the mount table left behind (read
+/// through the namespace, which an fd keeps alive).
+struct PowerDownRun {
+    int init_status = -1;  ///< 100 + the signal that ended the init, or its exit code
+    std::string mountinfo;  ///< of the namespace after the power-down
+    std::string error;
+};
+
+PowerDownRun power_down_in_namespace(svc::PowerAction action) {
+    PowerDownRun out;
+    int pid_pipe[2], ready[2], go[2];
+    REQUIRE(pipe2(pid_pipe, O_CLOEXEC) == 0);
+    REQUIRE(pipe2(ready, O_CLOEXEC) == 0);
+    REQUIRE(pipe2(go, O_CLOEXEC) == 0);
+    pid_t helper = fork();
+    REQUIRE(helper >= 0);
+    if (helper == 0) {
+        // The helper makes the namespaces; its child is their init.
+        if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) _exit(90);
+        pid_t init = fork();
+        if (init == 0) {
+            char t[] = "/tmp/berth-powerdown.XXXXXX";
+            if (!mkdtemp(t) || mount("tmpfs", t, "tmpfs", 0, "size=1m") < 0) _exit(91);
+            std::string root = t;
+            if (mkdir((root + "/old").c_str(), 0755) < 0 || syscall(SYS_pivot_root, t, (root + "/old").c_str()) < 0 || chdir("/") < 0 ||
+                umount2("/old", MNT_DETACH) < 0)
+                _exit(92);
+            for (const char *d : {"/proc", "/a", "/run"}) mkdir(d, 0755);
+            if (mount("proc", "/proc", "proc", 0, nullptr) < 0 || mount("tmpfs", "/a", "tmpfs", 0, "size=1m") < 0 ||
+                mkdir("/a/b", 0755) < 0 || mount("tmpfs", "/a/b", "tmpfs", 0, "size=1m") < 0 ||
+                mount("tmpfs", "/run", "tmpfs", 0, "size=1m") < 0)
+                _exit(93);
+            // A file held open for writing on /run: busy, lazily detached.
+            int busy = open("/run/held", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            (void)busy;
+            pid_t sibling = fork();
+            if (sibling == 0) {
+                for (;;) pause();
+            }
+            char c = 'r';
+            if (write(ready[1], &sibling, sizeof sibling) < 0 || read(go[0], &c, 1) != 1) _exit(94);
+            svc::power_down(action);
+        }
+        (void)!write(pid_pipe[1], &init, sizeof init);
+        int status = 0;
+        waitpid(init, &status, 0);
+        // The status travels as the exit code: 100 + the signal, or the code.
+        _exit(WIFSIGNALED(status) ? 100 + WTERMSIG(status) : WEXITSTATUS(status));
+    }
+    close(pid_pipe[1]);
+    close(ready[1]);
+    close(go[0]);
+    pid_t init = -1, sibling = -1;
+    bool started = read(pid_pipe[0], &init, sizeof init) == sizeof init && read(ready[0], &sibling, sizeof sibling) == sizeof sibling;
+    util::UniqueFd mnt_ns, pid_ns_proc;
+    if (started) mnt_ns.reset(open(cat("/proc/", init, "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
+    char g = 'g';
+    (void)!write(go[1], &g, 1);
+    close(go[1]);
+    close(pid_pipe[0]);
+    close(ready[0]);
+    int status = 0;
+    waitpid(helper, &status, 0);
+    out.init_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (!started || !mnt_ns) {
+        out.error = cat("the namespace's init did not start (helper exit ", out.init_status, ")");
+        return out;
+    }
+    int p[2];
+    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+    pid_t reader = fork();
+    if (reader == 0) {
+        int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (setns(mnt_ns.get(), CLONE_NEWNS) < 0) _exit(1);
+        auto fd = util::open_at(proc, "self/mountinfo", O_RDONLY);
+        if (!fd) _exit(2);
+        (void)util::write_all(p[1], util::read_all(fd->get()).value_or(""));
+        _exit(0);
+    }
+    close(p[1]);
+    util::UniqueFd rd(p[0]);
+    out.mountinfo = util::read_all(rd.get()).value_or("");
+    waitpid(reader, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out.error = "could not read the namespace's mount table";
+    return out;
+}
+
+bool skip_unless_can_reboot_a_pid_namespace() {
+    if (geteuid() != 0) {
+        WARN("skipped: needs root");
+        return true;
+    }
+    // reboot(2) in a PID namespace needs CAP_SYS_BOOT (bit 22).
+    auto status = util::read_file("/proc/self/status").value_or("");
+    auto at = status.find("CapEff:\t");
+    unsigned long long eff = at == std::string::npos ? 0 : strtoull(status.c_str() + at + 8, nullptr, 16);
+    if (!(eff & (1ULL << 22))) {
+        WARN("skipped: no CAP_SYS_BOOT");
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("power down unmounts all but / and leaves it read-only", "[init]") {
+    if (skip_unless_can_reboot_a_pid_namespace()) return;
+    auto run = power_down_in_namespace(svc::PowerAction::PowerOff);
+    REQUIRE(run.error == "");
+    auto mounts = rt::mounts::parse_mountinfo(run.mountinfo);
+    REQUIRE(mounts.size() == 1);
+    CHECK(mounts[0].mount_point == "/");
+    CHECK(("," + mounts[0].options + ",").find(",ro,") != std::string::npos);
+}
+
+TEST_CASE("power down as a PID namespace's init ends it as reboot(2) does: SIGINT for power-off", "[init]") {
+    if (skip_unless_can_reboot_a_pid_namespace()) return;
+    auto run = power_down_in_namespace(svc::PowerAction::PowerOff);
+    REQUIRE(run.error == "");
+    CHECK(run.init_status == 100 + SIGINT);
+}
+
+TEST_CASE("power down for a reboot ends a PID namespace's init with SIGHUP", "[init]") {
+    if (skip_unless_can_reboot_a_pid_namespace()) return;
+    auto run = power_down_in_namespace(svc::PowerAction::Reboot);
+    REQUIRE(run.error == "");
+    CHECK(run.init_status == 100 + SIGHUP);
 }
