@@ -22,6 +22,12 @@ check() {
     fact pid1 "$(cat /proc/1/comm)"
     fact hostname "$(hostname)"
     fact lo-flags "$(cat /sys/class/net/lo/flags)"
+    if grep -q 'berth\.cgroups=hybrid' /proc/cmdline; then
+        # The v1 layout: the mount table shows it; then power off.
+        fact v1-controllers "$(awk '!/^#/ && $4 == 1 { print $1 }' /proc/cgroups | tr '\n' ' ')"
+        awk '{ for (i = 7; $i != "-"; i++); print "BERTH-FACT mount", $5, $(i + 1), $6, $(i + 3) }' /proc/self/mountinfo
+        return 0
+    fi
     fact cgroup-controllers "$(cat /sys/fs/cgroup/cgroup.controllers)"
     fact cgroup-subtree "$(cat /sys/fs/cgroup/cgroup.subtree_control)"
     if [ -L /dev/ptmx ]; then fact ptmx "link $(readlink /dev/ptmx)"; elif [ -c /dev/ptmx ]; then fact ptmx chardev; else fact ptmx missing; fi

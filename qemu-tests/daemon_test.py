@@ -26,6 +26,9 @@ the kernel (and the disk image afterwards), never from berth's own report:
           disarmed by the magic close, and the machine outlives its timeout;
           power_down turns it off: QEMU exits by itself
   after   the disk image is clean (power_down unmounted it) and says 2 boots
+  hybrid  a second machine, booted with berth.cgroups=hybrid: a tmpfs at
+          /sys/fs/cgroup, one v1 hierarchy per controller, cgroup2 at
+          /sys/fs/cgroup/unified; powered off at once
 
 Exits 0 when every check passed, 1 otherwise, 77 (skipped, with the reason)
 when QEMU, mke2fs, the kernel and its modules, the sysroot or the armhf
@@ -213,6 +216,32 @@ def check_bring_up(b, problems):
         problem(f"modules failed to load: {b.facts['insmod-failed']}")
 
 
+def check_hybrid(lines, timed_out, timeout, problems):
+    """A boot with berth.cgroups=hybrid: Auto follows the command line to v1
+    controllers on a tmpfs plus the unified cgroup2 mount; then off."""
+    boots = split_boots(lines)
+    if timed_out or len(boots) != 1:
+        problems.append(f"hybrid: {len(boots)} boots{', killed' if timed_out else ''}, wanted one that powers off")
+        return
+    b = boots[0]
+    mounts = {m[0]: m for m in b.mounts}
+    if mounts.get("/sys/fs/cgroup", ("", ""))[1] != "tmpfs":
+        problems.append(f"hybrid: /sys/fs/cgroup is {mounts.get('/sys/fs/cgroup')}, wanted a tmpfs")
+    if mounts.get("/sys/fs/cgroup/unified", ("", ""))[1] != "cgroup2":
+        problems.append("hybrid: no cgroup2 at /sys/fs/cgroup/unified")
+    enabled = (b.fact("v1-controllers") or "").split()
+    # Each enabled controller in one v1 hierarchy, named in its options.
+    v1 = [m for m in b.mounts if m[1] == "cgroup"]
+    for c in enabled:
+        if not any(c in m[2].split(",") or c in m[3].split(",") for m in v1):
+            problems.append(f"hybrid: no v1 hierarchy has the {c} controller")
+    if not enabled:
+        problems.append("hybrid: the guest named no v1 controllers")
+    if b.probe_time("power-down") is None:
+        problems.append("hybrid: no power-down")
+    print(f"hybrid: {len(v1)} v1 hierarchies for {len(enabled)} controllers, cgroup2 at unified")
+
+
 def check_run(lines, timed_out, timeout, problems):
     boots = split_boots(lines)
     if timed_out:
@@ -327,16 +356,23 @@ def main():
         digest = make_state_root(seed, native_berth, busybox, tmp)
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "berth-state", "-d", seed, disk, "64M"], check=True)
         print(f"initramfs: {initrd}, {os.path.getsize(initrd) // 1024} KiB; state disk: {disk} ({IMAGE}@{digest})")
-        # No -no-reboot: the watchdog's reset must boot the machine again.
-        cmd = [qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-nographic", "-nic", "none",
-               "-kernel", vmlinuz, "-initrd", initrd, "-append", "console=ttyAMA0 quiet panic=-1",
-               "-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
-        print("boot:", " ".join(cmd), flush=True)
-        times = []
-        lines, _, timed_out = boot(cmd, args.timeout, times)
-        lines = list(zip(times, lines))
+        def machine(append, disk=None):
+            # No -no-reboot: the watchdog's reset must boot the machine again.
+            cmd = [qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-nographic", "-nic", "none",
+                   "-kernel", vmlinuz, "-initrd", initrd, "-append", f"console=ttyAMA0 quiet panic=-1 {append}".strip()]
+            if disk:
+                cmd += ["-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
+            print("boot:", " ".join(cmd), flush=True)
+            times = []
+            lines, _, timed_out = boot(cmd, args.timeout, times)
+            return list(zip(times, lines)), timed_out
+
+        lines, timed_out = machine("", disk)
         check_run(lines, timed_out, args.timeout, problems)
         check_disk(disk, problems)
+        # The v1 layout on the same kernel, asked for on its command line.
+        lines, timed_out = machine("berth.cgroups=hybrid")
+        check_hybrid(lines, timed_out, args.timeout, problems)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
