@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 
 from boot_test import HERE, TOP, boot, find_berth, skip
 
