@@ -159,6 +159,69 @@ start_registry() {
     die "docker-registry did not start"
 }
 
+# demo_revision VERSION SENSOR_SCRIPT HEALTH_PATH: an update manifest for the
+# demo's app revision: `sensor` appends readings to its volume, `web`
+# (depends on sensor) serves them over http on 127.0.0.1:8080, checked by
+# an http health check on HEALTH_PATH. Both from the signed image, pinned
+# by digest. Uses $digest and $registry of demo_images.
+demo_revision() {
+    local version=$1 sensor=$2 health=$3
+    jq -n --argjson v "$version" --arg img "$registry/demo/busybox@$digest" --arg sensor "$sensor" --arg health "$health" '{
+      version: $v, name: "sensor app \($v).0", health_window: "30s",
+      containers: [
+        {name: "sensor", image: $img, restart: "always", stop_grace: "2s",
+         volumes: [{name: "readings", path: "/data"}],
+         args: ["/bin/sh", "-c", "trap \"exit 0\" TERM; while :; do \($sensor) >> /data/readings; tail -n 1 /data/readings; sleep 1; done"]},
+        {name: "web", image: $img, restart: "always", depends_on: ["sensor"], stop_grace: "2s",
+         volumes: [{name: "readings", path: "/data", readonly: true}],
+         args: ["/bin/sh", "-c", "trap \"exit 0\" TERM; mkdir -p /tmp/www; ln -sf /data/readings /tmp/www/readings; httpd -p 127.0.0.1:8080 -h /tmp/www; while :; do sleep 1; done"],
+         health: {kind: "http", port: 8080, path: $health, interval: "500ms", timeout: "2s", retries: 3}}]}'
+}
+
+# The device's side of the story (DESIGN.md): berth daemon supervises the
+# app revision; sensor 1.0 reads temperature, 2.0 also humidity and is
+# committed once healthy; a broken 3.0 fails its health check and is rolled
+# back by itself; a replayed 1.0 is refused (downgrade).
+demo_daemon() {
+    local run=$tmp/run dev=$tmp/device rc
+    d() { "$berth" --root "$run" --store "$dev" "$@"; }
+    digest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "1") | .digest' "$tmp/layout/index.json")
+
+    step "berth daemon: the device's supervisor (PID 1 on a box; here a subreaper), images under the same policy"
+    mkdir -p "$dev"
+    "$berth" --root "$run" daemon --store "$dev" --policy "$policy" &
+    daemon_pid=$!
+    for _ in $(seq 100); do d daemon status >/dev/null 2>&1 && break; sleep 0.1; done
+    d daemon status
+
+    step "update to sensor 1.0 (temperature): staged, started in dependency order, committed once healthy"
+    demo_revision 1 'echo "temperature 21.5"' /readings | d update apply -
+    d ps
+
+    step "update to sensor 2.0 (temperature and humidity): pulled while 1.0 runs, switched, committed"
+    demo_revision 2 'echo "temperature 21.5 humidity 40"' /readings | d update apply -
+    sleep 1
+    d logs --tail 2 sensor
+
+    step "a broken 3.0 (its health check fails): rolled back to 2.0 by the device itself"
+    rc=0
+    demo_revision 3 'echo "temperature 21.5 humidity 40 pressure 1013"' /missing | d update apply - || rc=$?
+    [ "$rc" -ne 0 ] || die "the broken revision was committed"
+    d ps
+
+    step "a replayed 1.0 is refused (the version only grows); 2.0 keeps running"
+    rc=0
+    demo_revision 1 'echo "temperature 21.5"' /readings | d update apply - || rc=$?
+    [ "$rc" -ne 0 ] || die "the downgrade was applied"
+    d update history
+    d update status
+
+    step "berth system poweroff: containers stopped in reverse dependency order, the daemon exits"
+    d system poweroff
+    wait "$daemon_pid"
+    daemon_pid=
+}
+
 # berth's main job: a signed image from a registry to a running container,
 # and the offline path (an OCI layout imported). A subshell whose EXIT trap
 # stops the registry and removes every container and file it made, whether
@@ -167,10 +230,15 @@ demo_images() (
     berth=$(berth_bin)
     tmp=$(mktemp -d /tmp/berth-demo.XXXXXX)
     registry_pid=
+    daemon_pid=
     # shellcheck disable=SC2317  # called by the trap
     cleanup() {
         set +e
-        for id in $("$berth" --root "$tmp/state" list -q 2>/dev/null); do "$berth" --root "$tmp/state" delete -f "$id"; done
+        if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; fi
+        for root in "$tmp/state" "$tmp/run/runtime"; do
+            for id in $("$berth" --root "$root" list -q 2>/dev/null); do "$berth" --root "$root" delete -f "$id"; done
+        done
+        awk -v t="$tmp/" 'index($5, t) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
         if [ -n "$registry_pid" ]; then kill "$registry_pid"; wait "$registry_pid" 2>/dev/null; fi
         rm -rf "$tmp"
     }
@@ -213,6 +281,8 @@ demo_images() (
     echo "berth run exited with $rc"
     b list
     b delete demo-kept
+
+    demo_daemon
 
     step "offline: berth image import of the OCI layout directory, then berth run (no registry)"
     b --root "$tmp/offline" image import --ref-name 1 "$tmp/layout" localhost/demo/busybox:1
