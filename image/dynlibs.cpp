@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <zlib.h>
 
@@ -52,7 +53,13 @@
     X(BIO_new_mem_buf, (const void *buf, int len), (buf, len)) \
     X(BIO_free, (BIO *b), (b)) \
     X(PEM_read_bio_PUBKEY, (BIO *b, EVP_PKEY **k, pem_password_cb *cb, void *u), (b, k, cb, u)) \
-    X(PEM_read_bio_PrivateKey, (BIO *b, EVP_PKEY **k, pem_password_cb *cb, void *u), (b, k, cb, u))
+    X(PEM_read_bio_PrivateKey, (BIO *b, EVP_PKEY **k, pem_password_cb *cb, void *u), (b, k, cb, u)) \
+    X(EVP_sha512, (void), ()) \
+    X(EVP_Digest, (const void *d, size_t n, unsigned char *md, unsigned int *len, const EVP_MD *t, ENGINE *e), (d, n, md, len, t, e)) \
+    X(EVP_PKEY_new_raw_public_key, (int type, ENGINE *e, const unsigned char *k, size_t n), (type, e, k, n)) \
+    X(EVP_PKEY_get_bits, (const EVP_PKEY *k), (k)) \
+    X(EVP_PKEY_CTX_set_rsa_padding, (EVP_PKEY_CTX *c, int pad), (c, pad)) \
+    X(EVP_PKEY_CTX_set_rsa_pss_saltlen, (EVP_PKEY_CTX *c, int len), (c, len))
 #define ARCHIVE_FORWARDS(X) \
     X(archive_version_string, (void), ()) \
     X(archive_version_details, (void), ()) \

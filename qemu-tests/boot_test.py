@@ -49,8 +49,9 @@ def find_berth(arg):
     return os.path.join(TOP, "build-armhf", "berth")
 
 
-def boot(cmd, timeout):
-    """Runs qemu, echoing its console; returns (lines, seconds, timed_out)."""
+def boot(cmd, timeout, times=None):
+    """Runs qemu, echoing its console; returns (lines, seconds, timed_out).
+    `times`, a list, gets each line's time in seconds since the start."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     timer = threading.Timer(timeout, proc.kill)
@@ -60,6 +61,8 @@ def boot(cmd, timeout):
         for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip("\r\n")
             lines.append(line)
+            if times is not None:
+                times.append(time.monotonic() - start)
             print(f"[{time.monotonic() - start:6.1f}] {line}", flush=True)
     finally:
         proc.wait()

@@ -2,9 +2,20 @@
 """Builds the initramfs the qemu-system tests boot (cpio newc, gzip).
 
     qemu-tests/mkinitramfs.py --berth build-armhf/berth -o initrd.gz
+    qemu-tests/mkinitramfs.py --berth build-armhf/berth --init build-armhf/qemu-tests/berth-pid1-probe \
+        --file qemu-tests/daemon_init.sh:/daemon_init.sh --modules .sysroot/armhf-kernel/modules \
+        --no-bundles -o initrd.gz          (the daemon test's)
 
 It holds, all owned by root:
   /init                  qemu-tests/init.sh: mounts, the checks, poweroff
+                         (--init: another file, a script or a target ELF
+                         program such as the daemon test's PID 1)
+  /modules/              with --modules DIR: DIR/load-order and the kernel
+                         modules it names (fetch-kernel.sh), for insmod
+  --file SRC:DEST        further files; target ELF programs are stripped and
+                         bring their shared libraries, as berth does
+  --dlopen SONAME        a library berth loads at run time (libcrypto for
+                         the image store, ...), with the ones it needs
   /bin/busybox           busybox-static for the target (fetch-kernel.sh), its
                          applets are linked at boot (`busybox --install -s`)
   /usr/bin/berth         the cross-built berth, stripped
@@ -15,7 +26,8 @@ It holds, all owned by root:
                          busybox in and links its applets
   /bundles/NAME/config.json  one bundle per check: the config.json that
                          `berth spec` writes (run under qemu-user), edited here,
-                         since the guest has no jq or python
+                         since the guest has no jq or python (not with
+                         --no-bundles, which needs no qemu-user)
 
 The archive is made here rather than with cpio(1) so device nodes and owners
 need no root, and it is reproducible (every mtime is 0).
@@ -138,11 +150,13 @@ def elf_info(readelf, path):
     return interp, needed
 
 
-def shared_libraries(readelf, binary, sysroot, triple):
+def shared_libraries(readelf, binary, sysroot, triple, dlopened=()):
     """{path in the image: file in the sysroot} for the loader and every library
-    `binary` needs, directly or through another library."""
+    `binary` needs, directly or through another library, or loads at run time
+    (`dlopened` sonames, with what they need)."""
     search = [f"/lib/{triple}", f"/usr/lib/{triple}", "/lib", "/usr/lib"]
     interp, todo = elf_info(readelf, binary)
+    todo += list(dlopened)
     out = {}
     if interp:
         out[interp] = os.path.realpath(sysroot + interp)
@@ -233,23 +247,38 @@ def build(args):
         cpio.dir(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3, 0o666)
-    cpio.file("init", read(os.path.join(HERE, "init.sh")), 0o755)
     cpio.file("bin/busybox", read(args.busybox), 0o755)
     cpio.symlink("bin/sh", "busybox")
     cpio.file("containers/rootfs/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
 
+    # Every target program, stripped, with the libraries it needs (once).
+    programs = [(args.berth, "usr/bin/berth")] + [tuple(f.split(":", 1)) for f in args.file]
+    programs.append((args.init or os.path.join(HERE, "init.sh"), "init"))
+    libraries = {}
     with tempfile.TemporaryDirectory() as tmp:
-        berth = args.berth
-        if strip and not args.no_strip:
-            berth = os.path.join(tmp, "berth")
-            subprocess.run([strip, "-o", berth, args.berth], check=True)
-        cpio.file("usr/bin/berth", read(berth), 0o755)
-    for path, real in sorted(shared_libraries(readelf, args.berth, sysroot, triple).items()):
+        for src, dest in programs:
+            body = read(src)
+            if body[:4] == b"\x7fELF":
+                if strip and not args.no_strip:
+                    stripped = os.path.join(tmp, "stripped")
+                    subprocess.run([strip, "-o", stripped, src], check=True)
+                    body = read(stripped)
+                libraries.update(shared_libraries(readelf, src, sysroot, triple,
+                                                  args.dlopen if dest == "usr/bin/berth" else ()))
+            cpio.file(dest.lstrip("/"), body, 0o755)
+    for path, real in sorted(libraries.items()):
         cpio.file(path, read(real), 0o755)
 
-    spec = berth_spec(os.path.abspath(args.berth), args.arch, sysroot)
-    for name, config in bundles(spec).items():
-        cpio.file(f"bundles/{name}/config.json", json.dumps(config, indent=1).encode())
+    if args.modules:
+        order = read(os.path.join(args.modules, "load-order"))
+        cpio.file("modules/load-order", order)
+        for name in order.decode().split():
+            cpio.file(f"modules/{name}", read(os.path.join(args.modules, name)))
+
+    if not args.no_bundles:
+        spec = berth_spec(os.path.abspath(args.berth), args.arch, sysroot)
+        for name, config in bundles(spec).items():
+            cpio.file(f"bundles/{name}/config.json", json.dumps(config, indent=1).encode())
 
     with open(args.output, "wb") as f:
         # mtime 0: the same inputs give the same file.
@@ -264,6 +293,12 @@ def main():
     ap.add_argument("--sysroot", help="its sysroot (default .sysroot/ARCH)")
     ap.add_argument("--busybox", help="busybox-static for ARCH (default .sysroot/ARCH-kernel/busybox)")
     ap.add_argument("--no-strip", action="store_true", help="keep berth's symbols")
+    ap.add_argument("--init", help="the file at /init (default qemu-tests/init.sh); an ELF program brings its libraries")
+    ap.add_argument("--file", action="append", default=[], metavar="SRC:DEST", help="a further file (repeatable)")
+    ap.add_argument("--modules", metavar="DIR", help="kernel modules to put in /modules (DIR/load-order names them)")
+    ap.add_argument("--dlopen", action="append", default=[], metavar="SONAME",
+                    help="a library berth loads at run time (image/dynlibs.cpp), with what it needs (repeatable)")
+    ap.add_argument("--no-bundles", action="store_true", help="leave out init.sh's bundles (no qemu-user needed)")
     ap.add_argument("-o", "--output", required=True, help="the initramfs to write (gzip)")
     args = ap.parse_args()
     args.sysroot = args.sysroot or os.path.join(TOP, ".sysroot", args.arch)

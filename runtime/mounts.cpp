@@ -358,7 +358,10 @@ std::string unescape(std::string_view s) {
 }
 
 util::Result<std::vector<MountInfo>> read_mountinfo(const char *path) {
-    auto text = TRY(util::read_file(path, 64 << 20));
+    return parse_mountinfo(TRY(util::read_file(path, 64 << 20)));
+}
+
+std::vector<MountInfo> parse_mountinfo(std::string_view text) {
     std::vector<MountInfo> out;
     for (const auto &line : util::split(text, '\n')) {
         auto f = util::split(line, ' ');

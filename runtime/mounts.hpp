@@ -33,6 +33,8 @@ struct MountInfo {
     std::string root, mount_point, options, fs_type, source, super_options, optional;
 };
 util::Result<std::vector<MountInfo>> read_mountinfo(const char *path = "/proc/self/mountinfo");
+/// The lines of a mountinfo file's text (malformed lines are skipped).
+std::vector<MountInfo> parse_mountinfo(std::string_view text);
 /// Unescapes mountinfo's octal escapes ("\040" -> " ").
 std::string unescape(std::string_view s);
 

@@ -14,6 +14,7 @@ std::span<const cli::Command> image_commands();         // cmd_image.cpp: the `i
 std::span<const cli::Command> image_remote_commands();  // cmd_image_remote.cpp: image pull|push|sign|verify
 std::span<const cli::Command> runtime_commands();      // cmd_runtime.cpp
 std::span<const cli::Command> runtime_ops_commands();  // cmd_runtime_ops.cpp
+std::span<const cli::Command> tuf_commands();          // cmd_tuf.cpp: the TUF conformance client
 std::span<const cli::Command> daemon_commands();       // cmd_daemon.cpp: daemon, logs, system
 const cli::Command &daemon_ps_command();               // cmd_daemon.cpp: `ps` without an id
 

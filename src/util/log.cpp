@@ -65,6 +65,12 @@ void write(Level l, std::string_view msg) {
         v["msg"] = std::string(msg);
         v["time"] = rfc3339_now();
         line = json::dump(v);
+    } else if (state().format == Format::Kmsg) {
+        // syslog priorities; the kernel takes one record per write(2) and
+        // refuses one longer than 1024 bytes.
+        int prio = l == Level::Error ? 3 : l == Level::Warn ? 4 : l == Level::Info ? 6 : 7;
+        line = cat('<', prio, ">berth: ", msg.substr(0, 960));
+        for (char &c : line) c = c == '\n' ? ' ' : c;
     } else if (state().fd == 2) {
         line = cat("berth: ", l == Level::Error ? "" : cat(level_name(l), ": "), msg);
     } else {

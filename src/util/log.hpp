@@ -1,4 +1,5 @@
-// Logging: levels, to stderr or a file, as text or as JSON lines.
+// Logging: levels, to stderr or a file, as text or as JSON lines, or as
+// kernel log records (/dev/kmsg: "<prio>berth: msg", one write each).
 //
 // The JSON form is runc's ({"level":"error","msg":"...","time":"..."}) so that
 // podman and containerd, which read the runtime's --log file, show berth's
@@ -13,7 +14,7 @@
 namespace util::log {
 
 enum class Level { Debug, Info, Warn, Error };
-enum class Format { Text, Json };
+enum class Format { Text, Json, Kmsg };
 
 /// Sends log lines to `path` (appending) instead of stderr.
 Status set_file(const std::string &path);

@@ -1,0 +1,86 @@
+// The fetchers of fetcher.hpp.
+#include "ota/tuf/fetcher.hpp"
+
+#include <fcntl.h>
+
+#include "image/dynlibs.hpp"
+#include "util/file.hpp"
+#include "util/strings.hpp"
+
+namespace ota::tuf {
+
+std::string percent_encode(std::string_view s, bool keep_slash) {
+    if (!keep_slash) return img::url_escape(s);
+    std::vector<std::string> segments = util::split(s, '/');
+    for (auto &segment : segments) segment = img::url_escape(segment);
+    return util::join(segments, "/");
+}
+
+namespace {
+
+/// "%C3%BC" -> "ü"; a malformed escape stays as it is, and so does "%2F":
+/// a file name cannot hold '/', so a role named "a/b" is the file
+/// "a%2Fb.json", as the client itself stores it, never a path elsewhere.
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); i++) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            auto v = util::parse_int<unsigned>(s.substr(i + 1, 2), 16);
+            if (v && *v != '/') {
+                out.push_back(static_cast<char>(*v));
+                i += 2;
+                continue;
+            }
+        }
+        out.push_back(s[i]);
+    }
+    return out;
+}
+
+}  // namespace
+
+util::Result<std::optional<std::string>> FileFetcher::fetch(const std::string &url, size_t max_bytes) {
+    // A file:// URL is percent-encoded (role names, target paths); a plain path is not.
+    std::string path = url.starts_with("file://") ? percent_decode(std::string_view(url).substr(7)) : url;
+    auto fd = util::open_file(path, O_RDONLY);
+    if (!fd) {
+        if (fd.error().code == ENOENT || fd.error().code == ENOTDIR) return std::optional<std::string>();
+        return std::move(fd).error();
+    }
+    auto body = util::read_all(fd->get(), max_bytes);
+    if (!body) {
+        if (body.error().code == EFBIG) return util::Error::msg(util::cat(util::quote(url), ": more than ", max_bytes, " bytes"));
+        return std::move(body).error().wrap(util::quote(url));
+    }
+    return std::optional<std::string>(std::move(*body));
+}
+
+util::Result<std::optional<std::string>> HttpFetcher::fetch(const std::string &url, size_t max_bytes) {
+    if (!http_) {
+        TRY(img::dynlibs::load_remote());
+        TRY(img::dynlibs::crypto.load());
+        http_ = TRY(img::Http::create(opts_));
+    }
+    std::string body;
+    img::HttpRequest req;
+    req.url = url;
+    req.body_limit = 64 << 10;  // error bodies only
+    req.sink = [&](std::string_view chunk) -> util::Status {
+        if (body.size() + chunk.size() > max_bytes)
+            return util::Error::msg(util::cat(util::quote(url), ": more than ", max_bytes, " bytes"));
+        body.append(chunk);
+        return util::ok();
+    };
+    auto resp = TRY_CTX(http_->perform(req), util::cat("GET ", util::quote(url)));
+    if (resp.status == 404 || resp.status == 403) return std::optional<std::string>();
+    if (resp.status < 200 || resp.status > 299)
+        return util::Error::msg(util::cat("GET ", util::quote(url), ": HTTP status ", resp.status));
+    return std::optional<std::string>(std::move(body));
+}
+
+util::Result<std::optional<std::string>> UrlFetcher::fetch(const std::string &url, size_t max_bytes) {
+    if (url.starts_with("http://") || url.starts_with("https://")) return http_.fetch(url, max_bytes);
+    return file_.fetch(url, max_bytes);
+}
+
+}  // namespace ota::tuf

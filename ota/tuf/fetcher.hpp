@@ -1,0 +1,62 @@
+// How the TUF client gets bytes: the Fetcher seam, with one implementation
+// for http(s):// over image/'s libcurl client and one for file:// URLs and
+// plain paths (tests, a USB stick, a repository mirrored to disk).
+//
+// Every fetch has a byte cap: a body that grows past it is abandoned with an
+// error (an endless-data attack costs at most the cap). "Not found" (HTTP
+// 404 or 403, ENOENT) is an answer, not an error: the root rotation walk
+// ends on it.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "image/http.hpp"
+#include "util/result.hpp"
+
+namespace ota::tuf {
+
+class Fetcher {
+public:
+    virtual ~Fetcher() = default;
+    /// The body at `url`, at most `max_bytes` long; nullopt when not found.
+    virtual util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) = 0;
+};
+
+/// file:///abs/path URLs (percent-decoded, except that %2F stays in the
+/// file name) and plain paths.
+class FileFetcher : public Fetcher {
+public:
+    util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;
+};
+
+/// http:// and https:// through img::Http (one connection, reused).
+class HttpFetcher : public Fetcher {
+public:
+    explicit HttpFetcher(img::HttpOptions opts = {}) : opts_(std::move(opts)) {}
+    util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;
+
+private:
+    img::HttpOptions opts_;
+    std::optional<img::Http> http_;  ///< created on the first fetch
+};
+
+/// Chooses by scheme: http(s) to HttpFetcher, anything else to FileFetcher.
+class UrlFetcher : public Fetcher {
+public:
+    explicit UrlFetcher(img::HttpOptions opts = {}) : http_(std::move(opts)) {}
+    util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;
+
+private:
+    FileFetcher file_;
+    HttpFetcher http_;
+};
+
+/// Percent-encodes everything but A-Z a-z 0-9 - _ . ~ (a role name in a URL
+/// or a file name: "a/b" -> "a%2Fb"); with `keep_slash`, '/' stays (a
+/// target path in a URL).
+std::string percent_encode(std::string_view s, bool keep_slash = false);
+
+}  // namespace ota::tuf
