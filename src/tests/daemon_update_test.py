@@ -43,7 +43,7 @@ try:
     web1 = f"{env.web}.r1"
     pid = env.containers()[web1][1]
     os.kill(pid, signal.SIGKILL)
-    back = poll(lambda: (lambda now: now[0] == "running" and now[1] != pid)(env.containers().get(web1, ("", 0))), 10)
+    back = poll(lambda: (lambda st: st[0] == "running" and st[1] != pid)(env.containers().get(web1, ("", 0))), 10)
     c.ok(back, f"web killed is restarted: {env.containers()}")
     r = env.berth("ps", "--json")
     web = [s for s in json.loads(r.stdout) if s["name"] == env.web] if r.returncode == 0 else []
