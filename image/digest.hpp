@@ -21,6 +21,9 @@ public:
     /// Parses "sha256:<64 lowercase hex>"; anything else is an error naming it.
     static util::Result<Digest> parse(std::string_view s);
     static Digest of(std::string_view data);
+    /// The same digest computed without OpenSSL (digest_small.cpp): for short
+    /// documents hashed in a process that must not map libcrypto (the daemon).
+    static Digest of_small(std::string_view data);
     /// Hashes what `fd` holds from its offset to EOF; each chunk read also
     /// goes to `each` when set (to copy while hashing), whose error stops it.
     static util::Result<Digest> of_fd(int fd, const std::function<util::Status(std::string_view)> &each = {});

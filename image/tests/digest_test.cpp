@@ -88,3 +88,14 @@ TEST_CASE("corrupt hash state is refused", "[digest]") {
     b.update("!");
     CHECK(b.finish() == Digest::of("hello world!"));
 }
+
+TEST_CASE("of_small (no OpenSSL) equals OpenSSL's digest at every length around the block edges", "[digest]") {
+    std::string data;
+    for (int n = 0; n <= 300; ++n) {
+        INFO("length " << n);
+        CHECK(img::Digest::of_small(data) == img::Digest::of(data));
+        data.push_back(static_cast<char>((n * 131 + 7) & 0xff));
+    }
+    CHECK(img::Digest::of_small("abc").str() ==
+          "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
