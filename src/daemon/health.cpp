@@ -8,10 +8,24 @@
 // counted; `retries` failures in a row make the container unhealthy. Only a
 // change of the result is reported, and the report is the last thing a
 // callback does: the supervisor may destroy the monitor from inside it.
+//
+// A `ready` container announces itself once. So that a daemon restarted
+// while it runs (and adopting it) does not wait for a second READY=1 that
+// never comes, the first one is remembered in <notify dir>/ready, holding
+// the init's host pid; a monitor of that same init finds it and reports
+// healthy at once. (The container can write that directory, so it could
+// write the marker itself: that only says it is ready, which READY=1 says
+// as well.)
 #include "daemon/health.hpp"
 
 #include "daemon/health_probe.hpp"
 #include "daemon/notify_socket.hpp"
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/fd.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace svc {
@@ -46,6 +60,13 @@ public:
             notify_ = TRY_CTX(NotifySocket::open(loop_, target_.notify_dir, target_.pid, heard), "ready check");
             int64_t window = spec_.start_period_ms + spec_.timeout_ms;
             if (window <= 0) window = kDefaultReadyWindowMs;
+            if (announced_before()) {
+                window_ = loop_.after(0, [this] {
+                    window_ = 0;
+                    set(true, "READY=1 (before a daemon restart)");
+                });
+                return {};
+            }
             window_ = loop_.after(window, [this, window] {
                 window_ = 0;
                 std::string why = "no READY=1 within " + duration_text(window);
@@ -103,7 +124,22 @@ private:
         if (!ready) return;
         loop_.cancel(window_);
         window_ = 0;
+        // Best effort: without the marker a restarted daemon waits for the window.
+        (void)util::atomic_write_file(marker(), std::to_string(target_.pid), 0644, util::Durability::ProcessCrash);
         set(true, status_.empty() ? std::string("READY=1") : status_);
+    }
+
+    std::string marker() const { return util::path_join(target_.notify_dir, "ready"); }
+    /// This init said READY=1 to a monitor before this one.
+    /// The container can write the directory: no FIFO or symlink may make
+    /// this read block or go elsewhere.
+    bool announced_before() const {
+        util::UniqueFd fd(open(marker().c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
+        struct stat st;
+        if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+        char buf[32];
+        ssize_t n = read(fd.get(), buf, sizeof buf);
+        return n > 0 && std::string_view(buf, size_t(n)) == std::to_string(target_.pid);
     }
 
     /// Reports a change of the result; the caller's last statement.

@@ -229,8 +229,8 @@ struct Supervisor::Impl {
             return;
         }
         s->st.health = Health::Unhealthy;
-        s->st.why = util::cat("unhealthy: ", why);
-        s->unhealthy_why = s->st.why;
+        s->st.why = why;  // the status says unhealthy
+        s->unhealthy_why = util::cat("unhealthy: ", why);
         changed(*s);
         terminate(*s);
     }

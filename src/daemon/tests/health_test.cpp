@@ -912,3 +912,34 @@ TEST_CASE("probe cost in a container: http through its network namespace, exec t
                                 << (cpu_ms(RUSAGE_CHILDREN) - children0) / n << " ms in berth exec, "
                                 << (util::monotonic_ms() - t0) / n << " ms wall");
 }
+
+TEST_CASE("ready check: the same init, seen again after a daemon restart, is healthy without a second READY=1") {
+    ReadyCheck c;
+    c.t.pid = getpid();
+    c.spec.timeout_ms = 60000;
+    auto m = c.start();
+    notify(c.t.notify_dir, "READY=1");
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }));
+    REQUIRE(c.r.got[0].healthy);
+    m.reset();  // the daemon goes; the container stays
+    c.r.got.clear();
+    auto again = c.start();
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }, 2000));
+    CHECK(c.r.got[0].healthy);
+    CHECK(c.r.got[0].why == "READY=1 (before a daemon restart)");
+}
+
+TEST_CASE("ready check: another init of the same container is not taken as ready by the first one's READY=1") {
+    ReadyCheck c;
+    c.t.pid = getpid();
+    c.spec.timeout_ms = 60000;
+    auto m = c.start();
+    notify(c.t.notify_dir, "READY=1");
+    REQUIRE(c.l.run_until([&] { return !c.r.got.empty(); }));
+    m.reset();
+    c.r.got.clear();
+    c.t.pid = getppid();  // a restarted container: a new init
+    auto again = c.start();
+    c.l.run_until([&] { return !c.r.got.empty(); }, 300);
+    CHECK(c.r.got.empty());
+}
