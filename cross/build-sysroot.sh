@@ -43,7 +43,20 @@ want="$suite ${packages[*]}"
 printf "# written by cross/build-sysroot.sh; pass before cross/%s.ini\n[constants]\nsysroot = '%s'\n" \
     "$arch" "$dir" >"$dir.ini"
 
+# qemu-user run with `-L DIR` looks every path up in DIR first and uses
+# DIR's copy when it exists: a test opening /tmp (to write a file there
+# through a directory fd) would write into DIR/tmp instead and then read the
+# host's /tmp. The host's runtime directories must win, so the sysroot has
+# none (also done to a cached sysroot).
+prune_runtime_dirs() {
+    local d
+    for d in tmp var/tmp run dev proc sys; do
+        rm -rf "${1:?}/$d"
+    done
+}
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    prune_runtime_dirs "$dir"
     echo "sysroot $arch: up to date in $dir"
     exit 0
 fi
@@ -60,6 +73,7 @@ done
 # Nothing else of a root filesystem is needed; drop the docs to keep it small.
 rm -rf "$dir.tmp/usr/share/doc" "$dir.tmp/usr/share/man" "$dir.tmp/usr/share/locale" \
     "$dir.tmp/var/cache/apt/archives/"*.deb
+prune_runtime_dirs "$dir.tmp"
 
 mv "$dir.tmp" "$dir"
 echo "$want" >"$stamp"

@@ -57,6 +57,15 @@ TEST_CASE("expiry dates parse as UTC and anything else is refused") {
         CHECK(!ota::tuf::parse_expiry(bad));
 }
 
+TEST_CASE("expiry dates past 2038 survive a 32-bit time_t, both ways") {
+    for (const char *d : {"2038-01-19T03:14:08Z", "2099-12-31T23:59:59Z", "2400-02-29T12:00:00Z", "1969-12-31T23:59:59Z"}) {
+        auto t = ota::tuf::parse_expiry(d);
+        REQUIRE(t);
+        CHECK(ota::tuf::format_expiry(*t) == d);
+    }
+    CHECK(*ota::tuf::parse_expiry("2038-01-19T03:14:08Z") == 2147483648LL);
+}
+
 TEST_CASE("delegation paths match each segment with fnmatch and the same number of segments") {
     ota::tuf::DelegatedRole r;
     r.paths = std::vector<std::string>{"channels/*/manifest.json"};

@@ -15,14 +15,6 @@
 namespace ota::tuf {
 namespace {
 
-std::string format_time(time_t t) {
-    struct tm tm = {};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    if (strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return util::cat(static_cast<int64_t>(t));
-    return buf;
-}
-
 /// Whether the keys trusted for `role` changed between two roots.
 bool keys_rotated(const Root &before, const Root &after, const std::string &role) {
     const Role &a = before.roles.at(role), &b = after.roles.at(role);
@@ -116,7 +108,7 @@ util::Status Client::persist(const std::string &name, std::string_view bytes) {
 
 util::Status Client::check_expiry(const Common &c, std::string_view what) const {
     if (start_ >= c.expires)
-        return util::Error::msg(util::cat(what, " version ", c.version, " expired at ", format_time(c.expires)));
+        return util::Error::msg(util::cat(what, " version ", c.version, " expired at ", format_expiry(c.expires)));
     return util::ok();
 }
 

@@ -43,7 +43,7 @@ struct ClientConfig {
     unsigned max_delegations = 32;          ///< roles visited by one find_target
     /// The clock expiry is checked against: glibc's time() by default (so
     /// faketime works), a fixed instant in tests.
-    std::function<time_t()> clock = [] { return time(nullptr); };
+    std::function<int64_t()> clock = [] { return int64_t(time(nullptr)); };
 };
 
 /// Writes `root_bytes` as the trusted root.json of `metadata_dir` (created
@@ -116,7 +116,7 @@ private:
     std::string url_;
     Fetcher *fetcher_;
     ClientConfig config_;
-    time_t start_ = 0;  ///< the update's start: what expiry is checked against
+    int64_t start_ = 0;  ///< the update's start: what expiry is checked against
     bool refreshed_ = false;
     int lock_depth_ = 0;  ///< public operations in progress; the flock is held while > 0
 

@@ -2,6 +2,8 @@
 // signature threshold check.
 #include "ota/tuf/metadata.hpp"
 
+#include <cstdio>
+
 #include <fnmatch.h>
 
 #include <set>
@@ -119,7 +121,35 @@ util::Result<Delegations> parse_delegations(const json::Value &v, std::string_vi
 
 }  // namespace
 
-util::Result<time_t> parse_expiry(std::string_view s) {
+namespace {
+
+// Days since 1970-01-01 of a proleptic Gregorian date, and back: in int64,
+// since a 32-bit time_t (armhf with glibc < 2.39's default) ends in 2038
+// and TUF metadata routinely expires later.
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+void civil_from_days(int64_t z, int64_t &y, int64_t &m, int64_t &d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y = yoe + era * 400 + (m <= 2);
+}
+
+}  // namespace
+
+util::Result<int64_t> parse_expiry(std::string_view s) {
     // YYYY-MM-DDTHH:MM:SSZ, exactly.
     if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
         return util::Error::msg(util::cat(util::quote(s), " is not YYYY-MM-DDTHH:MM:SSZ"));
@@ -127,14 +157,16 @@ util::Result<time_t> parse_expiry(std::string_view s) {
     auto y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), se = num(17, 2);
     if (!y || !mo || !d || !h || !mi || !se || *mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 || *mi > 59 || *se > 60)
         return util::Error::msg(util::cat(util::quote(s), " is not a valid date"));
-    struct tm tm = {};
-    tm.tm_year = *y - 1900;
-    tm.tm_mon = *mo - 1;
-    tm.tm_mday = *d;
-    tm.tm_hour = *h;
-    tm.tm_min = *mi;
-    tm.tm_sec = *se;
-    return timegm(&tm);
+    return days_from_civil(*y, *mo, *d) * 86400 + int64_t(*h) * 3600 + int64_t(*mi) * 60 + *se;
+}
+
+std::string format_expiry(int64_t t) {
+    int64_t days = (t >= 0 ? t : t - 86399) / 86400, secs = t - days * 86400, y, m, d;
+    civil_from_days(days, y, m, d);
+    char buf[128];
+    snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m, (long long)d,
+             (long long)(secs / 3600), (long long)(secs / 60 % 60), (long long)(secs % 60));
+    return buf;
 }
 
 util::Result<bool> DelegatedRole::covers(std::string_view target) const {

@@ -67,7 +67,7 @@ struct Delegations {
 struct Common {
     std::string type;
     uint64_t version = 0;
-    time_t expires = 0;
+    int64_t expires = 0;  ///< unix seconds (int64: past 2038 on 32-bit time_t)
 };
 
 struct Root : Common {
@@ -113,7 +113,9 @@ util::Status verify_threshold(const Envelope &e, const std::map<std::string, Key
                               std::string_view what);
 
 /// "2030-01-01T00:00:00Z" -> seconds since the epoch.
-util::Result<time_t> parse_expiry(std::string_view s);
+util::Result<int64_t> parse_expiry(std::string_view s);
+/// The same form back, for messages.
+std::string format_expiry(int64_t t);
 
 /// Checks a body against a METAFILES/TARGETS entry: exact `length` when
 /// given and every hash (an unknown algorithm is a mismatch).

@@ -752,8 +752,8 @@ bool connects_from_host(uint16_t port) {
 }  // namespace
 
 TEST_CASE("http check reaches a server in the container's private network namespace") {
-    if (geteuid() != 0 || !busybox()) {
-        WARN("skipped: needs root and a static busybox");
+    if (geteuid() != 0 || !busybox() || getenv("BERTH_EMULATED")) {
+        WARN("skipped: needs root, a static busybox and a real kernel (not qemu-user)");
         return;
     }
     Loop l;
@@ -779,8 +779,8 @@ TEST_CASE("http check reaches a server in the container's private network namesp
 
 TEST_CASE("exec check: at the timeout the command inside the container is killed too, not only berth exec") {
     std::string berth = built_berth();
-    if (geteuid() != 0 || !busybox() || berth.empty()) {
-        WARN("skipped: needs root, a static busybox and the built berth");
+    if (geteuid() != 0 || !busybox() || berth.empty() || getenv("BERTH_EMULATED")) {
+        WARN("skipped: needs root, a static busybox, the built berth and a real kernel (not qemu-user)");
         return;
     }
     Loop l;
@@ -860,8 +860,8 @@ TEST_CASE("probe cost: CPU per probe over 1000 probes", "[.bench]") {
 
 TEST_CASE("probe cost in a container: http through its network namespace, exec through berth", "[.bench]") {
     const char *berth = getenv("BERTH_EXE");  // the built berth, for the exec probes
-    if (geteuid() != 0 || !busybox() || !berth) {
-        WARN("skipped: needs root, a static busybox and BERTH_EXE");
+    if (geteuid() != 0 || !busybox() || !berth || getenv("BERTH_EMULATED")) {
+        WARN("skipped: needs root, a static busybox, BERTH_EXE and a real kernel (not qemu-user)");
         return;
     }
     Loop l;
