@@ -5,7 +5,9 @@
 # and one line, metadata stored unversioned, and a second download served
 # from the target directory (the repository's copy is gone by then).
 set -eu
-berth=$1
+# In cross builds meson names the emulator in MESON_EXE_WRAPPER ($berth is
+# used unquoted, so the wrapper's words split).
+berth="${MESON_EXE_WRAPPER:+$MESON_EXE_WRAPPER }$1"
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=$here/tuf_vectors
 py=/usr/bin/python3
