@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "daemon/health.hpp"
+#include "runtime/tests/busybox_bundle.hpp"
 #include "daemon/netns.hpp"
 #include "daemon/notify_socket.hpp"
 #include "runtime/container.hpp"
@@ -661,21 +662,15 @@ TEST_CASE("ready check: READY=1 from outside the container's pid namespace is no
 
 namespace {
 
-const char *busybox() {
-    for (const char *p : {"/bin/busybox", "/usr/bin/busybox"})
-        if (access(p, X_OK) == 0) return p;
-    return nullptr;
-}
+using rt::testing::static_busybox;
 
 /// A busybox container in its own network namespace, removed at the end.
 class Container {
 public:
     explicit Container(const TempDir &d) : dir_(d.path), root_(d.path + "/state") {
         std::string rootfs = dir_ + "/rootfs";
-        REQUIRE(util::mkdir_p(rootfs + "/bin"));
-        for (const char *s : {"proc", "dev", "sys", "tmp", "www"}) REQUIRE(util::mkdir_p(rootfs + "/" + s));
-        REQUIRE(util::run_process({"cp", busybox(), rootfs + "/bin/busybox"}).value_or(1) == 0);
-        REQUIRE(symlink("busybox", (rootfs + "/bin/sh").c_str()) == 0);
+        rt::testing::make_busybox_rootfs(rootfs);
+        REQUIRE(util::mkdir_p(rootfs + "/www"));
         REQUIRE(util::atomic_write_file(rootfs + "/www/health", "ok\n"));
     }
     ~Container() {
@@ -686,13 +681,8 @@ public:
         std::string bundle = dir_ + "/bundle";
         REQUIRE(util::mkdir_p(bundle));
         REQUIRE(symlink("../rootfs", (bundle + "/rootfs").c_str()) == 0);
-        auto spec = rt::default_spec(false, 0, 0);
-        spec["process"]["terminal"] = false;
-        spec["process"]["args"] = util::json::Value::array();
-        for (const char *a : {"/bin/sh", "-c"}) spec["process"]["args"].push_back(a);
-        spec["process"]["args"].push_back(script);
+        auto spec = rt::testing::sh_spec(script, util::cat("berth-health-", getpid(), "-", id));
         spec["root"]["readonly"] = true;
-        spec["linux"]["cgroupsPath"] = util::cat("berth-health-", getpid(), "-", id);
         REQUIRE(util::atomic_write_file(bundle + "/config.json", util::json::dump(spec)));
         rt::CreateOptions o;
         o.root = root_;
@@ -752,7 +742,7 @@ bool connects_from_host(uint16_t port) {
 }  // namespace
 
 TEST_CASE("http check reaches a server in the container's private network namespace") {
-    if (geteuid() != 0 || !busybox() || getenv("BERTH_EMULATED")) {
+    if (geteuid() != 0 || !static_busybox() || getenv("BERTH_EMULATED")) {
         WARN("skipped: needs root, a static busybox and a real kernel (not qemu-user)");
         return;
     }
@@ -779,7 +769,7 @@ TEST_CASE("http check reaches a server in the container's private network namesp
 
 TEST_CASE("exec check: at the timeout the command inside the container is killed too, not only berth exec") {
     std::string berth = built_berth();
-    if (geteuid() != 0 || !busybox() || berth.empty() || getenv("BERTH_EMULATED")) {
+    if (geteuid() != 0 || !static_busybox() || berth.empty() || getenv("BERTH_EMULATED")) {
         WARN("skipped: needs root, a static busybox, the built berth and a real kernel (not qemu-user)");
         return;
     }
@@ -860,7 +850,7 @@ TEST_CASE("probe cost: CPU per probe over 1000 probes", "[.bench]") {
 
 TEST_CASE("probe cost in a container: http through its network namespace, exec through berth", "[.bench]") {
     const char *berth = getenv("BERTH_EXE");  // the built berth, for the exec probes
-    if (geteuid() != 0 || !busybox() || !berth || getenv("BERTH_EMULATED")) {
+    if (geteuid() != 0 || !static_busybox() || !berth || getenv("BERTH_EMULATED")) {
         WARN("skipped: needs root, a static busybox, BERTH_EXE and a real kernel (not qemu-user)");
         return;
     }
