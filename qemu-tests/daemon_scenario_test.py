@@ -386,11 +386,11 @@ class Scenario:
         up = self.only_running_after_boot(p, 2)
         rc, out = self.sh("berth update history --json")
         try:
-            events = [(e["version"], e["event"]) for e in json.loads(out)]
-        except ValueError:
-            events = []
-        if (5, "rolled-back") not in events:
-            p.append(f"the history has no rollback of revision 5: {out[-300:]!r}")
+            rolled = [e.get("reason", "") for e in json.loads(out) if (e["version"], e["event"]) == (5, "rolled-back")]
+        except (ValueError, KeyError, TypeError):
+            rolled = []
+        if not rolled or "reboot" not in rolled[-1]:
+            p.append(f"the history has no rollback of revision 5 for the reboot: {out[-300:]!r}")
         rc, out = self.sh("berth update status --json")
         try:
             st = json.loads(out)
@@ -401,7 +401,8 @@ class Scenario:
         rc, out = self.sh("volume marker")
         if out != "precious":
             p.append(f"the volume's marker is {out!r}")
-        self.c.case("reboot-trying", p, f"after the reset revision 2 runs again ({up}), 5 rolled back")
+        self.c.case("reboot-trying", p, f"after the reset revision 2 runs again ({up}), 5 rolled back "
+                                        f"({rolled[-1] if rolled else '?'})")
         return True
 
     def only_running_after_boot(self, p, version):
