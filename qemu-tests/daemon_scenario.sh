@@ -121,8 +121,9 @@ wait_for() {
     done
 }
 
-# changed ID PID: container ID has a main process other than PID.
-changed() { p=$(main_pid "$1") && [ "$p" != "$2" ]; }
+# changed ID PID: container ID has a main process other than PID, and it is
+# a new container's shell (not what is left of the old one while it dies).
+changed() { p=$(main_pid "$1") && [ "$p" != "$2" ] && [ "$(cat "/proc/$p/comm")" = sh ]; }
 
 # serves ID TEXT: the container's page is TEXT.
 serves() { [ "$(http "$1")" = "$2" ]; }

@@ -78,8 +78,8 @@ import tempfile
 import threading
 import time
 
-from boot_test import HERE, TOP, find_berth, skip
-from daemon_test import IMAGE, make_state_root
+from boot_test import HERE, skip
+from daemon_test import IMAGE, disk_problems, machine_args, machine_inputs, make_initramfs, make_state_root
 
 WATCHDOG_TIMEOUT = 10  # daemon_scenario.sh's --watchdog-timeout
 HANG_AT = 8            # the heartbeat (one every third of the timeout) that hangs: about 23 s after the start
@@ -257,18 +257,28 @@ class Scenario:
         _, out = self.sh("containers")
         return sorted(out.split())
 
-    def only(self, problems, version, what):
-        """Exactly db.rVERSION and web.rVERSION have cgroups, web answers
-        `web VERSION`, and the volume's marker is intact."""
-        rc, out = self.sh(f"wait_for 60 up {version}", 90)
+    def only(self, p, version, what="", wait=60, marker=True, timing=False):
+        """Revision `version` comes up (within `wait` s): db.rVERSION and
+        web.rVERSION are the only container cgroups, web answers `web
+        VERSION`, and (`marker`) the volume's marker is intact. `timing`:
+        after a boot, the guest's uptime then is a boot-to-all-healthy time.
+        Returns what wait_for said."""
+        what = f"{what}: " if what else ""
+        rc, out = self.sh(f"wait_for {wait} up {version}", wait + 30)
         if rc != 0:
-            problems.append(f"{what}: revision {version} is not up: {out}")
+            p.append(f"{what}revision {version} is not up: {out}")
+            return out
         cs = self.containers()
         if cs != [f"db.r{version}", f"web.r{version}"]:
-            problems.append(f"{what}: container cgroups {cs}, wanted only revision {version}'s")
-        rc, out = self.sh("volume marker")
-        if out != "precious":
-            problems.append(f"{what}: the volume's marker is {out!r}")
+            p.append(f"{what}container cgroups {cs}, wanted only revision {version}'s")
+        if marker:
+            _, text = self.sh("volume marker")
+            if text != "precious":
+                p.append(f"{what}the volume's marker is {text!r}")
+        up = re.search(r"uptime ([0-9.]+)", out)
+        if timing and up:
+            self.timings.setdefault("kernel-start-to-healthy", []).append(float(up.group(1)))
+        return out
 
     def order_tail(self):
         _, out = self.sh("volume order")
@@ -297,7 +307,7 @@ class Scenario:
         rc, out = self.expect(p, "berth update apply /mnt/disk/manifests/1.json", "apply revision 1", 300)
         if "revision 1 committed" not in out:
             p.append(f"apply did not say committed: {out!r}")
-        self.only_running(p, 1)
+        self.only(p, 1, marker=False)
         order = self.order_tail()
         if order != ["db 1", "web 1"]:
             p.append(f"the volume's order is {order}, wanted db first, then web")
@@ -307,15 +317,6 @@ class Scenario:
             p.append(f"web's main process {pid} is in cgroup {cg!r}")
         self.sh("echo precious > $STORE/volumes/data/marker && sync")
         self.c.case("revision-1", p, f"db.r1 and web.r1 run, web answers `web 1`, order {order}")
-
-    def only_running(self, p, version):
-        rc, out = self.sh(f"wait_for 60 up {version}", 90)
-        if rc != 0:
-            p.append(f"revision {version} is not up: {out}")
-        cs = self.containers()
-        if cs != [f"db.r{version}", f"web.r{version}"]:
-            p.append(f"container cgroups {cs}, wanted only revision {version}'s")
-        return out
 
     def kill_restart(self):
         p = []
@@ -383,7 +384,7 @@ class Scenario:
             p.append(f"the disk counts boot {boot}, wanted 2")
         if self.m.wait(r"BERTH-FACT boot 1 ", 0, mark):
             p.append("a boot-1 line after the reset")
-        up = self.only_running_after_boot(p, 2)
+        up = self.only(p, 2, wait=180, timing=True)
         rc, out = self.sh("berth update history --json")
         try:
             rolled = [e.get("reason", "") for e in json.loads(out) if (e["version"], e["event"]) == (5, "rolled-back")]
@@ -398,27 +399,9 @@ class Scenario:
                 p.append(f"update status: current {st['current']}, trying {st['trying']}")
         except (ValueError, KeyError, TypeError):
             p.append(f"update status: {out!r}")
-        rc, out = self.sh("volume marker")
-        if out != "precious":
-            p.append(f"the volume's marker is {out!r}")
         self.c.case("reboot-trying", p, f"after the reset revision 2 runs again ({up}), 5 rolled back "
                                         f"({rolled[-1] if rolled else '?'})")
         return True
-
-    def only_running_after_boot(self, p, version):
-        """After a boot: revision `version` comes up by itself; returns the
-        guest's uptime (seconds since the kernel started) when it was."""
-        rc, out = self.sh(f"wait_for 180 up {version}", 200)
-        if rc != 0:
-            p.append(f"revision {version} did not come up after the boot: {out}")
-            return out
-        cs = self.containers()
-        if cs != [f"db.r{version}", f"web.r{version}"]:
-            p.append(f"container cgroups {cs}, wanted only revision {version}'s")
-        m = re.search(r"uptime ([0-9.]+)", out)
-        if m:
-            self.timings.setdefault("kernel-start-to-healthy", []).append(float(m.group(1)))
-        return out
 
     def watchdog_reset(self):
         p = []
@@ -455,7 +438,7 @@ class Scenario:
         elif delay is not None and not WATCHDOG_TIMEOUT * 2 / 3 - 1 <= delay <= WATCHDOG_TIMEOUT + 1:
             p.append(f"the softdog fired {delay:.1f} s after the hang, not within its {WATCHDOG_TIMEOUT} s timeout "
                      "of the last feed")
-        up = self.only_running_after_boot(p, 2)
+        up = self.only(p, 2, wait=180, timing=True)
         self.c.case("watchdog-reset", p, f"hung at {hang.group(1) if hang else '?'} s of uptime, the softdog fired "
                                          f"{'?' if delay is None else f'{delay:.1f}'} s later (timeout "
                                          f"{WATCHDOG_TIMEOUT} s); revision 2 up again ({up})")
@@ -467,13 +450,7 @@ class Scenario:
         if not self.m.exited(120):
             p.append("QEMU did not exit after `berth system poweroff`")
         self.m.stop()
-        dump = subprocess.run(["dumpe2fs", "-h", disk], capture_output=True, text=True).stdout
-        state = re.search(r"Filesystem state:\s*(\S+)", dump)
-        if not state or state.group(1) != "clean":
-            p.append(f"the state disk is {state.group(1) if state else '?'}, not clean")
-        fsck = subprocess.run(["e2fsck", "-fn", disk], capture_output=True, text=True)
-        if fsck.returncode != 0:
-            p.append(f"e2fsck -fn: exit {fsck.returncode}: {fsck.stdout.strip()[-300:]}")
+        p += disk_problems(disk)
         boots = subprocess.run(["debugfs", "-R", "cat /test/boots", disk], capture_output=True, text=True).stdout.strip()
         self.c.case(name, p, f"QEMU exited, the disk is clean after {boots} boots")
 
@@ -487,7 +464,7 @@ class Scenario:
         if not got:
             self.c.case("cold-boot", ["the machine's console shell never came up"])
             return False
-        up = self.only_running_after_boot(p, 2)
+        up = self.only(p, 2, wait=180, timing=True)
         since_start = self.m.now()
         self.timings["qemu-start-to-healthy"] = [since_start]
         self.c.case("cold-boot", p, f"revision 2 up {since_start:.1f} s after QEMU started ({up})")
@@ -497,38 +474,13 @@ class Scenario:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
-    ap.add_argument("--native-berth", help="this machine's berth, which imports the image (default build/berth)")
-    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"),
-                    help="vmlinuz, busybox and modules/ from qemu-tests/fetch-kernel.sh armhf")
-    ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
-    ap.add_argument("--memory", default="256", help="guest RAM in MiB (default 256)")
-    ap.add_argument("--timeout", type=float, default=900, help="seconds before the machine is killed")
-    ap.add_argument("--keep", metavar="DIR", help="write the initramfs and the disk image to DIR and keep them")
+    machine_args(ap, 900)
     args = ap.parse_args()
-
-    qemu = shutil.which("qemu-system-arm") or skip("qemu-system-arm is not installed")
-    for tool in ("mke2fs", "dumpe2fs", "debugfs", "e2fsck"):
-        shutil.which(tool) or skip(f"{tool} is not installed (e2fsprogs)")
-    native_berth = os.path.abspath(args.native_berth or os.path.join(TOP, "build", "berth"))
-    if not os.path.isfile(native_berth):
-        skip(f"{native_berth} is not built (it fills the state disk's store)")
-    berth = find_berth(args.berth)
-    if not os.path.isfile(berth):
-        skip(f"{berth} is not built (meson compile -C build-armhf, see README.md)")
-    vmlinuz = os.path.join(args.kernel_dir, "vmlinuz")
-    busybox = os.path.join(args.kernel_dir, "busybox")
-    modules = os.path.join(args.kernel_dir, "modules")
-    if not (os.path.isfile(vmlinuz) and os.path.isfile(busybox)):
-        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)")
-    if not os.path.isfile(os.path.join(modules, "load-order")):
-        skip(f"no modules in {args.kernel_dir} (fetched before fetch-kernel.sh kept them: run it again)")
-    if not os.path.isdir(args.sysroot):
-        skip(f"no sysroot in {args.sysroot} (cross/build-sysroot.sh armhf)")
+    found = machine_inputs(args)
     shutil.which("qemu-arm-static") or skip("qemu-arm-static is not installed (it asks the armhf berth for its features)")
-    features = subprocess.run(["qemu-arm-static", "-L", args.sysroot, berth, "version"], capture_output=True, text=True)
+    features = subprocess.run(["qemu-arm-static", "-L", args.sysroot, found.berth, "version"], capture_output=True, text=True)
     if "test-hooks" not in features.stdout:
-        skip(f"{berth} is not a test build (-Dtest_hooks=true): the watchdog case needs the daemon.hang failpoint")
+        skip(f"{found.berth} is not a test build (-Dtest_hooks=true): the watchdog case needs the daemon.hang failpoint")
 
     tmp = tempfile.mkdtemp(prefix="berth-qemu-scenario.")
     checks = Checks()
@@ -537,16 +489,11 @@ def main():
         outdir = args.keep or tmp
         os.makedirs(outdir, exist_ok=True)
         initrd = os.path.join(outdir, "initrd.gz")
-        subprocess.run([sys.executable, os.path.join(HERE, "mkinitramfs.py"), "--berth", berth,
-                        "--sysroot", args.sysroot, "--busybox", busybox,
-                        "--init", os.path.join(HERE, "daemon_scenario.sh"), "--modules", modules, "--no-bundles",
-                        "-o", initrd]
-                       + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1") for a in ("--dlopen", lib)],
-                       check=True)
+        make_initramfs(args, found, os.path.join(HERE, "daemon_scenario.sh"), [], initrd)
         seed = os.path.join(tmp, "seed")
         os.makedirs(os.path.join(seed, "berth"))
         os.makedirs(os.path.join(seed, "manifests"))
-        digest = make_state_root(os.path.join(seed, "berth"), native_berth, busybox, tmp)
+        digest = make_state_root(os.path.join(seed, "berth"), found.native_berth, found.busybox, tmp)
         for version, text in manifests(f"{IMAGE}@{digest}").items():
             with open(os.path.join(seed, "manifests", f"{version}.json"), "w") as f:
                 f.write(text)
@@ -554,8 +501,8 @@ def main():
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "berth-state", "-d", seed, disk, "128M"], check=True)
         print(f"initramfs: {initrd}, {os.path.getsize(initrd) // 1024} KiB; state disk: {disk} ({IMAGE}@{digest})")
 
-        cmd = [qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-display", "none", "-monitor", "none",
-               "-serial", "stdio", "-nic", "none", "-kernel", vmlinuz, "-initrd", initrd,
+        cmd = [found.qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-display", "none", "-monitor", "none",
+               "-serial", "stdio", "-nic", "none", "-kernel", found.vmlinuz, "-initrd", initrd,
                "-append", "console=ttyAMA0 quiet panic=-1",
                "-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
         print("boot:", " ".join(cmd), flush=True)
