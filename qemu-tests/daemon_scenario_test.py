@@ -22,7 +22,8 @@ db, the same volume, busybox httpd on 127.0.0.1:8080 serving `web N`, an
 http health check); both write `<name> <version>` to the volume's `order`
 when they start.
 
-  boot 1  pid1            berth is PID 1 and its control socket answers
+  boot 1  pid1            berth daemon --init is PID 1, its control socket
+                          appears, its mounts are there
           revision-1      `update apply` of revision 1 exits 0 (committed);
                           db.r1 and web.r1 run, web answers `web 1`, db
                           started first (the volume's order)
