@@ -286,53 +286,86 @@ def check_run(lines, timed_out, timeout, problems):
 
 def check_disk(disk, problems):
     """After the power-down: the image is clean and holds the boot count."""
+    problems += disk_problems(disk)
+    boots = subprocess.run(["debugfs", "-R", "cat /boots", disk], capture_output=True, text=True).stdout.strip()
+    if boots != "2":
+        problems.append(f"the state disk says {boots!r} boots, wanted 2")
+
+
+# ---------------------------------------------------------------- shared with daemon_scenario_test.py
+
+def machine_args(ap, timeout):
+    """The options of the tests that boot berth with a state disk."""
+    ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
+    ap.add_argument("--native-berth", help="this machine's berth, which imports the image (default build/berth)")
+    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"),
+                    help="vmlinuz, busybox and modules/ from qemu-tests/fetch-kernel.sh armhf")
+    ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
+    ap.add_argument("--memory", default="256", help="guest RAM in MiB (default 256)")
+    ap.add_argument("--timeout", type=float, default=timeout, help="seconds before the machine is killed")
+    ap.add_argument("--keep", metavar="DIR", help="write the initramfs and the disk image to DIR and keep them")
+
+
+def machine_inputs(args):
+    """What those tests need, found from their options, or exit 77 naming
+    what is missing: an object with qemu, native_berth, berth, vmlinuz,
+    busybox and modules."""
+    found = argparse.Namespace()
+    found.qemu = shutil.which("qemu-system-arm") or skip("qemu-system-arm is not installed")
+    for tool in ("mke2fs", "dumpe2fs", "debugfs", "e2fsck"):
+        shutil.which(tool) or skip(f"{tool} is not installed (e2fsprogs)")
+    found.native_berth = os.path.abspath(args.native_berth or os.path.join(TOP, "build", "berth"))
+    if not os.path.isfile(found.native_berth):
+        skip(f"{found.native_berth} is not built (it fills the state disk's store)")
+    found.berth = find_berth(args.berth)
+    if not os.path.isfile(found.berth):
+        skip(f"{found.berth} is not built (meson compile -C build-armhf, see README.md)")
+    found.vmlinuz = os.path.join(args.kernel_dir, "vmlinuz")
+    found.busybox = os.path.join(args.kernel_dir, "busybox")
+    found.modules = os.path.join(args.kernel_dir, "modules")
+    if not (os.path.isfile(found.vmlinuz) and os.path.isfile(found.busybox)):
+        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)")
+    if not os.path.isfile(os.path.join(found.modules, "load-order")):
+        skip(f"no modules in {args.kernel_dir} (fetched before fetch-kernel.sh kept them: run it again)")
+    if not os.path.isdir(args.sysroot):
+        skip(f"no sysroot in {args.sysroot} (cross/build-sysroot.sh armhf)")
+    return found
+
+
+def make_initramfs(args, found, init, files, output):
+    """The initramfs with `init` as /init, `files` (SRC:DEST) and the modules."""
+    subprocess.run([sys.executable, os.path.join(HERE, "mkinitramfs.py"), "--berth", found.berth,
+                    "--sysroot", args.sysroot, "--busybox", found.busybox, "--init", init,
+                    "--modules", found.modules, "--no-bundles", "-o", output]
+                   + [a for f in files for a in ("--file", f)]
+                   # What berth loads for the image store (image/dynlibs.cpp; no libcurl: no network).
+                   + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1") for a in ("--dlopen", lib)],
+                   check=True)
+
+
+def disk_problems(disk):
+    """After a power-down: the disk image is clean and e2fsck passes."""
+    problems = []
     out = subprocess.run(["dumpe2fs", "-h", disk], capture_output=True, text=True).stdout
     state = re.search(r"Filesystem state:\s*(\S+)", out)
     if not state or state.group(1) != "clean":
         problems.append(f"the state disk is {state.group(1) if state else '?'} after the power-down, not clean "
                         "(power_down did not unmount it)")
-    boots = subprocess.run(["debugfs", "-R", "cat /boots", disk], capture_output=True, text=True).stdout.strip()
-    if boots != "2":
-        problems.append(f"the state disk says {boots!r} boots, wanted 2")
     fsck = subprocess.run(["e2fsck", "-fn", disk], capture_output=True, text=True)
     if fsck.returncode != 0:
         problems.append(f"e2fsck -fn: exit {fsck.returncode}: {fsck.stdout.strip()[-200:]}")
+    return problems
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
-    ap.add_argument("--native-berth", help="this machine's berth, which imports the image (default build/berth)")
+    machine_args(ap, 240)
     ap.add_argument("--probe", help="the PID 1 under test (default: qemu-tests/berth-pid1-probe next to berth)")
-    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"),
-                    help="vmlinuz, busybox and modules/ from qemu-tests/fetch-kernel.sh armhf")
-    ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
-    ap.add_argument("--memory", default="256", help="guest RAM in MiB (default 256)")
-    ap.add_argument("--timeout", type=float, default=240, help="seconds before the machine is killed")
-    ap.add_argument("--keep", metavar="DIR", help="write the initramfs and the disk image to DIR and keep them")
     args = ap.parse_args()
-
-    qemu = shutil.which("qemu-system-arm") or skip("qemu-system-arm is not installed")
-    for tool in ("mke2fs", "dumpe2fs", "debugfs", "e2fsck"):
-        shutil.which(tool) or skip(f"{tool} is not installed (e2fsprogs)")
-    native_berth = os.path.abspath(args.native_berth or os.path.join(TOP, "build", "berth"))
-    if not os.path.isfile(native_berth):
-        skip(f"{native_berth} is not built (it fills the state disk's store)")
-    berth = find_berth(args.berth)
-    if not os.path.isfile(berth):
-        skip(f"{berth} is not built (meson compile -C build-armhf, see README.md)")
-    probe = os.path.abspath(args.probe or os.path.join(os.path.dirname(berth), "qemu-tests", "berth-pid1-probe"))
+    found = machine_inputs(args)
+    probe = os.path.abspath(args.probe or os.path.join(os.path.dirname(found.berth), "qemu-tests", "berth-pid1-probe"))
     if not os.path.isfile(probe):
         skip(f"{probe} is not built (meson compile -C build-armhf)")
-    vmlinuz = os.path.join(args.kernel_dir, "vmlinuz")
-    busybox = os.path.join(args.kernel_dir, "busybox")
-    modules = os.path.join(args.kernel_dir, "modules")
-    if not (os.path.isfile(vmlinuz) and os.path.isfile(busybox)):
-        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)")
-    if not os.path.isfile(os.path.join(modules, "load-order")):
-        skip(f"no modules in {args.kernel_dir} (fetched before fetch-kernel.sh kept them: run it again)")
-    if not os.path.isdir(args.sysroot):
-        skip(f"no sysroot in {args.sysroot} (cross/build-sysroot.sh armhf)")
 
     tmp = tempfile.mkdtemp(prefix="berth-qemu-pid1.")
     problems = []
@@ -340,25 +373,19 @@ def main():
         outdir = args.keep or tmp
         os.makedirs(outdir, exist_ok=True)
         initrd = os.path.join(outdir, "initrd.gz")
-        subprocess.run([sys.executable, os.path.join(HERE, "mkinitramfs.py"), "--berth", berth,
-                        "--sysroot", args.sysroot, "--busybox", busybox, "--init", probe,
-                        "--file", os.path.join(HERE, "daemon_init.sh") + ":/daemon_init.sh",
-                        "--modules", modules, "--no-bundles", "-o", initrd]
-                       # What berth loads for the image store (image/dynlibs.cpp; no libcurl: no network).
-                       + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1") for a in ("--dlopen", lib)],
-                       check=True)
+        make_initramfs(args, found, probe, [os.path.join(HERE, "daemon_init.sh") + ":/daemon_init.sh"], initrd)
         # The state disk: ext4 as a device's data partition would be, the
         # device root at its top.
         disk = os.path.join(outdir, "state.img")
         seed = os.path.join(tmp, "seed")
         os.makedirs(seed, exist_ok=True)
-        digest = make_state_root(seed, native_berth, busybox, tmp)
+        digest = make_state_root(seed, found.native_berth, found.busybox, tmp)
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "berth-state", "-d", seed, disk, "64M"], check=True)
         print(f"initramfs: {initrd}, {os.path.getsize(initrd) // 1024} KiB; state disk: {disk} ({IMAGE}@{digest})")
         def machine(append, disk=None):
             # No -no-reboot: the watchdog's reset must boot the machine again.
-            cmd = [qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-nographic", "-nic", "none",
-                   "-kernel", vmlinuz, "-initrd", initrd, "-append", f"console=ttyAMA0 quiet panic=-1 {append}".strip()]
+            cmd = [found.qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-nographic", "-nic", "none",
+                   "-kernel", found.vmlinuz, "-initrd", initrd, "-append", f"console=ttyAMA0 quiet panic=-1 {append}".strip()]
             if disk:
                 cmd += ["-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
             print("boot:", " ".join(cmd), flush=True)
