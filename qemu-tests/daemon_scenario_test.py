@@ -348,6 +348,10 @@ class Scenario:
         if order[-2:] != [f"db {version}", f"web {version}"]:
             p.append(f"the volume's order ends {order[-2:]}, wanted db {version} then web {version}")
         self.c.case(f"revision-{version}", p, f"committed in {took:.1f} s; only db.r{version} and web.r{version} run")
+        # A figure for the notes, not a check: the daemon's memory on the ARM
+        # kernel, supervising this revision's two containers.
+        _, mem = self.sh("grep -E '^(VmRSS|RssAnon|RssFile)' /proc/1/status | tr -s ' \\t' ' ' | tr '\\n' ' '")
+        print(f"BERTH-MEASURE daemon (PID 1) memory with revision {version}: {mem}", flush=True)
 
     def apply_rollback(self, name, version, reason, back_to):
         p = []
