@@ -27,7 +27,8 @@ const util::OptSpec kGlobalOptions[] = {
 std::vector<cli::Command> command_table() {
     std::vector<cli::Command> table;
     for (auto group : {cmd::version_commands(), cmd::image_commands(), cmd::runtime_commands(), cmd::runtime_ops_commands(),
-                       cmd::daemon_commands(), cmd::tuf_commands()}) table.insert(table.end(), group.begin(), group.end());
+                       cmd::daemon_commands(), cmd::tuf_commands(), cmd::fleet_commands(),
+                       cmd::build_commands()}) table.insert(table.end(), group.begin(), group.end());
     return table;
 }
 

@@ -17,6 +17,10 @@ std::span<const cli::Command> runtime_ops_commands();  // cmd_runtime_ops.cpp
 std::span<const cli::Command> tuf_commands();          // cmd_tuf.cpp: the TUF conformance client
 std::span<const cli::Command> daemon_commands();       // cmd_daemon.cpp: daemon, logs, system
 const cli::Command &daemon_ps_command();               // cmd_daemon.cpp: `ps` without an id
+std::span<const cli::Command> fleet_commands();        // cmd_fleet.cpp: the `fleet` group, joining:
+std::span<const cli::Command> fleet_repo_commands();   //   cmd_fleet_repo.cpp: init, release, refresh, rotate, delegate
+std::span<const cli::Command> fleet_mqtt_commands();   //   cmd_fleet_mqtt.cpp: publish, status
+std::span<const cli::Command> build_commands();        // cmd_build.cpp: `build`
 
 /// `update apply|status|history|rollback` and `ps` without a container id
 /// are the daemon's (cmd_update.cpp); runc's `update ID` and `ps ID` stay.

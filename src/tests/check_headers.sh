@@ -5,7 +5,7 @@
 set -eu
 root=$1
 hits=$(cd "$root" && grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<(iostream|sstream|fstream|regex)>' \
-    --include='*.cpp' --include='*.hpp' --include='*.h' src runtime image ota 2>/dev/null | grep -v '/tests/' || true)
+    --include='*.cpp' --include='*.hpp' --include='*.h' src runtime image ota cross 2>/dev/null | grep -v '/tests/' || true)
 if [ -n "$hits" ]; then
     echo "banned headers in product code:"
     echo "$hits"

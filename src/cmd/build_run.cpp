@@ -1,0 +1,1 @@
+// Placeholder: the runtime behind build::Runner lands on its own branch.

@@ -1,0 +1,77 @@
+// One MQTT connection on the daemon's event loop (DESIGN.md, "Fleet
+// channel"), through libmosquitto (Debian's libmosquitto1), opened with
+// dlopen on first use like image/'s libraries, so the runtime path never
+// loads it.
+//
+// The connection is TLS with a per-device client certificate, a persistent
+// session (clean_session false, the client id is the device id), QoS 1 and
+// a keepalive of 300 s by default. It registers its socket with the
+// util::EventLoop (read, and write while libmosquitto has output queued)
+// and a timer for mosquitto_loop_misc (keepalive pings); it never starts a
+// thread. A lost connection is retried with full-jitter exponential backoff
+// (base 1 s, cap `reconnect_max_ms`), so a broker restart does not bring
+// every device back in the same second. Subscriptions are renewed on every
+// (re)connect. The broker is never trusted: messages are handed to the
+// caller as bytes and verified there.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "util/event_loop.hpp"
+#include "util/result.hpp"
+
+namespace fleet {
+
+struct MqttConfig {
+    std::string host = "127.0.0.1";
+    int port = 8883;
+    std::string ca_file;    ///< the broker's CA; empty: no TLS (tests of the plain path only)
+    std::string cert_file;  ///< this device's client certificate (PEM)
+    std::string key_file;   ///< and its key
+    std::string client_id;  ///< the device id; also the session's identity
+    int keepalive_s = 300;
+    int64_t reconnect_max_ms = 300000;
+    /// The last will, published by the broker when the connection drops
+    /// without a DISCONNECT (retained, QoS 1). Empty topic: no will.
+    std::string will_topic;
+    std::string will_payload;
+};
+
+struct MqttHandlers {
+    /// A message on a subscribed topic (retained: delivered from the
+    /// broker's store on subscribe).
+    std::function<void(std::string_view topic, std::string_view payload, bool retained)> on_message;
+    /// The connection came up (true) or went down (false, with why).
+    std::function<void(bool connected, std::string_view why)> on_connection;
+};
+
+class MqttClient {
+public:
+    virtual ~MqttClient() = default;
+    /// Loads libmosquitto and starts connecting (asynchronously: the result
+    /// arrives through on_connection). Fails only on a bad configuration or
+    /// a missing library.
+    static util::Result<std::unique_ptr<MqttClient>> open(const MqttConfig &config, util::EventLoop &loop,
+                                                          MqttHandlers handlers);
+
+    /// Kept and renewed on every reconnect.
+    virtual util::Status subscribe(const std::string &topic, int qos = 1) = 0;
+    /// Queued by libmosquitto while disconnected only for QoS > 0 within the
+    /// session; callers that need durability keep their own queue.
+    virtual util::Status publish(const std::string &topic, std::string_view payload, int qos = 1,
+                                 bool retain = false) = 0;
+    virtual bool connected() const = 0;
+    /// Sends DISCONNECT (so the will is not published) and stops.
+    virtual void close() = 0;
+};
+
+/// Topics (docs/fleet.md): the fleet's retained timestamp, and one device's
+/// retained status. A device id is one topic level of [A-Za-z0-9._-].
+std::string timestamp_topic(std::string_view fleet);
+std::string status_topic(std::string_view fleet, std::string_view device_id);
+
+}  // namespace fleet
