@@ -12,6 +12,7 @@
 //
 // Both wait at most --timeout-ms for the broker, and stop at the first
 // failed connection with one line saying why.
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -112,6 +113,9 @@ struct Session {
 util::Result<std::unique_ptr<Session>> open_session(const util::ParsedArgs &a, fleet::MqttHandlers handlers,
                                                     std::function<void(Session &)> on_up) {
     auto config = TRY(mqtt_config(a));
+    // A broker that hangs up while TLS writes must not kill the command
+    // (the daemon ignores SIGPIPE for the same reason).
+    ::signal(SIGPIPE, SIG_IGN);
     auto s = std::make_unique<Session>();
     s->loop = TRY(util::EventLoop::create());
     s->where = cat("mqtt ", config.host, ":", config.port);
@@ -248,16 +252,8 @@ util::Result<int> run_status(const cli::GlobalOptions &, const util::ParsedArgs 
     return 0;
 }
 
-const util::OptSpec kPublishOptions[] = {
-    {"mqtt", 0, true, "HOST:PORT", "the fleet's broker (TLS)"},
-    {"cafile", 0, true, "FILE", "the broker's CA certificate (PEM)"},
-    {"cert", 0, true, "FILE", "the controller's client certificate (PEM)"},
-    {"key", 0, true, "FILE", "its key (PEM)"},
-    {"fleet", 0, true, "NAME", "the fleet's topic prefix (default `default`)"},
-    {"timeout-ms", 0, true, "N", "give up after N ms without the broker's answer (default 10000)"},
-};
-
-const util::OptSpec kStatusOptions[] = {
+// publish takes the first six, status all.
+const util::OptSpec kOptions[] = {
     {"mqtt", 0, true, "HOST:PORT", "the fleet's broker (TLS)"},
     {"cafile", 0, true, "FILE", "the broker's CA certificate (PEM)"},
     {"cert", 0, true, "FILE", "the controller's client certificate (PEM)"},
@@ -267,13 +263,14 @@ const util::OptSpec kStatusOptions[] = {
     {"wait-ms", 0, true, "N", "collect the devices' reports for N ms once connected (default 1000)"},
     {"json", 0, false, nullptr, "print the reports as a JSON array"},
 };
+constexpr std::span<const util::OptSpec> kPublishOptions(kOptions, 6);
 
 const cli::Command kCommands[] = {
     {"publish", "--mqtt HOST:PORT --cafile FILE --cert FILE --key FILE [--fleet NAME] DIR",
      "push DIR's signed timestamp to the fleet's devices (a retained MQTT message)", kPublishOptions, 1, 1, false,
      run_publish},
     {"status", "--mqtt HOST:PORT --cafile FILE --cert FILE --key FILE [--fleet NAME] [--json] [--wait-ms N]",
-     "the fleet's devices as they last reported (online, versions, update state)", kStatusOptions, 0, 0, false,
+     "the fleet's devices as they last reported (online, versions, update state)", kOptions, 0, 0, false,
      run_status},
 };
 

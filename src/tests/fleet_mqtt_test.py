@@ -17,9 +17,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "image", "tests"))
 from mosquitto_lib import Broker, have_mosquitto, poll  # noqa: E402
-from remote_lib import Checks  # noqa: E402
+from remote_lib import Checks  # noqa: E402  (mosquitto_lib puts image/tests on the path)
 
 if len(sys.argv) != 3:
     sys.exit("usage: fleet_mqtt_test.py BERTH MQTT_PROBE")

@@ -2,7 +2,7 @@
 with client certificates and per-device ACLs, as a fleet's broker would be
 set up (docs/fleet-agent.md, "MQTT"). Run tests with /usr/bin/python3.
 
-    from mosquitto_lib import Broker, have_mosquitto
+    from mosquitto_lib import Broker, have_mosquitto, poll, terminate
 
     if not have_mosquitto():          # mosquitto and mosquitto-clients
         print("skip: ..."); sys.exit(77)
@@ -17,6 +17,8 @@ set up (docs/fleet-agent.md, "MQTT"). Run tests with /usr/bin/python3.
         s.stop()
         b.kill(); b.start()           # SIGKILL the broker; start it again on the same port
     # left: broker stopped, temp dir removed
+    poll(cond, timeout)               # cond() until true (returned) or None
+    terminate(proc)                   # SIGTERM, SIGKILL after 5 s, wait
 
 Identities are certificate common names; mosquitto makes them the user name
 (use_identity_as_username). The ACL (file `acl` in b.dir):
@@ -33,41 +35,37 @@ appends lines to mosquitto.conf. The broker's log is b.log_text().
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "image", "tests"))
+from daemon_lib import poll  # noqa: E402,F401  (re-exported: poll(cond, timeout))
+from remote_lib import free_port  # noqa: E402
+
 
 def have_mosquitto():
     """Whether the broker and its command-line clients are installed."""
-    return all(shutil.which(p) or os.path.exists(f"/usr/sbin/{p}") for p in ("mosquitto",)) and \
-        all(shutil.which(p) for p in ("mosquitto_pub", "mosquitto_sub", "openssl"))
+    return bool((shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")) and
+                all(shutil.which(p) for p in ("mosquitto_pub", "mosquitto_sub", "openssl")))
 
 
 def mosquitto_binary():
     return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def poll(cond, timeout=10.0, step=0.02):
-    """Polls `cond` until it returns a true value (returned) or `timeout` passes (None)."""
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            return None
-        time.sleep(step)
+def terminate(proc, grace=5):
+    """SIGTERM, then SIGKILL after `grace` seconds; waits for the process."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _openssl(*args, cwd):
@@ -105,13 +103,7 @@ class Subscriber:
             return f.read().decode(errors="replace")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.out.close()
 
 
@@ -253,13 +245,8 @@ use_identity_as_username true
 
     def stop(self):
         """Stops the broker (SIGTERM, then SIGKILL after 5 s)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            terminate(self.proc)
         self.proc = None
 
     def kill(self):

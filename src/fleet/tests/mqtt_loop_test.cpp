@@ -189,19 +189,38 @@ fleet::MqttConfig plain(int port, std::string id = "dev-1") {
     return c;
 }
 
+/// A loop, a fake broker on it, and a client of that broker (its
+/// configuration and handlers adjusted by the test).
+struct Rig {
+    explicit Rig(const std::function<void(fleet::MqttConfig &)> &tweak = {},
+                 const std::function<void(fleet::MqttHandlers &)> &hook = {}) {
+        auto c = plain(broker.port);
+        if (tweak) tweak(c);
+        auto h = ev.handlers();
+        if (hook) hook(h);
+        client = fleet::MqttClient::open(c, *loop, h).value();
+    }
+    bool until(const std::function<bool()> &cond, int64_t ms = 5000) { return run_until(*loop, cond, ms); }
+    bool up() { return until([&] { return ev.ups >= 1; }); }
+
+    std::unique_ptr<EventLoop> loop = EventLoop::create().value();
+    FakeBroker broker{*loop};
+    Events ev;
+    std::unique_ptr<fleet::MqttClient> client;
+};
+
 }  // namespace
 
 TEST_CASE("the client connects as a persistent session with the device id, keepalive and will") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto c = plain(broker.port);
-    c.will_topic = "berth/f/devices/dev-1/status";
-    c.will_payload = R"({"device":"dev-1","online":false})";
-    auto client = fleet::MqttClient::open(c, *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
-    CHECK(client->connected());
-    const Packet *p = broker.last(1);
+    fleet::MqttConfig c;
+    Rig rig([&](fleet::MqttConfig &cfg) {
+        cfg.will_topic = "berth/f/devices/dev-1/status";
+        cfg.will_payload = R"({"device":"dev-1","online":false})";
+        c = cfg;
+    });
+    REQUIRE(rig.up());
+    CHECK(rig.client->connected());
+    const Packet *p = rig.broker.last(1);
     REQUIRE(p);
     size_t pos = 0;
     CHECK(mqtt_string(p->body, pos) == "MQTT");
@@ -220,49 +239,40 @@ TEST_CASE("the client connects as a persistent session with the device id, keepa
 }
 
 TEST_CASE("an empty client id connects as a clean session") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto client = fleet::MqttClient::open(plain(broker.port, ""), *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
-    const Packet *p = broker.last(1);
+    Rig rig([](fleet::MqttConfig &c) { c.client_id.clear(); });
+    REQUIRE(rig.up());
+    const Packet *p = rig.broker.last(1);
     REQUIRE(p);
     CHECK((uint8_t(p->body[7]) & 0x02) != 0);
 }
 
 TEST_CASE("subscriptions are renewed on every reconnect") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto c = plain(broker.port);
-    c.reconnect_base_ms = 20;
-    c.reconnect_max_ms = 50;
-    auto client = fleet::MqttClient::open(c, *loop, ev.handlers()).value();
-    REQUIRE(client->subscribe("berth/f/timestamp", 1).ok());  // before the connection: sent on connect
-    REQUIRE(run_until(*loop, [&] { return broker.count(8) == 1; }));
-    broker.drop();  // the broker goes away
-    REQUIRE(run_until(*loop, [&] { return ev.downs == 1; }));
-    CHECK_FALSE(client->connected());
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 2 && broker.count(8) == 2; }));
+    Rig rig([](fleet::MqttConfig &c) {
+        c.reconnect_base_ms = 20;
+        c.reconnect_max_ms = 50;
+    });
+    REQUIRE(rig.client->subscribe("berth/f/timestamp", 1).ok());  // before the connection: sent on connect
+    REQUIRE(rig.until([&] { return rig.broker.count(8) == 1; }));
+    rig.broker.drop();  // the broker goes away
+    REQUIRE(rig.until([&] { return rig.ev.downs == 1; }));
+    CHECK_FALSE(rig.client->connected());
+    REQUIRE(rig.until([&] { return rig.ev.ups == 2 && rig.broker.count(8) == 2; }));
     size_t pos = 2;  // after the packet id
-    CHECK(mqtt_string(broker.last(8)->body, pos) == "berth/f/timestamp");
-    CHECK(broker.last(8)->body[pos] == 1);  // QoS 1
+    CHECK(mqtt_string(rig.broker.last(8)->body, pos) == "berth/f/timestamp");
+    CHECK(rig.broker.last(8)->body[pos] == 1);  // QoS 1
 }
 
 TEST_CASE("a broker that hangs up is retried with full-jitter backoff up to the cap") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    broker.hang_up_at_once = true;
-    Events ev;
-    auto c = plain(broker.port);
-    c.reconnect_base_ms = 10;
-    c.reconnect_max_ms = 80;
-    auto client = fleet::MqttClient::open(c, *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return broker.accept_times.size() >= 12; }));
-    CHECK(ev.ups == 0);
-    CHECK(ev.downs >= 11);
-    for (size_t i = 1; i < broker.accept_times.size(); i++)
-        CHECK(broker.accept_times[i] - broker.accept_times[i - 1] <= 80 + 40);  // the cap, and scheduling slack
+    Rig rig([](fleet::MqttConfig &c) {
+        c.reconnect_base_ms = 10;
+        c.reconnect_max_ms = 80;
+    });
+    rig.broker.hang_up_at_once = true;
+    REQUIRE(rig.until([&] { return rig.broker.accept_times.size() >= 12; }));
+    CHECK(rig.ev.ups == 0);
+    CHECK(rig.ev.downs >= 11);
+    const auto &t = rig.broker.accept_times;
+    for (size_t i = 1; i < t.size(); i++) CHECK(t[i] - t[i - 1] <= 80 + 40);  // the cap, and scheduling slack
 }
 
 TEST_CASE("a refused connect is reported with its reason and retried") {
@@ -297,93 +307,76 @@ TEST_CASE("full-jitter backoff stays within the doubling window and spreads") {
 }
 
 TEST_CASE("a message from the broker reaches on_message with its exact bytes and retain flag") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto client = fleet::MqttClient::open(plain(broker.port), *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
+    Rig rig;
+    REQUIRE(rig.up());
     std::string payload("{\"signed\":\0\xff}", 14);
-    broker.send(encode(0x31, with_length("berth/f/timestamp") + payload));  // QoS 0, retained
-    REQUIRE(run_until(*loop, [&] { return ev.messages.size() == 1; }));
-    CHECK(std::get<0>(ev.messages[0]) == "berth/f/timestamp");
-    CHECK(std::get<1>(ev.messages[0]) == payload);
-    CHECK(std::get<2>(ev.messages[0]));
+    rig.broker.send(encode(0x31, with_length("berth/f/timestamp") + payload));  // QoS 0, retained
+    REQUIRE(rig.until([&] { return rig.ev.messages.size() == 1; }));
+    CHECK(std::get<0>(rig.ev.messages[0]) == "berth/f/timestamp");
+    CHECK(std::get<1>(rig.ev.messages[0]) == payload);
+    CHECK(std::get<2>(rig.ev.messages[0]));
 }
 
 TEST_CASE("a QoS 1 publish is acknowledged through on_acked, retained as asked") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto client = fleet::MqttClient::open(plain(broker.port), *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
-    REQUIRE(client->publish("berth/f/devices/dev-1/status", R"({"online":true})", 1, true).ok());
-    REQUIRE(run_until(*loop, [&] { return ev.acked.size() == 1; }));
-    CHECK(ev.acked[0] == "berth/f/devices/dev-1/status");
-    const Packet *p = broker.last(3);
+    Rig rig;
+    REQUIRE(rig.up());
+    REQUIRE(rig.client->publish("berth/f/devices/dev-1/status", R"({"online":true})", 1, true).ok());
+    REQUIRE(rig.until([&] { return rig.ev.acked.size() == 1; }));
+    CHECK(rig.ev.acked[0] == "berth/f/devices/dev-1/status");
+    const Packet *p = rig.broker.last(3);
     REQUIRE(p);
-    CHECK((p->type & 0x01) == 1);         // retain
-    CHECK(((p->type >> 1) & 3) == 1);     // QoS 1
+    CHECK((p->type & 0x01) == 1);      // retain
+    CHECK(((p->type >> 1) & 3) == 1);  // QoS 1
 }
 
 TEST_CASE("a big publish is written out through the loop when the socket is full") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto client = fleet::MqttClient::open(plain(broker.port), *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
+    Rig rig;
+    REQUIRE(rig.up());
     std::string big(8 << 20, 'x');  // more than the socket buffers hold
-    REQUIRE(client->publish("berth/f/big", big, 1, false).ok());
-    REQUIRE(run_until(*loop, [&] { return ev.acked.size() == 1; }, 20000));
-    CHECK(broker.last(3)->body.size() == 2 + 11 + 2 + big.size());
+    REQUIRE(rig.client->publish("berth/f/big", big, 1, false).ok());
+    REQUIRE(rig.until([&] { return rig.ev.acked.size() == 1; }, 20000));
+    CHECK(rig.broker.last(3)->body.size() == 2 + 11 + 2 + big.size());
 }
 
 TEST_CASE("an idle connection does not wake the loop") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto client = fleet::MqttClient::open(plain(broker.port), *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
+    Rig rig;
+    REQUIRE(rig.up());
     int wakeups = 0;
     int64_t end = util::monotonic_ms() + 300;
     while (util::monotonic_ms() < end) {
-        REQUIRE(loop->run_once(int(end - util::monotonic_ms())).ok());
+        REQUIRE(rig.loop->run_once(int(end - util::monotonic_ms())).ok());
         wakeups++;
     }
     CHECK(wakeups <= 2);  // no busy write watch, no per-second timer at keepalive 300 s
 }
 
 TEST_CASE("close sends DISCONNECT and stops reconnecting") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
-    auto c = plain(broker.port);
-    c.reconnect_base_ms = 10;
-    c.reconnect_max_ms = 10;
-    auto client = fleet::MqttClient::open(c, *loop, ev.handlers()).value();
-    REQUIRE(run_until(*loop, [&] { return ev.ups == 1; }));
-    client->close();
-    CHECK_FALSE(client->connected());
-    REQUIRE(run_until(*loop, [&] { return broker.count(14) == 1; }));
-    REQUIRE(loop->run_once(100).ok());
-    CHECK(broker.accept_times.size() == 1);
-    CHECK(ev.downs == 0);
-    CHECK_FALSE(client->publish("berth/f/x", "y", 1, false).ok());
+    Rig rig([](fleet::MqttConfig &c) {
+        c.reconnect_base_ms = 10;
+        c.reconnect_max_ms = 10;
+    });
+    REQUIRE(rig.up());
+    rig.client->close();
+    CHECK_FALSE(rig.client->connected());
+    REQUIRE(rig.until([&] { return rig.broker.count(14) == 1; }));
+    REQUIRE(rig.loop->run_once(100).ok());
+    CHECK(rig.broker.accept_times.size() == 1);
+    CHECK(rig.ev.downs == 0);
+    CHECK_FALSE(rig.client->publish("berth/f/x", "y", 1, false).ok());
 }
 
 TEST_CASE("close from a handler is finished once the library returns") {
-    auto loop = EventLoop::create().value();
-    FakeBroker broker(*loop);
-    Events ev;
     fleet::MqttClient *self = nullptr;
-    auto h = ev.handlers();
-    h.on_connection = [&](bool up, std::string_view) {
-        if (up && self) self->close();
-        ev.ups += up;
-    };
-    auto client = fleet::MqttClient::open(plain(broker.port), *loop, h).value();
-    self = client.get();
-    REQUIRE(run_until(*loop, [&] { return broker.count(14) == 1; }));
-    CHECK(ev.ups == 1);
+    int ups = 0;
+    Rig rig({}, [&](fleet::MqttHandlers &h) {
+        h.on_connection = [&](bool up, std::string_view) {
+            ups += up;
+            if (up && self) self->close();
+        };
+    });
+    self = rig.client.get();
+    REQUIRE(rig.until([&] { return rig.broker.count(14) == 1; }));
+    CHECK(ups == 1);
 }
 
 TEST_CASE("topics and topic levels") {
