@@ -35,7 +35,8 @@ namespace {
     X(mosquitto_disconnect) X(mosquitto_subscribe) X(mosquitto_publish) X(mosquitto_loop_read)                \
     X(mosquitto_loop_write) X(mosquitto_loop_misc) X(mosquitto_socket) X(mosquitto_want_write)                 \
     X(mosquitto_connect_callback_set) X(mosquitto_disconnect_callback_set) X(mosquitto_publish_callback_set)  \
-    X(mosquitto_message_callback_set) X(mosquitto_strerror) X(mosquitto_connack_string)
+    X(mosquitto_message_callback_set) X(mosquitto_log_callback_set) X(mosquitto_strerror)                     \
+    X(mosquitto_connack_string)
 
 #define SYMBOL_NAME(name) #name,
 constexpr const char *kSymbols[] = {MOSQ_FUNCTIONS(SYMBOL_NAME)};
@@ -145,6 +146,22 @@ private:
         return rc;
     }
 
+    /// Runs one of the library's loop functions. When it fails and closes
+    /// the socket without calling on_disconnect (a TLS handshake that
+    /// fails, for one), the loss is reported and retried here.
+    template <typename F> void step(F &&f) {
+        unsigned before = losses_;
+        int err = 0;
+        int rc = call([&] {
+            int r = f();
+            err = errno;
+            return r;
+        });
+        if (rc == MOSQ_ERR_SUCCESS || closed_ || losses_ != before || mq_.mosquitto_socket(m_) >= 0) return;
+        drop_watch();
+        lost(reason(rc, err));
+    }
+
     util::Error error(int rc, std::string what) const {
         if (rc == MOSQ_ERR_ERRNO) return util::Error::from_errno(std::move(what));
         return util::Error::msg(util::cat(std::move(what), ": ", mq_.mosquitto_strerror(rc)));
@@ -195,12 +212,12 @@ private:
             tcp_pending_ = false;
             if (int err = socket_error(fd)) return dead_socket(err);
         }
-        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) call([&] { return mq_.mosquitto_loop_read(m_, 1); });
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) step([&] { return mq_.mosquitto_loop_read(m_, 1); });
         if (closed_ || fd_ != fd || fd < 0) return;
         // A socket the library keeps although it is dead (its TLS handshake
         // retries on every read after a reset).
         if (ev & (EPOLLERR | EPOLLHUP)) return dead_socket(socket_error(fd));
-        if (ev & EPOLLOUT) call([&] { return mq_.mosquitto_loop_write(m_, 1); });
+        if (ev & EPOLLOUT) step([&] { return mq_.mosquitto_loop_write(m_, 1); });
     }
 
     /// Why a socket's connection failed. The error is read once: when the
@@ -231,7 +248,7 @@ private:
         int64_t every = std::max<int64_t>(1000, int64_t(config_.keepalive_s) * 1000 / 4);
         misc_timer_ = loop_.after(every, [this] {
             misc_timer_ = 0;
-            call([&] { return mq_.mosquitto_loop_misc(m_); });
+            step([&] { return mq_.mosquitto_loop_misc(m_); });
             if (!closed_) start_misc_timer();
         });
     }
@@ -239,21 +256,46 @@ private:
     void connect_now() {
         retry_timer_ = 0;
         drop_watch();
+        int err = 0;
         int rc = call([&] {
-            return started_ ? mq_.mosquitto_reconnect_async(m_)
-                            : mq_.mosquitto_connect_async(m_, config_.host.c_str(), config_.port, config_.keepalive_s);
+            int r = started_ ? mq_.mosquitto_reconnect_async(m_)
+                             : mq_.mosquitto_connect_async(m_, config_.host.c_str(), config_.port, config_.keepalive_s);
+            err = errno;
+            return r;
         });
         started_ = true;
         if (rc != MOSQ_ERR_SUCCESS) {
-            std::string why = rc == MOSQ_ERR_ERRNO ? std::string(std::strerror(errno)) : mq_.mosquitto_strerror(rc);
             drop_watch();
-            lost(why);
+            lost(reason(rc, err));
         }
+    }
+
+    /// Why the connection ended or never came up, from the library's code
+    /// and the errno that went with it.
+    std::string reason(int rc, int err) {
+        std::string why;
+        if (!refused_.empty())
+            why = refused_;
+        else if (rc == MOSQ_ERR_TLS && !last_error_.empty())
+            why = util::cat("tls: ", last_error_);
+        else if (!connected_ && (rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_PROTOCOL ||
+                                 (rc == MOSQ_ERR_ERRNO && err == EPROTO)))
+            why = "the broker closed the connection before accepting it (client certificate refused?)";
+        else if (rc == MOSQ_ERR_ERRNO)
+            why = std::strerror(err);
+        else if (rc == MOSQ_ERR_SUCCESS)
+            why = "disconnected";
+        else
+            why = mq_.mosquitto_strerror(rc);
+        refused_.clear();
+        last_error_.clear();
+        return why;
     }
 
     /// The connection is down (or never came up): tell the caller, retry.
     void lost(std::string_view why) {
         connected_ = false;
+        losses_++;
         if (handlers_.on_connection) handlers_.on_connection(false, why);
         if (closed_ || retry_timer_) return;
         int64_t wait = full_jitter_backoff_ms(attempt_++, config_.reconnect_base_ms, config_.reconnect_max_ms);
@@ -283,12 +325,13 @@ private:
             c.connected_ = false;
             return;
         }
-        std::string why = !c.refused_.empty()            ? c.refused_
-                          : rc == MOSQ_ERR_ERRNO          ? std::string(std::strerror(err))
-                          : rc == MOSQ_ERR_SUCCESS        ? std::string("disconnected")
-                                                          : std::string(c.mq_.mosquitto_strerror(rc));
-        c.refused_.clear();
-        c.lost(why);
+        c.lost(c.reason(rc, err));
+    }
+
+    /// Keeps the library's last error line (OpenSSL's reason for a failed
+    /// handshake is only there).
+    static void on_log(mosquitto *, void *obj, int level, const char *line) {
+        if ((level & MOSQ_LOG_ERR) && line) self(obj).last_error_ = line;
     }
 
     static void on_publish(mosquitto *, void *obj, int mid) {
@@ -321,7 +364,9 @@ private:
     bool in_library_ = false;   ///< inside a libmosquitto call (its callbacks run there)
     bool close_pending_ = false;
     unsigned attempt_ = 0;      ///< failed connects since the last success
+    unsigned losses_ = 0;       ///< lost() calls, to tell whether a call reported its failure
     std::string refused_;       ///< the CONNACK's refusal, reported when the socket closes
+    std::string last_error_;    ///< the library's last error log line
     util::EventLoop::TimerId misc_timer_ = 0;
     util::EventLoop::TimerId retry_timer_ = 0;
     std::vector<std::pair<std::string, int>> subscriptions_;
@@ -359,6 +404,7 @@ util::Status MosquittoClient::init() {
     mq_.mosquitto_disconnect_callback_set(m_, on_disconnect);
     mq_.mosquitto_publish_callback_set(m_, on_publish);
     mq_.mosquitto_message_callback_set(m_, on_message);
+    mq_.mosquitto_log_callback_set(m_, on_log);
     start_misc_timer();
     connect_now();
     return util::ok();

@@ -6,8 +6,8 @@ mosquitto_lib.py). Usage: fleet_mqtt_test.py BERTH MQTT_PROBE
 publish: the exact bytes of timestamp.json, retained, seen by a device;
 ACL: a device cannot write another device's status; status: the reports of
 several devices as a table and as JSON; the will: a device whose connection
-dies without DISCONNECT shows offline; a broker that is down: one error
-line, quickly; the client reconnects after a broker restart and renews its
+dies without DISCONNECT shows offline; TLS refused either way, and a
+broker that is down: one error line, quickly; the client reconnects after a broker restart and renews its
 subscriptions. Skips (77) without mosquitto."""
 import json
 import os
@@ -170,6 +170,26 @@ try:
          f"its subscription is renewed: the new publish arrives: {p.lines()}")
     p.send("close")
     c.ok(poll(lambda: p.proc.poll() == 0, 5), "close() sends DISCONNECT and returns")
+
+    # TLS both ways: a broker the CA does not vouch for, a client certificate the broker does not know
+    with Broker(fleet="f1") as other:
+        args = broker.berth_args("controller")
+        args[args.index("--cafile") + 1] = other.ca
+        for i in range(5):  # the handshake fails at connect or later in the loop: both paths end
+            r = berth("fleet", "publish", repo, "--fleet", "f1", "--timeout-ms", "5000", *args)
+            if r.returncode != 1 or "certificate verify failed" not in r.stderr or len(r.stderr.splitlines()) != 1:
+                break
+        c.ok(r.returncode == 1 and "certificate verify failed" in r.stderr and len(r.stderr.splitlines()) == 1,
+             f"a broker whose certificate the CA does not vouch for: refused in one line: {r.stderr!r}")
+        cert, key = other.identity("controller")
+        args = broker.berth_args("controller")
+        args[args.index("--cert") + 1], args[args.index("--key") + 1] = cert, key
+        for i in range(5):
+            r = berth("fleet", "publish", repo, "--fleet", "f1", "--timeout-ms", "5000", *args)
+            if r.returncode != 1 or "client certificate" not in r.stderr or len(r.stderr.splitlines()) != 1:
+                break
+        c.ok(r.returncode == 1 and "client certificate" in r.stderr and len(r.stderr.splitlines()) == 1,
+             f"a client certificate the broker does not trust: refused in one line: {r.stderr!r}")
 
     # a broker that is down: one line, quickly
     broker.stop()

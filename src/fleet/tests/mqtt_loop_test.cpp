@@ -121,7 +121,7 @@ struct FakeBroker {
 
     void answer(const Packet &p) {
         switch (p.type >> 4) {
-            case 1: send(encode(0x20, std::string("\0\0", 2))); break;                  // CONNECT: CONNACK accepted
+            case 1: send(encode(0x20, std::string{'\0', char(connack_code)})); break;  // CONNECT: CONNACK
             case 8: send(encode(0x90, p.body.substr(0, 2) + "\x01")); break;            // SUBSCRIBE: SUBACK QoS 1
             case 3:                                                                     // PUBLISH
                 if (((p.type >> 1) & 3) == 1) {
@@ -152,6 +152,7 @@ struct FakeBroker {
     std::string in;
     int port = 0;
     bool hang_up_at_once = false;  ///< accept and close: a broker that refuses everyone
+    uint8_t connack_code = 0;      ///< 0: accepted; 5: not authorised
     std::vector<int64_t> accept_times;
     std::vector<Packet> packets;
 };
@@ -289,6 +290,14 @@ TEST_CASE("a refused connect is reported with its reason and retried") {
     auto client = fleet::MqttClient::open(c, *loop, ev.handlers()).value();
     REQUIRE(run_until(*loop, [&] { return ev.downs >= 3; }));
     CHECK(ev.why[0] == "Connection refused");
+}
+
+TEST_CASE("a connection the broker refuses is reported with the CONNACK's reason") {
+    Rig rig([](fleet::MqttConfig &c) { c.reconnect_base_ms = c.reconnect_max_ms = 10; });
+    rig.broker.connack_code = 5;
+    REQUIRE(rig.until([&] { return rig.ev.downs >= 2; }));
+    CHECK(rig.ev.ups == 0);
+    CHECK(rig.ev.why[0].find("not authorised") != std::string::npos);
 }
 
 TEST_CASE("full-jitter backoff stays within the doubling window and spreads") {
