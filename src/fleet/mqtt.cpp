@@ -392,7 +392,7 @@ util::Status MosquittoClient::init() {
         if (!cert != !key) return util::Error::msg("a client certificate needs its key, and a key its certificate");
         int rc = mq_.mosquitto_tls_set(m_, config_.ca_file.c_str(), nullptr, cert, key, no_passphrase);
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls");
-        rc = mq_.mosquitto_tls_opts_set(m_, 1 /* SSL_VERIFY_PEER */, "tlsv1.2", nullptr);
+        rc = mq_.mosquitto_tls_opts_set(m_, 1 /* SSL_VERIFY_PEER */, nullptr, nullptr);  // default versions
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls options");
     }
     if (!config_.will_topic.empty()) {
