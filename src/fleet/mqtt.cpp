@@ -75,6 +75,9 @@ uint64_t random_u64() {
     return r;
 }
 
+/// MQTT's largest packet is 268435455 bytes, topic and header included.
+constexpr size_t kMaxPayload = 256 << 20;
+
 class MosquittoClient final : public MqttClient {
 public:
     MosquittoClient(const Api &api, MqttConfig config, util::EventLoop &loop, MqttHandlers handlers)
@@ -104,6 +107,9 @@ public:
 
     util::Status publish(const std::string &topic, std::string_view payload, int qos, bool retain) override {
         if (closed_) return util::Error::msg(util::cat("publish ", util::quote(topic), ": the connection is closed"));
+        if (payload.size() > kMaxPayload)
+            return util::Error::msg(util::cat("publish ", util::quote(topic), ": ", payload.size(),
+                                              " bytes is more than MQTT carries"));
         int mid = 0;
         int rc = call([&] {
             return mq_.mosquitto_publish(m_, &mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos,
@@ -157,7 +163,9 @@ private:
             err = errno;
             return r;
         });
-        if (rc == MOSQ_ERR_SUCCESS || closed_ || losses_ != before || mq_.mosquitto_socket(m_) >= 0) return;
+        if (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN || closed_ || losses_ != before ||
+            mq_.mosquitto_socket(m_) >= 0)
+            return;
         drop_watch();
         lost(reason(rc, err));
     }
@@ -248,7 +256,7 @@ private:
         int64_t every = std::max<int64_t>(1000, int64_t(config_.keepalive_s) * 1000 / 4);
         misc_timer_ = loop_.after(every, [this] {
             misc_timer_ = 0;
-            step([&] { return mq_.mosquitto_loop_misc(m_); });
+            if (fd_ >= 0) step([&] { return mq_.mosquitto_loop_misc(m_); });
             if (!closed_) start_misc_timer();
         });
     }

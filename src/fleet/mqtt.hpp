@@ -50,7 +50,8 @@ struct MqttHandlers {
     /// A message on a subscribed topic (retained: delivered from the
     /// broker's store on subscribe).
     std::function<void(std::string_view topic, std::string_view payload, bool retained)> on_message;
-    /// The connection came up (true) or went down (false, with why).
+    /// The connection came up (true), or went down or an attempt failed
+    /// (false, with why; a retry is scheduled).
     std::function<void(bool connected, std::string_view why)> on_connection;
     /// Optional: the broker acknowledged a QoS 1 publish to `topic` (a
     /// caller that must know its message arrived, or keeps an outbox).
@@ -76,6 +77,8 @@ public:
                                  bool retain = false) = 0;
     virtual bool connected() const = 0;
     /// Sends DISCONNECT (so the will is not published) and stops.
+    /// Destroying the client without close() drops the connection as a
+    /// crash would: the broker publishes the will.
     virtual void close() = 0;
 };
 

@@ -338,6 +338,25 @@ TEST_CASE("a QoS 1 publish is acknowledged through on_acked, retained as asked")
     CHECK(((p->type >> 1) & 3) == 1);  // QoS 1
 }
 
+TEST_CASE("a QoS 1 publish made before the connection is up is sent once it is") {
+    Rig rig;
+    REQUIRE(rig.client->publish("berth/f/devices/dev-1/status", "early", 1, true).ok());
+    REQUIRE(rig.until([&] { return rig.ev.acked.size() == 1; }));
+    CHECK(rig.broker.last(3)->body.substr(2 + 28 + 2) == "early");
+}
+
+TEST_CASE("the keepalive timer does not report a lost connection again while waiting to retry") {
+    Rig rig([](fleet::MqttConfig &c) {
+        c.keepalive_s = 5;  // loop_misc every 1.25 s
+        c.reconnect_base_ms = c.reconnect_max_ms = 60000;
+    });
+    REQUIRE(rig.up());
+    rig.broker.drop();
+    REQUIRE(rig.until([&] { return rig.ev.downs == 1; }));
+    REQUIRE(run_until(*rig.loop, [] { return false; }, 1600) == false);
+    CHECK(rig.ev.downs == 1);
+}
+
 TEST_CASE("a big publish is written out through the loop when the socket is full") {
     Rig rig;
     REQUIRE(rig.up());
