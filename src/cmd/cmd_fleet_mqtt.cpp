@@ -179,13 +179,22 @@ std::string age_text(std::optional<int64_t> t, int64_t now) {
     return cat(d / 86400, "d");
 }
 
+/// What a device wrote, made safe for a terminal: control characters
+/// (escape sequences, newlines) become `?`, and long text is cut.
+std::string printable(std::string s) {
+    constexpr size_t kMax = 80;
+    for (char &ch : s)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    if (s.size() > kMax) s = s.substr(0, kMax - 3) + "...";
+    return s;
+}
+
 /// A field of a report for the table: strings as they are, null or absent
 /// as "-", anything else as JSON.
 std::string cell(const Value &report, const char *key) {
     auto it = report.find(key);
     if (it == report.end() || it->is_null()) return "-";
-    if (it->is_string()) return it->get<std::string>();
-    return util::json::dump(*it);
+    return printable(it->is_string() ? it->get<std::string>() : util::json::dump(*it));
 }
 
 std::string table(const std::map<std::string, Value> &reports) {
@@ -195,7 +204,7 @@ std::string table(const std::map<std::string, Value> &reports) {
     for (const auto &[id, r] : reports) {
         auto online = r.find("online");
         std::string on = online == r.end() || !online->is_boolean() ? "-" : online->get<bool>() ? "yes" : "no";
-        rows.push_back({id, on, cell(r, "committed"), cell(r, "trying"), cell(r, "state"), cell(r, "detail"),
+        rows.push_back({printable(id), on, cell(r, "committed"), cell(r, "trying"), cell(r, "state"), cell(r, "detail"),
                         age_text(report_time(r), now.tv_sec)});
     }
     std::vector<size_t> width(rows[0].size(), 0);

@@ -139,6 +139,15 @@ try:
          rows.get("dev3", [])[:5] == ["dev3", "yes", "2", "-", "rolled-back"] and
          "health check failed" in r.stdout, f"one row a device with its versions and state: {rows}")
 
+    hostile = {"device": "dev6", "online": True, "state": "idle", "detail": "x\x1b[2J\nFAKE yes 99\r" + "y" * 200}
+    broker.pub("dev6", broker.status_topic("dev6"), json.dumps(hostile), retain=True)
+    r = berth("fleet", "status", "--fleet", "f1", "--wait-ms", "500", *broker.berth_args("controller"))
+    row = [ln for ln in r.stdout.splitlines() if ln.startswith("dev6")]
+    c.ok(r.returncode == 0 and "\x1b" not in r.stdout and len(r.stdout.splitlines()) == 5 and len(row) == 1 and
+         "x?[2J?FAKE yes 99?yyy" in row[0] and len(row[0]) < 160,
+         f"a device's text reaches the terminal without control characters, cut short: {r.stdout!r}")
+    broker.pub("dev6", broker.status_topic("dev6"), b"", retain=True)  # cleared: out of the list again
+
     # the will: a device on berth's client, killed without DISCONNECT
     will = json.dumps({"device": "dev4", "online": False})
     p = Probe(broker, "dev4", will=(broker.status_topic("dev4"), will))
