@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include "ota/tuf/metadata.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"
+#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace fleet {
@@ -205,11 +205,7 @@ void ChildRefresher::start(std::string pushed, Done done) {
     if (pid < 0) return fail(util::Error::from_errno("refresh: fork").message());
     if (pid == 0) {
         // The child: no loop, none of the daemon's destructors (_exit).
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(1);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        util::become_worker_of(parent);
         ::signal(SIGPIPE, SIG_IGN);
         child_main(s_, http_, pushed, wr.get());
     }

@@ -1,8 +1,6 @@
 // The fleet agent's outbox (outbox.hpp): reports kept in order across a
 // reopen, the oldest dropped first to stay within the bound, sent ones
 // removed, and nothing left behind but the one file.
-#include <stdlib.h>
-
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -10,49 +8,41 @@
 #include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/tests/tmpdir.hpp"
 
 namespace {
 
-struct Scratch {
-    std::string dir;
-    Scratch() {
-        std::string t = "/tmp/berth-outbox-XXXXXX";
-        dir = mkdtemp(t.data());
-    }
-    ~Scratch() { (void)util::remove_tree(dir); }
-    std::string path() const { return dir + "/outbox"; }
-};
 
 std::string report(int seq) { return util::cat("{\"seq\":", seq, ",\"pad\":\"", std::string(20, 'x'), "\"}"); }
 
 }  // namespace
 
 TEST_CASE("an outbox that does not exist opens empty") {
-    Scratch s;
-    auto o = fleet::Outbox::open(s.path(), 1024);
+    TempDir s;
+    auto o = fleet::Outbox::open((s / "outbox"), 1024);
     REQUIRE(o);
     CHECK(o->empty());
-    CHECK(!util::path_exists(s.path()));
+    CHECK(!util::path_exists((s / "outbox")));
 }
 
 TEST_CASE("reports come back in the order they were queued, after a reopen") {
-    Scratch s;
+    TempDir s;
     {
-        auto o = fleet::Outbox::open(s.path(), 4096);
+        auto o = fleet::Outbox::open((s / "outbox"), 4096);
         REQUIRE(o);
         for (int i = 1; i <= 5; i++) REQUIRE(o->push(report(i)));
     }
-    auto o = fleet::Outbox::open(s.path(), 4096);
+    auto o = fleet::Outbox::open((s / "outbox"), 4096);
     REQUIRE(o);
     REQUIRE(o->entries().size() == 5);
     for (int i = 1; i <= 5; i++) CHECK(o->entries()[size_t(i - 1)] == report(i));
-    CHECK(*util::read_file(s.path()) == util::cat(report(1), '\n', report(2), '\n', report(3), '\n', report(4), '\n', report(5), '\n'));
+    CHECK(*util::read_file((s / "outbox")) == util::cat(report(1), '\n', report(2), '\n', report(3), '\n', report(4), '\n', report(5), '\n'));
 }
 
 TEST_CASE("the oldest reports are dropped first to stay within the bound") {
-    Scratch s;
+    TempDir s;
     size_t line = report(1).size() + 1;
-    auto o = fleet::Outbox::open(s.path(), 3 * line + line / 2);  // room for three
+    auto o = fleet::Outbox::open((s / "outbox"), 3 * line + line / 2);  // room for three
     REQUIRE(o);
     for (int i = 1; i <= 10; i++) {
         REQUIRE(o->push(report(i)));
@@ -62,43 +52,43 @@ TEST_CASE("the oldest reports are dropped first to stay within the bound") {
     CHECK(o->entries()[0] == report(8));
     CHECK(o->entries()[2] == report(10));
     CHECK(o->dropped() == 7);
-    auto size = util::read_file(s.path());
+    auto size = util::read_file((s / "outbox"));
     REQUIRE(size);
     CHECK(size->size() == o->bytes());
     CHECK(o->bytes() == report(8).size() + report(9).size() + report(10).size() + 3);
 }
 
 TEST_CASE("a file over a lowered bound keeps its newest reports") {
-    Scratch s;
+    TempDir s;
     size_t line = report(1).size() + 1;
     {
-        auto o = fleet::Outbox::open(s.path(), 100 * line);
+        auto o = fleet::Outbox::open((s / "outbox"), 100 * line);
         REQUIRE(o);
         for (int i = 1; i <= 6; i++) REQUIRE(o->push(report(i)));
     }
-    auto o = fleet::Outbox::open(s.path(), 2 * line);
+    auto o = fleet::Outbox::open((s / "outbox"), 2 * line);
     REQUIRE(o);
     REQUIRE(o->entries().size() == 2);
     CHECK(o->entries()[0] == report(5));
-    CHECK(util::read_file(s.path())->size() == 2 * line);
+    CHECK(util::read_file((s / "outbox"))->size() == 2 * line);
 }
 
 TEST_CASE("sent reports are removed from the front") {
-    Scratch s;
-    auto o = fleet::Outbox::open(s.path(), 4096);
+    TempDir s;
+    auto o = fleet::Outbox::open((s / "outbox"), 4096);
     REQUIRE(o);
     for (int i = 1; i <= 4; i++) REQUIRE(o->push(report(i)));
     REQUIRE(o->pop(3));
     REQUIRE(o->entries().size() == 1);
     CHECK(o->entries()[0] == report(4));
-    auto again = fleet::Outbox::open(s.path(), 4096);
+    auto again = fleet::Outbox::open((s / "outbox"), 4096);
     REQUIRE(again);
     CHECK(again->entries().size() == 1);
 }
 
 TEST_CASE("a report over the whole bound, or of two lines, is refused and the queue kept") {
-    Scratch s;
-    auto o = fleet::Outbox::open(s.path(), 64);
+    TempDir s;
+    auto o = fleet::Outbox::open((s / "outbox"), 64);
     REQUIRE(o);
     REQUIRE(o->push("{\"a\":1}"));
     auto st = o->push(std::string(100, 'x'));
@@ -109,12 +99,12 @@ TEST_CASE("a report over the whole bound, or of two lines, is refused and the qu
 }
 
 TEST_CASE("only the outbox file is left in its directory (no temporaries)") {
-    Scratch s;
-    auto o = fleet::Outbox::open(s.path(), 256);
+    TempDir s;
+    auto o = fleet::Outbox::open((s / "outbox"), 256);
     REQUIRE(o);
     for (int i = 0; i < 30; i++) REQUIRE(o->push(report(i)));
     REQUIRE(o->pop(2));
-    auto names = util::list_dir(s.dir);
+    auto names = util::list_dir(s.path);
     REQUIRE(names);
     CHECK(*names == std::vector<std::string>{"outbox"});
 }

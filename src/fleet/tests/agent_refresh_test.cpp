@@ -7,7 +7,6 @@
 // killed at its timeout.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -18,6 +17,7 @@
 #include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/tests/tmpdir.hpp"
 
 using fleet::RefreshResult;
 using Outcome = fleet::RefreshResult::Outcome;
@@ -26,20 +26,11 @@ namespace {
 
 const std::string kVectors = TUF_VECTORS;
 
-struct Scratch {
-    std::string dir;
-    Scratch() {
-        std::string t = "/tmp/berth-refresh-XXXXXX";
-        dir = mkdtemp(t.data());
-    }
-    ~Scratch() { (void)util::remove_tree(dir); }
-};
-
-fleet::RefreshSettings settings(const Scratch &s, const std::string &vector) {
+fleet::RefreshSettings settings(const TempDir &s, const std::string &vector) {
     fleet::RefreshSettings r;
-    r.metadata_dir = s.dir + "/metadata";
+    r.metadata_dir = s.path + "/metadata";
     r.trusted_root = kVectors + "/" + vector + "/root.json";
-    r.targets_dir = s.dir + "/targets";
+    r.targets_dir = s.path + "/targets";
     r.metadata_url = "file://" + kVectors + "/" + vector + "/step1/metadata";
     r.targets_url = "file://" + kVectors + "/" + vector + "/step1/targets";
     r.target = "channels/stable/manifest.json";
@@ -76,7 +67,7 @@ std::optional<RefreshResult> run_child(util::EventLoop &loop, fleet::Refresher &
 }  // namespace
 
 TEST_CASE("a refresh returns the channel's manifest, verified, and installs the pinned root first") {
-    Scratch s;
+    TempDir s;
     ota::tuf::FileFetcher f;
     auto r = fleet::run_refresh(settings(s, "consistent-snapshot"), {}, f);
     INFO(r.error);
@@ -85,11 +76,11 @@ TEST_CASE("a refresh returns the channel's manifest, verified, and installs the 
     REQUIRE(r.target);
     CHECK(r.target->manifest == kManifest);
     CHECK(r.target->custom.is_null());
-    CHECK(*util::read_file(s.dir + "/metadata/root.json") == *util::read_file(kVectors + "/consistent-snapshot/root.json"));
+    CHECK(*util::read_file(s.path + "/metadata/root.json") == *util::read_file(kVectors + "/consistent-snapshot/root.json"));
 }
 
 TEST_CASE("a channel the repository does not list gives no target") {
-    Scratch s;
+    TempDir s;
     auto set = settings(s, "consistent-snapshot");
     set.target = "channels/beta/manifest.json";
     ota::tuf::FileFetcher f;
@@ -99,9 +90,9 @@ TEST_CASE("a channel the repository does not list gives no target") {
 }
 
 TEST_CASE("without a pinned root nothing is trusted: refused") {
-    Scratch s;
+    TempDir s;
     auto set = settings(s, "consistent-snapshot");
-    set.trusted_root = s.dir + "/nothing.json";
+    set.trusted_root = s.path + "/nothing.json";
     ota::tuf::FileFetcher f;
     auto r = fleet::run_refresh(set, {}, f);
     CHECK(r.outcome == Outcome::Refused);
@@ -109,7 +100,7 @@ TEST_CASE("without a pinned root nothing is trusted: refused") {
 }
 
 TEST_CASE("an expired timestamp (a frozen mirror) is refused with the reason") {
-    Scratch s;
+    TempDir s;
     ota::tuf::FileFetcher f;
     auto r = fleet::run_refresh(settings(s, "expired-timestamp"), {}, f);
     CHECK(r.outcome == Outcome::Refused);
@@ -117,7 +108,7 @@ TEST_CASE("an expired timestamp (a frozen mirror) is refused with the reason") {
 }
 
 TEST_CASE("a repository that cannot be reached is unreachable, not refused") {
-    Scratch s;
+    TempDir s;
     Silent closed;
     auto set = settings(s, "consistent-snapshot");
     int port = closed.port;
@@ -129,7 +120,7 @@ TEST_CASE("a repository that cannot be reached is unreachable, not refused") {
 }
 
 TEST_CASE("a pushed timestamp signed by the timestamp key is followed by the refresh") {
-    Scratch s;
+    TempDir s;
     ota::tuf::FileFetcher f;
     auto pushed = util::read_file(kVectors + "/consistent-snapshot/step1/metadata/timestamp.json");
     REQUIRE(pushed);
@@ -139,7 +130,7 @@ TEST_CASE("a pushed timestamp signed by the timestamp key is followed by the ref
 }
 
 TEST_CASE("a pushed timestamp whose signature does not verify fetches nothing") {
-    Scratch s;
+    TempDir s;
     auto pushed = util::read_file(kVectors + "/consistent-snapshot/step1/metadata/timestamp.json");
     REQUIRE(pushed);
     std::string forged = *pushed;
@@ -187,7 +178,7 @@ TEST_CASE("the child's result survives the pipe byte for byte") {
 }
 
 TEST_CASE("the child process refreshes and hands the result back on the loop") {
-    Scratch s;
+    TempDir s;
     auto loop = util::EventLoop::create();
     REQUIRE(loop);
     auto r = fleet::child_refresher(**loop, settings(s, "consistent-snapshot"), {}, 30000, {});
@@ -204,7 +195,7 @@ TEST_CASE("the child process refreshes and hands the result back on the loop") {
 }
 
 TEST_CASE("a refresh child that hangs is killed at its timeout") {
-    Scratch s;
+    TempDir s;
     Silent silent;
     auto set = settings(s, "consistent-snapshot");
     set.metadata_url = util::cat("http://127.0.0.1:", silent.port, "/metadata");

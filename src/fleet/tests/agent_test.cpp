@@ -5,8 +5,6 @@
 // replays and other boards refused and reported, pushes that trigger a
 // refresh and pushes that change nothing, backoff after errors, and the
 // status reports with their (deployment, seq) key and their outbox.
-#include <stdlib.h>
-
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
@@ -19,6 +17,7 @@
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
+#include "util/tests/tmpdir.hpp"
 
 using util::cat;
 using util::json::Value;
@@ -92,15 +91,14 @@ private:
 };
 
 struct Harness {
-    std::string dir;
+    TempDir tmp;
+    std::string dir = tmp.path;
     std::unique_ptr<util::EventLoop> loop;
     World w;
     fleet::AgentConfig config;
     std::unique_ptr<fleet::Agent> agent;
 
     explicit Harness(bool mqtt = true) {
-        std::string t = "/tmp/berth-agent-XXXXXX";
-        dir = mkdtemp(t.data());
         loop = std::move(*util::EventLoop::create());
         config.device_id = "gw-0001";
         config.fleet = "plant";
@@ -115,10 +113,7 @@ struct Harness {
         fleet::Schedule probe({config.poll_interval_ms, config.backoff_base_ms, config.backoff_max_ms}, kSeed);
         REQUIRE(probe.first_poll() > 10000);
     }
-    ~Harness() {
-        agent.reset();
-        (void)util::remove_tree(dir);
-    }
+    ~Harness() { agent.reset(); }
 
     void start() {
         fleet::AgentHooks h;
@@ -500,13 +495,9 @@ TEST_CASE("without a broker the agent polls and keeps its reports in the outbox"
 namespace {
 
 struct ConfigDir {
-    std::string dir;
-    ConfigDir() {
-        std::string t = "/tmp/berth-agentcfg-XXXXXX";
-        dir = mkdtemp(t.data());
-        REQUIRE(util::mkdir_p(dir + "/fleet"));
-    }
-    ~ConfigDir() { (void)util::remove_tree(dir); }
+    TempDir tmp;
+    std::string dir = tmp.path;
+    ConfigDir() { REQUIRE(util::mkdir_p(dir + "/fleet")); }
     util::Result<std::optional<fleet::AgentConfig>> load(const std::string &json) {
         REQUIRE(util::atomic_write_file(dir + "/fleet/agent.json", json));
         return fleet::load_agent_config(util::DeviceRoot(dir));
