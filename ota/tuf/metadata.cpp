@@ -260,6 +260,7 @@ util::Result<Targets> parse_targets(const Envelope &e, std::string_view what) {
         f.length = TRY(req_uint(it.value(), "length", at));
         f.hashes = TRY(parse_hashes(*TRY(req_object(it.value(), "hashes", at)), util::cat(at, ".hashes")));
         if (f.hashes.empty()) return util::Error::msg(util::cat(at, ": no hashes"));
+        if (auto c = it.value().find("custom"); c != it.value().end() && c->is_object()) f.custom = *c;
         t.targets.emplace(f.path, std::move(f));
     }
     if (auto d = TRY(json::opt_object(s, "delegations", what)))

@@ -44,6 +44,7 @@ struct TargetFile {
     std::string path;
     uint64_t length = 0;
     Hashes hashes;
+    util::json::Value custom;  ///< the target's "custom" object as signed; null when absent
 };
 
 struct DelegatedRole {

@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
+#include "util/process.hpp"
 #include "util/strings.hpp"
 
 namespace svc {
@@ -51,11 +51,7 @@ util::Status SupervisorApps::in_child(const char *what, const std::function<util
     if (pid < 0) return util::Error::from_errno(util::cat("fork the ", what, " child"));
     if (pid == 0) {
         // The child: no loop, no destructors of the daemon's objects (_exit).
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(1);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        util::become_worker_of(parent);
         rd.release();
         auto st = fn();
         if (!st) (void)util::write_all(wr.get(), st.error().message());

@@ -22,6 +22,7 @@
 #include "daemon/reaper.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/watchdog.hpp"
+#include "fleet/agent.hpp"
 #include "ota/manifest.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
@@ -89,6 +90,15 @@ private:
     Value daemon_status_json() const;
     Value status_json() const;
     void apply(std::shared_ptr<ControlConn> c, const Value &req);
+    /// The updater's apply, then TRYING: `berth update apply` and the fleet
+    /// agent both come here. Returns the version being tried.
+    util::Result<uint64_t> apply_manifest(std::string_view doc);
+    /// The fleet agent, when <root>/fleet/agent.json exists (a bad one is
+    /// logged: the daemon runs without it).
+    void start_agent();
+    void report(std::string_view state, std::string_view detail, std::string_view deployment) {
+        if (agent_) agent_->report(state, detail, deployment);
+    }
     void rollback_request(std::shared_ptr<ControlConn> c);
     void logs(std::shared_ptr<ControlConn> c, const Value &req);
     // TRYING
@@ -108,6 +118,7 @@ private:
     std::unique_ptr<SupervisorApps> apps_;
     std::unique_ptr<ota::Updater> updater_;
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<fleet::Agent> agent_;
     std::optional<Watchdog> wd_;
     util::EventLoop::TimerId heartbeat_ = 0;
     std::optional<PowerAction> shutdown_;
@@ -261,6 +272,7 @@ int Daemon::shut_down() {
         if (auto rev = updater_->revision(*cur)) add_reversed(*rev);
     for (const auto &s : sup_->status())
         if (std::find(ids.begin(), ids.end(), s.id) == ids.end()) ids.push_back(s.id);
+    if (agent_) agent_->stop();
     util::log::info("stopping ", ids.size(), " containers");
     if (auto st = sup_->stop_and_wait(ids); !st) util::log::error("stop the containers: ", st.error().message());
     control_.reset();
@@ -279,6 +291,7 @@ util::Result<int> Daemon::run() {
     // (a TRYING revision rolled back). A failure here is logged: the daemon
     // (maybe PID 1) keeps serving.
     if (auto st = updater_->resume(); !st) util::log::error("resume the updater: ", st.error().message());
+    start_agent();
     (void)release_idle_memory();  // what start-up touched goes back: the daemon idles for months
     if (!shutdown_) TRY(loop_->run());
     return shut_down();
@@ -390,33 +403,37 @@ void Daemon::handle(std::shared_ptr<ControlConn> c, const Value &req) {
     }
 }
 
+util::Result<uint64_t> Daemon::apply_manifest(std::string_view doc) {
+    if (updater_->busy() || trying_)
+        return util::Error::msg(trying_ ? cat("an update is in progress: revision ", trying_->rev.version, " is being tried")
+                                        : std::string("an update is in progress"));
+    util::log::info("update: applying a manifest of ", doc.size(), " bytes");
+    auto v = updater_->apply(doc);  // turns the loop while it stages, stops and starts
+    if (!v) {
+        util::log::error("update: ", v.error().message());
+        return std::move(v).error();
+    }
+    util::log::info("update: revision ", *v, " is trying");
+    if (shutdown_) return util::Error::msg("the daemon is shutting down; the update is rolled back at its next start");
+    begin_trying(*v);
+    if (!trying_)  // its revision could not be read back: begin_trying rolled back
+        return util::Error::msg(last_outcome_.is_object() && last_outcome_.contains("error") ? last_outcome_["error"].get<std::string>()
+                                                                                          : std::string("update failed"));
+    report("staged", cat("revision ", *v), trying_->rev.digest);
+    report("trying", cat("revision ", *v, ": health window ", trying_->rev.health_window_ms / 1000, " s"), trying_->rev.digest);
+    return *v;
+}
+
 void Daemon::apply(std::shared_ptr<ControlConn> c, const Value &req) {
     if (!req.contains("manifest") || !req["manifest"].is_string()) {
         c->reply(error_response("update-apply: expected the manifest as a string"));
         return;
     }
-    if (updater_->busy() || trying_) {
-        c->reply(error_response(trying_ ? cat("an update is in progress: revision ", trying_->rev.version, " is being tried")
-                                        : std::string("an update is in progress")));
-        return;
-    }
     bool wait = !req.contains("wait") || req["wait"] != false;
-    std::string doc = req["manifest"].get<std::string>();
-    util::log::info("update: applying a manifest of ", doc.size(), " bytes");
-    auto v = updater_->apply(doc);  // turns the loop while it stages, stops and starts
+    auto v = apply_manifest(req["manifest"].get<std::string>());
     if (!v) {
-        util::log::error("update: ", v.error().message());
+        report("refused", v.error().message(), {});
         c->reply(error_response(v.error().message()));
-        return;
-    }
-    util::log::info("update: revision ", *v, " is trying");
-    if (shutdown_) {
-        c->reply(error_response("the daemon is shutting down; the update is rolled back at its next start"));
-        return;
-    }
-    begin_trying(*v);
-    if (!trying_) {  // its revision could not be read back: begin_trying rolled back
-        c->reply(last_outcome_.is_object() ? last_outcome_ : error_response("update failed"));
         return;
     }
     Value ev = ok_response();
@@ -492,6 +509,25 @@ void Daemon::logs(std::shared_ptr<ControlConn> c, const Value &req) {
         if (auto conn = weak.lock()) conn->send(line_json(l));
     });
     c->on_close([this, id] { sup_->logs().unfollow(id); });
+}
+
+void Daemon::start_agent() {
+    auto config = fleet::load_agent_config(o_.root);
+    if (!config) return util::log::error("fleet agent: ", config.error().message(), " (running without it)");
+    if (!*config) return;
+    fleet::AgentHooks h;
+    h.committed_version = [this] { return updater_->state().current.value_or(0); };
+    h.apply = [this](std::string_view doc) -> util::Status {
+        auto v = apply_manifest(doc);
+        if (!v) return std::move(v).error();
+        return {};
+    };
+    h.busy = [this] { return updater_->busy() || trying_.has_value(); };
+    h.trying_version = [this] { return trying_ ? std::optional<uint64_t>(trying_->rev.version) : std::nullopt; };
+    h.expect_child = [this](pid_t pid, std::function<void(int)> cb) { reaper_.expect(pid, std::move(cb)); };
+    auto agent = fleet::Agent::start(std::move(**config), o_.root, *loop_, std::move(h));
+    if (!agent) return util::log::error("fleet agent: ", agent.error().message(), " (running without it)");
+    agent_ = std::move(*agent);
 }
 
 // ---- TRYING ----------------------------------------------------------------
@@ -587,6 +623,7 @@ void Daemon::finish_trying(bool healthy, const std::string &why) {
     util::log::info("update: revision ", v, healthy ? " committed" : cat(" rolled back: ", why),
                     st ? "" : cat(" (", st.error().message(), ")"));
     last_outcome_ = out;
+    report(healthy ? "committed" : "rolled-back", healthy ? cat("revision ", v) : why, t.rev.digest);
     for (auto &w : t.waiters) w->reply(out);
     (void)release_idle_memory();
 }

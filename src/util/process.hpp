@@ -60,6 +60,11 @@ Result<Child> spawn(const std::vector<std::string> &argv, const SpawnOptions &op
 /// spawn + wait.
 Result<int> run_process(const std::vector<std::string> &argv, const SpawnOptions &opts = {});
 
+/// In a child just forked to run code of `parent` (no exec): it dies with
+/// the parent (PR_SET_PDEATHSIG SIGKILL; _exit(1) at once when the parent
+/// is already gone) and blocks no signal.
+void become_worker_of(pid_t parent);
+
 /// Turns a wait status into an exit code (128 + signal for a kill).
 int exit_code_from_status(int status);
 
