@@ -626,7 +626,9 @@ util::Result<BuildResult> build(img::Store &store, const BuildOptions &options, 
     BuildResult out;
     for (const auto &p : platforms) {
         Build b(store, options, runner, cf, epoch, cat(work, "/", out.images.size()));
-        out.images.push_back(TRY_CTX(b.run(p), cat("build for ", p.str())));
+        auto one = b.run(p);
+        if (!one) return platforms.size() > 1 ? std::move(one).error().wrap(cat("build for ", p.str())) : std::move(one).error();
+        out.images.push_back(std::move(*one));
     }
     img::Digest top = out.images[0].manifest;
     std::string top_type(img::media::kOciManifest);

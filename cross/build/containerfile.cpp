@@ -281,8 +281,9 @@ util::Result<Instruction> parse_instruction(const Containerfile &cf, const Logic
             return line_error(cf, l.line, cat(in.keyword, " is not supported by berth build"));
         return line_error(cf, l.line, cat("unknown instruction ", t.substr(0, kw_end)));
     }
-    // Flags: --name=value words at the start.
-    while (rest.size() >= 2 && rest.substr(0, 2) == "--") {
+    // Flags: --name=value words at the start, for the instructions that take any.
+    bool takes_flags = !known->second.empty() || in.keyword == "RUN";
+    while (takes_flags && rest.size() >= 2 && rest.substr(0, 2) == "--") {
         size_t end = 0;
         while (end < rest.size() && !is_space(rest[end])) end++;
         std::string_view flag = rest.substr(2, end - 2);

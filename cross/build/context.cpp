@@ -125,7 +125,12 @@ struct Stager {
     util::Status copy_dir_contents(int from_dir, const std::string &rel, int to_dir) {
         for (const auto &name : TRY(util::list_dir_fd(from_dir))) {
             std::string child = rel.empty() ? name : cat(rel, "/", name);
-            if (src.context && src.ignore.ignored(child)) continue;
+            if (src.context && src.ignore.ignored(child)) {
+                // An ignored directory is still walked when an exception may keep something in it.
+                struct stat st;
+                bool dir = fstatat(from_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+                if (!dir || !src.ignore.has_exceptions()) continue;
+            }
             TRY(copy_entry(from_dir, name, child, to_dir, name));
         }
         return util::ok();
@@ -248,6 +253,10 @@ bool IgnoreRules::ignored(std::string_view rel_path) const {
         if (m) out = !rule.negate;
     }
     return out;
+}
+
+bool IgnoreRules::has_exceptions() const {
+    return std::any_of(rules_.begin(), rules_.end(), [](const Rule &r) { return r.negate; });
 }
 
 util::Result<SourceRoot> open_context(const std::string &dir) {

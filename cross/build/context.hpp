@@ -29,6 +29,8 @@ public:
     static IgnoreRules parse(std::string_view text);
     bool ignored(std::string_view rel_path) const;
     bool empty() const { return rules_.empty(); }
+    /// Whether some `!` rule may bring back what is under an ignored directory.
+    bool has_exceptions() const;
 
 private:
     struct Rule {
