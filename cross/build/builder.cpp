@@ -223,7 +223,7 @@ util::Status Build::from(size_t i, StageState &st) {
     }
     if (*name == "scratch") {
         st.cfg.config["Env"] = Value::array({kDefaultPath});
-        st.chain = img::Digest::of(cat("scratch\n", platform_str(st.platform))).str();
+        st.chain = img::Digest::of(cat("scratch\n", platform_str(st.platform), "\n", epoch_)).str();
         return util::ok();
     }
     return from_image(*name, in, st).context(cat(cf_.file_name, ":", in.line, ": FROM ", *name));
@@ -272,7 +272,7 @@ util::Status Build::from_image(const std::string &name, const Instruction &in, S
         st.layers.push_back(std::move(l));
     }
     if (!image.config.platform.architecture.empty()) st.platform = image.config.platform;
-    st.chain = img::Digest::of(cat("image\n", image.manifest_digest.str())).str();
+    st.chain = img::Digest::of(cat("image\n", image.manifest_digest.str(), "\n", epoch_)).str();
     return util::ok();
 }
 
@@ -301,7 +301,10 @@ util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
             vars[name] = value;
             chain_with(cat("ARG ", name, "=", value));
         }
-        add_history(st.cfg, epoch_, nop_created_by(in), true);
+        // podman names every ARG of the stage so far, sorted.
+        std::vector<std::string> names;
+        for (const auto &[k, v] : st.args) names.push_back(k);
+        add_history(st.cfg, epoch_, cat("/bin/sh -c #(nop) ARG ", util::join(names, " ")), true);
         return util::ok();
     }
     if (in.keyword == "COPY" || in.keyword == "ADD") return copy(in, st, vars);
@@ -356,6 +359,7 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     if (dest.front() != '/') dest = cat(st.cfg.working_dir(), st.cfg.working_dir() == "/" ? "" : "/", dest);
     spec.dest = dest;
     spec.unpack_archives = in.keyword == "ADD";
+    spec.epoch = epoch_;
     std::string flags_text;
     if (auto c = in.flags.find("chown"); c != in.flags.end()) {
         auto ids = TRY(chown_ids(TRY(expand(c->second)), st, in.line));

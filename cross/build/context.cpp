@@ -64,13 +64,18 @@ struct Stager {
     const CopySpec &spec;
     int tree_fd;
 
-    util::Status chown_chmod(int dirfd, const std::string &name, bool is_link, bool is_dir, mode_t mode) {
+    /// The copy's owner (--chown, else root), mode (--chmod, else the
+    /// source's) and mtime (the source's; write_layer clamps it).
+    util::Status finish(int dirfd, const std::string &name, const struct stat &src_st) {
+        bool is_link = S_ISLNK(src_st.st_mode);
         if (fchownat(dirfd, name.c_str(), spec.uid.value_or(0), spec.gid.value_or(0), AT_SYMLINK_NOFOLLOW) != 0)
             return Error::from_errno(cat("chown ", quote(name)));
-        if (is_link) return util::ok();
-        mode_t m = spec.mode ? *spec.mode : mode & 07777;
-        (void)is_dir;
-        if (fchmodat(dirfd, name.c_str(), m, 0) != 0) return Error::from_errno(cat("chmod ", quote(name)));
+        if (!is_link) {
+            mode_t m = spec.mode ? *spec.mode : src_st.st_mode & 07777;
+            if (fchmodat(dirfd, name.c_str(), m, 0) != 0) return Error::from_errno(cat("chmod ", quote(name)));
+        }
+        struct timespec times[2] = {src_st.st_mtim, src_st.st_mtim};
+        if (utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return Error::from_errno(cat("set the times of ", quote(name)));
         return util::ok();
     }
 
@@ -89,7 +94,7 @@ struct Stager {
                 return Error::msg(cat(quote(rel), " is a symlink to ", quote(target), ", outside ", src.what));
             (void)unlinkat(to_dir, to_name.c_str(), 0);
             if (symlinkat(target.c_str(), to_dir, to_name.c_str()) != 0) return Error::from_errno(cat("symlink ", quote(rel)));
-            return chown_chmod(to_dir, to_name, true, false, 0);
+            return finish(to_dir, to_name, st);
         }
         if (S_ISDIR(st.st_mode)) {
             if (mkdirat(to_dir, to_name.c_str(), 0755) != 0 && errno != EEXIST)
@@ -97,7 +102,7 @@ struct Stager {
             auto sub = TRY(util::open_at(from_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
             auto dst = TRY(util::open_at(to_dir, to_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
             TRY(copy_dir_contents(sub.get(), rel, dst.get()));
-            return chown_chmod(to_dir, to_name, false, true, st.st_mode);
+            return finish(to_dir, to_name, st);
         }
         if (!S_ISREG(st.st_mode)) return Error::msg(cat(quote(rel), " is not a file, directory or symlink"));
         auto in = TRY(util::open_at(from_dir, name, O_RDONLY | O_NOFOLLOW));
@@ -119,7 +124,7 @@ struct Stager {
             if (n == 0) break;
             TRY(util::write_all(out.get(), std::string_view(buf, size_t(n))));
         }
-        return chown_chmod(to_dir, to_name, false, false, st.st_mode);
+        return finish(to_dir, to_name, st);
     }
 
     util::Status copy_dir_contents(int from_dir, const std::string &rel, int to_dir) {
@@ -177,7 +182,7 @@ util::Result<util::UniqueFd> make_parents(int tree_fd, const std::string &dir_re
     return cur;
 }
 
-void hash_tree(int dirfd, const std::string &rel, img::Sha256 &h, util::Status &st) {
+void hash_tree(int dirfd, const std::string &rel, int64_t epoch, img::Sha256 &h, util::Status &st) {
     auto names = util::list_dir_fd(dirfd);
     if (!names) {
         st = std::move(names).error();
@@ -190,7 +195,8 @@ void hash_tree(int dirfd, const std::string &rel, img::Sha256 &h, util::Status &
             st = Error::from_errno(cat("stat ", quote(child)));
             return;
         }
-        h.update(cat(child, "\0", uint32_t(s.st_mode), ":", s.st_uid, ":", s.st_gid, "\0"));
+        h.update(cat(child, "\n", uint32_t(s.st_mode), ":", s.st_uid, ":", s.st_gid, ":",
+                     std::min<int64_t>(s.st_mtime, epoch), "\n"));
         if (S_ISREG(s.st_mode)) {
             auto fd = util::open_at(dirfd, name, O_RDONLY | O_NOFOLLOW);
             if (!fd) {
@@ -213,7 +219,7 @@ void hash_tree(int dirfd, const std::string &rel, img::Sha256 &h, util::Status &
                 st = std::move(sub).error();
                 return;
             }
-            hash_tree(sub->get(), child, h, st);
+            hash_tree(sub->get(), child, epoch, h, st);
             if (!st) return;
         }
     }
@@ -322,14 +328,14 @@ util::Result<std::string> stage_copy(const SourceRoot &src, const CopySpec &spec
         auto file = TRY(util::open_in_root(src.fd.get(), rel, O_RDONLY, 0, scope));
         TRY(stager.copy_regular(file.get(), st, rel, dst.get(), name));
     }
-    return tree_digest(tree_dir);
+    return tree_digest(tree_dir, spec.epoch);
 }
 
-util::Result<std::string> tree_digest(const std::string &tree_dir) {
+util::Result<std::string> tree_digest(const std::string &tree_dir, int64_t epoch) {
     auto fd = TRY(util::open_file(tree_dir, O_RDONLY | O_DIRECTORY));
     img::Sha256 h;
     util::Status st;
-    hash_tree(fd.get(), "", h, st);
+    hash_tree(fd.get(), "", epoch, h, st);
     TRY(std::move(st));
     return h.finish().str();
 }

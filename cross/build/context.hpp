@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,7 @@ struct CopySpec {
     std::optional<gid_t> gid;
     std::optional<mode_t> mode;        ///< --chmod
     bool unpack_archives = false;      ///< ADD: local tar archives are unpacked at dest
+    int64_t epoch = 0;                 ///< mtimes past it count as it (write_layer clamps them so)
 };
 
 /// Copies what `spec` names from `src` into `tree_dir` (the layer's tree,
@@ -70,8 +72,9 @@ struct CopySpec {
 /// contents) for the cache key.
 util::Result<std::string> stage_copy(const SourceRoot &src, const CopySpec &spec, const std::string &tree_dir);
 
-/// A digest of a staged tree's names, types, modes, owners and contents.
-util::Result<std::string> tree_digest(const std::string &tree_dir);
+/// A digest of a staged tree's names, types, modes, owners, mtimes (clamped
+/// to `epoch`) and contents: what its layer holds.
+util::Result<std::string> tree_digest(const std::string &tree_dir, int64_t epoch);
 
 /// Unpacks the tar archive (plain, gzip, bzip2, xz, zstd as libarchive reads
 /// them) at `archive_fd` into `dest_fd`, through image/'s safe unpacker.

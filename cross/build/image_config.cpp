@@ -64,13 +64,15 @@ util::Result<std::vector<std::string>> expand_all(const Containerfile &cf, const
     return out;
 }
 
-/// ENTRYPOINT/CMD/HEALTHCHECK's command: the JSON form as it is, the shell form wrapped in SHELL.
-Value command(const ConfigState &st, const std::vector<std::string> &args, bool json_form) {
+/// ENTRYPOINT/CMD's command: the JSON form as it is, the shell form under
+/// /bin/sh -c. podman does not apply SHELL here (Docker does); berth
+/// writes what podman writes.
+Value command(const std::vector<std::string> &args, bool json_form) {
     Value v = Value::array();
     if (json_form) {
         for (const auto &a : args) v.push_back(a);
     } else {
-        for (const auto &s : st.shell) v.push_back(s);
+        v = Value::array({"/bin/sh", "-c"});
         v.push_back(args.empty() ? std::string() : args[0]);
     }
     return v;
@@ -115,10 +117,10 @@ util::Status apply(const Containerfile &cf, const Instruction &in, const std::ma
         if (!number && sig.rfind("SIG", 0) != 0) return fail(cat("invalid signal ", util::quote(sig)));
         c["StopSignal"] = sig;
     } else if (k == "ENTRYPOINT") {
-        c["Entrypoint"] = command(st, in.args, in.json_form);
+        c["Entrypoint"] = command(in.args, in.json_form);
         if (!st.cmd_set) c.erase("Cmd");
     } else if (k == "CMD") {
-        c["Cmd"] = command(st, in.args, in.json_form);
+        c["Cmd"] = command(in.args, in.json_form);
         st.cmd_set = true;
     } else if (k == "SHELL") {
         if (in.args.empty()) return fail("needs at least the shell");
@@ -133,11 +135,12 @@ util::Status apply(const Containerfile &cf, const Instruction &in, const std::ma
             }
             for (char &ch : proto) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
             if (proto != "tcp" && proto != "udp" && proto != "sctp") return fail(cat("invalid protocol ", util::quote(proto)));
+            // A range stays one entry, as podman writes it.
             size_t dash = p.find('-');
             auto lo = util::parse_int<uint16_t>(p.substr(0, dash));
             auto hi = dash == std::string::npos ? lo : util::parse_int<uint16_t>(p.substr(dash + 1));
             if (!lo || !hi || *hi < *lo) return fail(cat("invalid port ", util::quote(p)));
-            for (uint32_t n = *lo; n <= *hi; n++) set_sorted(ports, cat(n, "/", proto), Value::object());
+            set_sorted(ports, cat(p, "/", proto), Value::object());
         }
     } else if (k == "VOLUME") {
         Value &vols = member(c, "Volumes", Value::object());
@@ -262,11 +265,6 @@ void add_history(ConfigState &st, int64_t epoch, const std::string &created_by, 
 }
 
 std::string nop_created_by(const Instruction &in) {
-    if (in.keyword == "ARG") {
-        std::vector<std::string> names;
-        for (const auto &w : in.args) names.push_back(split_assignment(w).first);
-        return cat("/bin/sh -c #(nop) ARG ", util::join(names, " "));
-    }
     return cat("/bin/sh -c #(nop) ", in.keyword, " ", in.raw);
 }
 

@@ -50,15 +50,16 @@ TEST_CASE("an ENTRYPOINT resets a CMD not given in the stage", "[config]") {
     CHECK_FALSE(st.config.contains("Cmd"));
 }
 
-TEST_CASE("SHELL changes how later shell forms are wrapped", "[config]") {
+TEST_CASE("CMD's shell form stays /bin/sh -c after SHELL, as podman writes it", "[config]") {
     auto st = apply("SHELL [\"/bin/ash\", \"-eo\", \"pipefail\", \"-c\"]\nCMD run\n");
-    CHECK(st.config["Cmd"].dump() == R"(["/bin/ash","-eo","pipefail","-c","run"])");
+    CHECK(st.config["Cmd"].dump() == R"(["/bin/sh","-c","run"])");
+    CHECK(st.shell == std::vector<std::string>{"/bin/ash", "-eo", "pipefail", "-c"});
 }
 
 TEST_CASE("LABEL, EXPOSE and VOLUME fill sorted maps", "[config]") {
     auto st = apply("LABEL b=2 \"a x\"=\"1 2\"\nEXPOSE 80 53/UDP 8000-8001\nVOLUME /data [\"/x\"]\nVOLUME [\"/logs\"]\n");
     CHECK(st.config["Labels"].dump() == R"({"a x":"1 2","b":"2"})");
-    CHECK(st.config["ExposedPorts"].dump() == R"({"53/udp":{},"80/tcp":{},"8000/tcp":{},"8001/tcp":{}})");
+    CHECK(st.config["ExposedPorts"].dump() == R"({"53/udp":{},"80/tcp":{},"8000-8001/tcp":{}})");
     CHECK(st.config["Volumes"].dump() == R"({"/data":{},"/logs":{},"[/x]":{}})");
 }
 
