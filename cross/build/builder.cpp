@@ -24,6 +24,7 @@
 #include "image/reference.hpp"
 #include "image/rootfs.hpp"
 #include "image/unpack.hpp"
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/path.hpp"
 #include "util/strings.hpp"
@@ -256,7 +257,8 @@ util::Status Build::from_image(const std::string &name, const Instruction &in, S
             auto found = img::find_image(store_, name);
             if (found) top = *found;
         }
-        if (!top && ref && o_.pull) top = TRY(o_.pull(*ref, st.platform));
+        // Only a reference naming its registry is pulled: a short name is never sent anywhere.
+        if (auto full = img::Reference::parse(name); !top && full && o_.pull) top = TRY(o_.pull(*full, st.platform));
         if (!top) return Error::msg("no such image in the store, and no registry to pull it from");
     }
     auto image = TRY(img::load_image(store_, *top, st.platform, true));
@@ -591,9 +593,51 @@ util::Status write_oci_layout(img::Store &store, const img::Digest &top, const s
     return util::atomic_write_file(cat(dir, "/index.json"), util::json::dump(index));
 }
 
+/// What the store held before a build: a failed build removes what it
+/// added (blobs, unpacked layers, refs of imported layouts, cache entries),
+/// so a refused Containerfile leaves the store as it was.
+class StoreSnapshot {
+public:
+    static util::Result<StoreSnapshot> take(img::Store &store) {
+        StoreSnapshot s(store);
+        for (const auto &d : TRY(store.list_blobs())) s.blobs_.insert(d.str());
+        s.layers_ = names(cat(store.root(), "/layers"));
+        s.cache_ = names(cat(store.root(), "/build-cache"));
+        for (const auto &[n, d] : TRY(store.list_refs())) s.refs_.insert(n);
+        return s;
+    }
+
+    void restore() {
+        for (const auto &n : names(cat(store_.root(), "/build-cache")))
+            if (!cache_.count(n)) (void)unlink(cat(store_.root(), "/build-cache/", n).c_str());
+        if (auto refs = store_.list_refs())
+            for (const auto &[n, d] : *refs)
+                if (!refs_.count(n)) (void)store_.remove_ref(n);
+        for (const auto &n : names(cat(store_.root(), "/layers")))
+            if (!layers_.count(n) && n.front() != '.') (void)util::remove_tree(cat(store_.root(), "/layers/", n));
+        if (auto blobs = store_.list_blobs())
+            for (const auto &d : *blobs) {
+                if (blobs_.count(d.str())) continue;
+                auto lock = store_.lock_blob(d);
+                if (lock) (void)store_.remove_blob(d);
+            }
+    }
+
+private:
+    explicit StoreSnapshot(img::Store &store) : store_(store) {}
+    static std::set<std::string> names(const std::string &dir) {
+        auto l = util::list_dir(dir);
+        return l ? std::set<std::string>(l->begin(), l->end()) : std::set<std::string>();
+    }
+    img::Store &store_;
+    std::set<std::string> blobs_, layers_, cache_, refs_;
+};
+
 }  // namespace
 
-util::Result<BuildResult> build(img::Store &store, const BuildOptions &options, Runner &runner) {
+namespace {
+
+util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &options, Runner &runner) {
     // The Containerfile: -f, else Containerfile, else Dockerfile in the context.
     std::string file = options.containerfile;
     if (file.empty()) {
@@ -663,6 +707,15 @@ util::Result<BuildResult> build(img::Store &store, const BuildOptions &options, 
                 cat("write the OCI layout ", quote(*options.oci_output_dir)));
     }
     for (const auto &t : tags) TRY(store.set_ref(t, top));
+    return out;
+}
+
+}  // namespace
+
+util::Result<BuildResult> build(img::Store &store, const BuildOptions &options, Runner &runner) {
+    auto before = TRY(StoreSnapshot::take(store));
+    auto out = build_into(store, options, runner);
+    if (!out) before.restore();
     return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "cross/build/builder.hpp"
 #include "image/image.hpp"
+#include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -124,10 +125,13 @@ TEST_CASE("the same build in two places at two epochs of the files gives one dig
 TEST_CASE("COPY from outside the context is refused and nothing is tagged", "[builder]") {
     Fixture f;
     write(f.dir.path + "/secret", "s");
-    auto r = build::build(f.store, f.options("FROM scratch\nCOPY ../secret /s\n"), f.runner);
+    write(f.ctx + "/a", "a");
+    auto r = build::build(f.store, f.options("FROM scratch\nCOPY a /a\nRUN x\nCOPY ../secret /s\n"), f.runner);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message() == "Containerfile:2: COPY: `../secret` is outside the build context");
+    CHECK(r.error().message() == "Containerfile:4: COPY: `../secret` is outside the build context");
     CHECK(f.refs() == 0);
+    CHECK(f.store.list_blobs().value().empty());
+    CHECK(util::list_dir(f.store.root() + "/layers").value().empty());
 }
 
 TEST_CASE("a symlink in the context pointing out of it is refused", "[builder]") {
