@@ -107,7 +107,10 @@
     X(archive_entry_xattr_reset, (struct archive_entry *e), (e)) \
     X(archive_entry_xattr_next, (struct archive_entry *e, const char **name, const void **value, size_t *size), (e, name, value, size))
 #define ZLIB_FORWARDS(X) \
-    X(zlibVersion, (void), ())
+    X(zlibVersion, (void), ()) \
+    X(deflateInit2_, (z_streamp s, int level, int method, int bits, int mem, int strategy, const char *v, int size), (s, level, method, bits, mem, strategy, v, size)) \
+    X(deflate, (z_streamp s, int flush), (s, flush)) \
+    X(deflateEnd, (z_streamp s), (s))
 
 namespace img::dynlibs {
 namespace {

@@ -15,12 +15,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "image/digest.hpp"
+#include "image/manifest.hpp"
+#include "image/reference.hpp"
 #include "image/store.hpp"
 #include "util/result.hpp"
 
@@ -68,6 +71,10 @@ struct BuildOptions {
     std::optional<std::string> oci_output_dir;    ///< --output type=oci,dest=DIR
     std::string work_root;                        ///< scratch space for overlays and staged trees
     int log_fd = 2;                               ///< "STEP 2/5: RUN ..." lines and RUN output
+    /// Brings a base image the store lacks into it (a registry pull under
+    /// the trust policy, as `berth run IMAGE` does) and returns its top
+    /// digest; unset: FROM takes only stored images, layouts and stages.
+    std::function<util::Result<img::Digest>(const img::Reference &, const img::Platform &)> pull;
 };
 
 struct PlatformResult {
