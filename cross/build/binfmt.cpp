@@ -23,6 +23,7 @@
 #include <optional>
 #include <vector>
 
+#include "image/manifest.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
@@ -224,23 +225,9 @@ std::vector<std::string> missing_pieces(const Arch &a, const std::string &root) 
 }  // namespace
 
 std::string host_platform() {
-#if defined(__x86_64__)
-    return "linux/amd64";
-#elif defined(__aarch64__)
-    return "linux/arm64";
-#elif defined(__arm__)
-    return "linux/arm/v7";
-#elif defined(__i386__)
-    return "linux/386";
-#elif defined(__riscv) && __riscv_xlen == 64
-    return "linux/riscv64";
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return "linux/ppc64le";
-#elif defined(__s390x__)
-    return "linux/s390x";
-#else
-#error "host_platform: unknown architecture"
-#endif
+    std::string p = img::Platform::host().str();
+    const Arch *a = find_arch(p);
+    return a ? a->platform : p;
 }
 
 util::Status check_platform_runnable(const std::string &platform) { return check_platform_runnable(platform, ""); }
@@ -250,6 +237,7 @@ util::Status check_platform_runnable(const std::string &platform, const std::str
     if (!want) return Error::msg(cat("platform ", quote(platform), " is not one RUN steps can run (",
                                      "linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x)"));
     const Arch *host = find_arch(host_platform());
+    if (!host) return Error::msg(cat("this host's platform ", quote(host_platform()), " runs no RUN steps"));
     // The same, or what the host's CPU runs itself: 32-bit x86 on amd64, 32-bit ARM on arm64.
     if (want == host || (host == find_arch("linux/amd64") && want == find_arch("linux/386")) ||
         (host == find_arch("linux/arm64") && want == find_arch("linux/arm/v7")))

@@ -17,18 +17,17 @@ import time
 import urllib.error
 import urllib.request
 
-APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sensor")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "image", "tests"))
+from remote_lib import Checks  # noqa: E402
+
+APP = os.path.join(HERE, "sensor")
 BUSYBOX = shutil.which("busybox")
 if not BUSYBOX:
     print("SKIP: needs busybox")
     sys.exit(77)
-failed = 0
-
-
-def ok(cond, what):
-    global failed
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    failed += 0 if cond else 1
+c = Checks()
+ok = c.ok
 
 
 def free_port():
@@ -120,5 +119,4 @@ try:
         app.stop()
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
-print(f"{failed} failed" if failed else "all passed")
-sys.exit(1 if failed else 0)
+c.exit()
