@@ -57,6 +57,11 @@ using util::quote;
 /// runtime's own filesystems, not in the layer.
 constexpr const char *kMountPoints[] = {"/proc", "/dev", "/sys", "/etc", "/etc/resolv.conf", "/etc/hosts"};
 
+/// Overlay features that would keep a change out of the upper directory
+/// (a renamed directory as a redirect, a chmod as a metadata-only copy).
+/// Kernels before 4.19 know not all of these names, and have them off.
+constexpr const char *kOverlayFeaturesOff = ",redirect_dir=off,metacopy=off,index=off";
+
 /// "b<pid>-<start time>-" for this process: the prefix of its containers' ids.
 std::string id_prefix_of(pid_t pid, uint64_t start) { return cat("b", pid, "-", start, "-"); }
 
@@ -101,7 +106,7 @@ util::Result<std::string> overlay_options(const build::RunRequest &req, const st
         if (!plain(*p)) return Error::msg(cat("overlay directory ", quote(*p), ": `,`, `:` and `\\` cannot be passed to overlay"));
     auto options = [&](const std::vector<std::string> &l) {
         return cat("lowerdir=", util::join(l, ":"), ",upperdir=", req.upper_dir, ",workdir=", req.work_dir,
-                   ",redirect_dir=off,metacopy=off,index=off");
+                   kOverlayFeaturesOff);
     };
     std::string o = options(lowers);
     bool all_plain = true;
@@ -186,8 +191,12 @@ public:
         util::ScopeGuard remove_bundle{[&] { remove_bundle_dir(bundle); }};
 
         std::string options = TRY_CTX(overlay_options(req, bundle), what);
-        if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0)
-            return Error::from_errno(cat(what, ": mount the overlay"));
+        if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
+            if (errno != EINVAL || !options.ends_with(kOverlayFeaturesOff)) return Error::from_errno(cat(what, ": mount the overlay"));
+            options.resize(options.size() - std::string_view(kOverlayFeaturesOff).size());  // an older kernel
+            if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0)
+                return Error::from_errno(cat(what, ": mount the overlay"));
+        }
         bool mounted = true;
         util::ScopeGuard unmount{[&] {
             if (mounted) (void)::umount2(rootfs.c_str(), MNT_DETACH);
