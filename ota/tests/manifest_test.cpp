@@ -567,9 +567,10 @@ TEST_CASE("the container id joins name and version", "[manifest]") {
     CHECK(container_id(rev, c) == "sensor.r42");
 }
 
-TEST_CASE("board app limits are read from the apps object, other board fields ignored", "[limits]") {
+TEST_CASE("board app limits are read from the apps object of a full profile", "[limits]") {
     AppLimits l = limits_of(
-        R"({"name": "qemu", "slots": {"a": 1},
+        R"({"name": "qemu", "slots": [{"name": "A", "file": "/a.img"}, {"name": "B", "file": "/b.img"}],
+            "bootloader": {"kind": "file", "env": "/boot.env"},
             "apps": {"devices": ["/dev/ttyUSB*"], "capabilities": ["CAP_NET_ADMIN"]}})");
     CHECK(l.devices == std::vector<std::string>{"/dev/ttyUSB*"});
     CHECK(l.capabilities == std::vector<std::string>{"CAP_NET_ADMIN"});
