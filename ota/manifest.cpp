@@ -468,6 +468,43 @@ util::Result<std::vector<std::string>> strict::capabilities(const Value &v, std:
     return out;
 }
 
+namespace {
+
+constexpr Named<std::string_view> kFsTypes[] = {{"squashfs", "squashfs"}, {"erofs", "erofs"}, {"ext4", "ext4"}};
+
+util::Result<uint64_t> version_number(const Value &v, std::string_view path) {
+    return static_cast<uint64_t>(TRY(integer(v, path, 1, INT64_MAX)));
+}
+
+util::Result<SystemSpec> system_part(const Value &v, const std::string &path) {
+    TRY(object_with(v, path, {"image", "size", "version", "fstype"}));
+    SystemSpec s;
+    for (const auto &[key, val] : v.items()) {
+        std::string p = key_path(path, key);
+        if (key == "image") {
+            s.image = TRY(pinned_image(val, p));
+        } else if (key == "size") {
+            s.size = static_cast<uint64_t>(TRY(integer(val, p, 1, INT64_MAX)));
+        } else if (key == "version") {
+            s.version = TRY(version_number(val, p));
+        } else if (key == "min_version") {
+            s.min_version = TRY(version_number(val, p));
+        } else if (key == "max_version") {
+            s.max_version = TRY(version_number(val, p));
+        } else if (key == "fstype") {
+            s.fstype = std::string(TRY(choice(val, p, kFsTypes)));
+        } else {
+            return unknown_field(path, key);
+        }
+    }
+    if (s.min_version > s.max_version)
+        return bad(key_path(path, "max_version"), cat("expected at least min_version (", s.min_version, "), got ",
+                                                      s.max_version));
+    return s;
+}
+
+}  // namespace
+
 util::Result<Revision> parse_revision(std::string_view document) {
     Value doc = TRY(parse_json(document, "manifest"));
     TRY(no_duplicate_keys(document));
@@ -490,6 +527,8 @@ util::Result<Revision> parse_revision(std::string_view document) {
                 return bad(key, "expected a name of 1-128 bytes without control characters");
         } else if (key == "health_window") {
             rev.health_window_ms = TRY(duration(val, key, 1));
+        } else if (key == "system") {
+            rev.system = TRY(system_part(val, key));
         } else if (key == "containers") {
             if (!val.is_array()) return wrong_type(key, "a non-empty array of containers", val);
             if (val.empty()) return bad(key, "expected a non-empty array of containers, got an empty one");
