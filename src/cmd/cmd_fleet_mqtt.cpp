@@ -161,7 +161,12 @@ util::Result<int> run_publish(const cli::GlobalOptions &, const util::ParsedArgs
 std::optional<int64_t> report_time(const Value &report) {
     auto it = report.find("time");
     if (it == report.end()) return std::nullopt;
-    if (it->is_number()) return it->get<int64_t>();
+    if (it->is_number_integer()) return it->get<int64_t>();
+    if (it->is_number_float()) {  // in range before the conversion: a device wrote it
+        double d = it->get<double>();
+        if (d > -1e12 && d < 1e12) return int64_t(d);
+        return std::nullopt;
+    }
     if (!it->is_string()) return std::nullopt;
     std::string t = it->get<std::string>();
     struct tm tm = {};

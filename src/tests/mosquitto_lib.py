@@ -30,7 +30,10 @@ Identities are certificate common names; mosquitto makes them the user name
     berth/<fleet>/devices/+/status.
 Persistence is off unless Broker(persistence=True) (then in b.dir, so a
 restarted broker keeps sessions and retained messages). Broker(extra=...)
-appends lines to mosquitto.conf. The broker's log is b.log_text().
+appends lines to mosquitto.conf (max_connections, max_queued_messages, ...).
+Broker(host=ADDR) listens on another local address than 127.0.0.1 (a
+test's bridge; the server certificate names it). Broker(tmp=DIR) works in
+DIR and leaves it. The broker's log is b.log_text().
 """
 import os
 import shutil
@@ -108,11 +111,11 @@ class Subscriber:
 
 
 class Broker:
-    def __init__(self, fleet="default", persistence=False, extra="", tmp=None):
+    def __init__(self, fleet="default", persistence=False, extra="", tmp=None, host="127.0.0.1"):
         self.fleet = fleet
         self.owned_tmp = tmp is None
         self.dir = tmp or tempfile.mkdtemp(prefix="berth-mqtt-")
-        self.host = "127.0.0.1"
+        self.host = host
         self.port = None
         self.proc = None
         self.persistence = persistence
@@ -135,7 +138,7 @@ class Broker:
         _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                  "-keyout", "server.key", "-out", "server.crt", "-days", "2", "-subj", "/CN=localhost",
                  "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                 "-addext", f"subjectAltName=DNS:localhost,IP:127.0.0.1,IP:{self.host}",
                  "-addext", "extendedKeyUsage=serverAuth", cwd=d)
         self.ca = os.path.join(d, "ca.crt")
 
@@ -198,7 +201,7 @@ connection_messages true
 {persist}per_listener_settings false
 allow_anonymous false
 acl_file {self.dir}/acl
-listener {self.port} 127.0.0.1
+listener {self.port} {self.host}
 cafile {self.dir}/ca.crt
 certfile {self.dir}/server.crt
 keyfile {self.dir}/server.key
