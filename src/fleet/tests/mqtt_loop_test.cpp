@@ -378,6 +378,17 @@ TEST_CASE("an idle connection does not wake the loop") {
     CHECK(wakeups <= 2);  // no busy write watch, no per-second timer at keepalive 300 s
 }
 
+TEST_CASE("an idle connection pings the broker within its keepalive") {
+    Rig rig([](fleet::MqttConfig &c) { c.keepalive_s = 5; });  // the least libmosquitto takes
+    REQUIRE(rig.up());
+    int64_t t0 = util::monotonic_ms();
+    REQUIRE(rig.until([&] { return rig.broker.count(12) == 1; }, 8000));
+    int64_t took = util::monotonic_ms() - t0;
+    CHECK(took >= 4000);
+    CHECK(took <= 5000 + 1250 + 1000);  // a misc timer every keepalive/4, second-granular clock
+    CHECK(rig.client->connected());
+}
+
 TEST_CASE("close sends DISCONNECT and stops reconnecting") {
     Rig rig([](fleet::MqttConfig &c) {
         c.reconnect_base_ms = 10;
