@@ -118,7 +118,7 @@ util::Result<std::unique_ptr<Session>> open_session(const util::ParsedArgs &a, f
     ::signal(SIGPIPE, SIG_IGN);
     auto s = std::make_unique<Session>();
     s->loop = TRY(util::EventLoop::create());
-    s->where = cat("mqtt ", config.host, ":", config.port);
+    s->where = fleet::broker_name(config);
     Session *sp = s.get();
     handlers.on_connection = [sp, on_up = std::move(on_up)](bool up, std::string_view why) {
         if (!up) return sp->fail(std::string(why));

@@ -418,12 +418,16 @@ TEST_CASE("close from a handler is finished once the library returns") {
     CHECK(ups == 1);
 }
 
-TEST_CASE("topics and topic levels") {
+TEST_CASE("topics, topic levels and the broker's name in errors") {
     CHECK(fleet::timestamp_topic("f1") == "berth/f1/timestamp");
     CHECK(fleet::status_topic("f1", "dev-1") == "berth/f1/devices/dev-1/status");
     CHECK(fleet::valid_topic_level("gw-01.site_3"));
     for (const char *bad : {"", ".", "..", "a/b", "+", "#", "a b", "dev\n"}) CHECK_FALSE(fleet::valid_topic_level(bad));
     CHECK_FALSE(fleet::valid_topic_level(std::string(65, 'a')));
+    fleet::MqttConfig c;
+    CHECK(fleet::broker_name(c) == "mqtt 127.0.0.1:8883");
+    c.host = "::1";
+    CHECK(fleet::broker_name(c) == "mqtt [::1]:8883");
 }
 
 TEST_CASE("a bad configuration fails in open") {
