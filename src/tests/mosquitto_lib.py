@@ -9,6 +9,7 @@ set up (docs/fleet-agent.md, "MQTT"). Run tests with /usr/bin/python3.
     with Broker(fleet="f1") as b:     # temp dir, CA, server cert, config, started
         b.port, b.host, b.address     # 17345, "127.0.0.1", "127.0.0.1:17345"
         cert, key = b.identity("dev1")    # a client cert with CN=dev1 (made once)
+        b.identities([f"d{i}" for i in range(500)])  # many, in parallel: [(cert, key)]
         b.berth_args("controller")    # ["--mqtt", b.address, "--cafile", ..., "--cert", ..., "--key", ...]
         b.client_args("dev1")         # the same for mosquitto_pub/sub (-h -p --cafile --cert --key)
         b.pub("dev1", b.status_topic("dev1"), b'{"online":true}', retain=True)
@@ -35,6 +36,7 @@ Broker(host=ADDR) listens on another local address than 127.0.0.1 (a
 test's bridge; the server certificate names it). Broker(tmp=DIR) works in
 DIR and leaves it. The broker's log is b.log_text().
 """
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -122,6 +124,7 @@ class Broker:
         self.extra = extra
         self.subscribers = []
         self._lock = threading.Lock()
+        self._name_locks = {}
         try:
             self._make_ca()
             self.start()
@@ -144,15 +147,22 @@ class Broker:
 
     def identity(self, name):
         """(cert path, key path) of a client certificate with CN=name, made on first use."""
+        cert = os.path.join(self.dir, f"id-{name}.crt")
+        key = os.path.join(self.dir, f"id-{name}.key")
         with self._lock:
-            cert = os.path.join(self.dir, f"id-{name}.crt")
-            key = os.path.join(self.dir, f"id-{name}.key")
+            lock = self._name_locks.setdefault(name, threading.Lock())
+        with lock:
             if not os.path.exists(cert):
                 _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                          "-keyout", key, "-out", cert + ".tmp", "-days", "2", "-subj", f"/CN={name}",
                          "-CA", "ca.crt", "-CAkey", "ca.key", "-addext", "extendedKeyUsage=clientAuth", cwd=self.dir)
                 os.rename(cert + ".tmp", cert)
-            return cert, key
+        return cert, key
+
+    def identities(self, names, workers=4):
+        """identity() of many names, made `workers` at a time (about 45 ms each on one core)."""
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(self.identity, names))
 
     @property
     def address(self):
