@@ -163,6 +163,11 @@ TEST_CASE("ed25519 and rsassa-pss-sha256 keys sign what the client verifies") {
     CHECK(root["keys"][id]["scheme"] == "rsassa-pss-sha256");
     REQUIRE(r.open().release("stable", manifest(2), {}, kNow));
     CHECK(d.require_channel("stable") == manifest(2));
+    // The key file reads back as the same key.
+    auto k = PrivateKey::from_pem(*util::read_file(util::path_join(r.keys(), cat("timestamp/", id, ".pem"))));
+    REQUIRE(k);
+    CHECK(k->keyid() == id);
+    CHECK(public_key_from_pem(k->public_pem())->identity() == k->public_key().identity());
 }
 
 TEST_CASE("init takes thresholds and expiry periods") {
@@ -303,7 +308,8 @@ TEST_CASE("refresh re-signs timestamp (and snapshot) only when they near their e
         auto repo = r.open();
         auto done = repo.refresh(std::nullopt, kNow + 3600);
         REQUIRE(done);
-        CHECK(done->empty());
+        CHECK(done->resigned.empty());
+        CHECK(!done->root_warning);
     }
     Device d(r.dir());
     REQUIRE(d.channel("stable"));
@@ -312,7 +318,7 @@ TEST_CASE("refresh re-signs timestamp (and snapshot) only when they near their e
         auto repo = r.open();
         auto done = repo.refresh(std::nullopt, kNow + 13 * 3600);
         REQUIRE(done);
-        CHECK(*done == std::vector<std::string>{"timestamp 2"});
+        CHECK(done->resigned == std::vector<std::string>{"timestamp 2"});
         CHECK(repo.version_of("snapshot") == 1);
     }
     CHECK(d.channel("stable", kNow + 30 * 3600));  // the old one expired at +24h
@@ -321,13 +327,15 @@ TEST_CASE("refresh re-signs timestamp (and snapshot) only when they near their e
         auto repo = r.open();
         auto done = repo.refresh(std::nullopt, kNow + 4 * 86400);
         REQUIRE(done);
-        CHECK(*done == std::vector<std::string>{"snapshot 2", "timestamp 3"});
+        CHECK(done->resigned == std::vector<std::string>{"snapshot 2", "timestamp 3"});
     }
     CHECK(d.channel("stable", kNow + 4 * 86400 + 3600));
     // --within: everything expiring within it.
     auto done = r.open().refresh(int64_t(365) * 86400, kNow + 4 * 86400);
     REQUIRE(done);
-    CHECK(*done == std::vector<std::string>{"targets 2", "snapshot 3", "timestamp 4"});
+    CHECK(done->resigned == std::vector<std::string>{"targets 2", "snapshot 3", "timestamp 4"});
+    REQUIRE(done->root_warning);
+    CHECK_THAT(*done->root_warning, Catch::Contains("root version 1 expires at"));
 }
 
 TEST_CASE("refresh re-signs a role whose signatures no longer meet the root's threshold") {
@@ -341,7 +349,7 @@ TEST_CASE("refresh re-signs a role whose signatures no longer meet the root's th
     CHECK_THAT(error_of(d.channel("stable")), Catch::Contains("timestamp"));
     auto done = r.open().refresh(std::nullopt, kNow);
     REQUIRE(done);
-    CHECK(*done == std::vector<std::string>{"timestamp 2"});  // one above the timestamp on disk
+    CHECK(done->resigned == std::vector<std::string>{"timestamp 2"});  // one above the timestamp on disk
     CHECK(d.channel("stable"));
 }
 
@@ -441,7 +449,7 @@ TEST_CASE("delegate refuses bad roles, paths and keys, changing nothing") {
 }
 
 TEST_CASE("keys round-trip through PEM with the same key id, and public keys give their type") {
-    for (auto type : {KeyType::Ecdsa, KeyType::Ed25519, KeyType::RsaPss}) {
+    for (auto type : {KeyType::Ecdsa, KeyType::Ed25519}) {  // RSA: in the test above (its keys are slow to make)
         INFO(key_type_name(type));
         auto k = PrivateKey::generate(type);
         REQUIRE(k);

@@ -366,7 +366,11 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
     return path;
 }
 
-util::Result<std::vector<std::string>> Repository::refresh(std::optional<int64_t> within, int64_t now) {
+util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, int64_t now) {
+    RefreshResult out;
+    if (root_.expires - now < within.value_or(expiry_.root / 2))
+        out.root_warning = util::cat("root version ", root_.version, " expires at ", format_expiry(root_.expires),
+                                     ": sign a new one with `berth fleet rotate --role root` and the root keys");
     struct Top {
         const char *role;
         Meta *meta;
@@ -378,13 +382,12 @@ util::Result<std::vector<std::string>> Repository::refresh(std::optional<int64_t
         if (!verify_threshold(e, root_.keys, root_.roles.at(t.role), t.role).ok()) t.meta->dirty = true;
     }
     bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets, timestamp = timestamp_.dirty || snapshot;
-    std::vector<std::string> done;
-    if (!timestamp) return done;
+    if (!timestamp) return out;
     TRY(commit(now));
-    if (targets) done.push_back(util::cat("targets ", targets_.version));
-    if (snapshot) done.push_back(util::cat("snapshot ", snapshot_.version));
-    done.push_back(util::cat("timestamp ", timestamp_.version));
-    return done;
+    if (targets) out.resigned.push_back(util::cat("targets ", targets_.version));
+    if (snapshot) out.resigned.push_back(util::cat("snapshot ", snapshot_.version));
+    out.resigned.push_back(util::cat("timestamp ", timestamp_.version));
+    return out;
 }
 
 util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &opts, int64_t now) {

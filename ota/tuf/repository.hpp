@@ -87,6 +87,13 @@ struct DelegateOptions {
     bool terminating = false;
 };
 
+struct RefreshResult {
+    std::vector<std::string> resigned;  ///< "snapshot 3", "timestamp 7", in signing order
+    /// Set when root expires within the same margin: only `rotate` with the
+    /// offline root keys can sign a new one.
+    std::optional<std::string> root_warning;
+};
+
 /// "30d", "12h", "15m", "45s" -> seconds.
 util::Result<int64_t> parse_duration(std::string_view s);
 
@@ -109,9 +116,8 @@ public:
     /// Re-signs each of timestamp, snapshot and targets that expires within
     /// `within` of `now` (default: half its period), or whose signatures no
     /// longer meet the root's threshold (a rotation cut short); a re-signed
-    /// role re-signs those that name it. Returns what it re-signed, as
-    /// "timestamp 7".
-    util::Result<std::vector<std::string>> refresh(std::optional<int64_t> within, int64_t now);
+    /// role re-signs those that name it.
+    util::Result<RefreshResult> refresh(std::optional<int64_t> within, int64_t now);
     /// New keys for a top-level role and a new root version listing them,
     /// signed by a threshold of the old root's keys and of the new one's;
     /// the roles the new keys sign are re-signed. Returns the new key ids.

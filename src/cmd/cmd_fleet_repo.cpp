@@ -101,7 +101,9 @@ util::Result<int> run_refresh(const cli::GlobalOptions &, const util::ParsedArgs
     if (auto w = a.get("within")) within = TRY(ota::tuf::parse_duration(*w));
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto done = TRY(repo.refresh(within, now()));
-    TRY(util::write_all(1, done.empty() ? std::string("nothing expires soon\n") : util::cat("re-signed ", util::join(done, ", "), "\n")));
+    TRY(util::write_all(1, done.resigned.empty() ? std::string("nothing expires soon\n")
+                                                 : util::cat("re-signed ", util::join(done.resigned, ", "), "\n")));
+    if (done.root_warning) TRY(util::write_all(2, util::cat("berth: warning: ", *done.root_warning, "\n")));
     return 0;
 }
 
