@@ -423,6 +423,22 @@ TEST_CASE("a delegated role signs only its channels, with the team's key") {
     CHECK(d.require_channel("team-a-edge") == manifest(2));
 }
 
+TEST_CASE("a delegated role with threshold 2 needs two distinct team keys") {
+    Repo r;
+    auto k1 = *PrivateKey::generate(KeyType::Ecdsa), k2 = *PrivateKey::generate(KeyType::Ed25519);
+    DelegateOptions o{"ops", {"channels/ops/*"}, {k1.public_key(), k2.public_key()}, 2, true};
+    REQUIRE(r.open().delegate(o, kNow));
+    auto before = tree(r.dir());
+    CHECK_THAT(error_of(r.open().release("ops", manifest(1), {k1}, kNow)), Catch::Contains("role `ops` needs 2 keys, 1 given"));
+    CHECK_THAT(error_of(r.open().release("ops", manifest(1), {k1, k1}, kNow)), Catch::Contains("needs 2 keys, 1 given"));
+    CHECK(tree(r.dir()) == before);
+    REQUIRE(r.open().release("ops", manifest(1), {k1, k2, k1}, kNow));
+    auto env = util::json::parse(*util::read_file(util::path_join(r.dir(), "metadata/1.ops.json")), "ops");
+    CHECK((*env)["signatures"].size() == 2);
+    Device d(r.dir());
+    CHECK(d.require_channel("ops") == manifest(1));
+}
+
 TEST_CASE("delegate refuses bad roles, paths and keys, changing nothing") {
     Repo r;
     auto key = *public_key_from_pem(PrivateKey::generate(KeyType::Ecdsa)->public_pem());

@@ -335,19 +335,27 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
             return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::quote(del->name),
                                               ": give that role's key with --key"));
         std::set<std::string> ids;
+        std::vector<PrivateKey> signers;
         for (const auto &k : role_keys) {
             if (std::find(del->role.keyids.begin(), del->role.keyids.end(), k.keyid()) == del->role.keyids.end())
                 return util::Error::msg(util::cat("key ", k.keyid().substr(0, 16), " is not a key of role ", util::quote(del->name)));
-            ids.insert(k.keyid());
+            if (ids.insert(k.keyid()).second) signers.push_back(k);
         }
         if (ids.size() < del->role.threshold)
             return util::Error::msg(util::cat("role ", util::quote(del->name), " needs ", del->role.threshold, " keys, ",
                                               ids.size(), " given"));
         Meta &m = delegated_[del->name];
         if (m.signed_value.is_null()) m.signed_value = empty_targets();
-        m.signed_value["targets"][path] = entry;
+        // What the role lists outside its paths (its paths changed, or it
+        // was written by hand) no client reads: the team does not re-sign it.
+        json::Value &listed = m.signed_value["targets"];
+        for (auto it = listed.begin(); it != listed.end();) {
+            if (TRY(del->covers(it.key()))) ++it;
+            else it = listed.erase(it);
+        }
+        listed[path] = entry;
         m.dirty = true;
-        delegated_signers_[del->name] = role_keys;
+        delegated_signers_[del->name] = std::move(signers);
         // The top-level role is searched first: a listing there from before
         // the delegation would hide the team's.
         if (targets_.signed_value["targets"].contains(path)) {
