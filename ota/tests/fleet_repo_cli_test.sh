@@ -77,4 +77,21 @@ echo "ok an unknown option is a usage error"
 
 # And the repository still takes a good release.
 $berth fleet release "$repo" --channel stable "$tmp/m3.json" | grep -q 'channels/stable/manifest.json: released' || fail "release"
-echo ok
+echo "ok a good release after the refusals"
+
+# Releases on four channels and refreshes at once: the repository lock makes
+# them take turns, so every release is in the final metadata.
+pids=
+for c in c1 c2 c3 c4; do
+    $berth fleet release "$repo" --channel $c "$tmp/m1.json" >/dev/null 2>"$tmp/err-$c" &
+    pids="$pids $!"
+    $berth fleet refresh "$repo" --within 3650d >/dev/null 2>&1 &
+    pids="$pids $!"
+done
+for p in $pids; do wait "$p" || fail "a concurrent command failed: $(cat "$tmp"/err-*)"; done
+$berth tuf --metadata-dir "$tmp/meta" init "$repo/metadata/1.root.json"
+for c in stable c1 c2 c3 c4; do
+    $berth tuf --metadata-dir "$tmp/meta" --metadata-url "file://$repo/metadata" --target-name "channels/$c/manifest.json" \
+        --target-dir "$tmp/targets" --target-base-url "file://$repo/targets" download || fail "channel $c after the concurrent releases"
+done
+echo "ok concurrent releases and refreshes all land"
