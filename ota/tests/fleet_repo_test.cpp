@@ -353,6 +353,28 @@ TEST_CASE("refresh re-signs a role whose signatures no longer meet the root's th
     CHECK(d.channel("stable"));
 }
 
+TEST_CASE("after a rotation cut short past N.root.json, the next refresh goes on from root version N") {
+    Repo r;
+    REQUIRE(r.open().release("stable", manifest(1), {}, kNow));
+    auto meta = util::path_join(r.dir(), "metadata");
+    auto root1 = *util::read_file(util::path_join(meta, "root.json"));
+    auto ts1 = *util::read_file(util::path_join(meta, "timestamp.json"));
+    REQUIRE(r.open().rotate({"targets", {}, {}, {}}, kNow));
+    // As if cut right after 2.root.json: root.json and timestamp.json are the old ones.
+    REQUIRE(util::atomic_write_file(util::path_join(meta, "root.json"), root1));
+    REQUIRE(util::atomic_write_file(util::path_join(meta, "timestamp.json"), ts1));
+    Device d(r.dir());
+    CHECK_THAT(error_of(d.channel("stable")), Catch::Contains("targets"));  // root 2, targets signed by the old key
+    auto done = r.open().refresh(std::nullopt, kNow);
+    REQUIRE(done);
+    CHECK(done->resigned == std::vector<std::string>{"targets 3", "snapshot 3", "timestamp 3"});
+    CHECK(*util::read_file(util::path_join(meta, "root.json")) == *util::read_file(util::path_join(meta, "2.root.json")));
+    CHECK(d.require_channel("stable") == manifest(1));
+    REQUIRE(r.open().rotate({"root", {}, {}, {}}, kNow));
+    CHECK(util::path_exists(util::path_join(meta, "3.root.json")));
+    CHECK(d.require_channel("stable") == manifest(1));
+}
+
 TEST_CASE("rotating root writes a version signed by the old and the new root keys") {
     Repo r;
     REQUIRE(r.open().release("stable", manifest(1), {}, kNow));

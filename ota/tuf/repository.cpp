@@ -151,11 +151,12 @@ uint64_t Repository::version_of(std::string_view role) const {
     return it == delegated_.end() ? 0 : it->second.version;
 }
 
+Repository::Repository(const RepoPaths &paths)
+    : dir_(paths.dir), key_dir_(paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir),
+      root_key_dir_(paths.root_key_dir.empty() ? util::path_join(key_dir_, "root") : paths.root_key_dir) {}
+
 util::Status Repository::init(const RepoPaths &paths, const InitOptions &opts, int64_t now) {
-    Repository r;
-    r.dir_ = paths.dir;
-    r.key_dir_ = paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir;
-    r.root_key_dir_ = paths.root_key_dir.empty() ? util::path_join(r.key_dir_, "root") : paths.root_key_dir;
+    Repository r(paths);
     r.expiry_ = opts.expiry;
     if (util::path_exists(util::path_join(paths.dir, "metadata")))
         return util::Error::msg(util::cat(util::quote(paths.dir), " already holds a repository (metadata/)"));
@@ -205,10 +206,7 @@ util::Status Repository::init(const RepoPaths &paths, const InitOptions &opts, i
 }
 
 util::Result<Repository> Repository::open(const RepoPaths &paths) {
-    Repository r;
-    r.dir_ = paths.dir;
-    r.key_dir_ = paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir;
-    r.root_key_dir_ = paths.root_key_dir.empty() ? util::path_join(r.key_dir_, "root") : paths.root_key_dir;
+    Repository r(paths);
     if (!util::path_exists(util::path_join(paths.dir, "metadata/root.json")))
         return util::Error::msg(util::cat(util::quote(paths.dir), " is not a fleet repository (no metadata/root.json)"));
     r.lock_ = TRY(util::lock_file(util::path_join(paths.dir, ".lock"), LOCK_EX));
@@ -233,12 +231,21 @@ util::Status Repository::load() {
         return e;
     };
     root_ = TRY(parse_root(TRY(read("root.json", "root", root_meta_))));
+    // A command cut short between N.root.json and root.json: devices may
+    // already trust version N, so go on from it.
+    for (;;) {
+        auto next = util::cat(root_meta_.version + 1, ".root.json");
+        if (!util::path_exists(util::path_join(meta_dir, next))) break;
+        root_ = TRY(parse_root(TRY(read(next, "root", root_meta_))));
+        root_json_stale_ = true;
+    }
     old_root_ = root_;
     auto ts = TRY(parse_timestamp(TRY(read("timestamp.json", "timestamp", timestamp_))));
     auto snap = TRY(parse_snapshot(TRY(read(util::cat(ts.snapshot_meta.version, ".snapshot.json"), "snapshot", snapshot_))));
     for (const auto &[file, mf] : snap.meta) {
         if (!file.ends_with(".json")) continue;
         auto role = file.substr(0, file.size() - 5);
+        if (role != "targets") TRY_CTX(check_role_name(role), "snapshot");
         auto name = util::cat(mf.version, ".", file);
         if (role == "targets") TRY(read(name, "targets", targets_));
         else TRY(read(name, "targets", delegated_[role]));
@@ -390,8 +397,9 @@ util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, i
         if (!verify_threshold(e, root_.keys, root_.roles.at(t.role), t.role).ok()) t.meta->dirty = true;
     }
     bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets, timestamp = timestamp_.dirty || snapshot;
-    if (!timestamp) return out;
+    if (!timestamp && !root_json_stale_) return out;
     TRY(commit(now));
+    if (!timestamp) return out;
     if (targets) out.resigned.push_back(util::cat("targets ", targets_.version));
     if (snapshot) out.resigned.push_back(util::cat("snapshot ", snapshot_.version));
     out.resigned.push_back(util::cat("timestamp ", timestamp_.version));
@@ -584,15 +592,14 @@ util::Status Repository::write_changes() {
     for (const auto &[name, m] : delegated_)
         if (m.dirty) TRY(write(util::cat(m.version, ".", name, ".json"), m));
     if (targets_.dirty) TRY(write(util::cat(targets_.version, ".targets.json"), targets_));
-    if (root_meta_.dirty) {
-        TRY(write(util::cat(root_meta_.version, ".root.json"), root_meta_));
-        TRY(write("root.json", root_meta_));
-    }
+    if (root_meta_.dirty) TRY(write(util::cat(root_meta_.version, ".root.json"), root_meta_));
+    if (root_meta_.dirty || root_json_stale_) TRY(write("root.json", root_meta_));
     if (snapshot_.dirty) TRY(write(util::cat(snapshot_.version, ".snapshot.json"), snapshot_));
     if (timestamp_.dirty) TRY(write("timestamp.json", timestamp_));
     for (const auto &path : retired_keys_)
         if (util::path_exists(path)) (void)::rename(path.c_str(), (path + ".retired").c_str());
 
+    root_json_stale_ = false;
     for (Meta *m : {&root_meta_, &targets_, &snapshot_, &timestamp_}) m->dirty = false;
     for (auto &[_, m] : delegated_) m.dirty = false;
     new_keys_.clear();

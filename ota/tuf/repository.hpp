@@ -138,7 +138,7 @@ private:
         std::string bytes;  ///< the envelope as written (after commit: the new one)
     };
 
-    Repository() = default;
+    explicit Repository(const RepoPaths &paths);
     util::Status load();
     /// sign_changes, then write_changes.
     util::Status commit(int64_t now);
@@ -158,6 +158,7 @@ private:
     ExpiryPeriods expiry_;
     Root root_;  ///< parsed root_meta_ (the one being published)
     Root old_root_;  ///< the root before this command: signs a new root version
+    bool root_json_stale_ = false;  ///< a newer N.root.json than root.json was found: write root.json
     Meta root_meta_, targets_, snapshot_, timestamp_;
     std::map<std::string, Meta> delegated_;
     std::map<std::string, std::vector<PrivateKey>> delegated_signers_;  ///< keys given for dirty delegated roles
