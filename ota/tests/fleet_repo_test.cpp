@@ -375,6 +375,27 @@ TEST_CASE("after a rotation cut short past N.root.json, the next refresh goes on
     CHECK(d.require_channel("stable") == manifest(1));
 }
 
+TEST_CASE("a rotation that fails at any write is made whole by the next refresh") {
+    for (const char *role : {"targets", "root"}) {
+        Repo r;
+        REQUIRE(r.open().release("stable", manifest(1), {}, kNow));
+        Device d(r.dir());
+        REQUIRE(d.require_channel("stable") == manifest(1));
+        for (int nth = 1;; nth++) {
+            INFO(role << ": atomic_write.rename fails at its hit " << nth);
+            util::failpoint_arm("atomic_write.rename", util::FailAction::Error, nth);
+            auto st = r.open().rotate({role, {}, {}, {}}, kNow);
+            util::failpoint_clear();
+            auto done = r.open().refresh(std::nullopt, kNow);
+            INFO(error_of(done));
+            REQUIRE(done);
+            CHECK(d.require_channel("stable") == manifest(1));
+            if (st) break;
+            REQUIRE(nth < 20);
+        }
+    }
+}
+
 TEST_CASE("rotating root writes a version signed by the old and the new root keys") {
     Repo r;
     REQUIRE(r.open().release("stable", manifest(1), {}, kNow));
