@@ -21,7 +21,9 @@
 // through util::atomic_write_file. A refused command changes nothing; a
 // crash leaves the old timestamp pointing at complete old metadata (new
 // versioned files nobody references yet are harmless and overwritten by the
-// next command).
+// next command), except that a new N.root.json may already be trusted by
+// devices: open() goes on from the newest N.root.json, and refresh()
+// re-signs what it no longer accepts.
 #pragma once
 
 #include <cstdint>
