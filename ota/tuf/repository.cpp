@@ -410,8 +410,8 @@ util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &o
     if (!is_top_role(opts.role))
         return util::Error::msg(util::cat("unknown role ", util::quote(opts.role), " (root, targets, snapshot or timestamp)"));
     const Role &current = root_.roles.at(opts.role);
-    unsigned count = opts.keys.value_or(static_cast<unsigned>(current.keyids.size()));
     unsigned threshold = opts.threshold.value_or(static_cast<unsigned>(current.threshold));
+    unsigned count = opts.keys.value_or(std::max(static_cast<unsigned>(current.keyids.size()), threshold));
     if (threshold < 1 || count < threshold || count > 16)
         return util::Error::msg(util::cat("role ", opts.role, ": threshold ", threshold, " of ", count,
                                           " keys (need 1 <= threshold <= keys <= 16)"));

@@ -77,7 +77,7 @@ struct InitOptions {
 struct RotateOptions {
     std::string role;  ///< a top-level role
     std::optional<KeyType> key_type;   ///< default: the type of the role's current first key
-    std::optional<unsigned> keys;       ///< default: as many as now
+    std::optional<unsigned> keys;       ///< default: as many as now, at least the threshold
     std::optional<unsigned> threshold;  ///< default: as now
 };
 

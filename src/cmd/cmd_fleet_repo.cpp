@@ -177,7 +177,7 @@ const util::OptSpec kRotateOptions[] = {
     KEY_DIRS,
     {"role", 0, true, "ROLE", "root, targets, snapshot or timestamp"},
     {"key-type", 0, true, "TYPE", "the new keys' type (default: the current one)"},
-    {"keys", 0, true, "N", "how many new keys (default: as many as now)"},
+    {"keys", 0, true, "N", "how many new keys (default: as many as now, at least the threshold)"},
     {"threshold", 0, true, "N", "the new threshold (default: as now)"},
 };
 const util::OptSpec kDelegateOptions[] = {
