@@ -155,6 +155,12 @@ def main():
         want["channels/stable/manifest.json"] = manifest(os.path.join(work, "s4.json"), 4)
         fleet("release", repo, "--channel", "stable", os.path.join(work, "s4.json"))
         check("release stable 4 after the attack", channels)
+        want[edge] = manifest(os.path.join(work, "e2.json"), 2)
+        fleet("release", repo, "--channel", "team-a-edge", "--key", team, os.path.join(work, "e2.json"))
+        with open(os.path.join(meta, f"{team_v + 2}.team-a.json")) as f:
+            listed = sorted(json.load(f)["signed"]["targets"])
+        assert listed == [edge], f"team-a's next release re-signed {listed}"
+        check("team-a's next release keeps only its own channels", channels)
         return 0
     except lib.Skip as e:
         print(f"SKIP: {e}")

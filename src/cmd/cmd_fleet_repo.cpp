@@ -51,7 +51,8 @@ util::Result<std::pair<std::string, std::string>> role_value(const std::string &
 util::Result<std::vector<ota::tuf::PrivateKey>> private_keys(const util::ParsedArgs &a) {
     std::vector<ota::tuf::PrivateKey> keys;
     for (const auto &f : a.get_all("key"))
-        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY(util::read_file(f, 1 << 20))), util::cat("key ", util::quote(f))));
+        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--key")),
+                               util::cat("key ", util::quote(f))));
     return keys;
 }
 
@@ -86,7 +87,7 @@ util::Result<int> run_init(const cli::GlobalOptions &, const util::ParsedArgs &a
 util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs &a) {
     auto channel = a.get("channel");
     if (!channel) return util::Error::msg("--channel is required");
-    auto manifest = TRY(util::read_file(a.positional[1], 4 << 20));
+    auto manifest = TRY_CTX(util::read_file(a.positional[1], 4 << 20), "manifest");
     auto keys = TRY(private_keys(a));
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto target = TRY(repo.release(*channel, manifest, keys, now()));
@@ -100,7 +101,9 @@ util::Result<int> run_refresh(const cli::GlobalOptions &, const util::ParsedArgs
     if (auto w = a.get("within")) within = TRY(ota::tuf::parse_duration(*w));
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto done = TRY(repo.refresh(within, now()));
-    TRY(util::write_all(1, done.empty() ? std::string("nothing expires soon\n") : util::cat("re-signed ", util::join(done, ", "), "\n")));
+    TRY(util::write_all(1, done.resigned.empty() ? std::string("nothing expires soon\n")
+                                                 : util::cat("re-signed ", util::join(done.resigned, ", "), "\n")));
+    if (done.root_warning) TRY(util::write_all(2, util::cat("berth: warning: ", *done.root_warning, "\n")));
     return 0;
 }
 
@@ -126,7 +129,8 @@ util::Result<int> run_delegate(const cli::GlobalOptions &, const util::ParsedArg
     o.role = *role;
     o.paths = a.get_all("paths");
     for (const auto &f : a.get_all("key"))
-        o.keys.push_back(TRY_CTX(ota::tuf::public_key_from_pem(TRY(util::read_file(f, 1 << 20))), util::cat("key ", util::quote(f))));
+        o.keys.push_back(TRY_CTX(ota::tuf::public_key_from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--key")),
+                                 util::cat("key ", util::quote(f))));
     if (auto t = a.get("threshold")) o.threshold = TRY(count_arg(*t, "--threshold"));
     o.terminating = a.has("terminating");
     auto repo = TRY(Repository::open(repo_paths(a)));
@@ -173,7 +177,7 @@ const util::OptSpec kRotateOptions[] = {
     KEY_DIRS,
     {"role", 0, true, "ROLE", "root, targets, snapshot or timestamp"},
     {"key-type", 0, true, "TYPE", "the new keys' type (default: the current one)"},
-    {"keys", 0, true, "N", "how many new keys (default: as many as now)"},
+    {"keys", 0, true, "N", "how many new keys (default: as many as now, at least the threshold)"},
     {"threshold", 0, true, "N", "the new threshold (default: as now)"},
 };
 const util::OptSpec kDelegateOptions[] = {
