@@ -92,7 +92,7 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
     auto v = TRY(util::json::parse(*text, w));
     TRY(util::json::expect_object(v, w));
     TRY(check_known(v, {"device_id", "fleet", "channel", "metadata_url", "targets_url", "board", "poll_interval_ms",
-                        "backoff_base_ms", "backoff_max_ms", "refresh_timeout_ms", "outbox_max_bytes", "ca_file", "mqtt"},
+                        "pushed_poll_interval_ms", "backoff_base_ms", "backoff_max_ms", "refresh_timeout_ms", "outbox_max_bytes", "ca_file", "mqtt"},
                     w));
     AgentConfig c;
     c.device_id = TRY(util::json::req_string(v, "device_id", w));
@@ -108,6 +108,7 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
     c.board = TRY(util::json::opt_string(v, "board", w)).value_or("");
     c.ca_file = TRY(util::json::opt_string(v, "ca_file", w)).value_or("");
     TRY(opt_at_least(v, "poll_interval_ms", w, 100, c.poll_interval_ms));
+    TRY(opt_at_least(v, "pushed_poll_interval_ms", w, 100, c.pushed_poll_interval_ms));
     TRY(opt_at_least(v, "backoff_base_ms", w, 10, c.backoff_base_ms));
     TRY(opt_at_least(v, "backoff_max_ms", w, 10, c.backoff_max_ms));
     TRY(opt_at_least(v, "refresh_timeout_ms", w, 1000, c.refresh_timeout_ms));
@@ -125,7 +126,7 @@ public:
     AgentImpl(AgentConfig c, const util::DeviceRoot &root, util::EventLoop &loop, AgentHooks h, AgentSeams seams,
               Outbox outbox, uint64_t seed)
         : c_(std::move(c)), dir_(fleet_dir(root)), loop_(loop), hooks_(std::move(h)), refresher_(std::move(seams.refresher)),
-          clock_(std::move(seams.wall_clock)), outbox_(std::move(outbox)),
+          clock_(std::move(seams.wall_clock)), on_schedule_(std::move(seams.on_schedule)), outbox_(std::move(outbox)),
           sched_({c_.poll_interval_ms, c_.backoff_base_ms, c_.backoff_max_ms}, seed),
           ts_topic_(timestamp_topic(c_.fleet)), status_topic_(status_topic(c_.fleet, c_.device_id)) {}
     ~AgentImpl() override { stop(); }
@@ -140,6 +141,10 @@ private:
     void save_state();
     void load_trusted_timestamp();
     void schedule(int64_t ms);
+    /// The wait after a successful refresh: longer while a broker pushes.
+    int64_t next_poll() {
+        return sched_.next_poll(mqtt_ && mqtt_->connected() ? c_.pushed_poll_interval_ms : c_.poll_interval_ms);
+    }
     void refresh(std::string pushed);
     void on_result(RefreshResult r, const std::string &pushed);
     void run_pending();
@@ -158,6 +163,7 @@ private:
     AgentHooks hooks_;
     std::unique_ptr<Refresher> refresher_;
     std::function<int64_t()> clock_;
+    std::function<void(int64_t)> on_schedule_;
     Outbox outbox_;
     Schedule sched_;
     std::string ts_topic_, status_topic_;
@@ -252,6 +258,7 @@ void AgentImpl::load_trusted_timestamp() {
 // ---- refresh ------------------------------------------------------------------
 
 void AgentImpl::schedule(int64_t ms) {
+    if (on_schedule_) on_schedule_(ms);
     loop_.cancel(timer_);
     timer_ = loop_.after(ms, [this] {
         timer_ = 0;
@@ -279,7 +286,7 @@ void AgentImpl::on_result(RefreshResult r, const std::string &pushed) {
         // Changes nothing: not even the poll schedule.
         util::log::warn("fleet: a pushed timestamp was ignored: ", r.error);
         rejected_push_ = pushed;
-        if (!timer_) schedule(sched_.next_poll());
+        if (!timer_) schedule(next_poll());
         break;
     case Outcome::Unreachable:
     case Outcome::Refused: {
@@ -297,7 +304,7 @@ void AgentImpl::on_result(RefreshResult r, const std::string &pushed) {
         if (!last_error_.empty()) util::log::info("fleet: refresh succeeded again");
         last_error_.clear();
         trusted_ts_ = std::max(trusted_ts_, r.timestamp_version);
-        schedule(sched_.next_poll());
+        schedule(next_poll());
         if (r.target) consider(std::move(*r.target));
         else util::log::debug("fleet: channel ", quote(c_.channel), " has no manifest");
         break;
@@ -391,6 +398,9 @@ void AgentImpl::on_connection(bool up, std::string_view why) {
     if (stopped_) return;
     if (!up) {
         util::log::info("fleet: mqtt: disconnected", why.empty() ? "" : ": ", why);
+        // Nobody pushes now: back to the polling interval.
+        if (timer_ && loop_.remaining(timer_) > c_.poll_interval_ms + c_.poll_interval_ms / 2)
+            schedule(sched_.jittered(c_.poll_interval_ms));
         return;
     }
     util::log::info("fleet: mqtt: connected");
