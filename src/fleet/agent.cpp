@@ -33,6 +33,9 @@ namespace {
 constexpr size_t kConfigMaxBytes = 64 << 10;
 constexpr size_t kPushMaxBytes = 16 << 10;  ///< the TUF client's timestamp bound
 constexpr size_t kStateMaxBytes = 4096;
+/// A deployment the updater fails to apply (a registry down during the
+/// pull, a disk full) is tried at this many refreshes, then given up.
+constexpr unsigned kApplyAttempts = 3;
 
 /// One topic level or file name of [A-Za-z0-9._-], not "." or "..".
 bool valid_name(std::string_view s) {
@@ -178,6 +181,8 @@ private:
     uint64_t seq_ = 0;            ///< the last report's sequence number (persisted)
     std::string deployment_;      ///< the deployment the reports are about
     std::string handled_;         ///< the last deployment applied or refused: not tried again (persisted)
+    std::string failing_;         ///< the deployment whose applies failed so far...
+    unsigned apply_failures_ = 0; ///< ...this many times
     std::string last_error_;      ///< the last refresh error, logged (and reported) once
     std::string last_state_ = "idle", last_detail_;
 };
@@ -361,14 +366,27 @@ void AgentImpl::consider(ChannelTarget t) {
         util::log::info("fleet: an update is in progress; version ", rev->version, " waits for the next refresh");
         return;
     }
-    handled_ = deployment;
     report("downloading", cat("version ", rev->version, ": manifest of ", t.manifest.size(), " bytes verified; staging its images"),
            deployment);
     applying_ = true;
     util::Status st = hooks_.apply(t.manifest);  // may turn the loop for long (a pull, the start)
     applying_ = false;
     if (stopped_) return;
-    if (!st) report("refused", st.error().message(), deployment);
+    // Handled once the updater answered: a crash or power cut during the
+    // staging tries the deployment again after the restart. (One during
+    // TRYING is the updater's rollback, "reboot during trying".)
+    if (st) {
+        handled_ = deployment;
+        save_state();
+        return;
+    }
+    if (failing_ != deployment) apply_failures_ = 0;
+    failing_ = deployment;
+    bool give_up = ++apply_failures_ >= kApplyAttempts;
+    if (give_up) handled_ = deployment;
+    report("refused", cat(st.error().message(), give_up ? "" : cat(" (attempt ", apply_failures_, " of ", kApplyAttempts,
+                                                                   ", tried again at the next refresh)")),
+           deployment);
 }
 
 // ---- push ----------------------------------------------------------------------

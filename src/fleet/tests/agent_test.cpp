@@ -270,17 +270,38 @@ TEST_CASE("a manifest for other boards is refused and reported; one listing this
     CHECK(h.w.applied == std::vector<std::string>{manifest(3)});
 }
 
-TEST_CASE("an apply the updater refuses is reported with its reason") {
+TEST_CASE("an apply the updater refuses is reported with its reason, tried at two more refreshes, then given up") {
     Harness h;
     h.w.apply_result = util::Error::msg("staging: pull `app`: manifest unknown");
     h.start();
-    h.poll_now();
-    h.respond_target(manifest(2));
-    CHECK(h.w.applied.size() == 1);
+    for (int attempt = 1; attempt <= 4; attempt++) {
+        h.poll_now();
+        h.respond_target(manifest(2));
+    }
+    CHECK(h.w.applied.size() == 3);
     Value r = h.last_report();
     CHECK(r["state"] == "refused");
     CHECK(r["detail"] == "staging: pull `app`: manifest unknown");
     CHECK(r["deployment"] == digest(manifest(2)));
+    auto reports = h.outbox();
+    CHECK(reports[reports.size() - 3]["detail"] ==
+          "staging: pull `app`: manifest unknown (attempt 2 of 3, tried again at the next refresh)");
+}
+
+TEST_CASE("an apply that failed once succeeds at the next refresh") {
+    Harness h;
+    h.w.apply_result = util::Error::msg("staging: pull `app`: connection refused");
+    h.start();
+    h.poll_now();
+    h.respond_target(manifest(2));
+    h.w.apply_result = util::ok();
+    h.poll_now();
+    h.respond_target(manifest(2));
+    CHECK(h.w.applied.size() == 2);
+    CHECK(h.last_report()["state"] == "downloading");
+    h.poll_now();
+    h.respond_target(manifest(2));
+    CHECK(h.w.applied.size() == 2);  // handled now
 }
 
 TEST_CASE("while an update is in progress a new manifest waits for the next refresh") {
