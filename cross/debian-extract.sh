@@ -13,12 +13,16 @@
 # Suites list holds exactly SUITE) and one-line /etc/apt/sources.list and
 # sources.list.d/*.list. Duplicates are dropped. Exits 1, saying why, when no
 # entry of the host carries SUITE.
+# VARIANT (default extract) is mmdebstrap's --variant and MMDEBSTRAP_ARGS more
+# of its options, split on spaces (cross/make-base-image.sh makes root
+# filesystems with them); a variant other than extract may name no package.
 set -euo pipefail
 
 arch=${1:?usage: debian-extract.sh ARCH DEST PACKAGE...}
 dest=${2:?usage: debian-extract.sh ARCH DEST PACKAGE...}
 shift 2
-[ $# -gt 0 ] || { echo "debian-extract.sh: no package named" >&2; exit 2; }
+variant=${VARIANT:-extract}
+[ $# -gt 0 ] || [ "$variant" != extract ] || { echo "debian-extract.sh: no package named" >&2; exit 2; }
 suite=${SUITE:-bookworm}
 
 host_sources() {
@@ -67,5 +71,6 @@ echo "$sources" | sed 's/^/  /'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "$sources" >"$tmp/sources.list"
-mmdebstrap --quiet --variant=extract --arch="$arch" --include="$(IFS=,; echo "$*")" \
+read -ra extra <<<"${MMDEBSTRAP_ARGS:-}"  # split on spaces, never globbed
+mmdebstrap --quiet --variant="$variant" --arch="$arch" --include="$(IFS=,; echo "$*")" "${extra[@]}" \
     "$suite" "$dest" "$tmp/sources.list"

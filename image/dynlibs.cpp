@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -59,7 +60,20 @@
     X(EVP_PKEY_new_raw_public_key, (int type, ENGINE *e, const unsigned char *k, size_t n), (type, e, k, n)) \
     X(EVP_PKEY_get_bits, (const EVP_PKEY *k), (k)) \
     X(EVP_PKEY_CTX_set_rsa_padding, (EVP_PKEY_CTX *c, int pad), (c, pad)) \
-    X(EVP_PKEY_CTX_set_rsa_pss_saltlen, (EVP_PKEY_CTX *c, int len), (c, len))
+    X(EVP_PKEY_CTX_set_rsa_pss_saltlen, (EVP_PKEY_CTX *c, int len), (c, len)) \
+    /* TUF signing keys (ota/tuf/signer.cpp) */ \
+    X(EVP_PKEY_CTX_new_id, (int id, ENGINE *e), (id, e)) \
+    X(EVP_PKEY_CTX_free, (EVP_PKEY_CTX *c), (c)) \
+    X(EVP_PKEY_keygen_init, (EVP_PKEY_CTX *c), (c)) \
+    X(EVP_PKEY_keygen, (EVP_PKEY_CTX *c, EVP_PKEY **k), (c, k)) \
+    X(EVP_PKEY_CTX_set_ec_paramgen_curve_nid, (EVP_PKEY_CTX *c, int nid), (c, nid)) \
+    X(EVP_PKEY_CTX_set_rsa_keygen_bits, (EVP_PKEY_CTX *c, int bits), (c, bits)) \
+    X(EVP_PKEY_get_raw_public_key, (const EVP_PKEY *k, unsigned char *pub, size_t *len), (k, pub, len)) \
+    X(BIO_new, (const BIO_METHOD *m), (m)) \
+    X(BIO_s_mem, (void), ()) \
+    X(BIO_ctrl, (BIO *b, int cmd, long larg, void *parg), (b, cmd, larg, parg)) \
+    X(PEM_write_bio_PUBKEY, (BIO *b, const EVP_PKEY *k), (b, k)) \
+    X(PEM_write_bio_PrivateKey, (BIO *b, const EVP_PKEY *k, const EVP_CIPHER *enc, const unsigned char *kstr, int klen, pem_password_cb *cb, void *u), (b, k, enc, kstr, klen, cb, u))
 #define ARCHIVE_FORWARDS(X) \
     X(archive_version_string, (void), ()) \
     X(archive_version_details, (void), ()) \
@@ -93,7 +107,10 @@
     X(archive_entry_xattr_reset, (struct archive_entry *e), (e)) \
     X(archive_entry_xattr_next, (struct archive_entry *e, const char **name, const void **value, size_t *size), (e, name, value, size))
 #define ZLIB_FORWARDS(X) \
-    X(zlibVersion, (void), ())
+    X(zlibVersion, (void), ()) \
+    X(deflateInit2_, (z_streamp s, int level, int method, int bits, int mem, int strategy, const char *v, int size), (s, level, method, bits, mem, strategy, v, size)) \
+    X(deflate, (z_streamp s, int flush), (s, flush)) \
+    X(deflateEnd, (z_streamp s), (s))
 
 namespace img::dynlibs {
 namespace {

@@ -20,7 +20,7 @@ namespace {
 constexpr uint64_t kWritebackBytes = 4 << 20;
 
 /// The partial download of one blob: data fd, offset, running hash.
-class Partial {
+class Partial : public BlobSink {
 public:
     Partial(Store &store, const Digest &d, uint64_t size) : store_(store), d_(d), size_(size) {}
 
@@ -52,7 +52,7 @@ public:
         return util::ok();
     }
 
-    util::Status append(std::string_view data) {
+    util::Status append(std::string_view data) override {
         if (offset_ + data.size() > size_)
             return util::Error::msg(util::cat("registry sent more than the ", size_, " bytes the descriptor names"));
         TRY_CTX(util::write_all(fd(), data), "write partial blob");
@@ -70,17 +70,12 @@ public:
     }
 
     /// Makes the current offset durable: data first, then the state that names it.
-    util::Status persist() {
+    util::Status persist() override {
         if (offset_ == persisted_) return util::ok();
         if (::fdatasync(fd()) < 0) return util::Error::from_errno("fdatasync partial blob");
         TRY(util::failpoint("fetch.persist"));
-        util::json::Value v = util::json::Value::object();
-        v["digest"] = d_.str();
-        v["size"] = size_;
-        v["offset"] = offset_;
-        std::string st = hash_->save_state();
-        v["sha256"] = util::hex_encode(reinterpret_cast<const unsigned char *>(st.data()), st.size());
-        TRY_CTX(util::atomic_write_file(store_.ingest_state_path(d_), util::json::dump(v)), "save resume state");
+        TRY_CTX(util::atomic_write_file(store_.ingest_state_path(d_), resume_state(d_, size_, offset_, *hash_)),
+                "save resume state");
         persisted_ = offset_;
         return util::ok();
     }
@@ -97,31 +92,15 @@ public:
     /// Makes the complete partial the blob (Store::commit_ingest).
     util::Status commit() { return store_.commit_ingest(*file_, d_, size_, true); }
 
-    uint64_t offset() const { return offset_; }
+    uint64_t offset() const override { return offset_; }
 
 private:
     int fd() const { return file_->fd(); }
 
     util::Status restore(const std::string &text) {
-        auto v = TRY(util::json::parse(text, "resume state"));
-        TRY(util::json::expect_object(v, "resume state"));
-        auto dg = TRY(util::json::req_string(v, "digest", ""));
-        auto size = TRY(util::json::opt_uint(v, "size", ""));
-        auto off = TRY(util::json::opt_uint(v, "offset", ""));
-        auto hex = TRY(util::json::req_string(v, "sha256", ""));
-        if (dg != d_.str() || !size || *size != size_ || !off || *off > size_)
-            return util::Error::msg("state is for another blob or size");
-        std::string raw;
-        for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-            auto b = util::parse_int<unsigned>(std::string_view(hex).substr(i, 2), 16);
-            if (!b) return util::Error::msg("bad hash state");
-            raw.push_back(static_cast<char>(*b));
-        }
-        auto h = std::make_unique<Sha256>();
-        TRY(h->restore_state(raw));
-        if (h->bytes() != *off) return util::Error::msg("hash state does not match the offset");
-        hash_ = std::move(h);
-        offset_ = *off;
+        auto point = TRY(parse_resume_state(text, d_, size_));
+        hash_ = std::move(point.hash);
+        offset_ = point.offset;
         return util::ok();
     }
 
@@ -144,6 +123,39 @@ struct Attempt {
 
 }  // namespace
 
+std::string resume_state(const Digest &d, uint64_t size, uint64_t offset, const Sha256 &hash) {
+    util::json::Value v = util::json::Value::object();
+    v["digest"] = d.str();
+    v["size"] = size;
+    v["offset"] = offset;
+    std::string st = hash.save_state();
+    v["sha256"] = util::hex_encode(reinterpret_cast<const unsigned char *>(st.data()), st.size());
+    return util::json::dump(v);
+}
+
+util::Result<ResumePoint> parse_resume_state(std::string_view text, const Digest &d, uint64_t size) {
+    auto v = TRY(util::json::parse(text, "resume state"));
+    TRY(util::json::expect_object(v, "resume state"));
+    auto dg = TRY(util::json::req_string(v, "digest", ""));
+    auto sz = TRY(util::json::opt_uint(v, "size", ""));
+    auto off = TRY(util::json::opt_uint(v, "offset", ""));
+    auto hex = TRY(util::json::req_string(v, "sha256", ""));
+    if (dg != d.str() || !sz || *sz != size || !off || *off > size)
+        return util::Error::msg("state is for another blob or size");
+    std::string raw;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+        auto b = util::parse_int<unsigned>(std::string_view(hex).substr(i, 2), 16);
+        if (!b) return util::Error::msg("bad hash state");
+        raw.push_back(static_cast<char>(*b));
+    }
+    ResumePoint p;
+    p.hash = std::make_unique<Sha256>();
+    TRY(p.hash->restore_state(raw));
+    if (p.hash->bytes() != *off) return util::Error::msg("hash state does not match the offset");
+    p.offset = *off;
+    return p;
+}
+
 util::Result<ContentRange> parse_content_range(std::string_view v) {
     auto bad = [&] { return util::Error::msg(util::cat("malformed Content-Range ", util::quote(v))); };
     v = util::trim(v);
@@ -164,25 +176,13 @@ util::Result<ContentRange> parse_content_range(std::string_view v) {
     return cr;
 }
 
-util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::string &repo, const Digest &d, uint64_t size,
-                                    const FetchOptions &opts) {
-    std::string what = util::cat("blob ", d.str());
-    FetchStats stats;
-    if (store.has_blob(d)) {
-        stats.already_stored = true;
-        return stats;
-    }
-    auto lock = TRY_CTX(store.lock_blob(d), what);
-    if (store.has_blob(d)) {  // another process finished it while we waited
-        stats.already_stored = true;
-        return stats;
-    }
-    Partial part(store, d, size);
-    TRY_CTX(part.open(), what);
+util::Status fetch_into(Registry &reg, const std::string &repo, const Digest &d, uint64_t size, BlobSink &part,
+                        const FetchOptions &opts, FetchStats &stats) {
     stats.resumed_from = part.offset();
     // The tee needs the stream from byte 0; a resumed partial is unpacked
     // from the stored blob afterwards instead.
     const bool tee = opts.tee && part.offset() == 0;
+    const std::string what = util::cat("blob ", d.str());
 
     FetchProgress prog;
     prog.digest = &d;
@@ -279,6 +279,27 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
         util::log::debug(what, ": at byte ", part.offset());
         TRY_CTX(reg.retry_wait(std::move(a.err), failures - 1, started, deadline), what);
     }
+    stats.streamed = tee;
+    report(true);
+    return util::ok();
+}
+
+util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::string &repo, const Digest &d, uint64_t size,
+                                    const FetchOptions &opts) {
+    std::string what = util::cat("blob ", d.str());
+    FetchStats stats;
+    if (store.has_blob(d)) {
+        stats.already_stored = true;
+        return stats;
+    }
+    auto lock = TRY_CTX(store.lock_blob(d), what);
+    if (store.has_blob(d)) {  // another process finished it while we waited
+        stats.already_stored = true;
+        return stats;
+    }
+    Partial part(store, d, size);
+    TRY_CTX(part.open(), what);
+    TRY(fetch_into(reg, repo, d, size, part, opts, stats));
     Digest got = part.finish();
     if (!(got == d)) {
         part.discard();
@@ -286,8 +307,6 @@ util::Result<FetchStats> fetch_blob(Registry &reg, Store &store, const std::stri
     }
     TRY_CTX(util::failpoint("fetch.commit"), what);
     TRY(part.commit());
-    report(true);
-    stats.streamed = tee;
     return stats;
 }
 

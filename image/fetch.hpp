@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "image/digest.hpp"
 #include "image/registry.hpp"
@@ -61,6 +62,37 @@ struct FetchStats {
     bool already_stored = false;
     bool streamed = false;      ///< FetchOptions::tee got the whole blob, which is now stored
 };
+
+/// Where a resumable download goes: the store's partial blob (fetch_blob),
+/// or a root filesystem slot (ota/slot.cpp).
+class BlobSink {
+public:
+    virtual ~BlobSink() = default;
+    /// Bytes already received (the next request starts there).
+    virtual uint64_t offset() const = 0;
+    /// Takes the next bytes; an error ends the download (resumable).
+    virtual util::Status append(std::string_view data) = 0;
+    /// Makes the bytes so far durable with the state that names them.
+    virtual util::Status persist() = 0;
+};
+
+/// The download loop of fetch_blob into any sink: from sink.offset() to
+/// `size`, with Range requests, retries, the deadline, periodic persist()
+/// and progress; returns once `size` bytes arrived. The caller checks the
+/// digest.
+util::Status fetch_into(Registry &reg, const std::string &repo, const Digest &d, uint64_t size, BlobSink &sink,
+                        const FetchOptions &opts, FetchStats &stats);
+
+/// The persisted resume state of a partial download:
+/// {"digest","size","offset","sha256":<hex of Sha256::save_state()>}.
+std::string resume_state(const Digest &d, uint64_t size, uint64_t offset, const Sha256 &hash);
+struct ResumePoint {
+    uint64_t offset = 0;
+    std::unique_ptr<Sha256> hash;  ///< the hash of the first `offset` bytes
+};
+/// Reads a resume state back; an error when it is for another digest or
+/// size, or its hash state does not cover exactly `offset` bytes.
+util::Result<ResumePoint> parse_resume_state(std::string_view text, const Digest &d, uint64_t size);
 
 /// Downloads blob `d` of `size` bytes from `repo` into the store, resuming a
 /// previous partial download, retrying with backoff (registry's options), and

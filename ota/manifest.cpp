@@ -1,14 +1,10 @@
-// The update manifest parser (docs/update-manifest.md) and the board's app
-// limits (docs/board.md, "apps").
+// The update manifest parser (docs/update-manifest.md) and the check of a
+// revision against the board's app limits (docs/board.md, "apps").
 //
-// Strict by construction: each object is read by walking its keys in
-// document order and dispatching on the name, so a key nobody asked for is
-// an "unknown field" at its path; a key written twice in one object is
-// refused too (parsers differ on which copy wins, and a signature covers the
-// bytes, not one parser's reading of them). Every error is one line,
-// "<path>: <what was expected>", with the path as a JSON path into the
-// document ("containers[1].health.port"). Containers come back in a stable
-// topological order; a dependency cycle is named in full.
+// Strict by construction (ota/strict.hpp): an unknown key, a key written
+// twice (a signature covers the bytes, not one parser's reading of them), a
+// wrong type or value is a one-line error naming its path. Containers come
+// back in a stable topological order; a dependency cycle is named in full.
 #include "ota/manifest.hpp"
 
 #include <fnmatch.h>
@@ -23,11 +19,14 @@
 #include "image/config.hpp"
 #include "image/digest.hpp"
 #include "image/reference.hpp"
-#include "util/file.hpp"
+#include "ota/strict.hpp"
 #include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace ota {
+
+using namespace strict;
+
 namespace {
 
 using util::cat;
@@ -37,11 +36,9 @@ using util::json::Value;
 constexpr size_t kMaxName = 63;  ///< container and volume names: a DNS label, a directory name
 constexpr size_t kMaxRevisionName = 128;
 constexpr size_t kMaxContainers = 256;  ///< far above any gateway; keeps the ordering's quadratic loops small
-constexpr int64_t kMaxDurationMs = 24LL * 3600 * 1000;  ///< one day: any longer is a unit mistake
 constexpr int64_t kMinProbeMs = 10;                     ///< health interval and timeout
 constexpr uint64_t kMinMemory = 1 << 20;                ///< below 1 MiB no process starts
 constexpr int64_t kMaxPids = 4194304;                   ///< the kernel's PID_MAX_LIMIT
-constexpr size_t kMaxBoardFile = 1 << 20;
 
 /// The capabilities the kernel defines (linux/capability.h, CAP_CHOWN = 0
 /// to CAP_CHECKPOINT_RESTORE = 40). Kept here as names only: ota/ does not
@@ -88,13 +85,6 @@ constexpr std::string_view kCapabilities[] = {"CAP_CHOWN",
                                               "CAP_BPF",
                                               "CAP_CHECKPOINT_RESTORE"};
 
-/// A JSON string naming a value of an enumeration.
-template <typename T>
-struct Named {
-    std::string_view name;
-    T value;
-};
-
 constexpr Named<HealthKind> kHealthKinds[] = {
     {"exec", HealthKind::Exec}, {"http", HealthKind::Http}, {"tcp", HealthKind::Tcp}, {"ready", HealthKind::Ready}};
 constexpr Named<NetworkMode> kNetworks[] = {
@@ -108,129 +98,6 @@ constexpr Named<int> kStopSignals[] = {{"HUP", SIGHUP},   {"INT", SIGINT},     {
                                        {"KILL", SIGKILL}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"ALRM", SIGALRM},
                                        {"TERM", SIGTERM}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}};
 
-// ---- paths and messages ----------------------------------------------------
-
-/// "path: why". No errno: the message is the whole story.
-util::Error bad(std::string_view path, std::string_view why) { return util::Error::msg(cat(path, ": ", why)); }
-
-/// The document parsed as JSON, its syntax error (with line and column) as a plain message.
-util::Result<Value> parse_json(std::string_view text, std::string_view what) {
-    auto v = util::json::parse(text, what);
-    if (!v) return util::Error::msg(v.error().context);
-    return std::move(v).value();
-}
-
-bool plain_word(std::string_view s) {
-    if (s.empty()) return false;
-    for (char ch : s)
-        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) return false;
-    return true;
-}
-
-/// A string from the document as a message shows it: in backticks, or JSON
-/// escaped when it holds anything that could break the one-line message;
-/// cut to 64 bytes.
-std::string shown(std::string_view s) {
-    bool printable =
-        std::all_of(s.begin(), s.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f; });
-    std::string cut(s.substr(0, 64));
-    if (s.size() > 64) cut += "...";
-    return printable ? quote(cut) : util::json::dump(Value(cut));
-}
-
-/// `parent.key` (a key that is not a plain word is shown JSON-quoted).
-std::string key_path(std::string_view parent, std::string_view key) {
-    return util::json::field_path(parent,
-                                  plain_word(key) ? std::string(key) : util::json::dump(Value(std::string(key))));
-}
-std::string item_path(std::string_view parent, size_t i) { return cat(parent, '[', i, ']'); }
-
-util::Error wrong_type(std::string_view path, std::string_view expected, const Value &got) {
-    return bad(path, cat("expected ", expected, ", got ", util::json::type_name(got)));
-}
-util::Error unknown_field(std::string_view parent, std::string_view key) {
-    return bad(key_path(parent, key), "unknown field");
-}
-
-/// Checks that `v` is an object holding every key of `required`.
-util::Status object_with(const Value &v, std::string_view path, std::initializer_list<std::string_view> required) {
-    if (!v.is_object()) return wrong_type(path.empty() ? "document" : path, "an object", v);
-    for (std::string_view k : required)
-        if (!v.contains(std::string(k))) return bad(key_path(path, k), "missing (a required field)");
-    return util::ok();
-}
-
-// ---- scalar readers ---------------------------------------------------------
-
-util::Result<std::string> text(const Value &v, std::string_view path) {
-    if (!v.is_string()) return wrong_type(path, "a string", v);
-    const auto &s = v.get_ref<const std::string &>();
-    if (s.find('\0') != std::string::npos) return bad(path, "contains a NUL character");
-    return s;
-}
-
-util::Result<std::vector<std::string>> texts(const Value &v, std::string_view path) {
-    if (!v.is_array()) return wrong_type(path, "an array of strings", v);
-    std::vector<std::string> out;
-    for (size_t i = 0; i < v.size(); i++) out.push_back(TRY(text(v[i], item_path(path, i))));
-    return out;
-}
-
-util::Result<bool> boolean(const Value &v, std::string_view path) {
-    if (!v.is_boolean()) return wrong_type(path, "a boolean", v);
-    return v.get<bool>();
-}
-
-/// The value `choices` names by the string at `path`.
-template <typename T, size_t N>
-util::Result<T> choice(const Value &v, std::string_view path, const Named<T> (&choices)[N]) {
-    std::string expected;
-    for (size_t i = 0; i < N; i++) expected += cat(i == 0 ? "" : i + 1 < N ? ", " : " or ", quote(choices[i].name));
-    if (!v.is_string()) return wrong_type(path, expected, v);
-    const auto &s = v.get_ref<const std::string &>();
-    for (const auto &c : choices)
-        if (c.name == s) return c.value;
-    return bad(path, cat("expected ", expected, ", got ", shown(s)));
-}
-
-/// An integer in [lo, hi].
-util::Result<int64_t> integer(const Value &v, std::string_view path, int64_t lo, int64_t hi) {
-    std::string expected = cat("an integer ", lo, "-", hi);
-    if (!v.is_number_integer()) return wrong_type(path, expected, v);
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-        return bad(path, cat("expected ", expected, ", got ", v.get<uint64_t>()));
-    int64_t n = v.get<int64_t>();
-    if (n < lo || n > hi) return bad(path, cat("expected ", expected, ", got ", n));
-    return n;
-}
-
-/// A duration in milliseconds: an integer (milliseconds) or a string of
-/// digits with a unit, "500ms", "10s", "2m", "1h"; at least `min_ms`, at
-/// most a day.
-util::Result<int64_t> duration(const Value &v, std::string_view path, int64_t min_ms) {
-    std::string expected =
-        cat("a duration (\"500ms\", \"10s\", \"2m\", \"1h\" or integer milliseconds) from ", min_ms, "ms to 24h");
-    int64_t ms = 0;
-    if (v.is_number_integer()) {
-        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(kMaxDurationMs))
-            return bad(path, cat("expected ", expected, ", got ", v.get<uint64_t>()));
-        ms = v.get<int64_t>();
-    } else if (v.is_string()) {
-        std::string_view s = v.get_ref<const std::string &>();
-        size_t digits = 0;
-        while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') digits++;
-        std::string_view unit = s.substr(digits);
-        int64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : 0;
-        auto n = digits > 0 && digits <= 12 ? util::parse_int<int64_t>(s.substr(0, digits)) : std::nullopt;
-        if (!n || scale == 0) return bad(path, cat("expected ", expected, ", got ", shown(s)));
-        ms = *n * scale;  // at most 12 digits times an hour: no overflow
-    } else {
-        return wrong_type(path, expected, v);
-    }
-    if (ms < min_ms || ms > kMaxDurationMs) return bad(path, cat("expected ", expected, ", got ", ms, "ms"));
-    return ms;
-}
-
 /// [a-z0-9][a-z0-9_.-]*, at most 63 bytes: a container or volume name.
 util::Result<std::string> short_name(const Value &v, std::string_view path) {
     std::string s = TRY(text(v, path));
@@ -242,24 +109,6 @@ util::Result<std::string> short_name(const Value &v, std::string_view path) {
     if (!good) return bad(path, cat("expected a name of 1-63 characters [a-z0-9][a-z0-9_.-]*, got ", shown(s)));
     return s;
 }
-
-/// A clean absolute path: starts with `/`, no empty, `.` or `..` component,
-/// no trailing `/` (except `/` itself).
-bool clean_absolute(std::string_view p) {
-    if (p.empty() || p[0] != '/') return false;
-    if (p == "/") return true;
-    for (const auto &part : util::split(p.substr(1), '/'))
-        if (part.empty() || part == "." || part == "..") return false;
-    return true;
-}
-
-util::Result<std::string> absolute_path(const Value &v, std::string_view path) {
-    std::string s = TRY(text(v, path));
-    if (!clean_absolute(s))
-        return bad(path, cat("expected a clean absolute path (no `.`, `..`, `//` or trailing `/`), got ", shown(s)));
-    return s;
-}
-
 bool under(std::string_view p, std::string_view dir) {
     return p == dir || (p.starts_with(dir) && p.size() > dir.size() && p[dir.size()] == '/');
 }
@@ -279,18 +128,6 @@ util::Result<std::string> capability(const Value &v, std::string_view path) {
     return bad(path, cat("expected a capability name such as `CAP_NET_ADMIN`, got ", shown(s)));
 }
 
-/// A capability list without repeats.
-util::Result<std::vector<std::string>> capabilities(const Value &v, std::string_view path) {
-    if (!v.is_array()) return wrong_type(path, "an array of capability names", v);
-    std::vector<std::string> out;
-    for (size_t i = 0; i < v.size(); i++) {
-        std::string c = TRY(capability(v[i], item_path(path, i)));
-        if (std::find(out.begin(), out.end(), c) != out.end())
-            return bad(item_path(path, i), cat(quote(c), " is listed twice"));
-        out.push_back(std::move(c));
-    }
-    return out;
-}
 
 // ---- container fields -------------------------------------------------------
 
@@ -616,65 +453,54 @@ util::Status order_by_dependencies(std::vector<ContainerSpec> &cs) {
     return util::ok();
 }
 
-/// Finds a key written twice in one object. nlohmann keeps the last copy;
-/// another parser may keep the first and read another manifest from the
-/// same signed bytes.
-class DuplicateKeys : public nlohmann::json_sax<Value> {
-public:
-    bool null() override { return value(); }
-    bool boolean(bool) override { return value(); }
-    bool number_integer(number_integer_t) override { return value(); }
-    bool number_unsigned(number_unsigned_t) override { return value(); }
-    bool number_float(number_float_t, const string_t &) override { return value(); }
-    bool string(string_t &) override { return value(); }
-    bool binary(binary_t &) override { return value(); }
-    bool start_object(std::size_t) override { return open(false); }
-    bool start_array(std::size_t) override { return open(true); }
-    bool end_object() override { return close(); }
-    bool end_array() override { return close(); }
-    bool key(string_t &k) override {
-        frames_.back().key = k;
-        if (frames_.back().keys.insert(k).second) return true;
-        duplicate = path();
-        return false;
-    }
-    bool parse_error(std::size_t, const std::string &, const nlohmann::detail::exception &) override { return false; }
+}  // namespace
 
-    std::string duplicate;  ///< the path of the second copy, once found
+/// A capability list without repeats.
+util::Result<std::vector<std::string>> strict::capabilities(const Value &v, std::string_view path) {
+    if (!v.is_array()) return wrong_type(path, "an array of capability names", v);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < v.size(); i++) {
+        std::string c = TRY(capability(v[i], item_path(path, i)));
+        if (std::find(out.begin(), out.end(), c) != out.end())
+            return bad(item_path(path, i), cat(quote(c), " is listed twice"));
+        out.push_back(std::move(c));
+    }
+    return out;
+}
 
-private:
-    struct Frame {
-        bool array = false;
-        size_t items = 0;
-        std::string key;
-        std::set<std::string> keys;
-    };
-    bool value() {
-        if (!frames_.empty() && frames_.back().array) frames_.back().items++;
-        return true;
-    }
-    bool open(bool array) {
-        value();
-        frames_.push_back(Frame{array, 0, {}, {}});
-        return true;
-    }
-    bool close() {
-        frames_.pop_back();
-        return true;
-    }
-    std::string path() const {
-        std::string p;
-        for (const auto &f : frames_) p = f.array ? item_path(p, f.items - 1) : key_path(p, f.key);
-        return p;
-    }
-    std::vector<Frame> frames_;
-};
+namespace {
 
-util::Status no_duplicate_keys(std::string_view document) {
-    DuplicateKeys sax;
-    Value::sax_parse(document.begin(), document.end(), &sax, nlohmann::detail::input_format_t::json, true);
-    if (!sax.duplicate.empty()) return bad(sax.duplicate, "this key is written twice in its object");
-    return util::ok();
+constexpr Named<std::string_view> kFsTypes[] = {{"squashfs", "squashfs"}, {"erofs", "erofs"}, {"ext4", "ext4"}};
+
+util::Result<uint64_t> version_number(const Value &v, std::string_view path) {
+    return static_cast<uint64_t>(TRY(integer(v, path, 1, INT64_MAX)));
+}
+
+util::Result<SystemSpec> system_part(const Value &v, const std::string &path) {
+    TRY(object_with(v, path, {"image", "size", "version", "fstype"}));
+    SystemSpec s;
+    for (const auto &[key, val] : v.items()) {
+        std::string p = key_path(path, key);
+        if (key == "image") {
+            s.image = TRY(pinned_image(val, p));
+        } else if (key == "size") {
+            s.size = static_cast<uint64_t>(TRY(integer(val, p, 1, INT64_MAX)));
+        } else if (key == "version") {
+            s.version = TRY(version_number(val, p));
+        } else if (key == "min_version") {
+            s.min_version = TRY(version_number(val, p));
+        } else if (key == "max_version") {
+            s.max_version = TRY(version_number(val, p));
+        } else if (key == "fstype") {
+            s.fstype = std::string(TRY(choice(val, p, kFsTypes)));
+        } else {
+            return unknown_field(path, key);
+        }
+    }
+    if (s.min_version > s.max_version)
+        return bad(key_path(path, "max_version"), cat("expected at least min_version (", s.min_version, "), got ",
+                                                      s.max_version));
+    return s;
 }
 
 }  // namespace
@@ -701,6 +527,8 @@ util::Result<Revision> parse_revision(std::string_view document) {
                 return bad(key, "expected a name of 1-128 bytes without control characters");
         } else if (key == "health_window") {
             rev.health_window_ms = TRY(duration(val, key, 1));
+        } else if (key == "system") {
+            rev.system = TRY(system_part(val, key));
         } else if (key == "containers") {
             if (!val.is_array()) return wrong_type(key, "a non-empty array of containers", val);
             if (val.empty()) return bad(key, "expected a non-empty array of containers, got an empty one");
@@ -718,35 +546,6 @@ util::Result<Revision> parse_revision(std::string_view document) {
 }
 
 std::string container_id(const Revision &rev, const ContainerSpec &c) { return cat(c.name, ".r", rev.version); }
-
-util::Result<AppLimits> load_app_limits(const std::string &board_json_path) {
-    std::string content = TRY(util::read_file(board_json_path, kMaxBoardFile));
-    auto parsed = [&]() -> util::Result<AppLimits> {
-        Value doc = TRY(parse_json(content, "board profile"));
-        TRY(no_duplicate_keys(content));
-        TRY(object_with(doc, "", {}));
-        AppLimits limits;
-        auto apps = doc.find("apps");
-        if (apps == doc.end()) return limits;
-        TRY(object_with(*apps, "apps", {}));
-        for (const auto &[key, val] : apps->items()) {
-            std::string p = key_path("apps", key);
-            if (key == "devices") {
-                limits.devices = TRY(texts(val, p));
-                for (size_t i = 0; i < limits.devices.size(); i++)
-                    if (!limits.devices[i].starts_with("/dev/"))
-                        return bad(item_path(p, i),
-                                   cat("expected a pattern under /dev/, got ", shown(limits.devices[i])));
-            } else if (key == "capabilities") {
-                limits.capabilities = TRY(capabilities(val, p));
-            } else {
-                return unknown_field("apps", key);
-            }
-        }
-        return limits;
-    }();
-    return std::move(parsed).context(board_json_path);
-}
 
 util::Status check_limits(const Revision &rev, const AppLimits &limits) {
     std::vector<const ContainerSpec *> by_index;

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,17 @@ struct ContainerSpec {
     size_t index = 0;               ///< its position in the document's "containers", for error paths ("containers[1]")
 };
 
+/// The optional `system` part: a root filesystem image for the inactive
+/// slot (docs/update-manifest.md, "system").
+struct SystemSpec {
+    std::string image;     ///< the blob: registry/repository@sha256:<64 hex>
+    uint64_t size = 0;     ///< its size in bytes
+    uint64_t version = 0;  ///< the system's version; only grows (> 0)
+    uint64_t min_version = 0;           ///< the installed system version must be at least this...
+    uint64_t max_version = UINT64_MAX;  ///< ...and at most this
+    std::string fstype;    ///< "squashfs", "erofs" or "ext4"
+};
+
 struct Revision {
     uint64_t version = 0;  ///< only grows; > 0
     std::string name;
@@ -77,6 +89,7 @@ struct Revision {
     /// In start order: every container after those it depends on (a stable
     /// topological order of the document's order). Stop order is the reverse.
     std::vector<ContainerSpec> containers;
+    std::optional<SystemSpec> system;
     std::string digest;  ///< "sha256:<hex>" of the document's bytes
 };
 

@@ -28,7 +28,7 @@ std::vector<cli::Command> command_table() {
     std::vector<cli::Command> table;
     for (auto group : {cmd::version_commands(), cmd::image_commands(), cmd::runtime_commands(), cmd::runtime_ops_commands(),
                        cmd::daemon_commands(), cmd::tuf_commands(), cmd::fleet_commands(),
-                       cmd::build_commands()}) table.insert(table.end(), group.begin(), group.end());
+                       cmd::build_commands(), cmd::slot_commands()}) table.insert(table.end(), group.begin(), group.end());
     return table;
 }
 

@@ -217,7 +217,57 @@ TEST_CASE("defaults of a minimal manifest", "[manifest]") {
 }
 
 TEST_CASE("an unknown field at top level is refused with its name", "[manifest]") {
-    refused(with(minimal(), "/system", Value::object()), "system: unknown field");
+    refused(with(minimal(), "/signatures", Value::object()), "signatures: unknown field");
+}
+
+namespace {
+Value system_part() {
+    return Value::parse(R"({"image": "localhost:5000/rootfs@sha256:)" + std::string(64, 'b') +
+                        R"(", "size": 67108864, "version": 4, "min_version": 2, "max_version": 3, "fstype": "squashfs"})");
+}
+}  // namespace
+
+TEST_CASE("the system part is read field by field", "[manifest][system]") {
+    auto r = parse_revision(with(minimal(), "/system", system_part()).dump());
+    INFO((r.ok() ? "" : r.error().message()));
+    REQUIRE(r.ok());
+    REQUIRE(r->system);
+    CHECK(r->system->image == "localhost:5000/rootfs@sha256:" + std::string(64, 'b'));
+    CHECK(r->system->size == 67108864);
+    CHECK(r->system->version == 4);
+    CHECK(r->system->min_version == 2);
+    CHECK(r->system->max_version == 3);
+    CHECK(r->system->fstype == "squashfs");
+}
+
+TEST_CASE("a manifest without a system part has none", "[manifest][system]") {
+    auto r = parse_revision(minimal().dump());
+    REQUIRE(r.ok());
+    CHECK_FALSE(r->system);
+}
+
+TEST_CASE("a system part without its required fields is refused", "[manifest][system]") {
+    Value s = system_part();
+    s.erase("size");
+    refused(with(minimal(), "/system", s), "system.size: missing (a required field)");
+}
+
+TEST_CASE("a system image not pinned by digest is refused", "[manifest][system]") {
+    Value s = system_part();
+    s["image"] = "localhost:5000/rootfs:4";
+    refused(with(minimal(), "/system", s), "system.image: `localhost:5000/rootfs:4` is not pinned by digest");
+}
+
+TEST_CASE("an unknown system filesystem type is refused", "[manifest][system]") {
+    Value s = system_part();
+    s["fstype"] = "btrfs";
+    refused(with(minimal(), "/system", s), "system.fstype: expected `squashfs`, `erofs` or `ext4`, got `btrfs`");
+}
+
+TEST_CASE("a system version range upside down is refused", "[manifest][system]") {
+    Value s = system_part();
+    s["max_version"] = 1;
+    refused(with(minimal(), "/system", s), "system.max_version: expected at least min_version (2), got 1");
 }
 
 TEST_CASE("an unknown field in a container is refused with its path", "[manifest]") {
@@ -567,9 +617,10 @@ TEST_CASE("the container id joins name and version", "[manifest]") {
     CHECK(container_id(rev, c) == "sensor.r42");
 }
 
-TEST_CASE("board app limits are read from the apps object, other board fields ignored", "[limits]") {
+TEST_CASE("board app limits are read from the apps object of a full profile", "[limits]") {
     AppLimits l = limits_of(
-        R"({"name": "qemu", "slots": {"a": 1},
+        R"({"name": "qemu", "slots": [{"name": "A", "file": "/a.img"}, {"name": "B", "file": "/b.img"}],
+            "bootloader": {"kind": "file", "env": "/boot.env"},
             "apps": {"devices": ["/dev/ttyUSB*"], "capabilities": ["CAP_NET_ADMIN"]}})");
     CHECK(l.devices == std::vector<std::string>{"/dev/ttyUSB*"});
     CHECK(l.capabilities == std::vector<std::string>{"CAP_NET_ADMIN"});

@@ -21,6 +21,7 @@ std::span<const cli::Command> fleet_commands();        // cmd_fleet.cpp: the `fl
 std::span<const cli::Command> fleet_repo_commands();   //   cmd_fleet_repo.cpp: init, release, refresh, rotate, delegate
 std::span<const cli::Command> fleet_mqtt_commands();   //   cmd_fleet_mqtt.cpp: publish, status
 std::span<const cli::Command> build_commands();        // cmd_build.cpp: `build`
+std::span<const cli::Command> slot_commands();         // cmd_slot.cpp: the `slot` group
 
 /// `update apply|status|history|rollback` and `ps` without a container id
 /// are the daemon's (cmd_update.cpp); runc's `update ID` and `ps ID` stay.

@@ -3,7 +3,6 @@
 #include "daemon/daemon.hpp"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
@@ -19,6 +18,7 @@
 #include "daemon/control.hpp"
 #include "daemon/init_system.hpp"
 #include "daemon/logs.hpp"
+#include "daemon/memory.hpp"
 #include "daemon/reaper.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/watchdog.hpp"
@@ -292,7 +292,7 @@ util::Result<int> Daemon::run() {
     // (maybe PID 1) keeps serving.
     if (auto st = updater_->resume(); !st) util::log::error("resume the updater: ", st.error().message());
     start_agent();
-    ::malloc_trim(0);  // what reading the revisions used goes back: the daemon idles for months
+    (void)release_idle_memory();  // what start-up touched goes back: the daemon idles for months
     if (!shutdown_) TRY(loop_->run());
     return shut_down();
 }
@@ -629,7 +629,7 @@ void Daemon::finish_trying(bool healthy, const std::string &why) {
     last_outcome_ = out;
     report(healthy ? "committed" : "rolled-back", healthy ? cat("revision ", v) : why, t.rev.digest);
     for (auto &w : t.waiters) w->reply(out);
-    ::malloc_trim(0);
+    (void)release_idle_memory();
 }
 
 }  // namespace

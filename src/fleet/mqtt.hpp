@@ -9,8 +9,9 @@
 // util::EventLoop (read, and write while libmosquitto has output queued)
 // and a timer for mosquitto_loop_misc (keepalive pings); it never starts a
 // thread. A lost connection is retried with full-jitter exponential backoff
-// (base 1 s, cap `reconnect_max_ms`), so a broker restart does not bring
-// every device back in the same second. Subscriptions are renewed on every
+// (a wait drawn uniformly below a window that starts at `reconnect_base_ms`,
+// 1 s, and doubles up to `reconnect_max_ms`), so a broker restart does not
+// bring every device back in the same second. Subscriptions are renewed on every
 // (re)connect. The broker is never trusted: messages are handed to the
 // caller as bytes and verified there.
 #pragma once
@@ -32,8 +33,12 @@ struct MqttConfig {
     std::string ca_file;    ///< the broker's CA; empty: no TLS (tests of the plain path only)
     std::string cert_file;  ///< this device's client certificate (PEM)
     std::string key_file;   ///< and its key
-    std::string client_id;  ///< the device id; also the session's identity
+    /// The device id; also the session's identity. Empty: a clean session
+    /// under a broker-made id (the controller's one-shot commands, which
+    /// must not leave a session queueing messages at the broker).
+    std::string client_id;
     int keepalive_s = 300;
+    int64_t reconnect_base_ms = 1000;  ///< the first retry's window
     int64_t reconnect_max_ms = 300000;
     /// The last will, published by the broker when the connection drops
     /// without a DISCONNECT (retained, QoS 1). Empty topic: no will.
@@ -45,10 +50,16 @@ struct MqttHandlers {
     /// A message on a subscribed topic (retained: delivered from the
     /// broker's store on subscribe).
     std::function<void(std::string_view topic, std::string_view payload, bool retained)> on_message;
-    /// The connection came up (true) or went down (false, with why).
+    /// The connection came up (true), or went down or an attempt failed
+    /// (false, with why; a retry is scheduled).
     std::function<void(bool connected, std::string_view why)> on_connection;
+    /// Optional: the broker acknowledged a QoS 1 publish to `topic` (a
+    /// caller that must know its message arrived, or keeps an outbox).
+    std::function<void(std::string_view topic)> on_acked;
 };
 
+/// The handlers run on the loop's thread from inside the client; they may
+/// publish, subscribe or close(), but must not destroy the client.
 class MqttClient {
 public:
     virtual ~MqttClient() = default;
@@ -66,6 +77,8 @@ public:
                                  bool retain = false) = 0;
     virtual bool connected() const = 0;
     /// Sends DISCONNECT (so the will is not published) and stops.
+    /// Destroying the client without close() drops the connection as a
+    /// crash would: the broker publishes the will.
     virtual void close() = 0;
 };
 
@@ -73,5 +86,11 @@ public:
 /// retained status. A device id is one topic level of [A-Za-z0-9._-].
 std::string timestamp_topic(std::string_view fleet);
 std::string status_topic(std::string_view fleet, std::string_view device_id);
+/// A reconnect (or retry) wait: uniform in [0, min(cap, base * 2^attempt)]
+/// ("full jitter"), so clients that lost the same broker spread out.
+int64_t full_jitter_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms);
+/// Whether `s` can be a fleet name or a device id: one topic level of
+/// [A-Za-z0-9._-], 1 to 64 characters, not "." or "..".
+bool valid_topic_level(std::string_view s);
 
 }  // namespace fleet

@@ -1,0 +1,595 @@
+// The TUF repository writer of repository.hpp: loading the published
+// metadata chain (timestamp -> snapshot -> targets -> delegated roles), the
+// in-memory changes of each command, and commit(), which bumps, signs,
+// checks and then writes the changed roles in the order clients read them
+// backwards (timestamp.json last).
+#include "ota/tuf/repository.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "ota/manifest.hpp"
+#include "ota/tuf/canonical.hpp"
+#include "ota/tuf/client.hpp"
+#include "util/dir.hpp"
+#include "util/file.hpp"
+#include "util/flock.hpp"
+#include "util/strings.hpp"
+
+namespace ota::tuf {
+namespace {
+
+namespace json = util::json;
+
+constexpr const char *kSpecVersion = "1.0.31";
+constexpr size_t kMetadataMax = 16 << 20;
+constexpr size_t kManifestMax = 4 << 20;
+
+bool is_top_role(std::string_view r) {
+    return std::find(std::begin(kTopRoles), std::end(kTopRoles), r) != std::end(kTopRoles);
+}
+
+/// A delegated role's name: one file-name-safe segment, so its metadata
+/// file name needs no percent-encoding.
+util::Status check_role_name(std::string_view name) {
+    bool ok = !name.empty() && name != "." && name != ".." && !is_top_role(name);
+    for (char c : name)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+    if (!ok)
+        return util::Error::msg(util::cat("role name ", util::quote(name),
+                                          " is not one segment of [A-Za-z0-9._-] other than a top-level role"));
+    return util::ok();
+}
+
+json::Value role_json(const std::vector<std::string> &keyids, unsigned threshold) {
+    json::Value r = json::Value::object();
+    r["keyids"] = keyids;
+    r["threshold"] = threshold;
+    return r;
+}
+
+json::Value empty_targets() {
+    json::Value s = json::Value::object();
+    s["_type"] = "targets";
+    s["spec_version"] = kSpecVersion;
+    s["version"] = 1;  // until commit() sets the version and expiry it is signed with
+    s["expires"] = format_expiry(0);
+    s["targets"] = json::Value::object();
+    return s;
+}
+
+util::Result<Envelope> envelope_of(const json::Value &signed_value) {
+    Envelope e;
+    e.signed_value = signed_value;
+    e.canonical_signed = TRY(canonical_json(signed_value));
+    return e;
+}
+
+/// A METAFILES entry: version, length and sha256 of the bytes.
+util::Result<json::Value> meta_entry(uint64_t version, std::string_view bytes) {
+    json::Value m = json::Value::object();
+    m["version"] = version;
+    m["length"] = bytes.size();
+    m["hashes"] = json::Value::object();
+    m["hashes"]["sha256"] = TRY(hash_hex("sha256", bytes));
+    return m;
+}
+
+/// The private keys in `dir` (every *.pem; none when the directory is missing).
+util::Result<std::vector<PrivateKey>> read_keys(const std::string &dir) {
+    std::vector<PrivateKey> out;
+    auto names = util::list_dir(dir);
+    if (!names.ok()) {
+        if (names.error().code == ENOENT) return out;
+        return std::move(names).error();
+    }
+    for (const auto &n : names.value()) {
+        if (!n.ends_with(".pem")) continue;
+        auto path = util::path_join(dir, n);
+        auto pem = TRY(util::read_file(path, 1 << 20));
+        out.push_back(TRY_CTX(PrivateKey::from_pem(pem), util::cat("key ", util::quote(path))));
+    }
+    return out;
+}
+
+util::Result<KeyType> type_of_key(const Key &k) {
+    if (k.keytype == "ecdsa" || k.keytype == "ecdsa-sha2-nistp256") return KeyType::Ecdsa;
+    return parse_key_type(k.keytype);
+}
+
+/// The file a target path is stored in under DIR/targets: its sha256 before its base name.
+std::string hashed_target_file(std::string_view path, std::string_view sha256) {
+    auto slash = path.rfind('/');
+    if (slash == std::string_view::npos) return util::cat(sha256, ".", path);
+    return util::cat(path.substr(0, slash + 1), sha256, ".", path.substr(slash + 1));
+}
+
+}  // namespace
+
+int64_t ExpiryPeriods::of(std::string_view role) const {
+    if (role == "root") return root;
+    if (role == "snapshot") return snapshot;
+    if (role == "timestamp") return timestamp;
+    return targets;
+}
+
+util::Status ExpiryPeriods::set(std::string_view role, int64_t seconds) {
+    if (seconds <= 0) return util::Error::msg(util::cat("expiry of ", role, " must be positive"));
+    if (role == "root") root = seconds;
+    else if (role == "targets") targets = seconds;
+    else if (role == "snapshot") snapshot = seconds;
+    else if (role == "timestamp") timestamp = seconds;
+    else return util::Error::msg(util::cat("unknown role ", util::quote(role), " (root, targets, snapshot or timestamp)"));
+    return util::ok();
+}
+
+util::Result<int64_t> parse_duration(std::string_view s) {
+    if (s.size() >= 2) {
+        int64_t unit = 0;
+        switch (s.back()) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        }
+        auto n = util::parse_int<int64_t>(s.substr(0, s.size() - 1));
+        if (unit && n && *n > 0 && *n <= INT64_C(100000) * 86400 / unit) return *n * unit;
+    }
+    return util::Error::msg(util::cat("duration ", util::quote(s), " is not a positive number with s, m, h or d"));
+}
+
+uint64_t Repository::version_of(std::string_view role) const {
+    if (role == "root") return root_meta_.version;
+    if (role == "targets") return targets_.version;
+    if (role == "snapshot") return snapshot_.version;
+    if (role == "timestamp") return timestamp_.version;
+    auto it = delegated_.find(std::string(role));
+    return it == delegated_.end() ? 0 : it->second.version;
+}
+
+util::Status Repository::init(const RepoPaths &paths, const InitOptions &opts, int64_t now) {
+    Repository r;
+    r.dir_ = paths.dir;
+    r.key_dir_ = paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir;
+    r.root_key_dir_ = paths.root_key_dir.empty() ? util::path_join(r.key_dir_, "root") : paths.root_key_dir;
+    r.expiry_ = opts.expiry;
+    if (util::path_exists(util::path_join(paths.dir, "metadata")))
+        return util::Error::msg(util::cat(util::quote(paths.dir), " already holds a repository (metadata/)"));
+    for (const auto &[role, _] : opts.roles)
+        if (!is_top_role(role))
+            return util::Error::msg(util::cat("unknown role ", util::quote(role), " (root, targets, snapshot or timestamp)"));
+
+    json::Value root = json::Value::object();
+    root["_type"] = "root";
+    root["spec_version"] = kSpecVersion;
+    root["version"] = 1;
+    root["expires"] = format_expiry(0);
+    root["consistent_snapshot"] = true;
+    root["keys"] = json::Value::object();
+    root["roles"] = json::Value::object();
+    for (const char *role : kTopRoles) {
+        RoleKeys rk;
+        if (auto it = opts.roles.find(role); it != opts.roles.end()) rk = it->second;
+        if (rk.threshold < 1 || rk.keys < rk.threshold || rk.keys > 16)
+            return util::Error::msg(util::cat("role ", role, ": threshold ", rk.threshold, " of ", rk.keys,
+                                              " keys (need 1 <= threshold <= keys <= 16)"));
+        std::vector<std::string> ids;
+        for (unsigned i = 0; i < rk.keys; i++) {
+            auto key = TRY(PrivateKey::generate(opts.key_type));
+            root["keys"][key.keyid()] = key_json(key.public_key());
+            ids.push_back(key.keyid());
+            r.new_keys_.emplace_back(std::string(role) == "root" ? r.root_key_dir_ : util::path_join(r.key_dir_, role),
+                                     std::move(key));
+        }
+        root["roles"][role] = role_json(ids, rk.threshold);
+    }
+    r.root_meta_.signed_value = root;
+    r.root_meta_.dirty = true;
+    r.root_ = TRY(parse_root(TRY(envelope_of(root))));
+    r.targets_.signed_value = empty_targets();
+    r.targets_.dirty = true;
+
+    TRY(r.sign_changes(now));
+    TRY(util::mkdir_p(util::path_join(paths.dir, "metadata")));
+    TRY(util::mkdir_p(util::path_join(paths.dir, "targets")));
+    r.lock_ = TRY(util::lock_file(util::path_join(paths.dir, ".lock"), LOCK_EX));
+    json::Value config = json::Value::object();
+    config["expires"] = json::Value::object();
+    for (const char *role : kTopRoles) config["expires"][role] = r.expiry_.of(role);
+    TRY(util::atomic_write_file(util::path_join(paths.dir, "fleet.json"), json::dump(config, 2) + "\n"));
+    return r.write_changes();
+}
+
+util::Result<Repository> Repository::open(const RepoPaths &paths) {
+    Repository r;
+    r.dir_ = paths.dir;
+    r.key_dir_ = paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir;
+    r.root_key_dir_ = paths.root_key_dir.empty() ? util::path_join(r.key_dir_, "root") : paths.root_key_dir;
+    if (!util::path_exists(util::path_join(paths.dir, "metadata/root.json")))
+        return util::Error::msg(util::cat(util::quote(paths.dir), " is not a fleet repository (no metadata/root.json)"));
+    r.lock_ = TRY(util::lock_file(util::path_join(paths.dir, ".lock"), LOCK_EX));
+    TRY(r.load());
+    return r;
+}
+
+util::Status Repository::load() {
+    auto config_path = util::path_join(dir_, "fleet.json");
+    if (util::path_exists(config_path)) {
+        auto config = TRY(json::parse(TRY(util::read_file(config_path, 1 << 20)), config_path));
+        if (auto e = TRY(json::opt_object(config, "expires", "fleet.json")))
+            for (const char *role : kTopRoles)
+                if (auto s = TRY(json::opt_int(*e, role, "fleet.json expires"))) TRY(expiry_.set(role, *s));
+    }
+    auto meta_dir = util::path_join(dir_, "metadata");
+    auto read = [&](const std::string &name, std::string_view type, Meta &m) -> util::Result<Envelope> {
+        m.bytes = TRY(util::read_file(util::path_join(meta_dir, name), kMetadataMax));
+        auto e = TRY(parse_envelope(m.bytes, type, name));
+        m.signed_value = e.signed_value;
+        m.version = TRY(json::opt_uint(e.signed_value, "version", name)).value_or(0);
+        return e;
+    };
+    root_ = TRY(parse_root(TRY(read("root.json", "root", root_meta_))));
+    old_root_ = root_;
+    auto ts = TRY(parse_timestamp(TRY(read("timestamp.json", "timestamp", timestamp_))));
+    auto snap = TRY(parse_snapshot(TRY(read(util::cat(ts.snapshot_meta.version, ".snapshot.json"), "snapshot", snapshot_))));
+    for (const auto &[file, mf] : snap.meta) {
+        if (!file.ends_with(".json")) continue;
+        auto role = file.substr(0, file.size() - 5);
+        auto name = util::cat(mf.version, ".", file);
+        if (role == "targets") TRY(read(name, "targets", targets_));
+        else TRY(read(name, "targets", delegated_[role]));
+    }
+    if (targets_.version == 0) return util::Error::msg("snapshot does not name targets.json");
+    return util::ok();
+}
+
+util::Result<std::vector<PrivateKey>> Repository::keys_for(std::string_view role) const {
+    std::vector<std::string> keyids;
+    if (role == "root") {
+        // A new root version is signed by the old root's keys and its own.
+        keyids = old_root_.roles.count("root") ? old_root_.roles.at("root").keyids : std::vector<std::string>{};
+        for (const auto &id : root_.roles.at("root").keyids) keyids.push_back(id);
+    } else {
+        keyids = root_.roles.at(std::string(role)).keyids;
+    }
+    auto dir = role == "root" ? root_key_dir_ : util::path_join(key_dir_, role);
+    auto found = TRY(read_keys(dir));
+    for (const auto &[d, k] : new_keys_)
+        if (d == dir) found.push_back(k);
+    std::vector<PrivateKey> out;
+    std::set<std::string> seen;
+    for (auto &k : found)
+        if (std::find(keyids.begin(), keyids.end(), k.keyid()) != keyids.end() && seen.insert(k.keyid()).second)
+            out.push_back(std::move(k));
+    return out;
+}
+
+util::Result<std::string> Repository::sign(const json::Value &signed_value, const std::vector<PrivateKey> &keys) const {
+    auto canonical = TRY(canonical_json(signed_value));
+    json::Value env = json::Value::object();
+    env["signatures"] = json::Value::array();
+    for (const auto &k : keys) {
+        json::Value s = json::Value::object();
+        s["keyid"] = k.keyid();
+        s["sig"] = TRY(k.sign(canonical));
+        env["signatures"].push_back(std::move(s));
+    }
+    env["signed"] = signed_value;
+    // Plain JSON on disk: canonical JSON leaves the newlines of PEM keys raw,
+    // which JSON parsers refuse; signatures cover the canonical form.
+    return json::dump(env, 1) + "\n";
+}
+
+util::Result<Targets> Repository::parsed_targets(const Meta &m, std::string_view what) const {
+    return parse_targets(TRY(envelope_of(m.signed_value)), what);
+}
+
+util::Result<std::optional<DelegatedRole>> Repository::delegation_for(std::string_view path) const {
+    auto t = TRY(parsed_targets(targets_, "targets"));
+    if (!t.delegations) return std::optional<DelegatedRole>();
+    for (const auto &d : t.delegations->roles)
+        if (TRY(d.covers(path))) return std::optional<DelegatedRole>(d);
+    return std::optional<DelegatedRole>();
+}
+
+util::Result<std::optional<uint64_t>> Repository::current_manifest_version(std::string_view path) const {
+    // As a client finds it: top-level targets and the delegated roles trusted for the path.
+    std::optional<uint64_t> best;
+    std::vector<const Meta *> roles{&targets_};
+    auto top = TRY(parsed_targets(targets_, "targets"));
+    if (top.delegations)
+        for (const auto &d : top.delegations->roles)
+            if (auto it = delegated_.find(d.name); it != delegated_.end() && TRY(d.covers(path))) roles.push_back(&it->second);
+    for (const Meta *m : roles) {
+        auto targets = m->signed_value.find("targets");
+        if (targets == m->signed_value.end() || !targets->contains(std::string(path))) continue;
+        auto sha = TRY(json::req_string((*targets)[std::string(path)]["hashes"], "sha256", path));
+        auto file = util::path_join(util::path_join(dir_, "targets"), hashed_target_file(path, sha));
+        auto bytes = TRY_CTX(util::read_file(file, kManifestMax), util::cat("the channel's current manifest"));
+        auto rev = TRY_CTX(parse_revision(bytes), util::cat("the channel's current manifest ", util::quote(file)));
+        best = std::max(best.value_or(0), rev.version);
+    }
+    return best;
+}
+
+util::Result<std::string> Repository::release(std::string_view channel, std::string_view manifest,
+                                              const std::vector<PrivateKey> &role_keys, int64_t now) {
+    auto path = TRY(channel_target(channel));
+    auto rev = TRY(parse_revision(manifest));
+    if (auto current = TRY(current_manifest_version(path)); current && rev.version <= *current)
+        return util::Error::msg(util::cat("channel ", util::quote(channel), " is at version ", *current, ": manifest version ",
+                                          rev.version, " is not above it"));
+    auto sha = TRY(hash_hex("sha256", manifest));
+    json::Value entry = json::Value::object();
+    entry["length"] = manifest.size();
+    entry["hashes"] = json::Value::object();
+    entry["hashes"]["sha256"] = sha;
+
+    auto del = TRY(delegation_for(path));
+    if (del) {
+        if (role_keys.empty())
+            return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::quote(del->name),
+                                              ": give that role's key with --key"));
+        std::set<std::string> ids;
+        for (const auto &k : role_keys) {
+            if (std::find(del->role.keyids.begin(), del->role.keyids.end(), k.keyid()) == del->role.keyids.end())
+                return util::Error::msg(util::cat("key ", k.keyid().substr(0, 16), " is not a key of role ", util::quote(del->name)));
+            ids.insert(k.keyid());
+        }
+        if (ids.size() < del->role.threshold)
+            return util::Error::msg(util::cat("role ", util::quote(del->name), " needs ", del->role.threshold, " keys, ",
+                                              ids.size(), " given"));
+        Meta &m = delegated_[del->name];
+        if (m.signed_value.is_null()) m.signed_value = empty_targets();
+        m.signed_value["targets"][path] = entry;
+        m.dirty = true;
+        delegated_signers_[del->name] = role_keys;
+        // The top-level role is searched first: a listing there from before
+        // the delegation would hide the team's.
+        if (targets_.signed_value["targets"].contains(path)) {
+            targets_.signed_value["targets"].erase(path);
+            targets_.dirty = true;
+        }
+    } else {
+        if (!role_keys.empty())
+            return util::Error::msg(util::cat("channel ", util::quote(channel),
+                                              " is not delegated: the targets role signs it, --key is not used"));
+        targets_.signed_value["targets"][path] = entry;
+        targets_.dirty = true;
+    }
+    new_target_files_.emplace_back(hashed_target_file(path, sha), std::string(manifest));
+    TRY(commit(now));
+    return path;
+}
+
+util::Result<std::vector<std::string>> Repository::refresh(std::optional<int64_t> within, int64_t now) {
+    struct Top {
+        const char *role;
+        Meta *meta;
+    };
+    for (Top t : {Top{"targets", &targets_}, Top{"snapshot", &snapshot_}, Top{"timestamp", &timestamp_}}) {
+        auto expires = TRY(parse_expiry(TRY(json::req_string(t.meta->signed_value, "expires", t.role))));
+        if (expires - now < within.value_or(expiry_.of(t.role) / 2)) t.meta->dirty = true;
+        auto e = TRY(parse_envelope(t.meta->bytes, t.role, t.role));
+        if (!verify_threshold(e, root_.keys, root_.roles.at(t.role), t.role).ok()) t.meta->dirty = true;
+    }
+    bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets, timestamp = timestamp_.dirty || snapshot;
+    std::vector<std::string> done;
+    if (!timestamp) return done;
+    TRY(commit(now));
+    if (targets) done.push_back(util::cat("targets ", targets_.version));
+    if (snapshot) done.push_back(util::cat("snapshot ", snapshot_.version));
+    done.push_back(util::cat("timestamp ", timestamp_.version));
+    return done;
+}
+
+util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &opts, int64_t now) {
+    if (!is_top_role(opts.role))
+        return util::Error::msg(util::cat("unknown role ", util::quote(opts.role), " (root, targets, snapshot or timestamp)"));
+    const Role &current = root_.roles.at(opts.role);
+    unsigned count = opts.keys.value_or(static_cast<unsigned>(current.keyids.size()));
+    unsigned threshold = opts.threshold.value_or(static_cast<unsigned>(current.threshold));
+    if (threshold < 1 || count < threshold || count > 16)
+        return util::Error::msg(util::cat("role ", opts.role, ": threshold ", threshold, " of ", count,
+                                          " keys (need 1 <= threshold <= keys <= 16)"));
+    KeyType type = KeyType::Ecdsa;
+    if (opts.key_type) type = *opts.key_type;
+    else if (!current.keyids.empty() && root_.keys.count(current.keyids[0])) type = TRY(type_of_key(root_.keys.at(current.keyids[0])));
+    // Every rotation is a new root version, signed by the current root keys.
+    if (auto have = TRY(keys_for("root")).size(); have < old_root_.roles.at("root").threshold)
+        return util::Error::msg(util::cat("rotating needs ", old_root_.roles.at("root").threshold, " of the root keys, ",
+                                          have, " found in ", util::quote(root_key_dir_)));
+
+    auto dir = opts.role == "root" ? root_key_dir_ : util::path_join(key_dir_, opts.role);
+    json::Value &root = root_meta_.signed_value;
+    std::vector<std::string> ids;
+    for (unsigned i = 0; i < count; i++) {
+        auto key = TRY(PrivateKey::generate(type));
+        root["keys"][key.keyid()] = key_json(key.public_key());
+        ids.push_back(key.keyid());
+        new_keys_.emplace_back(dir, std::move(key));
+    }
+    for (const auto &old : current.keyids) {
+        bool used = false;
+        for (const auto &[name, r] : root_.roles)
+            if (name != opts.role) used = used || std::find(r.keyids.begin(), r.keyids.end(), old) != r.keyids.end();
+        if (!used) root["keys"].erase(old);
+        retired_keys_.push_back(util::path_join(dir, old + ".pem"));
+    }
+    root["roles"][opts.role] = role_json(ids, threshold);
+    root_meta_.dirty = true;
+    root_ = TRY(parse_root(TRY(envelope_of(root))));
+    if (opts.role == "targets") targets_.dirty = true;
+    if (opts.role == "snapshot") snapshot_.dirty = true;
+    if (opts.role == "timestamp") timestamp_.dirty = true;
+    TRY(commit(now));
+    return ids;
+}
+
+util::Status Repository::delegate(const DelegateOptions &opts, int64_t now) {
+    TRY(check_role_name(opts.role));
+    if (opts.paths.empty()) return util::Error::msg("a delegation needs at least one --paths glob");
+    for (const auto &p : opts.paths)
+        if (p.empty() || p.starts_with("/")) return util::Error::msg(util::cat("path glob ", util::quote(p), " is empty or absolute"));
+    if (opts.keys.empty()) return util::Error::msg("a delegation needs at least one --key");
+    if (opts.threshold < 1 || opts.threshold > opts.keys.size())
+        return util::Error::msg(util::cat("threshold ", opts.threshold, " of ", opts.keys.size(), " keys"));
+    json::Value &t = targets_.signed_value;
+    if (!t.contains("delegations")) {
+        t["delegations"] = json::Value::object();
+        t["delegations"]["keys"] = json::Value::object();
+        t["delegations"]["roles"] = json::Value::array();
+    }
+    json::Value &d = t["delegations"];
+    std::vector<std::string> ids;
+    for (const auto &k : opts.keys) {
+        TRY(check_key(k));
+        auto id = TRY(key_id(k));
+        if (std::find(ids.begin(), ids.end(), id) != ids.end())
+            return util::Error::msg(util::cat("key ", id.substr(0, 16), " is given twice"));
+        ids.push_back(id);
+        d["keys"][id] = key_json(k);
+    }
+    json::Value role = role_json(ids, opts.threshold);
+    role["name"] = opts.role;
+    role["paths"] = opts.paths;
+    role["terminating"] = opts.terminating;
+    bool replaced = false;
+    for (auto &r : d["roles"])
+        if (r.value("name", "") == opts.role) {
+            r = role;
+            replaced = true;
+        }
+    if (!replaced) d["roles"].push_back(role);
+    // Keys no role lists any more go.
+    std::set<std::string> used;
+    for (const auto &r : d["roles"])
+        for (const auto &id : r["keyids"]) used.insert(id.get<std::string>());
+    for (auto it = d["keys"].begin(); it != d["keys"].end();) {
+        if (used.count(it.key())) ++it;
+        else it = d["keys"].erase(it);
+    }
+    TRY(parsed_targets(targets_, "targets"));
+    targets_.dirty = true;
+    return commit(now);
+}
+
+util::Status Repository::commit(int64_t now) {
+    TRY(sign_changes(now));
+    return write_changes();
+}
+
+util::Status Repository::sign_changes(int64_t now) {
+    auto bump = [&](Meta &m, std::string_view role) {
+        m.version++;
+        m.signed_value["version"] = m.version;
+        m.signed_value["expires"] = format_expiry(now + expiry_.of(role));
+    };
+    // Sign everything in memory first, checking each signature set as a
+    // client will; nothing is written before all of it holds.
+    auto top = [&](Meta &m, const char *role) -> util::Status {
+        bump(m, role);
+        m.bytes = TRY(sign(m.signed_value, TRY(keys_for(role))));
+        auto e = TRY(parse_envelope(m.bytes, role, role));
+        TRY_CTX(verify_threshold(e, root_.keys, root_.roles.at(role), role),
+                util::cat("signing ", role, " with the keys in ",
+                          util::quote(std::string_view(role) == "root" ? root_key_dir_ : util::path_join(key_dir_, role))));
+        return util::ok();
+    };
+    if (root_meta_.dirty) {
+        TRY(top(root_meta_, "root"));
+        if (old_root_.version > 0) {
+            auto e = TRY(parse_envelope(root_meta_.bytes, "root", "root"));
+            TRY_CTX(verify_threshold(e, old_root_.keys, old_root_.roles.at("root"), "root"),
+                    util::cat("signing root version ", root_meta_.version, " with the keys of version ", old_root_.version,
+                              " in ", util::quote(root_key_dir_)));
+        }
+    }
+    auto delegations = TRY(parsed_targets(targets_, "targets")).delegations;
+    for (auto &[name, m] : delegated_) {
+        if (!m.dirty) continue;
+        bump(m, "targets");
+        m.bytes = TRY(sign(m.signed_value, delegated_signers_[name]));
+        const DelegatedRole *d = nullptr;
+        if (delegations)
+            for (const auto &r : delegations->roles)
+                if (r.name == name) d = &r;
+        if (!d) return util::Error::msg(util::cat("role ", util::quote(name), " is not delegated"));
+        auto e = TRY(parse_envelope(m.bytes, "targets", name));
+        TRY(verify_threshold(e, delegations->keys, d->role, util::cat("role ", util::quote(name))));
+        snapshot_.dirty = true;
+    }
+    if (targets_.dirty) {
+        TRY(top(targets_, "targets"));
+        snapshot_.dirty = true;
+    }
+    if (snapshot_.dirty) {
+        json::Value meta = json::Value::object();
+        meta["targets.json"] = TRY(meta_entry(targets_.version, targets_.bytes));
+        for (const auto &[name, m] : delegated_) meta[name + ".json"] = TRY(meta_entry(m.version, m.bytes));
+        if (snapshot_.signed_value.is_null()) {
+            snapshot_.signed_value = json::Value::object();
+            snapshot_.signed_value["_type"] = "snapshot";
+            snapshot_.signed_value["spec_version"] = kSpecVersion;
+        }
+        snapshot_.signed_value["meta"] = meta;
+        TRY(top(snapshot_, "snapshot"));
+        timestamp_.dirty = true;
+    }
+    if (timestamp_.dirty) {
+        if (timestamp_.signed_value.is_null()) {
+            timestamp_.signed_value = json::Value::object();
+            timestamp_.signed_value["_type"] = "timestamp";
+            timestamp_.signed_value["spec_version"] = kSpecVersion;
+        }
+        timestamp_.signed_value["meta"] = json::Value::object();
+        timestamp_.signed_value["meta"]["snapshot.json"] = TRY(meta_entry(snapshot_.version, snapshot_.bytes));
+        TRY(top(timestamp_, "timestamp"));
+    }
+
+    return util::ok();
+}
+
+util::Status Repository::write_changes() {
+    // Keys, targets files, roles from the leaves up, timestamp last.
+    for (const auto &[dir, key] : new_keys_) {
+        TRY(util::mkdir_p(dir, 0700));
+        TRY(util::atomic_write_file(util::path_join(dir, key.keyid() + ".pem"), key.pem(), 0600));
+    }
+    auto targets_dir = util::path_join(dir_, "targets");
+    for (const auto &[file, bytes] : new_target_files_) {
+        auto path = util::path_join(targets_dir, file);
+        TRY(util::mkdir_p(util::dirname(path)));
+        TRY(util::atomic_write_file(path, bytes));
+    }
+    auto meta_dir = util::path_join(dir_, "metadata");
+    auto write = [&](const std::string &name, const Meta &m) {
+        return util::atomic_write_file(util::path_join(meta_dir, name), m.bytes);
+    };
+    for (const auto &[name, m] : delegated_)
+        if (m.dirty) TRY(write(util::cat(m.version, ".", name, ".json"), m));
+    if (targets_.dirty) TRY(write(util::cat(targets_.version, ".targets.json"), targets_));
+    if (root_meta_.dirty) {
+        TRY(write(util::cat(root_meta_.version, ".root.json"), root_meta_));
+        TRY(write("root.json", root_meta_));
+    }
+    if (snapshot_.dirty) TRY(write(util::cat(snapshot_.version, ".snapshot.json"), snapshot_));
+    if (timestamp_.dirty) TRY(write("timestamp.json", timestamp_));
+    for (const auto &path : retired_keys_)
+        if (util::path_exists(path)) (void)::rename(path.c_str(), (path + ".retired").c_str());
+
+    for (Meta *m : {&root_meta_, &targets_, &snapshot_, &timestamp_}) m->dirty = false;
+    for (auto &[_, m] : delegated_) m.dirty = false;
+    new_keys_.clear();
+    new_target_files_.clear();
+    retired_keys_.clear();
+    delegated_signers_.clear();
+    old_root_ = root_;
+    return util::ok();
+}
+
+}  // namespace ota::tuf

@@ -1,0 +1,163 @@
+// The fleet controller's TUF repository writer (`berth fleet init|release|
+// refresh|rotate|delegate`, docs/fleet.md): plain files that any static web
+// server serves, which berth's client (client.hpp) and other TUF clients
+// (python-tuf, tuf-js) accept.
+//
+// Layout (consistent snapshots):
+//   DIR/metadata/root.json, N.root.json   every root version, and the newest
+//   DIR/metadata/timestamp.json           the only unversioned role
+//   DIR/metadata/N.snapshot.json, N.targets.json, N.<delegated role>.json
+//   DIR/targets/channels/<name>/<sha256>.manifest.json
+//   DIR/fleet.json                        expiry periods (not served)
+// Private keys are kept out of DIR, one PKCS#8 PEM file per key named by
+// its key id: KEYS/{targets,snapshot,timestamp}/<keyid>.pem (online: release
+// and refresh need them) and ROOT_KEYS/<keyid>.pem (offline: only init and
+// rotate need them). KEYS defaults to DIR.keys, ROOT_KEYS to KEYS/root.
+//
+// Every command loads the repository under a lock (DIR/.lock), makes its
+// whole change in memory, checks it (signatures against the root it will
+// publish, versions, the manifest), and only then writes: target files,
+// delegated roles, targets, root, snapshot, and timestamp.json last, each
+// through util::atomic_write_file. A refused command changes nothing; a
+// crash leaves the old timestamp pointing at complete old metadata (new
+// versioned files nobody references yet are harmless and overwritten by the
+// next command).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ota/tuf/metadata.hpp"
+#include "ota/tuf/signer.hpp"
+#include "util/fd.hpp"
+#include "util/json.hpp"
+#include "util/result.hpp"
+
+namespace ota::tuf {
+
+/// Where a repository and its keys are.
+struct RepoPaths {
+    std::string dir;
+    std::string key_dir;       ///< empty: dir + ".keys"
+    std::string root_key_dir;  ///< empty: key_dir + "/root"
+};
+
+/// The top-level roles, in the order they are signed.
+inline constexpr const char *kTopRoles[] = {"root", "targets", "snapshot", "timestamp"};
+
+/// Seconds each role's metadata stays valid after it is signed.
+struct ExpiryPeriods {
+    int64_t root = 365 * 86400;
+    int64_t targets = 90 * 86400;  ///< also delegated roles
+    int64_t snapshot = 7 * 86400;
+    int64_t timestamp = 86400;
+
+    int64_t of(std::string_view role) const;
+    util::Status set(std::string_view role, int64_t seconds);
+};
+
+/// How many keys a role gets and how many must sign.
+struct RoleKeys {
+    unsigned keys = 1;
+    unsigned threshold = 1;
+};
+
+struct InitOptions {
+    KeyType key_type = KeyType::Ecdsa;
+    std::map<std::string, RoleKeys> roles;  ///< top-level role -> keys; absent: one key, threshold 1
+    ExpiryPeriods expiry;
+};
+
+struct RotateOptions {
+    std::string role;  ///< a top-level role
+    std::optional<KeyType> key_type;   ///< default: the type of the role's current first key
+    std::optional<unsigned> keys;       ///< default: as many as now
+    std::optional<unsigned> threshold;  ///< default: as now
+};
+
+struct DelegateOptions {
+    std::string role;  ///< [A-Za-z0-9._-], not a top-level role's name
+    std::vector<std::string> paths;  ///< target path globs ("channels/team-a-*/*")
+    std::vector<Key> keys;           ///< the team's public keys
+    unsigned threshold = 1;
+    bool terminating = false;
+};
+
+/// "30d", "12h", "15m", "45s" -> seconds.
+util::Result<int64_t> parse_duration(std::string_view s);
+
+class Repository {
+public:
+    /// Creates a repository: DIR (which must not hold one), the keys of
+    /// every top-level role, root version 1 and empty targets, snapshot and
+    /// timestamp, all valid from `now`.
+    static util::Status init(const RepoPaths &paths, const InitOptions &opts, int64_t now);
+    /// Loads the repository of `paths.dir` (taking its lock until destroyed).
+    static util::Result<Repository> open(const RepoPaths &paths);
+
+    /// Publishes `manifest` (an update manifest, docs/update-manifest.md,
+    /// whose version must be above the channel's current one) as target
+    /// channels/<channel>/manifest.json. Into a delegated role's paths, it
+    /// is signed with `role_keys` (a threshold of that role's keys); else by
+    /// the targets keys. Returns the target path.
+    util::Result<std::string> release(std::string_view channel, std::string_view manifest,
+                                      const std::vector<PrivateKey> &role_keys, int64_t now);
+    /// Re-signs each of timestamp, snapshot and targets that expires within
+    /// `within` of `now` (default: half its period), or whose signatures no
+    /// longer meet the root's threshold (a rotation cut short); a re-signed
+    /// role re-signs those that name it. Returns what it re-signed, as
+    /// "timestamp 7".
+    util::Result<std::vector<std::string>> refresh(std::optional<int64_t> within, int64_t now);
+    /// New keys for a top-level role and a new root version listing them,
+    /// signed by a threshold of the old root's keys and of the new one's;
+    /// the roles the new keys sign are re-signed. Returns the new key ids.
+    util::Result<std::vector<std::string>> rotate(const RotateOptions &opts, int64_t now);
+    /// Adds (or replaces) a delegation of top-level targets.
+    util::Status delegate(const DelegateOptions &opts, int64_t now);
+
+    const Root &root() const { return root_; }
+    uint64_t version_of(std::string_view role) const;
+    const std::string &key_dir() const { return key_dir_; }
+    const std::string &root_key_dir() const { return root_key_dir_; }
+
+private:
+    struct Meta {
+        util::json::Value signed_value;  ///< the `signed` object
+        uint64_t version = 0;
+        bool dirty = false;
+        std::string bytes;  ///< the envelope as written (after commit: the new one)
+    };
+
+    Repository() = default;
+    util::Status load();
+    /// sign_changes, then write_changes.
+    util::Status commit(int64_t now);
+    /// Bumps, signs and checks every changed role in memory.
+    util::Status sign_changes(int64_t now);
+    /// Writes what sign_changes made, timestamp.json last.
+    util::Status write_changes();
+    util::Result<std::vector<PrivateKey>> keys_for(std::string_view role) const;
+    util::Result<std::string> sign(const util::json::Value &signed_value, const std::vector<PrivateKey> &keys) const;
+    util::Result<Targets> parsed_targets(const Meta &m, std::string_view what) const;
+    /// The delegated role (of top-level targets) trusted for `path`, if any.
+    util::Result<std::optional<DelegatedRole>> delegation_for(std::string_view path) const;
+    util::Result<std::optional<uint64_t>> current_manifest_version(std::string_view path) const;
+
+    std::string dir_, key_dir_, root_key_dir_;
+    util::UniqueFd lock_;
+    ExpiryPeriods expiry_;
+    Root root_;  ///< parsed root_meta_ (the one being published)
+    Root old_root_;  ///< the root before this command: signs a new root version
+    Meta root_meta_, targets_, snapshot_, timestamp_;
+    std::map<std::string, Meta> delegated_;
+    std::map<std::string, std::vector<PrivateKey>> delegated_signers_;  ///< keys given for dirty delegated roles
+    std::vector<std::pair<std::string, std::string>> new_target_files_;  ///< (path under DIR/targets, bytes)
+    std::vector<std::pair<std::string, PrivateKey>> new_keys_;  ///< (directory, key) to write before the metadata
+    std::vector<std::string> retired_keys_;  ///< key files to rename *.retired after the commit
+};
+
+}  // namespace ota::tuf

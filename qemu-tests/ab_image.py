@@ -1,0 +1,342 @@
+#!/usr/bin/python3
+"""Builds the A/B images of the qemu-virt-armhf board (boards/qemu-virt-armhf):
+a slot's root filesystem and the whole virtio disk, and reads and writes the
+U-Boot environment on that disk offline.
+
+    qemu-tests/ab_image.py rootfs --berth build-armhf/berth [--broken] -o slot.ext4
+    qemu-tests/ab_image.py disk --slot-a a.ext4 --slot-b b.ext4 -o disk.img [NAME=VALUE ...]
+    qemu-tests/ab_image.py write-slot disk.img B slot.ext4
+    qemu-tests/ab_image.py env disk.img [NAME=VALUE ...]     (prints it; sets first if given)
+
+A slot's root filesystem (ext4, `mke2fs -d`, no loop mount) holds what the
+initramfs tests already boot (qemu-tests/mkinitramfs.py's parts: busybox-static,
+the cross-built berth with the loader and its shared libraries), the Debian
+armmp kernel as /boot/vmlinuz, a small initramfs as /boot/initrd.img (busybox,
+the virtio disk, ext4 and softdog modules, qemu-tests/ab_initrd.sh as /init:
+the kernel needs them to mount the slot) and qemu-tests/ab_init.sh as
+/sbin/init, which ends in `berth daemon --init`. `--broken` adds
+/etc/berth-ab-broken: that slot's init fails at once (a bad update). Built
+slots are cached in .sysroot/ab-armhf/, keyed by a hash of every input.
+
+The disk (GPT, sfdisk): the environment's two copies where the board's
+fw_env.config puts them (1 MiB and 1.125 MiB), then partitions 1 boot (ext4:
+boot.scr, compiled from the board's boot.cmd with mkimage), 2 rootfs A,
+3 rootfs B, 4 data (ext4, berth's state root in /berth). The environment
+starts as RAUC's defaults (BOOT_ORDER="A B", BOOT_A_LEFT=3, BOOT_B_LEFT=3)
+plus NAME=VALUE arguments, written with mkenvimage -r.
+
+The environment is read and written offline with libubootenv's fw_printenv
+and fw_setenv, through a copy of the board's fw_env.config whose device is
+the disk image: the same offsets U-Boot's script and berth use.
+"""
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+BOARD = os.path.join(TOP, "boards", "qemu-virt-armhf")
+sys.path.insert(0, HERE)
+import mkinitramfs  # noqa: E402  (the ELF library walk and the cpio writer)
+
+MiB = 1 << 20
+TRIPLE = "arm-linux-gnueabihf"
+# Partition sizes in MiB; the first starts at 2 MiB, after the environment.
+LAYOUT = [("boot", 8), ("rootfs-a", 40), ("rootfs-b", 40), ("data", 32)]
+FIRST_MIB = 2
+SLOT_PART = {"A": 2, "B": 3}
+DEFAULT_ENV = {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}
+# Features the 5.10 kernel of an older board and U-Boot's ext4 reader know.
+MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed", "-E", "root_owner=0:0"]
+# The busybox applets the slot's scripts call (the root is read-only, so
+# the links are made here rather than with `busybox --install` at boot).
+APPLETS = ["sh", "cat", "echo", "sleep", "grep", "mkdir", "mount", "umount", "sync", "ls", "ps",
+           "dmesg", "tr", "cut", "awk", "head", "tail", "insmod", "kill", "poweroff", "reboot"]
+
+
+def tool(name, package):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if not path:
+        sys.exit(f"ab_image: {name} is missing (apt-get install {package})")
+    return path
+
+
+def missing_tools():
+    """What the images need that this machine lacks, as `tool (package)`."""
+    need = [("sfdisk", "fdisk"), ("mke2fs", "e2fsprogs"), ("mkimage", "u-boot-tools"),
+            ("mkenvimage", "u-boot-tools"), ("fw_setenv", "libubootenv-tool"),
+            ("fw_printenv", "libubootenv-tool"), (f"{TRIPLE}-readelf", f"binutils-{TRIPLE}")]
+    return [f"{t} ({p})" for t, p in need if not (shutil.which(t) or shutil.which(t, path="/usr/sbin:/sbin"))]
+
+
+# ---------------------------------------------------------------- the slot
+
+def slot_inputs(args):
+    """The files a slot is made of, for the cache key."""
+    kd = args.kernel_dir
+    files = [args.berth, os.path.join(kd, "busybox"), os.path.join(kd, "vmlinuz"),
+             os.path.join(kd, "modules", "load-order"), os.path.join(HERE, "ab_init.sh"),
+             os.path.join(HERE, "ab_initrd.sh"), os.path.abspath(__file__)]
+    with open(os.path.join(kd, "modules", "load-order")) as f:
+        files += [os.path.join(kd, "modules", m) for m in f.read().split()]
+    return files
+
+
+def cache_key(args):
+    h = hashlib.sha256(f"broken={args.broken}\n".encode())
+    for path in slot_inputs(args):
+        with open(path, "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:16]
+
+
+def slot_initrd(kernel_dir):
+    """The slot's initramfs: busybox, the modules, ab_initrd.sh as /init."""
+    cpio = mkinitramfs.Cpio()
+    for d in ("dev", "proc", "sys", "root"):
+        cpio.dir(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.file("bin/busybox", mkinitramfs.read(os.path.join(kernel_dir, "busybox")), 0o755)
+    cpio.symlink("bin/sh", "busybox")
+    cpio.file("init", mkinitramfs.read(os.path.join(HERE, "ab_initrd.sh")), 0o755)
+    order = mkinitramfs.read(os.path.join(kernel_dir, "modules", "load-order"))
+    cpio.file("modules/load-order", order)
+    for name in order.decode().split():
+        cpio.file(f"modules/{name}", mkinitramfs.read(os.path.join(kernel_dir, "modules", name)))
+    return gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
+
+
+def build_rootfs_tree(args, root):
+    readelf = tool(f"{TRIPLE}-readelf", f"binutils-{TRIPLE}")
+    strip = shutil.which(f"{TRIPLE}-strip")
+    kd = args.kernel_dir
+
+    def put(path, body, mode=0o644):
+        full = os.path.join(root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(body)
+        os.chmod(full, mode)
+
+    for d in ("dev", "proc", "sys", "run", "tmp", "data", "root", "etc", "usr/sbin", "sbin"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    os.chmod(os.path.join(root, "tmp"), 0o1777)
+    os.mknod(os.path.join(root, "dev", "console"), 0o600 | 0o020000, os.makedev(5, 1))
+    put("bin/busybox", mkinitramfs.read(os.path.join(kd, "busybox")), 0o755)
+    for applet in APPLETS:
+        os.symlink("busybox", os.path.join(root, "bin", applet))
+    put("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    put("etc/group", b"root:x:0:\n")
+    put("sbin/init", mkinitramfs.read(os.path.join(HERE, "ab_init.sh")), 0o755)
+    if args.broken:
+        put("etc/berth-ab-broken", b"this slot's init fails on purpose (qemu-tests/ab_boot_test.py)\n")
+    body = mkinitramfs.read(args.berth)
+    if strip:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([strip, "-o", os.path.join(tmp, "berth"), args.berth], check=True)
+            body = mkinitramfs.read(os.path.join(tmp, "berth"))
+    put("usr/bin/berth", body, 0o755)
+    for path, real in sorted(mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE).items()):
+        put(path, mkinitramfs.read(real), 0o755)
+    put("boot/vmlinuz", mkinitramfs.read(os.path.join(kd, "vmlinuz")))
+    put("boot/initrd.img", slot_initrd(kd))
+
+
+def build_rootfs(args):
+    """Writes the slot image to args.output (from the cache when it is there)."""
+    tool("mke2fs", "e2fsprogs")
+    key = cache_key(args)
+    cache = os.path.join(TOP, ".sysroot", "ab-armhf")
+    name = f"rootfs-{'broken' if args.broken else 'good'}-{key}.ext4"
+    cached = os.path.join(cache, name)
+    if not os.path.isfile(cached):
+        os.makedirs(cache, exist_ok=True)
+        for old in os.listdir(cache):  # one image of each kind is kept
+            if old.startswith(f"rootfs-{'broken' if args.broken else 'good'}-"):
+                os.unlink(os.path.join(cache, old))
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = os.path.join(tmp, "root")
+            build_rootfs_tree(args, tree)
+            img = os.path.join(tmp, "rootfs.ext4")
+            size_kib = args.size_mib * 1024
+            subprocess.run(MKE2FS + ["-L", "rootfs", "-d", tree, img, f"{size_kib}k"], check=True,
+                           stdout=subprocess.DEVNULL)
+            shutil.move(img, cached + ".part")
+            os.rename(cached + ".part", cached)
+    if args.output:
+        shutil.copyfile(cached, args.output)
+    return cached
+
+
+# ---------------------------------------------------------------- the disk
+
+def partitions(disk):
+    """[(start byte, size in bytes)] of the disk's partitions, in order."""
+    out = subprocess.run([tool("sfdisk", "fdisk"), "-J", disk], check=True, capture_output=True, text=True).stdout
+    table = json.loads(out)["partitiontable"]
+    sector = table.get("sectorsize", 512)
+    return [(p["start"] * sector, p["size"] * sector) for p in table["partitions"]]
+
+
+def write_at(disk, offset, limit, src):
+    """Copies file src into disk at offset; refuses one larger than limit."""
+    size = os.path.getsize(src)
+    if size > limit:
+        sys.exit(f"ab_image: {src} is {size} bytes, its partition {limit}")
+    with open(src, "rb") as fin, open(disk, "r+b") as fout:
+        fout.seek(offset)
+        while True:
+            chunk = fin.read(MiB)
+            if not chunk:
+                break
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def env_config(disk, out):
+    """A copy of the board's fw_env.config with the disk image as its device."""
+    lines = []
+    with open(os.path.join(BOARD, "fw_env.config")) as f:
+        for line in f:
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            lines.append(" ".join([os.path.abspath(disk)] + fields[1:]))
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return [(int(line.split()[1], 0), int(line.split()[2], 0)) for line in lines]
+
+
+def env_read(disk):
+    """{name: value} of the environment on the disk (the newer good copy)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "fw_env.config")
+        env_config(disk, cfg)
+        out = subprocess.run([tool("fw_printenv", "libubootenv-tool"), "-c", cfg],
+                             check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def env_write(disk, values):
+    """Sets (value None: deletes) variables with fw_setenv, as a userspace
+    updater would (libubootenv's script format: NAME=VALUE lines)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "fw_env.config")
+        env_config(disk, cfg)
+        script = os.path.join(tmp, "script")
+        with open(script, "w") as f:
+            for name, value in values.items():
+                f.write(f"{name}={value if value is not None else ''}\n")
+        subprocess.run([tool("fw_setenv", "libubootenv-tool"), "-c", cfg, "-s", script], check=True)
+
+
+def env_init(disk, values):
+    """Writes both copies of a new environment (mkenvimage -r: flag 1 in each)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "fw_env.config")
+        copies = env_config(disk, cfg)
+        text = os.path.join(tmp, "env.txt")
+        with open(text, "w") as f:
+            for name, value in sorted(values.items()):
+                f.write(f"{name}={value}\n")
+        img = os.path.join(tmp, "env.bin")
+        subprocess.run([tool("mkenvimage", "u-boot-tools"), "-r", "-s", hex(copies[0][1]), "-o", img, text], check=True)
+        for offset, size in copies:
+            write_at(disk, offset, size, img)
+
+
+def boot_script(out):
+    subprocess.run([tool("mkimage", "u-boot-tools"), "-A", "arm", "-O", "linux", "-T", "script", "-C", "none",
+                    "-n", "berth A/B boot", "-d", os.path.join(BOARD, "boot.cmd"), out],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def build_disk(output, slot_a, slot_b, env):
+    """The whole disk: partition table, environment, boot, both slots, data."""
+    total = FIRST_MIB + sum(size for _, size in LAYOUT) + 1
+    with open(output, "wb") as f:
+        f.truncate(total * MiB)
+    script = "label: gpt\n" + "".join(
+        f"{'start=' + str(FIRST_MIB) + 'MiB, ' if i == 0 else ''}size={size}MiB, name={name}\n"
+        for i, (name, size) in enumerate(LAYOUT))
+    subprocess.run([tool("sfdisk", "fdisk"), "-q", output], input=script, text=True, check=True)
+    parts = partitions(output)
+    with tempfile.TemporaryDirectory() as tmp:
+        boot = os.path.join(tmp, "boot")
+        os.makedirs(boot)
+        boot_script(os.path.join(boot, "boot.scr"))
+        subprocess.run(MKE2FS + ["-L", "boot", "-d", boot, "-E", f"offset={parts[0][0]}", output,
+                                 f"{parts[0][1] // 1024}k"], check=True)
+        data = os.path.join(tmp, "data")
+        os.makedirs(os.path.join(data, "berth"))
+        subprocess.run(MKE2FS + ["-L", "data", "-d", data, "-E", f"offset={parts[3][0]}", output,
+                                 f"{parts[3][1] // 1024}k"], check=True)
+    for slot, image in (("A", slot_a), ("B", slot_b)):
+        if image:
+            write_slot(output, slot, image)
+    env_init(output, {**DEFAULT_ENV, **env})
+
+
+def write_slot(disk, slot, image):
+    offset, size = partitions(disk)[SLOT_PART[slot] - 1]
+    write_at(disk, offset, size, image)
+
+
+# ---------------------------------------------------------------- the CLI
+
+def assignments(items):
+    out = {}
+    for item in items:
+        if "=" not in item:
+            sys.exit(f"ab_image: {item!r}: not NAME=VALUE")
+        name, value = item.split("=", 1)
+        out[name] = value
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("rootfs", help="a slot's root filesystem image")
+    r.add_argument("--berth", required=True, help="the cross-built berth (build-armhf/berth)")
+    r.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"))
+    r.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
+    r.add_argument("--broken", action="store_true", help="a slot whose init fails")
+    r.add_argument("--size-mib", type=int, default=32)
+    r.add_argument("-o", "--output")
+    d = sub.add_parser("disk", help="the whole disk image")
+    d.add_argument("--slot-a")
+    d.add_argument("--slot-b")
+    d.add_argument("-o", "--output", required=True)
+    d.add_argument("env", nargs="*", metavar="NAME=VALUE")
+    w = sub.add_parser("write-slot", help="write a root filesystem into slot A or B")
+    w.add_argument("disk")
+    w.add_argument("slot", choices=sorted(SLOT_PART))
+    w.add_argument("image")
+    e = sub.add_parser("env", help="print (and first set) the U-Boot environment")
+    e.add_argument("disk")
+    e.add_argument("env", nargs="*", metavar="NAME=VALUE")
+    args = ap.parse_args()
+
+    if args.cmd == "rootfs":
+        print(build_rootfs(args))
+    elif args.cmd == "disk":
+        build_disk(args.output, args.slot_a, args.slot_b, assignments(args.env))
+    elif args.cmd == "write-slot":
+        write_slot(args.disk, args.slot, args.image)
+    elif args.cmd == "env":
+        if args.env:
+            env_write(args.disk, assignments(args.env))
+        for name, value in sorted(env_read(args.disk).items()):
+            print(f"{name}={value}")
+
+
+if __name__ == "__main__":
+    main()

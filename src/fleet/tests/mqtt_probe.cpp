@@ -1,0 +1,95 @@
+// A test-only device: one fleet::MqttClient on an event loop, driven by
+// the fleet system tests (src/tests/fleet_mqtt_test.py) against a real
+// mosquitto. It prints what happens, one line each, flushed:
+//
+//   connected | disconnected WHY | message TOPIC HEX-PAYLOAD RETAINED(0|1) | acked TOPIC
+//
+// and reads commands on stdin: `sub TOPIC`, `pub TOPIC PAYLOAD` (QoS 1,
+// retained), `close` (DISCONNECT, then exit). EOF on stdin exits without
+// DISCONNECT, as a crash would (the broker then publishes the will).
+//
+//   mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "fleet/mqtt.hpp"
+#include "util/strings.hpp"
+
+namespace {
+
+void say(const std::string &line) {
+    std::fputs((line + "\n").c_str(), stdout);
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc != 7 && argc != 9) {
+        std::fprintf(stderr, "usage: mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]\n");
+        return 2;
+    }
+    fleet::MqttConfig c;
+    c.host = argv[1];
+    c.port = std::atoi(argv[2]);
+    c.ca_file = argv[3];
+    c.cert_file = argv[4];
+    c.key_file = argv[5];
+    c.client_id = argv[6];
+    c.reconnect_base_ms = 200;
+    c.reconnect_max_ms = 1000;
+    if (argc == 9) {
+        c.will_topic = argv[7];
+        c.will_payload = argv[8];
+    }
+    auto loop = util::EventLoop::create();
+    if (!loop) return 1;
+    fleet::MqttHandlers h;
+    h.on_connection = [](bool up, std::string_view why) { say(up ? "connected" : util::cat("disconnected ", why)); };
+    h.on_message = [](std::string_view topic, std::string_view payload, bool retained) {
+        say(util::cat("message ", topic, " ",
+                      util::hex_encode(reinterpret_cast<const unsigned char *>(payload.data()), payload.size()), " ",
+                      retained ? 1 : 0));
+    };
+    h.on_acked = [](std::string_view topic) { say(util::cat("acked ", topic)); };
+    auto client = fleet::MqttClient::open(c, **loop, h);
+    if (!client) {
+        std::fprintf(stderr, "mqtt_probe: %s\n", client.error().message().c_str());
+        return 1;
+    }
+    std::string input;
+    auto &l = **loop;
+    auto &mq = **client;
+    (void)l.watch(0, EPOLLIN, [&](uint32_t) {
+        char buf[4096];
+        ssize_t n = ::read(0, buf, sizeof buf);
+        if (n <= 0) {
+            ::_exit(0);  // no DISCONNECT: the will goes out
+        }
+        input.append(buf, static_cast<size_t>(n));
+        size_t nl;
+        while ((nl = input.find('\n')) != std::string::npos) {
+            std::string line = input.substr(0, nl);
+            input.erase(0, nl + 1);
+            auto parts = util::split(line, ' ');
+            util::Status r;
+            if (parts.size() == 2 && parts[0] == "sub") {
+                r = mq.subscribe(parts[1], 1);
+            } else if (parts.size() >= 3 && parts[0] == "pub") {
+                r = mq.publish(parts[1], line.substr(5 + parts[1].size()), 1, true);
+            } else if (line == "close") {
+                mq.close();
+                l.stop();
+            } else {
+                say("error unknown command");
+            }
+            if (!r) say(util::cat("error ", r.error().message()));
+        }
+    });
+    while (!l.stopped())
+        if (!l.run_once()) return 1;
+    say("closed");
+    return 0;
+}
