@@ -37,14 +37,6 @@ constexpr size_t kStateMaxBytes = 4096;
 /// pull, a disk full) is tried at this many refreshes, then given up.
 constexpr unsigned kApplyAttempts = 3;
 
-/// One topic level or file name of [A-Za-z0-9._-], not "." or "..".
-bool valid_name(std::string_view s) {
-    if (s.empty() || s == "." || s == ".." || s.size() > 128) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    });
-}
-
 util::Status check_known(const Value &obj, std::initializer_list<std::string_view> known, std::string_view where) {
     for (auto it = obj.begin(); it != obj.end(); ++it)
         if (std::find(known.begin(), known.end(), it.key()) == known.end())
@@ -99,10 +91,11 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
                     w));
     AgentConfig c;
     c.device_id = TRY(util::json::req_string(v, "device_id", w));
-    if (!valid_name(c.device_id))
-        return util::Error::msg(cat("agent.json: device_id ", quote(c.device_id), " is not one name of [A-Za-z0-9._-]"));
+    if (!valid_topic_level(c.device_id))
+        return util::Error::msg(cat("agent.json: device_id ", quote(c.device_id), " is not one name of 1 to 64 [A-Za-z0-9._-]"));
     if (auto s = TRY(util::json::opt_string(v, "fleet", w))) c.fleet = *s;
-    if (!valid_name(c.fleet)) return util::Error::msg(cat("agent.json: fleet ", quote(c.fleet), " is not one name of [A-Za-z0-9._-]"));
+    if (!valid_topic_level(c.fleet))
+        return util::Error::msg(cat("agent.json: fleet ", quote(c.fleet), " is not one name of 1 to 64 [A-Za-z0-9._-]"));
     if (auto s = TRY(util::json::opt_string(v, "channel", w))) c.channel = *s;
     TRY_CTX(ota::tuf::channel_target(c.channel), "agent.json");
     c.metadata_url = TRY(util::json::req_string(v, "metadata_url", w));
