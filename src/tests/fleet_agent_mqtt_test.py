@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""The fleet agent in `berth daemon` with a broker, end to end: Debian's
-mosquitto on 127.0.0.1 (TLS, client certificates, ACLs: mosquitto_lib.py),
-a TUF repository served by nginx and docker-registry (fleet_agent_lib.py).
+"""The fleet agent in `berth daemon` with a broker, end to end, on the
+controller's own tools: `berth fleet init|release|refresh` write the TUF
+repository (served by nginx), `berth fleet publish` pushes its timestamp
+through Debian's mosquitto on 127.0.0.1 (TLS, client certificates, ACLs:
+mosquitto_lib.py); docker-registry holds the image (fleet_agent_lib.py).
 
 - the device connects, flushes the reports it queued while offline and
   says it is online (retained on its status topic);
@@ -16,6 +18,7 @@ Usage: fleet_agent_mqtt_test.py BERTH"""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -31,7 +34,7 @@ if not have_mosquitto():
     print("skipped: mosquitto, mosquitto-clients or openssl is missing")
     sys.exit(77)
 
-env = FleetDevice("berth-fleet-mqtt-")
+env = FleetDevice("berth-fleet-mqtt-", berth_fleet=True)
 c = Checks()
 broker = None
 try:
@@ -50,7 +53,11 @@ try:
         return json.loads(msgs[-1][1]) if msgs else None
 
     def push():
-        r = broker.pub("controller", broker.timestamp_topic(), env.repo.timestamp_bytes, retain=True)
+        """berth fleet publish: the repository's timestamp, retained on the fleet's topic."""
+        r = subprocess.run([env.exe, "fleet", "publish", env.repo.dir, *broker.berth_args("controller"), "--fleet",
+                            env.fleet], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"berth fleet publish: {r.stderr.strip()}")
         return r.returncode == 0
 
     def fetches():
