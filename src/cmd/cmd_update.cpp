@@ -1,4 +1,4 @@
-// `berth update apply|status|history|rollback`: app revisions, through the
+// `berth update apply|status|history|rollback|check`: app revisions, through the
 // running daemon (docs/cli.md, "Updates"). `status` and `history` read the
 // persisted state when no daemon runs; `apply` and `rollback` need one (they
 // stop and start containers). runc's `berth update [OPTIONS] ID` (a
@@ -130,6 +130,14 @@ util::Result<int> run_rollback(const cli::GlobalOptions &g, const util::ParsedAr
     return 0;
 }
 
+util::Result<int> run_check(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    util::DeviceRoot root = cli::device_root(g, a, false);
+    auto v = TRY_CTX(ask_daemon(g, "update-check"), "update check");
+    if (!v) return util::Error::msg(cat("update check: no daemon is running on ", quote(root.dir())));
+    TRY(util::write_all(1, "the fleet agent is refreshing from its repository\n"));
+    return 0;
+}
+
 const util::OptSpec kStoreOption[] = {{"store", 0, true, "DIR", "the device root (default /var/lib/berth)"}};
 const util::OptSpec kApplyOptions[] = {
     {"store", 0, true, "DIR", "the device root (default /var/lib/berth)"},
@@ -147,6 +155,7 @@ const cli::Command kUpdate[] = {
     {"status", "[--json]", "the current, previous and trying revisions", kJsonOptions, 0, 0, false, run_status},
     {"history", "[--json]", "what happened to each update, and why", kJsonOptions, 0, 0, false, run_history},
     {"rollback", "", "back to the previous revision (or end the one being tried)", kStoreOption, 0, 0, false, run_rollback},
+    {"check", "", "the fleet agent refreshes from its repository now", kStoreOption, 0, 0, false, run_check},
 };
 
 }  // namespace

@@ -382,6 +382,10 @@ void Daemon::handle(std::shared_ptr<ControlConn> c, const Value &req) {
         apply(std::move(c), req);
     } else if (op == "update-rollback") {
         rollback_request(std::move(c));
+    } else if (op == "update-check") {
+        if (!agent_) return c->reply(error_response("no fleet agent runs (no fleet/agent.json in the device root)"));
+        agent_->check_now();
+        c->reply(ok_response());
     } else if (op == "shutdown") {
         std::string a = req.contains("action") && req["action"].is_string() ? req["action"].get<std::string>() : "poweroff";
         PowerAction pa;

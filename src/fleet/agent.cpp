@@ -33,14 +33,9 @@ namespace {
 constexpr size_t kConfigMaxBytes = 64 << 10;
 constexpr size_t kPushMaxBytes = 16 << 10;  ///< the TUF client's timestamp bound
 constexpr size_t kStateMaxBytes = 4096;
-
-/// One topic level or file name of [A-Za-z0-9._-], not "." or "..".
-bool valid_name(std::string_view s) {
-    if (s.empty() || s == "." || s == ".." || s.size() > 128) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    });
-}
+/// A deployment the updater fails to apply (a registry down during the
+/// pull, a disk full) is tried at this many refreshes, then given up.
+constexpr unsigned kApplyAttempts = 3;
 
 util::Status check_known(const Value &obj, std::initializer_list<std::string_view> known, std::string_view where) {
     for (auto it = obj.begin(); it != obj.end(); ++it)
@@ -92,14 +87,15 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
     auto v = TRY(util::json::parse(*text, w));
     TRY(util::json::expect_object(v, w));
     TRY(check_known(v, {"device_id", "fleet", "channel", "metadata_url", "targets_url", "board", "poll_interval_ms",
-                        "backoff_base_ms", "backoff_max_ms", "refresh_timeout_ms", "outbox_max_bytes", "ca_file", "mqtt"},
+                        "pushed_poll_interval_ms", "backoff_base_ms", "backoff_max_ms", "refresh_timeout_ms", "outbox_max_bytes", "ca_file", "mqtt"},
                     w));
     AgentConfig c;
     c.device_id = TRY(util::json::req_string(v, "device_id", w));
-    if (!valid_name(c.device_id))
-        return util::Error::msg(cat("agent.json: device_id ", quote(c.device_id), " is not one name of [A-Za-z0-9._-]"));
+    if (!valid_topic_level(c.device_id))
+        return util::Error::msg(cat("agent.json: device_id ", quote(c.device_id), " is not one name of 1 to 64 [A-Za-z0-9._-]"));
     if (auto s = TRY(util::json::opt_string(v, "fleet", w))) c.fleet = *s;
-    if (!valid_name(c.fleet)) return util::Error::msg(cat("agent.json: fleet ", quote(c.fleet), " is not one name of [A-Za-z0-9._-]"));
+    if (!valid_topic_level(c.fleet))
+        return util::Error::msg(cat("agent.json: fleet ", quote(c.fleet), " is not one name of 1 to 64 [A-Za-z0-9._-]"));
     if (auto s = TRY(util::json::opt_string(v, "channel", w))) c.channel = *s;
     TRY_CTX(ota::tuf::channel_target(c.channel), "agent.json");
     c.metadata_url = TRY(util::json::req_string(v, "metadata_url", w));
@@ -108,6 +104,7 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
     c.board = TRY(util::json::opt_string(v, "board", w)).value_or("");
     c.ca_file = TRY(util::json::opt_string(v, "ca_file", w)).value_or("");
     TRY(opt_at_least(v, "poll_interval_ms", w, 100, c.poll_interval_ms));
+    TRY(opt_at_least(v, "pushed_poll_interval_ms", w, 100, c.pushed_poll_interval_ms));
     TRY(opt_at_least(v, "backoff_base_ms", w, 10, c.backoff_base_ms));
     TRY(opt_at_least(v, "backoff_max_ms", w, 10, c.backoff_max_ms));
     TRY(opt_at_least(v, "refresh_timeout_ms", w, 1000, c.refresh_timeout_ms));
@@ -125,7 +122,7 @@ public:
     AgentImpl(AgentConfig c, const util::DeviceRoot &root, util::EventLoop &loop, AgentHooks h, AgentSeams seams,
               Outbox outbox, uint64_t seed)
         : c_(std::move(c)), dir_(fleet_dir(root)), loop_(loop), hooks_(std::move(h)), refresher_(std::move(seams.refresher)),
-          clock_(std::move(seams.wall_clock)), outbox_(std::move(outbox)),
+          clock_(std::move(seams.wall_clock)), on_schedule_(std::move(seams.on_schedule)), outbox_(std::move(outbox)),
           sched_({c_.poll_interval_ms, c_.backoff_base_ms, c_.backoff_max_ms}, seed),
           ts_topic_(timestamp_topic(c_.fleet)), status_topic_(status_topic(c_.fleet, c_.device_id)) {}
     ~AgentImpl() override { stop(); }
@@ -140,6 +137,10 @@ private:
     void save_state();
     void load_trusted_timestamp();
     void schedule(int64_t ms);
+    /// The wait after a successful refresh: longer while a broker pushes.
+    int64_t next_poll() {
+        return sched_.next_poll(mqtt_ && mqtt_->connected() ? c_.pushed_poll_interval_ms : c_.poll_interval_ms);
+    }
     void refresh(std::string pushed);
     void on_result(RefreshResult r, const std::string &pushed);
     void run_pending();
@@ -158,6 +159,7 @@ private:
     AgentHooks hooks_;
     std::unique_ptr<Refresher> refresher_;
     std::function<int64_t()> clock_;
+    std::function<void(int64_t)> on_schedule_;
     Outbox outbox_;
     Schedule sched_;
     std::string ts_topic_, status_topic_;
@@ -172,6 +174,8 @@ private:
     uint64_t seq_ = 0;            ///< the last report's sequence number (persisted)
     std::string deployment_;      ///< the deployment the reports are about
     std::string handled_;         ///< the last deployment applied or refused: not tried again (persisted)
+    std::string failing_;         ///< the deployment whose applies failed so far...
+    unsigned apply_failures_ = 0; ///< ...this many times
     std::string last_error_;      ///< the last refresh error, logged (and reported) once
     std::string last_state_ = "idle", last_detail_;
 };
@@ -252,6 +256,7 @@ void AgentImpl::load_trusted_timestamp() {
 // ---- refresh ------------------------------------------------------------------
 
 void AgentImpl::schedule(int64_t ms) {
+    if (on_schedule_) on_schedule_(ms);
     loop_.cancel(timer_);
     timer_ = loop_.after(ms, [this] {
         timer_ = 0;
@@ -279,7 +284,7 @@ void AgentImpl::on_result(RefreshResult r, const std::string &pushed) {
         // Changes nothing: not even the poll schedule.
         util::log::warn("fleet: a pushed timestamp was ignored: ", r.error);
         rejected_push_ = pushed;
-        if (!timer_) schedule(sched_.next_poll());
+        if (!timer_) schedule(next_poll());
         break;
     case Outcome::Unreachable:
     case Outcome::Refused: {
@@ -297,7 +302,7 @@ void AgentImpl::on_result(RefreshResult r, const std::string &pushed) {
         if (!last_error_.empty()) util::log::info("fleet: refresh succeeded again");
         last_error_.clear();
         trusted_ts_ = std::max(trusted_ts_, r.timestamp_version);
-        schedule(sched_.next_poll());
+        schedule(next_poll());
         if (r.target) consider(std::move(*r.target));
         else util::log::debug("fleet: channel ", quote(c_.channel), " has no manifest");
         break;
@@ -354,14 +359,27 @@ void AgentImpl::consider(ChannelTarget t) {
         util::log::info("fleet: an update is in progress; version ", rev->version, " waits for the next refresh");
         return;
     }
-    handled_ = deployment;
     report("downloading", cat("version ", rev->version, ": manifest of ", t.manifest.size(), " bytes verified; staging its images"),
            deployment);
     applying_ = true;
     util::Status st = hooks_.apply(t.manifest);  // may turn the loop for long (a pull, the start)
     applying_ = false;
     if (stopped_) return;
-    if (!st) report("refused", st.error().message(), deployment);
+    // Handled once the updater answered: a crash or power cut during the
+    // staging tries the deployment again after the restart. (One during
+    // TRYING is the updater's rollback, "reboot during trying".)
+    if (st) {
+        handled_ = deployment;
+        save_state();
+        return;
+    }
+    if (failing_ != deployment) apply_failures_ = 0;
+    failing_ = deployment;
+    bool give_up = ++apply_failures_ >= kApplyAttempts;
+    if (give_up) handled_ = deployment;
+    report("refused", cat(st.error().message(), give_up ? "" : cat(" (attempt ", apply_failures_, " of ", kApplyAttempts,
+                                                                   ", tried again at the next refresh)")),
+           deployment);
 }
 
 // ---- push ----------------------------------------------------------------------
@@ -391,6 +409,9 @@ void AgentImpl::on_connection(bool up, std::string_view why) {
     if (stopped_) return;
     if (!up) {
         util::log::info("fleet: mqtt: disconnected", why.empty() ? "" : ": ", why);
+        // Nobody pushes now: back to the polling interval.
+        if (timer_ && loop_.remaining(timer_) > c_.poll_interval_ms + c_.poll_interval_ms / 2)
+            schedule(sched_.jittered(c_.poll_interval_ms));
         return;
     }
     util::log::info("fleet: mqtt: connected");

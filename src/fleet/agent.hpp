@@ -2,7 +2,8 @@
 // docs/fleet-agent.md): follows one channel of a TUF repository and hands
 // each new update manifest, after TUF verified it, to the updater.
 //
-// Two paths end in the same refresh: a poll timer (`poll_interval_ms`, each
+// Two paths end in the same refresh: a poll timer (`poll_interval_ms`, or the
+// longer `pushed_poll_interval_ms` while a broker is connected; each
 // wait drawn with jitter so devices never poll in lockstep; on errors
 // full-jitter exponential backoff, schedule.hpp) and, when an MQTT broker is
 // configured, a pushed timestamp: a retained message on the fleet's topic
@@ -16,8 +17,8 @@
 // then the channel target's download) runs in a child process, one at a
 // time (refresh.hpp): the TUF client and libcurl block, and a child keeps
 // the daemon's event loop free whatever the network does, can be killed at
-// `refresh_timeout_ms`, and gives back the memory (and keeps libcurl and
-// libcrypto out of the daemon's address space). A thread would share the
+// `refresh_timeout_ms`, and gives back the memory (and keeps libcurl out of
+// the daemon's address space). A thread would share the
 // daemon's heap and locks with its fork()s (staging children) and could not
 // be stopped. The child hands back one JSON document through a pipe.
 //
@@ -61,6 +62,9 @@ struct AgentConfig {
     std::string targets_url;            ///< TUF targets base URL
     std::string board;                  ///< board name matched against a manifest's selectors
     int64_t poll_interval_ms = 15 * 60 * 1000;
+    /// The poll interval while the broker is connected: pushes say when to
+    /// look, polls only bound what a broker withholding them can delay.
+    int64_t pushed_poll_interval_ms = 4 * 60 * 60 * 1000;
     int64_t backoff_max_ms = 60 * 60 * 1000;
     int64_t backoff_base_ms = 5 * 1000;   ///< the first retry waits up to this
     int64_t refresh_timeout_ms = 5 * 60 * 1000;  ///< a refresh child running longer is killed

@@ -23,6 +23,7 @@ struct AgentSeams {
     std::optional<uint64_t> seed;               ///< null: from getrandom(2)
     std::function<int64_t()> wall_clock;        ///< unix seconds; null: time(2)
     MqttOpen mqtt_open;                         ///< null: MqttClient::open
+    std::function<void(int64_t wait_ms)> on_schedule;  ///< sees each wait until the next poll
 };
 
 util::Result<std::unique_ptr<Agent>> start_agent(AgentConfig config, const util::DeviceRoot &root,

@@ -25,9 +25,14 @@ Schedule::Schedule(Params p, uint64_t seed) : p_(p), rng_(seed) {
 
 int64_t Schedule::first_poll() { return rng_.uniform(0, std::min(p_.interval_ms, kFirstPollMaxMs)); }
 
-int64_t Schedule::next_poll() {
+int64_t Schedule::next_poll(int64_t interval_ms) {
     failures_ = 0;
-    return rng_.uniform(p_.interval_ms / 2, p_.interval_ms / 2 + p_.interval_ms);
+    return jittered(interval_ms);
+}
+
+int64_t Schedule::jittered(int64_t interval_ms) {
+    interval_ms = std::max<int64_t>(interval_ms, 1);
+    return rng_.uniform(interval_ms / 2, interval_ms / 2 + interval_ms);
 }
 
 int64_t Schedule::retry_ceiling() const {

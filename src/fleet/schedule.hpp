@@ -10,7 +10,8 @@
 //   first poll   uniform in [0, min(interval, kFirstPollMaxMs))  a device
 //                checks soon after it starts, a fleet spread over a minute
 //   next poll    uniform in [interval/2, 3*interval/2)  the mean stays the
-//                interval while devices drift apart
+//                interval while devices drift apart (the interval may be
+//                another one, the agent's while a broker pushes)
 //   retry n      uniform in [0, min(cap, base * 2^(n-1))]  ("full jitter":
 //                the n-th error in a row; a success starts over)
 #pragma once
@@ -45,7 +46,10 @@ public:
 
     int64_t first_poll();
     /// After a successful refresh; resets the failure count.
-    int64_t next_poll();
+    int64_t next_poll() { return next_poll(p_.interval_ms); }
+    int64_t next_poll(int64_t interval_ms);
+    /// A poll wait around `interval_ms`, the failure count kept.
+    int64_t jittered(int64_t interval_ms);
     /// After a failed one: counts it and draws its wait.
     int64_t next_retry();
     unsigned failures() const { return failures_; }

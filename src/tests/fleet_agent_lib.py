@@ -5,8 +5,9 @@
   independent of berth's own code, that can also do what a controller must
   not: sign a timestamp that is already expired (a frozen mirror), set a
   target's `custom` (board selectors).
-- Nginx: Debian's nginx serving a repository's metadata/ and targets/ on
-  127.0.0.1 from a config in a temporary directory.
+- BerthFleetRepo: the same operations through the controller's own
+  `berth fleet init|release|refresh` (the real publishing path).
+- Nginx: fleet_repo_lib's (Debian's nginx on 127.0.0.1), with its access log.
 - FleetDevice: a DaemonEnv (daemon_lib.py: docker-registry with the test
   image, a device root, `berth daemon`) with the agent's files: the pinned
   root in <root>/trust/tuf/root.json and <root>/fleet/agent.json; its status
@@ -16,10 +17,8 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
+import sys
 import time
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,23 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from daemon_lib import DaemonEnv, poll, sh_service  # noqa: E402
 
-NGINX = "/usr/sbin/nginx"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ota", "tests"))
+import fleet_repo_lib  # noqa: E402
+from fleet_repo_lib import canonical, keyid  # noqa: E402
+
 ROLES = ("root", "targets", "snapshot", "timestamp")
-
-
-def canonical(obj):
-    """TUF's canonical JSON (OLPC): sorted keys, no spaces, strings escaping only `"` and `\\`."""
-    if isinstance(obj, dict):
-        return b"{" + b",".join(canonical(k) + b":" + canonical(obj[k]) for k in sorted(obj)) + b"}"
-    if isinstance(obj, list):
-        return b"[" + b",".join(canonical(v) for v in obj) + b"]"
-    if isinstance(obj, str):
-        return ('"' + obj.replace("\\", "\\\\").replace('"', '\\"') + '"').encode()
-    if obj is True or obj is False or obj is None:
-        return json.dumps(obj).encode()
-    if isinstance(obj, int):
-        return str(obj).encode()
-    raise ValueError(f"no canonical form for {obj!r}")
 
 
 def expiry(seconds):
@@ -70,9 +57,9 @@ class TufRepo:
         for r, k in self.keys.items():
             pub = k.public_key().public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-            entry = {"keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256", "keyval": {"public": pub}}
-            kid = hashlib.sha256(canonical(entry)).hexdigest()
-            self.keyids[r], self.key_entries[kid] = kid, entry
+            kid = keyid("ecdsa", "ecdsa-sha2-nistp256", pub)
+            self.keyids[r] = kid
+            self.key_entries[kid] = {"keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256", "keyval": {"public": pub}}
         self.targets = {}  # path -> {"length", "hashes", "custom"?}
         self.versions = {"targets": 0, "snapshot": 0, "timestamp": 0}
         root = {"_type": "root", "spec_version": "1.0.31", "version": 1, "expires": expiry(365 * 86400),
@@ -128,67 +115,42 @@ class TufRepo:
         return self.publish(timestamp_expires=-3600)
 
 
-class Nginx:
-    """nginx serving ROOT/metadata and ROOT/targets on 127.0.0.1."""
+class BerthFleetRepo:
+    """A repository made by `berth fleet` (keys in DIR.keys), with TufRepo's operations."""
 
-    def __init__(self, root):
-        self.root = os.path.abspath(root)
-        self.dir = tempfile.mkdtemp(prefix="berth-nginx-")
-        os.chmod(self.dir, 0o755)
-        self.proc = None
-        self.port = None
+    def __init__(self, berth, path):
+        self.berth = berth
+        self.dir = path
+        self.fleet("init", path)
+        with open(os.path.join(path, "metadata", "root.json"), "rb") as f:
+            self.root_bytes = f.read()
 
-    def start(self):
-        for _ in range(5):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            s.close()
-            conf = os.path.join(self.dir, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {self.dir}/nginx.pid;
-error_log {self.dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log {self.dir}/access.log;
-    client_body_temp_path {self.dir}/body;
-    proxy_temp_path {self.dir}/proxy;
-    fastcgi_temp_path {self.dir}/fastcgi;
-    uwsgi_temp_path {self.dir}/uwsgi;
-    scgi_temp_path {self.dir}/scgi;
-    types {{ application/json json; }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        location /metadata/ {{ root {self.root}; add_header Cache-Control "no-cache"; }}
-        location /targets/ {{ root {self.root}; }}
-        location / {{ return 404; }}
-    }}
-}}
-""")
-            self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log")],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            end = time.time() + 10
-            while time.time() < end and self.proc.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    self.port = port
-                    return self
-                except OSError:
-                    time.sleep(0.05)
-            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
-            self.stop()
-            if "Address already in use" not in err:
-                raise RuntimeError(f"nginx did not start: {err}")
-        raise RuntimeError("nginx found no free port")
+    def fleet(self, *args):
+        r = subprocess.run([self.berth, "fleet", *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"berth fleet {' '.join(args)}: {r.stderr.strip()}")
+        return r
 
     @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
+    def timestamp_bytes(self):
+        with open(os.path.join(self.dir, "metadata", "timestamp.json"), "rb") as f:
+            return f.read()
 
+    def release(self, channel, manifest):
+        path = os.path.join(self.dir + ".keys", f"release-{time.monotonic_ns()}.json")
+        with open(path, "w") as f:
+            f.write(manifest)
+        self.fleet("release", self.dir, "--channel", channel, path)
+        os.unlink(path)
+        return self.timestamp_bytes
+
+    def publish(self):
+        """A new timestamp version, nothing else changed."""
+        self.fleet("refresh", self.dir, "--within", "3650d")
+        return self.timestamp_bytes
+
+
+class Nginx(fleet_repo_lib.Nginx):
     def requests(self):
         """Paths requested so far (the access log)."""
         try:
@@ -197,32 +159,20 @@ http {{
         except OSError:
             return []
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 class FleetDevice(DaemonEnv):
-    """A device root with the agent's files, its repository and its nginx.
-    Skips (exit 77) without root, docker-registry or nginx."""
+    """A device root with the agent's files, its repository (TufRepo, or
+    with `berth_fleet` BerthFleetRepo) and its nginx. Skips (exit 77)
+    without root, docker-registry or nginx."""
 
-    def __init__(self, prefix, board="test-board"):
-        if not os.access(NGINX, os.X_OK):
-            print(f"skipped: {NGINX} is missing (apt-get install nginx)")
+    def __init__(self, prefix, board="test-board", berth_fleet=False):
+        if not os.access(fleet_repo_lib.NGINX, os.X_OK):
+            print(f"skipped: {fleet_repo_lib.NGINX} is missing (apt-get install nginx)")
             raise SystemExit(77)
         super().__init__(prefix)
         self.board = board
-        self.repo = TufRepo(os.path.join(self.tmp, "repo"))
+        path = os.path.join(self.tmp, "repo")
+        self.repo = BerthFleetRepo(self.exe, path) if berth_fleet else TufRepo(path)
         self.nginx = Nginx(self.repo.dir).start()
         self.device_id = f"dev-{self.tag[:6]}"
         self.fleet = f"fleet-{self.tag[:6]}"

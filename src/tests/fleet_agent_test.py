@@ -51,6 +51,8 @@ try:
     # Release 2 for other boards: refused and reported, not applied.
     m2 = env.revision(2)
     env.repo.release("stable", m2, custom={"boards": ["other-board"]})
+    r = env.berth("update", "check")
+    c.ok(r.returncode == 0, f"berth update check asks the agent to refresh now: {r.stdout} {r.stderr}")
     r = env.wait_report(lambda r: r["state"] == "refused" and r["deployment"] == sha256(m2))
     c.ok(r is not None and "not meant for board `test-board`" in r["detail"],
          f"a release for other boards is refused and reported: {r}")

@@ -38,6 +38,7 @@ std::string digest(const std::string &doc) { return img::Digest::of_small(doc).s
 struct World {
     // the refresh
     std::vector<std::string> starts;  ///< each refresh's pushed bytes ("" for a poll)
+    std::vector<int64_t> waits;       ///< each wait until the next poll
     fleet::Refresher::Done pending;
     // the broker
     bool mqtt_open = false, connected = false, closed = false;
@@ -128,6 +129,7 @@ struct Harness {
         seams.refresher = std::make_unique<FakeRefresher>(w);
         seams.seed = kSeed;
         seams.wall_clock = [this] { return w.now; };
+        seams.on_schedule = [this](int64_t ms) { w.waits.push_back(ms); };
         seams.mqtt_open = [this](const fleet::MqttConfig &c, util::EventLoop &, fleet::MqttHandlers h)
             -> util::Result<std::unique_ptr<fleet::MqttClient>> {
             w.mqtt_open = true;
@@ -268,17 +270,38 @@ TEST_CASE("a manifest for other boards is refused and reported; one listing this
     CHECK(h.w.applied == std::vector<std::string>{manifest(3)});
 }
 
-TEST_CASE("an apply the updater refuses is reported with its reason") {
+TEST_CASE("an apply the updater refuses is reported with its reason, tried at two more refreshes, then given up") {
     Harness h;
     h.w.apply_result = util::Error::msg("staging: pull `app`: manifest unknown");
     h.start();
-    h.poll_now();
-    h.respond_target(manifest(2));
-    CHECK(h.w.applied.size() == 1);
+    for (int attempt = 1; attempt <= 4; attempt++) {
+        h.poll_now();
+        h.respond_target(manifest(2));
+    }
+    CHECK(h.w.applied.size() == 3);
     Value r = h.last_report();
     CHECK(r["state"] == "refused");
     CHECK(r["detail"] == "staging: pull `app`: manifest unknown");
     CHECK(r["deployment"] == digest(manifest(2)));
+    auto reports = h.outbox();
+    CHECK(reports[reports.size() - 3]["detail"] ==
+          "staging: pull `app`: manifest unknown (attempt 2 of 3, tried again at the next refresh)");
+}
+
+TEST_CASE("an apply that failed once succeeds at the next refresh") {
+    Harness h;
+    h.w.apply_result = util::Error::msg("staging: pull `app`: connection refused");
+    h.start();
+    h.poll_now();
+    h.respond_target(manifest(2));
+    h.w.apply_result = util::ok();
+    h.poll_now();
+    h.respond_target(manifest(2));
+    CHECK(h.w.applied.size() == 2);
+    CHECK(h.last_report()["state"] == "downloading");
+    h.poll_now();
+    h.respond_target(manifest(2));
+    CHECK(h.w.applied.size() == 2);  // handled now
 }
 
 TEST_CASE("while an update is in progress a new manifest waits for the next refresh") {
@@ -325,6 +348,47 @@ TEST_CASE("an unreachable repository is retried and not reported") {
     }
     CHECK(h.w.starts.size() == 5);
     CHECK(h.outbox().size() == reports);
+}
+
+TEST_CASE("consecutive failures wait longer, up to the cap, and a success starts over") {
+    Harness h;
+    h.start();
+    const int64_t ceilings[] = {40, 80, 160, 200, 200, 200};
+    for (int64_t ceiling : ceilings) {
+        h.poll_now();
+        h.w.waits.clear();
+        h.respond_error(Outcome::Unreachable, "connect to 127.0.0.1:9: connection refused");
+        REQUIRE(h.w.waits.size() == 1);
+        CHECK(h.w.waits[0] >= 0);
+        CHECK(h.w.waits[0] <= ceiling);
+    }
+    h.poll_now();
+    h.w.waits.clear();
+    h.respond_target(manifest(1));
+    REQUIRE(h.w.waits.size() == 1);
+    CHECK(h.w.waits[0] >= h.config.poll_interval_ms / 2);
+    h.poll_now();
+    h.w.waits.clear();
+    h.respond_error(Outcome::Unreachable, "connect to 127.0.0.1:9: connection refused");
+    REQUIRE(h.w.waits.size() == 1);
+    CHECK(h.w.waits[0] <= 40);
+}
+
+TEST_CASE("while the broker is connected polls wait the pushed interval; when it drops, the poll interval") {
+    Harness h;
+    h.config.pushed_poll_interval_ms = 8 * h.config.poll_interval_ms;
+    h.start();
+    h.connect();
+    h.poll_now();
+    h.w.waits.clear();
+    h.respond_target(manifest(1));
+    REQUIRE(h.w.waits.size() == 1);
+    CHECK(h.w.waits[0] >= 4 * h.config.poll_interval_ms);
+    h.w.connected = false;
+    h.w.handlers.on_connection(false, "broker went away");
+    REQUIRE(h.w.waits.size() == 2);
+    CHECK(h.w.waits[1] >= h.config.poll_interval_ms / 2);
+    CHECK(h.w.waits[1] < h.config.poll_interval_ms * 3 / 2);
 }
 
 // ---- push --------------------------------------------------------------------------------
