@@ -375,9 +375,21 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         spec.mode = mode_t(*m);
         flags_text += cat(" chmod=", c->second);
     }
-    for (const auto &s : spec.sources)
-        if (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0)
-            return err(in.line, cat(in.keyword, " ", s, ": URLs are not supported yet"));
+    // ADD's URLs are fetched; the rest comes from the context or --from.
+    std::vector<std::string> urls;
+    if (in.keyword == "ADD") {
+        std::vector<std::string> local;
+        for (auto &s : spec.sources)
+            (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 ? urls : local).push_back(std::move(s));
+        spec.sources = std::move(local);
+        if (urls.size() + spec.sources.size() > 1 && spec.dest.back() != '/')
+            return err(in.line, "ADD: several sources need a destination directory ending in /");
+    }
+    std::optional<std::string> checksum;
+    if (auto c = in.flags.find("checksum"); c != in.flags.end()) {
+        if (urls.size() != 1 || !spec.sources.empty()) return err(in.line, "ADD --checksum: takes exactly one URL source");
+        checksum = TRY(expand(c->second));
+    }
     // Where from: the context, another stage, or an image.
     SourceRoot src;
     std::string from_text;
@@ -397,14 +409,17 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         std::string root = TRY(flattened(*other, other->chain));
         src = TRY(open_root(root, cat("stage ", from)));
         from_text = cat(" from=", other->chain);
-    } else {
+    } else if (!spec.sources.empty()) {
         src = TRY(open_context(o_.context_dir));
     }
     std::string tree = next_dir("copy");
     TRY(util::mkdir_p(tree, 0755));
-    auto digest = stage_copy(src, spec, tree);
-    if (!digest) return err(in.line, cat(in.keyword, ": ", digest.error().context));
-    std::string kind = spec.sources.size() > 1 ? "multi" : "file";
+    for (const auto &u : urls)
+        if (auto fetched = stage_url(u, checksum, spec, tree); !fetched)
+            return err(in.line, cat(in.keyword, ": ", fetched.error().message()));
+    auto digest = spec.sources.empty() ? tree_digest(tree, epoch_) : stage_copy(src, spec, tree);
+    if (!digest) return err(in.line, cat(in.keyword, ": ", digest.error().message()));
+    std::string kind = spec.sources.size() + urls.size() > 1 ? "multi" : "file";
     if (spec.sources.size() == 1) {
         struct stat sb;
         auto p = util::open_in_root(src.fd.get(), spec.sources[0], O_PATH, 0, util::Scope::InRoot);
