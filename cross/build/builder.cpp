@@ -92,7 +92,7 @@ private:
     util::Status build_stage(size_t i);
     util::Status from(size_t i, StageState &st);
     util::Status from_image(const std::string &name, const Instruction &in, StageState &st);
-    util::Status step(size_t i, const Instruction &in, StageState &st);
+    util::Status step(const Instruction &in, StageState &st);
     util::Status copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
     util::Status run_step(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
     util::Result<std::optional<size_t>> stage_named(const std::string &name, size_t before) const;
@@ -174,9 +174,7 @@ util::Result<PlatformResult> Build::run(const img::Platform &target) {
                 auto v = expand_word(*def, global_, cf_.escape);
                 if (!v) return err(in.line, cat("ARG ", name, ": ", v.error().context));
                 global_[name] = *v;
-            } else if (!global_.count(name)) {
-                global_[name] = "";
-            }
+            }  // else: declared without a value, which is not set (as podman has it)
         }
     }
     size_t target_i = TRY(target_index());
@@ -194,7 +192,7 @@ util::Result<PlatformResult> Build::run(const img::Platform &target) {
 util::Status Build::build_stage(size_t i) {
     StageState &st = stages_[i];
     TRY(from(i, st));
-    for (const auto &in : cf_.stages[i].body) TRY(step(i, in, st));
+    for (const auto &in : cf_.stages[i].body) TRY(step(in, st));
     st.built = true;
     return util::ok();
 }
@@ -278,8 +276,7 @@ util::Status Build::from_image(const std::string &name, const Instruction &in, S
     return util::ok();
 }
 
-util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
-    (void)i;
+util::Status Build::step(const Instruction &in, StageState &st) {
     log(cat("STEP ", ++step_no_, "/", steps_, ": ", in.keyword, " ", in.raw));
     // Substitution: the stage's ARGs, then its ENV over them.
     std::map<std::string, std::string> vars = st.args;
@@ -289,7 +286,7 @@ util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
         auto autos = automatic_args(st.platform);
         for (const auto &w : in.args) {
             auto [name, def] = split_assignment(w);
-            std::string value;
+            std::optional<std::string> value;
             if (auto b = o_.build_args.find(name); b != o_.build_args.end()) value = b->second;
             else if (autos.count(name)) value = autos[name];
             else if (def) {
@@ -299,9 +296,12 @@ util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
             } else if (global_.count(name)) {
                 value = global_[name];
             }
-            st.args[name] = value;
-            vars[name] = value;
-            chain_with(cat("ARG ", name, "=", value));
+            // An ARG without a value is declared but not set: not in RUN's
+            // environment nor in the history, as podman has it.
+            if (!value) continue;
+            st.args[name] = *value;
+            vars[name] = *value;
+            chain_with(cat("ARG ", name, "=", *value));
         }
         // podman names every ARG of the stage so far, sorted.
         std::vector<std::string> names;
@@ -343,9 +343,7 @@ util::Result<std::pair<uid_t, gid_t>> Build::chown_ids(const std::string &spec, 
     auto fd = TRY(util::open_file(root, O_RDONLY | O_DIRECTORY));
     auto ids = img::resolve_user(fd.get(), spec);
     if (!ids) return err(line, cat("--chown=", spec, ": ", ids.error().context));
-    gid_t gid = ids->gid;
-    if (group.empty()) gid = ids->gid;
-    return std::make_pair(uid_t(ids->uid), gid);
+    return std::make_pair(uid_t(ids->uid), gid_t(ids->gid));
 }
 
 util::Status Build::copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars) {
@@ -456,9 +454,11 @@ util::Status Build::run_step(const Instruction &in, StageState &st, const std::m
     req.platform = platform_str(st.platform);
     req.stdout_fd = o_.log_fd;
     (void)vars;
-    std::string created_by = util::join(req.argv, " ");
+    // podman's history: the ARGs passed, then /bin/sh -c and the text as written (whatever SHELL or form).
+    std::string created_by = cat("/bin/sh -c ", in.raw);
     if (!arg_env.empty()) created_by = cat("|", arg_env.size(), " ", util::join(arg_env, " "), " ", created_by);
-    std::string key = img::Digest::of(cat(st.chain, "\nRUN ", platform_str(st.platform), "\n", created_by, "\n",
+    std::string key = img::Digest::of(cat(st.chain, "\nRUN ", platform_str(st.platform), "\n", util::join(req.argv, "\n"),
+                                          "\n", created_by, "\n",
                                           util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user)).str();
     if (auto hit = TRY(cached(key)); hit && !o_.no_cache) return add_layer(st, key, "", created_by);
     for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
