@@ -212,6 +212,7 @@ util::Status Build::from(size_t i, StageState &st) {
         st.platform = *parsed;
     }
     if (auto s = TRY(stage_named(*name, i))) {
+        if (!stages_[*s].built) TRY(build_stage(*s));
         const StageState &base = stages_[*s];
         st.cfg = base.cfg;
         st.cfg.cmd_set = false;
@@ -398,6 +399,8 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         StageState image_state;
         const StageState *other = nullptr;
         if (s) {
+            // A stage named through a variable the planner could not resolve: build it now.
+            if (!stages_[*s].built) TRY(build_stage(*s));
             other = &stages_[*s];
         } else {
             image_state.platform = st.platform;

@@ -266,3 +266,14 @@ TEST_CASE("a RUN's history names the ARGs passed to it, as podman writes it", "[
     CHECK(config["history"][4]["created_by"] == "|1 V=1 /bin/sh -c [\"/bin/true\"]");
     CHECK(f.runner.requests[1].argv == std::vector<std::string>{"/bin/true"});
 }
+
+TEST_CASE("COPY --from a stage named by a stage ARG builds that stage", "[builder]") {
+    Fixture f;
+    write(f.ctx + "/x", "x");
+    auto o = f.options("FROM scratch AS tools\nCOPY x /x\nFROM scratch\nARG FROM=tools\nCOPY --from=$FROM /x /y\n");
+    auto r = build::build(f.store, o, f.runner);
+    REQUIRE(r.ok());
+    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    REQUIRE(image.config.diff_ids.size() == 1);
+    CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[0]) + "/rootfs/y"));
+}
