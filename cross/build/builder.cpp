@@ -91,10 +91,10 @@ private:
     std::vector<bool> needed_stages(size_t target) const;
     util::Status build_stage(size_t i);
     util::Status from(size_t i, StageState &st);
-    util::Status from_image(const std::string &name, const Instruction &in, StageState &st);
+    util::Status from_image(const std::string &name, StageState &st);
     util::Status step(const Instruction &in, StageState &st);
     util::Status copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
-    util::Status run_step(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
+    util::Status run_step(const Instruction &in, StageState &st);
     util::Result<std::optional<size_t>> stage_named(const std::string &name, size_t before) const;
     /// The stage's flattened root (for COPY --from and user names), built once.
     util::Result<std::string> flattened(const StageState &st, const std::string &key);
@@ -226,11 +226,10 @@ util::Status Build::from(size_t i, StageState &st) {
         st.chain = img::Digest::of(cat("scratch\n", platform_str(st.platform), "\n", epoch_)).str();
         return util::ok();
     }
-    return from_image(*name, in, st).context(cat(cf_.file_name, ":", in.line, ": FROM ", *name));
+    return from_image(*name, st).context(cat(cf_.file_name, ":", in.line, ": FROM ", *name));
 }
 
-util::Status Build::from_image(const std::string &name, const Instruction &in, StageState &st) {
-    (void)in;
+util::Status Build::from_image(const std::string &name, StageState &st) {
     std::optional<img::Digest> top;
     if (name.rfind("oci:", 0) == 0) {
         // oci:DIR[:TAG]
@@ -311,7 +310,7 @@ util::Status Build::step(const Instruction &in, StageState &st) {
         return util::ok();
     }
     if (in.keyword == "COPY" || in.keyword == "ADD") return copy(in, st, vars);
-    if (in.keyword == "RUN") return run_step(in, st, vars);
+    if (in.keyword == "RUN") return run_step(in, st);
     TRY(apply_config_instruction(cf_, in, vars, epoch_, st.cfg));
     chain_with(util::json::dump(st.cfg.config));
     return util::ok();
@@ -404,7 +403,7 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
             other = &stages_[*s];
         } else {
             image_state.platform = st.platform;
-            TRY(from_image(from, in, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
+            TRY(from_image(from, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
             other = &image_state;
         }
         std::string root = TRY(flattened(*other, other->chain));
@@ -434,7 +433,7 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     return util::ok();
 }
 
-util::Status Build::run_step(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars) {
+util::Status Build::run_step(const Instruction &in, StageState &st) {
     RunRequest req;
     if (in.json_form) {
         req.argv = in.args;
@@ -456,7 +455,6 @@ util::Status Build::run_step(const Instruction &in, StageState &st, const std::m
     req.user = st.cfg.user();
     req.platform = platform_str(st.platform);
     req.stdout_fd = o_.log_fd;
-    (void)vars;
     // podman's history: the ARGs passed, then /bin/sh -c and the text as written (whatever SHELL or form).
     std::string created_by = cat("/bin/sh -c ", in.raw);
     if (!arg_env.empty()) created_by = cat("|", arg_env.size(), " ", util::join(arg_env, " "), " ", created_by);
