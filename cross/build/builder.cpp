@@ -17,6 +17,7 @@
 #include "cross/build/context.hpp"
 #include "cross/build/image_config.hpp"
 #include "cross/build/layer.hpp"
+#include "cross/build/layer_view.hpp"
 #include "image/config.hpp"
 #include "image/image.hpp"
 #include "image/layout.hpp"
@@ -357,7 +358,13 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     std::string dest = TRY(expand(in.args.back()));
     if (dest.empty()) return err(in.line, cat(in.keyword, ": empty destination"));
     if (dest.front() != '/') dest = cat(st.cfg.working_dir(), st.cfg.working_dir() == "/" ? "" : "/", dest);
-    spec.dest = dest;
+    // Where it lands in the stage: through its symlinked directories, into an existing directory.
+    std::vector<std::string> roots;
+    for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it) roots.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+    auto where = resolve_in_layers(roots, dest);
+    if (!where) return err(in.line, cat(in.keyword, ": ", quote(dest), ": ", where.error().message()));
+    bool into_dir = dest.back() == '/' || where->is_dir;
+    spec.dest = where->path == "/" ? "/" : cat(where->path, into_dir ? "/" : "");
     spec.unpack_archives = in.keyword == "ADD";
     spec.epoch = epoch_;
     std::string flags_text;
@@ -426,7 +433,7 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         if (p && fstat(p->get(), &sb) == 0 && S_ISDIR(sb.st_mode)) kind = "dir";
     }
     std::string hex = digest->substr(7);
-    std::string created_by = cat("/bin/sh -c #(nop) ", in.keyword, " ", kind, ":", hex, " in ", spec.dest, " ");
+    std::string created_by = cat("/bin/sh -c #(nop) ", in.keyword, " ", kind, ":", hex, " in ", dest, " ");
     std::string key = img::Digest::of(cat(st.chain, "\n", created_by, flags_text, from_text)).str();
     TRY(add_layer(st, key, tree, created_by));
     (void)util::remove_tree(tree);

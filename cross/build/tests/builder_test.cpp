@@ -277,3 +277,22 @@ TEST_CASE("COPY --from a stage named by a stage ARG builds that stage", "[builde
     REQUIRE(image.config.diff_ids.size() == 1);
     CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[0]) + "/rootfs/y"));
 }
+
+TEST_CASE("COPY follows the base's symlinked directories and into existing directories", "[builder]") {
+    Fixture f;
+    REQUIRE(util::mkdir_p(f.ctx + "/root/usr/bin").ok());
+    REQUIRE(symlink("usr/bin", (f.ctx + "/root/bin").c_str()) == 0);
+    REQUIRE(util::mkdir_p(f.ctx + "/root/opt/app").ok());
+    write(f.ctx + "/tool", "t");
+    auto o = f.options("FROM scratch\nCOPY root/ /\nCOPY tool /bin/tool\nCOPY tool /opt/app\n");
+    auto r = build::build(f.store, o, f.runner);
+    REQUIRE(r.ok());
+    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    REQUIRE(image.config.diff_ids.size() == 3);
+    std::string second = f.store.layer_path(image.config.diff_ids[1]) + "/rootfs";
+    CHECK(util::path_exists(second + "/usr/bin/tool"));
+    CHECK_FALSE(util::path_exists(second + "/bin"));
+    CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[2]) + "/rootfs/opt/app/tool"));
+    auto config = util::json::parse(f.store.read_blob(r->images[0].config).value(), "config").value();
+    CHECK(config["history"][1]["created_by"].get<std::string>().ends_with(" in /bin/tool "));
+}
