@@ -105,6 +105,13 @@ private:
     util::Result<std::optional<Layer>> cached(const std::string &key);
     util::Status remember(const std::string &key, const Layer &l);
     util::Result<PlatformResult> commit(const StageState &st);
+    /// The stage's extracted layers, topmost first.
+    std::vector<std::string> layer_roots(const StageState &st) const {
+        std::vector<std::string> roots;
+        for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
+            roots.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+        return roots;
+    }
     std::string next_dir(std::string_view what) { return cat(work_, "/", what, "-", ++counter_); }
 
     img::Store &store_;
@@ -339,9 +346,14 @@ util::Result<std::pair<uid_t, gid_t>> Build::chown_ids(const std::string &spec, 
     auto u = util::parse_int<uint32_t>(user);
     auto g = group.empty() ? u : util::parse_int<uint32_t>(group);
     if (u && g) return std::make_pair(uid_t(*u), gid_t(*g));
-    // Names: from the stage's /etc/passwd and /etc/group.
-    std::string root = TRY(flattened(st, st.chain));
-    auto fd = TRY(util::open_file(root, O_RDONLY | O_DIRECTORY));
+    // Names: from the stage's /etc/passwd and /etc/group, read from its layers.
+    std::string dir = next_dir("etc");
+    TRY(util::mkdir_p(cat(dir, "/etc"), 0755));
+    for (const char *name : {"passwd", "group"}) {
+        auto text = TRY(read_in_layers(layer_roots(st), cat("/etc/", name), 1 << 20));
+        if (text) TRY(util::atomic_write_file(cat(dir, "/etc/", name), *text, 0644, util::Durability::ProcessCrash));
+    }
+    auto fd = TRY(util::open_file(dir, O_RDONLY | O_DIRECTORY));
     auto ids = img::resolve_user(fd.get(), spec);
     if (!ids) return err(line, cat("--chown=", spec, ": ", ids.error().context));
     return std::make_pair(uid_t(ids->uid), gid_t(ids->gid));
@@ -359,9 +371,7 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     if (dest.empty()) return err(in.line, cat(in.keyword, ": empty destination"));
     if (dest.front() != '/') dest = cat(st.cfg.working_dir(), st.cfg.working_dir() == "/" ? "" : "/", dest);
     // Where it lands in the stage: through its symlinked directories, into an existing directory.
-    std::vector<std::string> roots;
-    for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it) roots.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
-    auto where = resolve_in_layers(roots, dest);
+    auto where = resolve_in_layers(layer_roots(st), dest);
     if (!where) return err(in.line, cat(in.keyword, ": ", quote(dest), ": ", where.error().message()));
     bool into_dir = dest.back() == '/' || where->is_dir;
     spec.dest = where->path == "/" ? "/" : cat(where->path, into_dir ? "/" : "");
@@ -469,8 +479,7 @@ util::Status Build::run_step(const Instruction &in, StageState &st) {
                                           "\n", created_by, "\n",
                                           util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user)).str();
     if (auto hit = TRY(cached(key)); hit && !o_.no_cache) return add_layer(st, key, "", created_by);
-    for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
-        req.lower_dirs.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+    req.lower_dirs = layer_roots(st);
     std::string dir = next_dir("run");
     req.upper_dir = cat(dir, "/upper");
     req.work_dir = cat(dir, "/work");

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "util/fd.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace build {
@@ -143,17 +144,42 @@ util::Result<ResolvedDest> resolve(const std::vector<util::UniqueFd> &layers, st
     return out;
 }
 
-}  // namespace
-
-util::Result<ResolvedDest> resolve_in_layers(const std::vector<std::string> &roots, std::string_view abs_path) {
+util::Result<std::vector<util::UniqueFd>> open_layers(const std::vector<std::string> &roots) {
     std::vector<util::UniqueFd> layers;
     for (const auto &r : roots) {
         util::UniqueFd fd(open(r.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!fd) return util::Error::from_errno(cat("open layer ", util::quote(r)));
         layers.push_back(std::move(fd));
     }
+    return layers;
+}
+
+}  // namespace
+
+util::Result<ResolvedDest> resolve_in_layers(const std::vector<std::string> &roots, std::string_view abs_path) {
+    auto layers = TRY(open_layers(roots));
     int links = 0;
     return resolve(layers, abs_path, links);
+}
+
+util::Result<std::optional<std::string>> read_in_layers(const std::vector<std::string> &roots, std::string_view abs_path,
+                                                        size_t limit) {
+    auto layers = TRY(open_layers(roots));
+    int links = 0;
+    auto where = TRY(resolve(layers, abs_path, links));
+    std::vector<std::string> parts;
+    push_path(parts, where.path);
+    for (const auto &l : layers) {
+        bool hidden = false;
+        auto f = lookup_in_layer(l.get(), parts, hidden);
+        if (hidden) break;
+        if (!f) continue;
+        if (!S_ISREG(f->st.st_mode)) break;
+        util::UniqueFd fd(openat(l.get(), util::join(parts, "/").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd) return util::Error::from_errno(cat("open ", util::quote(where.path), " in a layer"));
+        return std::optional<std::string>(TRY(util::read_all(fd.get(), limit)));
+    }
+    return std::optional<std::string>();
 }
 
 }  // namespace build

@@ -6,6 +6,7 @@
 // existing directory puts the file in it, as Docker and podman do.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,5 +27,11 @@ struct ResolvedDest {
 /// component is followed only when it leads to a directory. More than 40
 /// symlinks is ELOOP.
 util::Result<ResolvedDest> resolve_in_layers(const std::vector<std::string> &roots, std::string_view abs_path);
+
+/// The content of the regular file at `abs_path` in the stack (symlinked
+/// directories on the way followed), at most `limit` bytes; nullopt when
+/// there is none. For /etc/passwd and /etc/group without a rootfs.
+util::Result<std::optional<std::string>> read_in_layers(const std::vector<std::string> &roots, std::string_view abs_path,
+                                                        size_t limit);
 
 }  // namespace build
