@@ -60,6 +60,13 @@ struct Fixture {
         return o;
     }
     size_t refs() { return store.list_refs().value().size(); }
+    /// Builds `o` (which must succeed) and loads the image for this machine's platform.
+    img::StoredImage built(const build::BuildOptions &o) {
+        auto r = build::build(store, o, runner);
+        INFO((r.ok() ? std::string() : r.error().message()));
+        REQUIRE(r.ok());
+        return img::load_image(store, r->images[0].manifest, img::Platform::host()).value();
+    }
 };
 
 }  // namespace
@@ -178,9 +185,7 @@ TEST_CASE("COPY --from a stage, --chown by name and --chmod", "[builder]") {
         "FROM scratch AS base\nCOPY etc /etc/\n"
         "FROM scratch AS tools\nCOPY bin/tool /out/tool\n"
         "FROM base\nCOPY --from=tools --chown=app:staff --chmod=0750 /out/tool /usr/bin/tool\n");
-    auto r = build::build(f.store, o, f.runner);
-    REQUIRE(r.ok());
-    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    auto image = f.built(o);
     REQUIRE(image.config.diff_ids.size() == 2);
     struct stat st;
     REQUIRE(stat((f.store.layer_path(image.config.diff_ids[1]) + "/rootfs/usr/bin/tool").c_str(), &st) == 0);
@@ -233,9 +238,7 @@ TEST_CASE("FROM and COPY substitute ARGs declared before them", "[builder]") {
     write(f.ctx + "/files/one", "1");
     auto o = f.options("ARG BASE=scratch\nARG STAGE=first\nFROM ${BASE} AS first\nARG SRC=files\nCOPY $SRC/one /dst/${SRC}-copy\n"
                        "FROM $STAGE\nENV DONE=yes\n");
-    auto r = build::build(f.store, o, f.runner);
-    REQUIRE(r.ok());
-    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    auto image = f.built(o);
     REQUIRE(image.config.diff_ids.size() == 1);
     CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[0]) + "/rootfs/dst/files-copy"));
     CHECK(image.config.env.back() == "DONE=yes");
@@ -271,9 +274,7 @@ TEST_CASE("COPY --from a stage named by a stage ARG builds that stage", "[builde
     Fixture f;
     write(f.ctx + "/x", "x");
     auto o = f.options("FROM scratch AS tools\nCOPY x /x\nFROM scratch\nARG FROM=tools\nCOPY --from=$FROM /x /y\n");
-    auto r = build::build(f.store, o, f.runner);
-    REQUIRE(r.ok());
-    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    auto image = f.built(o);
     REQUIRE(image.config.diff_ids.size() == 1);
     CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[0]) + "/rootfs/y"));
 }
