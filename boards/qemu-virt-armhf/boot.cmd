@@ -36,6 +36,12 @@
 # Memory: 0x46000000.. scratch for the environment (below U-Boot, above
 # the kernel at kernel_addr_r and the initrd at ramdisk_addr_r).
 
+# The variables this script reads and writes back: RAUC's, and the slot
+# berth has on trial (BERTH_TRYING, which the script only carries over).
+# The environment on the disk holds nothing else (the script's writes
+# keep only these).
+setenv berth_env_vars "BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT BERTH_TRYING"
+
 echo "berth-ab: reading the boot counters"
 virtio dev ${devnum}
 # Both copies, raw.
@@ -49,10 +55,10 @@ cp.b 0x46010005 0x46030004 0x3ffb
 
 # berth_env_cur: the newer good copy (1 or 2), 0 when neither is good.
 setenv berth_env_cur 0
-if env import -c 0x46020000 0x3fff BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT; then
+if env import -c 0x46020000 0x3fff ${berth_env_vars}; then
     setenv berth_env_cur 1
 fi
-if env import -c 0x46030000 0x3fff BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT; then
+if env import -c 0x46030000 0x3fff ${berth_env_vars}; then
     if test ${berth_env_cur} = 0; then
         setenv berth_env_cur 2
     elif itest.b *0x46000004 == ff && itest.b *0x46010004 == 0; then
@@ -66,7 +72,7 @@ if env import -c 0x46030000 0x3fff BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT; then
     fi
 fi
 if test ${berth_env_cur} = 1; then
-    env import -c 0x46020000 0x3fff BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT
+    env import -c 0x46020000 0x3fff ${berth_env_vars}
 fi
 
 # The next write goes to the other copy, flagged one newer.
@@ -81,9 +87,9 @@ else
     setenv berth_env_flag 1
     setenv berth_env_blk 0x800
 fi
-# Saving: export the three variables with a CRC one byte further on, move
+# Saving: export the variables with a CRC one byte further on, move
 # the CRC down over that byte, put the flag after it, write the copy.
-setenv berth_saveenv 'mw.b 0x46040000 0 0x4000; env export -c -s 0x3fff 0x46040001 BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT && cp.b 0x46040001 0x46050000 4 && cp.b 0x46050000 0x46040000 4 && mw.b 0x46040004 ${berth_env_flag} && virtio write 0x46040000 ${berth_env_blk} 0x20'
+setenv berth_saveenv 'mw.b 0x46040000 0 0x4000; env export -c -s 0x3fff 0x46040001 ${berth_env_vars} && cp.b 0x46040001 0x46050000 4 && cp.b 0x46050000 0x46040000 4 && mw.b 0x46040004 ${berth_env_flag} && virtio write 0x46040000 ${berth_env_blk} 0x20'
 
 test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
 test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 3
