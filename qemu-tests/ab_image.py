@@ -22,8 +22,9 @@ are cached in .sysroot/ab-armhf/, keyed by a hash of every input.
 
 The disk (GPT, sfdisk): the environment's two copies where the board's
 fw_env.config puts them (1 MiB and 1.125 MiB), then partitions 1 boot (ext4:
-boot.scr, compiled from the board's boot.cmd with mkimage), 2 rootfs A,
-3 rootfs B, 4 data (ext4, berth's state root). The environment
+boot.scr, compiled with mkimage from the board's boot.cmd followed by
+boards/common/uboot-ab.cmd), 2 rootfs A, 3 rootfs B, 4 data (ext4, berth's
+state root). The environment
 starts as RAUC's defaults (BOOT_ORDER="A B", BOOT_A_LEFT=3, BOOT_B_LEFT=3)
 plus NAME=VALUE arguments, written with mkenvimage -r.
 
@@ -262,9 +263,14 @@ def env_init(disk, values):
 
 
 def boot_script(out):
+    """boot.scr: the board's boot.cmd, then the shared A/B logic, through mkimage."""
+    full = out + ".cmd"
+    with open(full, "wb") as f:
+        for part in (os.path.join(BOARD, "boot.cmd"), os.path.join(TOP, "boards", "common", "uboot-ab.cmd")):
+            f.write(mkinitramfs.read(part))
     subprocess.run([tool("mkimage", "u-boot-tools"), "-A", "arm", "-O", "linux", "-T", "script", "-C", "none",
-                    "-n", "berth A/B boot", "-d", os.path.join(BOARD, "boot.cmd"), out],
-                   check=True, stdout=subprocess.DEVNULL)
+                    "-n", "berth A/B boot", "-d", full, out], check=True, stdout=subprocess.DEVNULL)
+    os.unlink(full)
 
 
 def build_disk(output, slot_a, slot_b, env):
