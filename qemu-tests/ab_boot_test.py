@@ -15,7 +15,9 @@ Stages (each a fresh power-on of the same disk, cut with SIGKILL once judged):
   fallback-kernel  BOOT_ORDER="B A" and BOOT_B_LEFT=3 written offline
              (fw_setenv), slot B's kernel does not start (U-Boot's bootz
              refuses it): U-Boot tries B three times, then boots A by itself;
-             afterwards BOOT_B_LEFT=0, BOOT_A_LEFT=2
+             afterwards BOOT_B_LEFT=0, BOOT_A_LEFT=2; and, where the native
+             berth has `berth slot`, its U-Boot backend reads the same from
+             the disk image (A good, B bad)
   fallback   the same with a slot B whose kernel boots and whose init fails:
              three kernel panics (panic=-1 resets), then A; the data
              partition saw only slot A
@@ -30,6 +32,7 @@ the armhf berth or an image tool (sfdisk, mke2fs, mkimage, mkenvimage,
 fw_setenv) is missing. The armhf berth as boot_test.py finds it.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -95,6 +98,20 @@ class Run:
         rx = re.compile(pattern)
         return [rx.search(line) for line in self.machine.text(since) if rx.search(line)]
 
+    def berth_says_booted(self, first, slot):
+        """berth's own word on the booted slot (`berth slot status`, run by
+        ab_init.sh once berth is up), where this berth has that command.
+        The machine must still be running."""
+        if not self.machine.wait_for(r"BERTH-AB slot-status: ", 30, since=first):
+            raise Failed("no `berth slot status` output on the console")
+        said = self.lines(first, r"BERTH-AB slot-status: booted: (\w+)")
+        if not said and self.lines(first, r"BERTH-AB slot-status: berth: unknown command `slot`"):
+            print("  info: this berth has no `slot` command: the slot is checked from the command line only",
+                  flush=True)
+            return
+        expect(said, "berth slot status reports the booted slot")
+        expect(said[0].group(1) == slot, f"berth slot status says booted: {slot}")
+
     def data_boots(self):
         """The slots the data partition counted (ab_init.sh), read with debugfs."""
         offset = ab_image.partitions(self.disk)[3][0]
@@ -153,8 +170,9 @@ class Run:
     def stage_a(self):
         ab_image.build_disk(self.disk, self.good, self.broken, {})
         first, m = self.boot(r"BERTH-AB (up|not-up|broken|no-data) slot=(\w+)", self.args.boot_timeout)
-        self.machine.kill()
         expect(m.group(1) == "up" and m.group(2) == "A", f"slot A boots and berth is PID 1 ({m.group(0)})")
+        self.berth_says_booted(first, "A")
+        self.machine.kill()
         expect([x.group(1) for x in self.lines(first, BOOTING)] == ["A"], "U-Boot booted slot A, once")
         said = self.lines(first, r"BERTH-AB boot slot=(\w+) root=(\S+)")
         expect(said and said[0].groups() == ("A", "/dev/vda2"), "the kernel command line names slot A, root /dev/vda2")
@@ -177,7 +195,34 @@ class Run:
         expect(self.env() == {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "0"},
                "on the disk: BOOT_B_LEFT=0, BOOT_A_LEFT=2, BOOT_ORDER still B A")
         expect(self.data_boots() == before + ["A"], "the data partition saw one more boot, of slot A")
+        status = self.native_slot_status()
+        if status is None:
+            print("  info: no native berth with a `slot` command: its U-Boot backend is not checked", flush=True)
+        else:
+            expect("slot A: good, 2 attempts left" in status and "slot B: bad, 0 attempts left" in status
+                   and "next:   A" in status, "berth slot status (libubootenv) reads A good, B bad, next A")
         return first
+
+    def native_slot_status(self):
+        """`berth slot status` of the native berth on the disk image (the
+        board profile with its fw_env.config pointed at the image), or None
+        where that berth has no `slot` command."""
+        if not self.args.native_berth:
+            return None
+        cfg = os.path.join(self.tmp, "fw_env.config")
+        ab_image.env_config(self.disk, cfg)
+        with open(os.path.join(ab_image.BOARD, "board.json")) as f:
+            board = json.load(f)
+        board["bootloader"]["env"] = cfg
+        path = os.path.join(self.tmp, "board.json")
+        with open(path, "w") as f:
+            json.dump(board, f)
+        r = subprocess.run([self.args.native_berth, "slot", "status", "--board", path, "--booted", "A"],
+                           capture_output=True, text=True)
+        if "unknown command" in r.stderr:
+            return None
+        print("  berth slot status:\n    " + (r.stdout + r.stderr).strip().replace("\n", "\n    "), flush=True)
+        return r.stdout if r.returncode == 0 else r.stderr
 
     def stage_fallback_kernel(self):
         first = self.fall_back(self.broken_kernel, self.args.boot_timeout + 60)
@@ -196,8 +241,9 @@ class Run:
         ab_image.env_write(self.disk, {"BOOT_ORDER": "B A", "BOOT_B_LEFT": "3"})
         env0 = self.env()
         first, m = self.boot(r"BERTH-AB (up|not-up|broken|no-data) slot=(\w+)", self.args.boot_timeout)
-        self.machine.kill()
         expect(m.group(1) == "up" and m.group(2) == "B", f"slot B boots and berth is PID 1 ({m.group(0)})")
+        self.berth_says_booted(first, "B")
+        self.machine.kill()
         expect([x.group(1) for x in self.lines(first, BOOTING)] == ["B"], "U-Boot booted slot B, once")
         said = self.lines(first, r"BERTH-AB boot slot=(\w+) root=(\S+)")
         expect(said and said[0].groups() == ("B", "/dev/vda3"), "the kernel command line names slot B, root /dev/vda3")
@@ -220,6 +266,7 @@ class Run:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
+    ap.add_argument("--native-berth", help="a berth for this machine: its `slot status` reads the disk image's environment")
     ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"))
     ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {','.join(STAGES)}")

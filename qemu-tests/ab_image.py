@@ -57,6 +57,9 @@ SLOT_PART = {"A": 2, "B": 3}
 DEFAULT_ENV = {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}
 # Features the 5.10 kernel of an older board and U-Boot's ext4 reader know.
 MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed", "-E", "root_owner=0:0"]
+# Libraries berth opens at run time that a slot carries when the sysroot has
+# them: libubootenv for berth's U-Boot backend (`berth slot ...`).
+OPTIONAL_DLOPEN = ["libubootenv.so.0"]
 # The busybox applets the slot's scripts call (the root is read-only, so
 # the links are made here rather than with `busybox --install` at boot).
 APPLETS = ["sh", "cat", "echo", "sleep", "grep", "mkdir", "mount", "umount", "sync", "ls", "ps",
@@ -92,8 +95,14 @@ def slot_inputs(args):
     return files
 
 
+def optional_dlopen(sysroot):
+    """The OPTIONAL_DLOPEN libraries the sysroot has."""
+    return [s for s in OPTIONAL_DLOPEN
+            if any(os.path.exists(f"{sysroot}{d}/{s}") for d in (f"/lib/{TRIPLE}", f"/usr/lib/{TRIPLE}"))]
+
+
 def cache_key(args):
-    h = hashlib.sha256(f"broken={args.broken}\n".encode())
+    h = hashlib.sha256(f"broken={args.broken} dlopen={optional_dlopen(args.sysroot)}\n".encode())
     for path in slot_inputs(args):
         with open(path, "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())
@@ -148,7 +157,8 @@ def build_rootfs_tree(args, root):
             subprocess.run([strip, "-o", os.path.join(tmp, "berth"), args.berth], check=True)
             body = mkinitramfs.read(os.path.join(tmp, "berth"))
     put("usr/bin/berth", body, 0o755)
-    for path, real in sorted(mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE).items()):
+    libraries = mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE, optional_dlopen(args.sysroot))
+    for path, real in sorted(libraries.items()):
         put(path, mkinitramfs.read(real), 0o755)
     if args.broken == "kernel":
         put("boot/vmlinuz", b"not a kernel: this slot's kernel does not start (qemu-tests/ab_boot_test.py)\n" * 64)

@@ -14,6 +14,8 @@
 #   BERTH-AB boot slot=S root=DEV boots=N   this slot's Nth boot on this data partition
 #   BERTH-AB broken slot=S                  the broken init, about to exit
 #   BERTH-AB up slot=S pid1=berth           berth is PID 1 and its control socket is there
+#   BERTH-AB slot-status: LINE              what `berth slot status` says (a berth
+#                                           without that command says so)
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 slot=none
 root=none
@@ -42,6 +44,7 @@ echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
     while [ $n -lt 600 ]; do
         if [ "$(cat /proc/1/comm)" = berth ] && [ -S /run/berth/daemon.sock ]; then
             echo "BERTH-AB up slot=$slot pid1=berth"
+            /usr/bin/berth slot status 2>&1 | while read -r line; do echo "BERTH-AB slot-status: $line"; done
             exit 0
         fi
         sleep 0.2
