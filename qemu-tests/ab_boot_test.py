@@ -22,6 +22,15 @@ Stages (each a fresh power-on of the same disk, cut with SIGKILL once judged):
              three kernel panics (panic=-1 resets), then A; the data
              partition saw only slot A
   good       a good root filesystem written into slot B, BOOT_B_LEFT=3: B boots
+  cuts       power cuts (SIGKILL) at random instants of a power-on's first
+             8 s, half of them within 0.12 s of U-Boot finding boot.scr (the
+             script runs in well under 0.1 s: its reads and its write are
+             there), on a disk trying a broken B: after every cut the
+             environment reads back (one good copy at least), no counter
+             ever rises, each falls by the attempts the console showed
+             saved (or one more: a cut between the write and its message);
+             then an uncut boot ends in slot A with BOOT_B_LEFT=0
+             (--cuts N, --seed S)
   exhausted  both slots broken (kernels that do not start), one attempt left
              each: after both fail the counters go back to 3 and A is tried
              again
@@ -34,6 +43,7 @@ fw_setenv) is missing. The armhf berth as boot_test.py finds it.
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -49,7 +59,7 @@ import ab_image  # noqa: E402
 import ab_qemu  # noqa: E402
 from boot_test import find_berth, skip  # noqa: E402
 
-STAGES = ["env", "a", "fallback-kernel", "fallback", "good", "exhausted"]
+STAGES = ["env", "a", "fallback-kernel", "fallback", "good", "cuts", "exhausted"]
 BOOTING = r"berth-ab: booting slot (\w)"
 
 
@@ -249,6 +259,61 @@ class Run:
         expect(said and said[0].groups() == ("B", "/dev/vda3"), "the kernel command line names slot B, root /dev/vda3")
         expect(self.env() == {**env0, "BOOT_B_LEFT": "2"}, "BOOT_B_LEFT went 3 -> 2 on the disk")
 
+    def copies_torn(self):
+        """How many of the environment's copies have a bad CRC."""
+        import zlib
+        torn = 0
+        copies = ab_image.env_config(self.disk, os.path.join(self.tmp, "fw_env.config"))
+        with open(self.disk, "rb") as f:
+            for offset, size in copies:
+                f.seek(offset)
+                raw = f.read(size)
+                torn += int.from_bytes(raw[:4], "little") != zlib.crc32(raw[5:])
+        return torn
+
+    def stage_cuts(self):
+        rng = random.Random(self.args.seed)
+        print(f"  {self.args.cuts} cuts, seed {self.args.seed}", flush=True)
+        ab_image.build_disk(self.disk, self.good, self.broken_kernel,
+                            {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "9", "BOOT_B_LEFT": "3"})
+        prev = self.env()
+        points, torn = {}, 0
+        for i in range(self.args.cuts):
+            first = self.machine.start()
+            if rng.random() < 0.5:
+                if not self.machine.wait_for(r"Found U-Boot script", 30, since=first):
+                    raise Failed(f"cut {i}: U-Boot did not find the boot script")
+                delay = rng.uniform(0, 0.12)
+            else:
+                delay = rng.uniform(0, 8)
+            # The power cut's instant is the random delay; what happened
+            # before it is judged from the console and the disk.
+            time.sleep(delay)
+            self.machine.kill()
+            read = len(self.lines(first, r"berth-ab: reading the boot counters"))
+            saved = len(self.lines(first, r"berth-ab: booting slot \w \(.* saved\)"))
+            point = "before the script" if not read else ("in the script" if read > saved else "after its write")
+            points[point] = points.get(point, 0) + 1
+            torn += self.copies_torn()
+            try:
+                env = self.env()
+            except subprocess.CalledProcessError:
+                raise Failed(f"cut {i} ({point}): no good environment copy left")
+            fell = {k: int(prev[k]) - int(env[k]) for k in ("BOOT_A_LEFT", "BOOT_B_LEFT")}
+            if env.get("BOOT_ORDER") != "B A" or min(fell.values()) < 0:
+                raise Failed(f"cut {i} ({point}): {env} after {prev}")
+            if not saved <= sum(fell.values()) <= saved + 1:
+                raise Failed(f"cut {i} ({point}): counters fell by {fell}, the console showed {saved} saved")
+            prev = env
+        expect(True, f"{self.args.cuts} cuts ({', '.join(f'{n} {p}' for p, n in sorted(points.items()))}): "
+                     f"the environment always read back, counters only fell, by the attempts made; "
+                     f"{torn} torn copies seen")
+        first, m = self.boot(r"BERTH-AB (up|not-up|no-data) slot=(\w+)", 2 * self.args.boot_timeout)
+        self.machine.kill()
+        env = self.env()
+        expect(m.group(1) == "up" and m.group(2) == "A" and env["BOOT_B_LEFT"] == "0",
+               f"then slot A is up and BOOT_B_LEFT is 0 ({m.group(0)}, {env})")
+
     def stage_exhausted(self):
         ab_image.build_disk(self.disk, self.broken_kernel, self.broken_kernel,
                             {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "1", "BOOT_B_LEFT": "1"})
@@ -271,9 +336,13 @@ def main():
     ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {','.join(STAGES)}")
     ap.add_argument("--boot-timeout", type=float, default=120, help="seconds one boot to berth may take")
+    ap.add_argument("--cuts", type=int, default=10, help="power cuts of the `cuts` stage (default 10)")
+    ap.add_argument("--seed", type=int, default=None, help="its random seed (default: from the time, printed)")
     ap.add_argument("--keep", metavar="DIR", help="keep the disk image and console log in DIR")
     args = ap.parse_args()
     stages = [s for s in args.stages.split(",") if s]
+    if args.seed is None:
+        args.seed = int(time.time())
     for s in stages:
         if s not in STAGES:
             ap.error(f"--stages: unknown stage {s!r}")
