@@ -98,11 +98,11 @@ class Run:
     def boot(self, until, timeout):
         """Powers on; returns (first line index, match of `until`); the machine keeps running."""
         first = self.machine.start()
-        m = self.machine.wait_for(until, timeout, since=first)
-        if m is None:
+        hit = self.machine.wait(until, timeout, since=first)
+        if hit is None:
             self.machine.kill()
             raise Failed(f"no console line matching {until!r} within {timeout:.0f} s")
-        return first, m
+        return first, hit[2]
 
     def lines(self, since, pattern):
         rx = re.compile(pattern)
@@ -112,7 +112,7 @@ class Run:
         """berth's own word on the booted slot (`berth slot status`, run by
         ab_init.sh once berth is up), where this berth has that command.
         The machine must still be running."""
-        if not self.machine.wait_for(r"BERTH-AB slot-status: ", 30, since=first):
+        if not self.machine.wait(r"BERTH-AB slot-status: ", 30, since=first):
             raise Failed("no `berth slot status` output on the console")
         said = self.lines(first, r"BERTH-AB slot-status: booted: (\w+)")
         if not said and self.lines(first, r"BERTH-AB slot-status: berth: unknown command `slot`"):
@@ -177,15 +177,19 @@ class Run:
         expect(self.env() == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "3"},
                "and the decremented defaults are written back")
 
+    def boots(self, slot, root):
+        """Powers on; slot `slot` comes up at once, berth as PID 1, `root` its root."""
+        first, m = self.boot(r"BERTH-AB (up|not-up|broken|no-data) slot=(\w+)", self.args.boot_timeout)
+        expect(m.group(1) == "up" and m.group(2) == slot, f"slot {slot} boots and berth is PID 1 ({m.group(0)})")
+        self.berth_says_booted(first, slot)
+        self.machine.kill()
+        expect([x.group(1) for x in self.lines(first, BOOTING)] == [slot], f"U-Boot booted slot {slot}, once")
+        said = self.lines(first, r"BERTH-AB boot slot=(\w+) root=(\S+)")
+        expect(said and said[0].groups() == (slot, root), f"the kernel command line names slot {slot}, root {root}")
+
     def stage_a(self):
         ab_image.build_disk(self.disk, self.good, self.broken, {})
-        first, m = self.boot(r"BERTH-AB (up|not-up|broken|no-data) slot=(\w+)", self.args.boot_timeout)
-        expect(m.group(1) == "up" and m.group(2) == "A", f"slot A boots and berth is PID 1 ({m.group(0)})")
-        self.berth_says_booted(first, "A")
-        self.machine.kill()
-        expect([x.group(1) for x in self.lines(first, BOOTING)] == ["A"], "U-Boot booted slot A, once")
-        said = self.lines(first, r"BERTH-AB boot slot=(\w+) root=(\S+)")
-        expect(said and said[0].groups() == ("A", "/dev/vda2"), "the kernel command line names slot A, root /dev/vda2")
+        self.boots("A", "/dev/vda2")
         expect(self.env() == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "3"},
                "BOOT_A_LEFT went 3 -> 2 on the disk (nothing marked the slot good)")
 
@@ -250,13 +254,7 @@ class Run:
         ab_image.write_slot(self.disk, "B", self.good)
         ab_image.env_write(self.disk, {"BOOT_ORDER": "B A", "BOOT_B_LEFT": "3"})
         env0 = self.env()
-        first, m = self.boot(r"BERTH-AB (up|not-up|broken|no-data) slot=(\w+)", self.args.boot_timeout)
-        expect(m.group(1) == "up" and m.group(2) == "B", f"slot B boots and berth is PID 1 ({m.group(0)})")
-        self.berth_says_booted(first, "B")
-        self.machine.kill()
-        expect([x.group(1) for x in self.lines(first, BOOTING)] == ["B"], "U-Boot booted slot B, once")
-        said = self.lines(first, r"BERTH-AB boot slot=(\w+) root=(\S+)")
-        expect(said and said[0].groups() == ("B", "/dev/vda3"), "the kernel command line names slot B, root /dev/vda3")
+        self.boots("B", "/dev/vda3")
         expect(self.env() == {**env0, "BOOT_B_LEFT": "2"}, "BOOT_B_LEFT went 3 -> 2 on the disk")
 
     def copies_torn(self):
@@ -281,7 +279,7 @@ class Run:
         for i in range(self.args.cuts):
             first = self.machine.start()
             if rng.random() < 0.5:
-                if not self.machine.wait_for(r"Found U-Boot script", 30, since=first):
+                if not self.machine.wait(r"Found U-Boot script", 30, since=first):
                     raise Failed(f"cut {i}: U-Boot did not find the boot script")
                 delay = rng.uniform(0, 0.12)
             else:

@@ -19,6 +19,7 @@
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 slot=none
 root=none
+# shellcheck disable=SC2013 # the words of the command line
 for arg in $(cat /proc/cmdline); do
     case $arg in
         rauc.slot=*) slot=${arg#rauc.slot=} ;;

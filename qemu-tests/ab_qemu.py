@@ -6,7 +6,7 @@ the guest could reach.
     qemu-tests/ab_qemu.py disk.img [--log console.log] [--timeout S]
 
 As a library (the A/B tests and the power-cut campaign): Machine(disk).start()
-boots it, wait_for(regex) follows the serial console, kill() is a power cut
+boots it, wait(regex) follows the serial console, kill() is a power cut
 (SIGKILL: no shutdown, no flush beyond what the guest already wrote), and
 start() again boots the same disk. Resets inside the guest (U-Boot's
 `reset`, a kernel panic with panic=-1, the watchdog) restart the machine in
@@ -22,13 +22,14 @@ also appended to the log file with the time since the first start.
 """
 import argparse
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+
+from console import ConsoleLines
 
 UBOOT = "/usr/lib/u-boot/qemu_arm/u-boot.bin"
 
@@ -42,7 +43,7 @@ def missing():
     return None
 
 
-class Machine:
+class Machine(ConsoleLines):
     def __init__(self, disk, log=None, smp=1, memory=256, echo=True):
         self.disk = os.path.abspath(disk)
         self.log = log
@@ -90,27 +91,8 @@ class Machine:
         with self.cond:
             self.cond.notify_all()
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_for(self, pattern, timeout, since=0):
-        """The first console line from index `since` on matching `pattern`
-        (a regex), as a match object; None when the timeout passes or QEMU
-        exits first."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        i = since
-        with self.cond:
-            while True:
-                while i < len(self.lines):
-                    m = rx.search(self.lines[i][1])
-                    if m:
-                        return m
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.running():
-                    return None
-                self.cond.wait(min(left, 0.5))
+    def console_open(self):
+        return self.proc is not None and (self.proc.poll() is None or self.reader.is_alive())
 
     def text(self, since=0):
         with self.cond:
@@ -141,7 +123,7 @@ def main():
     m = Machine(args.disk, log=args.log, smp=args.smp)
     m.start()
     try:
-        m.wait_for(r"(?!)", args.timeout)
+        m.wait(r"(?!)", args.timeout)
     finally:
         m.kill()
 
