@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Boots the qemu-virt-armhf board through real U-Boot and checks RAUC's boot
-counting (boards/qemu-virt-armhf/boot.cmd) from the console and from the
-disk image read offline.
+counting (boards/qemu-virt-armhf/boot.cmd with boards/common/uboot-ab.cmd)
+from the console and from the disk image read offline.
 
     qemu-tests/ab_boot_test.py [--berth build-armhf/berth] [--stages a,fallback,...] [--keep DIR]
 
@@ -9,7 +9,8 @@ Stages (each a fresh power-on of the same disk, cut with SIGKILL once judged):
   env        U-Boot only (killed when it starts a kernel): the newer good copy
              of the redundant environment wins; a torn (bad CRC) newer copy
              falls back to the older one; the flag wraps from 255 to 0; with
-             no good copy the script uses RAUC's defaults
+             no good copy the script uses RAUC's defaults; its writes keep
+             BERTH_TRYING
   a          RAUC's default environment boots slot A: berth is PID 1, the
              slot is A by the kernel command line, BOOT_A_LEFT 3 -> 2
   fallback-kernel  BOOT_ORDER="B A" and BOOT_B_LEFT=3 written offline
@@ -31,16 +32,15 @@ Stages (each a fresh power-on of the same disk, cut with SIGKILL once judged):
              saved (or one more: a cut between the write and its message;
              A's counter is put back to 9 offline, as a mark-good would,
              whenever it is below 3); then an uncut boot ends in slot A with
-             BOOT_B_LEFT=0
-             (--cuts N, --seed S)
+             BOOT_B_LEFT=0 (--cuts N, --seed S)
   exhausted  both slots broken (kernels that do not start), one attempt left
              each: after both fail the counters go back to 3 and A is tried
              again
 
 Exits 0 when every stage passed, 1 otherwise, 77 (skipped, with the reason)
 when qemu-system-arm, u-boot-qemu, the kernel (fetch-kernel.sh), the sysroot,
-the armhf berth or an image tool (sfdisk, mke2fs, mkimage, mkenvimage,
-fw_setenv) is missing. The armhf berth as boot_test.py finds it.
+the armhf berth or an image tool (sfdisk, mke2fs, debugfs, mkimage,
+mkenvimage, fw_setenv, fw_printenv) is missing. The armhf berth as boot_test.py finds it.
 """
 import argparse
 import json
@@ -53,6 +53,7 @@ import sys
 import tempfile
 import time
 import types
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -261,7 +262,6 @@ class Run:
 
     def copies_torn(self):
         """How many of the environment's copies have a bad CRC."""
-        import zlib
         torn = 0
         copies = ab_image.env_config(self.disk, os.path.join(self.tmp, "fw_env.config"))
         with open(self.disk, "rb") as f:
