@@ -16,15 +16,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_lib import DaemonEnv, check_invariant, good_revision, poll  # noqa: E402
+from daemon_lib import DaemonEnv, check_invariant, good_revision, poll, start_committed  # noqa: E402
 from remote_lib import Checks  # noqa: E402
 
 env = DaemonEnv("berth-dshutapply-")
 c = Checks()
 try:
-    c.ok(env.start_daemon(), "the daemon starts")
-    r = env.apply(good_revision(env, 1))
-    c.ok(r.returncode == 0, f"revision 1 committed: {r.stderr}")
+    start_committed(env, c)
     doc = json.loads(good_revision(env, 2, window="120s"))
     doc["containers"][0]["health"] = {"kind": "http", "port": 9, "path": "/", "interval": "30s", "timeout": "1s",
                                       "retries": 3}
