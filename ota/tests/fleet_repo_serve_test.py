@@ -104,8 +104,9 @@ def main():
         fleet("release", repo, "--channel", "team-a-edge", "--key", team, os.path.join(work, "e1.json"))
         check("team-a released team-a-edge 1", channels)
 
-        fleet("refresh", repo, "--within", "3650d")
-        check("refresh re-signed targets, snapshot, timestamp", channels)
+        r = fleet("refresh", repo, "--within", "3650d", "--key", team)
+        assert r.stdout.startswith("re-signed team-a 2, targets"), r.stdout
+        check("refresh re-signed team-a, targets, snapshot, timestamp", channels)
 
         # The controller refuses a team's key outside its paths and the
         # targets key where a team signs.

@@ -309,7 +309,7 @@ TEST_CASE("refresh re-signs timestamp (and snapshot) only when they near their e
         auto done = repo.refresh(std::nullopt, kNow + 3600);
         REQUIRE(done);
         CHECK(done->resigned.empty());
-        CHECK(!done->root_warning);
+        CHECK(done->warnings.empty());
     }
     Device d(r.dir());
     REQUIRE(d.channel("stable"));
@@ -334,8 +334,8 @@ TEST_CASE("refresh re-signs timestamp (and snapshot) only when they near their e
     auto done = r.open().refresh(int64_t(365) * 86400, kNow + 4 * 86400);
     REQUIRE(done);
     CHECK(done->resigned == std::vector<std::string>{"targets 2", "snapshot 3", "timestamp 4"});
-    REQUIRE(done->root_warning);
-    CHECK_THAT(*done->root_warning, Catch::Contains("root version 1 expires at"));
+    REQUIRE(done->warnings.size() == 1);
+    CHECK_THAT(done->warnings[0], Catch::Contains("root version 1 expires at"));
 }
 
 TEST_CASE("refresh re-signs a role whose signatures no longer meet the root's threshold") {
@@ -480,6 +480,28 @@ TEST_CASE("a delegated role with threshold 2 needs two distinct team keys") {
     CHECK((*env)["signatures"].size() == 2);
     Device d(r.dir());
     CHECK(d.require_channel("ops") == manifest(1));
+}
+
+TEST_CASE("refresh re-signs a delegated role near its expiry with the team's key, and warns without it") {
+    Repo r;
+    auto team = *PrivateKey::generate(KeyType::Ecdsa);
+    REQUIRE(r.open().delegate({"team-a", {"channels/team-a/*"}, {team.public_key()}, 1, false}, kNow));
+    REQUIRE(r.open().release("team-a", manifest(1), {team}, kNow));
+    int64_t later = kNow + 50 * 86400;  // past half of the 90-day period
+    auto done = r.open().refresh(std::nullopt, later);
+    REQUIRE(done);
+    REQUIRE(done->warnings.size() == 1);
+    CHECK_THAT(done->warnings[0], Catch::Contains("role `team-a` version 1 expires at"));
+    CHECK(std::find(done->resigned.begin(), done->resigned.end(), "team-a 2") == done->resigned.end());
+    done = r.open().refresh(std::nullopt, later, {team});
+    REQUIRE(done);
+    CHECK(done->warnings.empty());
+    CHECK(done->resigned.front() == "team-a 2");
+    // A device 99 days on (past the first version's 90 days) still reads
+    // the channel, once the timer has kept timestamp and snapshot fresh.
+    REQUIRE(r.open().refresh(std::nullopt, kNow + 99 * 86400));
+    Device d(r.dir());
+    CHECK(d.require_channel("team-a", kNow + 99 * 86400 + 3600) == manifest(1));
 }
 
 TEST_CASE("delegate refuses bad roles, paths and keys, changing nothing") {

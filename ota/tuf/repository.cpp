@@ -101,6 +101,16 @@ util::Result<KeyType> type_of_key(const Key &k) {
     return parse_key_type(k.keytype);
 }
 
+/// The distinct keys of `given` that are keys of delegated role `d`.
+std::vector<PrivateKey> role_signers(const DelegatedRole &d, const std::vector<PrivateKey> &given) {
+    std::set<std::string> ids;
+    std::vector<PrivateKey> out;
+    for (const auto &k : given)
+        if (std::find(d.role.keyids.begin(), d.role.keyids.end(), k.keyid()) != d.role.keyids.end() && ids.insert(k.keyid()).second)
+            out.push_back(k);
+    return out;
+}
+
 /// The file a target path is stored in under DIR/targets: its sha256 before its base name.
 std::string hashed_target_file(std::string_view path, std::string_view sha256) {
     auto slash = path.rfind('/');
@@ -341,16 +351,13 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
         if (role_keys.empty())
             return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::quote(del->name),
                                               ": give that role's key with --key"));
-        std::set<std::string> ids;
-        std::vector<PrivateKey> signers;
-        for (const auto &k : role_keys) {
+        for (const auto &k : role_keys)
             if (std::find(del->role.keyids.begin(), del->role.keyids.end(), k.keyid()) == del->role.keyids.end())
                 return util::Error::msg(util::cat("key ", k.keyid().substr(0, 16), " is not a key of role ", util::quote(del->name)));
-            if (ids.insert(k.keyid()).second) signers.push_back(k);
-        }
-        if (ids.size() < del->role.threshold)
+        auto signers = role_signers(*del, role_keys);
+        if (signers.size() < del->role.threshold)
             return util::Error::msg(util::cat("role ", util::quote(del->name), " needs ", del->role.threshold, " keys, ",
-                                              ids.size(), " given"));
+                                              signers.size(), " given"));
         Meta &m = delegated_[del->name];
         if (m.signed_value.is_null()) m.signed_value = empty_targets();
         // What the role lists outside its paths (its paths changed, or it
@@ -381,11 +388,31 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
     return path;
 }
 
-util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, int64_t now) {
+util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, int64_t now,
+                                                const std::vector<PrivateKey> &team_keys) {
     RefreshResult out;
     if (root_.expires - now < within.value_or(expiry_.root / 2))
-        out.root_warning = util::cat("root version ", root_.version, " expires at ", format_expiry(root_.expires),
-                                     ": sign a new one with `berth fleet rotate --role root` and the root keys");
+        out.warnings.push_back(util::cat("root version ", root_.version, " expires at ", format_expiry(root_.expires),
+                                         ": sign a new one with `berth fleet rotate --role root` and the root keys"));
+    std::vector<std::string> teams;
+    if (auto delegations = TRY(parsed_targets(targets_, "targets")).delegations) {
+        for (const auto &d : delegations->roles) {
+            auto it = delegated_.find(d.name);
+            if (it == delegated_.end()) continue;
+            auto expires = TRY(parse_expiry(TRY(json::req_string(it->second.signed_value, "expires", d.name))));
+            if (expires - now >= within.value_or(expiry_.targets / 2)) continue;
+            auto signers = role_signers(d, team_keys);
+            if (signers.size() < d.role.threshold) {
+                out.warnings.push_back(util::cat("role ", util::quote(d.name), " version ", it->second.version, " expires at ",
+                                                 format_expiry(expires), ": re-sign it with `berth fleet refresh --key` and ",
+                                                 d.role.threshold, " of its keys"));
+                continue;
+            }
+            it->second.dirty = true;
+            delegated_signers_[d.name] = std::move(signers);
+            teams.push_back(d.name);
+        }
+    }
     struct Top {
         const char *role;
         Meta *meta;
@@ -396,10 +423,12 @@ util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, i
         auto e = TRY(parse_envelope(t.meta->bytes, t.role, t.role));
         if (!verify_threshold(e, root_.keys, root_.roles.at(t.role), t.role).ok()) t.meta->dirty = true;
     }
-    bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets, timestamp = timestamp_.dirty || snapshot;
+    bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets || !teams.empty(),
+         timestamp = timestamp_.dirty || snapshot;
     if (!timestamp && !root_json_stale_) return out;
     TRY(commit(now));
     if (!timestamp) return out;
+    for (const auto &name : teams) out.resigned.push_back(util::cat(name, " ", delegated_.at(name).version));
     if (targets) out.resigned.push_back(util::cat("targets ", targets_.version));
     if (snapshot) out.resigned.push_back(util::cat("snapshot ", snapshot_.version));
     out.resigned.push_back(util::cat("timestamp ", timestamp_.version));

@@ -90,10 +90,11 @@ struct DelegateOptions {
 };
 
 struct RefreshResult {
-    std::vector<std::string> resigned;  ///< "snapshot 3", "timestamp 7", in signing order
-    /// Set when root expires within the same margin: only `rotate` with the
-    /// offline root keys can sign a new one.
-    std::optional<std::string> root_warning;
+    std::vector<std::string> resigned;  ///< "team-a 2", "snapshot 3", "timestamp 7", in signing order
+    /// Roles that expire within the margin but cannot be re-signed here:
+    /// root (only `rotate` with the offline root keys signs a new one) and
+    /// delegated roles whose team keys were not given.
+    std::vector<std::string> warnings;
 };
 
 /// "30d", "12h", "15m", "45s" -> seconds.
@@ -117,9 +118,12 @@ public:
                                       const std::vector<PrivateKey> &role_keys, int64_t now);
     /// Re-signs each of timestamp, snapshot and targets that expires within
     /// `within` of `now` (default: half its period), or whose signatures no
-    /// longer meet the root's threshold (a rotation cut short); a re-signed
-    /// role re-signs those that name it.
-    util::Result<RefreshResult> refresh(std::optional<int64_t> within, int64_t now);
+    /// longer meet the root's threshold (a rotation cut short), and each
+    /// delegated role that expires within `within` (default: half the
+    /// targets period) for which `team_keys` hold a threshold of its keys;
+    /// a re-signed role re-signs those that name it.
+    util::Result<RefreshResult> refresh(std::optional<int64_t> within, int64_t now,
+                                        const std::vector<PrivateKey> &team_keys = {});
     /// New keys for a top-level role and a new root version listing them,
     /// signed by a threshold of the old root's keys and of the new one's;
     /// the roles the new keys sign are re-signed. Returns the new key ids.

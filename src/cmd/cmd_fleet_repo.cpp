@@ -5,7 +5,7 @@
 //
 //   berth fleet init DIR [--key-type T] [--keys ROLE=N] [--threshold ROLE=N] [--expires ROLE=DURATION]
 //   berth fleet release DIR --channel NAME [--key TEAM_KEY ...] MANIFEST
-//   berth fleet refresh DIR [--within DURATION]
+//   berth fleet refresh DIR [--within DURATION] [--key TEAM_KEY ...]
 //   berth fleet rotate DIR --role ROLE [--key-type T] [--keys N] [--threshold N]
 //   berth fleet delegate DIR --role NAME --paths GLOB [...] --key PUBKEY [...] [--threshold N] [--terminating]
 //   berth fleet keygen [--key-type T] FILE        (FILE and FILE.pub, for a team's delegated role)
@@ -99,11 +99,12 @@ util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs
 util::Result<int> run_refresh(const cli::GlobalOptions &, const util::ParsedArgs &a) {
     std::optional<int64_t> within;
     if (auto w = a.get("within")) within = TRY(ota::tuf::parse_duration(*w));
+    auto keys = TRY(private_keys(a));
     auto repo = TRY(Repository::open(repo_paths(a)));
-    auto done = TRY(repo.refresh(within, now()));
+    auto done = TRY(repo.refresh(within, now(), keys));
     TRY(util::write_all(1, done.resigned.empty() ? std::string("nothing expires soon\n")
                                                  : util::cat("re-signed ", util::join(done.resigned, ", "), "\n")));
-    if (done.root_warning) TRY(util::write_all(2, util::cat("berth: warning: ", *done.root_warning, "\n")));
+    for (const auto &w : done.warnings) TRY(util::write_all(2, util::cat("berth: warning: ", w, "\n")));
     return 0;
 }
 
@@ -172,6 +173,7 @@ const util::OptSpec kReleaseOptions[] = {
 const util::OptSpec kRefreshOptions[] = {
     KEY_DIRS,
     {"within", 0, true, "DURATION", "re-sign what expires within this (default: half of each role's period)"},
+    {"key", 0, true, "FILE", "a private key of a delegated role to re-sign when it nears its expiry (repeatable)"},
 };
 const util::OptSpec kRotateOptions[] = {
     KEY_DIRS,
@@ -195,7 +197,7 @@ const util::OptSpec kKeygenOptions[] = {
 const cli::Command kCommands[] = {
     {"init", "DIR [OPTIONS]", "create a TUF repository and its keys", kInitOptions, 1, 1, false, run_init},
     {"release", "DIR --channel NAME MANIFEST", "publish an update manifest on a channel", kReleaseOptions, 2, 2, false, run_release},
-    {"refresh", "DIR [--within DURATION]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
+    {"refresh", "DIR [--within DURATION] [--key TEAM_KEY]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
     {"rotate", "DIR --role ROLE", "new keys for a role (a new root version)", kRotateOptions, 1, 1, false, run_rotate},
     {"delegate", "DIR --role NAME --paths GLOB --key PUBKEY", "let a team's key sign some channels", kDelegateOptions, 1, 1,
      false, run_delegate},
