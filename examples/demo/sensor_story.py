@@ -655,7 +655,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, 
               f"initramfs {os.path.getsize(initrd) // 1024} KiB")
     hostport = free_port()
     relay = "cmd:busybox nc 127.0.0.1 {}"
-    nic = ",".join(["user", "restrict=on",
+    nic = ",".join(["user", "id=net", "restrict=on",
                     f"guestfwd=tcp:{GUEST_HOST}:{registry.port}-{relay.format(registry.port)}",
                     f"guestfwd=tcp:{GUEST_HOST}:{nginx.port}-{relay.format(nginx.port)}",
                     f"hostfwd=tcp:127.0.0.1:{hostport}-:8080"])
@@ -663,12 +663,12 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, 
            "-serial", "stdio", "-no-reboot", "-kernel", os.path.join(pieces.kernel_dir, "vmlinuz"), "-initrd", initrd,
            "-append", "console=ttyAMA0 quiet panic=-1",
            "-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state",
-           "-nic", nic]
-    story.say(f"network: -nic {nic}")
+           "-netdev", nic, "-device", "virtio-net-device,netdev=net"]
+    story.say(f"network: -netdev {nic}")
     gw = Gateway(cmd, os.path.join(tmp, "gateway-console.log"), args.timeout)
     cleanups.append(gw.m.stop)
     t = time.monotonic()
-    if not gw.m.wait(r"BERTH-SHELL ready", 180):
+    if not gw.m.wait(r"DEMO-SHELL ready", 180):
         dump_gateway(gw)
         raise Failed("the gateway did not boot to its console shell within 180 s")
     facts = [text for _, text in gw.m.lines if text.startswith("DEMO-FACT")]
