@@ -562,7 +562,7 @@ def tell(story, pieces, tmp, cleanups, args):
             os.rename(current, fleet)
         story.took("replayed repository to refused on the gateway", t)
         story.say("the mirror serves the real repository again")
-        status, out = gw.sh(f"berth --store {DISK_ROOT} update apply /mnt/disk/manifests/sensor-1.0.manifest.json")
+        status, out = gw.sh("berth update apply /mnt/disk/manifests/sensor-1.0.manifest.json")
         story.say(f"on the device: berth update apply sensor-1.0.manifest.json -> exit {status}: "
                   f"{' '.join(out).strip()}")
         if status == 0:
@@ -571,10 +571,10 @@ def tell(story, pieces, tmp, cleanups, args):
 
         # ---- 7. history
         story.step("7. berth update history, on the gateway's console")
-        status, out = gw.sh(f"berth --store {DISK_ROOT} update history")
+        status, out = gw.sh("berth update history")
         for line in out:
             print(f"    {line}")
-        status, out = gw.sh(f"berth --store {DISK_ROOT} update status")
+        status, out = gw.sh("berth update status")
         for line in out:
             print(f"    {line}")
         t = time.monotonic()
@@ -671,8 +671,14 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, 
     if not gw.m.wait(r"DEMO-SHELL ready", 180):
         dump_gateway(gw)
         raise Failed("the gateway did not boot to its console shell within 180 s")
+    # The shell starts just before berth does: wait for its control socket.
+    status, _ = gw.sh("i=0; until [ -S /run/berth/daemon.sock ]; do i=$((i + 1)); [ $i -lt 300 ] || exit 1; "
+                      "sleep 0.2; done", 120)
+    if status != 0:
+        dump_gateway(gw)
+        raise Failed("berth daemon did not open its control socket within 60 s of the boot")
     facts = [text for _, text in gw.m.lines if text.startswith("DEMO-FACT")]
-    story.say(f"booted in {story.took('gateway boot to its console shell', t):.1f} s; "
+    story.say(f"booted, berth daemon up as PID 1, in {story.took('gateway boot to berth daemon up', t):.1f} s; "
               + "; ".join(f[len('DEMO-FACT '):] for f in facts))
     return gw, hostport
 
