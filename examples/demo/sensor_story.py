@@ -57,12 +57,13 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-for d in ("qemu-tests", os.path.join("image", "tests"), os.path.join("ota", "tests")):
+for d in ("qemu-tests", os.path.join("image", "tests"), os.path.join("ota", "tests"), os.path.join("src", "tests")):
     sys.path.insert(0, os.path.join(TOP, d))
 
 VERSIONS = ["1.0", "2.0", "3.0"]
 GUEST_HOST = "10.0.2.100"   # where the gateway sees the host's services (guestfwd)
 CHANNEL = "stable"
+FLEET = "demo"
 DEVICE = "gw-0001"
 DISK_ROOT = "/mnt/disk/berth"  # the device root in the guest (gateway_init.sh)
 
@@ -317,29 +318,39 @@ def report_words(r, names):
 
 
 class Watch:
-    """Prints the gateway's new status reports until one matches."""
+    """Prints the gateway's new status reports until one matches: those the
+    broker relayed (when there is one) and those still in its outbox (read
+    on its console), each once."""
 
-    def __init__(self, story, gw, names):
-        self.story, self.gw, self.names = story, gw, names
+    def __init__(self, story, gw, names, subscriber=None):
+        self.story, self.gw, self.names, self.sub = story, gw, names, subscriber
         self.seen = set()
+
+    def mqtt_reports(self):
+        reps = []
+        for _, payload, _ in (self.sub.messages() if self.sub else []):
+            try:
+                r = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(r, dict) and "state" in r:  # not the will ({"online": false})
+                reps.append(r)
+        return reps
 
     def until(self, pred, timeout, what):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            for r in self.gw.reports():
-                key = (r.get("seq"), r.get("deployment"))
-                if key in self.seen:
-                    continue
-                self.seen.add(key)
-                self.story.say(f"gateway: {report_words(r, self.names)}")
-                if pred(r):
-                    return r
+            for how, reps in (("MQTT", self.mqtt_reports()), ("its outbox", self.gw.reports())):
+                for r in sorted(reps, key=lambda r: r.get("seq") or 0):
+                    key = (r.get("seq"), r.get("deployment"))
+                    if key in self.seen:
+                        continue
+                    self.seen.add(key)
+                    self.story.say(f"gateway (report #{r.get('seq')} via {how}): {report_words(r, self.names)}")
+                    if pred(r):
+                        return r
             time.sleep(1)
         raise Failed(f"{what}: no such report from the gateway within {timeout} s")
-
-    def skip_old(self):
-        for r in self.gw.reports():
-            self.seen.add((r.get("seq"), r.get("deployment")))
 
 
 def reading(port):
@@ -469,6 +480,7 @@ def tell(story, pieces, tmp, cleanups, args):
     nginx = Nginx(fleet).start()
     cleanups.append(nginx.close)
     story.say(f"nginx serves its metadata/ and targets/ on {nginx.url}")
+    broker, sub = start_broker(story, pieces, tmp, cleanups)
     names = {}
     manifests = {}
     for i, v in enumerate(VERSIONS, 1):
@@ -481,7 +493,17 @@ def tell(story, pieces, tmp, cleanups, args):
 
     def release(v):
         r = run([berth, "fleet", "release", fleet, "--channel", CHANNEL, manifests[v]])
-        return r.returncode == 0, last_line(r.stderr) or last_line(r.stdout)
+        if r.returncode != 0:
+            return False, last_line(r.stderr) or last_line(r.stdout)
+        if broker:
+            t = time.monotonic()
+            p = run([berth, "fleet", "publish", "--fleet", FLEET, *broker.berth_args("controller"), fleet])
+            if p.returncode != 0:
+                story.fail(f"berth fleet publish: {last_line(p.stderr)}")
+            else:
+                story.say(f"berth fleet publish: the new signed timestamp pushed to the broker "
+                          f"({time.monotonic() - t:.1f} s); the gateway looks at once")
+        return True, ""
 
     ok, msg = release("1.0")
     if not ok:
@@ -498,8 +520,8 @@ def tell(story, pieces, tmp, cleanups, args):
         story.not_shown("the emulated gateway (see the missing pieces above): steps 3 to 7")
         return 0
     t = time.monotonic()
-    gw, hostport = boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, fleet, args)
-    watch = Watch(story, gw, names)
+    gw, hostport = boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, manifests, fleet, args)
+    watch = Watch(story, gw, names, sub)
     try:
         watch.until(lambda r: r.get("state") == "committed" and r.get("committed") == 1, 300, "sensor 1.0 committed")
         story.took("boot to sensor 1.0 committed (agent poll, pull, start, health)", t)
@@ -591,6 +613,38 @@ def tell(story, pieces, tmp, cleanups, args):
     return 0
 
 
+def start_broker(story, pieces, tmp, cleanups):
+    """mosquitto with TLS client certificates and the fleet's ACL
+    (src/tests/mosquitto_lib.py, as docs/fleet-mqtt.md sets it up), its
+    server certificate also naming the address the gateway knows it by;
+    and a subscriber to the devices' status topics. (None, None) when
+    mosquitto or `berth fleet publish` is missing: the gateway then polls
+    and its reports stay in its outbox."""
+    if not pieces.command("fleet", "publish"):
+        story.not_shown("the MQTT push: `berth fleet publish` is not in this berth (the gateway polls instead)")
+        return None, None
+    from mosquitto_lib import Broker, have_mosquitto
+    if not have_mosquitto():
+        story.not_shown("the MQTT push: mosquitto or mosquitto-clients is not installed (the gateway polls instead)")
+        return None, None
+
+    class GatewayBroker(Broker):
+        def _make_ca(self):
+            host, self.host = self.host, GUEST_HOST  # the certificate's extra subjectAltName
+            try:
+                super()._make_ca()
+            finally:
+                self.host = host
+
+    os.makedirs(os.path.join(tmp, "broker"), exist_ok=True)
+    broker = GatewayBroker(fleet=FLEET, tmp=os.path.join(tmp, "broker"))
+    cleanups.append(broker.close)
+    sub = broker.subscribe("controller", f"berth/{FLEET}/devices/+/status")
+    story.say(f"mosquitto on {broker.address} (TLS, a client certificate per device, the fleet's ACL); "
+              f"the controller subscribes to berth/{FLEET}/devices/+/status")
+    return broker, sub
+
+
 def registry_log(registry):
     return os.path.join(registry.dir, "registry.log")
 
@@ -613,7 +667,7 @@ def rebuild_note(story, berth, store, pieces, registry, repo, digest):
     return f"2.0 rebuilt with --no-cache in another store in {secs:.1f} s: the same digest (reproducible)"
 
 
-def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, fleet, args):
+def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, manifests, fleet, args):
     """The state disk, the initramfs, then qemu-system-arm; returns the
     Gateway once its console shell answers, and the host port of its 8080."""
     from remote_lib import free_port
@@ -632,10 +686,21 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, 
     with open(os.path.join(root, "policy.json"), "w") as f:
         json.dump(policy, f, indent=1)
     shutil.copy(os.path.join(fleet, "metadata", "root.json"), os.path.join(root, "trust", "tuf", "root.json"))
-    agent = {"device_id": DEVICE, "fleet": "demo", "channel": CHANNEL,
+    agent = {"device_id": DEVICE, "fleet": FLEET, "channel": CHANNEL,
              "metadata_url": f"http://{GUEST_HOST}:{nginx.port}/metadata",
              "targets_url": f"http://{GUEST_HOST}:{nginx.port}/targets",
-             "poll_interval_ms": 2000, "backoff_base_ms": 1000, "backoff_max_ms": 5000}
+             # Short, for a demo: a device polls every 15 min (4 h with a broker).
+             "poll_interval_ms": 2000, "pushed_poll_interval_ms": 5000, "backoff_base_ms": 1000,
+             "backoff_max_ms": 5000}
+    forwards = [registry.port, nginx.port]
+    if broker:
+        cert, key = broker.identity(DEVICE)
+        for src, name in ((broker.ca, "broker-ca.pem"), (cert, "device.pem"), (key, "device.key")):
+            shutil.copy(src, os.path.join(root, "fleet", name))
+        agent["mqtt"] = {"host": GUEST_HOST, "port": broker.port, "ca_file": f"{DISK_ROOT}/fleet/broker-ca.pem",
+                         "cert_file": f"{DISK_ROOT}/fleet/device.pem", "key_file": f"{DISK_ROOT}/fleet/device.key",
+                         "keepalive_s": 30, "reconnect_max_ms": 5000}
+        forwards.append(broker.port)
     with open(os.path.join(root, "fleet", "agent.json"), "w") as f:
         json.dump(agent, f, indent=1)
     for v, path in manifests.items():
@@ -647,18 +712,19 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, pub, manifests, 
                     "--sysroot", pieces.sysroot, "--busybox", os.path.join(pieces.kernel_dir, "busybox"),
                     "--init", os.path.join(HERE, "gateway_init.sh"), "--modules",
                     os.path.join(pieces.kernel_dir, "modules"), "--no-bundles", "-o", initrd]
-                   # What berth loads at run time (image/dynlibs.cpp): libcurl for the registry and the fleet.
-                   + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4")
+                   # What berth loads at run time (image/dynlibs.cpp, src/fleet/mqtt.cpp).
+                   + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4",
+                                    "libmosquitto.so.1")
                       for a in ("--dlopen", lib)], check=True, capture_output=True)
     story.say(f"state disk: the device root (policy: {guest_repo} signed by the demo's key; the fleet's TUF root; "
-              f"fleet/agent.json: device {DEVICE}, channel `{CHANNEL}`, poll every ~2 s); "
+              f"fleet/agent.json: device {DEVICE}, channel `{CHANNEL}`, poll every ~2 s"
+              f"{', MQTT push and reports through the broker' if broker else ''}); "
               f"initramfs {os.path.getsize(initrd) // 1024} KiB")
     hostport = free_port()
     relay = "cmd:busybox nc 127.0.0.1 {}"
-    nic = ",".join(["user", "id=net", "restrict=on",
-                    f"guestfwd=tcp:{GUEST_HOST}:{registry.port}-{relay.format(registry.port)}",
-                    f"guestfwd=tcp:{GUEST_HOST}:{nginx.port}-{relay.format(nginx.port)}",
-                    f"hostfwd=tcp:127.0.0.1:{hostport}-:8080"])
+    nic = ",".join(["user", "id=net", "restrict=on"]
+                   + [f"guestfwd=tcp:{GUEST_HOST}:{p}-{relay.format(p)}" for p in forwards]
+                   + [f"hostfwd=tcp:127.0.0.1:{hostport}-:8080"])
     cmd = ["qemu-system-arm", "-M", "virt", "-m", "512", "-smp", "1", "-display", "none", "-monitor", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", os.path.join(pieces.kernel_dir, "vmlinuz"), "-initrd", initrd,
            "-append", "console=ttyAMA0 quiet panic=-1",
