@@ -520,7 +520,13 @@ def tell(story, pieces, tmp, cleanups, args):
         story.not_shown("the emulated gateway (see the missing pieces above): steps 3 to 7")
         return 0
     t = time.monotonic()
-    gw, hostport = boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, manifests, fleet, args)
+    try:
+        gw, hostport = boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, manifests, fleet,
+                                    args)
+    except (Failed, subprocess.CalledProcessError) as e:
+        story.fail(f"the gateway: {e}" + (f": {last_line(e.stderr or '')}" if isinstance(e, subprocess.CalledProcessError)
+                                          else ""))
+        return 1
     watch = Watch(story, gw, names, sub)
     try:
         watch.until(lambda r: r.get("state") == "committed" and r.get("committed") == 1, 300, "sensor 1.0 committed")
