@@ -721,7 +721,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
                    # What berth loads at run time (image/dynlibs.cpp, src/fleet/mqtt.cpp).
                    + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4",
                                     "libmosquitto.so.1")
-                      for a in ("--dlopen", lib)], check=True, capture_output=True)
+                      for a in ("--dlopen", lib)], check=True, capture_output=True, text=True)
     story.say(f"state disk: the device root (policy: {guest_repo} signed by the demo's key; the fleet's TUF root; "
               f"fleet/agent.json: device {DEVICE}, channel `{CHANNEL}`, poll every ~2 s"
               f"{', MQTT push and reports through the broker' if broker else ''}); "
