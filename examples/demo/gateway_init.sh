@@ -9,11 +9,9 @@
 # key, the fleet's TUF root, the agent's configuration), starts a shell on
 # the serial console for the demo, then `exec berth daemon --init`.
 #
-#   /init                 the boot (PID 1, then exec'ed into berth)
-#   /init console         the demo's console shell
-#
-# The console shell reads `ID COMMAND...` lines and answers `BERTH-BEGIN ID`,
-# what the command printed, `BERTH-END ID STATUS`.
+# The console shell is qemu-tests/daemon_scenario.sh's (in the initramfs as
+# /daemon_scenario.sh): it reads `ID COMMAND...` lines and answers
+# `BERTH-BEGIN ID`, what the command printed, `BERTH-END ID STATUS`.
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 DISK=/mnt/disk
 STORE=$DISK/berth
@@ -44,26 +42,11 @@ boot() {
         exec sh
     fi
     echo "DEMO-FACT boot uptime $(uptime_s)"
-    setsid /bin/busybox sh /init console </dev/ttyAMA0 >/dev/ttyAMA0 2>&1 &
-    # The daemon's own log goes to the disk, where the demo reads it when a
-    # step fails (the console is the demo's shell).
+    # The console shell of the daemon scenario test (its protocol, above).
+    setsid /bin/busybox sh /daemon_scenario.sh console </dev/ttyAMA0 >/dev/ttyAMA0 2>&1 &
+    # As PID 1 berth logs to the kernel's log (dmesg); anything else it
+    # prints goes to the disk (the console is the demo's shell).
     exec /usr/bin/berth daemon --init --store $STORE --insecure-http >>$DISK/daemon.log 2>&1
 }
 
-console() {
-    stty -echo 2>/dev/null
-    echo "DEMO-SHELL ready uptime $(uptime_s)"
-    while IFS= read -r line; do
-        id=${line%% *}
-        cmd=${line#* }
-        echo "BERTH-BEGIN $id"
-        (eval "$cmd") </dev/null 2>&1
-        echo "BERTH-END $id $?"
-    done
-}
-
-case ${1:-boot} in
-    boot) boot ;;
-    console) console ;;
-    *) echo "gateway_init.sh: unknown phase \`$1\`"; exit 2 ;;
-esac
+boot

@@ -136,6 +136,7 @@ class Pieces:
         s = self.story
         ok = True
         for f in ("examples/sensor/Containerfile", "examples/sensor/sensor", "examples/demo/gateway_init.sh",
+                  "qemu-tests/daemon_scenario.sh",
                   "qemu-tests/mkinitramfs.py", "qemu-tests/console.py", "image/tests/remote_lib.py",
                   "ota/tests/fleet_repo_lib.py"):
             if not os.path.isfile(os.path.join(TOP, f)):
@@ -716,7 +717,8 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
     initrd = os.path.join(tmp, "gateway-initrd.gz")
     subprocess.run([sys.executable, os.path.join(TOP, "qemu-tests", "mkinitramfs.py"), "--berth", pieces.armhf_berth,
                     "--sysroot", pieces.sysroot, "--busybox", os.path.join(pieces.kernel_dir, "busybox"),
-                    "--init", os.path.join(HERE, "gateway_init.sh"), "--modules",
+                    "--init", os.path.join(HERE, "gateway_init.sh"),
+                    "--file", os.path.join(TOP, "qemu-tests", "daemon_scenario.sh") + ":/daemon_scenario.sh", "--modules",
                     os.path.join(pieces.kernel_dir, "modules"), "--no-bundles", "-o", initrd]
                    # What berth loads at run time (image/dynlibs.cpp, src/fleet/mqtt.cpp).
                    + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4",
@@ -740,7 +742,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
     gw = Gateway(cmd, os.path.join(tmp, "gateway-console.log"), args.timeout)
     cleanups.append(gw.m.stop)
     t = time.monotonic()
-    if not gw.m.wait(r"DEMO-SHELL ready", 180):
+    if not gw.m.wait(r"BERTH-SHELL ready", 180):
         dump_gateway(gw)
         raise Failed("the gateway did not boot to its console shell within 180 s")
     # The shell starts just before berth does: wait for its control socket.
