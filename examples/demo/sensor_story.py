@@ -195,7 +195,8 @@ class Pieces:
 
 def binfmt_arm(story):
     """qemu-arm registered in binfmt_misc with the F flag (berth build's RUN
-    under emulation); sets it up as the build tests do when it is not."""
+    under emulation); sets it up as the build tests do when it is not.
+    Returns what is wrong, or None."""
     mnt = "/proc/sys/fs/binfmt_misc"
     if not os.path.exists(os.path.join(mnt, "register")):
         r = run(["mount", "-t", "binfmt_misc", "binfmt_misc", mnt])
@@ -209,6 +210,10 @@ def binfmt_arm(story):
         with open(conf) as f, open(os.path.join(mnt, "register"), "w") as reg:
             reg.write(f.read().strip())
         story.say(f"registered qemu-arm in binfmt_misc ({conf})")
+    with open(os.path.join(mnt, "qemu-arm")) as f:
+        entry = dict(line.split(" ", 1) for line in f.read().splitlines() if " " in line)
+    story.say(f"RUN steps of arm images run under {entry.get('interpreter', '?')} "
+              f"(binfmt_misc flags {entry.get('flags:', '?').strip()})")
     return None
 
 
@@ -456,9 +461,11 @@ def tell(story, pieces, tmp, cleanups, args):
         digests[v] = digest
         steps = [line for line in r.stderr.splitlines() if line.startswith("STEP")]
         cached = sum("Using cache" in line for line in r.stderr.splitlines())
-        _, layers[v] = manifest_layers(registry, repo, digest)
-        story.say(f"sensor {v}: {digest} in {secs:.1f} s ({len(steps)} steps, {cached} from the cache), "
-                  f"{len(layers[v])} layers; pushed and signed as {ref}")
+        config, layers[v] = manifest_layers(registry, repo, digest)
+        cfg = json.loads(registry.get(f"/v2/{repo}/blobs/{config}")[0])
+        platform = "/".join(x for x in (cfg.get("os"), cfg.get("architecture"), cfg.get("variant")) if x)
+        story.say(f"sensor {v}: {digest} ({platform}) in {secs:.1f} s ({len(steps)} steps, {cached} from the "
+                  f"cache), {len(layers[v])} layers; pushed and signed as {ref}")
     for v in VERSIONS[1:]:
         shared = [x for x in layers[v] if x in layers["1.0"]]
         story.say(f"sensor {v} shares {len(shared)} of its {len(layers[v])} layers with 1.0 (the busybox base, "
@@ -496,6 +503,8 @@ def tell(story, pieces, tmp, cleanups, args):
         r = run([berth, "fleet", "release", fleet, "--channel", CHANNEL, manifests[v]])
         if r.returncode != 0:
             return False, last_line(r.stderr) or last_line(r.stdout)
+        story.say(f"berth fleet release: sensor {v} on channel `{CHANNEL}` (manifest version "
+                  f"{VERSIONS.index(v) + 1}, its image pinned by digest), signed into the TUF repository")
         if broker:
             t = time.monotonic()
             p = run([berth, "fleet", "publish", "--fleet", FLEET, *broker.berth_args("controller"), fleet])
@@ -511,7 +520,6 @@ def tell(story, pieces, tmp, cleanups, args):
         story.fail(f"berth fleet release 1.0: {msg}")
         return 1
     story.took("fleet init + release 1.0", t)
-    story.say(f"released sensor 1.0 on channel `{CHANNEL}` (manifest version 1, image pinned by digest)")
     snapshot_1 = os.path.join(tmp, "fleet-as-of-1.0")
     shutil.copytree(fleet, snapshot_1)
 
@@ -541,7 +549,6 @@ def tell(story, pieces, tmp, cleanups, args):
         ok, msg = release("2.0")
         if not ok:
             raise Failed(f"berth fleet release 2.0: {msg}")
-        story.say("released sensor 2.0 (berth fleet release); the gateway polls every ~2 s")
         watch.until(lambda r: r.get("state") in ("committed", "rolled-back") and r.get("deployment") in
                     [d for d, n in names.items() if n == "sensor 2.0"], 300, "sensor 2.0 committed or rolled back")
         story.took("release 2.0 to committed on the gateway", t)
@@ -565,7 +572,6 @@ def tell(story, pieces, tmp, cleanups, args):
         ok, msg = release("3.0")
         if not ok:
             raise Failed(f"berth fleet release 3.0: {msg}")
-        story.say("released sensor 3.0")
         r = watch.until(lambda r: r.get("state") in ("committed", "rolled-back") and names.get(r.get("deployment"))
                         == "sensor 3.0", 300, "sensor 3.0 rolled back")
         story.took("release 3.0 to rolled back on the gateway", t)
@@ -576,14 +582,15 @@ def tell(story, pieces, tmp, cleanups, args):
         # ---- 6. the 1.0 replay
         story.step("6. replay the 1.0 manifest: refused as a downgrade, three ways")
         ok, msg = release("1.0")
-        story.say(f"the controller: berth fleet release 1.0 -> {'RELEASED (wrong)' if ok else 'refused: ' + msg}")
+        story.say(f"the controller: berth fleet release 1.0 -> {'RELEASED (wrong)' if ok else msg}")
         if ok:
             story.fail("the controller released a downgrade")
         t = time.monotonic()
         current = os.path.join(tmp, "fleet-now")
         os.rename(fleet, current)
         shutil.copytree(snapshot_1, fleet)
-        story.say("a mirror replays the repository as it was at 1.0 (nginx now serves that copy)")
+        story.say("a mirror replays the repository as it was at 1.0 (nginx now serves that copy); "
+                  "the gateway reads it at its next poll")
         try:
             watch.until(lambda r: r.get("state") == "refused", 120, "the replayed repository refused")
         finally:
@@ -609,8 +616,8 @@ def tell(story, pieces, tmp, cleanups, args):
         t = time.monotonic()
         gw.send("berth system poweroff")
         if gw.m.exited(120):
-            story.say(f"berth system poweroff: the gateway stopped its container and powered off "
-                      f"in {story.took('poweroff', t):.1f} s")
+            story.say(f"berth system poweroff: QEMU exited, the gateway powered itself off, "
+                      f"{story.took('poweroff', t):.1f} s after the command")
         else:
             story.fail("the gateway did not power off within 120 s")
     except Failed as e:
@@ -725,7 +732,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
                                     "libmosquitto.so.1")
                       for a in ("--dlopen", lib)], check=True, capture_output=True, text=True)
     story.say(f"state disk: the device root (policy: {guest_repo} signed by the demo's key; the fleet's TUF root; "
-              f"fleet/agent.json: device {DEVICE}, channel `{CHANNEL}`, poll every ~2 s"
+              f"fleet/agent.json: device {DEVICE}, channel `{CHANNEL}`, a poll every ~2 s (~5 s while pushes come)"
               f"{', MQTT push and reports through the broker' if broker else ''}); "
               f"initramfs {os.path.getsize(initrd) // 1024} KiB")
     hostport = free_port()
