@@ -163,6 +163,7 @@ private:
     Outbox outbox_;
     Schedule sched_;
     std::string ts_topic_, status_topic_;
+    std::string offline_;  ///< the will's payload, also said on a clean stop
     std::unique_ptr<MqttClient> mqtt_;
 
     util::EventLoop::TimerId timer_ = 0;
@@ -190,7 +191,7 @@ util::Status AgentImpl::begin(const MqttOpen &mqtt_open) {
         Value will = Value::object();
         will["device"] = c_.device_id;
         will["online"] = false;
-        m.will_payload = util::json::dump(will);
+        m.will_payload = offline_ = util::json::dump(will);
         MqttHandlers h;
         h.on_message = [this](std::string_view topic, std::string_view payload, bool) { on_push(topic, payload); };
         h.on_connection = [this](bool up, std::string_view why) { on_connection(up, why); };
@@ -216,7 +217,11 @@ void AgentImpl::stop() {
     loop_.cancel(timer_);
     timer_ = 0;
     if (refresher_) refresher_->cancel();
-    if (mqtt_) mqtt_->close();
+    if (mqtt_) {
+        // A DISCONNECT suppresses the will: say it ourselves.
+        if (mqtt_->connected()) (void)mqtt_->publish(status_topic_, offline_, 1, true);
+        mqtt_->close();
+    }
 }
 
 // ---- persisted state -------------------------------------------------------

@@ -509,6 +509,17 @@ TEST_CASE("online again after a reconnect with nothing queued, the device says s
     CHECK((*r)["online"] == true);
 }
 
+TEST_CASE("an agent that stops says the device is offline, as its will would") {
+    Harness h;
+    h.start();
+    h.connect();
+    h.agent->stop();
+    REQUIRE(!h.w.published.empty());
+    CHECK(h.w.published.back().payload == h.w.mqtt_config.will_payload);
+    CHECK(h.w.published.back().retain);
+    CHECK(h.w.closed);
+}
+
 TEST_CASE("a report has the agreed fields: device, versions, state, detail, deployment, seq, time") {
     Harness h(false);
     h.w.committed = 3;
