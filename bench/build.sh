@@ -148,7 +148,8 @@ class Tool:
         self.name = name
 
     def storage(self):
-        return tempfile.mkdtemp(prefix=f"{self.name}-", dir=tmp)
+        # Directly under /tmp: podman refuses a run root of more than 50 characters.
+        return tempfile.mkdtemp(prefix=f"bb-{self.name[:2]}-")
 
     def build_cmd(self, store, ctx, extra=()):
         tag = "localhost/bench:1"

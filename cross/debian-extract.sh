@@ -66,11 +66,12 @@ if [ -z "$sources" ]; then
     echo "debian-extract.sh: no \`$suite\` suite in the host's apt sources" >&2
     exit 1
 fi
-echo "extracting $* ($arch) into $dest from:"
+echo "extracting ${*:-the $variant variant} ($arch) into $dest from:"
 echo "$sources" | sed 's/^/  /'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "$sources" >"$tmp/sources.list"
 read -ra extra <<<"${MMDEBSTRAP_ARGS:-}"  # split on spaces, never globbed
-mmdebstrap --quiet --variant="$variant" --arch="$arch" --include="$(IFS=,; echo "$*")" "${extra[@]}" \
+[ $# -eq 0 ] || extra+=(--include="$(IFS=,; echo "$*")")
+mmdebstrap --quiet --variant="$variant" --arch="$arch" "${extra[@]}" \
     "$suite" "$dest" "$tmp/sources.list"

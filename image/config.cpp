@@ -303,13 +303,56 @@ std::vector<std::string> default_capabilities() {
 }
 
 bool valid_volume_name(std::string_view name) {
-    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+    return !name.empty() && name[0] != '.' && name.find('/') == std::string_view::npos;
 }
 
+namespace {
+
+constexpr std::string_view kImageVolumes = ".image";
+
+/// `dest` with '/' turned into '_'.
+std::string flat(std::string_view dest) {
+    std::string out;
+    for (char ch : dest) out += ch == '/' ? '_' : ch;
+    return out;
+}
+
+bool lstat_is(const std::string &path, mode_t type) {
+    struct stat st;
+    return ::lstat(path.c_str(), &st) == 0 && (st.st_mode & S_IFMT) == type;
+}
+
+}  // namespace
+
 std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest) {
-    std::string name(prefix);
-    for (char ch : dest) name += ch == '/' ? '_' : ch;
-    return util::path_join(dir, name);
+    while (dest.starts_with('/')) dest.remove_prefix(1);
+    return util::path_join(util::path_join(util::path_join(dir, kImageVolumes), prefix), flat(dest));
+}
+
+std::string legacy_volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest) {
+    return util::path_join(dir, cat(prefix, flat(dest)));
+}
+
+util::Status migrate_legacy_volume(const std::string &dir, std::string_view prefix, std::string_view dest) {
+    const std::string legacy = legacy_volume_dir(dir, prefix, dest), now = volume_dir(dir, prefix, dest);
+    const std::string owner = util::dirname(now), link = util::path_join(owner, cat(".", util::basename(now), ".legacy"));
+    const std::string what = cat("move the image volume ", quote(legacy), " to ", quote(now));
+    const bool pending = lstat_is(link, S_IFLNK);
+    if (lstat_is(legacy, S_IFDIR) && !util::path_exists(now)) {
+        TRY_CTX(util::mkdir_p(owner, 0755), what);
+        // The link's target is relative to the volumes directory, where it ends.
+        if (!pending && ::symlink(now.substr(dir.size() + 1).c_str(), link.c_str()) < 0)
+            return Error::from_errno(cat(what, ": symlink"));
+        if (::rename(legacy.c_str(), now.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+    } else if (!pending) {
+        return util::ok();  // nothing to move, or moved already
+    }
+    if (lstat_is(legacy, S_IFDIR)) {  // a new directory at the old name since: not ours to replace
+        (void)::unlink(link.c_str());
+        return util::ok();
+    }
+    if (::rename(link.c_str(), legacy.c_str()) < 0) return Error::from_errno(cat(what, ": rename the link"));
+    return util::ok();
 }
 
 util::Result<json::Value> runtime_config(const ImageConfig &image, int rootfs_fd, const RuntimeConfigOptions &opts) {

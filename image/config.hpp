@@ -107,16 +107,28 @@ struct UserIds {
 };
 util::Result<UserIds> resolve_user(int rootfs_fd, std::string_view user);
 
-/// A named volume's name is one path component: not empty, `.` or `..`, no `/`.
+/// A named volume's name is one path component, not starting with `.`
+/// (`.image` holds the image volumes), no `/`.
 bool valid_volume_name(std::string_view name);
 
 /// The directory of the image volume at container path `dest` under `dir`:
-/// <prefix><dest with '/' turned into '_'>.
+/// <dir>/.image/<prefix>/<dest without its leading '/', '/' turned into '_'>.
+/// Apart from the named volumes (<dir>/<name>, never starting with `.`),
+/// and one directory per prefix (the container's name).
 std::string volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest);
+/// Where berth kept that image volume before: <dir>/<prefix><dest with '/'
+/// turned into '_'>, a name a named volume could take too.
+std::string legacy_volume_dir(const std::string &dir, std::string_view prefix, std::string_view dest);
+/// Moves an image volume from its legacy_volume_dir to its volume_dir when
+/// only the legacy one exists, and leaves a symlink at the legacy name so
+/// bundles made before (a rollback target) bind the same data. Crash-safe:
+/// the link is made first beside the new place (.<name>.legacy) and renamed
+/// to the old name last; a call after a crash finishes the move.
+util::Status migrate_legacy_volume(const std::string &dir, std::string_view prefix, std::string_view dest);
 
 /// Builds the runtime config.json. `rootfs_fd` is the assembled rootfs (for
-/// user names). Image volumes become bind mounts from
-/// volumes_dir/<prefix><name>, named volumes from volumes_dir/<name>.
+/// user names). Image volumes become bind mounts from their volume_dir,
+/// named volumes from volumes_dir/<name>.
 util::Result<util::json::Value> runtime_config(const ImageConfig &image, int rootfs_fd, const RuntimeConfigOptions &opts);
 
 /// The default seccomp profile (an OCI `linux.seccomp` object; seccomp_profile.cpp).

@@ -1,6 +1,7 @@
 // Image -> staged bundle (see stage.hpp).
 #include "image/stage.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "image/pull.hpp"
@@ -41,11 +42,23 @@ util::Status check_platform(const StoredImage &image, const Digest &top, const P
     return util::ok();
 }
 
-/// The volume directories create_bundle makes for `image` (see runtime_config).
-std::vector<std::string> volume_dirs(const Store &store, const StoredImage &image, const RuntimeConfigOptions &rc) {
+/// The volume directories create_bundle makes for `image` (see runtime_config)
+/// that do not exist yet: the prefix's own directory when it is new, else
+/// each new volume's. Image volumes a berth kept under their legacy name
+/// move first (migrate_legacy_volume), so they count as existing.
+util::Result<std::vector<std::string>> new_volume_dirs(const Store &store, const StoredImage &image,
+                                                       const RuntimeConfigOptions &rc) {
     std::string base = rc.volumes_dir.empty() ? store.device().volumes() : rc.volumes_dir;
     std::vector<std::string> out;
-    for (const auto &dest : image.config.volumes) out.push_back(volume_dir(base, rc.volume_prefix, dest));
+    for (const auto &dest : image.config.volumes) {
+        TRY(migrate_legacy_volume(base, rc.volume_prefix, dest));
+        std::string dir = volume_dir(base, rc.volume_prefix, dest), owner = util::dirname(dir);
+        if (!util::path_exists(owner)) {
+            if (std::find(out.begin(), out.end(), owner) == out.end()) out.push_back(owner);
+        } else if (!util::path_exists(dir)) {
+            out.push_back(dir);
+        }
+    }
     return out;
 }
 
@@ -116,8 +129,7 @@ util::Result<StagedBundle> stage_bundle(Store &store, const Reference &ref, cons
     rc.annotations[kImageAnnotation] = ref.str();
     rc.annotations[kManifestAnnotation] = image->manifest_digest.str();
     StagedBundle out;
-    for (auto &v : volume_dirs(store, *image, rc))
-        if (!util::path_exists(v)) out.new_volumes.push_back(std::move(v));
+    out.new_volumes = TRY_CTX(new_volume_dirs(store, *image, rc), cat("image ", quote(ref.str())));
     util::ScopeGuard undo_volumes([&] {
         for (const auto &v : out.new_volumes) (void)util::remove_tree(v);
     });

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <utility>
 
+#include "ota/stored_revision.hpp"
 #include "util/dir.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
@@ -229,9 +230,10 @@ Status Updater::gc() {
         auto v = version_of(name);
         if (!v || v == state_.current || v == state_.previous || v == state_.trying || v == state_.staging) continue;
         auto rev = revision(*v);
+        std::string unreadable;  // a manifest a later parser refuses goes by the names it still gives
         if (!rev) {
-            keep_first(first, std::move(rev).error());
-            continue;
+            unreadable = rev.error().message();
+            rev = revision_to_clean_up(root_, *v);
         }
         // Stopped first: a crash may have left a container of it running.
         if (auto st = apps_.stop(*rev); !st) {
@@ -245,6 +247,8 @@ Status Updater::gc() {
         TRY(util::failpoint("ota.gc"));
         if (::unlinkat(dirfd.get(), name.c_str(), 0) != 0 && errno != ENOENT)
             keep_first(first, Error::from_errno(cat("remove ", util::quote(name))));
+        else if (!unreadable.empty())
+            record(*v, "dropped", cat("its manifest no longer parses: ", unreadable));
     }
     if (first) return std::move(*first).wrap("clean up revisions");
     return util::ok();
@@ -324,7 +328,7 @@ Result<uint64_t> Updater::apply(std::string_view document) {
     if (auto st = util::failpoint("ota.trying"); !st) return fail_trying(v, std::move(st).error());
     if (state_.current) {
         auto old = revision(*state_.current);
-        if (!old) return fail_trying(v, std::move(old).error());
+        if (!old) old = revision_to_clean_up(root_, *state_.current);  // refused by a later parser: stopped by name
         if (auto st = apps_.stop(*old); !st)
             return fail_trying(v, std::move(st).error().wrap(cat("stop revision ", *state_.current)));
     }
@@ -409,15 +413,16 @@ Status Updater::rollback_to_previous(std::string_view reason) {
     if (!state_.previous || !state_.current) return Error::msg("rollback: there is no previous revision");
     const uint64_t from = *state_.current, to = *state_.previous;
     const std::string what = cat("roll back from revision ", from, " to ", to);
-    auto cur = TRY_CTX(revision(from), what);
+    auto cur = revision(from);
+    if (!cur) cur = revision_to_clean_up(root_, from);  // refused by a later parser: stopped by name
     auto prev = TRY_CTX(revision(to), what);
     // Undoes a half-done switch: the current revision runs again.
     auto restore = [&](Error err) {
         (void)apps_.stop(prev);
-        (void)apps_.start(cur);
+        (void)apps_.start(*cur);
         return std::move(err).wrap(what);
     };
-    if (auto st = apps_.stop(cur); !st) return restore(std::move(st).error());
+    if (auto st = apps_.stop(*cur); !st) return restore(std::move(st).error());
     if (auto st = util::failpoint("ota.rollback-stopped"); !st) return restore(std::move(st).error());
     if (auto st = apps_.start(prev); !st) return restore(std::move(st).error());
     if (auto st = util::failpoint("ota.rollback"); !st) return restore(std::move(st).error());
@@ -448,11 +453,27 @@ Status Updater::resume() {
     if (auto st = gc(); !st) keep_first(cleanup, std::move(st).error());
 
     std::optional<Revision> cur;
-    if (state_.current) cur = TRY_CTX(revision(*state_.current), "resume");
+    bool started = false;
+    if (state_.current) {
+        auto r = revision(*state_.current);
+        if (!r) {
+            // A committed revision that a later parser refuses cannot start:
+            // back to the previous one, else nothing runs until an apply.
+            const std::string why = cat("revision ", *state_.current, " can no longer be read: ", r.error().message());
+            Status back = state_.previous ? rollback_to_previous(why) : Status(Error::msg("there is no previous revision"));
+            if (!back) {
+                (void)apps_.stop_others({});
+                return Error::msg(cat("resume: ", why, "; ", back.error().message(), ": nothing runs until a new revision is applied"));
+            }
+            r = revision(*state_.current);
+            started = true;
+        }
+        cur = TRY_CTX(std::move(r), "resume");
+    }
     std::vector<const Revision *> keep;
     if (cur) keep.push_back(&*cur);
     TRY_CTX(apps_.stop_others(keep), "resume: stop stray containers");
-    if (cur) TRY_CTX(apps_.start(*cur), cat("resume: start revision ", cur->version));
+    if (cur && !started) TRY_CTX(apps_.start(*cur), cat("resume: start revision ", cur->version));
     if (cleanup) return std::move(*cleanup).wrap("resume (the current revision runs)");
     return util::ok();
 }

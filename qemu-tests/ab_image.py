@@ -3,7 +3,7 @@
 a slot's root filesystem and the whole virtio disk, and reads and writes the
 U-Boot environment on that disk offline.
 
-    qemu-tests/ab_image.py rootfs --berth build-armhf/berth [--broken] -o slot.ext4
+    qemu-tests/ab_image.py rootfs --berth build-armhf/berth [--broken init|kernel] -o slot.ext4
     qemu-tests/ab_image.py disk --slot-a a.ext4 --slot-b b.ext4 -o disk.img [NAME=VALUE ...]
     qemu-tests/ab_image.py write-slot disk.img B slot.ext4
     qemu-tests/ab_image.py env disk.img [NAME=VALUE ...]     (prints it; sets first if given)
@@ -13,15 +13,18 @@ initramfs tests already boot (qemu-tests/mkinitramfs.py's parts: busybox-static,
 the cross-built berth with the loader and its shared libraries), the Debian
 armmp kernel as /boot/vmlinuz, a small initramfs as /boot/initrd.img (busybox,
 the virtio disk, ext4 and softdog modules, qemu-tests/ab_initrd.sh as /init:
-the kernel needs them to mount the slot) and qemu-tests/ab_init.sh as
-/sbin/init, which ends in `berth daemon --init`. `--broken` adds
-/etc/berth-ab-broken: that slot's init fails at once (a bad update). Built
-slots are cached in .sysroot/ab-armhf/, keyed by a hash of every input.
+the kernel needs them to mount the slot), the board profile and its
+fw_env.config in /etc/berth/, and qemu-tests/ab_init.sh as /sbin/init, which ends in `berth daemon --init`. Two broken systems, as a
+bad update would bring: `--broken init` adds /etc/berth-ab-broken (the
+slot's init fails at once, the kernel panics), `--broken kernel` replaces
+/boot/vmlinuz with one U-Boot's bootz refuses (no zImage magic). Built slots
+are cached in .sysroot/ab-armhf/, keyed by a hash of every input.
 
 The disk (GPT, sfdisk): the environment's two copies where the board's
 fw_env.config puts them (1 MiB and 1.125 MiB), then partitions 1 boot (ext4:
-boot.scr, compiled from the board's boot.cmd with mkimage), 2 rootfs A,
-3 rootfs B, 4 data (ext4, berth's state root in /berth). The environment
+boot.scr, compiled with mkimage from the board's boot.cmd followed by
+boards/common/uboot-ab.cmd), 2 rootfs A, 3 rootfs B, 4 data (ext4, berth's
+state root). The environment
 starts as RAUC's defaults (BOOT_ORDER="A B", BOOT_A_LEFT=3, BOOT_B_LEFT=3)
 plus NAME=VALUE arguments, written with mkenvimage -r.
 
@@ -48,12 +51,15 @@ import mkinitramfs  # noqa: E402  (the ELF library walk and the cpio writer)
 MiB = 1 << 20
 TRIPLE = "arm-linux-gnueabihf"
 # Partition sizes in MiB; the first starts at 2 MiB, after the environment.
-LAYOUT = [("boot", 8), ("rootfs-a", 40), ("rootfs-b", 40), ("data", 32)]
+LAYOUT = [("boot", 8), ("rootfs_a", 40), ("rootfs_b", 40), ("data", 32)]
 FIRST_MIB = 2
 SLOT_PART = {"A": 2, "B": 3}
 DEFAULT_ENV = {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}
 # Features the 5.10 kernel of an older board and U-Boot's ext4 reader know.
 MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed", "-E", "root_owner=0:0"]
+# Libraries berth opens at run time that a slot carries when the sysroot has
+# them: libubootenv for berth's U-Boot backend (`berth slot ...`).
+OPTIONAL_DLOPEN = ["libubootenv.so.0"]
 # The busybox applets the slot's scripts call (the root is read-only, so
 # the links are made here rather than with `busybox --install` at boot).
 APPLETS = ["sh", "cat", "echo", "sleep", "grep", "mkdir", "mount", "umount", "sync", "ls", "ps",
@@ -82,14 +88,21 @@ def slot_inputs(args):
     kd = args.kernel_dir
     files = [args.berth, os.path.join(kd, "busybox"), os.path.join(kd, "vmlinuz"),
              os.path.join(kd, "modules", "load-order"), os.path.join(HERE, "ab_init.sh"),
-             os.path.join(HERE, "ab_initrd.sh"), os.path.abspath(__file__)]
+             os.path.join(HERE, "ab_initrd.sh"), os.path.abspath(__file__),
+             os.path.join(BOARD, "board.json"), os.path.join(BOARD, "fw_env.config")]
     with open(os.path.join(kd, "modules", "load-order")) as f:
         files += [os.path.join(kd, "modules", m) for m in f.read().split()]
     return files
 
 
+def optional_dlopen(sysroot):
+    """The OPTIONAL_DLOPEN libraries the sysroot has."""
+    return [s for s in OPTIONAL_DLOPEN
+            if any(os.path.exists(f"{sysroot}{d}/{s}") for d in (f"/lib/{TRIPLE}", f"/usr/lib/{TRIPLE}"))]
+
+
 def cache_key(args):
-    h = hashlib.sha256(f"broken={args.broken}\n".encode())
+    h = hashlib.sha256(f"broken={args.broken} dlopen={optional_dlopen(args.sysroot)}\n".encode())
     for path in slot_inputs(args):
         with open(path, "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())
@@ -124,7 +137,7 @@ def build_rootfs_tree(args, root):
             f.write(body)
         os.chmod(full, mode)
 
-    for d in ("dev", "proc", "sys", "run", "tmp", "data", "root", "etc", "usr/sbin", "sbin"):
+    for d in ("dev", "proc", "sys", "run", "tmp", "var/lib/berth", "root", "etc", "usr/sbin", "sbin"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.chmod(os.path.join(root, "tmp"), 0o1777)
     os.mknod(os.path.join(root, "dev", "console"), 0o600 | 0o020000, os.makedev(5, 1))
@@ -134,7 +147,9 @@ def build_rootfs_tree(args, root):
     put("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     put("etc/group", b"root:x:0:\n")
     put("sbin/init", mkinitramfs.read(os.path.join(HERE, "ab_init.sh")), 0o755)
-    if args.broken:
+    for name in ("board.json", "fw_env.config"):
+        put(f"etc/berth/{name}", mkinitramfs.read(os.path.join(BOARD, name)))
+    if args.broken == "init":
         put("etc/berth-ab-broken", b"this slot's init fails on purpose (qemu-tests/ab_boot_test.py)\n")
     body = mkinitramfs.read(args.berth)
     if strip:
@@ -142,9 +157,13 @@ def build_rootfs_tree(args, root):
             subprocess.run([strip, "-o", os.path.join(tmp, "berth"), args.berth], check=True)
             body = mkinitramfs.read(os.path.join(tmp, "berth"))
     put("usr/bin/berth", body, 0o755)
-    for path, real in sorted(mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE).items()):
+    libraries = mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE, optional_dlopen(args.sysroot))
+    for path, real in sorted(libraries.items()):
         put(path, mkinitramfs.read(real), 0o755)
-    put("boot/vmlinuz", mkinitramfs.read(os.path.join(kd, "vmlinuz")))
+    if args.broken == "kernel":
+        put("boot/vmlinuz", b"not a kernel: this slot's kernel does not start (qemu-tests/ab_boot_test.py)\n" * 64)
+    else:
+        put("boot/vmlinuz", mkinitramfs.read(os.path.join(kd, "vmlinuz")))
     put("boot/initrd.img", slot_initrd(kd))
 
 
@@ -153,12 +172,13 @@ def build_rootfs(args):
     tool("mke2fs", "e2fsprogs")
     key = cache_key(args)
     cache = os.path.join(TOP, ".sysroot", "ab-armhf")
-    name = f"rootfs-{'broken' if args.broken else 'good'}-{key}.ext4"
+    kind = f"broken-{args.broken}" if args.broken else "good"
+    name = f"rootfs-{kind}-{key}.ext4"
     cached = os.path.join(cache, name)
     if not os.path.isfile(cached):
         os.makedirs(cache, exist_ok=True)
         for old in os.listdir(cache):  # one image of each kind is kept
-            if old.startswith(f"rootfs-{'broken' if args.broken else 'good'}-"):
+            if old.startswith(f"rootfs-{kind}-"):
                 os.unlink(os.path.join(cache, old))
         with tempfile.TemporaryDirectory() as tmp:
             tree = os.path.join(tmp, "root")
@@ -253,9 +273,14 @@ def env_init(disk, values):
 
 
 def boot_script(out):
+    """boot.scr: the board's boot.cmd, then the shared A/B logic, through mkimage."""
+    full = out + ".cmd"
+    with open(full, "wb") as f:
+        for part in (os.path.join(BOARD, "boot.cmd"), os.path.join(TOP, "boards", "common", "uboot-ab.cmd")):
+            f.write(mkinitramfs.read(part))
     subprocess.run([tool("mkimage", "u-boot-tools"), "-A", "arm", "-O", "linux", "-T", "script", "-C", "none",
-                    "-n", "berth A/B boot", "-d", os.path.join(BOARD, "boot.cmd"), out],
-                   check=True, stdout=subprocess.DEVNULL)
+                    "-n", "berth A/B boot", "-d", full, out], check=True, stdout=subprocess.DEVNULL)
+    os.unlink(full)
 
 
 def build_disk(output, slot_a, slot_b, env):
@@ -275,7 +300,7 @@ def build_disk(output, slot_a, slot_b, env):
         subprocess.run(MKE2FS + ["-L", "boot", "-d", boot, "-E", f"offset={parts[0][0]}", output,
                                  f"{parts[0][1] // 1024}k"], check=True)
         data = os.path.join(tmp, "data")
-        os.makedirs(os.path.join(data, "berth"))
+        os.makedirs(data)
         subprocess.run(MKE2FS + ["-L", "data", "-d", data, "-E", f"offset={parts[3][0]}", output,
                                  f"{parts[3][1] // 1024}k"], check=True)
     for slot, image in (("A", slot_a), ("B", slot_b)):
@@ -308,7 +333,7 @@ def main():
     r.add_argument("--berth", required=True, help="the cross-built berth (build-armhf/berth)")
     r.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"))
     r.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
-    r.add_argument("--broken", action="store_true", help="a slot whose init fails")
+    r.add_argument("--broken", choices=["init", "kernel"], help="a slot whose init fails, or whose kernel does not start")
     r.add_argument("--size-mib", type=int, default=32)
     r.add_argument("-o", "--output")
     d = sub.add_parser("disk", help="the whole disk image")

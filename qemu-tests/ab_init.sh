@@ -2,9 +2,10 @@
 # shellcheck shell=dash
 # /sbin/init of the A/B test slots (qemu-tests/ab_image.py puts it in each
 # root filesystem): says which slot booted, as the kernel command line
-# names it (`rauc.slot=`), mounts the data partition, counts the boot
-# there, and becomes `berth daemon --init` with its state root on the data
-# partition and the softdog as its watchdog. A slot built with
+# names it (`rauc.slot=`), mounts the data partition where the board
+# profile (/etc/berth/board.json) says, counts the boot there, and becomes
+# `berth daemon --init` with its state root on the data partition and the
+# softdog as its watchdog. A slot built with
 # /etc/berth-ab-broken is a broken system: its init fails at once, PID 1
 # exits and the kernel panics (and resets, panic=-1), as a bad update
 # would.
@@ -13,9 +14,12 @@
 #   BERTH-AB boot slot=S root=DEV boots=N   this slot's Nth boot on this data partition
 #   BERTH-AB broken slot=S                  the broken init, about to exit
 #   BERTH-AB up slot=S pid1=berth           berth is PID 1 and its control socket is there
+#   BERTH-AB slot-status: LINE              what `berth slot status` says (a berth
+#                                           without that command says so)
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 slot=none
 root=none
+# shellcheck disable=SC2013 # the words of the command line
 for arg in $(cat /proc/cmdline); do
     case $arg in
         rauc.slot=*) slot=${arg#rauc.slot=} ;;
@@ -27,11 +31,12 @@ if [ -f /etc/berth-ab-broken ]; then
     echo "BERTH-AB broken slot=$slot"
     exit 1
 fi
-mount -t ext4 /dev/vda4 /data || { echo "BERTH-AB no-data slot=$slot"; exit 1; }
-mkdir -p /data/ab
-echo "$slot" >>/data/ab/boots
+DATA=/var/lib/berth
+mount -t ext4 /dev/vda4 $DATA || { echo "BERTH-AB no-data slot=$slot"; exit 1; }
+mkdir -p $DATA/ab
+echo "$slot" >>$DATA/ab/boots
 sync
-boots=$(grep -c "^$slot\$" /data/ab/boots)
+boots=$(grep -c "^$slot\$" $DATA/ab/boots)
 echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
 # berth does not print on the console once it is up: a watcher tells the
 # test, from the kernel's view (PID 1's name, the control socket).
@@ -40,6 +45,7 @@ echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
     while [ $n -lt 600 ]; do
         if [ "$(cat /proc/1/comm)" = berth ] && [ -S /run/berth/daemon.sock ]; then
             echo "BERTH-AB up slot=$slot pid1=berth"
+            /usr/bin/berth slot status 2>&1 | while read -r line; do echo "BERTH-AB slot-status: $line"; done
             exit 0
         fi
         sleep 0.2
@@ -47,4 +53,4 @@ echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
     done
     echo "BERTH-AB not-up slot=$slot pid1=$(cat /proc/1/comm)"
 ) &
-exec /usr/bin/berth daemon --init --store /data/berth --watchdog /dev/watchdog --watchdog-timeout 10
+exec /usr/bin/berth daemon --init --store $DATA --watchdog /dev/watchdog --watchdog-timeout 10

@@ -16,6 +16,7 @@ while read -r m; do
     insmod "/modules/$m" || echo "berth-ab-initrd: insmod $m failed"
 done </modules/load-order
 root=
+# shellcheck disable=SC2013 # the words of the command line
 for arg in $(cat /proc/cmdline); do
     case $arg in root=*) root=${arg#root=} ;; esac
 done

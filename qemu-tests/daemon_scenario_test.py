@@ -80,6 +80,7 @@ import threading
 import time
 
 from boot_test import HERE, skip
+from console import ConsoleLines
 from daemon_test import IMAGE, disk_problems, machine_args, machine_inputs, make_initramfs, make_state_root
 
 WATCHDOG_TIMEOUT = 10  # daemon_scenario.sh's --watchdog-timeout
@@ -120,7 +121,7 @@ def manifests(image):
 
 # ---------------------------------------------------------------- the machine
 
-class Machine:
+class Machine(ConsoleLines):
     """qemu-system-arm with the serial console on stdin/stdout: every line
     echoed with its time since the start, kept, and searchable."""
 
@@ -149,23 +150,8 @@ class Machine:
         with self.cond:
             self.cond.notify_all()
 
-    def wait(self, pattern, timeout, since=0):
-        """The first line from index `since` matching `pattern`: (index,
-        time, match), or None after `timeout` s or once QEMU is gone."""
-        rx = re.compile(pattern)
-        end = time.monotonic() + timeout
-        i = since
-        with self.cond:
-            while True:
-                while i < len(self.lines):
-                    m = rx.search(self.lines[i][1])
-                    if m:
-                        return i, self.lines[i][0], m
-                    i += 1
-                left = end - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    return None
-                self.cond.wait(min(left, 1))
+    def console_open(self):
+        return self.proc.poll() is None or self.reader.is_alive()
 
     def mark(self):
         with self.cond:

@@ -17,6 +17,7 @@
 #include "cross/build/context.hpp"
 #include "cross/build/image_config.hpp"
 #include "cross/build/layer.hpp"
+#include "cross/build/layer_view.hpp"
 #include "image/config.hpp"
 #include "image/image.hpp"
 #include "image/layout.hpp"
@@ -91,10 +92,10 @@ private:
     std::vector<bool> needed_stages(size_t target) const;
     util::Status build_stage(size_t i);
     util::Status from(size_t i, StageState &st);
-    util::Status from_image(const std::string &name, const Instruction &in, StageState &st);
-    util::Status step(size_t i, const Instruction &in, StageState &st);
+    util::Status from_image(const std::string &name, StageState &st);
+    util::Status step(const Instruction &in, StageState &st);
     util::Status copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
-    util::Status run_step(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
+    util::Status run_step(const Instruction &in, StageState &st);
     util::Result<std::optional<size_t>> stage_named(const std::string &name, size_t before) const;
     /// The stage's flattened root (for COPY --from and user names), built once.
     util::Result<std::string> flattened(const StageState &st, const std::string &key);
@@ -104,6 +105,13 @@ private:
     util::Result<std::optional<Layer>> cached(const std::string &key);
     util::Status remember(const std::string &key, const Layer &l);
     util::Result<PlatformResult> commit(const StageState &st);
+    /// The stage's extracted layers, topmost first.
+    std::vector<std::string> layer_roots(const StageState &st) const {
+        std::vector<std::string> roots;
+        for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
+            roots.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+        return roots;
+    }
     std::string next_dir(std::string_view what) { return cat(work_, "/", what, "-", ++counter_); }
 
     img::Store &store_;
@@ -174,9 +182,7 @@ util::Result<PlatformResult> Build::run(const img::Platform &target) {
                 auto v = expand_word(*def, global_, cf_.escape);
                 if (!v) return err(in.line, cat("ARG ", name, ": ", v.error().context));
                 global_[name] = *v;
-            } else if (!global_.count(name)) {
-                global_[name] = "";
-            }
+            }  // else: declared without a value, which is not set (as podman has it)
         }
     }
     size_t target_i = TRY(target_index());
@@ -194,7 +200,7 @@ util::Result<PlatformResult> Build::run(const img::Platform &target) {
 util::Status Build::build_stage(size_t i) {
     StageState &st = stages_[i];
     TRY(from(i, st));
-    for (const auto &in : cf_.stages[i].body) TRY(step(i, in, st));
+    for (const auto &in : cf_.stages[i].body) TRY(step(in, st));
     st.built = true;
     return util::ok();
 }
@@ -214,6 +220,7 @@ util::Status Build::from(size_t i, StageState &st) {
         st.platform = *parsed;
     }
     if (auto s = TRY(stage_named(*name, i))) {
+        if (!stages_[*s].built) TRY(build_stage(*s));
         const StageState &base = stages_[*s];
         st.cfg = base.cfg;
         st.cfg.cmd_set = false;
@@ -227,11 +234,10 @@ util::Status Build::from(size_t i, StageState &st) {
         st.chain = img::Digest::of(cat("scratch\n", platform_str(st.platform), "\n", epoch_)).str();
         return util::ok();
     }
-    return from_image(*name, in, st).context(cat(cf_.file_name, ":", in.line, ": FROM ", *name));
+    return from_image(*name, st).context(cat(cf_.file_name, ":", in.line, ": FROM ", *name));
 }
 
-util::Status Build::from_image(const std::string &name, const Instruction &in, StageState &st) {
-    (void)in;
+util::Status Build::from_image(const std::string &name, StageState &st) {
     std::optional<img::Digest> top;
     if (name.rfind("oci:", 0) == 0) {
         // oci:DIR[:TAG]
@@ -278,8 +284,7 @@ util::Status Build::from_image(const std::string &name, const Instruction &in, S
     return util::ok();
 }
 
-util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
-    (void)i;
+util::Status Build::step(const Instruction &in, StageState &st) {
     log(cat("STEP ", ++step_no_, "/", steps_, ": ", in.keyword, " ", in.raw));
     // Substitution: the stage's ARGs, then its ENV over them.
     std::map<std::string, std::string> vars = st.args;
@@ -289,7 +294,7 @@ util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
         auto autos = automatic_args(st.platform);
         for (const auto &w : in.args) {
             auto [name, def] = split_assignment(w);
-            std::string value;
+            std::optional<std::string> value;
             if (auto b = o_.build_args.find(name); b != o_.build_args.end()) value = b->second;
             else if (autos.count(name)) value = autos[name];
             else if (def) {
@@ -299,9 +304,12 @@ util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
             } else if (global_.count(name)) {
                 value = global_[name];
             }
-            st.args[name] = value;
-            vars[name] = value;
-            chain_with(cat("ARG ", name, "=", value));
+            // An ARG without a value is declared but not set: not in RUN's
+            // environment nor in the history, as podman has it.
+            if (!value) continue;
+            st.args[name] = *value;
+            vars[name] = *value;
+            chain_with(cat("ARG ", name, "=", *value));
         }
         // podman names every ARG of the stage so far, sorted.
         std::vector<std::string> names;
@@ -310,7 +318,7 @@ util::Status Build::step(size_t i, const Instruction &in, StageState &st) {
         return util::ok();
     }
     if (in.keyword == "COPY" || in.keyword == "ADD") return copy(in, st, vars);
-    if (in.keyword == "RUN") return run_step(in, st, vars);
+    if (in.keyword == "RUN") return run_step(in, st);
     TRY(apply_config_instruction(cf_, in, vars, epoch_, st.cfg));
     chain_with(util::json::dump(st.cfg.config));
     return util::ok();
@@ -338,14 +346,17 @@ util::Result<std::pair<uid_t, gid_t>> Build::chown_ids(const std::string &spec, 
     auto u = util::parse_int<uint32_t>(user);
     auto g = group.empty() ? u : util::parse_int<uint32_t>(group);
     if (u && g) return std::make_pair(uid_t(*u), gid_t(*g));
-    // Names: from the stage's /etc/passwd and /etc/group.
-    std::string root = TRY(flattened(st, st.chain));
-    auto fd = TRY(util::open_file(root, O_RDONLY | O_DIRECTORY));
+    // Names: from the stage's /etc/passwd and /etc/group, read from its layers.
+    std::string dir = next_dir("etc");
+    TRY(util::mkdir_p(cat(dir, "/etc"), 0755));
+    for (const char *name : {"passwd", "group"}) {
+        auto text = TRY(read_in_layers(layer_roots(st), cat("/etc/", name), 1 << 20));
+        if (text) TRY(util::atomic_write_file(cat(dir, "/etc/", name), *text, 0644, util::Durability::ProcessCrash));
+    }
+    auto fd = TRY(util::open_file(dir, O_RDONLY | O_DIRECTORY));
     auto ids = img::resolve_user(fd.get(), spec);
     if (!ids) return err(line, cat("--chown=", spec, ": ", ids.error().context));
-    gid_t gid = ids->gid;
-    if (group.empty()) gid = ids->gid;
-    return std::make_pair(uid_t(ids->uid), gid);
+    return std::make_pair(uid_t(ids->uid), gid_t(ids->gid));
 }
 
 util::Status Build::copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars) {
@@ -359,7 +370,11 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     std::string dest = TRY(expand(in.args.back()));
     if (dest.empty()) return err(in.line, cat(in.keyword, ": empty destination"));
     if (dest.front() != '/') dest = cat(st.cfg.working_dir(), st.cfg.working_dir() == "/" ? "" : "/", dest);
-    spec.dest = dest;
+    // Where it lands in the stage: through its symlinked directories, into an existing directory.
+    auto where = resolve_in_layers(layer_roots(st), dest);
+    if (!where) return err(in.line, cat(in.keyword, ": ", quote(dest), ": ", where.error().message()));
+    bool into_dir = dest.back() == '/' || where->is_dir;
+    spec.dest = where->path == "/" ? "/" : cat(where->path, into_dir ? "/" : "");
     spec.unpack_archives = in.keyword == "ADD";
     spec.epoch = epoch_;
     std::string flags_text;
@@ -375,9 +390,21 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         spec.mode = mode_t(*m);
         flags_text += cat(" chmod=", c->second);
     }
-    for (const auto &s : spec.sources)
-        if (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0)
-            return err(in.line, cat(in.keyword, " ", s, ": URLs are not supported yet"));
+    // ADD's URLs are fetched; the rest comes from the context or --from.
+    std::vector<std::string> urls;
+    if (in.keyword == "ADD") {
+        std::vector<std::string> local;
+        for (auto &s : spec.sources)
+            (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 ? urls : local).push_back(std::move(s));
+        spec.sources = std::move(local);
+        if (urls.size() + spec.sources.size() > 1 && spec.dest.back() != '/')
+            return err(in.line, "ADD: several sources need a destination directory ending in /");
+    }
+    std::optional<std::string> checksum;
+    if (auto c = in.flags.find("checksum"); c != in.flags.end()) {
+        if (urls.size() != 1 || !spec.sources.empty()) return err(in.line, "ADD --checksum: takes exactly one URL source");
+        checksum = TRY(expand(c->second));
+    }
     // Where from: the context, another stage, or an image.
     SourceRoot src;
     std::string from_text;
@@ -388,37 +415,42 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         StageState image_state;
         const StageState *other = nullptr;
         if (s) {
+            // A stage named through a variable the planner could not resolve: build it now.
+            if (!stages_[*s].built) TRY(build_stage(*s));
             other = &stages_[*s];
         } else {
             image_state.platform = st.platform;
-            TRY(from_image(from, in, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
+            TRY(from_image(from, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
             other = &image_state;
         }
         std::string root = TRY(flattened(*other, other->chain));
         src = TRY(open_root(root, cat("stage ", from)));
         from_text = cat(" from=", other->chain);
-    } else {
+    } else if (!spec.sources.empty()) {
         src = TRY(open_context(o_.context_dir));
     }
     std::string tree = next_dir("copy");
     TRY(util::mkdir_p(tree, 0755));
-    auto digest = stage_copy(src, spec, tree);
-    if (!digest) return err(in.line, cat(in.keyword, ": ", digest.error().context));
-    std::string kind = spec.sources.size() > 1 ? "multi" : "file";
+    for (const auto &u : urls)
+        if (auto fetched = stage_url(u, checksum, spec, tree); !fetched)
+            return err(in.line, cat(in.keyword, ": ", fetched.error().message()));
+    auto digest = spec.sources.empty() ? tree_digest(tree, epoch_) : stage_copy(src, spec, tree);
+    if (!digest) return err(in.line, cat(in.keyword, ": ", digest.error().message()));
+    std::string kind = spec.sources.size() + urls.size() > 1 ? "multi" : "file";
     if (spec.sources.size() == 1) {
         struct stat sb;
         auto p = util::open_in_root(src.fd.get(), spec.sources[0], O_PATH, 0, util::Scope::InRoot);
         if (p && fstat(p->get(), &sb) == 0 && S_ISDIR(sb.st_mode)) kind = "dir";
     }
     std::string hex = digest->substr(7);
-    std::string created_by = cat("/bin/sh -c #(nop) ", in.keyword, " ", kind, ":", hex, " in ", spec.dest, " ");
+    std::string created_by = cat("/bin/sh -c #(nop) ", in.keyword, " ", kind, ":", hex, " in ", dest, " ");
     std::string key = img::Digest::of(cat(st.chain, "\n", created_by, flags_text, from_text)).str();
     TRY(add_layer(st, key, tree, created_by));
     (void)util::remove_tree(tree);
     return util::ok();
 }
 
-util::Status Build::run_step(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars) {
+util::Status Build::run_step(const Instruction &in, StageState &st) {
     RunRequest req;
     if (in.json_form) {
         req.argv = in.args;
@@ -440,14 +472,14 @@ util::Status Build::run_step(const Instruction &in, StageState &st, const std::m
     req.user = st.cfg.user();
     req.platform = platform_str(st.platform);
     req.stdout_fd = o_.log_fd;
-    (void)vars;
-    std::string created_by = util::join(req.argv, " ");
+    // podman's history: the ARGs passed, then /bin/sh -c and the text as written (whatever SHELL or form).
+    std::string created_by = cat("/bin/sh -c ", in.raw);
     if (!arg_env.empty()) created_by = cat("|", arg_env.size(), " ", util::join(arg_env, " "), " ", created_by);
-    std::string key = img::Digest::of(cat(st.chain, "\nRUN ", platform_str(st.platform), "\n", created_by, "\n",
+    std::string key = img::Digest::of(cat(st.chain, "\nRUN ", platform_str(st.platform), "\n", util::join(req.argv, "\n"),
+                                          "\n", created_by, "\n",
                                           util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user)).str();
     if (auto hit = TRY(cached(key)); hit && !o_.no_cache) return add_layer(st, key, "", created_by);
-    for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
-        req.lower_dirs.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+    req.lower_dirs = layer_roots(st);
     std::string dir = next_dir("run");
     req.upper_dir = cat(dir, "/upper");
     req.work_dir = cat(dir, "/work");

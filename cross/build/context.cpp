@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "image/digest.hpp"
+#include "image/http.hpp"
 #include "image/unpack.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
@@ -36,6 +37,15 @@ std::optional<std::string> clean_rel(std::string_view p) {
         parts.push_back(c);
     }
     return util::join(parts, "/");
+}
+
+/// The length of "host[:port]" after "scheme://".
+size_t url_host_length(std::string_view url) {
+    size_t start = url.find("://");
+    if (start == std::string_view::npos) return 0;
+    start += 3;
+    size_t end = url.find_first_of("/?#", start);
+    return (end == std::string_view::npos ? url.size() : end) - start;
 }
 
 bool has_glob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
@@ -318,17 +328,55 @@ util::Result<std::string> stage_copy(const SourceRoot &src, const CopySpec &spec
             TRY(stager.copy_dir_contents(dir.get(), rel, dst.get()));
             continue;
         }
-        // A file: into the destination directory, or as the destination.
-        std::string parent = dest_is_dir ? *dest_rel : util::dirname(*dest_rel);
-        if (parent == ".") parent = "";
-        std::string name = dest_is_dir ? util::basename(rel) : util::basename(*dest_rel);
-        auto dst = TRY(make_parents(tree.get(), parent));
-        // The resolved file (a top-level symlink is followed inside the root).
+        // A file: into the destination directory, or as the destination
+        // (the resolved file: a top-level symlink is followed inside the root).
         if (!S_ISREG(st.st_mode)) return Error::msg(cat(quote(rel), " is not a file or directory"));
         auto file = TRY(util::open_in_root(src.fd.get(), rel, O_RDONLY, 0, scope));
+        // ADD unpacks an archive into the destination, a directory whatever its spelling.
+        bool into_dir = dest_is_dir || (spec.unpack_archives && looks_like_archive(file.get()));
+        std::string parent = into_dir ? *dest_rel : util::dirname(*dest_rel);
+        if (parent == ".") parent = "";
+        std::string name = into_dir ? util::basename(rel) : util::basename(*dest_rel);
+        auto dst = TRY(make_parents(tree.get(), parent));
         TRY(stager.copy_regular(file.get(), st, rel, dst.get(), name));
     }
     return tree_digest(tree_dir, spec.epoch);
+}
+
+util::Status stage_url(const std::string &url, const std::optional<std::string> &checksum, const CopySpec &spec,
+                       const std::string &tree_dir) {
+    std::optional<img::Digest> want;
+    if (checksum) want = TRY_CTX(img::Digest::parse(*checksum), "--checksum");
+    auto dest_rel = clean_rel(spec.dest).value_or("");
+    std::string parent = util::dirname(dest_rel), name = util::basename(dest_rel);
+    if (spec.dest.back() == '/' || dest_rel.empty()) {
+        std::string path = url.substr(0, url.find_first_of("?#"));
+        parent = dest_rel;
+        name = util::basename(path);
+        if (name.empty() || name == "/" || path.size() <= url.find("://") + 3 + url_host_length(url))
+            return Error::msg(cat("cannot tell a file name from ", quote(url), ": give the destination file"));
+    }
+    if (parent == ".") parent = "";
+    auto tree = TRY(util::open_file(tree_dir, O_RDONLY | O_DIRECTORY));
+    auto dir = TRY(make_parents(tree.get(), parent));
+    auto out = TRY(util::open_at(dir.get(), name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600));
+    auto http = TRY(img::Http::create({}));
+    img::Sha256 h;
+    img::HttpRequest req;
+    req.url = url;
+    req.sink = [&](std::string_view data) -> util::Status {
+        h.update(data);
+        return util::write_all(out.get(), data);
+    };
+    auto resp = TRY_CTX(http.perform(req), cat("fetch ", quote(url)));
+    if (resp.status < 200 || resp.status > 299) return Error::msg(cat("fetch ", quote(url), ": HTTP status ", resp.status));
+    img::Digest got = h.finish();
+    if (want && !(got == *want))
+        return Error::msg(cat("the download of ", quote(url), " is ", got.str(), ", not the --checksum ", want->str()));
+    struct stat st{};
+    st.st_mode = S_IFREG | 0600;
+    st.st_mtim.tv_sec = spec.epoch;
+    return Stager{SourceRoot{}, spec, tree.get()}.finish(dir.get(), name, st);
 }
 
 util::Result<std::string> tree_digest(const std::string &tree_dir, int64_t epoch) {

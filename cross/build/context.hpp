@@ -72,6 +72,14 @@ struct CopySpec {
 /// contents) for the cache key.
 util::Result<std::string> stage_copy(const SourceRoot &src, const CopySpec &spec, const std::string &tree_dir);
 
+/// ADD's URL source: downloads `url` (http or https) into the tree as the
+/// file `dest` (absolute in the image; a trailing '/' takes the URL's last
+/// path component as the name), owned as `spec` says, mode 0600 unless
+/// --chmod, its time the epoch. With `checksum` ("sha256:<hex>") the
+/// download must hash to it, or nothing is staged.
+util::Status stage_url(const std::string &url, const std::optional<std::string> &checksum, const CopySpec &spec,
+                       const std::string &tree_dir);
+
 /// A digest of a staged tree's names, types, modes, owners, mtimes (clamped
 /// to `epoch`) and contents: what its layer holds.
 util::Result<std::string> tree_digest(const std::string &tree_dir, int64_t epoch);

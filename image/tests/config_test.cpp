@@ -98,10 +98,10 @@ TEST_CASE("runtime config from the image config", "[config]") {
     for (auto &m : v["mounts"])
         if (m["destination"] == "/data") {
             vol = true;
-            CHECK(m["source"] == t / "volumes/web_data");
+            CHECK(m["source"] == t / "volumes/.image/web/data");
         }
     CHECK(vol);
-    CHECK(util::path_exists(t / "volumes/web_data"));
+    CHECK(util::path_exists(t / "volumes/.image/web/data"));
     CHECK(v["linux"]["namespaces"].size() == 5);
     CHECK(v["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO");
     CHECK(v["linux"]["maskedPaths"].size() == 11);
@@ -486,7 +486,7 @@ TEST_CASE("a named volume replaces the image volume at its path", "[config][mani
             CHECK(m["source"] == t / "volumes/shared");
         }
     CHECK(at_data == 1);
-    CHECK_FALSE(util::path_exists(t / "volumes/web_data"));
+    CHECK_FALSE(util::path_exists(t / "volumes/.image/web/data"));
 }
 
 TEST_CASE("named volumes with a bad name or destination are refused", "[config][manifest]") {
@@ -540,4 +540,66 @@ TEST_CASE("manifest options keep the image-mode confinement", "[config][manifest
     CHECK((*v)["process"]["noNewPrivileges"] == true);
     CHECK(has(mount_at(*v, "/db")["options"], "nodev"));
     CHECK(has(mount_at(*v, "/dev/shm")["options"], "nodev"));
+}
+
+TEST_CASE("an image volume and a named volume never share a directory", "[config][manifest]") {
+    TempDir t;
+    REQUIRE(util::mkdir_p(t / "rootfs/etc"));
+    REQUIRE(util::atomic_write_file(t / "rootfs/etc/passwd", "app:x:1000:1000::/home/app:/bin/sh\n"));
+    auto fd = util::open_file(t / "rootfs", O_RDONLY | O_DIRECTORY);
+    auto c = parse_image_config(kConfig);  // an image volume at /data
+    RuntimeConfigOptions o;
+    o.volumes_dir = t / "volumes";
+    o.volume_prefix = "web";
+    // The name the image volume of web's /data once had.
+    o.named_volumes = {{"web_data", "/other", false}};
+    auto r = runtime_config(*c, fd->get(), o);
+    REQUIRE(r);
+    std::string image_src, named_src;
+    for (auto &m : (*r)["mounts"]) {
+        if (m["destination"] == "/data") image_src = m["source"].get<std::string>();
+        if (m["destination"] == "/other") named_src = m["source"].get<std::string>();
+    }
+    CHECK(named_src == t / "volumes/web_data");
+    CHECK_FALSE(image_src.empty());
+    CHECK(image_src != named_src);
+    // Two containers' image volumes either: web's /a_b and web_a's /b.
+    CHECK(volume_dir(t / "volumes", "web", "/a_b") != volume_dir(t / "volumes", "web_a", "/b"));
+}
+
+TEST_CASE("an image volume kept under its legacy name moves, the old name a link to it", "[config]") {
+    TempDir t;
+    const std::string vols = t / "volumes";
+    REQUIRE(util::mkdir_p(vols + "/web_data"));
+    REQUIRE(util::atomic_write_file(vols + "/web_data/f", "kept\n"));
+    REQUIRE(migrate_legacy_volume(vols, "web", "/data"));
+    CHECK(util::read_file(vols + "/.image/web/data/f").value_or("") == "kept\n");
+    struct stat st;
+    REQUIRE(::lstat((vols + "/web_data").c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    CHECK(util::read_file(vols + "/web_data/f").value_or("") == "kept\n");  // a bundle made before binds this
+    REQUIRE(migrate_legacy_volume(vols, "web", "/data"));  // again: nothing to do
+    CHECK(util::read_file(vols + "/.image/web/data/f").value_or("") == "kept\n");
+    // Without a legacy directory nothing is made.
+    REQUIRE(migrate_legacy_volume(vols, "db", "/data"));
+    CHECK_FALSE(util::path_exists(vols + "/db_data"));
+    CHECK_FALSE(util::path_exists(vols + "/.image/db"));
+}
+
+TEST_CASE("an image volume move cut short by a crash is finished by the next call", "[config]") {
+    TempDir t;
+    const std::string vols = t / "volumes";
+    // The state after the rename, before the link took the old name.
+    REQUIRE(util::mkdir_p(vols + "/.image/web/data"));
+    REQUIRE(util::atomic_write_file(vols + "/.image/web/data/f", "kept\n"));
+    REQUIRE(::symlink(".image/web/data", (vols + "/.image/web/.data.legacy").c_str()) == 0);
+    REQUIRE(migrate_legacy_volume(vols, "web", "/data"));
+    CHECK(util::read_file(vols + "/web_data/f").value_or("") == "kept\n");
+    CHECK_FALSE(util::path_exists(vols + "/.image/web/.data.legacy"));
+}
+
+TEST_CASE("named volume names starting with a dot are refused (.image holds image volumes)", "[config]") {
+    CHECK_FALSE(valid_volume_name(".image"));
+    CHECK_FALSE(valid_volume_name(".."));
+    CHECK(valid_volume_name("web_data"));
 }

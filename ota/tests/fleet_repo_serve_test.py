@@ -104,8 +104,9 @@ def main():
         fleet("release", repo, "--channel", "team-a-edge", "--key", team, os.path.join(work, "e1.json"))
         check("team-a released team-a-edge 1", channels)
 
-        fleet("refresh", repo, "--within", "3650d")
-        check("refresh re-signed targets, snapshot, timestamp", channels)
+        r = fleet("refresh", repo, "--within", "3650d", "--key", team)
+        assert r.stdout.startswith("re-signed team-a 2, targets"), r.stdout
+        check("refresh re-signed team-a, targets, snapshot, timestamp", channels)
 
         # The controller refuses a team's key outside its paths and the
         # targets key where a team signs.
@@ -155,6 +156,12 @@ def main():
         want["channels/stable/manifest.json"] = manifest(os.path.join(work, "s4.json"), 4)
         fleet("release", repo, "--channel", "stable", os.path.join(work, "s4.json"))
         check("release stable 4 after the attack", channels)
+        want[edge] = manifest(os.path.join(work, "e2.json"), 2)
+        fleet("release", repo, "--channel", "team-a-edge", "--key", team, os.path.join(work, "e2.json"))
+        with open(os.path.join(meta, f"{team_v + 2}.team-a.json")) as f:
+            listed = sorted(json.load(f)["signed"]["targets"])
+        assert listed == [edge], f"team-a's next release re-signed {listed}"
+        check("team-a's next release keeps only its own channels", channels)
         return 0
     except lib.Skip as e:
         print(f"SKIP: {e}")

@@ -477,9 +477,9 @@ TEST_CASE("an image volume of a manifest container is kept under the container's
     Device d;
     Revision rev = revision(10, {spec("a", d.image("a", {}, ",\"Volumes\":{\"/state\":{}}"))});
     REQUIRE(stage_revision(rev, d.context()));
-    CHECK(mount_at(d.config("a.r10"), "/state")["source"] == d.root.volumes() + "/a_state");
+    CHECK(mount_at(d.config("a.r10"), "/state")["source"] == d.root.volumes() + "/.image/a/state");
     REQUIRE(remove_revision_bundles(rev, d.root));
-    CHECK(util::path_exists(d.root.volumes() + "/a_state"));
+    CHECK(util::path_exists(d.root.volumes() + "/.image/a/state"));
 }
 
 TEST_CASE("a failure after a bundle is staged removes it (failpoint)", "[stage][root]") {

@@ -855,3 +855,71 @@ TEST_CASE("a crash at any step of any state write, or during a resume, leaves th
 
 
 
+
+// ---- stored revisions that a later parser refuses (an upgrade tightened it)
+
+namespace {
+
+/// Replaces stored revision `v` by a document today's parser refuses (an
+/// unknown field), as if the berth that stored it had a laxer parser.
+void make_unreadable(const Device &d, uint64_t v) {
+    std::string doc = document(v);
+    doc.insert(1, R"("retired_field": true, )");
+    REQUIRE(util::atomic_write_file(d.root.revisions() + cat("/", v, ".json"), doc));
+    REQUIRE_FALSE(ota::parse_revision(doc));
+}
+
+}  // namespace
+
+TEST_CASE("a stored revision the parser refuses is dropped by the clean-up, its bundles with it") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    make_unreadable(d, 1);
+    REQUIRE(u.apply(document(3)));
+    REQUIRE(u.commit());  // revision 1 is no longer named: the clean-up drops it
+    CHECK_FALSE(d.revision_files().count("1.json"));
+    CHECK(apps.bundles == ids_of({2, 3}));
+    bool said = false;
+    for (const auto &e : d.history())
+        if (e.version == 1 && e.event == "dropped" && e.reason.find("retired_field") != std::string::npos) said = true;
+    CHECK(said);
+    auto v = u.apply(document(4));  // and nothing is stuck
+    INFO((v ? std::string() : v.error().message()));
+    CHECK(v);
+}
+
+TEST_CASE("a committed revision the parser refuses: resume goes back to the previous one and says why") {
+    Installed d({1, 2});
+    make_unreadable(d, 2);
+    FakeApps apps(d.apps_file);
+    ota::Updater u(d.root, apps);
+    auto st = u.resume();
+    INFO((st ? std::string() : st.error().message()));
+    CHECK(st);
+    CHECK(same(d.state(), committed(1, std::nullopt, 2)));
+    CHECK(apps.running == ids_of({1}));
+    CHECK(apps.bundles == ids_of({1}));
+    CHECK_FALSE(d.revision_files().count("2.json"));
+    bool said = false;
+    for (const auto &e : d.history())
+        if (e.version == 2 && e.event == "rolled-back" && e.reason.find("revision 2 can no longer be read") != std::string::npos)
+            said = true;
+    CHECK(said);
+}
+
+TEST_CASE("a committed revision the parser refuses and no previous: nothing runs, and a new apply goes ahead") {
+    Installed d({1});
+    make_unreadable(d, 1);
+    FakeApps apps(d.apps_file);
+    ota::Updater u(d.root, apps);
+    auto st = u.resume();
+    REQUIRE_FALSE(st);
+    CHECK(st.error().message().find("revision 1 can no longer be read") != std::string::npos);
+    CHECK(apps.running.empty());
+    auto v = u.apply(document(2));
+    INFO((v ? std::string() : v.error().message()));
+    REQUIRE(v);
+    REQUIRE(u.commit());
+    CHECK(same(d.state(), committed(2, 1, 2)));
+    CHECK(apps.running == ids_of({2}));
+}

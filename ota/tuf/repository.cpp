@@ -101,6 +101,16 @@ util::Result<KeyType> type_of_key(const Key &k) {
     return parse_key_type(k.keytype);
 }
 
+/// The distinct keys of `given` that are keys of delegated role `d`.
+std::vector<PrivateKey> role_signers(const DelegatedRole &d, const std::vector<PrivateKey> &given) {
+    std::set<std::string> ids;
+    std::vector<PrivateKey> out;
+    for (const auto &k : given)
+        if (std::find(d.role.keyids.begin(), d.role.keyids.end(), k.keyid()) != d.role.keyids.end() && ids.insert(k.keyid()).second)
+            out.push_back(k);
+    return out;
+}
+
 /// The file a target path is stored in under DIR/targets: its sha256 before its base name.
 std::string hashed_target_file(std::string_view path, std::string_view sha256) {
     auto slash = path.rfind('/');
@@ -151,11 +161,12 @@ uint64_t Repository::version_of(std::string_view role) const {
     return it == delegated_.end() ? 0 : it->second.version;
 }
 
+Repository::Repository(const RepoPaths &paths)
+    : dir_(paths.dir), key_dir_(paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir),
+      root_key_dir_(paths.root_key_dir.empty() ? util::path_join(key_dir_, "root") : paths.root_key_dir) {}
+
 util::Status Repository::init(const RepoPaths &paths, const InitOptions &opts, int64_t now) {
-    Repository r;
-    r.dir_ = paths.dir;
-    r.key_dir_ = paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir;
-    r.root_key_dir_ = paths.root_key_dir.empty() ? util::path_join(r.key_dir_, "root") : paths.root_key_dir;
+    Repository r(paths);
     r.expiry_ = opts.expiry;
     if (util::path_exists(util::path_join(paths.dir, "metadata")))
         return util::Error::msg(util::cat(util::quote(paths.dir), " already holds a repository (metadata/)"));
@@ -205,10 +216,7 @@ util::Status Repository::init(const RepoPaths &paths, const InitOptions &opts, i
 }
 
 util::Result<Repository> Repository::open(const RepoPaths &paths) {
-    Repository r;
-    r.dir_ = paths.dir;
-    r.key_dir_ = paths.key_dir.empty() ? paths.dir + ".keys" : paths.key_dir;
-    r.root_key_dir_ = paths.root_key_dir.empty() ? util::path_join(r.key_dir_, "root") : paths.root_key_dir;
+    Repository r(paths);
     if (!util::path_exists(util::path_join(paths.dir, "metadata/root.json")))
         return util::Error::msg(util::cat(util::quote(paths.dir), " is not a fleet repository (no metadata/root.json)"));
     r.lock_ = TRY(util::lock_file(util::path_join(paths.dir, ".lock"), LOCK_EX));
@@ -233,12 +241,21 @@ util::Status Repository::load() {
         return e;
     };
     root_ = TRY(parse_root(TRY(read("root.json", "root", root_meta_))));
+    // A command cut short between N.root.json and root.json: devices may
+    // already trust version N, so go on from it.
+    for (;;) {
+        auto next = util::cat(root_meta_.version + 1, ".root.json");
+        if (!util::path_exists(util::path_join(meta_dir, next))) break;
+        root_ = TRY(parse_root(TRY(read(next, "root", root_meta_))));
+        root_json_stale_ = true;
+    }
     old_root_ = root_;
     auto ts = TRY(parse_timestamp(TRY(read("timestamp.json", "timestamp", timestamp_))));
     auto snap = TRY(parse_snapshot(TRY(read(util::cat(ts.snapshot_meta.version, ".snapshot.json"), "snapshot", snapshot_))));
     for (const auto &[file, mf] : snap.meta) {
         if (!file.ends_with(".json")) continue;
         auto role = file.substr(0, file.size() - 5);
+        if (role != "targets") TRY_CTX(check_role_name(role), "snapshot");
         auto name = util::cat(mf.version, ".", file);
         if (role == "targets") TRY(read(name, "targets", targets_));
         else TRY(read(name, "targets", delegated_[role]));
@@ -334,20 +351,25 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
         if (role_keys.empty())
             return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::quote(del->name),
                                               ": give that role's key with --key"));
-        std::set<std::string> ids;
-        for (const auto &k : role_keys) {
+        for (const auto &k : role_keys)
             if (std::find(del->role.keyids.begin(), del->role.keyids.end(), k.keyid()) == del->role.keyids.end())
                 return util::Error::msg(util::cat("key ", k.keyid().substr(0, 16), " is not a key of role ", util::quote(del->name)));
-            ids.insert(k.keyid());
-        }
-        if (ids.size() < del->role.threshold)
+        auto signers = role_signers(*del, role_keys);
+        if (signers.size() < del->role.threshold)
             return util::Error::msg(util::cat("role ", util::quote(del->name), " needs ", del->role.threshold, " keys, ",
-                                              ids.size(), " given"));
+                                              signers.size(), " given"));
         Meta &m = delegated_[del->name];
         if (m.signed_value.is_null()) m.signed_value = empty_targets();
-        m.signed_value["targets"][path] = entry;
+        // What the role lists outside its paths (its paths changed, or it
+        // was written by hand) no client reads: the team does not re-sign it.
+        json::Value &listed = m.signed_value["targets"];
+        for (auto it = listed.begin(); it != listed.end();) {
+            if (TRY(del->covers(it.key()))) ++it;
+            else it = listed.erase(it);
+        }
+        listed[path] = entry;
         m.dirty = true;
-        delegated_signers_[del->name] = role_keys;
+        delegated_signers_[del->name] = std::move(signers);
         // The top-level role is searched first: a listing there from before
         // the delegation would hide the team's.
         if (targets_.signed_value["targets"].contains(path)) {
@@ -366,7 +388,31 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
     return path;
 }
 
-util::Result<std::vector<std::string>> Repository::refresh(std::optional<int64_t> within, int64_t now) {
+util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, int64_t now,
+                                                const std::vector<PrivateKey> &team_keys) {
+    RefreshResult out;
+    if (root_.expires - now < within.value_or(expiry_.root / 2))
+        out.warnings.push_back(util::cat("root version ", root_.version, " expires at ", format_expiry(root_.expires),
+                                         ": sign a new one with `berth fleet rotate --role root` and the root keys"));
+    std::vector<std::string> teams;
+    if (auto delegations = TRY(parsed_targets(targets_, "targets")).delegations) {
+        for (const auto &d : delegations->roles) {
+            auto it = delegated_.find(d.name);
+            if (it == delegated_.end()) continue;
+            auto expires = TRY(parse_expiry(TRY(json::req_string(it->second.signed_value, "expires", d.name))));
+            if (expires - now >= within.value_or(expiry_.targets / 2)) continue;
+            auto signers = role_signers(d, team_keys);
+            if (signers.size() < d.role.threshold) {
+                out.warnings.push_back(util::cat("role ", util::quote(d.name), " version ", it->second.version, " expires at ",
+                                                 format_expiry(expires), ": re-sign it with `berth fleet refresh --key` and ",
+                                                 d.role.threshold, " of its keys"));
+                continue;
+            }
+            it->second.dirty = true;
+            delegated_signers_[d.name] = std::move(signers);
+            teams.push_back(d.name);
+        }
+    }
     struct Top {
         const char *role;
         Meta *meta;
@@ -377,22 +423,24 @@ util::Result<std::vector<std::string>> Repository::refresh(std::optional<int64_t
         auto e = TRY(parse_envelope(t.meta->bytes, t.role, t.role));
         if (!verify_threshold(e, root_.keys, root_.roles.at(t.role), t.role).ok()) t.meta->dirty = true;
     }
-    bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets, timestamp = timestamp_.dirty || snapshot;
-    std::vector<std::string> done;
-    if (!timestamp) return done;
+    bool targets = targets_.dirty, snapshot = snapshot_.dirty || targets || !teams.empty(),
+         timestamp = timestamp_.dirty || snapshot;
+    if (!timestamp && !root_json_stale_) return out;
     TRY(commit(now));
-    if (targets) done.push_back(util::cat("targets ", targets_.version));
-    if (snapshot) done.push_back(util::cat("snapshot ", snapshot_.version));
-    done.push_back(util::cat("timestamp ", timestamp_.version));
-    return done;
+    if (!timestamp) return out;
+    for (const auto &name : teams) out.resigned.push_back(util::cat(name, " ", delegated_.at(name).version));
+    if (targets) out.resigned.push_back(util::cat("targets ", targets_.version));
+    if (snapshot) out.resigned.push_back(util::cat("snapshot ", snapshot_.version));
+    out.resigned.push_back(util::cat("timestamp ", timestamp_.version));
+    return out;
 }
 
 util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &opts, int64_t now) {
     if (!is_top_role(opts.role))
         return util::Error::msg(util::cat("unknown role ", util::quote(opts.role), " (root, targets, snapshot or timestamp)"));
     const Role &current = root_.roles.at(opts.role);
-    unsigned count = opts.keys.value_or(static_cast<unsigned>(current.keyids.size()));
     unsigned threshold = opts.threshold.value_or(static_cast<unsigned>(current.threshold));
+    unsigned count = opts.keys.value_or(std::max(static_cast<unsigned>(current.keyids.size()), threshold));
     if (threshold < 1 || count < threshold || count > 16)
         return util::Error::msg(util::cat("role ", opts.role, ": threshold ", threshold, " of ", count,
                                           " keys (need 1 <= threshold <= keys <= 16)"));
@@ -573,15 +621,14 @@ util::Status Repository::write_changes() {
     for (const auto &[name, m] : delegated_)
         if (m.dirty) TRY(write(util::cat(m.version, ".", name, ".json"), m));
     if (targets_.dirty) TRY(write(util::cat(targets_.version, ".targets.json"), targets_));
-    if (root_meta_.dirty) {
-        TRY(write(util::cat(root_meta_.version, ".root.json"), root_meta_));
-        TRY(write("root.json", root_meta_));
-    }
+    if (root_meta_.dirty) TRY(write(util::cat(root_meta_.version, ".root.json"), root_meta_));
+    if (root_meta_.dirty || root_json_stale_) TRY(write("root.json", root_meta_));
     if (snapshot_.dirty) TRY(write(util::cat(snapshot_.version, ".snapshot.json"), snapshot_));
     if (timestamp_.dirty) TRY(write("timestamp.json", timestamp_));
     for (const auto &path : retired_keys_)
         if (util::path_exists(path)) (void)::rename(path.c_str(), (path + ".retired").c_str());
 
+    root_json_stale_ = false;
     for (Meta *m : {&root_meta_, &targets_, &snapshot_, &timestamp_}) m->dirty = false;
     for (auto &[_, m] : delegated_) m.dirty = false;
     new_keys_.clear();

@@ -21,7 +21,9 @@
 // through util::atomic_write_file. A refused command changes nothing; a
 // crash leaves the old timestamp pointing at complete old metadata (new
 // versioned files nobody references yet are harmless and overwritten by the
-// next command).
+// next command), except that a new N.root.json may already be trusted by
+// devices: open() goes on from the newest N.root.json, and refresh()
+// re-signs what it no longer accepts.
 #pragma once
 
 #include <cstdint>
@@ -75,7 +77,7 @@ struct InitOptions {
 struct RotateOptions {
     std::string role;  ///< a top-level role
     std::optional<KeyType> key_type;   ///< default: the type of the role's current first key
-    std::optional<unsigned> keys;       ///< default: as many as now
+    std::optional<unsigned> keys;       ///< default: as many as now, at least the threshold
     std::optional<unsigned> threshold;  ///< default: as now
 };
 
@@ -85,6 +87,14 @@ struct DelegateOptions {
     std::vector<Key> keys;           ///< the team's public keys
     unsigned threshold = 1;
     bool terminating = false;
+};
+
+struct RefreshResult {
+    std::vector<std::string> resigned;  ///< "team-a 2", "snapshot 3", "timestamp 7", in signing order
+    /// Roles that expire within the margin but cannot be re-signed here:
+    /// root (only `rotate` with the offline root keys signs a new one) and
+    /// delegated roles whose team keys were not given.
+    std::vector<std::string> warnings;
 };
 
 /// "30d", "12h", "15m", "45s" -> seconds.
@@ -108,10 +118,12 @@ public:
                                       const std::vector<PrivateKey> &role_keys, int64_t now);
     /// Re-signs each of timestamp, snapshot and targets that expires within
     /// `within` of `now` (default: half its period), or whose signatures no
-    /// longer meet the root's threshold (a rotation cut short); a re-signed
-    /// role re-signs those that name it. Returns what it re-signed, as
-    /// "timestamp 7".
-    util::Result<std::vector<std::string>> refresh(std::optional<int64_t> within, int64_t now);
+    /// longer meet the root's threshold (a rotation cut short), and each
+    /// delegated role that expires within `within` (default: half the
+    /// targets period) for which `team_keys` hold a threshold of its keys;
+    /// a re-signed role re-signs those that name it.
+    util::Result<RefreshResult> refresh(std::optional<int64_t> within, int64_t now,
+                                        const std::vector<PrivateKey> &team_keys = {});
     /// New keys for a top-level role and a new root version listing them,
     /// signed by a threshold of the old root's keys and of the new one's;
     /// the roles the new keys sign are re-signed. Returns the new key ids.
@@ -132,7 +144,7 @@ private:
         std::string bytes;  ///< the envelope as written (after commit: the new one)
     };
 
-    Repository() = default;
+    explicit Repository(const RepoPaths &paths);
     util::Status load();
     /// sign_changes, then write_changes.
     util::Status commit(int64_t now);
@@ -152,6 +164,7 @@ private:
     ExpiryPeriods expiry_;
     Root root_;  ///< parsed root_meta_ (the one being published)
     Root old_root_;  ///< the root before this command: signs a new root version
+    bool root_json_stale_ = false;  ///< a newer N.root.json than root.json was found: write root.json
     Meta root_meta_, targets_, snapshot_, timestamp_;
     std::map<std::string, Meta> delegated_;
     std::map<std::string, std::vector<PrivateKey>> delegated_signers_;  ///< keys given for dirty delegated roles

@@ -186,33 +186,32 @@ public:
         if (!req.platform.empty()) TRY(build::check_platform_runnable(req.platform));
         std::string id = cat(prefix_, ++steps_);
         std::string bundle = cat(bundles_, "/", id), rootfs = bundle + "/rootfs";
-        std::string what = cat("run step ", quote(util::join(req.argv, " ")));
-        TRY_CTX(util::mkdir_p(rootfs, 0755), what);
+        TRY(util::mkdir_p(rootfs, 0755));
         util::ScopeGuard remove_bundle{[&] { remove_bundle_dir(bundle); }};
 
-        std::string options = TRY_CTX(overlay_options(req, bundle), what);
+        std::string options = TRY(overlay_options(req, bundle));
         if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
-            if (errno != EINVAL || !options.ends_with(kOverlayFeaturesOff)) return Error::from_errno(cat(what, ": mount the overlay"));
+            if (errno != EINVAL || !options.ends_with(kOverlayFeaturesOff)) return Error::from_errno("mount the overlay");
             options.resize(options.size() - std::string_view(kOverlayFeaturesOff).size());  // an older kernel
             if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0)
-                return Error::from_errno(cat(what, ": mount the overlay"));
+                return Error::from_errno("mount the overlay");
         }
         bool mounted = true;
         util::ScopeGuard unmount{[&] {
             if (mounted) (void)::umount2(rootfs.c_str(), MNT_DETACH);
         }};
-        auto rootfd = TRY_CTX(util::open_file(rootfs, O_PATH | O_DIRECTORY), what);
+        auto rootfd = TRY_CTX(util::open_file(rootfs, O_PATH | O_DIRECTORY), "open the overlay");
         auto before = mount_points_before(rootfd.get());
-        TRY_CTX(write_config(req, id, bundle, rootfd.get()), what);
+        TRY_CTX(write_config(req, id, bundle, rootfd.get()), "the step's runtime config");
         rootfd.reset();
 
-        int code = TRY_CTX(run_container(id, bundle, req.stdout_fd), what);
+        int code = TRY(run_container(id, bundle, req.stdout_fd));
         mounted = false;
         if (::umount2(rootfs.c_str(), 0) < 0 && ::umount2(rootfs.c_str(), MNT_DETACH) < 0)
-            return Error::from_errno(cat(what, ": unmount the overlay"));
-        if (code != 0) return Error::msg(cat(what, ": exit status ", code));
+            return Error::from_errno("unmount the overlay");
+        if (code != 0) return Error::msg(cat("exit status ", code));
         remove_mount_stubs(req.upper_dir, before);
-        return build::upper_to_layer_tree(req.upper_dir).context(what);
+        return build::upper_to_layer_tree(req.upper_dir);
     }
 
 private:

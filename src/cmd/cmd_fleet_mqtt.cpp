@@ -118,7 +118,7 @@ util::Result<std::unique_ptr<Session>> open_session(const util::ParsedArgs &a, f
     ::signal(SIGPIPE, SIG_IGN);
     auto s = std::make_unique<Session>();
     s->loop = TRY(util::EventLoop::create());
-    s->where = cat("mqtt ", config.host, ":", config.port);
+    s->where = fleet::broker_name(config);
     Session *sp = s.get();
     handlers.on_connection = [sp, on_up = std::move(on_up)](bool up, std::string_view why) {
         if (!up) return sp->fail(std::string(why));
@@ -161,7 +161,12 @@ util::Result<int> run_publish(const cli::GlobalOptions &, const util::ParsedArgs
 std::optional<int64_t> report_time(const Value &report) {
     auto it = report.find("time");
     if (it == report.end()) return std::nullopt;
-    if (it->is_number()) return it->get<int64_t>();
+    if (it->is_number_integer()) return it->get<int64_t>();
+    if (it->is_number_float()) {  // in range before the conversion: a device wrote it
+        double d = it->get<double>();
+        if (d > -1e12 && d < 1e12) return int64_t(d);
+        return std::nullopt;
+    }
     if (!it->is_string()) return std::nullopt;
     std::string t = it->get<std::string>();
     struct tm tm = {};

@@ -5,7 +5,7 @@
 //
 //   berth fleet init DIR [--key-type T] [--keys ROLE=N] [--threshold ROLE=N] [--expires ROLE=DURATION]
 //   berth fleet release DIR --channel NAME [--key TEAM_KEY ...] MANIFEST
-//   berth fleet refresh DIR [--within DURATION]
+//   berth fleet refresh DIR [--within DURATION] [--key TEAM_KEY ...]
 //   berth fleet rotate DIR --role ROLE [--key-type T] [--keys N] [--threshold N]
 //   berth fleet delegate DIR --role NAME --paths GLOB [...] --key PUBKEY [...] [--threshold N] [--terminating]
 //   berth fleet keygen [--key-type T] FILE        (FILE and FILE.pub, for a team's delegated role)
@@ -51,7 +51,8 @@ util::Result<std::pair<std::string, std::string>> role_value(const std::string &
 util::Result<std::vector<ota::tuf::PrivateKey>> private_keys(const util::ParsedArgs &a) {
     std::vector<ota::tuf::PrivateKey> keys;
     for (const auto &f : a.get_all("key"))
-        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY(util::read_file(f, 1 << 20))), util::cat("key ", util::quote(f))));
+        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--key")),
+                               util::cat("key ", util::quote(f))));
     return keys;
 }
 
@@ -86,7 +87,7 @@ util::Result<int> run_init(const cli::GlobalOptions &, const util::ParsedArgs &a
 util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs &a) {
     auto channel = a.get("channel");
     if (!channel) return util::Error::msg("--channel is required");
-    auto manifest = TRY(util::read_file(a.positional[1], 4 << 20));
+    auto manifest = TRY_CTX(util::read_file(a.positional[1], 4 << 20), "manifest");
     auto keys = TRY(private_keys(a));
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto target = TRY(repo.release(*channel, manifest, keys, now()));
@@ -98,9 +99,12 @@ util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs
 util::Result<int> run_refresh(const cli::GlobalOptions &, const util::ParsedArgs &a) {
     std::optional<int64_t> within;
     if (auto w = a.get("within")) within = TRY(ota::tuf::parse_duration(*w));
+    auto keys = TRY(private_keys(a));
     auto repo = TRY(Repository::open(repo_paths(a)));
-    auto done = TRY(repo.refresh(within, now()));
-    TRY(util::write_all(1, done.empty() ? std::string("nothing expires soon\n") : util::cat("re-signed ", util::join(done, ", "), "\n")));
+    auto done = TRY(repo.refresh(within, now(), keys));
+    TRY(util::write_all(1, done.resigned.empty() ? std::string("nothing expires soon\n")
+                                                 : util::cat("re-signed ", util::join(done.resigned, ", "), "\n")));
+    for (const auto &w : done.warnings) TRY(util::write_all(2, util::cat("berth: warning: ", w, "\n")));
     return 0;
 }
 
@@ -126,7 +130,8 @@ util::Result<int> run_delegate(const cli::GlobalOptions &, const util::ParsedArg
     o.role = *role;
     o.paths = a.get_all("paths");
     for (const auto &f : a.get_all("key"))
-        o.keys.push_back(TRY_CTX(ota::tuf::public_key_from_pem(TRY(util::read_file(f, 1 << 20))), util::cat("key ", util::quote(f))));
+        o.keys.push_back(TRY_CTX(ota::tuf::public_key_from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--key")),
+                                 util::cat("key ", util::quote(f))));
     if (auto t = a.get("threshold")) o.threshold = TRY(count_arg(*t, "--threshold"));
     o.terminating = a.has("terminating");
     auto repo = TRY(Repository::open(repo_paths(a)));
@@ -168,12 +173,13 @@ const util::OptSpec kReleaseOptions[] = {
 const util::OptSpec kRefreshOptions[] = {
     KEY_DIRS,
     {"within", 0, true, "DURATION", "re-sign what expires within this (default: half of each role's period)"},
+    {"key", 0, true, "FILE", "a private key of a delegated role to re-sign when it nears its expiry (repeatable)"},
 };
 const util::OptSpec kRotateOptions[] = {
     KEY_DIRS,
     {"role", 0, true, "ROLE", "root, targets, snapshot or timestamp"},
     {"key-type", 0, true, "TYPE", "the new keys' type (default: the current one)"},
-    {"keys", 0, true, "N", "how many new keys (default: as many as now)"},
+    {"keys", 0, true, "N", "how many new keys (default: as many as now, at least the threshold)"},
     {"threshold", 0, true, "N", "the new threshold (default: as now)"},
 };
 const util::OptSpec kDelegateOptions[] = {
@@ -191,7 +197,7 @@ const util::OptSpec kKeygenOptions[] = {
 const cli::Command kCommands[] = {
     {"init", "DIR [OPTIONS]", "create a TUF repository and its keys", kInitOptions, 1, 1, false, run_init},
     {"release", "DIR --channel NAME MANIFEST", "publish an update manifest on a channel", kReleaseOptions, 2, 2, false, run_release},
-    {"refresh", "DIR [--within DURATION]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
+    {"refresh", "DIR [--within DURATION] [--key TEAM_KEY]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
     {"rotate", "DIR --role ROLE", "new keys for a role (a new root version)", kRotateOptions, 1, 1, false, run_rotate},
     {"delegate", "DIR --role NAME --paths GLOB --key PUBKEY", "let a team's key sign some channels", kDelegateOptions, 1, 1,
      false, run_delegate},

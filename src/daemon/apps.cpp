@@ -27,6 +27,8 @@ constexpr int64_t kPollMs = 200;  ///< status is re-read at least this often whi
 
 std::string seconds(int64_t ms) { return util::cat(ms / 1000, ms % 1000 ? util::cat('.', ms % 1000 / 100) : "", " s"); }
 
+util::Error shutting_down() { return util::Error::msg("the daemon is shutting down"); }
+
 /// Deletes container `id` from the runtime when it is still there (a stray,
 /// or one the supervisor did not know).
 util::Status delete_if_present(const std::string &root, const std::string &id) {
@@ -43,6 +45,7 @@ util::Status SupervisorApps::stage(const ota::Revision &rev) {
 }
 
 util::Status SupervisorApps::in_child(const char *what, const std::function<util::Status()> &fn) {
+    if (cancelled_) return shutting_down();
     int p[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return util::Error::from_errno(util::cat("pipe for the ", what, " child"));
     util::UniqueFd rd(p[0]), wr(p[1]);
@@ -87,7 +90,8 @@ util::Status SupervisorApps::in_child(const char *what, const std::function<util
                                        : util::cat("the ", what, " child exited ", code));
 }
 
-void SupervisorApps::cancel_stage() {
+void SupervisorApps::cancel() {
+    cancelled_ = true;
     if (stage_pid_ > 0) ::kill(stage_pid_, SIGKILL);
 }
 
@@ -95,6 +99,7 @@ util::Status SupervisorApps::wait_ready(const ota::Revision &rev, const ota::Con
     std::string id = ota::container_id(rev, dep);
     bool needs_health = dep.health.kind != ota::HealthKind::None;
     for (;;) {
+        if (cancelled_) return shutting_down();
         for (const auto &s : sup_.status()) {
             if (s.id != id) continue;
             if (s.crash_looping) return util::Error::msg(util::cat(util::quote(dep.name), " is crash-looping: ", s.why));
@@ -134,6 +139,7 @@ util::Status SupervisorApps::start(const ota::Revision &rev) {
             if (dep == rev.containers.end()) continue;  // the manifest parser refuses this
             TRY_CTX(wait_ready(rev, *dep, deadline), util::cat("start ", util::quote(c.name)));
         }
+        if (cancelled_) return shutting_down();
         std::string id = ota::container_id(rev, c);
         TRY_CTX(sup_.start(rev.version, c, id, stage_.root.container(id)), util::cat("start ", util::quote(c.name)));
     }

@@ -18,6 +18,14 @@
 //   stop_others  every runtime container (in the supervisor's state root)
 //                whose id is no container of a kept revision is stopped
 //                and deleted
+//
+// cancel() (the daemon shuts down) ends what an apply is waiting for: a
+// staging or removal child is killed, a start stops waiting for a
+// dependency, and from then on stage, start and remove fail at once with
+// "the daemon is shutting down". The updater takes that as any failure
+// (its state stays one resume() finishes). stop and stop_others still
+// work: they are bounded by the grace periods, and shutting down stops
+// the containers anyway.
 #pragma once
 
 #include <functional>
@@ -45,9 +53,8 @@ public:
     util::Status remove(const ota::Revision &rev) override;
     util::Status stop_others(const std::vector<const ota::Revision *> &keep) override;
 
-    /// Kills a running staging child (the daemon shuts down): stage()
-    /// returns an error at once.
-    void cancel_stage();
+    /// The daemon shuts down: see above. For good.
+    void cancel();
     bool staging() const { return stage_pid_ > 0; }
 
 private:
@@ -68,6 +75,7 @@ private:
     const ota::StageContext &stage_;
     std::string state_root_;
     pid_t stage_pid_ = 0;
+    bool cancelled_ = false;
 };
 
 }  // namespace svc

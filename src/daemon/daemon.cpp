@@ -248,7 +248,7 @@ void Daemon::request_shutdown(PowerAction a, std::string_view why) {
     if (shutdown_) return;
     util::log::info("shutdown (", action_name(a), ") on ", why);
     shutdown_ = a;
-    apps_->cancel_stage();  // a pull in progress is not waited for
+    apps_->cancel();  // an apply in progress is not waited for (a pull, a dependency's health)
     loop_->stop();
 }
 

@@ -323,6 +323,7 @@ struct Supervisor::Impl {
         if (!s) return;
         s->restart_timer = 0;
         s->st.restarts++;
+        (void)rt::delete_container(cfg.state_root, id, true);  // what a failed delete at the exit left (a no-op else)
         if (auto r = launch(*s); !r) {
             s->st.why = util::cat("restart failed: ", r.error().message());
             s->st.health = Health::Exited;
@@ -391,13 +392,14 @@ util::Status Supervisor::start(uint64_t revision, const ota::ContainerSpec &spec
     Service &ref = *s;
     m.services[id] = std::move(s);
     auto started = [&]() -> util::Status {
-        if (auto cur = rt::container_state(m.cfg.state_root, id)) {
-            if (cur->second == rt::Status::Running) {
-                if (auto a = m.adopt(ref, cur->first.pid); a) return util::ok();
-            }
-            // Stopped, half-created or gone while adopted: start anew.
+        auto cur = rt::container_state(m.cfg.state_root, id);
+        if (cur && cur->second == rt::Status::Running)
+            if (auto a = m.adopt(ref, cur->first.pid); a) return util::ok();
+        // Stopped, half-created, gone while adopted, or a state directory
+        // without a readable state (a daemon killed in the middle of a
+        // create or a delete): start anew.
+        if (cur || util::path_exists(util::path_join(m.cfg.state_root, id)))
             TRY_CTX(rt::delete_container(m.cfg.state_root, id, true), util::cat("delete the old ", id));
-        }
         return m.launch(ref);
     }();
     if (!started) m.services.erase(id);

@@ -422,7 +422,7 @@ util::Status MosquittoClient::init() {
 
 util::Result<std::unique_ptr<MqttClient>> MqttClient::open(const MqttConfig &config, util::EventLoop &loop,
                                                            MqttHandlers handlers) {
-    std::string where = util::cat("mqtt ", config.host, ":", config.port);
+    std::string where = broker_name(config);
     if (config.host.empty()) return util::Error::msg("mqtt: no broker host");
     if (config.port <= 0 || config.port > 65535) return util::Error::msg(util::cat(where, ": bad port"));
     if (config.keepalive_s < 5 || config.keepalive_s > 65535)
@@ -433,6 +433,11 @@ util::Result<std::unique_ptr<MqttClient>> MqttClient::open(const MqttConfig &con
     auto client = std::make_unique<MosquittoClient>(*a, config, loop, std::move(handlers));
     TRY_CTX(client->init(), where);
     return std::unique_ptr<MqttClient>(std::move(client));
+}
+
+std::string broker_name(const MqttConfig &config) {
+    bool v6 = config.host.find(':') != std::string::npos;
+    return util::cat("mqtt ", v6 ? "[" : "", config.host, v6 ? "]" : "", ":", config.port);
 }
 
 int64_t full_jitter_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms) {

@@ -86,6 +86,8 @@ public:
 /// retained status. A device id is one topic level of [A-Za-z0-9._-].
 std::string timestamp_topic(std::string_view fleet);
 std::string status_topic(std::string_view fleet, std::string_view device_id);
+/// "mqtt HOST:PORT" ("mqtt [v6]:PORT"), how errors name the broker.
+std::string broker_name(const MqttConfig &config);
 /// A reconnect (or retry) wait: uniform in [0, min(cap, base * 2^attempt)]
 /// ("full jitter"), so clients that lost the same broker spread out.
 int64_t full_jitter_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms);

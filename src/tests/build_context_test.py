@@ -3,12 +3,16 @@
 path, a symlink leading out, one inside a copied directory) and bad
 Containerfiles (unknown instruction, missing stage, ARG loop) fail with one
 line naming the file and line, and store nothing; the ignore files; ADD of
-a local archive; the cache (an unchanged step reports "Using cache",
+a local archive; ADD of a URL (a local http server) checked against
+--checksum; the cache (an unchanged step reports "Using cache",
 --no-cache makes it again). Usage: build_context_test.py BERTH"""
+import hashlib
+import http.server
 import io
 import os
 import sys
 import tarfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from build_lib import *  # noqa
@@ -82,14 +86,38 @@ try:
         ti = tarfile.TarInfo("etc/motd")
         ti.size = len(data)
         t.addfile(ti, io.BytesIO(data))
-    ctx = e.context("add", "FROM scratch\nADD files.tar.gz /\nCOPY files.tar.gz /copied/\n", {"files.tar.gz": buf.getvalue()})
+    ctx = e.context("add", "FROM scratch\nADD files.tar.gz /srv\nCOPY files.tar.gz /copied/\n", {"files.tar.gz": buf.getvalue()})
     rc, d, err = e.build(ctx, "-t", "add:1")
     if c.ok(rc == 0, "add: build"):
         layers = e.manifest(d)["layers"]
         with tarfile.open(fileobj=io.BytesIO(e.blob(layers[0]["digest"]))) as t:
-            c.eq(t.extractfile("etc/motd").read(), b"from the archive\n", "ADD unpacked the archive")
+            c.eq(t.extractfile("srv/etc/motd").read(), b"from the archive\n", "ADD unpacked the archive into the destination directory")
         with tarfile.open(fileobj=io.BytesIO(e.blob(layers[1]["digest"]))) as t:
             c.ok("copied/files.tar.gz" in t.getnames(), "COPY kept the archive as a file")
+
+    # ADD of a URL, checked against --checksum.
+    served = os.path.join(e.tmp, "served")
+    os.makedirs(served)
+    payload = b"downloaded\n"
+    with open(os.path.join(served, "tool.txt"), "wb") as f:
+        f.write(payload)
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=served, **k)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/tool.txt"
+    good = "sha256:" + hashlib.sha256(payload).hexdigest()
+    try:
+        ctx = e.context("url", f"FROM scratch\nADD --checksum={good} {url} /opt/\n", busybox=False)
+        rc, d, err = e.build(ctx, "-t", "url:1")
+        if c.ok(rc == 0, "ADD URL with the right --checksum"):
+            with tarfile.open(fileobj=io.BytesIO(e.blob(e.manifest(d)["layers"][0]["digest"]))) as t:
+                m = t.getmember("opt/tool.txt")
+                c.eq((t.extractfile(m).read(), m.mode, m.mtime), (payload, 0o600, 0), "the download, 0600, at the epoch")
+        bad = "sha256:" + "0" * 64
+        refused("url-checksum", f"FROM scratch\nADD --checksum={bad} {url} /opt/\n",
+                f"Containerfile:2: ADD: the download of `{url}` is {good}, not the --checksum {bad}")
+    finally:
+        httpd.shutdown()
 
     # The cache: a second build reuses every layer; --no-cache makes them again.
     ctx = e.context("cache", "FROM scratch\nCOPY busybox /bin/busybox\nENV A=1\nCOPY Containerfile /\n")

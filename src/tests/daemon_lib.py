@@ -230,6 +230,13 @@ def missing_image_revision(env, version):
     return json.dumps(doc)
 
 
+def start_committed(env, c, version=1):
+    """Starts the daemon and has good_revision(version) committed."""
+    c.ok(env.start_daemon(), "the daemon starts")
+    r = env.apply(good_revision(env, version))
+    c.ok(r.returncode == 0, f"revision {version} committed: {r.stderr}")
+
+
 def ids_of(env, version):
     return sorted([f"{env.db}.r{version}", f"{env.web}.r{version}"])
 

@@ -16,15 +16,13 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_lib import DaemonEnv, check_invariant, good_revision, poll  # noqa: E402
+from daemon_lib import DaemonEnv, check_invariant, poll, start_committed  # noqa: E402
 from remote_lib import Checks  # noqa: E402
 
 env = DaemonEnv("berth-dstopcut-")
 c = Checks()
 try:
-    c.ok(env.start_daemon(), "the daemon starts")
-    r = env.apply(good_revision(env, 1))
-    c.ok(r.returncode == 0, f"revision 1 committed: {r.stderr}")
+    start_committed(env, c)
     db = f"{env.db}.r1"
     pid = env.containers().get(db, ("", 0))[1]
     c.ok(pid > 0, f"db runs: {env.containers()}")

@@ -177,6 +177,18 @@ try:
     r = berth("fleet", "publish", repo, "--fleet", "f1", *broker.berth_args("controller"))
     c.ok(p.wait(lambda ls: len(messages(ls, "berth/f1/timestamp")) >= 2),
          f"its subscription is renewed: the new publish arrives: {p.lines()}")
+
+    # a flood of messages (as a hostile broker or publisher could send) never holds the loop long
+    n = 20000
+    data = b"".join(b"flood %06d\n" % i for i in range(n))
+    r = subprocess.run(["mosquitto_pub", *broker.client_args("controller"), "-q", "0", "-t", "berth/f1/timestamp",
+                        "-l"], input=data, capture_output=True, timeout=60)
+    c.ok(p.wait(lambda ls: any(x.startswith("message berth/f1/timestamp " + b"flood 019999".hex()) for x in ls), 30),
+         "the probe receives a flood of 20000 messages")
+    p.send("lag")
+    lag = p.wait(lambda ls: [int(x.split()[1]) for x in ls if x.startswith("lag ")])
+    c.ok(lag and lag[0] < 1000, f"meanwhile a 50 ms timer on its loop was never more than 1 s late: {lag} ms")
+
     p.send("close")
     c.ok(poll(lambda: p.proc.poll() == 0, 5), "close() sends DISCONNECT and returns")
 

@@ -39,7 +39,8 @@ run() { b run --store "$STORE" --policy "$ACCEPT" -q "$@"; }
 # named after this test, volumes.
 traces() {
     ls "$STATE" 2>/dev/null
-    ls "$STORE/containers" "$STORE/volumes" 2>/dev/null
+    ls "$STORE/containers" 2>/dev/null
+    find "$STORE/volumes" -mindepth 1 -not -path "$STORE/volumes/.image" 2>/dev/null
     grep -o " $TMP/[^ ]*" /proc/self/mountinfo
     find /sys/fs/cgroup -type d -name "*$R*" 2>/dev/null
 }
@@ -70,8 +71,8 @@ b kill "$R-sig" KILL
 wait $bg; rc=$?
 [ $rc = 137 ] && ok "killed by SIGKILL: exit 137" || bad "SIGKILL: rc=$rc"
 # A named container's volumes outlive it, --rm or not (anonymous ones do not: see above).
-[ -d "$STORE/volumes/$R-sig_data" ] && ok "--rm --name keeps the named volume" || bad "named volume removed"
-rm -rf "$STORE/volumes/$R-sig_data"
+[ -d "$STORE/volumes/.image/$R-sig/data" ] && ok "--rm --name keeps the named volume" || bad "named volume removed"
+rm -rf "$STORE/volumes/.image/$R-sig"
 same_traces "a killed --rm container"
 
 # ---- kept: listed, then removed by `berth delete`
@@ -86,8 +87,8 @@ run --name "$R-kept" "$IMG" true 2>"$TMP/err"; rc=$?
 b delete "$R-kept" && ok "berth delete of an image container" || bad "delete failed"
 [ -e "$STORE/containers/$R-kept" ] && bad "delete left the bundle" || ok "delete removed the bundle"
 grep -q " $STORE/containers/$R-kept/rootfs " /proc/self/mountinfo && bad "delete left the rootfs mounted" || ok "delete unmounted the rootfs"
-[ "$(cat "$STORE/volumes/$R-kept_data/f" 2>/dev/null)" = data ] && ok "the named volume keeps its data" || bad "volume lost"
-rm -rf "$STORE/volumes/$R-kept_data"
+[ "$(cat "$STORE/volumes/.image/$R-kept/data/f" 2>/dev/null)" = data ] && ok "the named volume keeps its data" || bad "volume lost"
+rm -rf "$STORE/volumes/.image/$R-kept"
 same_traces "delete"
 
 # ---- refusals and bad input: one line, exit 1, nothing left, nothing unpacked

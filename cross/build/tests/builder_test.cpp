@@ -13,6 +13,7 @@
 #include "image/image.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 namespace {
@@ -59,6 +60,13 @@ struct Fixture {
         return o;
     }
     size_t refs() { return store.list_refs().value().size(); }
+    /// Builds `o` (which must succeed) and loads the image for this machine's platform.
+    img::StoredImage built(const build::BuildOptions &o) {
+        auto r = build::build(store, o, runner);
+        INFO((r.ok() ? std::string() : r.error().message()));
+        REQUIRE(r.ok());
+        return img::load_image(store, r->images[0].manifest, img::Platform::host()).value();
+    }
 };
 
 }  // namespace
@@ -177,9 +185,7 @@ TEST_CASE("COPY --from a stage, --chown by name and --chmod", "[builder]") {
         "FROM scratch AS base\nCOPY etc /etc/\n"
         "FROM scratch AS tools\nCOPY bin/tool /out/tool\n"
         "FROM base\nCOPY --from=tools --chown=app:staff --chmod=0750 /out/tool /usr/bin/tool\n");
-    auto r = build::build(f.store, o, f.runner);
-    REQUIRE(r.ok());
-    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    auto image = f.built(o);
     REQUIRE(image.config.diff_ids.size() == 2);
     struct stat st;
     REQUIRE(stat((f.store.layer_path(image.config.diff_ids[1]) + "/rootfs/usr/bin/tool").c_str(), &st) == 0);
@@ -225,4 +231,69 @@ TEST_CASE("several platforms make an index naming each", "[builder]") {
     auto arm = img::load_image(f.store, *r->index, img::Platform{"linux", "arm64", ""}).value();
     CHECK(arm.config.env.back() == "A=arm64");
     CHECK(f.store.get_ref("localhost/test:1").value() == r->index);
+}
+
+TEST_CASE("FROM and COPY substitute ARGs declared before them", "[builder]") {
+    Fixture f;
+    write(f.ctx + "/files/one", "1");
+    auto o = f.options("ARG BASE=scratch\nARG STAGE=first\nFROM ${BASE} AS first\nARG SRC=files\nCOPY $SRC/one /dst/${SRC}-copy\n"
+                       "FROM $STAGE\nENV DONE=yes\n");
+    auto image = f.built(o);
+    REQUIRE(image.config.diff_ids.size() == 1);
+    CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[0]) + "/rootfs/dst/files-copy"));
+    CHECK(image.config.env.back() == "DONE=yes");
+}
+
+TEST_CASE("a RUN that fails stops the build with its line and stores nothing", "[builder]") {
+    struct Failing : build::Runner {
+        util::Status run(const build::RunRequest &) override { return util::Error::msg("exit status 2"); }
+    } failing;
+    Fixture f;
+    write(f.ctx + "/a", "a");
+    auto r = build::build(f.store, f.options("FROM scratch\nCOPY a /a\nRUN false\n"), failing);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message() == "Containerfile:3: RUN: exit status 2");
+    CHECK(f.refs() == 0);
+    CHECK(f.store.list_blobs().value().empty());
+}
+
+TEST_CASE("a RUN's history names the ARGs passed to it, as podman writes it", "[builder]") {
+    Fixture f;
+    auto r = build::build(f.store, f.options("FROM scratch\nARG V=1\nRUN echo $V\nSHELL [\"/bin/ash\", \"-c\"]\n"
+                                             "ARG W\nRUN [\"/bin/true\"]\n"), f.runner);
+    REQUIRE(r.ok());
+    auto config = util::json::parse(f.store.read_blob(r->images[0].config).value(), "config").value();
+    CHECK(config["history"][1]["created_by"] == "|1 V=1 /bin/sh -c echo $V");
+    CHECK_FALSE(config["history"][1].contains("empty_layer"));
+    CHECK(config["history"][3]["created_by"] == "/bin/sh -c #(nop) ARG V");
+    CHECK(config["history"][4]["created_by"] == "|1 V=1 /bin/sh -c [\"/bin/true\"]");
+    CHECK(f.runner.requests[1].argv == std::vector<std::string>{"/bin/true"});
+}
+
+TEST_CASE("COPY --from a stage named by a stage ARG builds that stage", "[builder]") {
+    Fixture f;
+    write(f.ctx + "/x", "x");
+    auto o = f.options("FROM scratch AS tools\nCOPY x /x\nFROM scratch\nARG FROM=tools\nCOPY --from=$FROM /x /y\n");
+    auto image = f.built(o);
+    REQUIRE(image.config.diff_ids.size() == 1);
+    CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[0]) + "/rootfs/y"));
+}
+
+TEST_CASE("COPY follows the base's symlinked directories and into existing directories", "[builder]") {
+    Fixture f;
+    REQUIRE(util::mkdir_p(f.ctx + "/root/usr/bin").ok());
+    REQUIRE(symlink("usr/bin", (f.ctx + "/root/bin").c_str()) == 0);
+    REQUIRE(util::mkdir_p(f.ctx + "/root/opt/app").ok());
+    write(f.ctx + "/tool", "t");
+    auto o = f.options("FROM scratch\nCOPY root/ /\nCOPY tool /bin/tool\nCOPY tool /opt/app\n");
+    auto r = build::build(f.store, o, f.runner);
+    REQUIRE(r.ok());
+    auto image = img::load_image(f.store, r->images[0].manifest, img::Platform::host()).value();
+    REQUIRE(image.config.diff_ids.size() == 3);
+    std::string second = f.store.layer_path(image.config.diff_ids[1]) + "/rootfs";
+    CHECK(util::path_exists(second + "/usr/bin/tool"));
+    CHECK_FALSE(util::path_exists(second + "/bin"));
+    CHECK(util::path_exists(f.store.layer_path(image.config.diff_ids[2]) + "/rootfs/opt/app/tool"));
+    auto config = util::json::parse(f.store.read_blob(r->images[0].config).value(), "config").value();
+    CHECK(config["history"][1]["created_by"].get<std::string>().ends_with(" in /bin/tool "));
 }

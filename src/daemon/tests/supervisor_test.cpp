@@ -366,6 +366,18 @@ TEST_CASE("a stopped container left behind is deleted and created anew") {
     REQUIRE(f.sup->stop_and_wait({"stale"}));
 }
 
+TEST_CASE("a container whose delete was cut short (a state directory without state.json) is created anew") {
+    if (skip()) return;
+    Fixture f;
+    auto c = f.bundle("halfgone", "while true; do sleep 0.05; done");
+    // What a daemon killed in the middle of deleting the container leaves
+    // (the runtime's delete removes state.json before the directory).
+    REQUIRE(util::mkdir_p(f.cfg.state_root + "/halfgone/sub"));
+    f.start(c);
+    CHECK(f.status("halfgone")->pid > 0);
+    REQUIRE(f.sup->stop_and_wait({"halfgone"}));
+}
+
 TEST_CASE("container output is captured into the log and rotated") {
     if (skip()) return;
     Fixture f;

@@ -5,13 +5,16 @@
 //   connected | disconnected WHY | message TOPIC HEX-PAYLOAD RETAINED(0|1) | acked TOPIC
 //
 // and reads commands on stdin: `sub TOPIC`, `pub TOPIC PAYLOAD` (QoS 1,
-// retained), `close` (DISCONNECT, then exit). EOF on stdin exits without
+// retained), `lag` (prints `lag MS`: the worst lateness of a 50 ms timer,
+// i.e. the longest the client held the loop), `close` (DISCONNECT, exit). EOF on stdin exits without
 // DISCONNECT, as a crash would (the broker then publishes the will).
 //
 //   mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "fleet/mqtt.hpp"
@@ -61,6 +64,14 @@ int main(int argc, char **argv) {
     }
     std::string input;
     auto &l = **loop;
+    // How late a 50 ms timer ran at worst: whether the client ever holds
+    // the loop (`lag` prints it).
+    int64_t max_lag = 0;
+    std::function<void(int64_t)> tick = [&](int64_t due) {
+        max_lag = std::max(max_lag, util::monotonic_ms() - due);
+        l.after(50, [&, next = util::monotonic_ms() + 50] { tick(next); });
+    };
+    tick(util::monotonic_ms());
     auto &mq = **client;
     (void)l.watch(0, EPOLLIN, [&](uint32_t) {
         char buf[4096];
@@ -79,6 +90,8 @@ int main(int argc, char **argv) {
                 r = mq.subscribe(parts[1], 1);
             } else if (parts.size() >= 3 && parts[0] == "pub") {
                 r = mq.publish(parts[1], line.substr(5 + parts[1].size()), 1, true);
+            } else if (line == "lag") {
+                say(util::cat("lag ", max_lag));
             } else if (line == "close") {
                 mq.close();
                 l.stop();
