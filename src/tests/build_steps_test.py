@@ -3,12 +3,14 @@
 busybox base built here: the config and history against `podman build
 --format docker` for the same Containerfile; a RUN step taken from the cache
 is not run again (its layer holds a random id the step reads from the
-kernel: the same digest means it did not run), --no-cache runs it; a deletion becomes a whiteout.
+kernel: the same digest means it did not run), --no-cache runs it; a deletion becomes a whiteout;
+the same digest from a second store at another time (faketime).
 Skips (77) where this berth has no RUN runtime. Usage: build_steps_test.py BERTH"""
 import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -50,6 +52,11 @@ try:
     cfg = e.config(digest)
     m = e.manifest(digest)
     c.eq(len(m["layers"]), 5, "one layer for the COPY and each RUN")
+
+    # Reproducible with RUN too: another store (nothing cached), another time.
+    prefix = ["faketime", "2031-06-15 13:37:00"] if shutil.which("faketime") else []
+    rc2, again, err2 = e.build(ctx, "-t", "steps:1", store=os.path.join(e.tmp, "store2"), prefix=prefix)
+    c.eq((rc2, again), (0, digest), "the same digest from a second store, at another time")
 
     # A deletion in a RUN step is a whiteout in its layer.
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(e.blob(m["layers"][3]["digest"])))) as t:
