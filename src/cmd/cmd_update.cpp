@@ -64,6 +64,12 @@ util::Result<int> run_apply(const cli::GlobalOptions &g, const util::ParsedArgs 
             if (a.has("no-wait")) return 0;
             continue;
         }
+        if (v.contains("event") && v["event"] == "reboot") {
+            TRY(util::write_all(1, cat("revision ", util::json::dump(v["version"]),
+                                       ": the system image is installed; rebooting into it (checked and committed "
+                                       "after the reboot)\n")));
+            return 0;
+        }
         if (v["ok"] == true && v.contains("outcome") && v["outcome"] == "committed") {
             TRY(util::write_all(1, cat("revision ", util::json::dump(v["version"]), " committed\n")));
             return 0;
