@@ -1091,14 +1091,46 @@ void restart(const SysCopy &run, Verdict verdict, bool power_cut) {
 
 }  // namespace
 
-TEST_CASE("a system update installs the inactive slot, reboots into it and commits system and revision together") {
+namespace {
+
+/// The starting point copied, with its board and fake, for one test.
+struct SysRig {
     SysDevice tmpl;
-    SysCopy run(tmpl);
-    TestSystem sys(run.dir.path);
-    FakeApps apps(run.apps_file);
+    SysCopy run{tmpl};
+    TestSystem sys{run.dir.path};
+    FakeApps apps{run.apps_file};
+
+    /// An Updater over it, resumed as at a start.
+    std::unique_ptr<ota::Updater> started() {
+        auto u = std::make_unique<ota::Updater>(run.root, apps, ota::AppLimits{}, &sys);
+        REQUIRE(u->resume());
+        return u;
+    }
+};
+
+/// Runs a failing system update to its end on `run`; checks the version is
+/// remembered as failed; the last history entry.
+ota::HistoryEntry failed_system_update(const SysCopy &run, Verdict verdict) {
+    run_system_scenario(run, verdict);
+    check_settled(run, verdict);
+    auto state = ota::read_state(run.root);
+    REQUIRE(state);
+    CHECK(state->system.failed == std::vector<uint64_t>{2});
+    auto h = ota::read_history(run.root);
+    REQUIRE(h);
+    REQUIRE(!h->empty());
+    CHECK(h->back().event == "rolled-back");
+    return h->back();
+}
+
+}  // namespace
+
+TEST_CASE("a system update installs the inactive slot, reboots into it and commits system and revision together") {
+    SysRig rig;
+    auto &[tmpl, run, sys, apps] = rig;
     {
-        ota::Updater u(run.root, apps, {}, &sys);
-        REQUIRE(u.resume());
+        auto started = rig.started();
+        ota::Updater &u = *started;
         auto v = u.apply(system_document(3, 2));
         INFO((v ? std::string() : v.error().message()));
         REQUIRE(v);
@@ -1130,17 +1162,11 @@ TEST_CASE("a system update installs the inactive slot, reboots into it and commi
     CHECK(boot->slot("A")->left == 3);
 }
 
+
 TEST_CASE("a system update that fails its health checks marks the slot bad, reboots to the old one and is not tried again") {
     SysDevice tmpl;
     SysCopy run(tmpl);
-    run_system_scenario(run, Verdict::Unhealthy);
-    check_settled(run, Verdict::Unhealthy);
-    auto state = ota::read_state(run.root);
-    CHECK(state->system.failed == std::vector<uint64_t>{2});
-    auto h = ota::read_history(run.root);
-    REQUIRE(h);
-    CHECK(h->back().event == "rolled-back");
-    CHECK(h->back().reason == "system 2 in slot A: web: health check failed 3 times");
+    CHECK(failed_system_update(run, Verdict::Unhealthy).reason == "system 2 in slot A: web: health check failed 3 times");
 
     TestSystem sys(run.dir.path);
     FakeApps apps(run.apps_file);
@@ -1153,23 +1179,15 @@ TEST_CASE("a system update that fails its health checks marks the slot bad, rebo
 TEST_CASE("a new system that never starts runs out of boot attempts; the failure is recorded with the reason") {
     SysDevice tmpl;
     SysCopy run(tmpl);
-    run_system_scenario(run, Verdict::NeverStarts);
-    check_settled(run, Verdict::NeverStarts);
-    auto state = ota::read_state(run.root);
-    CHECK(state->system.failed == std::vector<uint64_t>{2});
-    auto h = ota::read_history(run.root);
-    REQUIRE(h);
-    CHECK(h->back().event == "rolled-back");
-    CHECK(h->back().reason.find("the boot counter of slot A ran out (booted slot B)") != std::string::npos);
+    auto last = failed_system_update(run, Verdict::NeverStarts);
+    CHECK(last.reason.find("the boot counter of slot A ran out (booted slot B)") != std::string::npos);
 }
 
 TEST_CASE("a system image not above the committed system version, or outside its min and max, is refused") {
-    SysDevice tmpl;
-    SysCopy run(tmpl);
-    TestSystem sys(run.dir.path);
-    FakeApps apps(run.apps_file);
-    ota::Updater u(run.root, apps, {}, &sys);
-    REQUIRE(u.resume());
+    SysRig rig;
+    auto started = rig.started();
+    ota::Updater &u = *started;
+    auto &sys = rig.sys;
     auto same_version = u.apply(system_document(3, 1));
     REQUIRE(!same_version);
     CHECK(same_version.error().message() == "refused: system version 1 is not above the committed system version 1");
@@ -1189,12 +1207,10 @@ TEST_CASE("a system part is refused on a device without slots") {
 }
 
 TEST_CASE("when every slot is bad, the start marks the booted one good again") {
-    SysDevice tmpl;
-    SysCopy run(tmpl);
-    TestSystem sys(run.dir.path);
+    SysRig rig;
+    auto &[tmpl, run, sys, apps] = rig;
     REQUIRE(sys.boot->mark_bad("A"));
     REQUIRE(sys.boot->mark_bad("B"));
-    FakeApps apps(run.apps_file);
     ota::Updater u(run.root, apps, {}, &sys);
     REQUIRE(u.resume());
     auto boot = sys.boot->status();
