@@ -32,10 +32,15 @@ util::Result<std::unique_ptr<BoardSystem>> BoardSystem::open(Board board, std::s
 util::Result<std::string> BoardSystem::install(const SystemSpec &spec) {
     auto ref = TRY(img::Reference::parse(spec.image));
     if (!ref.digest) return util::Error::msg(cat("system image ", util::quote(spec.image), ": not pinned by digest"));
-    auto reg = TRY(open_registry_(ref));
-    SlotInstaller installer(board_, *boot_, booted_, state_dir_);
-    auto stats = TRY(installer.from_registry(reg, ref.repository, SlotImage{*ref.digest, spec.size}, {}));
-    return stats.slot;
+    const SlotSpec *target = TRY(inactive_slot(board_, booted_));
+    auto body = [&]() -> util::Status {
+        auto reg = TRY(open_registry_(ref));
+        SlotInstaller installer(board_, *boot_, booted_, state_dir_);
+        TRY(installer.from_registry(reg, ref.repository, SlotImage{*ref.digest, spec.size}, target->name));
+        return util::ok();
+    };
+    TRY(run_apart_ ? run_apart_("system install", body) : body());
+    return target->name;
 }
 
 }  // namespace ota

@@ -27,6 +27,9 @@ namespace ota {
 class BoardSystem : public System {
 public:
     using OpenRegistry = std::function<util::Result<img::Registry>(const img::Reference &)>;
+    /// Runs the install apart (the daemon: in a child process, its loop
+    /// turning meanwhile); unset: in this process.
+    using RunApart = std::function<util::Status(const char *what, const std::function<util::Status()> &fn)>;
 
     /// The board's bootloader and booted slot; an error when the board has
     /// no slots or the booted slot cannot be told.
@@ -38,6 +41,7 @@ public:
     util::Result<std::string> install(const SystemSpec &spec) override;
 
     const Board &board() const { return board_; }
+    void run_apart(RunApart fn) { run_apart_ = std::move(fn); }
 
 private:
     BoardSystem(Board board, std::string state_dir, OpenRegistry open_registry)
@@ -46,6 +50,7 @@ private:
     Board board_;
     std::string state_dir_;
     OpenRegistry open_registry_;
+    RunApart run_apart_;
     std::unique_ptr<Bootloader> boot_;
     std::string booted_, boot_id_;
 };

@@ -199,7 +199,13 @@ util::Status Daemon::setup() {
         auto board = TRY_CTX(ota::load_board(o_.board), cat("board ", util::quote(o_.board)));
         if (!board.slots.empty()) {
             auto sys = ota::BoardSystem::open(std::move(board), util::path_join(o_.root.dir(), "slots"), o_.stage.open_registry);
-            if (sys) system_ = std::move(*sys);
+            if (sys) {
+                system_ = std::move(*sys);
+                // The download must not stop the loop (the watchdog is fed there).
+                system_->run_apart([this](const char *what, const std::function<util::Status()> &fn) {
+                    return apps_->in_child(what, fn);
+                });
+            }
             else util::log::error("system updates are off: ", sys.error().message());
         }
     }
