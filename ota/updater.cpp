@@ -332,6 +332,7 @@ Result<uint64_t> Updater::apply(std::string_view document) {
     TRY(ensure_loaded());
     if (state_.trying || state_.staging) return in_progress();
     BusyScope busy(busy_);
+    reboot_.reset();
 
     auto refuse = [&](uint64_t version, const Error &err) {
         record(version, "refused", err.message());
@@ -488,6 +489,7 @@ Status Updater::commit_system() {
     const SystemTrying t = *state_.system.trying;
     const uint64_t v = *state_.trying;
     const std::string what = cat("commit revision ", v, " with system ", t.version);
+    if (!system_) return Error::msg(cat(what, ": the device has no root filesystem slots"));
     if (system_->booted() != t.slot)
         return Error::msg(cat(what, ": slot ", t.slot, " is not booted yet (booted: ", system_->booted(), ")"));
     TRY_CTX(util::failpoint("ota.commit"), what);
@@ -588,6 +590,7 @@ Status Updater::rollback(std::string_view reason) {
     TRY(ensure_loaded());
     if (state_.staging) return in_progress();
     BusyScope busy(busy_);
+    reboot_.reset();
     if (state_.system.trying) {
         // Booted the tried slot: back to the old one by a reboot. Not
         // rebooted yet: the try is undone, the old revision still runs.
