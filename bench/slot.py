@@ -198,7 +198,9 @@ class Rauc:
         deadline = time.monotonic() + 10
         while not os.path.exists(bus) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={bus}")
+        # RAUC downloads into $TMPDIR: here, so the clean-up finds what a killed service left.
+        os.makedirs(f"{d}/tmpdir")
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={bus}", TMPDIR=f"{d}/tmpdir")
         self.port = free_port()
         with open(f"{d}/nginx.conf", "w") as f:
             f.write(f"""daemon off; user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err;
@@ -434,6 +436,13 @@ finally:
         r.stop()
     except NameError:
         pass
+    # A killed RAUC service leaves its bundle mounted (on a loop device of its own).
+    for line in reversed(open("/proc/mounts").read().splitlines()):
+        dev, mnt = line.split()[:2]
+        if mnt.startswith(tmp + "/"):
+            subprocess.run(["umount", mnt])
+            if dev.startswith("/dev/loop"):
+                subprocess.run(["losetup", "-d", dev], stderr=subprocess.DEVNULL)
     for dev in loops:
         subprocess.run(["losetup", "-d", dev])
     try:
