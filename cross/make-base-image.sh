@@ -160,7 +160,7 @@ for arch in "$@"; do
         continue
     fi
     rm -f "$arches_dir/$arch.stamp"
-    check_binfmt "$arch" "$qemu"
+    [ "$kind" != debian ] || check_binfmt "$arch" "$qemu"  # maintainer scripts run under emulation
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     if [ "$kind" = debian ]; then

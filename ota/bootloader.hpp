@@ -111,6 +111,8 @@ public:
     util::Result<std::string> recover(std::string_view booted);
 
     const BootEnv &env() const { return *env_; }
+    /// The counter a slot gets when tried or marked good.
+    int attempts() const { return attempts_; }
 
 private:
     util::Result<BootStatus> read_status(bool strict);

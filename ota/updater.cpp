@@ -37,6 +37,7 @@ constexpr size_t kHistoryFileMax = 4 * 1024 * 1024;
 constexpr size_t kManifestMax = 4 * 1024 * 1024;
 constexpr std::string_view kResumeRollback = "reboot or daemon restart during trying";
 constexpr std::string_view kResumeUnstage = "staging interrupted by a reboot or daemon restart";
+constexpr size_t kFailedMax = 32;  ///< system versions remembered as failed
 
 std::string state_path(const util::DeviceRoot &root) { return util::path_join(root.revisions(), "state.json"); }
 std::string history_path(const util::DeviceRoot &root) { return util::path_join(root.revisions(), "history.json"); }
@@ -58,6 +59,55 @@ std::optional<uint64_t> version_of(std::string_view name) {
     return util::parse_int<uint64_t>(name);
 }
 
+util::json::Value system_object(const SystemState &s) {
+    util::json::Value doc = util::json::Value::object();
+    doc["version"] = s.version;
+    doc["slot"] = s.slot.empty() ? util::json::Value() : util::json::Value(s.slot);
+    if (s.trying) {
+        util::json::Value t = util::json::Value::object();
+        t["slot"] = s.trying->slot;
+        t["version"] = s.trying->version;
+        t["revision"] = s.trying->revision;
+        t["boot_id"] = s.trying->boot_id;
+        if (!s.trying->failing.empty()) {
+            t["failing"] = s.trying->failing;
+            t["remember"] = s.trying->remember;
+        }
+        doc["trying"] = std::move(t);
+    } else {
+        doc["trying"] = util::json::Value();
+    }
+    util::json::Value failed = util::json::Value::array();
+    for (auto v : s.failed) failed.push_back(v);
+    doc["failed"] = std::move(failed);
+    return doc;
+}
+
+Result<SystemState> parse_system(const util::json::Value &doc, const std::string &path) {
+    SystemState s;
+    const auto *sys = TRY_CTX(util::json::opt_object(doc, "system", ""), path);
+    if (!sys) return s;
+    s.version = TRY_CTX(util::json::opt_uint(*sys, "version", "system"), path).value_or(0);
+    s.slot = TRY_CTX(util::json::opt_string(*sys, "slot", "system"), path).value_or("");
+    if (const auto *t = TRY_CTX(util::json::opt_object(*sys, "trying", "system"), path)) {
+        SystemTrying st;
+        st.slot = TRY_CTX(util::json::req_string(*t, "slot", "system.trying"), path);
+        st.version = TRY_CTX(util::json::opt_uint(*t, "version", "system.trying"), path).value_or(0);
+        st.revision = TRY_CTX(util::json::opt_uint(*t, "revision", "system.trying"), path).value_or(0);
+        st.boot_id = TRY_CTX(util::json::opt_string(*t, "boot_id", "system.trying"), path).value_or("");
+        st.failing = TRY_CTX(util::json::opt_string(*t, "failing", "system.trying"), path).value_or("");
+        st.remember = TRY_CTX(util::json::opt_bool(*t, "remember", "system.trying"), path).value_or(false);
+        s.trying = std::move(st);
+    }
+    if (const auto *f = TRY_CTX(util::json::opt_array(*sys, "failed", "system"), path)) {
+        for (const auto &v : *f) {
+            if (!v.is_number_unsigned()) return Error::msg(cat(path, ": system.failed: expected versions"));
+            s.failed.push_back(v.get<uint64_t>());
+        }
+    }
+    return s;
+}
+
 /// The state as an object, each pointer shown by `pointer` (state.json and
 /// the status document share the shape).
 template <typename F>
@@ -68,6 +118,7 @@ util::json::Value state_object(const UpdaterState &s, F &&pointer) {
     doc["trying"] = pointer(s.trying);
     doc["staging"] = pointer(s.staging);
     doc["minimum"] = s.minimum;
+    doc["system"] = system_object(s.system);
     return doc;
 }
 
@@ -112,6 +163,7 @@ Result<UpdaterState> read_state(const util::DeviceRoot &root) {
     s.trying = TRY_CTX(util::json::opt_uint(doc, "trying", ""), path);
     s.staging = TRY_CTX(util::json::opt_uint(doc, "staging", ""), path);
     s.minimum = TRY_CTX(util::json::opt_uint(doc, "minimum", ""), path).value_or(0);
+    s.system = TRY(parse_system(doc, path));
     return s;
 }
 
@@ -171,8 +223,8 @@ util::json::Value status_json(const util::DeviceRoot &root, const UpdaterState &
     return doc;
 }
 
-Updater::Updater(util::DeviceRoot root, Apps &apps, AppLimits limits)
-    : root_(std::move(root)), apps_(apps), limits_(std::move(limits)) {
+Updater::Updater(util::DeviceRoot root, Apps &apps, AppLimits limits, System *system)
+    : root_(std::move(root)), apps_(apps), limits_(std::move(limits)), system_(system) {
     (void)ensure_loaded();  // state() is meaningful at once; an error shows again in resume()
 }
 
@@ -284,6 +336,7 @@ Result<uint64_t> Updater::apply(std::string_view document) {
     TRY(ensure_loaded());
     if (state_.trying || state_.staging) return in_progress();
     BusyScope busy(busy_);
+    reboot_.reset();
 
     auto refuse = [&](uint64_t version, const Error &err) {
         record(version, "refused", err.message());
@@ -299,6 +352,12 @@ Result<uint64_t> Updater::apply(std::string_view document) {
     if (v <= committed)
         return refuse(v, Error::msg(cat("version ", v, " is not above the committed version ", committed)));
     if (auto st = check_limits(rev, limits_); !st) return refuse(v, st.error());
+    if (rev.system) {
+        if (!system_)
+            return refuse(v, Error::msg("the manifest has a system part, but this device has no root filesystem slots "
+                                        "(no board profile with slots)"));
+        if (auto st = check_system(*rev.system); !st) return refuse(v, st.error());
+    }
     // Strays of an interrupted cleanup first: a file or bundles of this very
     // version may be among them.
     TRY_CTX(gc(), cat("apply revision ", v));
@@ -315,6 +374,7 @@ Result<uint64_t> Updater::apply(std::string_view document) {
     if (auto st = apps_.stage(rev); !st) return fail_staging(v, std::move(st).error().wrap("stage"));
     record(v, "staged");
     if (auto st = util::failpoint("ota.staged"); !st) return fail_staging(v, std::move(st).error());
+    if (rev.system) return apply_system(rev);
 
     next = state_;
     next.staging.reset();
@@ -339,11 +399,180 @@ Result<uint64_t> Updater::apply(std::string_view document) {
     return v;
 }
 
+// The system part, once the revision is staged: the image into the inactive
+// slot (read back), then one write naming the slot, version and revision
+// being tried, then the bootloader's try; the old revision keeps running
+// until the reboot. Before the write a failure is a failed staging; after
+// it, fail_system_apply undoes the try (the version is not remembered as
+// failed: it never booted).
+Result<uint64_t> Updater::apply_system(const Revision &rev) {
+    const uint64_t v = rev.version;
+    const SystemSpec &sys = *rev.system;
+    auto slot = system_->install(sys);
+    if (!slot) return fail_staging(v, std::move(slot).error().wrap(cat("install system ", sys.version)));
+    record(v, "system-installed", cat("system ", sys.version, " in slot ", *slot));
+    if (auto st = util::failpoint("ota.system-installed"); !st) return fail_staging(v, std::move(st).error());
+
+    UpdaterState next = state_;
+    next.staging.reset();
+    next.trying = v;
+    next.system.trying = SystemTrying{*slot, sys.version, v, system_->boot_id(), {}, false};
+    if (auto st = save_state(next); !st) {
+        if (state_.system.trying) return fail_system_apply(v, std::move(st).error());
+        return fail_staging(v, std::move(st).error());
+    }
+    if (auto st = util::failpoint("ota.system-trying"); !st) return fail_system_apply(v, std::move(st).error());
+    if (auto st = system_->bootloader().mark_try(*slot); !st) return fail_system_apply(v, std::move(st).error());
+    if (auto st = util::failpoint("ota.system-marked"); !st) return fail_system_apply(v, std::move(st).error());
+    record(v, "trying", cat("system ", sys.version, " in slot ", *slot, ": rebooting into it"));
+    reboot_ = cat("try system ", sys.version, " in slot ", *slot);
+    return v;
+}
+
+Error Updater::fail_system_apply(uint64_t version, Error err) {
+    if (auto st = fail_system(err.message(), false); !st)
+        return std::move(err).wrap(cat("apply revision ", version, " (undo failed: ", st.error().message(), ")"));
+    return std::move(err).wrap(cat("apply revision ", version, " (undone)"));
+}
+
+Status Updater::check_system(const SystemSpec &spec) const {
+    const uint64_t installed = state_.system.version;
+    if (spec.version <= installed)
+        return Error::msg(cat("system version ", spec.version, " is not above the committed system version ", installed));
+    if (installed < spec.min_version || installed > spec.max_version)
+        return Error::msg(cat("system version ", spec.version, " replaces versions ", spec.min_version, " to ",
+                              spec.max_version, ", the installed one is ", installed));
+    if (std::find(state_.system.failed.begin(), state_.system.failed.end(), spec.version) != state_.system.failed.end())
+        return Error::msg(cat("system version ", spec.version, " failed before; it is not tried again"));
+    return util::ok();
+}
+
+// A system update given up, in three steps so a crash anywhere finishes it
+// and never retries it: the decision written first (why, and whether the
+// version is remembered as failed), then the slot marked bad, then one
+// write clearing the try; then the clean-up of the abandoned revision.
+// Booted in the tried slot, a reboot back to the old one is requested.
+Status Updater::fail_system(std::string_view reason, bool remember) {
+    const std::string what = cat("give up system ", state_.system.trying->version, " in slot ",
+                                 state_.system.trying->slot);
+    if (state_.system.trying->failing.empty()) {
+        UpdaterState next = state_;
+        next.system.trying->failing = std::string(reason);
+        next.system.trying->remember = remember;
+        TRY_CTX(save_state(next), what);
+        TRY_CTX(util::failpoint("ota.system-failing"), what);
+    }
+    const SystemTrying t = *state_.system.trying;
+    if (system_) {
+        TRY_CTX(system_->bootloader().mark_bad(t.slot), what);
+        TRY_CTX(util::failpoint("ota.system-marked-bad"), what);
+    }
+    if (state_.trying)
+        if (auto rev = revision(*state_.trying)) TRY_CTX(apps_.stop(*rev), what);
+    UpdaterState next = state_;
+    next.trying.reset();
+    next.system.trying.reset();
+    auto &failed = next.system.failed;
+    if (t.remember && std::find(failed.begin(), failed.end(), t.version) == failed.end()) {
+        failed.push_back(t.version);
+        if (failed.size() > kFailedMax) failed.erase(failed.begin());
+    }
+    TRY_CTX(save_state(next), what);
+    record(t.revision, "rolled-back", cat("system ", t.version, " in slot ", t.slot, ": ", t.failing));
+    if (system_ && system_->booted() == t.slot) reboot_ = cat("back from slot ", t.slot, ": ", t.failing);
+    TRY_CTX(util::failpoint("ota.system-failed"), what);
+    return gc();
+}
+
+// Booted the tried slot, every check passed: one write commits the system
+// version and the revision together, then the slot is marked good. A crash
+// in between leaves the slot on trial in the bootloader with the state
+// committed: the next start in that slot (the bootloader boots it first)
+// marks it good (keep_booted_good).
+Status Updater::commit_system() {
+    const SystemTrying t = *state_.system.trying;
+    const uint64_t v = *state_.trying;
+    const std::string what = cat("commit revision ", v, " with system ", t.version);
+    if (!system_) return Error::msg(cat(what, ": the device has no root filesystem slots"));
+    if (system_->booted() != t.slot)
+        return Error::msg(cat(what, ": slot ", t.slot, " is not booted yet (booted: ", system_->booted(), ")"));
+    TRY_CTX(util::failpoint("ota.commit"), what);
+    UpdaterState next = state_;
+    next.previous = state_.current;
+    next.current = v;
+    next.trying.reset();
+    next.minimum = std::max(state_.minimum, v);
+    next.system.version = t.version;
+    next.system.slot = t.slot;
+    next.system.trying.reset();
+    TRY_CTX(save_state(next), what);
+    record(v, "committed", cat("system ", t.version, " in slot ", t.slot));
+    // Committed: the rest is what the next start redoes.
+    if (!system_->bootloader().mark_good(t.slot)) return util::ok();
+    if (!util::failpoint("ota.system-good")) return util::ok();
+    if (!util::failpoint("ota.committed")) return util::ok();
+    (void)gc();
+    return util::ok();
+}
+
+// At start with a system update being tried (see resume()).
+Status Updater::resume_system() {
+    const SystemTrying t = *state_.system.trying;
+    if (!t.failing.empty()) return fail_system(t.failing, t.remember);  // decided before a restart
+    if (!system_) return fail_system("the device has no root filesystem slots any more", false);
+    const std::string booted = system_->booted();
+    auto st = TRY_CTX(system_->bootloader().status(), "resume the system update");
+    const SlotBoot *slot = st.slot(t.slot);
+    if (booted == t.slot) {
+        // The new system runs, unless the slot was marked bad meanwhile.
+        if (slot && slot->health == SlotHealth::Bad)
+            return fail_system(cat("slot ", t.slot, " was marked bad while it was tried"), true);
+        return util::ok();  // TRYING: the caller health-checks the revision
+    }
+    if (st.trying != t.slot || t.boot_id == system_->boot_id()) {
+        // Not tried yet: the bootloader was never asked (a crash before
+        // it), or no reboot since. The slot was read back: ask, reboot.
+        if (st.trying != t.slot || st.next != t.slot) {
+            TRY_CTX(system_->bootloader().mark_try(t.slot), "resume the system update");
+            TRY(util::failpoint("ota.system-marked"));
+        }
+        reboot_ = cat("try system ", t.version, " in slot ", t.slot);
+        return util::ok();
+    }
+    std::string reason =
+        slot && slot->left == 0
+            ? cat("the boot counter of slot ", t.slot, " ran out (booted slot ", booted,
+                  "): the new system did not start or did not pass its checks")
+            : cat("the bootloader booted slot ", booted, ", not ", t.slot);
+    return fail_system(reason, true);
+}
+
+// Not trying a system: every slot bad -> the booted one good again; the
+// booted slot holding the committed system (or any, before the first
+// system update) gets its counter back (the boot script spends one at every
+// boot); booted elsewhere in a slot marked bad (a failure finished after a
+// restart in the failed slot), a reboot to the good one is requested.
+void Updater::keep_booted_good() {
+    Bootloader &boot = system_->bootloader();
+    const std::string booted = system_->booted();
+    if (auto r = boot.recover(booted); r && !r->empty()) record(state_.system.version, "recovered", *r);
+    auto st = boot.status();
+    if (!st) return;
+    const SlotBoot *b = st->slot(booted);
+    if (!b) return;
+    if (state_.system.slot.empty() || state_.system.slot == booted) {
+        if (b->health != SlotHealth::Good || b->left != boot.attempts() || b->position != 0) (void)boot.mark_good(booted);
+    } else if (b->health == SlotHealth::Bad && !st->next.empty() && st->next != booted) {
+        reboot_ = cat("slot ", booted, " is marked bad; the committed system is in slot ", state_.system.slot);
+    }
+}
+
 Status Updater::commit() {
     if (busy_) return in_progress();
     TRY(ensure_loaded());
     if (!state_.trying) return Error::msg("commit: no update is being tried");
     BusyScope busy(busy_);
+    if (state_.system.trying) return commit_system();
     const uint64_t v = *state_.trying;
     TRY_CTX(util::failpoint("ota.commit"), cat("commit revision ", v));
     UpdaterState next = state_;
@@ -365,6 +594,13 @@ Status Updater::rollback(std::string_view reason) {
     TRY(ensure_loaded());
     if (state_.staging) return in_progress();
     BusyScope busy(busy_);
+    reboot_.reset();
+    if (state_.system.trying) {
+        // Booted the tried slot: back to the old one by a reboot. Not
+        // rebooted yet: the try is undone, the old revision still runs.
+        const bool booted = system_ && system_->booted() == state_.system.trying->slot;
+        return fail_system(reason, booted);
+    }
     if (state_.trying) return rollback_trying(reason, true);
     return rollback_to_previous(reason);
 }
@@ -440,21 +676,32 @@ Status Updater::resume() {
     if (busy_) return in_progress();
     BusyScope busy(busy_);
     loaded_ = false;
+    reboot_.reset();
     TRY_CTX(ensure_loaded(), "resume");
     std::optional<Error> cleanup;
     if (state_.staging) {
         record(*state_.staging, "stage-failed", kResumeUnstage);
         if (auto st = unstage(); !st) keep_first(cleanup, std::move(st).error());
     }
-    // The revision that was being tried may still run (a daemon restart) or
-    // not (a reboot); stop_others() and start() below start current either way.
-    if (state_.trying)
+    if (state_.system.trying) {
+        if (auto st = resume_system(); !st) keep_first(cleanup, std::move(st).error());
+    } else if (state_.trying) {
+        // The revision that was being tried may still run (a daemon restart)
+        // or not (a reboot); stop_others() and start() below start current
+        // either way.
         if (auto st = rollback_trying(kResumeRollback, false); !st) keep_first(cleanup, std::move(st).error());
+    }
     if (auto st = gc(); !st) keep_first(cleanup, std::move(st).error());
+    if (system_ && !state_.system.trying) keep_booted_good();
 
+    // Booted into a system being tried: its revision runs, on probation.
+    const bool trying_here = state_.system.trying && state_.trying && system_ && !reboot_ &&
+                             system_->booted() == state_.system.trying->slot;
     std::optional<Revision> cur;
     bool started = false;
-    if (state_.current) {
+    if (trying_here) {
+        cur = TRY_CTX(revision(*state_.trying), "resume");
+    } else if (state_.current) {
         auto r = revision(*state_.current);
         if (!r) {
             // A committed revision that a later parser refuses cannot start:
@@ -474,6 +721,7 @@ Status Updater::resume() {
     if (cur) keep.push_back(&*cur);
     TRY_CTX(apps_.stop_others(keep), "resume: stop stray containers");
     if (cur && !started) TRY_CTX(apps_.start(*cur), cat("resume: start revision ", cur->version));
+    if (trying_here) TRY(util::failpoint("ota.system-started"));
     if (cleanup) return std::move(*cleanup).wrap("resume (the current revision runs)");
     return util::ok();
 }

@@ -9,6 +9,18 @@
 //   history.json     the last outcomes (applied, committed, rolled back and
 //                    why, refused and why), newest last, bounded
 //
+// A manifest with a `system` part also replaces the root filesystem: the
+// image goes into the inactive slot (ota::System, over ota/slot and
+// ota/bootloader), state.json's "system" says "trying slot X, version V,
+// revision R", the bootloader is asked to try X once, and the daemon
+// reboots. The next start finds the outcome (resume()): booted X, the
+// revision starts on probation as after an app-only apply, then commit()
+// marks X good and commits the system version and the revision together,
+// or rollback() marks X bad and reboots to the old slot; booted elsewhere
+// after a reboot, the new system failed (its boot counter ran out): the
+// failure is recorded, the version remembered as failed, the old revision
+// runs on.
+//
 // The updater never touches containers itself: it drives an Apps (the
 // daemon's supervisor; a recording fake in unit tests). Apps calls may take
 // long (a pull, a grace period): the daemon keeps its event loop turning
@@ -26,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ota/bootloader.hpp"
 #include "ota/manifest.hpp"
 #include "util/device_root.hpp"
 #include "util/json.hpp"
@@ -50,6 +63,15 @@ inline constexpr std::string_view kFailpoints[] = {
     "ota.rollback",         // rollback: the other revision started; state not yet written
     "ota.rolled-back",      // the rollback written; the abandoned bundles not yet removed
     "ota.gc",               // a revision's bundles removed, its manifest file not yet
+    // The system path (a manifest with a `system` part):
+    "ota.system-installed",   // the image written into the inactive slot and read back; state says staging
+    "ota.system-trying",      // state says trying the slot, version and revision; the bootloader not yet asked
+    "ota.system-marked",      // the bootloader tries the slot at the next boot; the reboot not yet asked for
+    "ota.system-started",     // booted the tried slot: its revision started (TRYING)
+    "ota.system-good",        // commit written, then the bootloader marked the slot good
+    "ota.system-failing",     // failure decided and written (why); the bootloader not yet told
+    "ota.system-marked-bad",  // failure: the bootloader marks the slot bad; state still says trying
+    "ota.system-failed",      // failure written (version remembered as failed); clean-up not yet done
 };
 
 /// What the updater needs of whoever runs containers.
@@ -73,9 +95,47 @@ public:
     virtual util::Status stop_others(const std::vector<const Revision *> &keep) = 0;
 };
 
+/// A system update between its install and its outcome.
+struct SystemTrying {
+    std::string slot;       ///< the slot written and tried
+    uint64_t version = 0;   ///< the system version it holds
+    uint64_t revision = 0;  ///< the app revision that goes with it
+    std::string boot_id;    ///< the boot that installed it (a start in the same boot has not rebooted yet)
+    /// Set once the update is given up, before the bootloader is told:
+    /// why, and whether the version is remembered as failed.
+    std::string failing;
+    bool remember = false;
+};
+
+/// The root filesystem's part of the state ("system" in state.json).
+struct SystemState {
+    uint64_t version = 0;  ///< the committed system version; 0: unknown (as shipped)
+    std::string slot;      ///< the slot holding it; empty: unknown
+    std::optional<SystemTrying> trying;
+    std::vector<uint64_t> failed;  ///< versions that failed to boot or to pass; never applied again
+};
+
 struct UpdaterState {
     std::optional<uint64_t> current, previous, trying, staging;
     uint64_t minimum = 0;  ///< the highest version ever committed
+    SystemState system;
+};
+
+/// What the updater needs of the board for a system update: the
+/// bootloader, the slot this boot came from, and the install into the
+/// inactive slot (ota::BoardSystem in the daemon; file slots in tests).
+class System {
+public:
+    virtual ~System() = default;
+    virtual Bootloader &bootloader() = 0;
+    /// The slot this boot came from.
+    virtual std::string booted() = 0;
+    /// Changes at every boot (/proc/sys/kernel/random/boot_id).
+    virtual std::string boot_id() = 0;
+    /// Streams the image into the inactive slot (marked bad first), checks
+    /// it, reads it back; returns the slot written. Resumes an install cut
+    /// short. Never marks the slot bootable.
+    virtual util::Result<std::string> install(const SystemSpec &spec) = 0;
 };
 
 struct HistoryEntry {
@@ -87,18 +147,31 @@ struct HistoryEntry {
 
 class Updater {
 public:
-    Updater(util::DeviceRoot root, Apps &apps, AppLimits limits = {});
+    /// `system`: the board's slots; null on a device without system updates
+    /// (a manifest with a `system` part is then refused).
+    Updater(util::DeviceRoot root, Apps &apps, AppLimits limits = {}, System *system = nullptr);
 
     /// At daemon start: reads the state and finishes what a crash or reboot
     /// interrupted: a staging is undone (its bundles removed), a TRYING
     /// revision is rolled back ("reboot during trying"), strays are stopped;
     /// then the current revision is started. Idempotent.
+    /// A system update being tried: booted into its slot (a new boot), its
+    /// revision is started and stays TRYING (state().trying) for the
+    /// caller's health checks, then commit() or rollback(); booted
+    /// elsewhere in the same boot as the install, the bootloader is asked
+    /// again and a reboot requested; booted elsewhere after a reboot, the
+    /// update failed (recorded, the version remembered as failed) and the
+    /// current revision runs. When every slot is bad, the booted one is
+    /// marked good again (Bootloader::recover).
     util::Status resume();
 
     /// Applies a manifest: checks it (parse, version above `minimum`, board
     /// limits) and refuses it with nothing changed; stages it with the
     /// current revision still running; then stops current, starts the new
     /// one and enters TRYING. A failure after the stop rolls back at once.
+    /// With a `system` part: the image is installed into the inactive slot
+    /// after the staging, the bootloader asked to try it, and a reboot
+    /// requested (reboot_requested()); the old revision keeps running.
     /// Returns the new version.
     util::Result<uint64_t> apply(std::string_view document);
 
@@ -115,6 +188,10 @@ public:
     util::Status rollback(std::string_view reason);
 
     bool busy() const { return busy_; }
+    /// Set by apply(), resume() or rollback() when the box must reboot for
+    /// the system update to go on (into the tried slot, or back to the old
+    /// one): why. The caller reboots (the daemon: svc::power_down).
+    const std::optional<std::string> &reboot_requested() const { return reboot_; }
     const UpdaterState &state() const { return state_; }
     /// The revision `version` as applied (its stored manifest).
     util::Result<Revision> revision(uint64_t version) const;
@@ -132,10 +209,19 @@ private:
     util::Status rollback_trying(std::string_view reason, bool start_current);
     util::Status rollback_to_previous(std::string_view reason);
     util::Status gc();
+    util::Status check_system(const SystemSpec &spec) const;
+    util::Status resume_system();
+    util::Status commit_system();
+    util::Status fail_system(std::string_view reason, bool remember);
+    util::Error fail_system_apply(uint64_t version, util::Error err);
+    util::Result<uint64_t> apply_system(const Revision &rev);
+    void keep_booted_good();
 
     util::DeviceRoot root_;
     Apps &apps_;
     AppLimits limits_;
+    System *system_;
+    std::optional<std::string> reboot_;
     UpdaterState state_;
     bool loaded_ = false;  ///< state_ was read from state.json
     bool busy_ = false;

@@ -263,24 +263,41 @@ util::Status Build::from_image(const std::string &name, StageState &st) {
             auto found = img::find_image(store_, name);
             if (found) top = *found;
         }
-        // Only a reference naming its registry is pulled: a short name is never sent anywhere.
-        if (auto full = img::Reference::parse(name); !top && full && o_.pull) top = TRY(o_.pull(*full, st.platform));
-        if (!top) return Error::msg("no such image in the store, and no registry to pull it from");
     }
-    auto image = TRY(img::load_image(store_, *top, st.platform, true));
-    TRY(img::unpack_image(store_, image));
-    auto config_text = TRY(store_.read_blob(image.manifest.config.digest));
+    // The stored image, when it is for the platform (an index chose it; a
+    // single manifest says its platform in its config, by select_platform's rules).
+    std::optional<img::StoredImage> image;
+    std::string other;  // what the store holds instead, for the error
+    if (top) {
+        auto stored = TRY(img::load_image(store_, *top, st.platform, true));
+        const img::Platform &have = stored.config.platform;
+        img::ImageIndex one;
+        one.manifests.push_back(img::Descriptor{std::string(img::media::kOciManifest), stored.manifest_digest, 0, have, {}});
+        if (!(stored.manifest_digest == *top) || have.architecture.empty() || img::select_platform(one, st.platform))
+            image = std::move(stored);
+        else
+            other = cat("the image is for ", platform_str(have), ", not ", platform_str(st.platform));
+    }
+    // Else pulled, when the reference names its registry: a short name is never sent anywhere.
+    if (auto full = img::Reference::parse(name); !image && name.rfind("oci:", 0) != 0 && full && o_.pull) {
+        auto pulled = o_.pull(*full, st.platform);
+        if (!pulled) return other.empty() ? std::move(pulled).error() : std::move(pulled).error().wrap(other);
+        image = TRY(img::load_image(store_, *pulled, st.platform, true));
+    }
+    if (!image) return Error::msg(other.empty() ? "no such image in the store, and no registry to pull it from" : other);
+    TRY(img::unpack_image(store_, *image));
+    auto config_text = TRY(store_.read_blob(image->manifest.config.digest));
     auto config = TRY(util::json::parse(config_text, "base image config"));
     if (config.contains("config") && config["config"].is_object()) st.cfg.config = config["config"];
     if (config.contains("history") && config["history"].is_array()) st.cfg.history = config["history"];
-    for (size_t k = 0; k < image.manifest.layers.size(); k++) {
-        Layer l{image.manifest.layers[k], image.config.diff_ids.at(k)};
+    for (size_t k = 0; k < image->manifest.layers.size(); k++) {
+        Layer l{image->manifest.layers[k], image->config.diff_ids.at(k)};
         l.desc.annotations.clear();
         if (l.desc.media_type == img::media::kDockerLayerGzip) l.desc.media_type = std::string(img::media::kOciLayerGzip);
         st.layers.push_back(std::move(l));
     }
-    if (!image.config.platform.architecture.empty()) st.platform = image.config.platform;
-    st.chain = img::Digest::of(cat("image\n", image.manifest_digest.str(), "\n", epoch_)).str();
+    if (!image->config.platform.architecture.empty()) st.platform = image->config.platform;
+    st.chain = img::Digest::of(cat("image\n", image->manifest_digest.str(), "\n", epoch_)).str();
     return util::ok();
 }
 

@@ -45,7 +45,7 @@ util::Result<int64_t> parse_duration(std::string_view s);
 void add_history(ConfigState &st, int64_t epoch, const std::string &created_by, bool empty_layer);
 
 /// Applies one config-only instruction (ENV, WORKDIR, USER, ENTRYPOINT, CMD,
-/// LABEL, EXPOSE, VOLUME, HEALTHCHECK, STOPSIGNAL, SHELL, MAINTAINER) with
+/// LABEL, EXPOSE, VOLUME, HEALTHCHECK, STOPSIGNAL, SHELL) with
 /// `vars` for substitution, and records its history entry. Errors name the
 /// line through `cf`.
 util::Status apply_config_instruction(const Containerfile &cf, const Instruction &in,

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "image/digest.hpp"
+#include "ota/slot.hpp"
 #include "ota/updater.hpp"
 #include "util/dir.hpp"
 #include "util/failpoint.hpp"
@@ -807,8 +809,10 @@ TEST_CASE("a crash at any updater failpoint, and again in the resume after it, l
             }
         }
     }
-    // Every listed failpoint is on some path (the list is not stale).
+    // Every listed failpoint is on some path (the list is not stale); the
+    // system path's own loop below checks its failpoints.
     for (std::string_view fp : ota::kFailpoints) {
+        if (fp.starts_with("ota.system-")) continue;
         INFO("failpoint " << fp << " reached by no scenario");
         CHECK(hit.count(std::string(fp)));
     }
@@ -855,6 +859,427 @@ TEST_CASE("a crash at any step of any state write, or during a resume, leaves th
 
 
 
+// ---- The system path ------------------------------------------------------
+//
+// A manifest with a `system` part, over a board of two file slots and the
+// file bootloader backend (the real ota/slot install and ota/bootloader).
+// The test plays the bootloader and the reboots (TestSystem::reboot: the
+// first slot of BOOT_ORDER with attempts left boots, one attempt spent, a
+// new boot id) and the daemon's health checks (the scenario's verdict once
+// the tried slot runs its revision). Starting point, reached through the
+// updater itself: revision 1 committed on the factory system 0 in slot A,
+// then revision 2 with system 1, installed into B, booted and committed.
+// The scenarios apply revision 3 with system 2, which goes into slot A.
+
+namespace {
+
+constexpr size_t kSysImageSize = 192 << 10;
+
+std::string system_image(uint64_t version) {
+    std::string out(kSysImageSize, '\0');
+    uint64_t x = 0x9e3779b97f4a7c15ull * (version + 1);
+    for (auto &ch : out) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ch = static_cast<char>(x);
+    }
+    return out;
+}
+
+std::string system_digest(uint64_t version) { return img::Digest::of(system_image(version)).str(); }
+
+/// Revision `version` (document()) with system `sys`, replacing `sys - 1`
+/// only (system 1: any; a version range starts at 1).
+std::string system_document(uint64_t version, uint64_t sys) {
+    std::string doc = document(version);
+    doc.erase(doc.rfind('}'));
+    return cat(doc, R"(, "system": {"image": "registry.example/os@)", system_digest(sys), R"(", "size": )", kSysImageSize,
+               R"(, "version": )", sys,
+               sys > 1 ? cat(R"(, "min_version": )", sys - 1, R"(, "max_version": )", sys - 1) : std::string(),
+               R"(, "fstype": "ext4"}})", "\n");
+}
+
+/// Slots A and B as files and the file bootloader under `dir`; the booted
+/// slot and the boot id in <dir>/boot, so a killed child and the parent
+/// agree on them. System images are <dir>/image-<version>.
+struct TestSystem : ota::System {
+    std::string dir;
+    ota::Board board;
+    std::unique_ptr<ota::Bootloader> boot;
+    std::string slot, id;
+
+    explicit TestSystem(std::string d) : dir(std::move(d)) {
+        board.name = "test";
+        board.slots = {ota::SlotSpec{"A", {ota::Location::File, dir + "/a.img"}, 0},
+                       ota::SlotSpec{"B", {ota::Location::File, dir + "/b.img"}, 0}};
+        board.bootloader = ota::BootloaderSpec{ota::BootloaderKind::File, dir + "/boot.env", 3};
+        boot = std::make_unique<ota::Bootloader>(board, ota::file_boot_env(dir + "/boot.env"));
+        auto f = util::split(util::read_file(dir + "/boot").value_or("A 1"), ' ');
+        slot = f.at(0), id = f.at(1);
+    }
+    ota::Bootloader &bootloader() override { return *boot; }
+    std::string booted() override { return slot; }
+    std::string boot_id() override { return id; }
+    util::Result<std::string> install(const ota::SystemSpec &spec) override {
+        ota::SlotInstaller installer(board, *boot, slot, dir + "/slots");
+        ota::SlotInstallOptions opts;
+        opts.persist_bytes = 64 << 10;
+        auto digest = TRY(img::Digest::parse(spec.image.substr(spec.image.find('@') + 1)));
+        auto stats = TRY(installer.from_file(cat(dir, "/image-", spec.version), {digest, spec.size}, "", opts));
+        return stats.slot;
+    }
+    /// Plays the bootloader: boots the first slot of BOOT_ORDER with
+    /// attempts left and spends one.
+    void reboot() {
+        auto st = boot->status();
+        REQUIRE(st);
+        REQUIRE(!st->next.empty());
+        int left = st->slot(st->next)->left;
+        REQUIRE(ota::file_boot_env(dir + "/boot.env")->write({{cat("BOOT_", st->next, "_LEFT"), std::to_string(left - 1)}}));
+        slot = st->next;
+        id = std::to_string(std::stoi(id) + 1);
+        REQUIRE(util::atomic_write_file(dir + "/boot", cat(slot, " ", id)));
+    }
+    std::string content(const std::string &name) const {
+        return util::read_file(cat(dir, "/", name == "A" ? "a.img" : "b.img")).value_or("");
+    }
+};
+
+/// What the daemon would find once the tried slot runs its revision.
+enum class Verdict { Healthy, Unhealthy, NeverStarts };
+
+/// What restarted daemons and the bootloader do until nothing is left:
+/// resume, reboot when asked, the verdict on a slot being tried.
+void settle(const std::string &dir, const util::DeviceRoot &root, const std::string &apps_file, Verdict verdict) {
+    for (int i = 0; i < 24; i++) {
+        TestSystem sys(dir);
+        FakeApps apps(apps_file);
+        auto state = ota::read_state(root);
+        REQUIRE(state);
+        if (verdict == Verdict::NeverStarts && state->system.trying && sys.slot == state->system.trying->slot) {
+            sys.reboot();  // the new system dies before berth runs
+            continue;
+        }
+        ota::Updater u(root, apps, {}, &sys);
+        // An error (an injected one) is followed by another restart.
+        const bool resumed = u.resume().ok();
+        if (u.reboot_requested()) {
+            sys.reboot();
+            continue;
+        }
+        if (resumed && !u.state().system.trying) return;
+        if (!resumed) continue;
+        REQUIRE(u.state().trying);
+        REQUIRE(sys.slot == u.state().system.trying->slot);
+        if (verdict == Verdict::Healthy) (void)u.commit();
+        else (void)u.rollback("web: health check failed 3 times");
+        if (u.reboot_requested()) sys.reboot();
+    }
+    FAIL("the update did not settle");
+}
+
+/// Applies `document`; a reboot when asked; then settle().
+void update_system(const std::string &dir, const util::DeviceRoot &root, const std::string &apps_file,
+                   const std::string &doc, Verdict verdict) {
+    {
+        TestSystem sys(dir);
+        FakeApps apps(apps_file);
+        ota::Updater u(root, apps, {}, &sys);
+        if (!u.apply(doc)) return;
+        if (u.reboot_requested()) sys.reboot();
+    }
+    settle(dir, root, apps_file, verdict);
+}
+
+/// The starting point (above), made once and copied for each run.
+struct SysDevice {
+    ScratchDir dir;
+    util::DeviceRoot root{dir.path + "/root"};
+    std::string apps_file = dir.path + "/apps";
+
+    SysDevice() {
+        REQUIRE(util::mkdir_p(root.dir()));
+        for (uint64_t v = 0; v <= 3; v++) REQUIRE(util::atomic_write_file(cat(dir.path, "/image-", v), system_image(v)));
+        REQUIRE(util::atomic_write_file(dir.path + "/a.img", system_image(0)));
+        REQUIRE(util::atomic_write_file(dir.path + "/b.img", "left over"));
+        {
+            TestSystem sys(dir.path);
+            REQUIRE(sys.boot->mark_good("A"));
+            FakeApps apps(apps_file);
+            ota::Updater u(root, apps, {}, &sys);
+            REQUIRE(u.resume());
+            REQUIRE(u.apply(document(1)));
+            REQUIRE(u.commit());
+        }
+        update_system(dir.path, root, apps_file, system_document(2, 1), Verdict::Healthy);
+        auto st = ota::read_state(root);
+        REQUIRE(st);
+        auto history = ota::read_history(root).value_or({});
+        for (const auto &e : history) UNSCOPED_INFO(e.version << " " << e.event << " " << e.reason);
+        REQUIRE(st->current == 2u);
+        REQUIRE(st->system.version == 1u);
+        REQUIRE(st->system.slot == "B");
+    }
+};
+
+struct SysCopy {
+    ScratchDir dir;
+    util::DeviceRoot root{dir.path + "/root"};
+    std::string apps_file = dir.path + "/apps";
+    explicit SysCopy(const SysDevice &tmpl) {
+        std::filesystem::copy(tmpl.dir.path, dir.path, std::filesystem::copy_options::recursive);
+    }
+};
+
+/// The invariant after any run settled: exactly the old (revision 2,
+/// system 1 in B) or, when the verdict was healthy, the new (revision 3,
+/// system 2 in A) is committed, all of it; the bootloader boots the
+/// committed slot, tries nothing, and every slot it may boot holds a whole
+/// image that was read back.
+void check_settled(const SysCopy &run, Verdict verdict) {
+    TestSystem sys(run.dir.path);
+    FakeApps apps(run.apps_file);
+    auto state = ota::read_state(run.root);
+    REQUIRE(state);
+    INFO("state " << show(*state) << ", system " << state->system.version << " in " << state->system.slot);
+    const bool old = same(*state, committed(2, 1, 2)) && state->system.version == 1 && state->system.slot == "B";
+    const bool new_ = same(*state, committed(3, 2, 3)) && state->system.version == 2 && state->system.slot == "A";
+    CHECK((old || (new_ && verdict == Verdict::Healthy)));
+    CHECK(!state->system.trying);
+    if (verdict == Verdict::Healthy) CHECK(state->system.failed.empty());
+    else CHECK((state->system.failed.empty() || state->system.failed == std::vector<uint64_t>{2}));
+
+    auto boot = sys.boot->status();
+    REQUIRE(boot);
+    CHECK(boot->trying.empty());
+    CHECK(sys.slot == state->system.slot);
+    CHECK(boot->next == state->system.slot);
+    CHECK(boot->slot(state->system.slot)->health == ota::SlotHealth::Good);
+    CHECK(sys.content(state->system.slot) == system_image(state->system.version));
+    for (const char *name : {"A", "B"}) {
+        INFO("slot " << name);
+        if (boot->slot(name)->health == ota::SlotHealth::Bad) continue;
+        const std::string c = sys.content(name);
+        CHECK((c == system_image(0) || c == system_image(1) || c == system_image(2)));
+    }
+
+    std::set<std::string> want_running, want_bundles;
+    for (auto v : {state->current, state->previous})
+        for (const auto &name : container_names(*v)) {
+            want_bundles.insert(cat(name, ".r", *v));
+            if (v == state->current) want_running.insert(cat(name, ".r", *v));
+        }
+    CHECK(apps.running == want_running);
+    CHECK(apps.bundles == want_bundles);
+}
+
+std::vector<std::pair<std::string, Verdict>> system_scenarios() {
+    return {{"system update committed", Verdict::Healthy},
+            {"system update fails its health checks", Verdict::Unhealthy},
+            {"new system never starts", Verdict::NeverStarts}};
+}
+
+void run_system_scenario(const SysCopy &run, Verdict verdict) {
+    update_system(run.dir.path, run.root, run.apps_file, system_document(3, 2), verdict);
+}
+
+/// After a crash: the daemon restarted in the same boot, or (a power cut)
+/// the box rebooted first; then settle.
+void restart(const SysCopy &run, Verdict verdict, bool power_cut) {
+    if (power_cut) TestSystem(run.dir.path).reboot();
+    settle(run.dir.path, run.root, run.apps_file, verdict);
+}
+
+}  // namespace
+
+namespace {
+
+/// The starting point copied, with its board and fake, for one test.
+struct SysRig {
+    SysDevice tmpl;
+    SysCopy run{tmpl};
+    TestSystem sys{run.dir.path};
+    FakeApps apps{run.apps_file};
+
+    /// An Updater over it, resumed as at a start.
+    std::unique_ptr<ota::Updater> started() {
+        auto u = std::make_unique<ota::Updater>(run.root, apps, ota::AppLimits{}, &sys);
+        REQUIRE(u->resume());
+        return u;
+    }
+};
+
+/// Runs a failing system update to its end on `run`; checks the version is
+/// remembered as failed; the last history entry.
+ota::HistoryEntry failed_system_update(const SysCopy &run, Verdict verdict) {
+    run_system_scenario(run, verdict);
+    check_settled(run, verdict);
+    auto state = ota::read_state(run.root);
+    REQUIRE(state);
+    CHECK(state->system.failed == std::vector<uint64_t>{2});
+    auto h = ota::read_history(run.root);
+    REQUIRE(h);
+    REQUIRE(!h->empty());
+    CHECK(h->back().event == "rolled-back");
+    return h->back();
+}
+
+}  // namespace
+
+TEST_CASE("a system update installs the inactive slot, reboots into it and commits system and revision together") {
+    SysRig rig;
+    auto &[tmpl, run, sys, apps] = rig;
+    {
+        auto started = rig.started();
+        ota::Updater &u = *started;
+        auto v = u.apply(system_document(3, 2));
+        INFO((v ? std::string() : v.error().message()));
+        REQUIRE(v);
+        CHECK(u.reboot_requested());
+        CHECK(apps.running == ids_of({2}));  // the old revision runs until the reboot
+        CHECK(u.state().system.trying->slot == "A");
+        CHECK(sys.content("A") == system_image(2));
+        auto boot = sys.boot->status();
+        REQUIRE(boot);
+        CHECK(boot->trying == "A");
+        CHECK(boot->next == "A");
+    }
+    sys.reboot();
+    CHECK(sys.slot == "A");
+    ota::Updater u(run.root, apps, {}, &sys);
+    REQUIRE(u.resume());
+    CHECK(!u.reboot_requested());
+    CHECK(u.state().trying == 3u);
+    CHECK(apps.running == ids_of({3}));
+    CHECK(u.state().system.version == 1u);  // nothing committed before the health checks
+    REQUIRE(u.commit());
+    CHECK(u.state().system.version == 2u);
+    CHECK(u.state().system.slot == "A");
+    CHECK(same(u.state(), committed(3, 2, 3)));
+    auto boot = sys.boot->status();
+    REQUIRE(boot);
+    CHECK(boot->trying.empty());
+    CHECK(boot->slot("A")->health == ota::SlotHealth::Good);
+    CHECK(boot->slot("A")->left == 3);
+}
+
+
+TEST_CASE("a system update that fails its health checks marks the slot bad, reboots to the old one and is not tried again") {
+    SysDevice tmpl;
+    SysCopy run(tmpl);
+    CHECK(failed_system_update(run, Verdict::Unhealthy).reason == "system 2 in slot A: web: health check failed 3 times");
+
+    TestSystem sys(run.dir.path);
+    FakeApps apps(run.apps_file);
+    ota::Updater u(run.root, apps, {}, &sys);
+    auto again = u.apply(system_document(4, 2));
+    REQUIRE(!again);
+    CHECK(again.error().message() == "refused: system version 2 failed before; it is not tried again");
+}
+
+TEST_CASE("a new system that never starts runs out of boot attempts; the failure is recorded with the reason") {
+    SysDevice tmpl;
+    SysCopy run(tmpl);
+    auto last = failed_system_update(run, Verdict::NeverStarts);
+    CHECK(last.reason.find("the boot counter of slot A ran out (booted slot B)") != std::string::npos);
+}
+
+TEST_CASE("a system image not above the committed system version, or outside its min and max, is refused") {
+    SysRig rig;
+    auto started = rig.started();
+    ota::Updater &u = *started;
+    auto &sys = rig.sys;
+    auto same_version = u.apply(system_document(3, 1));
+    REQUIRE(!same_version);
+    CHECK(same_version.error().message() == "refused: system version 1 is not above the committed system version 1");
+    auto skips = u.apply(system_document(3, 3));  // replaces 2 only
+    REQUIRE(!skips);
+    CHECK(skips.error().message() == "refused: system version 3 replaces versions 2 to 2, the installed one is 1");
+    CHECK(sys.content("A") == system_image(0));
+    CHECK(!u.reboot_requested());
+}
+
+TEST_CASE("a system part is refused on a device without slots") {
+    Installed d({1, 2});
+    auto [apps, u] = d.parts();
+    auto r = u.apply(system_document(3, 2));
+    REQUIRE(!r);
+    CHECK(r.error().message().starts_with("refused: the manifest has a system part, but this device has no root"));
+}
+
+TEST_CASE("when every slot is bad, the start marks the booted one good again") {
+    SysRig rig;
+    auto &[tmpl, run, sys, apps] = rig;
+    REQUIRE(sys.boot->mark_bad("A"));
+    REQUIRE(sys.boot->mark_bad("B"));
+    ota::Updater u(run.root, apps, {}, &sys);
+    REQUIRE(u.resume());
+    auto boot = sys.boot->status();
+    REQUIRE(boot);
+    CHECK(boot->next == "B");
+    CHECK(u.history().back().event == "recovered");
+}
+
+TEST_CASE("a crash at any updater failpoint of a system update, in the same boot or by a power cut, leaves the old or the new system and revision") {
+    const SysDevice tmpl;
+    std::set<std::string> hit;
+    for (std::string_view fp : ota::kFailpoints) {
+        for (const auto &[name, verdict] : system_scenarios()) {
+            for (bool power_cut : {false, true}) {
+                INFO("failpoint " << fp << ", scenario: " << name << (power_cut ? ", power cut" : ", daemon killed"));
+                SysCopy run(tmpl);
+                const Verdict v = verdict;
+                if (crash_in_child(std::string(fp), 0, [&] { run_system_scenario(run, v); })) {
+                    hit.insert(std::string(fp));
+                    // The restart is killed at the same failpoint once more.
+                    crash_in_child(std::string(fp), 1, [&] { settle(run.dir.path, run.root, run.apps_file, v); });
+                }
+                restart(run, v, power_cut);
+                check_settled(run, v);
+            }
+        }
+    }
+    for (std::string_view fp : ota::kFailpoints) {
+        if (!fp.starts_with("ota.system-")) continue;
+        INFO("failpoint " << fp << " reached by no system scenario");
+        CHECK(hit.count(std::string(fp)));
+    }
+}
+
+TEST_CASE("an error at any updater failpoint of a system update, then a restart, leaves the old or the new system and revision") {
+    const SysDevice tmpl;
+    for (std::string_view fp : ota::kFailpoints) {
+        for (const auto &[name, verdict] : system_scenarios()) {
+            INFO("failpoint " << fp << ", scenario: " << name);
+            SysCopy run(tmpl);
+            util::failpoint_arm(fp, util::FailAction::Error, 1);
+            run_system_scenario(run, verdict);
+            util::failpoint_clear();
+            restart(run, verdict, false);
+            check_settled(run, verdict);
+        }
+    }
+}
+
+TEST_CASE("a crash at any step of any write of a system update (state, bootloader, slot) leaves the old or the new") {
+    const SysDevice tmpl;
+    int crashes = 0;
+    for (const char *fp : {"atomic_write.create", "atomic_write.write", "atomic_write.fsync", "atomic_write.rename",
+                           "atomic_write.dirsync", "slot.persist", "slot.written"}) {
+        for (const auto &[name, verdict] : system_scenarios()) {
+            for (int nth = 1; nth < 400; nth++) {
+                const bool power_cut = nth % 2 == 0;
+                INFO(fp << "@" << nth << ", scenario: " << name << (power_cut ? ", power cut" : ", daemon killed"));
+                SysCopy run(tmpl);
+                const Verdict v = verdict;
+                if (!crash_in_child(fp, nth, [&] { run_system_scenario(run, v); })) break;
+                crashes++;
+                restart(run, v, power_cut);
+                check_settled(run, v);
+            }
+        }
+    }
+    CHECK(crashes > 100);
+}
 
 // ---- stored revisions that a later parser refuses (an upgrade tightened it)
 

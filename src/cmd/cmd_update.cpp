@@ -64,6 +64,12 @@ util::Result<int> run_apply(const cli::GlobalOptions &g, const util::ParsedArgs 
             if (a.has("no-wait")) return 0;
             continue;
         }
+        if (v.contains("event") && v["event"] == "reboot") {
+            TRY(util::write_all(1, cat("revision ", util::json::dump(v["version"]),
+                                       ": the system image is installed; rebooting into it (checked and committed "
+                                       "after the reboot)\n")));
+            return 0;
+        }
         if (v["ok"] == true && v.contains("outcome") && v["outcome"] == "committed") {
             TRY(util::write_all(1, cat("revision ", util::json::dump(v["version"]), " committed\n")));
             return 0;
@@ -91,6 +97,12 @@ util::Result<int> run_status(const cli::GlobalOptions &g, const util::ParsedArgs
     std::string out = cat("current:  ", version_of(status["current"]), '\n', "previous: ", version_of(status["previous"]), '\n',
                           "trying:   ", version_of(status["trying"]), '\n', "minimum:  ", util::json::dump(status["minimum"]), '\n');
     if (status["staging"].is_object()) out += cat("staging:  ", version_of(status["staging"]), '\n');
+    if (const auto &sys = status["system"]; sys.is_object() && (sys["version"] != 0 || sys["trying"].is_object())) {
+        out += cat("system:   ", util::json::dump(sys["version"]), sys["slot"].is_string() ? cat(" in slot ", sys["slot"].get<std::string>()) : "", '\n');
+        if (sys["trying"].is_object())
+            out += cat("          trying ", util::json::dump(sys["trying"]["version"]), " in slot ",
+                       sys["trying"]["slot"].get<std::string>(), '\n');
+    }
     out += daemon ? "daemon:   running\n" : "daemon:   not running (read from the state on disk)\n";
     TRY(util::write_all(1, out));
     return 0;

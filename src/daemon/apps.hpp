@@ -57,11 +57,13 @@ public:
     void cancel();
     bool staging() const { return stage_pid_ > 0; }
 
-private:
     /// Runs `fn` in a child process (the image store's libraries and a
     /// pull's memory stay out of the daemon), turning the loop until it
-    /// exits; its error comes back through a pipe.
+    /// exits; its error comes back through a pipe. cancel_stage() kills it.
+    /// Also the system image's install (ota::BoardSystem).
     util::Status in_child(const char *what, const std::function<util::Status()> &fn);
+
+private:
     /// True when every bundle of `rev` has its rootfs mounted and, for a
     /// `ready` check, its notify directory.
     bool bundles_ready(const ota::Revision &rev) const;

@@ -24,6 +24,7 @@
 #include "daemon/watchdog.hpp"
 #include "fleet/agent.hpp"
 #include "ota/manifest.hpp"
+#include "ota/system.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/flock.hpp"
@@ -106,6 +107,9 @@ private:
     void schedule_evaluation(int64_t ms = 0);
     void evaluate();
     void finish_trying(bool healthy, const std::string &why);
+    /// The updater asked for a reboot (a system update goes on in another
+    /// slot): the shutdown is scheduled. True when it did.
+    bool reboot_if_asked();
 
     DaemonOptions o_;
     bool pid1_;
@@ -116,6 +120,7 @@ private:
     Reaper reaper_;
     std::unique_ptr<Supervisor> sup_;
     std::unique_ptr<SupervisorApps> apps_;
+    std::unique_ptr<ota::BoardSystem> system_;  ///< the board's slots; null without
     std::unique_ptr<ota::Updater> updater_;
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<fleet::Agent> agent_;
@@ -190,7 +195,21 @@ util::Status Daemon::setup() {
     apps_ = std::make_unique<SupervisorApps>(*loop_, reaper_, *sup_, o_.stage, sc.state_root);
     ota::AppLimits limits;
     if (!o_.board.empty()) limits = TRY_CTX(ota::load_app_limits(o_.board), cat("board ", util::quote(o_.board)));
-    updater_ = std::make_unique<ota::Updater>(o_.root, *apps_, limits);
+    if (!o_.board.empty()) {
+        auto board = TRY_CTX(ota::load_board(o_.board), cat("board ", util::quote(o_.board)));
+        if (!board.slots.empty()) {
+            auto sys = ota::BoardSystem::open(std::move(board), util::path_join(o_.root.dir(), "slots"), o_.stage.open_registry);
+            if (sys) {
+                system_ = std::move(*sys);
+                // The download must not stop the loop (the watchdog is fed there).
+                system_->run_apart([this](const char *what, const std::function<util::Status()> &fn) {
+                    return apps_->in_child(what, fn);
+                });
+            }
+            else util::log::error("system updates are off: ", sys.error().message());
+        }
+    }
+    updater_ = std::make_unique<ota::Updater>(o_.root, *apps_, limits, system_.get());
 
     if (!o_.watchdog.empty()) {
         wd_ = TRY_CTX(Watchdog::open(o_.watchdog, o_.watchdog_timeout_s), cat("watchdog ", util::quote(o_.watchdog)));
@@ -291,6 +310,9 @@ util::Result<int> Daemon::run() {
     // (a TRYING revision rolled back). A failure here is logged: the daemon
     // (maybe PID 1) keeps serving.
     if (auto st = updater_->resume(); !st) util::log::error("resume the updater: ", st.error().message());
+    // Booted into a system update's slot: its revision runs on probation.
+    if (!reboot_if_asked())
+        if (auto v = updater_->state().trying) begin_trying(*v);
     start_agent();
     (void)release_idle_memory();  // what start-up touched goes back: the daemon idles for months
     if (!shutdown_) TRY(loop_->run());
@@ -417,6 +439,7 @@ util::Result<uint64_t> Daemon::apply_manifest(std::string_view doc) {
         util::log::error("update: ", v.error().message());
         return std::move(v).error();
     }
+    if (reboot_if_asked()) return *v;  // a system update: tried after the reboot
     util::log::info("update: revision ", *v, " is trying");
     if (shutdown_) return util::Error::msg("the daemon is shutting down; the update is rolled back at its next start");
     begin_trying(*v);
@@ -441,6 +464,13 @@ void Daemon::apply(std::shared_ptr<ControlConn> c, const Value &req) {
         return;
     }
     Value ev = ok_response();
+    if (!trying_) {  // a system update: the reboot is on its way
+        ev["event"] = "reboot";
+        ev["version"] = *v;
+        ev["reason"] = updater_->reboot_requested().value_or("");
+        c->reply(ev);
+        return;
+    }
     ev["event"] = "trying";
     ev["version"] = *v;
     ev["window_ms"] = trying_->rev.health_window_ms;
@@ -629,7 +659,15 @@ void Daemon::finish_trying(bool healthy, const std::string &why) {
     last_outcome_ = out;
     report(healthy ? "committed" : "rolled-back", healthy ? cat("revision ", v) : why, t.rev.digest);
     for (auto &w : t.waiters) w->reply(out);
-    (void)release_idle_memory();
+    if (!reboot_if_asked()) (void)release_idle_memory();
+}
+
+bool Daemon::reboot_if_asked() {
+    const auto &why = updater_->reboot_requested();
+    if (!why) return false;
+    util::log::info("update: rebooting: ", *why);
+    loop_->after(0, [this, w = *why] { request_shutdown(PowerAction::Reboot, cat("the system update (", w, ")")); });
+    return true;
 }
 
 }  // namespace

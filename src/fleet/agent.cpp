@@ -36,6 +36,8 @@ constexpr size_t kStateMaxBytes = 4096;
 /// A deployment the updater fails to apply (a registry down during the
 /// pull, a disk full) is tried at this many refreshes, then given up.
 constexpr unsigned kApplyAttempts = 3;
+/// The bounds of a poll interval the repository advertises.
+constexpr int64_t kAdvertisedMinMs = 10 * 1000, kAdvertisedMaxMs = 24 * 60 * 60 * 1000;
 
 util::Status check_known(const Value &obj, std::initializer_list<std::string_view> known, std::string_view where) {
     for (auto it = obj.begin(); it != obj.end(); ++it)
@@ -137,9 +139,12 @@ private:
     void save_state();
     void load_trusted_timestamp();
     void schedule(int64_t ms);
+    /// The interval polls are drawn around without a broker: the
+    /// repository's advertised one, else the configured one.
+    int64_t poll_interval() const { return advertised_ms_ ? advertised_ms_ : c_.poll_interval_ms; }
     /// The wait after a successful refresh: longer while a broker pushes.
     int64_t next_poll() {
-        return sched_.next_poll(mqtt_ && mqtt_->connected() ? c_.pushed_poll_interval_ms : c_.poll_interval_ms);
+        return sched_.next_poll(mqtt_ && mqtt_->connected() ? c_.pushed_poll_interval_ms : poll_interval());
     }
     void refresh(std::string pushed);
     void on_result(RefreshResult r, const std::string &pushed);
@@ -163,6 +168,7 @@ private:
     Outbox outbox_;
     Schedule sched_;
     std::string ts_topic_, status_topic_;
+    std::string offline_;  ///< the will's payload, also said on a clean stop
     std::unique_ptr<MqttClient> mqtt_;
 
     util::EventLoop::TimerId timer_ = 0;
@@ -171,6 +177,7 @@ private:
     std::string pending_push_;    ///< the newest push that came during a refresh or an apply
     std::string rejected_push_;   ///< the last push whose signature did not verify
     uint64_t trusted_ts_ = 0;     ///< the trusted timestamp's version
+    int64_t advertised_ms_ = 0;   ///< the channel target's custom.poll_interval_s, bounded (0: none)
     uint64_t seq_ = 0;            ///< the last report's sequence number (persisted)
     std::string deployment_;      ///< the deployment the reports are about
     std::string handled_;         ///< the last deployment applied or refused: not tried again (persisted)
@@ -190,7 +197,7 @@ util::Status AgentImpl::begin(const MqttOpen &mqtt_open) {
         Value will = Value::object();
         will["device"] = c_.device_id;
         will["online"] = false;
-        m.will_payload = util::json::dump(will);
+        m.will_payload = offline_ = util::json::dump(will);
         MqttHandlers h;
         h.on_message = [this](std::string_view topic, std::string_view payload, bool) { on_push(topic, payload); };
         h.on_connection = [this](bool up, std::string_view why) { on_connection(up, why); };
@@ -216,7 +223,11 @@ void AgentImpl::stop() {
     loop_.cancel(timer_);
     timer_ = 0;
     if (refresher_) refresher_->cancel();
-    if (mqtt_) mqtt_->close();
+    if (mqtt_) {
+        // A DISCONNECT suppresses the will: say it ourselves.
+        if (mqtt_->connected()) (void)mqtt_->publish(status_topic_, offline_, 1, true);
+        mqtt_->close();
+    }
 }
 
 // ---- persisted state -------------------------------------------------------
@@ -302,6 +313,13 @@ void AgentImpl::on_result(RefreshResult r, const std::string &pushed) {
         if (!last_error_.empty()) util::log::info("fleet: refresh succeeded again");
         last_error_.clear();
         trusted_ts_ = std::max(trusted_ts_, r.timestamp_version);
+        advertised_ms_ = 0;
+        if (r.target && r.target->custom.is_object())
+            if (auto p = r.target->custom.find("poll_interval_s"); p != r.target->custom.end() && p->is_number_integer()) {
+                int64_t s = p->is_number_unsigned() ? int64_t(std::min<uint64_t>(p->get<uint64_t>(), kAdvertisedMaxMs / 1000))
+                                                    : std::clamp<int64_t>(p->get<int64_t>(), 0, kAdvertisedMaxMs / 1000);
+                advertised_ms_ = std::clamp(s * 1000, kAdvertisedMinMs, kAdvertisedMaxMs);
+            }
         schedule(next_poll());
         if (r.target) consider(std::move(*r.target));
         else util::log::debug("fleet: channel ", quote(c_.channel), " has no manifest");
@@ -410,8 +428,8 @@ void AgentImpl::on_connection(bool up, std::string_view why) {
     if (!up) {
         util::log::info("fleet: mqtt: disconnected", why.empty() ? "" : ": ", why);
         // Nobody pushes now: back to the polling interval.
-        if (timer_ && loop_.remaining(timer_) > c_.poll_interval_ms + c_.poll_interval_ms / 2)
-            schedule(sched_.jittered(c_.poll_interval_ms));
+        if (timer_ && loop_.remaining(timer_) > poll_interval() + poll_interval() / 2)
+            schedule(sched_.jittered(poll_interval()));
         return;
     }
     util::log::info("fleet: mqtt: connected");

@@ -2,10 +2,11 @@
 // docs/fleet-agent.md): follows one channel of a TUF repository and hands
 // each new update manifest, after TUF verified it, to the updater.
 //
-// Two paths end in the same refresh: a poll timer (`poll_interval_ms`, or the
-// longer `pushed_poll_interval_ms` while a broker is connected; each
-// wait drawn with jitter so devices never poll in lockstep; on errors
-// full-jitter exponential backoff, schedule.hpp) and, when an MQTT broker is
+// Two paths end in the same refresh: a poll timer (`poll_interval_ms`, or
+// the repository's own, the channel target's custom.poll_interval_s; the
+// longer `pushed_poll_interval_ms` while a broker is connected; each wait
+// drawn with jitter so devices never poll in lockstep; on errors full-jitter
+// exponential backoff, schedule.hpp) and, when an MQTT broker is
 // configured, a pushed timestamp: a retained message on the fleet's topic
 // whose bytes are TUF timestamp metadata with a version above the trusted
 // one triggers a refresh at once (the broker is never trusted: the bytes are

@@ -217,11 +217,11 @@ void ChildRefresher::start(std::string pushed, Done done) {
     (void)::fcntl(rd_.get(), F_SETFL, O_NONBLOCK);
     buf_.clear();
     overflow_ = timed_out_ = false;
-    done_ = std::move(done);
     if (auto st = loop_.watch(rd_.get(), EPOLLIN, [this](uint32_t) { readable(); }); !st) {
         cancel();
         return fail(st.error().message());
     }
+    done_ = std::move(done);
     timer_ = loop_.after(timeout_ms_, [this] {
         timer_ = 0;
         timed_out_ = true;

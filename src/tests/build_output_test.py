@@ -2,7 +2,8 @@
 """`berth build` results as other tools and berth read them: --output
 type=oci,dest=DIR read by skopeo and unpacked by umoci; a base image from
 the store and from an OCI layout (oci:DIR:TAG), its layers reused byte for
-byte; COPY --from an image; several platforms as one index; the built image
+byte; COPY --from an image; several platforms as one index, and an index
+built FROM an index (each platform from its own base); the built image
 run by `berth run`. Usage: build_output_test.py BERTH"""
 import json
 import os
@@ -74,6 +75,17 @@ try:
         p = sh(*args, "--config", f"oci:{multi}:1")
         c.ok(p.returncode == 0 and f"ARCH={arch}" in json.loads(p.stdout)["config"]["Env"],
              f"skopeo picks the {arch} image from the layout's index")
+
+    # A multi-platform base: each platform's build starts from that platform's image of the index.
+    ctx = e.context("mbase", "FROM scratch\nARG TARGETARCH\nCOPY hello /hello-$TARGETARCH\n", {"hello": "hi\n"}, busybox=False)
+    rc, mbase, err = e.build(ctx, "-t", "localhost/mbase:1", "--platform", "linux/arm64,linux/amd64")
+    ctx = e.context("mapp", "FROM localhost/mbase:1\nENV APP=1\n", busybox=False)
+    rc2, mapp, err2 = e.build(ctx, "-t", "mapp:1", "--platform", "linux/arm64,linux/amd64")
+    if c.ok(rc == 0 and rc2 == 0, "an index FROM an index"):
+        base_by = {m["platform"]["architecture"]: e.manifest(m["digest"]) for m in e.manifest(mbase)["manifests"]}
+        app_by = {m["platform"]["architecture"]: e.manifest(m["digest"]) for m in e.manifest(mapp)["manifests"]}
+        c.ok(all(app_by[a]["layers"] == base_by[a]["layers"] for a in ("arm64", "amd64")),
+             "each platform's image has its own platform's base layers")
 
     # The built image runs.
     policy = os.path.join(e.tmp, "accept.json")

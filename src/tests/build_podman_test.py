@@ -52,8 +52,10 @@ HEALTHCHECK NONE
 
 e = Env(sys.argv[1], "berth-build-podman-")
 c = Checks()
+# podman's state all in this test's directory: its storage, its run root,
+# and libpod's tmp dir (by default shared with every other podman here).
 pod = ["podman", "--root", os.path.join(e.tmp, "podroot"), "--runroot", os.path.join(e.tmp, "podrun"),
-       "--storage-driver", "vfs"]
+       "--tmpdir", os.path.join(e.tmp, "podtmp"), "--events-backend", "none", "--storage-driver", "vfs"]
 try:
   for platform in (None, "linux/arm/v7"):
     pargs = ["--platform", platform] if platform else []
@@ -71,8 +73,11 @@ try:
         if not c.ok(p.returncode == 0, f"{name}: podman build"):
             print(p.stderr)
             continue
-        insp = json.loads(subprocess.run(pod + ["image", "inspect", f"localhost/{case}:{ptag}"], capture_output=True,
-                                         text=True, check=True).stdout)[0]
+        p = subprocess.run(pod + ["image", "inspect", f"localhost/{case}:{ptag}"], capture_output=True, text=True)
+        if not c.ok(p.returncode == 0, f"{name}: podman image inspect"):
+            print(p.stderr)
+            continue
+        insp = json.loads(p.stdout)[0]
         if platform:
             c.eq((berth_cfg["architecture"], berth_cfg.get("variant")), ("arm", "v7"), f"{name}: the config's platform")
             # (podman 4.3 writes its own architecture for FROM scratch whatever --platform says; not compared)

@@ -12,7 +12,8 @@ mosquitto_lib.py); docker-registry holds the image (fleet_agent_lib.py).
 - garbage and a replayed timestamp pushed change nothing: no fetch, no report;
 - the broker killed: the device keeps polling, a release is committed, its
   reports queue in the outbox; the broker back: the device reconnects and
-  the outbox is flushed (the retained status is the last report);
+  the outbox is flushed (the retained status is the last report, and
+  `berth fleet status` shows it);
 - the daemon killed: the broker publishes the will, the device is offline.
 Usage: fleet_agent_mqtt_test.py BERTH"""
 import json
@@ -122,6 +123,12 @@ try:
     st = retained_status()
     c.ok(st is not None and st["state"] == "committed" and st["deployment"] == sha256(m2) and st["online"],
          f"the retained status is the last report: {st}")
+
+    r = subprocess.run([env.exe, "fleet", "status", *broker.berth_args("controller"), "--fleet", env.fleet, "--json"],
+                       capture_output=True, text=True)
+    seen = [d for d in json.loads(r.stdout) if d.get("device") == env.device_id] if r.returncode == 0 else []
+    c.ok(len(seen) == 1 and seen[0].get("committed") == 2 and seen[0].get("state") == "committed",
+         f"berth fleet status shows the device at revision 2: {r.stdout.strip()} {r.stderr.strip()}")
 
     # The daemon killed: the broker publishes the will.
     env.daemon.send_signal(signal.SIGKILL)

@@ -76,4 +76,13 @@ bool test_hooks_compiled() {
 #endif
 }
 
+const char *test_hook_env(const char *name) {
+#ifdef BERTH_TEST_HOOKS
+    return ::getenv(name);
+#else
+    (void)name;
+    return nullptr;
+#endif
+}
+
 }  // namespace util

@@ -33,4 +33,8 @@ void failpoint_clear();
 /// (`berth version` lists the feature "test-hooks").
 bool test_hooks_compiled();
 
+/// getenv(name) in test builds; null otherwise (for overrides a test needs
+/// and a device must never take from its kernel command line).
+const char *test_hook_env(const char *name);
+
 }  // namespace util

@@ -297,3 +297,18 @@ TEST_CASE("COPY follows the base's symlinked directories and into existing direc
     auto config = util::json::parse(f.store.read_blob(r->images[0].config).value(), "config").value();
     CHECK(config["history"][1]["created_by"].get<std::string>().ends_with(" in /bin/tool "));
 }
+
+TEST_CASE("a stored base of another platform is refused", "[builder]") {
+    Fixture f;
+    auto base = f.options("FROM scratch\nENV BASE=1\n");
+    base.tags = {"base:1"};
+    base.platforms = {"linux/amd64"};
+    REQUIRE(build::build(f.store, base, f.runner).ok());
+    auto o = f.options("FROM localhost/base:1\nENV APP=1\n");
+    o.platforms = {"linux/arm64"};
+    auto r = build::build(f.store, o, f.runner);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message() == "Containerfile:1: FROM localhost/base:1: the image is for linux/amd64, not linux/arm64");
+    o.platforms = {"linux/amd64"};
+    CHECK(build::build(f.store, o, f.runner).ok());
+}

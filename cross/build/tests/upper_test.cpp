@@ -22,6 +22,14 @@
 namespace {
 
 bool is_root() { return geteuid() == 0; }
+/// Ends a test case that needs root (overlay, devices, trusted.*) with a warning.
+#define SKIP_UNLESS_ROOT()                 \
+    do {                                   \
+        if (!is_root()) {                  \
+            WARN("skipped: needs root");   \
+            return;                        \
+        }                                  \
+    } while (0)
 
 /// Everything under `dir`, as relative paths ("d/" for directories).
 std::set<std::string> tree(const std::string &dir, const std::string &prefix = "") {
@@ -83,10 +91,7 @@ struct Overlay {
 
 TEST_CASE("a step's deletions, replaced directories and changes become whiteouts, opaque markers and files",
           "[upper][root]") {
-    if (!is_root()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    SKIP_UNLESS_ROOT();
     Overlay o;
     REQUIRE(util::mkdir_p(o.lower + "/etc/keep"));
     REQUIRE(util::mkdir_p(o.lower + "/var/cache/old"));
@@ -123,10 +128,7 @@ TEST_CASE("a step's deletions, replaced directories and changes become whiteouts
 }
 
 TEST_CASE("an opaque directory keeps its times, owner and other attributes", "[upper][root]") {
-    if (!is_root()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    SKIP_UNLESS_ROOT();
     TempDir t;
     std::string d = t / "opq";
     REQUIRE(util::mkdir_p(d));
@@ -151,10 +153,7 @@ TEST_CASE("an opaque directory keeps its times, owner and other attributes", "[u
 }
 
 TEST_CASE("an xattr whiteout and a user.overlay opaque directory are converted too", "[upper][root]") {
-    if (!is_root()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    SKIP_UNLESS_ROOT();
     TempDir t;
     write(t / "xw", "");
     REQUIRE(setxattr((t / "xw").c_str(), "trusted.overlay.whiteout", "", 0, 0) == 0);
@@ -179,10 +178,7 @@ TEST_CASE("a file the step named .wh.* is refused: it would read as a deletion",
 }
 
 TEST_CASE("a metacopy file is refused: its data is not in the upper directory", "[upper][root]") {
-    if (!is_root()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    SKIP_UNLESS_ROOT();
     TempDir t;
     write(t / "f", "");
     REQUIRE(setxattr((t / "f").c_str(), "trusted.overlay.metacopy", "", 0, 0) == 0);

@@ -391,6 +391,31 @@ TEST_CASE("while the broker is connected polls wait the pushed interval; when it
     CHECK(h.w.waits[1] < h.config.poll_interval_ms * 3 / 2);
 }
 
+TEST_CASE("the repository advertises its poll interval in the channel target's custom.poll_interval_s, bounded") {
+    Harness h(false);
+    h.start();
+    auto wait_after = [&](Value custom) {
+        h.poll_now();
+        h.w.waits.clear();
+        h.respond_target(manifest(1), std::move(custom));
+        REQUIRE(h.w.waits.size() == 1);
+        return h.w.waits[0];
+    };
+    int64_t w = wait_after(Value{{"poll_interval_s", 120}});
+    CHECK(w >= 60000);
+    CHECK(w < 180000);
+    w = wait_after(Value{{"poll_interval_s", 1}});  // raised to 10 s
+    CHECK(w >= 5000);
+    CHECK(w < 15000);
+    w = wait_after(Value{{"poll_interval_s", UINT64_MAX}});  // lowered to a day
+    CHECK(w >= 12 * 3600 * 1000);
+    CHECK(w < 36 * 3600 * 1000);
+    w = wait_after(Value{{"poll_interval_s", "soon"}});  // not a number: the configured hour
+    CHECK(w >= h.config.poll_interval_ms / 2);
+    w = wait_after(nullptr);
+    CHECK(w >= h.config.poll_interval_ms / 2);
+}
+
 // ---- push --------------------------------------------------------------------------------
 
 TEST_CASE("a pushed timestamp newer than the trusted one triggers a refresh at once, with its bytes") {
@@ -507,6 +532,17 @@ TEST_CASE("online again after a reconnect with nothing queued, the device says s
     auto r = util::json::parse(h.w.published.back().payload, "report");
     REQUIRE(r);
     CHECK((*r)["online"] == true);
+}
+
+TEST_CASE("an agent that stops says the device is offline, as its will would") {
+    Harness h;
+    h.start();
+    h.connect();
+    h.agent->stop();
+    REQUIRE(!h.w.published.empty());
+    CHECK(h.w.published.back().payload == h.w.mqtt_config.will_payload);
+    CHECK(h.w.published.back().retain);
+    CHECK(h.w.closed);
 }
 
 TEST_CASE("a report has the agreed fields: device, versions, state, detail, deployment, seq, time") {
