@@ -20,9 +20,9 @@
 #
 # Environment:
 #   BERTH_SLOW_TESTS=1   same as --slow: also run the 'slow' suite (see meson.build)
-#   BERTH_CROSS="armhf arm64"  the cross builds `test` makes and `demo` runs under QEMU
+#   BERTH_CROSS="armhf arm64"  the cross builds `test` makes and `demo arm` runs under QEMU
 #                        (default: "armhf", which keeps CI near 15 minutes on 2 cores;
-#                        empty: native only)
+#                        empty: native only; the story always builds armhf, its gateway's)
 #   BERTH_JOBS=N         parallel compile jobs (default: number of CPUs)
 #   BERTH_BUILD_DIR=DIR  the native build directory (default: build)
 #
