@@ -132,7 +132,7 @@ class Pieces:
         r = run([self.berth, *words, "--help"])
         return "unknown command" not in (r.stderr + r.stdout)
 
-    def check(self, strict_tools=True):
+    def check(self):
         s = self.story
         ok = True
         for f in ("examples/sensor/Containerfile", "examples/sensor/sensor", "examples/demo/gateway_init.sh",
@@ -470,7 +470,7 @@ def tell(story, pieces, tmp, cleanups, args):
         shared = [x for x in layers[v] if x in layers["1.0"]]
         story.say(f"sensor {v} shares {len(shared)} of its {len(layers[v])} layers with 1.0 (the busybox base, "
                   f"the app); the RUN step's layer (the version file) is its own")
-    story.say("the same Containerfile again: " + rebuild_note(story, berth, store, pieces, registry, repo, digests["2.0"]))
+    story.say("the same Containerfile again: " + rebuild_note(story, berth, store, pieces, digests["2.0"]))
 
     # ---- 2. the fleet controller
     story.step("2. the fleet controller: berth fleet init, nginx serving the repository, release 1.0 on `stable`")
@@ -663,7 +663,7 @@ def registry_log(registry):
     return os.path.join(registry.dir, "registry.log")
 
 
-def rebuild_note(story, berth, store, pieces, registry, repo, digest):
+def rebuild_note(story, berth, store, pieces, digest):
     """2.0 built again with --no-cache in another store: the same digest
     (reproducible builds)."""
     t = time.monotonic()
@@ -717,7 +717,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
         forwards.append(broker.port)
     with open(os.path.join(root, "fleet", "agent.json"), "w") as f:
         json.dump(agent, f, indent=1)
-    for v, path in manifests.items():
+    for path in manifests.values():
         shutil.copy(path, os.path.join(seed, "manifests"))
     disk = os.path.join(tmp, "gateway-state.img")
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "berth-state", "-d", seed, disk, "256M"], check=True)
