@@ -10,15 +10,18 @@ one machine: what `./run.sh demo` shows.
    with `berth build` (its RUN step under qemu-arm through binfmt_misc),
    push them to a local docker-registry and sign them (`--push --sign-key`).
 2. The fleet controller: `berth fleet init` (a TUF repository), nginx
-   serving it on 127.0.0.1, `berth fleet release` of the 1.0 manifest on
-   the channel `stable` (docs/fleet.md).
+   serving it on 127.0.0.1, mosquitto with TLS client certificates and the
+   fleet's ACL (docs/fleet-mqtt.md), `berth fleet release` of the 1.0
+   manifest on the channel `stable` (docs/fleet.md), then `berth fleet
+   publish` of the new timestamp (after every release).
 3. The gateway: qemu-system-arm (-M virt, Debian's armmp kernel) whose
    /init (gateway_init.sh) execs the armhf `berth daemon --init` as PID 1,
    with a state disk holding the device root: a trust policy requiring the
    demo's signing key, the fleet's TUF root and the agent's configuration
    (fleet/agent.json, docs/fleet-agent.md). Its only network is QEMU's user
    network restricted to the host (restrict=on): guestfwd makes the
-   registry and nginx appear at 10.0.2.100, nothing else is reachable, and
+   registry, nginx and the broker appear at 10.0.2.100, nothing else is
+   reachable, and
    a hostfwd brings the sensor's port 8080 to 127.0.0.1 here. The agent
    follows the channel and installs 1.0.
 4. Release 2.0: the gateway pulls only the layers 1.0 does not have (the
@@ -32,8 +35,9 @@ one machine: what `./run.sh demo` shows.
    refused as a downgrade.
 7. `berth update history`, read on the device's console; then poweroff.
 
-Every step prints what happens as it happens, with the time since the start
-and the step's duration. A piece that is missing (a command berth does not
+Every event is printed as it happens, with the time since the start; the
+gateway's events are its agent's status reports, read from the broker and
+from its outbox (through the console shell). A table of durations ends it. A piece that is missing (a command berth does not
 have yet, a tool not installed) is said in one line (`NOT SHOWN: ...`), and
 the story goes on with what works; nothing is simulated. Exits 1 when a
 step that ran failed, 0 otherwise (the missing pieces are listed at the end).
