@@ -2,9 +2,10 @@
 the options and what is measured are described there).
 
 Layout on the machine, all made here and removed on every exit path:
-  bridge  bh<tag> with HOST (10.213.0.1/16), the servers' only address
+  bridge  bh<tag> with HOST (10.K.0.1/16, K the first of 200..249 not in use
+          here), the servers' only address
   netns   berth-herd-<tag>-<i>, each with eth0 (a veth whose peer bh<tag>i<i>
-          is a bridge port) holding 10.213.x.y/16 and nothing else but lo
+          is a bridge port) holding 10.K.x.y/16 and nothing else but lo
   servers nginx (the TUF repository made by `berth fleet init|release`),
           docker-registry (the updates' images), mosquitto (TLS, per-device
           certificates and ACLs, mosquitto_lib.Broker), all on HOST
@@ -28,10 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src", "tests"))
 sys.path.insert(0, os.path.join(HERE, "..", "image", "tests"))
 from mosquitto_lib import Broker, have_mosquitto  # noqa: E402
-from remote_lib import Layout, free_port, tar_layer  # noqa: E402
+from remote_lib import Layout, Registry, free_port, tar_layer, wait_port  # noqa: E402
 
-NET = "10.213"
-HOST = f"{NET}.0.1"
 FLEET = "herd"
 
 
@@ -39,9 +38,13 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
-def device_ip(i):
-    n = i + 2  # 10.213.0.1 is the host
-    return f"{NET}.{n // 250}.{n % 250 + 1}"
+def free_net():
+    """The first 10.K (K in 200..249) no address of this machine is in: the herd's /16."""
+    used = sh("ip", "-4", "addr", "show").stdout
+    for k in range(200, 250):
+        if f" 10.{k}." not in used:
+            return f"10.{k}"
+    raise RuntimeError("no free 10.K.0.0/16 (K in 200..249) for the herd's bridge")
 
 
 def pct(values, p):
@@ -72,6 +75,7 @@ class Herd:
         self.devices = {}  # i -> Popen
         self.procs = []
         self.broker = None
+        self.reg = None
         self.sysctl_saved = {}
 
     # ------------------------------------------------------------ network
@@ -83,8 +87,8 @@ class Herd:
         return f"{self.bridge}i{i}"
 
     def make_network(self):
-        if sh("ip", "-4", "addr", "show").stdout.find(f" {NET}.") >= 0:
-            raise RuntimeError(f"{NET}.0.0/16 is already in use on this machine")
+        self.net = free_net()
+        self.host = f"{self.net}.0.1"
         # N neighbours on the bridge: keep the host's ARP table above them.
         for k, v in (("gc_thresh1", 4 * self.n), ("gc_thresh2", 8 * self.n), ("gc_thresh3", 16 * self.n)):
             p = f"/proc/sys/net/ipv4/neigh/default/{k}"
@@ -92,8 +96,8 @@ class Herd:
             if old < v:
                 self.sysctl_saved[p] = old
                 open(p, "w").write(str(v))
-        host = [f"link add {self.bridge} type bridge", f"addr add {HOST}/16 dev {self.bridge}", f"link set {self.bridge} up"]
-        sh("ip", "-batch", "-", input="\n".join(host) + "\n")
+        sh("ip", "-batch", "-", input=f"link add {self.bridge} type bridge\naddr add {self.host}/16 dev {self.bridge}\n"
+                                      f"link set {self.bridge} up\n")
         self.ipv6_off(self.bridge)
         self.namespaces = [self.ns(i) for i in range(self.n)]
         sh("ip", "-batch", "-", input="".join(f"netns add {ns}\n" for ns in self.namespaces))
@@ -111,14 +115,18 @@ class Herd:
             self.ipv6_off(self.veth(i))
         sh("ip", "-batch", "-", input="".join(f"link set {self.veth(i)} up\n" for i in range(self.n)))
         for i in range(self.n):
-            inside = ["link set lo up", f"addr add {device_ip(i)}/16 dev eth0", "link set eth0 up"]
+            inside = ["link set lo up", f"addr add {self.ip(i)}/16 dev eth0", "link set eth0 up"]
             sh("ip", "-n", self.ns(i), "-batch", "-", input="\n".join(inside) + "\n")
-        log(f"network: bridge {self.bridge} {HOST}/16, {self.n} namespaces")
+        log(f"network: bridge {self.bridge} {self.host}/16, {self.n} namespaces")
 
     @staticmethod
     def ipv6_off(dev):
         with open(f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6", "w") as f:
             f.write("1")
+
+    def ip(self, i):
+        n = i + 2  # .0.1 is the host
+        return f"{self.net}.{n // 250}.{n % 250 + 1}"
 
     def veth_bytes(self):
         out = {}
@@ -130,26 +138,9 @@ class Herd:
     # ------------------------------------------------------------ servers
 
     def start_registry(self):
-        d = os.path.join(self.tmp, "registry")
-        os.makedirs(d)
-        self.reg_port = free_port()
-        with open(os.path.join(d, "config.yml"), "w") as f:
-            f.write(f"""version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: {d}/data
-http:
-  addr: {HOST}:{self.reg_port}
-  secret: berth-herd
-""")
-        self.reg_log = os.path.join(d, "registry.log")
-        self.procs.append(subprocess.Popen(["docker-registry", "serve", os.path.join(d, "config.yml")],
-                                           stdout=open(self.reg_log, "w"), stderr=subprocess.STDOUT))
-        wait_port_on(HOST, self.reg_port)
+        self.reg = Registry(self.tmp, "registry", addr=self.host)
+        self.reg_port = self.reg.port
+        self.reg_log = os.path.join(self.reg.dir, "registry.log")
 
     def registry_bytes(self, since):
         """Body bytes of the registry's GET answers after log offset `since`: (bytes, requests, offset)."""
@@ -172,11 +163,11 @@ http:
         blob = tar_layer([("data", None), ("data/blob", os.urandom(self.o.layer_kib * 1024))])
         desc, body = lay.image([blob], "amd64", f"{self.tag}-{name}")
         lay.tag(desc, "1")
-        ref = f"{HOST}:{self.reg_port}/herd/{name}:1"
+        ref = f"{self.host}:{self.reg_port}/herd/{name}:1"
         sh(self.berth, "image", "push", "--quiet", "--insecure-http", f"oci:{lay.path}:1", ref)
         m = json.loads(body)
         size = len(body) + m["config"]["size"] + sum(layer["size"] for layer in m["layers"])
-        return f"{HOST}:{self.reg_port}/herd/{name}@{desc['digest']}", size
+        return f"{self.host}:{self.reg_port}/herd/{name}@{desc['digest']}", size
 
     def start_nginx(self):
         d = os.path.join(self.tmp, "nginx")
@@ -202,7 +193,7 @@ http {{
     types {{ application/json json; }}
     default_type application/octet-stream;
     server {{
-        listen {HOST}:{self.nginx_port};
+        listen {self.host}:{self.nginx_port};
         location /metadata/ {{ root {self.repo}; add_header Cache-Control "no-cache"; }}
         location /targets/ {{ root {self.repo}; }}
         location / {{ return 404; }}
@@ -212,7 +203,7 @@ http {{
         self.nginx_log = os.path.join(d, "access.log")
         self.procs.append(subprocess.Popen(["/usr/sbin/nginx", "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_port_on(HOST, self.nginx_port)
+        wait_port(self.nginx_port, host=self.host)
 
     def nginx_lines(self, since):
         with open(self.nginx_log, "rb") as f:
@@ -222,7 +213,7 @@ http {{
 
     def start_broker(self):
         os.makedirs(os.path.join(self.tmp, "mqtt"))
-        self.broker = Broker(fleet=FLEET, persistence=True, host=HOST, tmp=os.path.join(self.tmp, "mqtt"),
+        self.broker = Broker(fleet=FLEET, persistence=True, host=self.host, tmp=os.path.join(self.tmp, "mqtt"),
                              extra="max_queued_messages 1000\n")
         t = time.monotonic()
         self.ids = self.broker.identities([self.dev_id(i) for i in range(self.n)] + ["controller"],
@@ -264,12 +255,12 @@ http {{
         shutil.copy(self.root_json, os.path.join(r, "trust", "tuf", "root.json"))
         with open(os.path.join(r, "policy.json"), "w") as f:
             json.dump({"default": [{"type": "insecureAcceptAnything"}]}, f)
-        base = f"http://{HOST}:{self.nginx_port}"
+        base = f"http://{self.host}:{self.nginx_port}"
         cfg = {"device_id": self.dev_id(i), "fleet": FLEET, "channel": "stable", "board": "herd",
                "metadata_url": base + "/metadata", "targets_url": base + "/targets", "poll_interval_ms": poll_ms}
         if mqtt:
             cert, key = self.ids[i]
-            cfg["mqtt"] = {"host": HOST, "port": self.broker.port, "ca_file": self.broker.ca, "cert_file": cert,
+            cfg["mqtt"] = {"host": self.host, "port": self.broker.port, "ca_file": self.broker.ca, "cert_file": cert,
                            "key_file": key, "keepalive_s": self.o.keepalive_s}
         with open(os.path.join(r, "fleet", "agent.json"), "w") as f:
             json.dump(cfg, f)
@@ -334,6 +325,22 @@ http {{
                 pass
         return out
 
+    @staticmethod
+    def cpu_s(pid, children=True):
+        """CPU seconds of `pid` (user + system), and of its reaped children with `children`."""
+        try:
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if children else 0)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def cpu(self):
+        """(CPU seconds of the devices with their refresh and staging children, of the servers)."""
+        dev = sum(self.cpu_s(p.pid) for p in self.devices.values())
+        servers = [p.pid for p in self.procs] + [s.proc.pid for s in (self.reg, self.broker) if s and s.proc]
+        return dev, sum(self.cpu_s(pid, False) for pid in servers)
+
     def broker_connects(self, since):
         """(unix second, client id) of each `New client connected` after log offset `since`."""
         with open(os.path.join(self.broker.dir, "mosquitto.log"), "rb") as f:
@@ -362,6 +369,8 @@ http {{
             p.wait()
         if self.broker:
             self.broker.stop()
+        if self.reg:
+            self.reg.stop()
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -380,18 +389,6 @@ http {{
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
             log(f"kept {self.tmp}")
-
-
-def wait_port_on(host, port, timeout=15):
-    import socket
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection((host, port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host}:{port}")
 
 
 def latency_line(name, lat, n):
@@ -430,11 +427,18 @@ def run(h):
     # Push: release v2, publish, every device committed.
     off = h.registry_bytes(0)[2]
     h.release(2, images[2][0])
+    cpu0 = h.cpu()
     t0 = time.time()
     h.publish()
     lat = h.wait_committed(2, t0, o.timeout_s)
+    cpu1 = h.cpu()
     results["push"] = lat
     log(latency_line("push", lat, n))
+    dev_cpu, srv_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    results["cpu"] = (dev_cpu, srv_cpu)
+    log(f"CPU for the update: devices {dev_cpu:.1f} s ({1000 * dev_cpu / n:.0f} ms each, refresh and staging "
+        f"children included), servers {srv_cpu:.1f} s ({1000 * srv_cpu / n:.1f} ms a device); "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     served, reqs, off = h.registry_bytes(off)
     expect = n * images[2][1]
     results["bytes"] = (served, reqs, expect)
@@ -525,6 +529,7 @@ def run(h):
     print(latency_line("push  ", results["push"], n))
     print(latency_line(f"poll {o.poll_ms // 1000}s", results["poll"], n))
     s, r, e = results["bytes"]
+    print(f"CPU per device-update: device {1000 * results['cpu'][0] / n:.0f} ms, servers {1000 * results['cpu'][1] / n:.1f} ms")
     print(f"registry bytes (v2): {s} served, N x update {e}: {100 * (s - e) / e:+.3f} %")
     print(f"broker restart: {results['reconnect'][0]}/{n} reconnected; per second: "
           + " ".join(f"{k}s:{c}" for k, c in sorted(results["reconnect"][1].items())))
@@ -536,6 +541,11 @@ def run(h):
         est = 3600 / ka * ping + 3600 / poll_h * per_poll
         print(f"  keepalive {ka} s + poll every {poll_h // 60} min: {est / 1024:.2f} KiB/h/device")
     return 0 if not stuck and not dead else 1
+
+
+def skip(why):
+    print(f"skipped: fleet.sh {why}")
+    return 77
 
 
 def main():
@@ -551,13 +561,14 @@ def main():
     ap.add_argument("--timeout-s", type=int, default=300)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     o = ap.parse_args()
+    # What is missing: skipped (77), as the slow suite's tests do.
     if os.geteuid() != 0:
-        sys.exit("fleet.sh: needs root (network namespaces, a bridge)")
+        return skip("needs root (network namespaces, a bridge)")
     for exe in ("/usr/sbin/nginx", shutil.which("docker-registry")):
         if not exe or not os.access(exe, os.X_OK):
-            sys.exit("fleet.sh: needs nginx and docker-registry")
+            return skip("needs nginx and docker-registry")
     if not have_mosquitto():
-        sys.exit("fleet.sh: needs mosquitto, mosquitto-clients and openssl")
+        return skip("needs mosquitto, mosquitto-clients and openssl")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     h = Herd(o, os.path.abspath(o.berth))

@@ -6,8 +6,9 @@
 # `berth fleet init|release`), one docker-registry (the updates' images) and
 # one mosquitto (TLS, a client certificate per device, ACLs), all on this
 # machine. Each device runs in its own network namespace with one address on
-# a bridge this script makes (10.213.0.0/16; the servers listen on
-# 10.213.0.1, the bridge's only address). Needs root, nginx,
+# a bridge this script makes (10.K.0.0/16, the first K of 200..249 this
+# machine does not use; the servers listen on 10.K.0.1, the bridge's only
+# address). Needs root, nginx,
 # docker-registry, mosquitto, mosquitto-clients, openssl. Slow (minutes).
 #
 # Measured and printed:
@@ -32,7 +33,7 @@
 # directory under /var/tmp) is removed on every exit, Ctrl-C included.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" = 0 ] || { echo "fleet.sh: needs root" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "skipped: fleet.sh needs root"; exit 77; }
 . "$here/bundle.sh"
 berth=$(find_berth)
 exec /usr/bin/python3 "$here/fleet.py" --berth "$berth" "$@"
