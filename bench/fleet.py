@@ -553,12 +553,14 @@ def main():
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument("--berth", required=True)
     ap.add_argument("--layer-kib", type=int, default=512, help="the update's image layer (incompressible)")
-    ap.add_argument("--keepalive-s", type=int, default=300, help="the devices' MQTT keepalive")
+    ap.add_argument("--keepalive-s", type=int, default=60,
+                    help="the devices' MQTT keepalive; the idle window holds a whole number of exchanges, "
+                         "whose cost is then scaled to the agent's default of 300 s")
     ap.add_argument("--push-poll-ms", type=int, default=3600000, help="poll interval with MQTT")
     ap.add_argument("--poll-ms", type=int, default=30000, help="poll interval of the polling-only run")
     ap.add_argument("--idle-s", type=int, default=120, help="the idle window")
     ap.add_argument("--down-s", type=int, default=10, help="how long the broker is down")
-    ap.add_argument("--timeout-s", type=int, default=300)
+    ap.add_argument("--timeout-s", type=int, default=600, help="the longest wait for every device to commit")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     o = ap.parse_args()
     # What is missing: skipped (77), as the slow suite's tests do.

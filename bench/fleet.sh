@@ -17,8 +17,11 @@
 #   registry      bytes the registry served for the update (its log) against
 #                 N x the update's size (goal: within 1 %)
 #   idle          device RSS (median, max); bytes on the veths over an idle
-#                 window, per device and hour, and the cost of one keepalive
-#                 exchange and of one poll (goal <= 5 KB/h)
+#                 window (--idle-s 120 at --keepalive-s 60: exactly 2
+#                 exchanges a device), per device and hour, the cost of one
+#                 keepalive exchange and of one poll, and from them the
+#                 bytes an hour at the default keepalive of 300 s with a
+#                 poll every 15 min, 1 h or 6 h (goal <= 5 KB/h)
 #   restart       the broker stopped for --down-s and started: reconnects per
 #                 second after the restart (spread by the devices' jitter)
 #   polling       the same update path without a broker, polling every
