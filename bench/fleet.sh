@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The herd test of the fleet channel (issue 11; docs/fleet-scaling.md uses
+# The herd test of the fleet channel (issue 11; docs/fleet.md ("Scaling") uses
 # its figures): N simulated devices (`berth fleet device`: the fleet agent,
 # the TUF client, MQTT, registry pulls and staging are the real ones; the app
 # runner is a no-op) against one nginx (the TUF repository written by
