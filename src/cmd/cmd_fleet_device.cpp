@@ -102,7 +102,7 @@ util::Result<int> run_device(const cli::GlobalOptions &, const util::ParsedArgs 
             if (si.ssi_signo == SIGCHLD) child = true;
             else {
                 util::log::info("fleet device: stopping on signal ", si.ssi_signo);
-                apps.cancel_stage();
+                apps.cancel();
                 loop->stop();
             }
         }
