@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "image", "tests"))
-from remote_lib import Checks  # noqa: E402
+from remote_lib import Checks, free_port  # noqa: E402
 
 APP = os.path.join(HERE, "sensor")
 BUSYBOX = shutil.which("busybox")
@@ -28,12 +27,6 @@ if not BUSYBOX:
     sys.exit(77)
 c = Checks()
 ok = c.ok
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port, path):

@@ -42,11 +42,11 @@ def free_port():
     return p
 
 
-def wait_port(port, timeout=10):
+def wait_port(port, timeout=10, host="127.0.0.1"):
     end = time.time() + timeout
     while time.time() < end:
         try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            socket.create_connection((host, port), 0.2).close()
             return
         except OSError:
             time.sleep(0.05)
@@ -58,13 +58,13 @@ def sha(data):
 
 
 class Registry:
-    """docker-registry on 127.0.0.1 with storage in a temp dir."""
+    """docker-registry on 127.0.0.1 (or another local address: `addr`) with storage in a temp dir."""
 
-    def __init__(self, tmp, name, extra="", tls=None):
+    def __init__(self, tmp, name, extra="", tls=None, addr="127.0.0.1"):
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{addr}:{self.port}"
         tls_yaml = f"\n  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}" if tls else ""
         cfg = f"""version: 0.1
 log:
@@ -77,7 +77,7 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{self.port}
+  addr: {self.host}
   secret: berth-test{tls_yaml}
 {extra}
 """
@@ -86,7 +86,7 @@ http:
         self.log = open(os.path.join(self.dir, "registry.log"), "w")
         self.proc = subprocess.Popen(["docker-registry", "serve", os.path.join(self.dir, "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.port)
+        wait_port(self.port, host=addr)
 
     def stop(self):
         self.proc.terminate()

@@ -227,6 +227,15 @@ struct UBootImage {
     }
 };
 
+/// True (and says why) when this machine cannot load libubootenv: a cross
+/// build's sysroot without it, say.
+bool no_libubootenv(Bootloader &boot) {
+    auto st = boot.status();
+    if (st.ok() || st.error().message().find("libubootenv") == std::string::npos) return false;
+    WARN("skipped: " << st.error().message());
+    return true;
+}
+
 }  // namespace
 
 TEST_CASE("the U-Boot backend follows the semantics on a redundant environment", "[bootloader][uboot]") {
@@ -237,11 +246,8 @@ TEST_CASE("the U-Boot backend follows the semantics on a redundant environment",
     UBootImage img("bootcmd=run distro_bootcmd\nBOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n");
     Board b = board_with(BootloaderKind::UBoot, img.config);
     Bootloader boot(b, uboot_boot_env(img.config));
+    if (no_libubootenv(boot)) return;
     auto st = boot.status();
-    if (!st.ok() && st.error().message().find("libubootenv") != std::string::npos) {
-        WARN("skipped: " << st.error().message());
-        return;
-    }
     REQUIRE(st.ok());
     CHECK(st->order == std::vector<std::string>{"A"});
     check_semantics(boot);
@@ -258,6 +264,7 @@ TEST_CASE("the U-Boot backend writes the other copy, so a torn write leaves the 
     UBootImage img("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n");
     Board b = board_with(BootloaderKind::UBoot, img.config);
     Bootloader boot(b, uboot_boot_env(img.config));
+    if (no_libubootenv(boot)) return;
     const std::string before0 = *util::read_file(img.dir.at("env0.bin"));
     const std::string before1 = *util::read_file(img.dir.at("env1.bin"));
     REQUIRE(boot.mark_try("B").ok());

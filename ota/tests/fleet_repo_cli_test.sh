@@ -64,6 +64,9 @@ refused "delegate a top-level role's name" 'role name `snapshot` is not one segm
 refused "delegate with a private key file" 'not a PEM public key' \
     delegate "$repo" --role t2 --paths 'channels/t2/*' --key "$tmp/other.pem"
 refused "refresh with a bad duration" 'duration `soon` is not' refresh "$repo" --within soon
+refused "a poll interval out of bounds" '--poll-interval: 5s is not between 10s and 24h' \
+    release "$repo" --channel stable --poll-interval 5s "$tmp/m3.json"
+refused "an empty board name" '--board: empty board name' release "$repo" --channel stable --board '' "$tmp/m3.json"
 refused "init over a repository" 'already holds a repository' init "$repo"
 refused "init with a bad threshold" '`root` is not ROLE=VALUE' init "$tmp/new" --threshold root
 [ ! -e "$tmp/new" ] || fail "a refused init left $tmp/new"
@@ -78,6 +81,18 @@ echo "ok an unknown option is a usage error"
 # And the repository still takes a good release.
 $berth fleet release "$repo" --channel stable "$tmp/m3.json" | grep -q 'channels/stable/manifest.json: released' || fail "release"
 echo "ok a good release after the refusals"
+
+# --board and --poll-interval become the target's signed custom field, which
+# the device's agent reads (docs/fleet-agent.md).
+manifest 5
+$berth fleet release "$repo" --channel stable --board qemu-armhf --board rpi4 --poll-interval 2m "$tmp/m5.json" >/dev/null
+targets=$(ls "$repo"/metadata/*.targets.json | sort -t/ -k1 -V | tail -n 1)
+/usr/bin/python3 - "$targets" <<'PY' || fail "custom field"
+import json, sys
+t = json.load(open(sys.argv[1]))["signed"]["targets"]["channels/stable/manifest.json"]
+assert t["custom"] == {"boards": ["qemu-armhf", "rpi4"], "poll_interval_s": 120}, t
+PY
+echo "ok --board and --poll-interval are signed into the target's custom field"
 
 # Releases on four channels and refreshes at once: the repository lock makes
 # them take turns, so every release is in the final metadata.

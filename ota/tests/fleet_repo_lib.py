@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -23,18 +24,12 @@ import urllib.parse
 NGINX = "/usr/sbin/nginx"
 TUFJS_DIR = os.environ.get("BERTH_TUFJS_DIR", os.path.expanduser("~/.cache/berth-tufjs"))
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "image", "tests"))
+from remote_lib import free_port  # noqa: E402
 
 
 class Skip(Exception):
     """A test needs something this machine lacks: exit 77 with the reason."""
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Nginx:

@@ -334,7 +334,8 @@ util::Result<std::optional<uint64_t>> Repository::current_manifest_version(std::
 }
 
 util::Result<std::string> Repository::release(std::string_view channel, std::string_view manifest,
-                                              const std::vector<PrivateKey> &role_keys, int64_t now) {
+                                              const std::vector<PrivateKey> &role_keys, int64_t now,
+                                              const json::Value &custom) {
     auto path = TRY(channel_target(channel));
     auto rev = TRY(parse_revision(manifest));
     if (auto current = TRY(current_manifest_version(path)); current && rev.version <= *current)
@@ -345,6 +346,7 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
     entry["length"] = manifest.size();
     entry["hashes"] = json::Value::object();
     entry["hashes"]["sha256"] = sha;
+    if (custom.is_object() && !custom.empty()) entry["custom"] = custom;
 
     auto del = TRY(delegation_for(path));
     if (del) {

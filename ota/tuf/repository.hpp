@@ -113,9 +113,13 @@ public:
     /// whose version must be above the channel's current one) as target
     /// channels/<channel>/manifest.json. Into a delegated role's paths, it
     /// is signed with `role_keys` (a threshold of that role's keys); else by
-    /// the targets keys. Returns the target path.
+    /// the targets keys. `custom`, when an object, is the target's signed
+    /// "custom" field: what the device's agent reads besides the manifest
+    /// (docs/fleet-agent.md: "boards", "poll_interval_s"). Returns the
+    /// target path.
     util::Result<std::string> release(std::string_view channel, std::string_view manifest,
-                                      const std::vector<PrivateKey> &role_keys, int64_t now);
+                                      const std::vector<PrivateKey> &role_keys, int64_t now,
+                                      const util::json::Value &custom = {});
     /// Re-signs each of timestamp, snapshot and targets that expires within
     /// `within` of `now` (default: half its period), or whose signatures no
     /// longer meet the root's threshold (a rotation cut short), and each

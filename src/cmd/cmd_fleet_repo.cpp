@@ -89,8 +89,18 @@ util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs
     if (!channel) return util::Error::msg("--channel is required");
     auto manifest = TRY_CTX(util::read_file(a.positional[1], 4 << 20), "manifest");
     auto keys = TRY(private_keys(a));
+    util::json::Value custom = util::json::Value::object();
+    for (const auto &b : a.get_all("board")) {
+        if (b.empty()) return util::Error::msg("--board: empty board name");
+        custom["boards"].push_back(b);
+    }
+    if (auto p = a.get("poll-interval")) {
+        int64_t s = TRY_CTX(ota::tuf::parse_duration(*p), "--poll-interval");
+        if (s < 10 || s > 86400) return util::Error::msg(util::cat("--poll-interval: ", *p, " is not between 10s and 24h"));
+        custom["poll_interval_s"] = s;
+    }
     auto repo = TRY(Repository::open(repo_paths(a)));
-    auto target = TRY(repo.release(*channel, manifest, keys, now()));
+    auto target = TRY(repo.release(*channel, manifest, keys, now(), custom));
     TRY(util::write_all(1, util::cat(target, ": released (targets ", repo.version_of("targets"), ", snapshot ",
                                      repo.version_of("snapshot"), ", timestamp ", repo.version_of("timestamp"), ")\n")));
     return 0;
@@ -169,6 +179,8 @@ const util::OptSpec kReleaseOptions[] = {
     KEY_DIRS,
     {"channel", 0, true, "NAME", "the channel: target channels/NAME/manifest.json"},
     {"key", 0, true, "FILE", "a private key of the delegated role the channel belongs to (repeatable)"},
+    {"board", 0, true, "NAME", "only devices of this board apply it (repeatable; default: every board)"},
+    {"poll-interval", 0, true, "DURATION", "the poll interval devices on this channel should use (10s..24h)"},
 };
 const util::OptSpec kRefreshOptions[] = {
     KEY_DIRS,
@@ -196,7 +208,7 @@ const util::OptSpec kKeygenOptions[] = {
 
 const cli::Command kCommands[] = {
     {"init", "DIR [OPTIONS]", "create a TUF repository and its keys", kInitOptions, 1, 1, false, run_init},
-    {"release", "DIR --channel NAME MANIFEST", "publish an update manifest on a channel", kReleaseOptions, 2, 2, false, run_release},
+    {"release", "DIR --channel NAME [--board NAME]... MANIFEST", "publish an update manifest on a channel", kReleaseOptions, 2, 2, false, run_release},
     {"refresh", "DIR [--within DURATION] [--key TEAM_KEY]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
     {"rotate", "DIR --role ROLE", "new keys for a role (a new root version)", kRotateOptions, 1, 1, false, run_rotate},
     {"delegate", "DIR --role NAME --paths GLOB --key PUBKEY", "let a team's key sign some channels", kDelegateOptions, 1, 1,

@@ -20,6 +20,7 @@ const cli::Command &daemon_ps_command();               // cmd_daemon.cpp: `ps` w
 std::span<const cli::Command> fleet_commands();        // cmd_fleet.cpp: the `fleet` group, joining:
 std::span<const cli::Command> fleet_repo_commands();   //   cmd_fleet_repo.cpp: init, release, refresh, rotate, delegate
 std::span<const cli::Command> fleet_mqtt_commands();   //   cmd_fleet_mqtt.cpp: publish, status
+std::span<const cli::Command> fleet_device_commands(); //   cmd_fleet_device.cpp: device (the herd benchmark's)
 std::span<const cli::Command> build_commands();        // cmd_build.cpp: `build`
 std::span<const cli::Command> slot_commands();         // cmd_slot.cpp: the `slot` group
 

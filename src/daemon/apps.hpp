@@ -59,7 +59,7 @@ public:
 
     /// Runs `fn` in a child process (the image store's libraries and a
     /// pull's memory stay out of the daemon), turning the loop until it
-    /// exits; its error comes back through a pipe. cancel_stage() kills it.
+    /// exits; its error comes back through a pipe. cancel() kills it.
     /// Also the system image's install (ota::BoardSystem).
     util::Status in_child(const char *what, const std::function<util::Status()> &fn);
 

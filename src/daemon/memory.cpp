@@ -86,26 +86,30 @@ bool clean_file_copy(const Mapping &m) {
 ReleasedMemory release_idle_memory() {
     ReleasedMemory r;
     ::malloc_trim(0);
-    uintptr_t stack_lo = 0, stack_hi = 0;
-    if (auto smaps = util::read_file("/proc/self/smaps", kSmapsMax)) {  // no /proc: only the heap goes back
-        for (const auto &m : read_mappings(*smaps)) {
-            if (m.path == "[stack]") {
-                stack_lo = m.start;
-                stack_hi = m.end;
-            } else if (clean_file_copy(m) &&
-                       ::madvise(reinterpret_cast<void *>(m.start), m.end - m.start, MADV_DONTNEED) == 0) {
-                r.mappings++;
-                r.bytes += m.rss_kb * 1024;
-            }
-        }
-    }
-    // Everything below this frame (less the margin) is dead stack.
+    auto smaps = util::read_file("/proc/self/smaps", kSmapsMax);
+    if (!smaps) return r;  // no /proc: only the heap goes back
+    auto mappings = read_mappings(*smaps);
+    // The smaps read must describe this very address space: the stack
+    // mapping holds this frame. Under an emulator (qemu-user passes the
+    // host's smaps through, with host addresses) it does not, and dropping
+    // "its" ranges would zero live memory: then only the heap goes back.
     volatile char marker = 0;
     const uintptr_t here = reinterpret_cast<uintptr_t>(&marker);
+    const Mapping *stack = nullptr;
+    for (const auto &m : mappings)
+        if (m.path == "[stack]" && here >= m.start && here < m.end) stack = &m;
+    if (!stack) return r;
+    for (const auto &m : mappings)
+        if (clean_file_copy(m) && ::madvise(reinterpret_cast<void *>(m.start), m.end - m.start, MADV_DONTNEED) == 0) {
+            r.mappings++;
+            r.bytes += m.rss_kb * 1024;
+        }
+    // Everything below this frame (less the margin) is dead stack.
     const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    if (here > stack_lo + kStackMargin && here <= stack_hi) {
+    if (here > stack->start + kStackMargin) {
         uintptr_t cut = (here - kStackMargin) & ~(page - 1);
-        if (::madvise(reinterpret_cast<void *>(stack_lo), cut - stack_lo, MADV_DONTNEED) == 0) r.stack_bytes = cut - stack_lo;
+        if (::madvise(reinterpret_cast<void *>(stack->start), cut - stack->start, MADV_DONTNEED) == 0)
+            r.stack_bytes = cut - stack->start;
     }
     ::malloc_trim(0);  // the smaps text
     return r;

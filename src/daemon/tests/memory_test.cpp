@@ -2,7 +2,7 @@
 // (a clean file mapping's resident pages, dead stack) and what it must
 // keep (a private file mapping's copy-on-write pages, as the binary's
 // relocated read-only data is). The residency checks read smaps and are
-// skipped under qemu-user (BERTH_EMULATED), which ignores madvise.
+// skipped under qemu-user (BERTH_EMULATED), whose /proc/self/smaps is the host's: there only the heap goes back.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
