@@ -2,11 +2,16 @@
 # berth's entry points on a fresh Debian 12 machine (run as root, or with sudo
 # available for apt-get). Each command installs what it needs first.
 #
-#   ./run.sh demo           build berth and run its main job: a busybox image built here, pushed to a
-#                           local docker-registry and signed, then pulled, verified and run by
-#                           `berth run IMAGE` under a policy that requires the key; the same image
-#                           imported offline and run; a bundle run as podman would (runc mode); the
-#                           armhf binary under qemu-arm
+#   ./run.sh demo [PART]    build berth and run its main job, the sensor-update story
+#                           (examples/demo/sensor_story.py): sensor 1.0, 2.0, 3.0 built for armhf
+#                           with `berth build` under QEMU, pushed and signed to a local registry;
+#                           a fleet channel (berth fleet, nginx); an emulated armhf gateway
+#                           (qemu-system-arm, berth as PID 1) that follows it: 2.0 committed, a
+#                           broken 3.0 rolled back, a replayed 1.0 refused. PART runs one of the
+#                           earlier demos instead: `images` (a signed busybox image pushed, pulled,
+#                           verified and run; the device daemon's updates; the offline import),
+#                           `runtime` (a bundle run as podman would, runc mode), `arm` (the
+#                           cross builds under qemu-user), `all` (the story, then the three)
 #   ./run.sh test [--slow]  build natively and for armhf (arm64 too with BERTH_CROSS), with the
 #                           test hooks (-Dtest_hooks=true), then run every test: natively, under qemu-user, and the armhf berth booted on a real
 #                           kernel in qemu-system-arm (qemu-tests/); print one summary line
@@ -15,9 +20,9 @@
 #
 # Environment:
 #   BERTH_SLOW_TESTS=1   same as --slow: also run the 'slow' suite (see meson.build)
-#   BERTH_CROSS="armhf arm64"  the cross builds `test` makes and `demo` runs under QEMU
+#   BERTH_CROSS="armhf arm64"  the cross builds `test` makes and `demo arm` runs under QEMU
 #                        (default: "armhf", which keeps CI near 15 minutes on 2 cores;
-#                        empty: native only)
+#                        empty: native only; the story always builds armhf, its gateway's)
 #   BERTH_JOBS=N         parallel compile jobs (default: number of CPUs)
 #   BERTH_BUILD_DIR=DIR  the native build directory (default: build)
 #
@@ -316,13 +321,38 @@ demo_container() {
     return "$rc"
 }
 
+# The sensor-update story (issue 13's main job). Each piece it needs is
+# built or fetched first; one that fails to build is left out, and the story
+# says what it cannot show and goes on with the rest.
+demo_story() {
+    local armhf_berth=$PWD/build-armhf/berth
+    if ! build_cross armhf; then
+        echo "run.sh: the armhf build failed: the story runs without its gateway"
+        armhf_berth=$PWD/build-armhf/berth.missing
+    fi
+    step "the gateway's kernel (.sysroot/armhf-kernel) and the busybox base image (.sysroot/images/busybox)"
+    qemu-tests/fetch-kernel.sh armhf || echo "run.sh: fetching the armhf kernel failed"
+    cross/make-base-image.sh busybox armhf || echo "run.sh: making the busybox base image failed"
+    step "the sensor-update story (examples/demo/sensor_story.py)"
+    /usr/bin/python3 examples/demo/sensor_story.py --berth "$(berth_bin)" --armhf-berth "$armhf_berth"
+}
+
 demo() {
+    local part=${1:-story}
+    case $part in
+        story|images|runtime|arm|all) ;;
+        *) die "usage: ./run.sh demo [story|images|runtime|arm|all]" ;;
+    esac
     deps
     build_native
     demo_version
-    demo_images
-    demo_container
-    demo_arm
+    case $part in
+        story) demo_story ;;
+        images) demo_images ;;
+        runtime) demo_container ;;
+        arm) demo_arm ;;
+        all) demo_story; demo_images; demo_container; demo_arm ;;
+    esac
 }
 
 # ---------------------------------------------------------------- test
@@ -414,8 +444,8 @@ test_all() {
 # ---------------------------------------------------------------- main
 
 case ${1:-} in
-    demo) shift; [ $# -eq 0 ] || die "usage: ./run.sh demo"; demo ;;
+    demo) shift; [ $# -le 1 ] || die "usage: ./run.sh demo [story|images|runtime|arm|all]"; demo "$@" ;;
     test) shift; test_all "$@" ;;
     deps) deps ;;
-    *) echo "usage: ./run.sh demo | test [--slow] | deps" >&2; exit 2 ;;
+    *) echo "usage: ./run.sh demo [story|images|runtime|arm|all] | test [--slow] | deps" >&2; exit 2 ;;
 esac

@@ -14,7 +14,8 @@
 # from a berth bug), DIR/release, and DIR/modules/: the modules the daemon
 # test loads with busybox insmod (the virtio disk, ext4 for the state root,
 # overlayfs for the containers' root filesystems,
-# the softdog watchdog; armmp builds them as modules), with every module
+# the softdog watchdog, virtio-net for the demo's gateway (run.sh demo);
+# armmp builds them as modules), with every module
 # they depend on, uncompressed, and DIR/modules/load-order naming them
 # dependencies first. Cached: does nothing when DIR's stamp file matches (it
 # is written last, so an interrupted fetch is redone).
@@ -32,8 +33,9 @@ mkdir -p "$(dirname "$dir")"
 dir=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
 suite=bookworm
 packages=("$kernel_pkg" busybox-static)
-# What the daemon test's initramfs loads (qemu-tests/daemon_test.py).
-modules=(virtio_mmio virtio_blk crc32c_generic ext4 overlay softdog)
+# What the daemon test's initramfs loads (qemu-tests/daemon_test.py), and the
+# demo gateway's network card (examples/demo/).
+modules=(virtio_mmio virtio_blk crc32c_generic ext4 overlay softdog virtio_net)
 stamp=$dir/.berth-kernel
 want="$suite ${packages[*]} modules: ${modules[*]}"
 
