@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src", "tests"))
 sys.path.insert(0, os.path.join(HERE, "..", "image", "tests"))
-from mosquitto_lib import Broker, have_mosquitto  # noqa: E402
+from mosquitto_lib import Broker, have_mosquitto, terminate  # noqa: E402
 from remote_lib import Layout, Registry, free_port, tar_layer, wait_port  # noqa: E402
 
 FLEET = "herd"
@@ -372,13 +372,7 @@ http {{
         if self.reg:
             self.reg.stop()
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            terminate(p)
         if self.namespaces:
             sh("ip", "-force", "-batch", "-", check=False,
                input="".join(f"netns del {ns}\n" for ns in self.namespaces))

@@ -20,7 +20,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "image", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "tests"))
 from remote_lib import Proxy, Registry, free_port, wait_port  # noqa: E402
+from mosquitto_lib import terminate  # noqa: E402
 
 berth = sys.argv[1]
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -426,12 +428,7 @@ try:
           f"again: {r.bundle_bytes_served() - before - first} bytes (RAUC 1.8 plain bundles: no resume)")
 finally:
     for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        terminate(p)
     try:
         r.stop()
     except NameError:
