@@ -343,7 +343,7 @@ util::Status migrate_legacy_volume(const std::string &dir, std::string_view pref
         // The link's target is relative to the volumes directory, where it ends.
         if (!pending && ::symlink(now.substr(dir.size() + 1).c_str(), link.c_str()) < 0)
             return Error::from_errno(cat(what, ": symlink"));
-        if (::rename(legacy.c_str(), now.c_str()) < 0) return Error::from_errno(cat(what, ": rename"));
+        TRY_CTX(util::move_durably(legacy, now), what);
     } else if (!pending) {
         return util::ok();  // nothing to move, or moved already
     }
@@ -351,7 +351,7 @@ util::Status migrate_legacy_volume(const std::string &dir, std::string_view pref
         (void)::unlink(link.c_str());
         return util::ok();
     }
-    if (::rename(link.c_str(), legacy.c_str()) < 0) return Error::from_errno(cat(what, ": rename the link"));
+    TRY_CTX(util::move_durably(link, legacy), cat(what, ": the link"));
     return util::ok();
 }
 

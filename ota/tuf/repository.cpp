@@ -628,7 +628,7 @@ util::Status Repository::write_changes() {
     if (snapshot_.dirty) TRY(write(util::cat(snapshot_.version, ".snapshot.json"), snapshot_));
     if (timestamp_.dirty) TRY(write("timestamp.json", timestamp_));
     for (const auto &path : retired_keys_)
-        if (util::path_exists(path)) (void)::rename(path.c_str(), (path + ".retired").c_str());
+        if (util::path_exists(path)) (void)util::move_durably(path, path + ".retired");
 
     root_json_stale_ = false;
     for (Meta *m : {&root_meta_, &targets_, &snapshot_, &timestamp_}) m->dirty = false;

@@ -227,6 +227,13 @@ Status rename_durably_at(int from_dirfd, const std::string &from, int to_dirfd, 
     return fsync_dirfd(to_dirfd);
 }
 
+Status move_durably(const std::string &from, const std::string &to) {
+    if (::rename(from.c_str(), to.c_str()) < 0) return Error::from_errno(cat("rename ", quote(from), " to ", quote(to)));
+    const std::string from_dir = dirname(from), to_dir = dirname(to);
+    TRY(fsync_dir(to_dir));
+    return from_dir == to_dir ? ok() : fsync_dir(from_dir);
+}
+
 Status fsync_dirfd(int dirfd) {
     if (dirfd == AT_FDCWD) return fsync_dir(".");
     if (::fsync(dirfd) < 0) return Error::from_errno("fsync directory");

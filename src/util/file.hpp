@@ -120,6 +120,12 @@ Status atomic_symlink_at(int dirfd, const std::string &name, const std::string &
 Status rename_durably_at(int from_dirfd, const std::string &from, int to_dirfd, const std::string &to,
                          Durability durability = Durability::PowerCut);
 
+/// Moves `from` to `to` (paths on one filesystem; a file, a directory or a
+/// link) so that the move survives a power cut: rename, then fsync the
+/// directory it left and the one it entered. For moving existing data (a
+/// migration, a retired key), not for new content: that is AtomicFile's.
+Status move_durably(const std::string &from, const std::string &to);
+
 /// Prefix of the temporaries AtomicFile creates; fsck-style cleanups remove them.
 inline constexpr std::string_view kTempPrefix = ".berth-tmp-";
 

@@ -178,3 +178,16 @@ TEST_CASE("path helpers") {
     CHECK(util::basename("/a/b/c/") == "c");
     CHECK(util::path_join("/a/", "/b") == "/a/b");
 }
+
+TEST_CASE("move_durably moves a directory into another one, and names what it could not move") {
+    TempDir t;
+    REQUIRE(util::mkdir_p(t / "a/data").ok());
+    REQUIRE(util::atomic_write_file(t / "a/data/f", "x").ok());
+    REQUIRE(util::mkdir_p(t / "b").ok());
+    REQUIRE(util::move_durably(t / "a/data", t / "b/data").ok());
+    CHECK(*util::read_file(t / "b/data/f") == "x");
+    CHECK_FALSE(util::path_exists(t / "a/data"));
+    auto again = util::move_durably(t / "a/data", t / "b/other");
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().message().find("a/data") != std::string::npos);
+}
