@@ -24,7 +24,7 @@ The disk (GPT, sfdisk): the environment's two copies where the board's
 fw_env.config puts them (1 MiB and 1.125 MiB), then partitions 1 boot (ext4:
 boot.scr, compiled with mkimage from the board's boot.cmd followed by
 boards/common/uboot-ab.cmd), 2 rootfs A, 3 rootfs B, 4 data (ext4, berth's
-state root). The environment
+state root; build_disk's `data_dir` fills it with a device root). The environment
 starts as RAUC's defaults (BOOT_ORDER="A B", BOOT_A_LEFT=3, BOOT_B_LEFT=3)
 plus NAME=VALUE arguments, written with mkenvimage -r.
 
@@ -37,6 +37,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,10 +61,20 @@ MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum
 # Libraries berth opens at run time that a slot carries when the sysroot has
 # them: libubootenv for berth's U-Boot backend (`berth slot ...`).
 OPTIONAL_DLOPEN = ["libubootenv.so.0"]
+# And, in a slot that takes updates (`--updates`; 27 MiB in all, so 34 MiB
+# slot images at least), OpenSSL, libarchive, zlib and libcurl (signatures,
+# TUF, layers, the registry and the fleet's repository: image/dynlibs.cpp).
+# Without them berth boots and supervises, but refuses every update.
+UPDATE_DLOPEN = ["libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4"]
+# ICU's data library (31 MiB, a slot is 40) comes with libarchive through
+# libxml2, which reads it only to convert text encodings: never on berth's
+# paths (tar layers). The slot gets a stub defining its one symbol, so the
+# loader is satisfied and the slot stays small.
+STUB_LIBRARY = re.compile(r"libicudata\.so\.(\d+)$")
 # The busybox applets the slot's scripts call (the root is read-only, so
 # the links are made here rather than with `busybox --install` at boot).
 APPLETS = ["sh", "cat", "echo", "sleep", "grep", "mkdir", "mount", "umount", "sync", "ls", "ps",
-           "dmesg", "tr", "cut", "awk", "head", "tail", "insmod", "kill", "poweroff", "reboot"]
+           "dmesg", "tr", "cut", "awk", "head", "tail", "insmod", "kill", "poweroff", "reboot", "ip"]
 
 
 def tool(name, package):
@@ -95,14 +106,15 @@ def slot_inputs(args):
     return files
 
 
-def optional_dlopen(sysroot):
-    """The OPTIONAL_DLOPEN libraries the sysroot has."""
-    return [s for s in OPTIONAL_DLOPEN
+def optional_dlopen(sysroot, updates=False):
+    """The OPTIONAL_DLOPEN (and UPDATE_DLOPEN) libraries the sysroot has."""
+    return [s for s in OPTIONAL_DLOPEN + (UPDATE_DLOPEN if updates else [])
             if any(os.path.exists(f"{sysroot}{d}/{s}") for d in (f"/lib/{TRIPLE}", f"/usr/lib/{TRIPLE}"))]
 
 
 def cache_key(args):
-    h = hashlib.sha256(f"broken={args.broken} dlopen={optional_dlopen(args.sysroot)}\n".encode())
+    dlopen = optional_dlopen(args.sysroot, getattr(args, "updates", False))
+    h = hashlib.sha256(f"broken={args.broken} dlopen={dlopen} size={args.size_mib}\n".encode())
     for path in slot_inputs(args):
         with open(path, "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())
@@ -157,9 +169,11 @@ def build_rootfs_tree(args, root):
             subprocess.run([strip, "-o", os.path.join(tmp, "berth"), args.berth], check=True)
             body = mkinitramfs.read(os.path.join(tmp, "berth"))
     put("usr/bin/berth", body, 0o755)
-    libraries = mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE, optional_dlopen(args.sysroot))
+    libraries = mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE,
+                                             optional_dlopen(args.sysroot, getattr(args, "updates", False)))
     for path, real in sorted(libraries.items()):
-        put(path, mkinitramfs.read(real), 0o755)
+        stub = STUB_LIBRARY.match(os.path.basename(path))
+        put(path, stub_library(stub.group(0), f"icudt{stub.group(1)}_dat") if stub else mkinitramfs.read(real), 0o755)
     if args.broken == "kernel":
         put("boot/vmlinuz", b"not a kernel: this slot's kernel does not start (qemu-tests/ab_boot_test.py)\n" * 64)
     else:
@@ -167,12 +181,26 @@ def build_rootfs_tree(args, root):
     put("boot/initrd.img", slot_initrd(kd))
 
 
+def stub_library(soname, symbol):
+    """A shared library named `soname` defining only the data `symbol`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "stub.c")
+        with open(src, "w") as f:
+            f.write(f"const char {symbol}[16] = {{0}};\n")
+        out = os.path.join(tmp, soname)
+        subprocess.run([tool(f"{TRIPLE}-gcc", f"gcc-{TRIPLE}"), "-shared", "-nostdlib", "-O2", f"-Wl,-soname,{soname}",
+                        "-o", out, src], check=True)
+        return mkinitramfs.read(out)
+
+
 def build_rootfs(args):
     """Writes the slot image to args.output (from the cache when it is there)."""
     tool("mke2fs", "e2fsprogs")
     key = cache_key(args)
     cache = os.path.join(TOP, ".sysroot", "ab-armhf")
-    kind = f"broken-{args.broken}" if args.broken else "good"
+    kind = (f"broken-{args.broken}" if args.broken else "good") + f"-{args.size_mib}m"
+    if getattr(args, "updates", False):
+        kind += "-updates"
     name = f"rootfs-{kind}-{key}.ext4"
     cached = os.path.join(cache, name)
     if not os.path.isfile(cached):
@@ -283,8 +311,9 @@ def boot_script(out):
     os.unlink(full)
 
 
-def build_disk(output, slot_a, slot_b, env):
-    """The whole disk: partition table, environment, boot, both slots, data."""
+def build_disk(output, slot_a, slot_b, env, data_dir=None):
+    """The whole disk: partition table, environment, boot, both slots, data
+    (the files of `data_dir` when given: a device root)."""
     total = FIRST_MIB + sum(size for _, size in LAYOUT) + 1
     with open(output, "wb") as f:
         f.truncate(total * MiB)
@@ -300,7 +329,10 @@ def build_disk(output, slot_a, slot_b, env):
         subprocess.run(MKE2FS + ["-L", "boot", "-d", boot, "-E", f"offset={parts[0][0]}", output,
                                  f"{parts[0][1] // 1024}k"], check=True)
         data = os.path.join(tmp, "data")
-        os.makedirs(data)
+        if data_dir:
+            shutil.copytree(data_dir, data)
+        else:
+            os.makedirs(data)
         subprocess.run(MKE2FS + ["-L", "data", "-d", data, "-E", f"offset={parts[3][0]}", output,
                                  f"{parts[3][1] // 1024}k"], check=True)
     for slot, image in (("A", slot_a), ("B", slot_b)):
@@ -335,6 +367,7 @@ def main():
     r.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
     r.add_argument("--broken", choices=["init", "kernel"], help="a slot whose init fails, or whose kernel does not start")
     r.add_argument("--size-mib", type=int, default=32)
+    r.add_argument("--updates", action="store_true", help="with the libraries berth needs to take updates (UPDATE_DLOPEN)")
     r.add_argument("-o", "--output")
     d = sub.add_parser("disk", help="the whole disk image")
     d.add_argument("--slot-a")

@@ -16,6 +16,16 @@
 #   BERTH-AB up slot=S pid1=berth           berth is PID 1 and its control socket is there
 #   BERTH-AB slot-status: LINE              what `berth slot status` says (a berth
 #                                           without that command says so)
+#   BERTH-AB system slot=S version=V        the slot's /etc/berth-system-version
+#   BERTH-LOG TEXT                          one of berth's log lines (below)
+#
+# The A/B update tests (qemu-tests/ab_update_test.py, ab_campaign.py) set
+# up more through the data partition, as a device's configuration would:
+# ab/daemon-args, more arguments for `berth daemon` (one line: the board
+# profile, plain http to the test's registry); ab/log-console, berth's log
+# lines (PID 1 logs to the kernel's log) copied to the console as
+# BERTH-LOG lines. With a network card (QEMU's user network), eth0 gets
+# QEMU's usual guest address.
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 slot=none
 root=none
@@ -38,6 +48,25 @@ echo "$slot" >>$DATA/ab/boots
 sync
 boots=$(grep -c "^$slot\$" $DATA/ab/boots)
 echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
+if [ -f /etc/berth-system-version ]; then
+    echo "BERTH-AB system slot=$slot version=$(cat /etc/berth-system-version)"
+fi
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set lo up
+    ip link set eth0 up
+    ip addr add 10.0.2.15/24 dev eth0
+    ip route add default via 10.0.2.2
+fi
+extra=
+[ -f $DATA/ab/daemon-args ] && extra=$(cat $DATA/ab/daemon-args)
+if [ -f $DATA/ab/log-console ]; then
+    # /dev/kmsg gives one record per read, refused to a shorter buffer than
+    # the record: cat reads it whole, `read` would not.
+    # shellcheck disable=SC2002
+    cat /dev/kmsg | while read -r line; do
+        case $line in *berth*) echo "BERTH-LOG ${line#*;}" ;; esac
+    done &
+fi
 # berth does not print on the console once it is up: a watcher tells the
 # test, from the kernel's view (PID 1's name, the control socket).
 (
@@ -53,4 +82,5 @@ echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
     done
     echo "BERTH-AB not-up slot=$slot pid1=$(cat /proc/1/comm)"
 ) &
-exec /usr/bin/berth daemon --init --store $DATA --watchdog /dev/watchdog --watchdog-timeout 10
+# shellcheck disable=SC2086 # $extra is words
+exec /usr/bin/berth daemon --init --store $DATA --watchdog /dev/watchdog --watchdog-timeout 10 $extra

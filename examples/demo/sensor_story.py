@@ -64,8 +64,9 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 for d in ("qemu-tests", os.path.join("image", "tests"), os.path.join("ota", "tests"), os.path.join("src", "tests")):
     sys.path.insert(0, os.path.join(TOP, d))
 
+from host_services import GUEST_HOST, FleetRepo, agent_config, device_root, signed_policy, user_netdev  # noqa: E402
+
 VERSIONS = ["1.0", "2.0", "3.0"]
-GUEST_HOST = "10.0.2.100"   # where the gateway sees the host's services (guestfwd)
 CHANNEL = "stable"
 FLEET = "demo"
 DEVICE = "gw-0001"
@@ -481,16 +482,16 @@ def tell(story, pieces, tmp, cleanups, args):
     if not pieces.has.get("fleet-repo") or not pieces.has.get("nginx"):
         story.not_shown("the fleet channel (berth fleet or nginx is missing): no gateway to update")
         return 0
-    from fleet_repo_lib import Nginx
     fleet = os.path.join(tmp, "fleet")
     t = time.monotonic()
-    r = run([berth, "fleet", "init", fleet])
-    if r.returncode != 0:
-        story.fail(f"berth fleet init: {last_line(r.stderr)}")
+    try:
+        repo_host = FleetRepo(berth, fleet)
+    except RuntimeError as e:
+        story.fail(str(e))
         return 1
+    cleanups.append(repo_host.close)
+    nginx = repo_host.nginx
     story.say(f"berth fleet init: a TUF repository, its keys in {os.path.basename(fleet)}.keys/ (root's go offline)")
-    nginx = Nginx(fleet).start()
-    cleanups.append(nginx.close)
     story.say(f"nginx serves its metadata/ and targets/ on {nginx.url}")
     broker, sub = start_broker(story, pieces, tmp, cleanups)
     names = {}
@@ -504,9 +505,9 @@ def tell(story, pieces, tmp, cleanups, args):
         names["sha256:" + hashlib.sha256(body.encode()).hexdigest()] = f"sensor {v}"
 
     def release(v):
-        r = run([berth, "fleet", "release", fleet, "--channel", CHANNEL, manifests[v]])
-        if r.returncode != 0:
-            return False, last_line(r.stderr) or last_line(r.stdout)
+        ok, why = repo_host.release(manifests[v], CHANNEL)
+        if not ok:
+            return False, why
         story.say(f"berth fleet release: sensor {v} on channel `{CHANNEL}` (manifest version "
                   f"{VERSIONS.index(v) + 1}, its image pinned by digest), signed into the TUF repository")
         if broker:
@@ -524,8 +525,7 @@ def tell(story, pieces, tmp, cleanups, args):
         story.fail(f"berth fleet release 1.0: {msg}")
         return 1
     story.took("fleet init + release 1.0", t)
-    snapshot_1 = os.path.join(tmp, "fleet-as-of-1.0")
-    shutil.copytree(fleet, snapshot_1)
+    snapshot_1 = repo_host.snapshot(os.path.join(tmp, "fleet-as-of-1.0"))
 
     # ---- 3. the gateway
     story.step("3. the gateway: qemu-system-arm, berth as PID 1, its agent following `stable` (host-only network)")
@@ -534,8 +534,7 @@ def tell(story, pieces, tmp, cleanups, args):
         return 0
     t = time.monotonic()
     try:
-        gw, hostport = boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, manifests, fleet,
-                                    args)
+        gw, hostport = boot_gateway(story, pieces, tmp, cleanups, registry, repo_host, broker, pub, manifests, args)
     except (Failed, subprocess.CalledProcessError) as e:
         story.fail(f"the gateway: {e}" + (f": {last_line(e.stderr or '')}" if isinstance(e, subprocess.CalledProcessError)
                                           else ""))
@@ -590,16 +589,13 @@ def tell(story, pieces, tmp, cleanups, args):
         if ok:
             story.fail("the controller released a downgrade")
         t = time.monotonic()
-        current = os.path.join(tmp, "fleet-now")
-        os.rename(fleet, current)
-        shutil.copytree(snapshot_1, fleet)
+        restore = repo_host.replay(snapshot_1)
         story.say("a mirror replays the repository as it was at 1.0 (nginx now serves that copy); "
                   "the gateway reads it at its next poll")
         try:
             watch.until(lambda r: r.get("state") == "refused", 120, "the replayed repository refused")
         finally:
-            shutil.rmtree(fleet)
-            os.rename(current, fleet)
+            restore()
         story.took("replayed repository to refused on the gateway", t)
         story.say("the mirror serves the real repository again")
         status, out = gw.sh("berth update apply /mnt/disk/manifests/sensor-1.0.manifest.json")
@@ -685,32 +681,20 @@ def rebuild_note(story, berth, store, pieces, digest):
     return f"2.0 rebuilt with --no-cache in another store in {secs:.1f} s: the same digest (reproducible)"
 
 
-def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, manifests, fleet, args):
+def boot_gateway(story, pieces, tmp, cleanups, registry, repo_host, broker, pub, manifests, args):
     """The state disk, the initramfs, then qemu-system-arm; returns the
     Gateway once its console shell answers, and the host port of its 8080."""
     from remote_lib import free_port
     seed = os.path.join(tmp, "gateway-disk")
     root = os.path.join(seed, "berth")
-    os.makedirs(os.path.join(root, "trust", "tuf"))
     os.makedirs(os.path.join(root, "fleet"))
     os.makedirs(os.path.join(seed, "manifests"))
-    shutil.copy(pub, os.path.join(root, "trust", "sensor-key.pub"))
     guest_repo = f"{GUEST_HOST}:{registry.port}/demo"
-    policy = {"default": [{"type": "reject"}], "transports": {"docker": {guest_repo: [{
-        "type": "sigstoreSigned", "keyPath": f"{DISK_ROOT}/trust/sensor-key.pub",
-        # The gateway reaches the registry through its own address for it;
-        # the images were signed under the name the host pushed them to.
-        "signedIdentity": {"type": "remapIdentity", "prefix": guest_repo, "signedPrefix": f"{registry.host}/demo"}}]}}}
-    with open(os.path.join(root, "policy.json"), "w") as f:
-        json.dump(policy, f, indent=1)
-    shutil.copy(os.path.join(fleet, "metadata", "root.json"), os.path.join(root, "trust", "tuf", "root.json"))
-    agent = {"device_id": DEVICE, "fleet": FLEET, "channel": CHANNEL,
-             "metadata_url": f"http://{GUEST_HOST}:{nginx.port}/metadata",
-             "targets_url": f"http://{GUEST_HOST}:{nginx.port}/targets",
-             # Short, for a demo: a device polls every 15 min (4 h with a broker).
-             "poll_interval_ms": 2000, "pushed_poll_interval_ms": 5000, "backoff_base_ms": 1000,
-             "backoff_max_ms": 5000}
-    forwards = [registry.port, nginx.port]
+    # The gateway reaches the registry through its own address for it; the
+    # images were signed under the name the host pushed them to.
+    policy = signed_policy(guest_repo, f"{DISK_ROOT}/trust/sensor-key.pub", signed_prefix=f"{registry.host}/demo")
+    agent = agent_config(DEVICE, FLEET, CHANNEL, repo_host.port)
+    forwards = [registry.port, repo_host.port]
     if broker:
         cert, key = broker.identity(DEVICE)
         for src, name in ((broker.ca, "broker-ca.pem"), (cert, "device.pem"), (key, "device.key")):
@@ -719,8 +703,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
                          "cert_file": f"{DISK_ROOT}/fleet/device.pem", "key_file": f"{DISK_ROOT}/fleet/device.key",
                          "keepalive_s": 30, "reconnect_max_ms": 5000}
         forwards.append(broker.port)
-    with open(os.path.join(root, "fleet", "agent.json"), "w") as f:
-        json.dump(agent, f, indent=1)
+    device_root(root, repo_host.root_json, agent, policy, [("trust/sensor-key.pub", pub)])
     for path in manifests.values():
         shutil.copy(path, os.path.join(seed, "manifests"))
     disk = os.path.join(tmp, "gateway-state.img")
@@ -740,10 +723,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, nginx, broker, pub, man
               f"{', MQTT push and reports through the broker' if broker else ''}); "
               f"initramfs {os.path.getsize(initrd) // 1024} KiB")
     hostport = free_port()
-    relay = "cmd:busybox nc 127.0.0.1 {}"
-    nic = ",".join(["user", "id=net", "restrict=on"]
-                   + [f"guestfwd=tcp:{GUEST_HOST}:{p}-{relay.format(p)}" for p in forwards]
-                   + [f"hostfwd=tcp:127.0.0.1:{hostport}-:8080"])
+    nic = user_netdev(forwards, [(hostport, 8080)])
     cmd = ["qemu-system-arm", "-M", "virt", "-m", "512", "-smp", "1", "-display", "none", "-monitor", "none",
            "-serial", "stdio", "-no-reboot", "-kernel", os.path.join(pieces.kernel_dir, "vmlinuz"), "-initrd", initrd,
            "-append", "console=ttyAMA0 quiet panic=-1",

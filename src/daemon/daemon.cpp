@@ -40,6 +40,19 @@ std::string daemon_state_root(const std::string &run_dir) { return util::path_jo
 
 namespace {
 
+/// The entries of `after` that `before` did not have: those after
+/// `before`'s last one (the history is capped, so counts do not tell).
+std::vector<ota::HistoryEntry> history_since(const std::vector<ota::HistoryEntry> &before,
+                                             std::vector<ota::HistoryEntry> after) {
+    if (before.empty()) return after;
+    const auto &last = before.back();
+    for (size_t i = after.size(); i-- > 0;)
+        if (after[i].time == last.time && after[i].version == last.version && after[i].event == last.event &&
+            after[i].reason == last.reason)
+            return {after.begin() + static_cast<std::ptrdiff_t>(i) + 1, after.end()};
+    return after;
+}
+
 constexpr int64_t kHeartbeatMs = 1000;  ///< without a watchdog (the hang failpoint still counts beats)
 constexpr uint64_t kLogBytes = 1 << 20;  ///< daemon.log rotates past this (two files at most)
 
@@ -309,11 +322,22 @@ util::Result<int> Daemon::run() {
     // The committed revision runs; what a crash or a reboot left is cleaned
     // (a TRYING revision rolled back). A failure here is logged: the daemon
     // (maybe PID 1) keeps serving.
+    auto before = updater_->history();
     if (auto st = updater_->resume(); !st) util::log::error("resume the updater: ", st.error().message());
+    // What the start decided (a reboot during TRYING rolled back, a system
+    // update that never booted recorded as failed) goes to the log, PID 1's
+    // only record, and a rollback to the fleet once the agent runs.
+    auto decided = history_since(before, updater_->history());
+    for (auto e : decided) {
+        std::replace(e.event.begin(), e.event.end(), '-', ' ');
+        util::log::info("update: revision ", e.version, " ", e.event, e.reason.empty() ? "" : cat(": ", e.reason));
+    }
     // Booted into a system update's slot: its revision runs on probation.
     if (!reboot_if_asked())
         if (auto v = updater_->state().trying) begin_trying(*v);
     start_agent();
+    for (const auto &e : decided)
+        if (e.event == "rolled-back") report("rolled-back", cat("revision ", e.version, ": ", e.reason), {});
     (void)release_idle_memory();  // what start-up touched goes back: the daemon idles for months
     if (!shutdown_) TRY(loop_->run());
     return shut_down();
