@@ -38,15 +38,17 @@ def skip(reason):
     sys.exit(SKIP)
 
 
-def find_berth(arg):
+def find_berth(arg, arch="armhf"):
+    """The berth binary for ARCH: ARG, else $BERTH_QEMU_<ARCH>_BERTH, else build-ARCH/berth."""
     if arg:
         return os.path.abspath(arg)
-    env = os.environ.get("BERTH_QEMU_ARMHF_BERTH")
+    var = f"BERTH_QEMU_{arch.upper()}_BERTH"
+    env = os.environ.get(var)
     if env is not None:
         if not env:
-            skip("this run built no armhf berth (BERTH_QEMU_ARMHF_BERTH is empty: run.sh with armhf left out of BERTH_CROSS)")
+            skip(f"this run built no {arch} berth ({var} is empty: run.sh with {arch} left out of BERTH_CROSS)")
         return os.path.abspath(env)
-    return os.path.join(TOP, "build-armhf", "berth")
+    return os.path.join(TOP, f"build-{arch}", "berth")
 
 
 def boot(cmd, timeout, times=None):

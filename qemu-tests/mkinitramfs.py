@@ -50,6 +50,7 @@ TOP = os.path.dirname(HERE)
 # qemu-user emulator, which runs `berth spec` on the build machine.
 ARCHES = {
     "armhf": {"triple": "arm-linux-gnueabihf", "qemu_user": "qemu-arm-static"},
+    "arm64": {"triple": "aarch64-linux-gnu", "qemu_user": "qemu-aarch64-static"},
 }
 
 MiB = 1 << 20
