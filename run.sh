@@ -412,9 +412,10 @@ test_all() {
     test_hooks=true
     # Every build before any test: the native run's qemu-system tests
     # (qemu-tests/) boot the armhf berth built here, named in
-    # BERTH_QEMU_ARMHF_BERTH (left empty when armhf is not built: they skip).
+    # BERTH_QEMU_ARMHF_BERTH (left empty when armhf is not built: they skip),
+    # and the arm64 board's test the arm64 one (BERTH_QEMU_ARM64_BERTH).
     local native_ok=0 arch built=()
-    export BERTH_QEMU_ARMHF_BERTH=
+    export BERTH_QEMU_ARMHF_BERTH= BERTH_QEMU_ARM64_BERTH=
     if build_native; then
         native_ok=1
     else
@@ -432,6 +433,17 @@ test_all() {
         step "kernel for the qemu-system tests (.sysroot/armhf-kernel)"
         qemu-tests/fetch-kernel.sh armhf ||
             { echo "run.sh: fetching the armhf kernel failed"; build_failures=$((build_failures + 1)); }
+        if [ "$BERTH_SLOW_TESTS" = 1 ]; then
+            step "Debian 11's kernel for the slow qemu-system tests (.sysroot/armhf-5.10-kernel)"
+            qemu-tests/fetch-kernel.sh armhf-5.10 ||
+                { echo "run.sh: fetching the 5.10 kernel failed"; build_failures=$((build_failures + 1)); }
+        fi
+    fi
+    if [[ " ${built[*]} " == *" arm64 "* ]] && [ "$BERTH_SLOW_TESTS" = 1 ]; then
+        BERTH_QEMU_ARM64_BERTH=$PWD/build-arm64/berth
+        step "kernel for the arm64 board's test (.sysroot/arm64-kernel)"
+        qemu-tests/fetch-kernel.sh arm64 ||
+            { echo "run.sh: fetching the arm64 kernel failed"; build_failures=$((build_failures + 1)); }
     fi
     [ "$native_ok" = 1 ] && run_tests "$native" "${setup[@]}"
     for arch in "${built[@]}"; do

@@ -12,7 +12,10 @@
 # /etc/apt/sources.list.d/*.sources (the URIs of the enabled `deb` stanzas whose
 # Suites list holds exactly SUITE) and one-line /etc/apt/sources.list and
 # sources.list.d/*.list. Duplicates are dropped. Exits 1, saying why, when no
-# entry of the host carries SUITE.
+# entry of the host carries SUITE. ARCHIVE_SUITE (default SUITE) names the
+# host entries to take the archive from when SUITE is not among them: an
+# older release (bullseye, the qemu-tests' 5.10 kernel) is read from the
+# archive the host's bookworm entries point at.
 # VARIANT (default extract) is mmdebstrap's --variant and MMDEBSTRAP_ARGS more
 # of its options, split on spaces (cross/make-base-image.sh makes root
 # filesystems with them); a variant other than extract may name no package.
@@ -24,6 +27,7 @@ shift 2
 variant=${VARIANT:-extract}
 [ $# -gt 0 ] || [ "$variant" != extract ] || { echo "debian-extract.sh: no package named" >&2; exit 2; }
 suite=${SUITE:-bookworm}
+archive_suite=${ARCHIVE_SUITE:-$suite}
 
 host_sources() {
     local f
@@ -32,7 +36,7 @@ host_sources() {
             [ -f "$f" ] || continue
             # deb822: stanzas separated by blank lines; keep deb stanzas whose Suites
             # list holds exactly $suite.
-            awk -v suite="$suite" '
+            awk -v suite="$archive_suite" '
                 function flush() {
                     if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ")) {
                         n = split(uris, u, " ")
@@ -51,7 +55,7 @@ host_sources() {
         for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
             [ -f "$f" ] || continue
             # one-line format: deb [options] URI suite components...
-            awk -v suite="$suite" '
+            awk -v suite="$archive_suite" '
                 $1 == "deb" {
                     i = 2
                     if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
@@ -63,7 +67,7 @@ host_sources() {
 
 sources=$(host_sources)
 if [ -z "$sources" ]; then
-    echo "debian-extract.sh: no \`$suite\` suite in the host's apt sources" >&2
+    echo "debian-extract.sh: no \`$archive_suite\` suite in the host's apt sources" >&2
     exit 1
 fi
 echo "extracting ${*:-the $variant variant} ($arch) into $dest from:"

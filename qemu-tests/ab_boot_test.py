@@ -4,6 +4,11 @@ counting (boards/qemu-virt-armhf/boot.cmd with boards/common/uboot-ab.cmd)
 from the console and from the disk image read offline.
 
     qemu-tests/ab_boot_test.py [--berth build-armhf/berth] [--stages a,fallback,...] [--keep DIR]
+    qemu-tests/ab_boot_test.py --board qemu-virt-arm64 [--berth build-arm64/berth] ...
+
+The same stages run on either board (ab_image.BOARDS): qemu-virt-armhf (the
+default) or qemu-virt-arm64 (qemu-system-aarch64, U-Boot's qemu_arm64, the
+arm64 kernel started with booti).
 
 Stages (each a fresh power-on of the same disk, cut with SIGKILL once judged):
   env        U-Boot only (killed when it starts a kernel): the newer good copy
@@ -81,7 +86,7 @@ class Run:
         self.args, self.tmp = args, tmp
         self.disk = os.path.join(tmp, "disk.img")
         self.log = os.path.join(tmp, "console.log")
-        self.machine = ab_qemu.Machine(self.disk, log=self.log)
+        self.machine = ab_qemu.Machine(self.disk, log=self.log, board=args.board)
         self.good = self.slot(None)
         self.broken = self.slot("init")
         self.broken_kernel = self.slot("kernel")
@@ -90,7 +95,8 @@ class Run:
         t0 = time.monotonic()
         a = self.args
         path = ab_image.build_rootfs(types.SimpleNamespace(
-            berth=a.berth, kernel_dir=a.kernel_dir, sysroot=a.sysroot, broken=broken, size_mib=32, output=None))
+            berth=a.berth, kernel_dir=a.kernel_dir, sysroot=a.sysroot, broken=broken, size_mib=32, output=None,
+            board=a.board))
         print(f"slot image ({'broken ' + broken if broken else 'good'}): {path}, {time.monotonic() - t0:.1f} s",
               flush=True)
         return path
@@ -135,7 +141,7 @@ class Run:
     # ------------------------------------------------------------ the stages
 
     def stage_env(self):
-        ab_image.build_disk(self.disk, self.good, self.broken, {})
+        ab_image.build_disk(self.disk, self.good, self.broken, {}, board=self.args.board)
         copies = ab_image.env_config(self.disk, os.path.join(self.tmp, "fw_env.config"))
 
         def uboot_picks(expect_order):
@@ -191,7 +197,7 @@ class Run:
         expect(said and said[0].groups() == (slot, root), f"the kernel command line names slot {slot}, root {root}")
 
     def stage_a(self):
-        ab_image.build_disk(self.disk, self.good, self.broken, {})
+        ab_image.build_disk(self.disk, self.good, self.broken, {}, board=self.args.board)
         self.boots("A", "/dev/vda2")
         expect(self.env() == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "3"},
                "BOOT_A_LEFT went 3 -> 2 on the disk (nothing marked the slot good)")
@@ -199,7 +205,7 @@ class Run:
     def fall_back(self, broken, timeout):
         """Slot B gets `broken` and is tried first; returns the console's first line index."""
         if not os.path.exists(self.disk):
-            ab_image.build_disk(self.disk, self.good, broken, {})
+            ab_image.build_disk(self.disk, self.good, broken, {}, board=self.args.board)
         ab_image.write_slot(self.disk, "B", broken)
         # As an updater would after writing slot B: A marked good, B to be tried.
         ab_image.env_write(self.disk, {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"})
@@ -228,7 +234,7 @@ class Run:
             return None
         cfg = os.path.join(self.tmp, "fw_env.config")
         ab_image.env_config(self.disk, cfg)
-        with open(os.path.join(ab_image.BOARD, "board.json")) as f:
+        with open(os.path.join(ab_image.board_dir(self.args.board), "board.json")) as f:
             board = json.load(f)
         board["bootloader"]["env"] = cfg
         path = os.path.join(self.tmp, "board.json")
@@ -253,7 +259,7 @@ class Run:
 
     def stage_good(self):
         if not os.path.exists(self.disk):
-            ab_image.build_disk(self.disk, self.good, self.broken, {"BOOT_ORDER": "B A"})
+            ab_image.build_disk(self.disk, self.good, self.broken, {"BOOT_ORDER": "B A"}, board=self.args.board)
         ab_image.write_slot(self.disk, "B", self.good)
         ab_image.env_write(self.disk, {"BOOT_ORDER": "B A", "BOOT_B_LEFT": "3"})
         env0 = self.env()
@@ -275,7 +281,7 @@ class Run:
         rng = random.Random(self.args.seed)
         print(f"  {self.args.cuts} cuts, seed {self.args.seed}", flush=True)
         ab_image.build_disk(self.disk, self.good, self.broken_kernel,
-                            {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "9", "BOOT_B_LEFT": "3"})
+                            {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "9", "BOOT_B_LEFT": "3"}, board=self.args.board)
         prev = self.env()
         points, torn = {}, 0
         for i in range(self.args.cuts):
@@ -321,7 +327,7 @@ class Run:
 
     def stage_exhausted(self):
         ab_image.build_disk(self.disk, self.broken_kernel, self.broken_kernel,
-                            {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "1", "BOOT_B_LEFT": "1"})
+                            {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "1", "BOOT_B_LEFT": "1"}, board=self.args.board)
         first, m = self.boot(r"berth-ab: booting slot A \(BOOT_A_LEFT=2 BOOT_B_LEFT=3 saved\)",
                              3 * self.args.boot_timeout)
         self.machine.kill()
@@ -335,10 +341,12 @@ class Run:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
+    ap.add_argument("--board", choices=sorted(ab_image.BOARDS), default=ab_image.DEFAULT_BOARD)
+    ap.add_argument("--berth", help="the board's berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth; "
+                                    "arm64: $BERTH_QEMU_ARM64_BERTH, else build-arm64/berth)")
     ap.add_argument("--native-berth", help="a berth for this machine: its `slot status` reads the disk image's environment")
-    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"))
-    ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
+    ap.add_argument("--kernel-dir", help="default .sysroot/ARCH-kernel (fetch-kernel.sh ARCH)")
+    ap.add_argument("--sysroot", help="default .sysroot/ARCH")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {','.join(STAGES)}")
     ap.add_argument("--boot-timeout", type=float, default=120, help="seconds one boot to berth may take")
     ap.add_argument("--cuts", type=int, default=10, help="power cuts of the `cuts` stage (default 10)")
@@ -352,19 +360,22 @@ def main():
         if s not in STAGES:
             ap.error(f"--stages: unknown stage {s!r}")
 
-    why = ab_qemu.missing()
+    arch = ab_image.board_arch(args.board)
+    args.kernel_dir = args.kernel_dir or os.path.join(TOP, ".sysroot", f"{arch}-kernel")
+    args.sysroot = args.sysroot or os.path.join(TOP, ".sysroot", arch)
+    why = ab_qemu.missing(args.board)
     if why:
         skip(why)
-    lacking = ab_image.missing_tools() + ([] if shutil.which("debugfs") else ["debugfs (e2fsprogs)"])
+    lacking = ab_image.missing_tools(args.board) + ([] if shutil.which("debugfs") else ["debugfs (e2fsprogs)"])
     if lacking:
         skip("missing: " + ", ".join(lacking))
-    args.berth = find_berth(args.berth)
+    args.berth = find_berth(args.berth, arch)
     if not os.path.isfile(args.berth):
-        skip(f"{args.berth} is not built (meson compile -C build-armhf, see README.md)")
+        skip(f"{args.berth} is not built (meson compile -C build-{arch}, see README.md)")
     if not os.path.isfile(os.path.join(args.kernel_dir, "vmlinuz")):
-        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)")
+        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh {arch})")
     if not os.path.isdir(args.sysroot):
-        skip(f"no sysroot in {args.sysroot} (cross/build-sysroot.sh armhf)")
+        skip(f"no sysroot in {args.sysroot} (cross/build-sysroot.sh {arch})")
 
     tmp = args.keep or tempfile.mkdtemp(prefix="berth-ab.")
     os.makedirs(tmp, exist_ok=True)

@@ -1,24 +1,33 @@
 #!/usr/bin/python3
-"""Builds the A/B images of the qemu-virt-armhf board (boards/qemu-virt-armhf):
-a slot's root filesystem and the whole virtio disk, and reads and writes the
-U-Boot environment on that disk offline.
+"""Builds the A/B images of the qemu-virt boards (boards/qemu-virt-armhf, the
+default, and boards/qemu-virt-arm64): a slot's root filesystem and the whole
+virtio disk, and reads and writes the U-Boot environment on that disk offline.
 
     qemu-tests/ab_image.py rootfs --berth build-armhf/berth [--broken init|kernel] -o slot.ext4
-    qemu-tests/ab_image.py disk --slot-a a.ext4 --slot-b b.ext4 -o disk.img [NAME=VALUE ...]
+    qemu-tests/ab_image.py rootfs --board qemu-virt-arm64 --berth build-arm64/berth -o slot.ext4
+    qemu-tests/ab_image.py disk [--board B] --slot-a a.ext4 --slot-b b.ext4 -o disk.img [NAME=VALUE ...]
     qemu-tests/ab_image.py write-slot disk.img B slot.ext4
-    qemu-tests/ab_image.py env disk.img [NAME=VALUE ...]     (prints it; sets first if given)
+    qemu-tests/ab_image.py env [--board B] disk.img [NAME=VALUE ...]     (prints it; sets first if given)
+
+The boards differ in their architecture (the cross tools, the sysroot, the
+kernel fetch-kernel.sh gets: .sysroot/armhf-kernel or .sysroot/arm64-kernel)
+and in how U-Boot starts the kernel: armhf's zImage is /boot/vmlinuz (bootz),
+arm64's Image is gzipped into /boot/Image.gz (booti decompresses it; the
+uncompressed Image, 32 MiB, would not fit a 40 MiB slot with the rest). The
+disk layout, the environment's places and the slot's scripts are the same.
 
 A slot's root filesystem (ext4, `mke2fs -d`, no loop mount) holds what the
 initramfs tests already boot (qemu-tests/mkinitramfs.py's parts: busybox-static,
 the cross-built berth with the loader and its shared libraries), the Debian
-armmp kernel as /boot/vmlinuz, a small initramfs as /boot/initrd.img (busybox,
+board's kernel in /boot, a small initramfs as /boot/initrd.img (busybox,
 the virtio disk, ext4 and softdog modules, qemu-tests/ab_initrd.sh as /init:
 the kernel needs them to mount the slot), the board profile and its
 fw_env.config in /etc/berth/, and qemu-tests/ab_init.sh as /sbin/init, which ends in `berth daemon --init`. Two broken systems, as a
 bad update would bring: `--broken init` adds /etc/berth-ab-broken (the
 slot's init fails at once, the kernel panics), `--broken kernel` replaces
-/boot/vmlinuz with one U-Boot's bootz refuses (no zImage magic). Built slots
-are cached in .sysroot/ab-armhf/, keyed by a hash of every input.
+the kernel with one U-Boot's bootz or booti refuses (no zImage or Image
+magic). Built slots are cached in .sysroot/ab-ARCH/, keyed by a hash of
+every input.
 
 The disk (GPT, sfdisk): the environment's two copies where the board's
 fw_env.config puts them (1 MiB and 1.125 MiB), then partitions 1 boot (ext4:
@@ -45,12 +54,33 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-BOARD = os.path.join(TOP, "boards", "qemu-virt-armhf")
+
+# The boards: their architecture (Debian's name, the cross tools' triple,
+# mkimage's -A) and their kernel's file in a slot (boot.cmd's berth_kernel).
+BOARDS = {
+    "qemu-virt-armhf": {"arch": "armhf", "triple": "arm-linux-gnueabihf", "mkimage": "arm",
+                        "kernel": "boot/vmlinuz", "gzip_kernel": False},
+    "qemu-virt-arm64": {"arch": "arm64", "triple": "aarch64-linux-gnu", "mkimage": "arm64",
+                        "kernel": "boot/Image.gz", "gzip_kernel": True},
+}
+DEFAULT_BOARD = "qemu-virt-armhf"
+
+
+def board_dir(board=DEFAULT_BOARD):
+    return os.path.join(TOP, "boards", board)
+
+
+def board_arch(board=DEFAULT_BOARD):
+    """The board's Debian architecture (armhf, arm64)."""
+    return BOARDS[board]["arch"]
+
+
+BOARD = board_dir()
 sys.path.insert(0, HERE)
 import mkinitramfs  # noqa: E402  (the ELF library walk and the cpio writer)
 
 MiB = 1 << 20
-TRIPLE = "arm-linux-gnueabihf"
+TRIPLE = BOARDS[DEFAULT_BOARD]["triple"]
 # Partition sizes in MiB; the first starts at 2 MiB, after the environment.
 LAYOUT = [("boot", 8), ("rootfs_a", 40), ("rootfs_b", 40), ("data", 32)]
 FIRST_MIB = 2
@@ -84,37 +114,45 @@ def tool(name, package):
     return path
 
 
-def missing_tools():
+def missing_tools(board=DEFAULT_BOARD):
     """What the images need that this machine lacks, as `tool (package)`."""
+    triple = BOARDS[board]["triple"]
     need = [("sfdisk", "fdisk"), ("mke2fs", "e2fsprogs"), ("mkimage", "u-boot-tools"),
             ("mkenvimage", "u-boot-tools"), ("fw_setenv", "libubootenv-tool"),
-            ("fw_printenv", "libubootenv-tool"), (f"{TRIPLE}-readelf", f"binutils-{TRIPLE}")]
+            ("fw_printenv", "libubootenv-tool"), (f"{triple}-readelf", f"binutils-{triple}")]
     return [f"{t} ({p})" for t, p in need if not (shutil.which(t) or shutil.which(t, path="/usr/sbin:/sbin"))]
 
 
 # ---------------------------------------------------------------- the slot
 
+def slot_board(args):
+    """The board a slot is built for: args.board, else the default."""
+    return getattr(args, "board", None) or DEFAULT_BOARD
+
+
 def slot_inputs(args):
     """The files a slot is made of, for the cache key."""
     kd = args.kernel_dir
+    bd = board_dir(slot_board(args))
     files = [args.berth, os.path.join(kd, "busybox"), os.path.join(kd, "vmlinuz"),
              os.path.join(kd, "modules", "load-order"), os.path.join(HERE, "ab_init.sh"),
              os.path.join(HERE, "ab_initrd.sh"), os.path.abspath(__file__),
-             os.path.join(BOARD, "board.json"), os.path.join(BOARD, "fw_env.config")]
+             os.path.join(bd, "board.json"), os.path.join(bd, "fw_env.config")]
     with open(os.path.join(kd, "modules", "load-order")) as f:
         files += [os.path.join(kd, "modules", m) for m in f.read().split()]
     return files
 
 
-def optional_dlopen(sysroot, updates=False):
+def optional_dlopen(sysroot, triple=TRIPLE, updates=False):
     """The OPTIONAL_DLOPEN (and UPDATE_DLOPEN) libraries the sysroot has."""
     return [s for s in OPTIONAL_DLOPEN + (UPDATE_DLOPEN if updates else [])
-            if any(os.path.exists(f"{sysroot}{d}/{s}") for d in (f"/lib/{TRIPLE}", f"/usr/lib/{TRIPLE}"))]
+            if any(os.path.exists(f"{sysroot}{d}/{s}") for d in (f"/lib/{triple}", f"/usr/lib/{triple}"))]
 
 
 def cache_key(args):
-    dlopen = optional_dlopen(args.sysroot, getattr(args, "updates", False))
-    h = hashlib.sha256(f"broken={args.broken} dlopen={dlopen} size={args.size_mib}\n".encode())
+    board = slot_board(args)
+    dlopen = optional_dlopen(args.sysroot, BOARDS[board]["triple"], getattr(args, "updates", False))
+    h = hashlib.sha256(f"board={board} broken={args.broken} dlopen={dlopen} size={args.size_mib}\n".encode())
     for path in slot_inputs(args):
         with open(path, "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())
@@ -138,8 +176,10 @@ def slot_initrd(kernel_dir):
 
 
 def build_rootfs_tree(args, root):
-    readelf = tool(f"{TRIPLE}-readelf", f"binutils-{TRIPLE}")
-    strip = shutil.which(f"{TRIPLE}-strip")
+    board = BOARDS[slot_board(args)]
+    triple = board["triple"]
+    readelf = tool(f"{triple}-readelf", f"binutils-{triple}")
+    strip = shutil.which(f"{triple}-strip")
     kd = args.kernel_dir
 
     def put(path, body, mode=0o644):
@@ -160,7 +200,7 @@ def build_rootfs_tree(args, root):
     put("etc/group", b"root:x:0:\n")
     put("sbin/init", mkinitramfs.read(os.path.join(HERE, "ab_init.sh")), 0o755)
     for name in ("board.json", "fw_env.config"):
-        put(f"etc/berth/{name}", mkinitramfs.read(os.path.join(BOARD, name)))
+        put(f"etc/berth/{name}", mkinitramfs.read(os.path.join(board_dir(slot_board(args)), name)))
     if args.broken == "init":
         put("etc/berth-ab-broken", b"this slot's init fails on purpose (qemu-tests/ab_boot_test.py)\n")
     body = mkinitramfs.read(args.berth)
@@ -169,26 +209,27 @@ def build_rootfs_tree(args, root):
             subprocess.run([strip, "-o", os.path.join(tmp, "berth"), args.berth], check=True)
             body = mkinitramfs.read(os.path.join(tmp, "berth"))
     put("usr/bin/berth", body, 0o755)
-    libraries = mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, TRIPLE,
-                                             optional_dlopen(args.sysroot, getattr(args, "updates", False)))
+    libraries = mkinitramfs.shared_libraries(readelf, args.berth, args.sysroot, triple,
+                                             optional_dlopen(args.sysroot, triple, getattr(args, "updates", False)))
     for path, real in sorted(libraries.items()):
         stub = STUB_LIBRARY.match(os.path.basename(path))
-        put(path, stub_library(stub.group(0), f"icudt{stub.group(1)}_dat") if stub else mkinitramfs.read(real), 0o755)
+        put(path, stub_library(stub.group(0), f"icudt{stub.group(1)}_dat", triple) if stub else mkinitramfs.read(real), 0o755)
     if args.broken == "kernel":
-        put("boot/vmlinuz", b"not a kernel: this slot's kernel does not start (qemu-tests/ab_boot_test.py)\n" * 64)
+        put(board["kernel"], b"not a kernel: this slot's kernel does not start (qemu-tests/ab_boot_test.py)\n" * 64)
     else:
-        put("boot/vmlinuz", mkinitramfs.read(os.path.join(kd, "vmlinuz")))
+        kernel = mkinitramfs.read(os.path.join(kd, "vmlinuz"))
+        put(board["kernel"], gzip.compress(kernel, compresslevel=6, mtime=0) if board["gzip_kernel"] else kernel)
     put("boot/initrd.img", slot_initrd(kd))
 
 
-def stub_library(soname, symbol):
+def stub_library(soname, symbol, triple=TRIPLE):
     """A shared library named `soname` defining only the data `symbol`."""
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "stub.c")
         with open(src, "w") as f:
             f.write(f"const char {symbol}[16] = {{0}};\n")
         out = os.path.join(tmp, soname)
-        subprocess.run([tool(f"{TRIPLE}-gcc", f"gcc-{TRIPLE}"), "-shared", "-nostdlib", "-O2", f"-Wl,-soname,{soname}",
+        subprocess.run([tool(f"{triple}-gcc", f"gcc-{triple}"), "-shared", "-nostdlib", "-O2", f"-Wl,-soname,{soname}",
                         "-o", out, src], check=True)
         return mkinitramfs.read(out)
 
@@ -197,7 +238,7 @@ def build_rootfs(args):
     """Writes the slot image to args.output (from the cache when it is there)."""
     tool("mke2fs", "e2fsprogs")
     key = cache_key(args)
-    cache = os.path.join(TOP, ".sysroot", "ab-armhf")
+    cache = os.path.join(TOP, ".sysroot", f"ab-{board_arch(slot_board(args))}")
     kind = (f"broken-{args.broken}" if args.broken else "good") + f"-{args.size_mib}m"
     if getattr(args, "updates", False):
         kind += "-updates"
@@ -248,10 +289,10 @@ def write_at(disk, offset, limit, src):
         os.fsync(fout.fileno())
 
 
-def env_config(disk, out):
+def env_config(disk, out, board=DEFAULT_BOARD):
     """A copy of the board's fw_env.config with the disk image as its device."""
     lines = []
-    with open(os.path.join(BOARD, "fw_env.config")) as f:
+    with open(os.path.join(board_dir(board), "fw_env.config")) as f:
         for line in f:
             fields = line.split()
             if not fields or fields[0].startswith("#"):
@@ -262,22 +303,22 @@ def env_config(disk, out):
     return [(int(line.split()[1], 0), int(line.split()[2], 0)) for line in lines]
 
 
-def env_read(disk):
+def env_read(disk, board=DEFAULT_BOARD):
     """{name: value} of the environment on the disk (the newer good copy)."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "fw_env.config")
-        env_config(disk, cfg)
+        env_config(disk, cfg, board)
         out = subprocess.run([tool("fw_printenv", "libubootenv-tool"), "-c", cfg],
                              check=True, capture_output=True, text=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def env_write(disk, values):
+def env_write(disk, values, board=DEFAULT_BOARD):
     """Sets (value None: deletes) variables with fw_setenv, as a userspace
     updater would (libubootenv's script format: NAME=VALUE lines)."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "fw_env.config")
-        env_config(disk, cfg)
+        env_config(disk, cfg, board)
         script = os.path.join(tmp, "script")
         with open(script, "w") as f:
             for name, value in values.items():
@@ -285,11 +326,11 @@ def env_write(disk, values):
         subprocess.run([tool("fw_setenv", "libubootenv-tool"), "-c", cfg, "-s", script], check=True)
 
 
-def env_init(disk, values):
+def env_init(disk, values, board=DEFAULT_BOARD):
     """Writes both copies of a new environment (mkenvimage -r: flag 1 in each)."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "fw_env.config")
-        copies = env_config(disk, cfg)
+        copies = env_config(disk, cfg, board)
         text = os.path.join(tmp, "env.txt")
         with open(text, "w") as f:
             for name, value in sorted(values.items()):
@@ -300,18 +341,18 @@ def env_init(disk, values):
             write_at(disk, offset, size, img)
 
 
-def boot_script(out):
+def boot_script(out, board=DEFAULT_BOARD):
     """boot.scr: the board's boot.cmd, then the shared A/B logic, through mkimage."""
     full = out + ".cmd"
     with open(full, "wb") as f:
-        for part in (os.path.join(BOARD, "boot.cmd"), os.path.join(TOP, "boards", "common", "uboot-ab.cmd")):
+        for part in (os.path.join(board_dir(board), "boot.cmd"), os.path.join(TOP, "boards", "common", "uboot-ab.cmd")):
             f.write(mkinitramfs.read(part))
-    subprocess.run([tool("mkimage", "u-boot-tools"), "-A", "arm", "-O", "linux", "-T", "script", "-C", "none",
-                    "-n", "berth A/B boot", "-d", full, out], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([tool("mkimage", "u-boot-tools"), "-A", BOARDS[board]["mkimage"], "-O", "linux", "-T", "script",
+                    "-C", "none", "-n", "berth A/B boot", "-d", full, out], check=True, stdout=subprocess.DEVNULL)
     os.unlink(full)
 
 
-def build_disk(output, slot_a, slot_b, env, data_dir=None):
+def build_disk(output, slot_a, slot_b, env, data_dir=None, board=DEFAULT_BOARD):
     """The whole disk: partition table, environment, boot, both slots, data
     (the files of `data_dir` when given: a device root)."""
     total = FIRST_MIB + sum(size for _, size in LAYOUT) + 1
@@ -325,7 +366,7 @@ def build_disk(output, slot_a, slot_b, env, data_dir=None):
     with tempfile.TemporaryDirectory() as tmp:
         boot = os.path.join(tmp, "boot")
         os.makedirs(boot)
-        boot_script(os.path.join(boot, "boot.scr"))
+        boot_script(os.path.join(boot, "boot.scr"), board)
         subprocess.run(MKE2FS + ["-L", "boot", "-d", boot, "-E", f"offset={parts[0][0]}", output,
                                  f"{parts[0][1] // 1024}k"], check=True)
         data = os.path.join(tmp, "data")
@@ -338,7 +379,7 @@ def build_disk(output, slot_a, slot_b, env, data_dir=None):
     for slot, image in (("A", slot_a), ("B", slot_b)):
         if image:
             write_slot(output, slot, image)
-    env_init(output, {**DEFAULT_ENV, **env})
+    env_init(output, {**DEFAULT_ENV, **env}, board)
 
 
 def write_slot(disk, slot, image):
@@ -362,14 +403,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("rootfs", help="a slot's root filesystem image")
+    r.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD)
     r.add_argument("--berth", required=True, help="the cross-built berth (build-armhf/berth)")
-    r.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"))
-    r.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
+    r.add_argument("--kernel-dir", help="default .sysroot/ARCH-kernel (fetch-kernel.sh ARCH)")
+    r.add_argument("--sysroot", help="default .sysroot/ARCH")
     r.add_argument("--broken", choices=["init", "kernel"], help="a slot whose init fails, or whose kernel does not start")
     r.add_argument("--size-mib", type=int, default=32)
     r.add_argument("--updates", action="store_true", help="with the libraries berth needs to take updates (UPDATE_DLOPEN)")
     r.add_argument("-o", "--output")
     d = sub.add_parser("disk", help="the whole disk image")
+    d.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD)
     d.add_argument("--slot-a")
     d.add_argument("--slot-b")
     d.add_argument("-o", "--output", required=True)
@@ -379,20 +422,24 @@ def main():
     w.add_argument("slot", choices=sorted(SLOT_PART))
     w.add_argument("image")
     e = sub.add_parser("env", help="print (and first set) the U-Boot environment")
+    e.add_argument("--board", choices=sorted(BOARDS), default=DEFAULT_BOARD)
     e.add_argument("disk")
     e.add_argument("env", nargs="*", metavar="NAME=VALUE")
     args = ap.parse_args()
 
     if args.cmd == "rootfs":
+        arch = board_arch(args.board)
+        args.kernel_dir = args.kernel_dir or os.path.join(TOP, ".sysroot", f"{arch}-kernel")
+        args.sysroot = args.sysroot or os.path.join(TOP, ".sysroot", arch)
         print(build_rootfs(args))
     elif args.cmd == "disk":
-        build_disk(args.output, args.slot_a, args.slot_b, assignments(args.env))
+        build_disk(args.output, args.slot_a, args.slot_b, assignments(args.env), board=args.board)
     elif args.cmd == "write-slot":
         write_slot(args.disk, args.slot, args.image)
     elif args.cmd == "env":
         if args.env:
-            env_write(args.disk, assignments(args.env))
-        for name, value in sorted(env_read(args.disk).items()):
+            env_write(args.disk, assignments(args.env), args.board)
+        for name, value in sorted(env_read(args.disk, args.board).items()):
             print(f"{name}={value}")
 
 

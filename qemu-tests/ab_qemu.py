@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Runs the qemu-virt-armhf board: Debian's u-boot-qemu (qemu_arm) as the
-firmware, one virtio disk made by qemu-tests/ab_image.py, and nothing else
-the guest could reach.
+"""Runs the qemu-virt-armhf board (or, with board="qemu-virt-arm64", the
+arm64 one): Debian's u-boot-qemu (qemu_arm, qemu_arm64) as the firmware, one
+virtio disk made by qemu-tests/ab_image.py, and nothing else the guest could
+reach.
 
-    qemu-tests/ab_qemu.py disk.img [--log console.log] [--timeout S]
+    qemu-tests/ab_qemu.py disk.img [--board qemu-virt-arm64] [--log console.log] [--timeout S]
 
 As a library (the A/B tests and the power-cut campaign): Machine(disk).start()
 boots it, wait(regex) follows the serial console, kill() is a power cut
@@ -12,7 +13,9 @@ start() again boots the same disk. Resets inside the guest (U-Boot's
 `reset`, a kernel panic with panic=-1, the watchdog) restart the machine in
 the same QEMU process, as on a board.
 
-The machine: `-M virt`, 1 vCPU, 256 MiB, `-bios` the u-boot.bin, the disk
+The machine: `qemu-system-arm -M virt` (arm64: `qemu-system-aarch64 -M virt
+-cpu cortex-a53`, 512 MiB: U-Boot decompresses the 32 MiB Image above the
+initrd), 1 vCPU, 256 MiB, `-bios` the board's u-boot.bin, the disk
 as virtio-blk-device (virtio-mmio: the bus the armmp kernel's virtio_mmio
 module drives and U-Boot scans), QEMU's watchdog device i6300esb on the PCI
 bus (the armmp kernel has no driver for it: the guest's watchdog is the
@@ -31,23 +34,33 @@ import time
 
 from console import ConsoleLines
 
-UBOOT = "/usr/lib/u-boot/qemu_arm/u-boot.bin"
+# Each board's QEMU, its CPU (None: the machine's default), memory in MiB
+# and U-Boot build.
+BOARDS = {
+    "qemu-virt-armhf": {"qemu": "qemu-system-arm", "cpu": None, "memory": 256,
+                        "uboot": "/usr/lib/u-boot/qemu_arm/u-boot.bin"},
+    "qemu-virt-arm64": {"qemu": "qemu-system-aarch64", "cpu": "cortex-a53", "memory": 512,
+                        "uboot": "/usr/lib/u-boot/qemu_arm64/u-boot.bin"},
+}
+UBOOT = BOARDS["qemu-virt-armhf"]["uboot"]
 
 
-def missing():
+def missing(board="qemu-virt-armhf"):
     """Why the board cannot run here, or None."""
-    if not shutil.which("qemu-system-arm"):
-        return "qemu-system-arm is not installed (apt-get install qemu-system-arm)"
-    if not os.path.isfile(UBOOT):
-        return f"{UBOOT} is missing (apt-get install u-boot-qemu)"
+    b = BOARDS[board]
+    if not shutil.which(b["qemu"]):
+        return f"{b['qemu']} is not installed (apt-get install qemu-system-arm)"
+    if not os.path.isfile(b["uboot"]):
+        return f"{b['uboot']} is missing (apt-get install u-boot-qemu)"
     return None
 
 
 class Machine(ConsoleLines):
-    def __init__(self, disk, log=None, smp=1, memory=256, echo=True):
+    def __init__(self, disk, log=None, smp=1, memory=None, echo=True, board="qemu-virt-armhf"):
         self.disk = os.path.abspath(disk)
         self.log = log
-        self.smp, self.memory, self.echo = smp, memory, echo
+        self.board = BOARDS[board]
+        self.smp, self.memory, self.echo = smp, memory or self.board["memory"], echo
         self.lines = []  # (seconds since the first start, text), every boot
         self.proc = None
         self.t0 = None
@@ -55,8 +68,10 @@ class Machine(ConsoleLines):
         self.reader = None
 
     def command(self):
-        return ["qemu-system-arm", "-M", "virt", "-m", str(self.memory), "-smp", str(self.smp),
-                "-nographic", "-monitor", "none", "-nic", "none", "-bios", UBOOT,
+        b = self.board
+        return [b["qemu"], "-M", "virt"] + (["-cpu", b["cpu"]] if b["cpu"] else []) + [
+                "-m", str(self.memory), "-smp", str(self.smp),
+                "-nographic", "-monitor", "none", "-nic", "none", "-bios", b["uboot"],
                 "-drive", f"if=none,id=disk,format=raw,file={self.disk}",
                 "-device", "virtio-blk-device,drive=disk", "-device", "i6300esb"]
 
@@ -116,11 +131,12 @@ def main():
     ap.add_argument("--log", help="append the console to this file")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before the power is cut")
     ap.add_argument("--smp", type=int, default=1)
+    ap.add_argument("--board", choices=sorted(BOARDS), default="qemu-virt-armhf")
     args = ap.parse_args()
-    why = missing()
+    why = missing(args.board)
     if why:
         sys.exit(why)
-    m = Machine(args.disk, log=args.log, smp=args.smp)
+    m = Machine(args.disk, log=args.log, smp=args.smp, board=args.board)
     m.start()
     try:
         m.wait(r"(?!)", args.timeout)

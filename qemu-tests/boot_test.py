@@ -3,10 +3,14 @@
 cgroup v2 checks of qemu-tests/init.sh there.
 
     qemu-tests/boot_test.py [--berth build-armhf/berth] [--smp N] [--soak N] [--keep DIR]
+    qemu-tests/boot_test.py --kernel armhf-5.10 [--cgroups hybrid]
 
 Builds the initramfs (mkinitramfs.py), boots Debian's armmp kernel
 (fetch-kernel.sh) with `qemu-system-arm -M virt`, echoes the serial console,
-and reads its `BERTH-TEST ...` lines. Exits 0 only when a result came for
+and reads its `BERTH-TEST ...` lines. `--kernel armhf-5.10` boots Debian 11's
+5.10 armmp kernel instead (fetch-kernel.sh armhf-5.10), and `--cgroups
+hybrid` has init.sh mount v1 hierarchies plus the unified cgroup2 mount, as a
+systemd-era vendor image does, and run the v1 variants of the checks. Exits 0 only when a result came for
 every planned check, none failed and `BERTH-TEST done` was seen; 1 otherwise;
 77 (skipped, with the reason) when qemu-system-arm, qemu-arm-static, the
 kernel, the sysroot or the armhf berth is missing.
@@ -38,15 +42,17 @@ def skip(reason):
     sys.exit(SKIP)
 
 
-def find_berth(arg):
+def find_berth(arg, arch="armhf"):
+    """The berth binary for ARCH: ARG, else $BERTH_QEMU_<ARCH>_BERTH, else build-ARCH/berth."""
     if arg:
         return os.path.abspath(arg)
-    env = os.environ.get("BERTH_QEMU_ARMHF_BERTH")
+    var = f"BERTH_QEMU_{arch.upper()}_BERTH"
+    env = os.environ.get(var)
     if env is not None:
         if not env:
-            skip("this run built no armhf berth (BERTH_QEMU_ARMHF_BERTH is empty: run.sh with armhf left out of BERTH_CROSS)")
+            skip(f"this run built no {arch} berth ({var} is empty: run.sh with {arch} left out of BERTH_CROSS)")
         return os.path.abspath(env)
-    return os.path.join(TOP, "build-armhf", "berth")
+    return os.path.join(TOP, f"build-{arch}", "berth")
 
 
 def boot(cmd, timeout, times=None):
@@ -71,11 +77,24 @@ def boot(cmd, timeout, times=None):
     return lines, time.monotonic() - start, timed_out
 
 
+def kernel_args(ap):
+    """--kernel NAME (fetch-kernel.sh's) and --kernel-dir; see kernel_dir()."""
+    ap.add_argument("--kernel", default="armhf", choices=["armhf", "armhf-5.10"],
+                    help="the armhf kernel: Debian 12's (default) or Debian 11's 5.10 (fetch-kernel.sh NAME)")
+    ap.add_argument("--kernel-dir", help="vmlinuz and busybox (default: .sysroot/KERNEL-kernel)")
+
+
+def kernel_dir(args):
+    """The kernel directory of the options of kernel_args()."""
+    return args.kernel_dir or os.path.join(TOP, ".sysroot", f"{args.kernel}-kernel")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
-    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"),
-                    help="vmlinuz and busybox from qemu-tests/fetch-kernel.sh armhf")
+    kernel_args(ap)
+    ap.add_argument("--cgroups", choices=["v2", "hybrid"], default="v2",
+                    help="the layout init.sh mounts (hybrid: v1 controllers and the unified mount)")
     ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
     ap.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2)")
     ap.add_argument("--memory", default="512", help="guest RAM in MiB (default 512)")
@@ -83,6 +102,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=240, help="seconds before the machine is killed")
     ap.add_argument("--keep", metavar="DIR", help="write the initramfs to DIR and keep it")
     args = ap.parse_args()
+    args.kernel_dir = kernel_dir(args)
 
     qemu = shutil.which("qemu-system-arm") or skip("qemu-system-arm is not installed")
     shutil.which("qemu-arm-static") or skip("qemu-arm-static is not installed (it runs `berth spec` for the bundles)")
@@ -92,7 +112,7 @@ def main():
     vmlinuz = os.path.join(args.kernel_dir, "vmlinuz")
     busybox = os.path.join(args.kernel_dir, "busybox")
     if not (os.path.isfile(vmlinuz) and os.path.isfile(busybox)):
-        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)")
+        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh {args.kernel})")
     if not os.path.isdir(args.sysroot):
         skip(f"no sysroot in {args.sysroot} (cross/build-sysroot.sh armhf)")
 
@@ -109,6 +129,8 @@ def main():
         append = "console=ttyAMA0 quiet panic=-1"
         if args.soak:
             append += f" berth.soak={args.soak}"
+        if args.cgroups == "hybrid":
+            append += " berth.cgroups=hybrid"
         cmd = [qemu, "-M", "virt", "-m", args.memory, "-smp", str(args.smp), "-nographic", "-nic", "none",
                "-kernel", vmlinuz, "-initrd", initrd, "-append", append, "-no-reboot"]
         print("boot:", " ".join(cmd), flush=True)

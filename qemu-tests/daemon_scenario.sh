@@ -26,7 +26,11 @@
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 DISK=/mnt/disk
 STORE=$DISK/berth
+# berth's parent cgroup. With berth.cgroups=hybrid on the command line the
+# daemon mounts v1 hierarchies and the unified tree, where berth puts every
+# container's processes too.
 CG=/sys/fs/cgroup/berth
+case " $(cat /proc/cmdline 2>/dev/null) " in *" berth.cgroups=hybrid "*) CG=/sys/fs/cgroup/unified/berth ;; esac
 WATCHDOG_TIMEOUT=${WATCHDOG_TIMEOUT:-10}
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }

@@ -3,6 +3,7 @@
 judged through its serial console: the device daemon's scenario of issue 10.
 
     qemu-tests/daemon_scenario_test.py [--berth build-armhf/berth] [--keep DIR]
+    qemu-tests/daemon_scenario_test.py --kernel armhf-5.10 [--cgroups hybrid]
 
 The initramfs has qemu-tests/daemon_scenario.sh as /init: it mounts /proc,
 /sys and /dev, loads the modules, mounts the state disk (an ext4 image made
@@ -57,6 +58,12 @@ when they start.
   boot 5  cold-boot       a new QEMU on the same disk: revision 2 comes up;
                           the boot-to-all-healthy time from QEMU's start
           cold-poweroff   powered off again, the disk clean
+
+`--kernel armhf-5.10` runs it on Debian 11's 5.10 armmp kernel; `--cgroups
+hybrid` puts berth.cgroups=hybrid on the kernel command line, so the
+daemon's bring-up mounts v1 hierarchies and the unified cgroup2 mount (as a
+systemd-era vendor image has them) and the containers run under the v1
+controllers; the helpers then read the unified tree.
 
 Printed for the benchmarks: kernel-start-to-healthy (the guest's uptime
 when the revision answered, after the sysrq and watchdog resets and the
@@ -211,9 +218,10 @@ class Checks:
 # ---------------------------------------------------------------- the scenario
 
 class Scenario:
-    def __init__(self, m, checks):
+    def __init__(self, m, checks, cgroups="v2"):
         self.m = m
         self.c = checks
+        self.cgroups = cgroups
         self.boot_index = 0  # the console line where the current boot began
         self.timings = {}
 
@@ -283,7 +291,9 @@ class Scenario:
         if "daemon --init" not in cmdline:
             p.append(f"PID 1 is {cmdline!r}, not berth daemon --init")
         _, mounts = self.sh("awk '{ for (i = 7; $i != \"-\"; i++); print $5, $(i + 1) }' /proc/1/mountinfo")
-        for want in ("/proc proc", "/sys/fs/cgroup cgroup2", "/run tmpfs", "/mnt/disk ext4"):
+        layout = ("/sys/fs/cgroup tmpfs", "/sys/fs/cgroup/unified cgroup2", "/sys/fs/cgroup/memory cgroup") \
+            if self.cgroups == "hybrid" else ("/sys/fs/cgroup cgroup2",)
+        for want in ("/proc proc", "/run tmpfs", "/mnt/disk ext4") + layout:
             if want not in mounts.split("\n"):
                 p.append(f"no {want} in PID 1's mount table")
         self.c.case("pid1", p, f"berth daemon --init is PID 1, its socket {out}")
@@ -300,7 +310,10 @@ class Scenario:
             p.append(f"the volume's order is {order}, wanted db first, then web")
         _, pid = self.sh("main_pid web.r1")
         _, cg = self.sh(f"cat /proc/{pid}/cgroup")
-        if cg != "0::/berth/web.r1":
+        # Every hierarchy's line (hybrid: each v1 controller's and the unified one).
+        lines = cg.split("\n")
+        if "0::/berth/web.r1" not in lines or any(not x.endswith(":/berth/web.r1") for x in lines) or \
+                (self.cgroups == "hybrid") != any(":memory:" in x for x in lines):
             p.append(f"web's main process {pid} is in cgroup {cg!r}")
         self.sh("echo precious > $STORE/volumes/data/marker && sync")
         self.c.case("revision-1", p, f"db.r1 and web.r1 run, web answers `web 1`, order {order}")
@@ -412,7 +425,7 @@ class Scenario:
         elif float(hang.group(1)) < WATCHDOG_TIMEOUT:
             p.append(f"the daemon hung {hang.group(1)} s after the kernel started: the watchdog was never fed for long")
         mark = self.m.mark()
-        nxt = self.wait_boot(120)
+        nxt = self.wait_boot(240)
         if not nxt:
             self.c.case("watchdog-reset", p + ["the machine was not reset"])
             return False
@@ -466,6 +479,8 @@ class Scenario:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     machine_args(ap, 900)
+    ap.add_argument("--cgroups", choices=["v2", "hybrid"], default="v2",
+                    help="hybrid: berth.cgroups=hybrid, the daemon mounts v1 controllers and the unified tree")
     args = ap.parse_args()
     found = machine_inputs(args)
     shutil.which("qemu-arm-static") or skip("qemu-arm-static is not installed (it asks the armhf berth for its features)")
@@ -494,10 +509,10 @@ def main():
 
         cmd = [found.qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-display", "none", "-monitor", "none",
                "-serial", "stdio", "-nic", "none", "-kernel", found.vmlinuz, "-initrd", initrd,
-               "-append", "console=ttyAMA0 quiet panic=-1",
+               "-append", "console=ttyAMA0 quiet panic=-1" + (" berth.cgroups=hybrid" if args.cgroups == "hybrid" else ""),
                "-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
         print("boot:", " ".join(cmd), flush=True)
-        s = Scenario(Machine(cmd, args.timeout), checks)
+        s = Scenario(Machine(cmd, args.timeout), checks, args.cgroups)
         t0 = time.monotonic()
         steps = [s.pid1, s.revision_1, s.kill_restart, s.unhealthy_restart, lambda: s.apply_commit(2),
                  lambda: s.apply_rollback("broken-rollback", 3, "unhealthy", 2),

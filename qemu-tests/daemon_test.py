@@ -49,7 +49,7 @@ import sys
 import tarfile
 import tempfile
 
-from boot_test import HERE, TOP, boot, find_berth, skip
+from boot_test import HERE, TOP, boot, find_berth, kernel_args, kernel_dir, skip
 
 WATCHDOG_TIMEOUT = 4  # pid1_probe.cpp's kTimeout
 IMAGE = "localhost/app:1"
@@ -298,8 +298,7 @@ def machine_args(ap, timeout):
     """The options of the tests that boot berth with a state disk."""
     ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
     ap.add_argument("--native-berth", help="this machine's berth, which imports the image (default build/berth)")
-    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"),
-                    help="vmlinuz, busybox and modules/ from qemu-tests/fetch-kernel.sh armhf")
+    kernel_args(ap)
     ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
     ap.add_argument("--memory", default="256", help="guest RAM in MiB (default 256)")
     ap.add_argument("--timeout", type=float, default=timeout, help="seconds before the machine is killed")
@@ -311,6 +310,7 @@ def machine_inputs(args):
     what is missing: an object with qemu, native_berth, berth, vmlinuz,
     busybox and modules."""
     found = argparse.Namespace()
+    args.kernel_dir = kernel_dir(args)
     found.qemu = shutil.which("qemu-system-arm") or skip("qemu-system-arm is not installed")
     for tool in ("mke2fs", "dumpe2fs", "debugfs", "e2fsck"):
         shutil.which(tool) or skip(f"{tool} is not installed (e2fsprogs)")
@@ -324,7 +324,7 @@ def machine_inputs(args):
     found.busybox = os.path.join(args.kernel_dir, "busybox")
     found.modules = os.path.join(args.kernel_dir, "modules")
     if not (os.path.isfile(found.vmlinuz) and os.path.isfile(found.busybox)):
-        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)")
+        skip(f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh {args.kernel})")
     if not os.path.isfile(os.path.join(found.modules, "load-order")):
         skip(f"no modules in {args.kernel_dir} (fetched before fetch-kernel.sh kept them: run it again)")
     if not os.path.isdir(args.sysroot):

@@ -1,53 +1,70 @@
 #!/usr/bin/env bash
-# Fetches the Debian 12 kernel and busybox that the qemu-system tests boot:
-#   qemu-tests/fetch-kernel.sh armhf [DIR]        (DIR defaults to .sysroot/armhf-kernel)
+# Fetches the Debian kernels and busybox that the qemu-system tests boot:
+#   qemu-tests/fetch-kernel.sh KERNEL [DIR]       (DIR defaults to .sysroot/KERNEL-kernel)
+#
+#   KERNEL      package                     suite      boots on
+#   armhf       linux-image-armmp (6.1)     bookworm   qemu-system-arm -M virt
+#   arm64       linux-image-arm64 (6.1)     bookworm   qemu-system-aarch64 -M virt
+#   armhf-5.10  linux-image-armmp (5.10)    bullseye   qemu-system-arm -M virt (an older gateway's kernel)
 #
 # The packages are extracted exactly as the cross sysroot is (cross/build-sysroot.sh):
-# `mmdebstrap --variant=extract` from the bookworm suite of the host's own apt
-# sources (cross/debian-extract.sh), nothing installed on the host. armhf gets
-# linux-image-armmp, whose kernel boots on `qemu-system-arm -M virt` with full
-# cgroup v2 (cpuset cpu io memory pids, the device eBPF hook, cgroup.freeze);
-# busybox-static is the initramfs' shell and the containers' userland.
+# `mmdebstrap --variant=extract` from the host's own apt sources
+# (cross/debian-extract.sh), nothing installed on the host. bullseye is not
+# among the host's suites: it is read from the archive the host's bookworm
+# entries point at (ARCHIVE_SUITE). armmp's kernel boots with full cgroup v2
+# (cpuset cpu io memory pids, the device eBPF hook, cgroup.freeze);
+# busybox-static (always bookworm's, of the kernel's architecture) is the
+# initramfs' shell and the containers' userland.
 #
-# Only what the tests use is kept: DIR/vmlinuz (a copy of boot/vmlinuz-*),
-# DIR/busybox, DIR/config (the kernel's .config, to tell a missing feature
-# from a berth bug), DIR/release, and DIR/modules/: the modules the daemon
-# test loads with busybox insmod (the virtio disk, ext4 for the state root,
-# overlayfs for the containers' root filesystems,
-# the softdog watchdog, virtio-net for the demo's gateway (run.sh demo);
-# armmp builds them as modules), with every module
-# they depend on, uncompressed, and DIR/modules/load-order naming them
-# dependencies first. Cached: does nothing when DIR's stamp file matches (it
-# is written last, so an interrupted fetch is redone).
+# Only what the tests use is kept: DIR/vmlinuz (a copy of boot/vmlinuz-*:
+# armhf's zImage, arm64's uncompressed Image), DIR/busybox, DIR/config (the
+# kernel's .config, to tell a missing feature from a berth bug), DIR/release,
+# and DIR/modules/: the modules the tests load with busybox insmod (the
+# virtio disk, ext4 for the state root, overlayfs for the containers' root
+# filesystems, the softdog watchdog, virtio-net for the demo's gateway (run.sh
+# demo); these kernels build them as modules), with every module they depend
+# on, uncompressed, and DIR/modules/load-order naming them dependencies first
+# (a module the kernel has built in, per its modules.builtin, is left out).
+# Cached: does nothing when DIR's stamp file matches (it is written last, so
+# an interrupted fetch is redone).
 set -euo pipefail
 
-arch=${1:?usage: fetch-kernel.sh armhf [DIR]}
-case $arch in
-    armhf) kernel_pkg=linux-image-armmp ;;
-    *) echo "fetch-kernel.sh: no kernel package known for \`$arch\`" >&2; exit 2 ;;
+kernel=${1:?usage: fetch-kernel.sh armhf|arm64|armhf-5.10 [DIR]}
+case $kernel in
+    armhf) arch=armhf suite=bookworm kernel_pkg=linux-image-armmp triple=arm-linux-gnueabihf ;;
+    arm64) arch=arm64 suite=bookworm kernel_pkg=linux-image-arm64 triple=aarch64-linux-gnu ;;
+    armhf-5.10) arch=armhf suite=bullseye kernel_pkg=linux-image-armmp triple=arm-linux-gnueabihf ;;
+    *) echo "fetch-kernel.sh: no kernel known as \`$kernel\` (armhf, arm64, armhf-5.10)" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-dir=${2:-$top/.sysroot/$arch-kernel}
+dir=${2:-$top/.sysroot/$kernel-kernel}
 mkdir -p "$(dirname "$dir")"
 dir=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
-suite=bookworm
-packages=("$kernel_pkg" busybox-static)
+busybox_suite=bookworm
 # What the daemon test's initramfs loads (qemu-tests/daemon_test.py), and the
 # demo gateway's network card (examples/demo/).
 modules=(virtio_mmio virtio_blk crc32c_generic ext4 overlay softdog virtio_net)
 stamp=$dir/.berth-kernel
-want="$suite ${packages[*]} modules: ${modules[*]}"
+want="$suite $kernel_pkg busybox-static modules: ${modules[*]}"
+[ "$suite" = "$busybox_suite" ] || want+=" (busybox-static of $busybox_suite)"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    echo "kernel $arch: up to date in $dir"
+    echo "kernel $kernel: up to date in $dir"
     exit 0
 fi
 
 rm -rf "$dir" "$dir.tmp"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-SUITE=$suite "$top/cross/debian-extract.sh" "$arch" "$tmp/root" "${packages[@]}"
+if [ "$suite" = "$busybox_suite" ]; then
+    SUITE=$suite "$top/cross/debian-extract.sh" "$arch" "$tmp/root" "$kernel_pkg" busybox-static
+else
+    SUITE=$suite ARCHIVE_SUITE=$busybox_suite "$top/cross/debian-extract.sh" "$arch" "$tmp/root" "$kernel_pkg"
+    SUITE=$busybox_suite "$top/cross/debian-extract.sh" "$arch" "$tmp/busybox" busybox-static
+    mkdir -p "$tmp/root/bin"
+    cp "$(ls "$tmp"/busybox/{,usr/}bin/busybox 2>/dev/null | head -n 1)" "$tmp/root/bin/busybox"
+fi
 
 mkdir -p "$dir.tmp"
 vmlinuz=$(find "$tmp/root/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n 1)
@@ -64,12 +81,16 @@ echo "${vmlinuz##*/vmlinuz-}" >"$dir.tmp/release"
 # (its .modinfo section, read with the cross objcopy) is followed.
 moddir=$tmp/root/lib/modules/${vmlinuz##*/vmlinuz-}
 [ -d "$moddir" ] || moddir=$tmp/root/usr/lib/modules/${vmlinuz##*/vmlinuz-}
-objcopy=arm-linux-gnueabihf-objcopy
+objcopy=$triple-objcopy
+builtin=$moddir/modules.builtin
 mkdir -p "$dir.tmp/modules"
 : >"$dir.tmp/modules/load-order"
 add_module() {  # add_module NAME (file names use - or _ alike)
     local name=$1 file deps dep
     grep -qx "$name.ko" "$dir.tmp/modules/load-order" && return
+    if [ -f "$builtin" ] && grep -Eq "/(${name}|${name//_/-})\.ko\$" "$builtin"; then
+        return
+    fi
     file=$(find "$moddir" -name "${name}.ko*" -o -name "${name//_/-}.ko*" | head -n 1)
     [ -n "$file" ] || { echo "fetch-kernel.sh: module $name is not in $kernel_pkg (built in?)" >&2; exit 1; }
     case $file in
@@ -89,4 +110,4 @@ for m in "${modules[@]}"; do add_module "$m"; done
 
 mv "$dir.tmp" "$dir"
 echo "$want" >"$stamp"
-echo "kernel $arch: $(cat "$dir/release") in $dir"
+echo "kernel $kernel: $(cat "$dir/release") in $dir"

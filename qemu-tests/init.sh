@@ -18,8 +18,16 @@
 #
 # Kernel command line: berth.soak=N adds the soak check (N container
 # lifecycles, the 'slow' test); berth.shell=1 opens a shell after the checks
-# instead of powering off (by hand: see qemu-tests/README.md).
+# instead of powering off (by hand: see qemu-tests/README.md);
+# berth.cgroups=hybrid mounts the layout of a systemd-era vendor image
+# instead (a tmpfs at /sys/fs/cgroup, one v1 hierarchy per controller of
+# /proc/cgroups, cpu,cpuacct and net_cls,net_prio together, cgroup2 at
+# /sys/fs/cgroup/unified) and runs each check's v1 variant where it has one
+# (check_NAME_v1: the same behaviour read from the v1 files).
 export PATH=/bin:/usr/bin
+# The cgroup layout (set again once /proc is mounted).
+mode=v2
+cgroup_mode() { if grep -q 'berth\.cgroups=hybrid' /proc/cmdline; then echo hybrid; else echo v2; fi; }
 
 # ---------------------------------------------------------------- the machine
 
@@ -32,16 +40,40 @@ setup() {
         mkdir -p /dev/pts /dev/shm &&
         mount -t devpts devpts /dev/pts &&
         mount -t tmpfs tmpfs /run &&
-        mount -t tmpfs tmpfs /tmp &&
-        mount -t cgroup2 cgroup2 /sys/fs/cgroup || return
+        mount -t tmpfs tmpfs /tmp || return
     # Kernel messages (the OOM killer's report) would cut result lines in two.
     echo "1 4 1 7" >/proc/sys/kernel/printk
-    for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
-        echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || return
-    done
+    if [ "$(cgroup_mode)" = hybrid ]; then
+        mount_hybrid || return
+    else
+        mount -t cgroup2 cgroup2 /sys/fs/cgroup || return
+        for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
+            echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || return
+        done
+    fi
     # The containers' busybox tree (read-only in every bundle).
     ln /bin/busybox /containers/rootfs/bin/busybox &&
         /bin/busybox --install -s /containers/rootfs/bin
+}
+
+# The hybrid layout, as systemd mounts it on a vendor image: the enabled
+# controllers of /proc/cgroups each in a v1 hierarchy (two pairs share one,
+# with links for their names), cgroup2 without controllers at unified.
+mount_hybrid() {
+    mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup || return
+    # shellcheck disable=SC2013 # one controller name a line
+    for c in $(awk '!/^#/ && $4 == 1 { print $1 }' /proc/cgroups); do
+        case $c in
+            cpu | cpuacct) dir=cpu,cpuacct ;;
+            net_cls | net_prio) dir=net_cls,net_prio ;;
+            *) dir=$c ;;
+        esac
+        if [ ! -d "/sys/fs/cgroup/$dir" ]; then
+            mkdir "/sys/fs/cgroup/$dir" && mount -t cgroup -o "$dir" cgroup "/sys/fs/cgroup/$dir" || return
+        fi
+        [ "$dir" = "$c" ] || ln -s "$dir" "/sys/fs/cgroup/$c" || return
+    done
+    mkdir /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
 }
 
 power_off() {
@@ -57,9 +89,14 @@ power_off() {
 
 die() { echo "$*"; exit 1; }
 b() { timeout 60 berth "$@"; }
-cgdir() { echo "/sys/fs/cgroup/berth/$1"; }
+# cgdir ID: the container's cgroup2 directory (hybrid: in the unified tree).
+cgdir() { if [ $mode = hybrid ]; then echo "/sys/fs/cgroup/unified/berth/$1"; else echo "/sys/fs/cgroup/berth/$1"; fi; }
 # cg ID FILE: a file of the container's cgroup.
 cg() { cat "$(cgdir "$1")/$2" 2>&1; }
+# v1 CONTROLLER ID FILE: a file of the container's cgroup in a v1 hierarchy.
+v1() { cat "/sys/fs/cgroup/$1/berth/$2/$3" 2>&1; }
+# parents: berth's parent cgroups (hybrid: one in each hierarchy it uses).
+parents() { if [ $mode = hybrid ]; then ls -d /sys/fs/cgroup/*/berth; else echo /sys/fs/cgroup/berth; fi; }
 # is WHAT GOT WANT (logs what it saw)
 is() { [ "$2" = "$3" ] || die "$1 is \`$2\`, want \`$3\`"; echo "$1: $2"; }
 # has WHAT TEXT PATTERN: TEXT matches the shell pattern *PATTERN*.
@@ -77,7 +114,11 @@ wait_status() {
 }
 # keyed FILE KEY: the value of KEY in a flat keyed file (memory.events).
 keyed() { sed -n "s/^$2 //p" "$1"; }
-gone() { [ ! -e "$(cgdir "$1")" ] || die "$(cgdir "$1") is still there: $(ls "$(cgdir "$1")" | head -n 3 | tr '\n' ' ')"; }
+gone() {
+    for p in $(parents); do
+        [ ! -e "$p/$1" ] || die "$p/$1 is still there: $(ls "$p/$1" | head -n 3 | tr '\n' ' ')"
+    done
+}
 # run_d ID: berth run --detach, the container's output in /tmp/ID.out.
 run_d() { b run -d --bundle "/bundles/$1" "$1" >"/tmp/$1.out" 2>&1 || die "berth run -d $1: $(cat "/tmp/$1.out")"; }
 
@@ -98,8 +139,10 @@ check_run() {
     [ ! -e /run/berth/hello ] || die "/run/berth/hello is still there"
     # berth's parent cgroup stays after its last container, empty (making
     # and removing it on every start cost a good part of the start time).
-    [ -d /sys/fs/cgroup/berth ] && [ -z "$(find /sys/fs/cgroup/berth -mindepth 1 -type d)" ] ||
-        die "/sys/fs/cgroup/berth is missing or not empty after its last container"
+    [ -n "$(parents)" ] || die "no berth parent cgroup after its last container"
+    for p in $(parents); do
+        [ -d "$p" ] && [ -z "$(find "$p" -mindepth 1 -type d)" ] || die "$p is missing or not empty after its last container"
+    done
 }
 
 check_memory_limit() {
@@ -267,8 +310,131 @@ check_soak() {
 check_no_leftovers() {
     left=$(b list -q 2>&1)
     [ -z "$left" ] || die "berth list still shows: $left"
-    others=$(find /sys/fs/cgroup -mindepth 1 -type d | grep -vx /sys/fs/cgroup/berth)
+    if [ $mode = hybrid ]; then
+        others=$(find /sys/fs/cgroup -mindepth 3 -type d -path '*/berth/*')
+    else
+        others=$(find /sys/fs/cgroup -mindepth 1 -type d | grep -vx /sys/fs/cgroup/berth)
+    fi
     [ -z "$others" ] || die "cgroups left: $(echo "$others" | tr '\n' ' ')"
+}
+
+# ---------------------------------------------------------------- the v1 variants
+
+# berth.cgroups=hybrid: the same behaviours, read from the v1 hierarchies
+# (berth also puts each container's processes in the unified tree).
+
+check_memory_limit_v1() {
+    run_d mem
+    is "memory.limit_in_bytes" "$(v1 memory mem memory.limit_in_bytes)" 33554432
+    own=$(cat "/proc/$(init_pid mem)/cgroup")
+    echo "the init's /proc/PID/cgroup: $(echo "$own" | tr '\n' ' ')"
+    for h in memory pids freezer devices cpu,cpuacct cpuset ""; do
+        echo "$own" | grep -q "^[0-9]*:$h:/berth/mem\$" || die "the init is not in /berth/mem of \`${h:-unified}\`"
+    done
+}
+
+check_memory_oom_v1() {
+    b exec mem dd if=/dev/zero of=/dev/null bs=64M count=1 >/tmp/oom.out 2>&1
+    rc=$?
+    is "exit code of dd bs=64M under a 32 MiB memory.limit_in_bytes ($(cat /tmp/oom.out))" $rc 137
+    n=$(keyed /sys/fs/cgroup/memory/berth/mem/memory.oom_control oom_kill)
+    [ "${n:-0}" -ge 1 ] || die "memory.oom_control has no oom_kill: $(v1 memory mem memory.oom_control | tr '\n' ' ')"
+    is "status after the OOM kill" "$(status mem)" running
+}
+
+check_update_memory_v1() {
+    b update --memory 64m mem || die "berth update --memory 64m failed"
+    is "memory.limit_in_bytes after update" "$(v1 memory mem memory.limit_in_bytes)" 67108864
+    b exec mem dd if=/dev/zero of=/dev/null bs=48M count=1 >/tmp/dd.out 2>&1
+    rc=$?
+    is "exit code of dd bs=48M under the new 64 MiB limit ($(cat /tmp/dd.out))" $rc 0
+}
+
+check_pids_v1() {
+    run_d pids
+    wait_status pids stopped
+    is "pids.max" "$(v1 pids pids pids.max)" 10
+    n=$(keyed /sys/fs/cgroup/pids/berth/pids/pids.events max)
+    [ "${n:-0}" -ge 1 ] || die "pids.events counts no refused fork: $(v1 pids pids pids.events)"
+    grep -q "can't fork: Resource temporarily unavailable" /tmp/pids.out ||
+        die "no EAGAIN from fork in the output: $(cat /tmp/pids.out)"
+    b delete pids || die "berth delete pids failed"
+    gone pids
+}
+
+check_cpu_v1() {
+    run_d cpu1
+    is "cpu.cfs_quota_us" "$(v1 cpu cpu1 cpu.cfs_quota_us)" 50000
+    is "cpu.cfs_period_us" "$(v1 cpu cpu1 cpu.cfs_period_us)" 100000
+    is "cpu.shares" "$(v1 cpu cpu1 cpu.shares)" 512
+}
+
+check_cpuset_v1() {
+    is "cpuset.cpus" "$(v1 cpuset cpu1 cpuset.cpus)" 0
+    is "cpuset.mems" "$(v1 cpuset cpu1 cpuset.mems)" 0
+    is "cpuset.effective_cpus" "$(v1 cpuset cpu1 cpuset.effective_cpus)" 0
+}
+
+# v1 has a blkio weight file only with CFQ (gone since 4.19) or BFQ loaded;
+# without one, berth refuses the weight (as runc does) and leaves nothing.
+check_io_weight_v1() {
+    w=/sys/fs/cgroup/blkio
+    if [ -f $w/blkio.weight ] || [ -f $w/blkio.bfq.weight ]; then
+        f=blkio.weight
+        [ -f $w/$f ] || f=blkio.bfq.weight
+        run_d io
+        has "$f" "$(v1 blkio io $f)" 500
+        b delete -f io || die "berth delete -f io failed"
+    else
+        out=$(b run -d --bundle /bundles/io io 2>&1) && die "berth ran a blkio weight this kernel has no file for: $out"
+        echo "no blkio weight file (no CFQ, BFQ not loaded); berth: $out"
+        has "berth's error" "$out" "blkio.weight"
+        ! b list -q 2>&1 | grep -qx io || die "berth list shows io after the refusal"
+        [ ! -e /run/berth/io ] || die "/run/berth/io is still there after the refusal"
+    fi
+    gone io
+}
+
+check_update_cpu_v1() {
+    b update --cpu-quota 20000 --cpu-shares 1024 --pids-limit 5 cpu1 || die "berth update failed"
+    is "cpu.cfs_quota_us after update" "$(v1 cpu cpu1 cpu.cfs_quota_us)" 20000
+    is "cpu.shares after update" "$(v1 cpu cpu1 cpu.shares)" 1024
+    is "pids.max after update" "$(v1 pids cpu1 pids.max)" 5
+    b delete -f cpu1 || die "berth delete -f cpu1 failed"
+    gone cpu1
+}
+
+check_pause_resume_v1() {
+    run_d freeze
+    b pause freeze || die "berth pause failed"
+    is "status after pause" "$(status freeze)" paused
+    is "freezer.state" "$(v1 freezer freeze freezer.state)" FROZEN
+    b resume freeze || die "berth resume failed"
+    is "status after resume" "$(status freeze)" running
+    is "freezer.state after resume" "$(v1 freezer freeze freezer.state)" THAWED
+}
+
+# With a cgroup namespace: a tmpfs at /sys/fs/cgroup holding each v1
+# hierarchy's own cgroup, every path in /proc/self/cgroup the namespace's /.
+check_cgroupns_v1() {
+    out=$(b run --bundle /bundles/cgns cgns 2>&1) || die "berth run cgns failed: $out"
+    echo "$out"
+    echo "$out" | grep -q '^mount: [0-9]* [0-9]* [0-9:]* / /sys/fs/cgroup .* - tmpfs ' ||
+        die "/sys/fs/cgroup is not a tmpfs: $(echo "$out" | grep '^mount:')"
+    echo "$out" | grep -q '^v1mount: .* /sys/fs/cgroup/memory .* - cgroup ' || die "no memory hierarchy inside"
+    has "memory.limit_in_bytes seen inside" "$out" "memory.limit_in_bytes: 50331648"
+    case $out in *:/berth*) die "/proc/self/cgroup names berth's cgroups inside the namespace" ;; esac
+    has "/proc/self/cgroup" "$out" ":memory:/"
+}
+
+# Without one: the binds show the container's own cgroup.
+check_cgroup_mount_no_cgroupns_v1() {
+    out=$(b run --bundle /bundles/nocgns nocgns 2>&1) || die "berth run nocgns failed: $out"
+    echo "$out"
+    has "/proc/self/cgroup" "$out" ":memory:/berth/nocgns"
+    echo "$out" | grep -q '^v1mount: [0-9]* [0-9]* [0-9:]* /berth/nocgns /sys/fs/cgroup/memory .* - cgroup ' ||
+        die "/sys/fs/cgroup/memory is not a bind of /berth/nocgns: $(echo "$out" | grep '^v1mount:')"
+    has "memory.limit_in_bytes seen inside" "$out" "memory.limit_in_bytes: 41943040"
 }
 
 # ---------------------------------------------------------------- main
@@ -279,20 +445,27 @@ if ! out=$(setup 2>&1); then
     echo "BERTH-TEST done"
     power_off
 fi
+mode=$(cgroup_mode)
 
 checks="run memory-limit memory-oom update-memory delete-removes-cgroup pids cpu cpuset io-weight update-cpu
         pause-resume delete-paused devices cgroupns cgroup-mount-no-cgroupns"
 soak=$(sed -n 's/.*berth\.soak=\([0-9]*\).*/\1/p' /proc/cmdline)
-[ -n "$soak" ] && checks="$checks soak"
+[ -n "$soak" ] && [ $mode = v2 ] && checks="$checks soak"
 checks="$checks no-leftovers"
 # shellcheck disable=SC2086  # one word per check
 echo "BERTH-TEST plan $(echo $checks | wc -w)"
-echo "BERTH-TEST info kernel $(uname -r) $(uname -m), $(nproc) cpus, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+if [ $mode = hybrid ]; then
+    echo "BERTH-TEST info kernel $(uname -r) $(uname -m), $(nproc) cpus, hybrid: v1 $(ls /sys/fs/cgroup | grep -vx unified | tr '\n' ' ')"
+else
+    echo "BERTH-TEST info kernel $(uname -r) $(uname -m), $(nproc) cpus, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+fi
 echo "BERTH-TEST info $(berth version 2>&1 | head -n 1)"
 
 for name in $checks; do
     dmesg -c >/dev/null
-    ("check_$(echo "$name" | tr - _)") >/tmp/check.log 2>&1
+    fn=check_$(echo "$name" | tr - _)
+    [ $mode = hybrid ] && type "${fn}_v1" >/dev/null 2>&1 && fn=${fn}_v1
+    ("$fn") >/tmp/check.log 2>&1
     rc=$?
     sed 's/^/  | /' /tmp/check.log
     if [ $rc = 0 ]; then

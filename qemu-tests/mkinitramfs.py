@@ -50,6 +50,7 @@ TOP = os.path.dirname(HERE)
 # qemu-user emulator, which runs `berth spec` on the build machine.
 ARCHES = {
     "armhf": {"triple": "arm-linux-gnueabihf", "qemu_user": "qemu-arm-static"},
+    "arm64": {"triple": "aarch64-linux-gnu", "qemu_user": "qemu-aarch64-static"},
 }
 
 MiB = 1 << 20
@@ -60,6 +61,12 @@ MiB = 1 << 20
 def caps(*extra):
     base = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     return base + list(extra)
+
+
+# What a container sees of the v1 hierarchies under /sys/fs/cgroup (the
+# hybrid checks): each mount's root and place, its memory limit.
+V1_SEEN = ('grep " /sys/fs/cgroup/" /proc/self/mountinfo | sed "s/^/v1mount: /"; '
+           'echo "memory.limit_in_bytes: $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1)"')
 
 
 def bundles(spec):
@@ -94,6 +101,10 @@ def bundles(spec):
         # cpu.max, cpu.weight, cpuset, io.weight.
         "cpu": bundle(sleep, {"cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
                               "blockIO": {"weight": 500}}),
+        # The same for the v1 checks (berth.cgroups=hybrid), whose blkio weight
+        # is a bundle of its own: without BFQ loaded, v1 has no weight file.
+        "cpu1": bundle(sleep, {"cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"}}),
+        "io": bundle(sleep, {"blockIO": {"weight": 500}}),
         # cgroup.freeze.
         "freeze": bundle(sleep),
         # The device program: the spec's deny-all, write access to 1:11
@@ -113,14 +124,15 @@ def bundles(spec):
                       cap_extra=("CAP_MKNOD",)),
         # The cgroup namespace: /sys/fs/cgroup is a cgroup2 mount of the
         # container's own cgroup; and without one, a bind of it.
+        # (With v1 hierarchies, berth.cgroups=hybrid: a tmpfs holding binds.)
         "cgns": bundle(["/bin/sh", "-c", 'echo "self: $(cat /proc/self/cgroup)"; '
                         'grep " /sys/fs/cgroup " /proc/self/mountinfo | sed "s/^/mount: /"; '
                         'echo "memory.max: $(cat /sys/fs/cgroup/memory.max)"; '
-                        'echo "entries: $(ls /sys/fs/cgroup | tr "\\n" " ")"'],
+                        'echo "entries: $(ls /sys/fs/cgroup | tr "\\n" " ")"; ' + V1_SEEN],
                        {"memory": {"limit": 48 * MiB}}),
         "nocgns": bundle(["/bin/sh", "-c", 'echo "self: $(cat /proc/self/cgroup)"; '
                           'grep " /sys/fs/cgroup " /proc/self/mountinfo | sed "s/^/mount: /"; '
-                          'echo "memory.max: $(cat /sys/fs/cgroup/memory.max)"'],
+                          'echo "memory.max: $(cat /sys/fs/cgroup/memory.max)"; ' + V1_SEEN],
                          {"memory": {"limit": 40 * MiB}}, no_cgroupns=True),
         # The soak (slow variant): short-lived containers that print their limits.
         "soak": bundle(["/bin/sh", "-c", "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max | tr '\\n' ' '"],

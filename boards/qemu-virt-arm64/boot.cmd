@@ -1,0 +1,52 @@
+# U-Boot boot script of the qemu-virt-arm64 board: A/B slots with RAUC's
+# boot counting. This part names the board's places; the logic, the same
+# on every U-Boot board of berth's, is boards/common/uboot-ab.cmd, which
+# the build appends before compiling the two to boot.scr:
+#
+#   cat boot.cmd ../common/uboot-ab.cmd >full.cmd
+#   mkimage -A arm64 -O linux -T script -C none -d full.cmd boot.scr
+#
+# (qemu-tests/ab_image.py --board qemu-virt-arm64 does this when it builds
+# the disk). The distro boot of Debian's u-boot-qemu (qemu_arm64) finds
+# boot.scr on partition 1 and runs it. The disk is the qemu-virt-armhf
+# board's (README.md):
+#
+#   offset 0x100000, 0x4000 bytes  environment, copy 1 (fw_env.config)
+#   offset 0x120000, 0x4000 bytes  environment, copy 2
+#   partition 1  boot      boot.scr
+#   partition 2  rootfs A  /boot/Image.gz, /boot/initrd.img, /sbin/init
+#   partition 3  rootfs B  the same
+#   partition 4  data      berth's state root
+
+# The block device: U-Boot's command for it and its number (distro boot's).
+setenv berth_blk virtio
+setenv berth_blkdev ${devnum}
+# The environment's two copies, in 512-byte blocks, and their size.
+setenv berth_env_blk1 0x800
+setenv berth_env_blk2 0x900
+setenv berth_env_size 0x4000
+# 0x60000 bytes of scratch memory for the environment, used before the
+# kernel is loaded: above the compressed kernel (kernel_addr_r 0x40400000,
+# about 11 MiB) and the initrd (ramdisk_addr_r 0x44000000, about 2 MiB),
+# far below U-Boot (relocated to the top of RAM).
+setenv berth_mem 0x46000000
+# Each slot's partition number and its name for the kernel.
+setenv berth_part_A 2
+setenv berth_part_B 3
+setenv berth_root_A /dev/vda2
+setenv berth_root_B /dev/vda3
+# In each slot's root filesystem: the kernel (Debian's arm64 Image, gzipped)
+# and the initramfs.
+setenv berth_kernel /boot/Image.gz
+setenv berth_initrd /boot/initrd.img
+setenv berth_bootargs "console=ttyAMA0 ro rootwait panic=-1 quiet"
+# booti decompresses a gzipped Image at kernel_comp_addr_r (0x48000000: the
+# Image is 32 MiB, its image_size with the bss about 33 MiB) and moves it
+# back to kernel_addr_r, where it runs in place (0x40400000 to about
+# 0x42500000, below the initrd). kernel_comp_size must be at least the
+# compressed file's size; booti reads at most ten times as much out.
+setenv kernel_comp_addr_r 0x48000000
+setenv kernel_comp_size 0x1800000
+# Started once both are loaded (filesize: the initrd's); the device tree is
+# the one QEMU gave U-Boot.
+setenv berth_bootcmd 'booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}'
