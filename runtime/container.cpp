@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "runtime/cgroup.hpp"
 #include "runtime/console.hpp"
@@ -166,6 +167,14 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
             if (!stdio[i]) return Error::from_errno(util::cat("container stdio fd ", i));
         }
 
+    // The init enters its cgroup by itself (cgroup::SelfJoin: no RCU grace
+    // period to wait for), unless prestart or createRuntime hooks must find
+    // it there before it runs; or the runtime moves it, if the files cannot
+    // be opened here.
+    std::optional<cgroup::SelfJoin> self_join;
+    if (hks.prestart.empty() && hks.create_runtime.empty())
+        if (auto j = cg->open_self_join()) self_join = std::move(*j);
+
     auto joins = TRY(ns::open_joins(spec));
     int sp[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) return Error::from_errno("socketpair");
@@ -173,10 +182,10 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     TRY(ns::prepare_for_children(spec, joins));
 
     int flags = ns::clone_flags(spec);
-    // fork-like clone (no new stack): the child gets a copy of everything.
-    long r = ::syscall(SYS_clone, static_cast<unsigned long>(flags) | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-    if (r < 0) return Error::from_errno("clone the container init");
-    pid_t pid = static_cast<pid_t>(r);
+    // fork-like (no new stack): the child gets a copy of everything.
+    bool into_cgroup = false;
+    pid_t pid = ns::clone_init(flags, self_join ? self_join->v2_dir.get() : -1, &into_cgroup);
+    if (pid < 0) return Error::from_errno("clone the container init");
     if (pid == 0) {
         parent_sock.reset();
         for (int i = 0; i < 3; i++)
@@ -195,6 +204,8 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
         a.no_new_keyring = o.no_new_keyring;
         a.preserve_fds = o.preserve_fds;
         a.cgroup_dirs = cg->dirs();
+        a.self_join = self_join ? &*self_join : nullptr;
+        a.in_cgroup_v2 = into_cgroup || (self_join && self_join->v2_path.empty());
         run_init(a);
     }
     util::ScopeGuard undo_init([&] {
@@ -203,6 +214,10 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
         (void)::waitpid(pid, &status, 0);
     });
     child_sock.reset();
+    if (self_join) {
+        self_join->v1_tasks.clear();
+        self_join->v2_dir.reset();
+    }
     console.reset();
     for (auto &f : stdio) f.reset();
     joins.clear();
@@ -211,7 +226,8 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     // its report says why better than the step here that found it gone.
     auto go_ahead = [&]() -> util::Status {
         if (flags & CLONE_NEWUSER) TRY(ns::write_id_maps(pid, spec));
-        TRY_CTX(cg->add_process(pid), "cgroup");
+        if (!self_join) TRY_CTX(cg->add_process(pid), "cgroup");
+        else if (!into_cgroup) TRY_CTX(cgroup::join_v2(*self_join, pid), "cgroup");
         st.pid = pid;
         st.pid_start_time = TRY(process_start_time(pid));
         for (const auto &n : spec.namespaces)

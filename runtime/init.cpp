@@ -82,11 +82,19 @@ util::Status wait_for_start(void *p) {
 util::Status init_steps(InitContext &ctx) {
     InitArgs &a = *ctx.args;
     const Spec &spec = *a.spec;
-    // Without a user or cgroup namespace nothing before the createContainer
-    // hooks needs the runtime's side (the cgroup mounts bind the directories
-    // it names): the rootfs is built while the runtime moves us into the
-    // cgroup, which on cgroup v1 waits for an RCU grace period.
-    if (spec.find_namespace(CLONE_NEWUSER) || spec.find_namespace(CLONE_NEWCGROUP)) TRY(await_go_ahead(ctx));
+    // Into the cgroup first, so that what we allocate is charged there.
+    bool in_cgroup = false;
+    if (a.self_join) {
+        TRY(cgroup::join_self_v1(*a.self_join));
+        a.self_join->v2_dir.reset();
+        in_cgroup = a.in_cgroup_v2;
+    }
+    // Nothing else before the createContainer hooks needs the runtime's side
+    // (the cgroup mounts bind the directories it names), except the id maps
+    // of a new user namespace, and the cgroup a new cgroup namespace is
+    // rooted at when the runtime moves us: the rootfs is built meanwhile.
+    if (spec.find_namespace(CLONE_NEWUSER) || (spec.find_namespace(CLONE_NEWCGROUP) && !in_cgroup))
+        TRY(await_go_ahead(ctx));
 
     TRY(ns::join_in_init(*a.joins));
     if (int f = ns::unshare_after_join(spec); f && ::unshare(f) < 0) return Error::from_errno("unshare namespaces");

@@ -16,6 +16,7 @@
 
 #include <vector>
 
+#include "runtime/cgroup.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/spec.hpp"
@@ -35,6 +36,12 @@ struct InitArgs {
     /// The container's cgroup in each hierarchy (cgroup::Manager::dirs()):
     /// the init binds them without waiting to be moved into them.
     std::vector<std::pair<std::string, std::string>> cgroup_dirs;
+    /// Set: the init enters its v1 cgroups itself, first of all (the
+    /// runtime moves it into cgroup2 unless `in_cgroup_v2`). Null: the
+    /// runtime moves it everywhere before the go-ahead.
+    cgroup::SelfJoin *self_join = nullptr;
+    /// Born in its cgroup2 directory (CLONE_INTO_CGROUP), or none exists.
+    bool in_cgroup_v2 = false;
 };
 
 /// Runs in the cloned child; never returns (execs or _exits).
