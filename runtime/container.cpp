@@ -77,12 +77,27 @@ void wait_gone(const State &st, int timeout_ms) {
     }
 }
 
+/// One message from the init. An init that exited with our go-ahead unread
+/// leaves ECONNRESET on our end, which the kernel reports once, BEFORE the
+/// messages the init sent: read again to get them (or the end of file).
+ssize_t recv_from_init(int fd, char *buf, size_t size, int flags) {
+    bool reset_seen = false;
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, size, flags);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno == ECONNRESET && !reset_seen) {
+            reset_seen = true;
+            continue;
+        }
+        return n;
+    }
+}
+
 /// Reads the init's report: "ok" or "error:<message>".
 util::Status read_report(int fd, pid_t pid) {
     char buf[8192];
-    ssize_t n;
-    do n = ::recv(fd, buf, sizeof buf, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = recv_from_init(fd, buf, sizeof buf, 0);
     if (n < 0) return Error::from_errno("read the init's report");
     std::string_view msg(buf, static_cast<size_t>(n));
     if (msg == kSyncOk) return util::ok();
@@ -246,10 +261,17 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     }();
     if (!go_ahead) {
         char buf[8192];
-        ssize_t n = ::recv(parent_sock.get(), buf, sizeof buf, MSG_DONTWAIT);
+        ssize_t n = recv_from_init(parent_sock.get(), buf, sizeof buf, MSG_DONTWAIT);
         std::string_view msg(buf, n > 0 ? static_cast<size_t>(n) : 0);
         if (msg.starts_with(kSyncErrorPrefix)) return Error::msg(std::string(msg.substr(std::strlen(kSyncErrorPrefix))));
         return std::move(go_ahead).error();
+    }
+    // Test builds: read the report only once the init has exited (a
+    // runtime descheduled after its go-ahead, as under load).
+    if (const char *late = util::test_hook_env("BERTH_TEST_READ_REPORT"); late && std::string_view(late) == "after-init-exit") {
+        siginfo_t si{};
+        while (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+        }
     }
     if (auto rep = read_report(parent_sock.get(), pid); !rep) {
         auto stats = cg->stats();

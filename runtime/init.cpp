@@ -2,6 +2,7 @@
 #include "runtime/init.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,6 +17,7 @@
 #include "runtime/mounts.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/procfs.hpp"
+#include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -110,6 +112,14 @@ util::Status init_steps(InitContext &ctx) {
         // KEYCTL_JOIN_SESSION_KEYRING with no name: a fresh anonymous keyring.
         if (::syscall(SYS_keyctl, 1, nullptr) < 0 && errno != ENOSYS && errno != EPERM && errno != EACCES)
             return Error::from_errno("join session keyring");
+    }
+    // Test builds: hold here until the go-ahead is queued, unread (the
+    // runtime sends it while the rootfs is built; a step failing after it
+    // came must still be reported, see read_report in container.cpp).
+    if (const char *hold = util::test_hook_env("BERTH_TEST_INIT_HOLD"); hold && std::string_view(hold) == "go-ahead") {
+        struct pollfd p = {a.sync_fd, POLLIN, 0};
+        while (!ctx.go_ahead && ::poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
     }
     ::umask(0);
     mounts::RootfsOptions ro;
