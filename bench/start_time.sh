@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Start time: `run` of /bin/true from a busybox bundle, N times (100 by
-# default, in interleaved blocks of 10), berth against crun and runc, side by
+# default, in interleaved blocks of 2), berth against crun and runc, side by
 # side. Prints each runtime's median in ms and the ratio berth/crun (target:
 # <= 0.8).
 #   bench/start_time.sh [RUNS]        (root; BERTH=/path/to/berth to choose the binary,
-#                                     BERTH_READONLY=1 to run it from a read-only mount)
+#                                     BERTH_READONLY=1 to run it from a read-only mount,
+#                                     BLOCK=N for blocks of N runs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bundle.sh"
@@ -38,10 +39,12 @@ done
 SH
 }
 
-# Interleaved blocks of 10 runs (berth, crun, runc, berth, ...), so that a
+# Interleaved blocks of 2 runs (berth, crun, runc, berth, ...), so that a
 # change in the machine's load reaches all three alike and the ratios hold
-# on a busy machine too.
-block=10
+# on a busy machine too: with blocks of 10 (0.2-0.4 s each), the same
+# binary gave ratios 0.63-0.92 on this machine under a load of 7-12,
+# with blocks of 2 within 0.56-0.71.
+block=${BLOCK:-2}
 declare -A all
 for ((done_runs = 0; done_runs < runs; done_runs += block)); do
     n=$(( runs - done_runs < block ? runs - done_runs : block ))

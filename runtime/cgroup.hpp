@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "util/fd.hpp"
 #include "util/json.hpp"
 #include "util/result.hpp"
 
@@ -91,6 +92,30 @@ struct Stats {
     uint64_t oom_kills = 0;
 };
 
+/// What the container's init needs to enter the cgroup by itself, opened
+/// by the runtime before the clone. Moving ANOTHER process (a pid written
+/// to cgroup.procs) takes the kernel's global threadgroup lock, whose write
+/// side waits for an RCU grace period: 5-15 ms per start on a loaded v1 or
+/// hybrid host, the largest single cost of a start. A single-threaded
+/// process moving itself through a v1 `tasks` file ("0") skips that lock,
+/// and clone3's CLONE_INTO_CGROUP creates the child in the cgroup2
+/// directory without moving anything.
+struct SelfJoin {
+    /// {cgroup directory, its `tasks` file opened for writing}, per v1 hierarchy.
+    std::vector<std::pair<std::string, util::UniqueFd>> v1_tasks;
+    std::string v2_path;    ///< the cgroup2 directory, "" on a v1 host
+    util::UniqueFd v2_dir;  ///< O_PATH fd of v2_path, for CLONE_INTO_CGROUP
+};
+
+/// In the init (single-threaded): moves the calling process into every v1
+/// hierarchy of `j`, then closes those fds. The open file's credentials
+/// (the runtime's) are what the kernel checks, so this also works from a
+/// new user namespace before its id maps exist.
+util::Status join_self_v1(SelfJoin &j);
+/// In the runtime: moves `pid` into `j`'s cgroup2 directory, for a kernel
+/// whose clone3 has no CLONE_INTO_CGROUP (before 5.7).
+util::Status join_v2(const SelfJoin &j, pid_t pid);
+
 class Manager {
 public:
     virtual ~Manager() = default;
@@ -108,6 +133,9 @@ public:
     /// cgroup2) to a path below the container's cgroup; unlisted ones get
     /// the container's cgroup itself.
     virtual util::Status add_process(pid_t pid, const std::vector<std::pair<std::string, std::string>> &sub) = 0;
+    /// Opens what a new process needs to enter the cgroup by itself (see
+    /// SelfJoin). The cgroup must exist (create()).
+    virtual util::Result<SelfJoin> open_self_join() const = 0;
     virtual util::Status freeze() = 0;
     virtual util::Status thaw() = 0;
     virtual util::Result<bool> frozen() = 0;

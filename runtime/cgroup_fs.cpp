@@ -1,7 +1,9 @@
 // File access inside a cgroup directory and the tree operations every backend
 // shares: listing pids through the descendants, signalling them, waiting for
 // the cgroup to empty, freezing (v1 freezer.state and v2 cgroup.freeze) and
-// removing a cgroup tree deepest first.
+// removing a cgroup tree deepest first; and the two halves of SelfJoin
+// (cgroup.hpp): the init writing "0" to the v1 `tasks` files the runtime
+// opened for it, the runtime moving it into cgroup2 when clone3 could not.
 //
 // cgroupfs files take one value per write(2), so write_value never splits a
 // write; files are opened with O_TRUNC so the same code also works on the
@@ -181,6 +183,23 @@ util::Status freeze_v2(const std::string &dir, bool freeze, std::chrono::millise
         }
         pause_briefly(round);
     }
+}
+
+util::Status join_self_v1(SelfJoin &j) {
+    for (auto &[dir, fd] : j.v1_tasks) {
+        ssize_t n;
+        do n = ::write(fd.get(), "0", 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) return Error::from_errno(cat("join cgroup ", quote(dir)));
+        fd.reset();
+    }
+    j.v1_tasks.clear();
+    return util::ok();
+}
+
+util::Status join_v2(const SelfJoin &j, pid_t pid) {
+    if (j.v2_path.empty()) return util::ok();
+    return write_value(j.v2_path, "cgroup.procs", cat(pid)).context(cat("move pid ", pid, " into cgroup"));
 }
 
 }  // namespace rt::cgroup

@@ -11,6 +11,7 @@
 //           only there (hugetlb on many gateways) are set there.
 //
 // crun refuses hybrid hosts; berth treats them as a v1 host plus a v2 tree.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -155,6 +156,20 @@ public:
                 return Error::with_code(EINVAL, cat("cgroup v2 has one hierarchy: --cgroup gives ", quote(sub.front().second),
                                                     " and ", quote(p)));
         return join(unified_dir(), sub.empty() ? std::string() : sub.front().second);
+    }
+
+    util::Result<SelfJoin> open_self_join() const override {
+        SelfJoin j;
+        for (const auto &h : v1_) {
+            std::string dir = h.mount + path_;
+            auto fd = TRY_CTX(util::open_file(util::path_join(dir, "tasks"), O_WRONLY), "cgroup");
+            j.v1_tasks.emplace_back(std::move(dir), std::move(fd));
+        }
+        if (!unified_mount_.empty()) {
+            j.v2_path = unified_dir();
+            j.v2_dir = TRY_CTX(util::open_file(j.v2_path, O_PATH | O_DIRECTORY), "cgroup");
+        }
+        return j;
     }
 
     util::Status freeze() override { return set_frozen(true).context(cat("freeze cgroup ", quote(path_))); }

@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "runtime/cgroup.hpp"
 #include "runtime/console.hpp"
@@ -76,12 +77,27 @@ void wait_gone(const State &st, int timeout_ms) {
     }
 }
 
+/// One message from the init. An init that exited with our go-ahead unread
+/// leaves ECONNRESET on our end, which the kernel reports once, BEFORE the
+/// messages the init sent: read again to get them (or the end of file).
+ssize_t recv_from_init(int fd, char *buf, size_t size, int flags) {
+    bool reset_seen = false;
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, size, flags);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno == ECONNRESET && !reset_seen) {
+            reset_seen = true;
+            continue;
+        }
+        return n;
+    }
+}
+
 /// Reads the init's report: "ok" or "error:<message>".
 util::Status read_report(int fd, pid_t pid) {
     char buf[8192];
-    ssize_t n;
-    do n = ::recv(fd, buf, sizeof buf, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = recv_from_init(fd, buf, sizeof buf, 0);
     if (n < 0) return Error::from_errno("read the init's report");
     std::string_view msg(buf, static_cast<size_t>(n));
     if (msg == kSyncOk) return util::ok();
@@ -166,6 +182,14 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
             if (!stdio[i]) return Error::from_errno(util::cat("container stdio fd ", i));
         }
 
+    // The init enters its cgroup by itself (cgroup::SelfJoin: no RCU grace
+    // period to wait for), unless prestart or createRuntime hooks must find
+    // it there before it runs; or the runtime moves it, if the files cannot
+    // be opened here.
+    std::optional<cgroup::SelfJoin> self_join;
+    if (hks.prestart.empty() && hks.create_runtime.empty())
+        if (auto j = cg->open_self_join()) self_join = std::move(*j);
+
     auto joins = TRY(ns::open_joins(spec));
     int sp[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) return Error::from_errno("socketpair");
@@ -173,10 +197,10 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     TRY(ns::prepare_for_children(spec, joins));
 
     int flags = ns::clone_flags(spec);
-    // fork-like clone (no new stack): the child gets a copy of everything.
-    long r = ::syscall(SYS_clone, static_cast<unsigned long>(flags) | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-    if (r < 0) return Error::from_errno("clone the container init");
-    pid_t pid = static_cast<pid_t>(r);
+    // fork-like (no new stack): the child gets a copy of everything.
+    bool into_cgroup = false;
+    pid_t pid = ns::clone_init(flags, self_join ? self_join->v2_dir.get() : -1, &into_cgroup);
+    if (pid < 0) return Error::from_errno("clone the container init");
     if (pid == 0) {
         parent_sock.reset();
         for (int i = 0; i < 3; i++)
@@ -195,6 +219,8 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
         a.no_new_keyring = o.no_new_keyring;
         a.preserve_fds = o.preserve_fds;
         a.cgroup_dirs = cg->dirs();
+        a.self_join = self_join ? &*self_join : nullptr;
+        a.in_cgroup_v2 = into_cgroup || (self_join && self_join->v2_path.empty());
         run_init(a);
     }
     util::ScopeGuard undo_init([&] {
@@ -203,6 +229,10 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
         (void)::waitpid(pid, &status, 0);
     });
     child_sock.reset();
+    if (self_join) {
+        self_join->v1_tasks.clear();
+        self_join->v2_dir.reset();
+    }
     console.reset();
     for (auto &f : stdio) f.reset();
     joins.clear();
@@ -211,7 +241,8 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     // its report says why better than the step here that found it gone.
     auto go_ahead = [&]() -> util::Status {
         if (flags & CLONE_NEWUSER) TRY(ns::write_id_maps(pid, spec));
-        TRY_CTX(cg->add_process(pid), "cgroup");
+        if (!self_join) TRY_CTX(cg->add_process(pid), "cgroup");
+        else if (!into_cgroup) TRY_CTX(cgroup::join_v2(*self_join, pid), "cgroup");
         st.pid = pid;
         st.pid_start_time = TRY(process_start_time(pid));
         for (const auto &n : spec.namespaces)
@@ -230,10 +261,17 @@ util::Result<State> create_impl(const CreateOptions &o, Spec spec) {
     }();
     if (!go_ahead) {
         char buf[8192];
-        ssize_t n = ::recv(parent_sock.get(), buf, sizeof buf, MSG_DONTWAIT);
+        ssize_t n = recv_from_init(parent_sock.get(), buf, sizeof buf, MSG_DONTWAIT);
         std::string_view msg(buf, n > 0 ? static_cast<size_t>(n) : 0);
         if (msg.starts_with(kSyncErrorPrefix)) return Error::msg(std::string(msg.substr(std::strlen(kSyncErrorPrefix))));
         return std::move(go_ahead).error();
+    }
+    // Test builds: read the report only once the init has exited (a
+    // runtime descheduled after its go-ahead, as under load).
+    if (const char *late = util::test_hook_env("BERTH_TEST_READ_REPORT"); late && std::string_view(late) == "after-init-exit") {
+        siginfo_t si{};
+        while (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+        }
     }
     if (auto rep = read_report(parent_sock.get(), pid); !rep) {
         auto stats = cg->stats();

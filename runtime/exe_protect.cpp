@@ -3,20 +3,26 @@
 #include "runtime/exe_protect.hpp"
 
 #include <fcntl.h>
+#include <link.h>
 #include <linux/memfd.h>
 #include <linux/mount.h>
+#include <linux/prctl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "runtime/dmz_blob.hpp"
 #include "util/file.hpp"
+#include "util/log.hpp"
 #include "util/strings.hpp"
 #include "util/syscalls.hpp"
 
@@ -93,6 +99,151 @@ util::Result<util::UniqueFd> tmpfile_copy(int self, const std::string &dir) {
     return util::open_file(util::cat("/proc/self/fd/", w.get()), O_RDONLY);
 }
 
+/// A mapping of the berth binary, from /proc/self/maps.
+struct ExeMapping {
+    uintptr_t start = 0, end = 0;
+    off_t offset = 0;
+    int prot = 0;
+};
+
+/// The mappings of the file with `st`'s device and inode.
+util::Result<std::vector<ExeMapping>> exe_mappings(const struct stat &st) {
+    auto maps = TRY(util::read_file("/proc/self/maps", 4 << 20));
+    std::vector<ExeMapping> out;
+    for (const auto &line : util::split(maps, '\n')) {
+        // start-end perms offset major:minor inode [path]
+        auto f = util::split(line, ' ');
+        if (f.size() < 5 || util::parse_int<ino_t>(f[4]).value_or(0) != st.st_ino) continue;
+        auto range = util::split(f[0], '-');
+        auto dev = util::split(f[3], ':');
+        if (range.size() != 2 || dev.size() != 2 || f[1].size() < 3) continue;
+        auto major = util::parse_int<unsigned>(dev[0], 16), minor = util::parse_int<unsigned>(dev[1], 16);
+        if (!major || !minor || makedev(*major, *minor) != st.st_dev) continue;
+        ExeMapping m;
+        m.start = util::parse_int<uintptr_t>(range[0], 16).value_or(0);
+        m.end = util::parse_int<uintptr_t>(range[1], 16).value_or(0);
+        m.offset = util::parse_int<off_t>(f[2], 16).value_or(-1);
+        m.prot = (f[1][0] == 'r' ? PROT_READ : 0) | (f[1][1] == 'w' ? PROT_WRITE : 0) | (f[1][2] == 'x' ? PROT_EXEC : 0);
+        if (m.start == 0 || m.end <= m.start || m.offset < 0) return Error::msg(util::cat("/proc/self/maps: cannot parse ", util::quote(line)));
+        out.push_back(m);
+    }
+    return out;
+}
+
+/// The address ranges of the main program that were written since it was
+/// loaded (PT_LOAD segments with PF_W, and PT_GNU_RELRO, which the
+/// dynamic linker relocated before making it read-only), page-rounded.
+std::vector<std::pair<uintptr_t, uintptr_t>> written_ranges() {
+    std::vector<std::pair<uintptr_t, uintptr_t>> out;
+    ::dl_iterate_phdr(
+        [](struct dl_phdr_info *info, size_t, void *data) -> int {
+            auto &ranges = *static_cast<std::vector<std::pair<uintptr_t, uintptr_t>> *>(data);
+            const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+            for (int i = 0; i < info->dlpi_phnum; i++) {
+                const auto &ph = info->dlpi_phdr[i];
+                if (!(ph.p_type == PT_GNU_RELRO || (ph.p_type == PT_LOAD && (ph.p_flags & PF_W)))) continue;
+                uintptr_t lo = (info->dlpi_addr + ph.p_vaddr) & ~(page - 1);
+                uintptr_t hi = (info->dlpi_addr + ph.p_vaddr + ph.p_memsz + page - 1) & ~(page - 1);
+                ranges.emplace_back(lo, hi);
+            }
+            return 1;  // the first object is the main program
+        },
+        &out);
+    return out;
+}
+
+/// Moves the contents of [start, end) into anonymous memory at the same
+/// address, with `prot`. Writes nothing of the program's own data between
+/// the copy and the move (both are libc calls on locals).
+util::Status move_to_anonymous(uintptr_t start, uintptr_t end, int prot) {
+    size_t len = end - start;
+    void *tmp = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tmp == MAP_FAILED) return Error::from_errno("mmap");
+    std::memcpy(tmp, reinterpret_cast<void *>(start), len);
+    if (::mprotect(tmp, len, prot) < 0 ||
+        ::mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void *>(start)) == MAP_FAILED) {
+        int e = errno;
+        ::munmap(tmp, len);
+        return Error::with_code(e, "mremap");
+    }
+    return util::ok();
+}
+
+/// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE in the effective set.
+bool may_set_exe_file() {
+    struct {
+        uint32_t version;
+        int pid;
+    } header = {0x20080522, 0};  // _LINUX_CAPABILITY_VERSION_3
+    struct {
+        uint32_t effective, permitted, inheritable;
+    } data[2] = {};
+    if (::syscall(SYS_capget, &header, data) < 0) return false;
+    auto has = [&](int cap) { return (data[cap / 32].effective >> (cap % 32)) & 1; };
+    return has(21 /* CAP_SYS_ADMIN */) || has(40 /* CAP_CHECKPOINT_RESTORE */);
+}
+
+/// Makes `view` (read-only view or sealed copy of the binary) this
+/// process's executable without an exec, so what clones it inherits it:
+/// the binary's read-only mappings are mapped again from `view` (the same
+/// bytes), the written ones (RELRO, data) move to anonymous memory, so
+/// that nothing maps the old file any more, which PR_SET_MM_MAP requires
+/// to set exe_fd (it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE).
+/// Every other field of the map is given as it is (/proc/self/stat).
+util::Status adopt_exe(int self, int view_fd) {
+    // A view from open_tree is an O_PATH fd: mmap needs the file open.
+    auto view_file = TRY(util::open_file(util::cat("/proc/self/fd/", view_fd), O_RDONLY));
+    const int view = view_file.get();
+    struct stat st;
+    if (::fstat(self, &st) < 0) return Error::from_errno("stat the berth binary");
+    // The fields PR_SET_MM_MAP sets, as they are: /proc/self/stat fields
+    // 26-28 (start_code end_code start_stack) and 45-51 (start_data end_data
+    // start_brk arg_start arg_end env_start env_end).
+    auto stat_text = TRY(util::read_file("/proc/self/stat", 1 << 16));
+    size_t paren = stat_text.rfind(')');
+    if (paren == std::string::npos) return Error::msg("/proc/self/stat: no `)`");
+    auto fields = util::split(std::string_view(stat_text).substr(paren + 2), ' ');  // fields[0] is field 3
+    auto field = [&](size_t n) -> uint64_t {
+        return n - 3 < fields.size() ? util::parse_int<uint64_t>(util::trim(fields[n - 3])).value_or(0) : 0;
+    };
+    struct prctl_mm_map map = {};
+    map.start_code = field(26);
+    map.end_code = field(27);
+    map.start_stack = field(28);
+    map.start_data = field(45);
+    map.end_data = field(46);
+    map.start_brk = field(47);
+    map.arg_start = field(48);
+    map.arg_end = field(49);
+    map.env_start = field(50);
+    map.env_end = field(51);
+    map.brk = static_cast<uint64_t>(::syscall(SYS_brk, 0));
+    map.exe_fd = static_cast<uint32_t>(view);
+    if (map.start_code == 0 || map.env_end == 0) return Error::msg("/proc/self/stat: no memory map fields");
+    // Checked before anything is remapped: the capability, then the map
+    // itself (exe_fd -1 changes nothing; EINVAL without CONFIG_CHECKPOINT_RESTORE).
+    if (util::sys::disabled("pr_set_mm_map")) return Error::with_code(ENOSYS, "PR_SET_MM_MAP disabled");
+    if (!may_set_exe_file()) return Error::with_code(EPERM, "neither CAP_SYS_ADMIN nor CAP_CHECKPOINT_RESTORE");
+    map.exe_fd = static_cast<uint32_t>(-1);
+    if (::prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0) < 0) return Error::from_errno("prctl PR_SET_MM_MAP");
+    map.exe_fd = static_cast<uint32_t>(view);
+    auto mappings = TRY(exe_mappings(st));
+    if (mappings.empty()) return Error::msg("/proc/self/maps: the berth binary is not mapped");
+    auto written = written_ranges();
+    for (const auto &m : mappings) {
+        bool was_written = false;
+        for (const auto &[lo, hi] : written) was_written = was_written || (m.start < hi && lo < m.end);
+        if (was_written || (m.prot & PROT_WRITE)) {
+            TRY(move_to_anonymous(m.start, m.end, m.prot));
+        } else if (::mmap(reinterpret_cast<void *>(m.start), m.end - m.start, m.prot, MAP_PRIVATE | MAP_FIXED, view, m.offset) ==
+                   MAP_FAILED) {
+            return Error::from_errno("mmap the view of the berth binary");
+        }
+    }
+    if (::prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0) < 0) return Error::from_errno("prctl PR_SET_MM_MAP");
+    return util::ok();
+}
+
 std::vector<std::string> own_argv() {
     auto cmdline = util::read_file("/proc/self/cmdline", 1 << 20);
     std::vector<std::string> args;
@@ -134,26 +285,47 @@ util::Status protect_self(const std::string &state_root) {
     }
     if (reexeced) return Error::msg("the berth binary is still writable after re-executing from a protected view");
     auto self = TRY_CTX(util::open_file(kSelfExe, O_RDONLY), "protect the berth binary");
-    std::vector<std::string> args = own_argv();
-    if (args.empty()) return Error::msg("protect the berth binary: cannot read /proc/self/cmdline");
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    char comm[17] = {};
-    ::prctl(PR_GET_NAME, comm, 0, 0, 0);
-    if (::setenv(kReexecEnv, comm[0] ? comm : "berth", 1) < 0) return Error::from_errno("protect the berth binary: setenv");
-
     std::string why;
-    auto attempt = [&](util::Result<util::UniqueFd> view, const char *what) {
-        if (view) {
-            exec_fd(view->get(), argv.data(), environ);
-            view = Error::from_errno("exec");
+    auto note = [&](const std::string &what, const Error &e) { why += util::cat(why.empty() ? "" : "; ", what, ": ", e.message()); };
+    std::vector<std::string> args;
+    std::vector<char *> argv;
+    // Each view is adopted in place if it can be (no exec: true), else
+    // exec'd; false when neither worked.
+    auto attempt = [&](util::Result<util::UniqueFd> view, const std::string &what) -> util::Result<bool> {
+        if (!view) {
+            note(what, view.error());
+            return false;
         }
-        why += util::cat(why.empty() ? "" : "; ", what, ": ", view.error().message());
+        auto adopted = adopt_exe(self.get(), view->get());
+        if (adopted && self_protected()) {
+            util::log::debug("berth binary protected in place: ", what);
+            return true;
+        }
+        if (!adopted) note(util::cat(what, " in place"), adopted.error());
+        if (argv.empty()) {
+            args = own_argv();
+            if (args.empty()) return Error::msg("protect the berth binary: cannot read /proc/self/cmdline");
+            for (auto &a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            char comm[17] = {};
+            ::prctl(PR_GET_NAME, comm, 0, 0, 0);
+            if (::setenv(kReexecEnv, comm[0] ? comm : "berth", 1) < 0) return Error::from_errno("protect the berth binary: setenv");
+        }
+        util::log::debug("berth binary protected by re-executing from the ", what);
+        exec_fd(view->get(), argv.data(), environ);
+        note(what, Error::from_errno("exec"));
+        return false;
     };
-    attempt(readonly_view(), "read-only view");
-    attempt(sealed_copy(self.get()), "sealed copy");
-    attempt(tmpfile_copy(self.get(), state_root), util::cat("copy in ", state_root).c_str());
+    for (int way = 0; way < 3; way++) {
+        auto done = way == 0   ? attempt(readonly_view(), "read-only view")
+                    : way == 1 ? attempt(sealed_copy(self.get()), "sealed copy")
+                               : attempt(tmpfile_copy(self.get(), state_root), util::cat("copy in ", state_root));
+        if (!done || *done) {
+            ::unsetenv(kReexecEnv);
+            if (!done) return std::move(done).error();
+            return util::ok();
+        }
+    }
     ::unsetenv(kReexecEnv);
     return Error::msg(util::cat("cannot protect the berth binary from being overwritten by a container (CVE-2019-5736): ", why,
                                 "; install berth on a read-only mount to need none of these"));

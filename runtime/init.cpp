@@ -2,6 +2,7 @@
 #include "runtime/init.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,6 +17,7 @@
 #include "runtime/mounts.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/procfs.hpp"
+#include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -82,11 +84,19 @@ util::Status wait_for_start(void *p) {
 util::Status init_steps(InitContext &ctx) {
     InitArgs &a = *ctx.args;
     const Spec &spec = *a.spec;
-    // Without a user or cgroup namespace nothing before the createContainer
-    // hooks needs the runtime's side (the cgroup mounts bind the directories
-    // it names): the rootfs is built while the runtime moves us into the
-    // cgroup, which on cgroup v1 waits for an RCU grace period.
-    if (spec.find_namespace(CLONE_NEWUSER) || spec.find_namespace(CLONE_NEWCGROUP)) TRY(await_go_ahead(ctx));
+    // Into the cgroup first, so that what we allocate is charged there.
+    bool in_cgroup = false;
+    if (a.self_join) {
+        TRY(cgroup::join_self_v1(*a.self_join));
+        a.self_join->v2_dir.reset();
+        in_cgroup = a.in_cgroup_v2;
+    }
+    // Nothing else before the createContainer hooks needs the runtime's side
+    // (the cgroup mounts bind the directories it names), except the id maps
+    // of a new user namespace, and the cgroup a new cgroup namespace is
+    // rooted at when the runtime moves us: the rootfs is built meanwhile.
+    if (spec.find_namespace(CLONE_NEWUSER) || (spec.find_namespace(CLONE_NEWCGROUP) && !in_cgroup))
+        TRY(await_go_ahead(ctx));
 
     TRY(ns::join_in_init(*a.joins));
     if (int f = ns::unshare_after_join(spec); f && ::unshare(f) < 0) return Error::from_errno("unshare namespaces");
@@ -102,6 +112,14 @@ util::Status init_steps(InitContext &ctx) {
         // KEYCTL_JOIN_SESSION_KEYRING with no name: a fresh anonymous keyring.
         if (::syscall(SYS_keyctl, 1, nullptr) < 0 && errno != ENOSYS && errno != EPERM && errno != EACCES)
             return Error::from_errno("join session keyring");
+    }
+    // Test builds: hold here until the go-ahead is queued, unread (the
+    // runtime sends it while the rootfs is built; a step failing after it
+    // came must still be reported, see read_report in container.cpp).
+    if (const char *hold = util::test_hook_env("BERTH_TEST_INIT_HOLD"); hold && std::string_view(hold) == "go-ahead") {
+        struct pollfd p = {a.sync_fd, POLLIN, 0};
+        while (!ctx.go_ahead && ::poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
     }
     ::umask(0);
     mounts::RootfsOptions ro;

@@ -3,14 +3,22 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstdint>
 
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/syscalls.hpp"
 
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 #ifndef NS_GET_NSTYPE
 #define NS_GET_NSTYPE 0xb703
@@ -113,6 +121,31 @@ util::Status join_in_init(std::vector<Join> &joins, Kernel &sys) {
         }
     }
     return util::ok();
+}
+
+pid_t clone_init(int flags, int cgroup_fd, bool *into_cgroup) {
+    *into_cgroup = false;
+#ifdef SYS_clone3
+    if (cgroup_fd >= 0 && !util::sys::disabled("clone3")) {
+        // struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+        struct {
+            uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+        } args = {};
+        args.flags = static_cast<uint64_t>(static_cast<unsigned>(flags)) | CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = static_cast<uint64_t>(cgroup_fd);
+        long r = ::syscall(SYS_clone3, &args, sizeof args);
+        if (r >= 0) {
+            *into_cgroup = true;
+            return static_cast<pid_t>(r);
+        }
+        // ENOSYS, E2BIG or EINVAL on older kernels, anything a filter
+        // returns: the plain clone below, and the runtime moves the child.
+    }
+#else
+    (void)cgroup_fd;
+#endif
+    return static_cast<pid_t>(::syscall(SYS_clone, static_cast<unsigned long>(flags) | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
 }
 
 util::Status write_id_maps(pid_t pid, const Spec &spec) {

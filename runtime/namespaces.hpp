@@ -54,6 +54,14 @@ util::Status prepare_for_children(const Spec &spec, std::vector<Join> &joins, Ke
 /// In the init: joins the remaining namespaces (user first).
 util::Status join_in_init(std::vector<Join> &joins, Kernel &sys = kernel());
 
+/// Clones the container's init like fork (no new stack) into the new
+/// namespaces of `flags`. With `cgroup_fd` >= 0 (a cgroup2 directory),
+/// first through clone3 with CLONE_INTO_CGROUP, so the child is born in
+/// that cgroup; where clone3 or the flag is missing (before 5.7, or a
+/// seccomp filter), a plain clone. `*into_cgroup` says which, in the
+/// parent and in the child. Returns like fork: the pid, 0, or -1 and errno.
+pid_t clone_init(int flags, int cgroup_fd, bool *into_cgroup);
+
 /// Writes /proc/<pid>/{setgroups,uid_map,gid_map} for a new user namespace.
 util::Status write_id_maps(pid_t pid, const Spec &spec);
 
