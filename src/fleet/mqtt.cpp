@@ -105,7 +105,7 @@ public:
         return util::ok();
     }
 
-    util::Status publish(const std::string &topic, std::string_view payload, int qos, bool retain) override {
+    util::Result<int> publish(const std::string &topic, std::string_view payload, int qos, bool retain) override {
         if (closed_) return util::Error::msg(util::cat("publish ", util::quote(topic), ": the connection is closed"));
         if (payload.size() > kMaxPayload)
             return util::Error::msg(util::cat("publish ", util::quote(topic), ": ", payload.size(),
@@ -116,8 +116,9 @@ public:
                                          retain);
         });
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, util::cat("publish ", util::quote(topic)));
-        if (qos > 0) unacked_[mid] = topic;
-        return util::ok();
+        if (qos == 0) return 0;
+        unacked_[mid] = topic;
+        return mid;
     }
 
     bool connected() const override { return connected_; }
@@ -304,6 +305,7 @@ private:
     void lost(std::string_view why) {
         connected_ = false;
         losses_++;
+        unacked_.clear();  // a PUBACK after a reconnect is for a copy the caller does not track
         if (handlers_.on_connection) handlers_.on_connection(false, why);
         if (closed_ || retry_timer_) return;
         int64_t wait = full_jitter_backoff_ms(attempt_++, config_.reconnect_base_ms, config_.reconnect_max_ms);
@@ -348,7 +350,7 @@ private:
         if (it == c.unacked_.end()) return;
         std::string topic = std::move(it->second);
         c.unacked_.erase(it);
-        if (c.handlers_.on_acked) c.handlers_.on_acked(topic);
+        if (c.handlers_.on_acked) c.handlers_.on_acked(topic, mid);
     }
 
     static void on_message(mosquitto *, void *obj, const mosquitto_message *msg) {

@@ -53,9 +53,11 @@ struct MqttHandlers {
     /// The connection came up (true), or went down or an attempt failed
     /// (false, with why; a retry is scheduled).
     std::function<void(bool connected, std::string_view why)> on_connection;
-    /// Optional: the broker acknowledged a QoS 1 publish to `topic` (a
-    /// caller that must know its message arrived, or keeps an outbox).
-    std::function<void(std::string_view topic)> on_acked;
+    /// Optional: the broker acknowledged the QoS 1 publish `mid` (publish()'s
+    /// answer) to `topic`: a caller that must know its message arrived, or
+    /// keeps an outbox. Never called for a publish whose connection was lost
+    /// before its PUBACK came: the caller sends it again if it must.
+    std::function<void(std::string_view topic, int mid)> on_acked;
 };
 
 /// The handlers run on the loop's thread from inside the client; they may
@@ -72,8 +74,9 @@ public:
     /// Kept and renewed on every reconnect.
     virtual util::Status subscribe(const std::string &topic, int qos = 1) = 0;
     /// Queued by libmosquitto while disconnected only for QoS > 0 within the
-    /// session; callers that need durability keep their own queue.
-    virtual util::Status publish(const std::string &topic, std::string_view payload, int qos = 1,
+    /// session; callers that need durability keep their own queue. Returns
+    /// the message id on_acked names (0 for QoS 0, which is never acked).
+    virtual util::Result<int> publish(const std::string &topic, std::string_view payload, int qos = 1,
                                  bool retain = false) = 0;
     virtual bool connected() const = 0;
     /// Sends DISCONNECT (so the will is not published) and stops.

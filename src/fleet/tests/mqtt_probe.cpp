@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
                       util::hex_encode(reinterpret_cast<const unsigned char *>(payload.data()), payload.size()), " ",
                       retained ? 1 : 0));
     };
-    h.on_acked = [](std::string_view topic) { say(util::cat("acked ", topic)); };
+    h.on_acked = [](std::string_view topic, int) { say(util::cat("acked ", topic)); };
     auto client = fleet::MqttClient::open(c, **loop, h);
     if (!client) {
         std::fprintf(stderr, "mqtt_probe: %s\n", client.error().message().c_str());
@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
             if (parts.size() == 2 && parts[0] == "sub") {
                 r = mq.subscribe(parts[1], 1);
             } else if (parts.size() >= 3 && parts[0] == "pub") {
-                r = mq.publish(parts[1], line.substr(5 + parts[1].size()), 1, true);
+                if (auto mid = mq.publish(parts[1], line.substr(5 + parts[1].size()), 1, true); !mid) r = std::move(mid).error();
             } else if (line == "lag") {
                 say(util::cat("lag ", max_lag));
             } else if (line == "close") {
