@@ -206,6 +206,10 @@ util::Status AgentImpl::begin(const MqttOpen &mqtt_open) {
     if (c_.mqtt) {
         MqttConfig m = *c_.mqtt;
         if (m.client_id.empty()) m.client_id = c_.device_id;
+        // The broker drops a larger push for this device instead of sending
+        // it (on_push ignores one over kPushMaxBytes anyway): room for the
+        // timestamp, its topic and MQTT 5's headers.
+        if (!m.max_packet_bytes) m.max_packet_bytes = uint32_t(kPushMaxBytes + 1024);
         m.will_topic = status_topic_;
         Value will = Value::object();
         will["device"] = c_.device_id;

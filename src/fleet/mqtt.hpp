@@ -11,7 +11,8 @@
 // thread. A lost connection is retried with full-jitter exponential backoff
 // (a wait drawn uniformly below a window that starts at `reconnect_base_ms`,
 // 1 s, and doubles up to `reconnect_max_ms`), so a broker restart does not
-// bring every device back in the same second. Subscriptions are renewed on every
+// bring every device back in the same second. A client that sets a maximum
+// packet size speaks MQTT 5 to ask the broker for it. Subscriptions are renewed on every
 // (re)connect. The broker is never trusted: messages are handed to the
 // caller as bytes and verified there.
 #pragma once
@@ -40,6 +41,11 @@ struct MqttConfig {
     int keepalive_s = 300;
     int64_t reconnect_base_ms = 1000;  ///< the first retry's window
     int64_t reconnect_max_ms = 300000;
+    /// Nonzero: the largest packet this client takes, told to the broker in
+    /// the CONNECT (MQTT 5's Maximum Packet Size; the connection then speaks
+    /// MQTT 5), so a broker drops a larger message for this client instead
+    /// of sending it. 0: MQTT 3.1.1, no limit asked.
+    uint32_t max_packet_bytes = 0;
     /// The last will, published by the broker when the connection drops
     /// without a DISCONNECT (retained, QoS 1). Empty topic: no will.
     std::string will_topic;

@@ -9,7 +9,7 @@
 // i.e. the longest the client held the loop), `close` (DISCONNECT, exit). EOF on stdin exits without
 // DISCONNECT, as a crash would (the broker then publishes the will).
 //
-//   mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]
+//   mqtt_probe [--max-packet BYTES] HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,11 +30,16 @@ void say(const std::string &line) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    fleet::MqttConfig c;
+    if (argc > 2 && std::string(argv[1]) == "--max-packet") {
+        c.max_packet_bytes = uint32_t(std::atol(argv[2]));
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 7 && argc != 9) {
-        std::fprintf(stderr, "usage: mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]\n");
+        std::fprintf(stderr, "usage: mqtt_probe [--max-packet BYTES] HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]\n");
         return 2;
     }
-    fleet::MqttConfig c;
     c.host = argv[1];
     c.port = std::atoi(argv[2]);
     c.ca_file = argv[3];
