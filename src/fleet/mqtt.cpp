@@ -397,6 +397,10 @@ private:
 util::Status MosquittoClient::set_connect_properties() {
     mosquitto_property *props = nullptr;
     int rc = mq_.mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, config_.max_packet_bytes);
+    // MQTT 5 ends a session with its connection unless told otherwise;
+    // 3.1.1's persistent session (clean session off) never expires.
+    if (rc == MOSQ_ERR_SUCCESS && !config_.client_id.empty())
+        rc = mq_.mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
     if (rc == MOSQ_ERR_SUCCESS) rc = mq_.mosquitto_connect_bind_v5(m_, config_.host.c_str(), config_.port, 1, nullptr, props);
     mq_.mosquitto_property_free_all(&props);
     if (rc != MOSQ_ERR_INVAL && rc != MOSQ_ERR_SUCCESS) return error(rc, "maximum packet size");

@@ -2,7 +2,8 @@
 """berth's MQTT client asks Debian's mosquitto (on 127.0.0.1, TLS, client
 certificates, ACLs: mosquitto_lib.py) for a maximum packet size (MQTT 5's
 CONNECT property): a message larger than that is dropped by the broker for
-this client, never sent to it, while the messages around it arrive.
+this client, never sent to it, while the messages around it arrive; the
+session (MQTT 5) outlives the connection as 3.1.1's persistent one does.
 Usage: fleet_mqtt_limits_test.py MQTT_PROBE. Skips (77) without mosquitto."""
 import os
 import subprocess
@@ -65,6 +66,17 @@ try:
     c.ok(100_000 not in got and 5_000 not in got, f"the messages over 4096 bytes never reach the client: {got}")
     c.ok("connected" in lines(out) and not any(x.startswith("disconnected") for x in lines(out)),
          f"and its connection stays up: {lines(out)}")
+
+    # MQTT 5 ends a session with its connection unless the client asks
+    # otherwise: the device's session (its subscription, a QoS 1 message
+    # sent while it was away) outlives the connection, as in 3.1.1.
+    proc.kill()
+    proc.wait()
+    r = broker.pub("controller", topic, b"q" * 300)
+    c.ok(r.returncode == 0, "a message is published while the device is away")
+    proc, out = start_probe(broker, "dev1", 4096)  # no `sub`: the session has it
+    c.ok(poll(lambda: 300 in received(out, topic), 10),
+         f"back on its persistent session, the device gets what came while it was away: {lines(out)}")
 finally:
     if proc and proc.poll() is None:
         proc.kill()
