@@ -186,7 +186,12 @@ util::Status Client::store_validators(const Validators &v, std::string_view byte
         return util::ok();
     }
     auto digest = TRY(hash_hex("sha256", bytes));
-    return persist("timestamp.validators", util::cat(digest, '\n', v.etag, '\n', v.last_modified, '\n'));
+    // A cache: a power cut that loses or garbles it costs one full fetch
+    // (the digest line no longer matches), so no fsync.
+    return util::atomic_write_file_at(dir_.get(), "timestamp.validators",
+                                      util::cat(digest, '\n', v.etag, '\n', v.last_modified, '\n'), 0644,
+                                      util::Durability::ProcessCrash)
+        .context("store \"timestamp.validators\"");
 }
 
 template <typename T>
@@ -363,7 +368,10 @@ util::Status Client::download_target(const TargetFile &t, const std::string &tar
     if (!body) return util::Error::msg(util::cat(what, ": ", util::quote(url), " not found"));
     TRY(check_length_and_hashes(*body, t.length, t.hashes, what));
     TRY(util::mkdir_p(target_dir));
-    return util::atomic_write_file(util::path_join(target_dir, target_file_name(t)), *body);
+    // A cache checked against the metadata's hashes at every use
+    // (is_cached, get_target): a power cut that garbles it costs a download.
+    return util::atomic_write_file(util::path_join(target_dir, target_file_name(t)), *body, 0644,
+                                   util::Durability::ProcessCrash);
 }
 
 
