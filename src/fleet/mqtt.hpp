@@ -8,7 +8,9 @@
 // a keepalive of 300 s by default. It registers its socket with the
 // util::EventLoop (read, and write while libmosquitto has output queued)
 // and a timer for mosquitto_loop_misc (keepalive pings); it never starts a
-// thread. A lost connection is retried with full-jitter exponential backoff
+// thread; a broker given by name is resolved in a child process
+// (resolve.hpp) and its certificate still checked against the name. A lost
+// connection is retried with full-jitter exponential backoff
 // (a wait drawn uniformly below a window that starts at `reconnect_base_ms`,
 // 1 s, and doubles up to `reconnect_max_ms`), so a broker restart does not
 // bring every device back in the same second. A client that sets a maximum
