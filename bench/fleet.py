@@ -183,7 +183,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 16384; }}
 http {{
-    log_format herd '$msec $status $request_uri $bytes_sent';
+    log_format herd '$msec $status $request_uri $bytes_sent $connection';
     access_log {d}/access.log herd;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -506,11 +506,14 @@ def run(h):
     b1 = h.veth_bytes()
     lines, _ = h.nginx_lines(nl_off)
     polls = sum(1 for f in lines if len(f) >= 3 and f[2].endswith("timestamp.json"))
+    not_modified = sum(1 for f in lines if len(f) >= 3 and f[2].endswith("timestamp.json") and f[1] == "304")
+    connections = len({f[4] for f in lines if len(f) >= 5})
     total = sum(b1[i] - b0[i] for i in range(n))
     per_poll = total / polls if polls else float("nan")
     results["poll_cost"] = per_poll
-    log(f"idle polling over {w:.0f} s: {polls} timestamp polls, {len(lines)} requests, {total} bytes on the veths: "
-        f"{per_poll:.0f} bytes a poll")
+    results["poll_shape"] = (polls, not_modified, len(lines), connections)
+    log(f"idle polling over {w:.0f} s: {polls} timestamp polls ({not_modified} answered 304), {len(lines)} requests "
+        f"on {connections} connections, {total} bytes on the veths: {per_poll:.0f} bytes a poll")
 
     stuck = [i for i in range(n) if h.current(i) != 3]
     dead = h.dead()
@@ -531,6 +534,8 @@ def run(h):
     print(f"idle RSS: median {statistics.median(rss) / 1024:.2f} MiB, max {max(rss) / 1024:.2f} MiB")
     print(f"idle bytes: measured {statistics.mean(per_h) / 1024:.2f} KiB/h/device at keepalive {o.keepalive_s} s; "
           f"one keepalive exchange {ping:.0f} B, one poll {per_poll:.0f} B")
+    p, nm, reqs, conns = results["poll_shape"]
+    print(f"  idle polls: {p} ({nm} answered 304), {reqs} requests on {conns} connections")
     for ka, poll_h in ((300, 900), (300, 3600), (300, 6 * 3600)):
         est = 3600 / ka * ping + 3600 / poll_h * per_poll
         print(f"  keepalive {ka} s + poll every {poll_h // 60} min: {est / 1024:.2f} KiB/h/device")

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 #include <zlib.h>
 
 #include <cstdarg>
@@ -48,6 +49,7 @@
     X(EVP_DigestVerify, (EVP_MD_CTX *c, const unsigned char *sig, size_t siglen, const unsigned char *tbs, size_t n), (c, sig, siglen, tbs, n)) \
     X(EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n)) \
     X(EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n)) \
+    X(d2i_PUBKEY, (EVP_PKEY **a, const unsigned char **pp, long length), (a, pp, length)) \
     X(EVP_PKEY_free, (EVP_PKEY *k), (k)) \
     X(EVP_PKEY_get_base_id, (const EVP_PKEY *k), (k)) \
     X(EVP_PKEY_get_group_name, (const EVP_PKEY *k, char *name, size_t size, size_t *len), (k, name, size, len)) \

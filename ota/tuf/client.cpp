@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "ota/tuf/crypto.hpp"
 #include "util/file.hpp"
 #include "util/flock.hpp"
 #include "util/strings.hpp"
@@ -159,14 +160,52 @@ util::Status Client::update_root() {
 }
 
 void Client::load_local_timestamp() {
-    timestamp_ = verified_local(read_local("timestamp.json", config_.timestamp_max_bytes), root_, "timestamp", parse_timestamp);
+    auto bytes = read_local("timestamp.json", config_.timestamp_max_bytes);
+    timestamp_ = verified_local(bytes, root_, "timestamp", parse_timestamp);
+    timestamp_bytes_.clear();
+    if (timestamp_ && config_.conditional_timestamp) timestamp_bytes_ = std::move(**bytes);
+}
+
+// timestamp.validators: three lines, the sha256 of the timestamp.json bytes
+// they were received with, the ETag and the Last-Modified (either may be empty).
+Validators Client::stored_validators() {
+    if (timestamp_bytes_.empty()) return {};
+    auto text = read_local("timestamp.validators", 1024);
+    if (!text || !*text) return {};
+    auto lines = util::split(**text, '\n');
+    auto digest = hash_hex("sha256", timestamp_bytes_);
+    if (lines.size() < 3 || !digest || lines[0] != *digest) return {};
+    return Validators{lines[1], lines[2]};
+}
+
+util::Status Client::store_validators(const Validators &v, std::string_view bytes) {
+    if (!config_.conditional_timestamp) return util::ok();
+    if (v.empty()) {
+        if (unlinkat(dir_.get(), "timestamp.validators", 0) != 0 && errno != ENOENT)
+            return util::Error::from_errno("remove \"timestamp.validators\"");
+        return util::ok();
+    }
+    auto digest = TRY(hash_hex("sha256", bytes));
+    // A cache: a power cut that loses or garbles it costs one full fetch
+    // (the digest line no longer matches), so no fsync.
+    return util::atomic_write_file_at(dir_.get(), "timestamp.validators",
+                                      util::cat(digest, '\n', v.etag, '\n', v.last_modified, '\n'), 0644,
+                                      util::Durability::ProcessCrash)
+        .context("store \"timestamp.validators\"");
 }
 
 template <typename T>
 util::Result<T> Client::fetch_top(const std::string &file, const MetaFile *ref, size_t max, const char *type,
                                   util::Result<T> (*parse)(const Envelope &), std::string &body) {
-    auto fetched = TRY(fetcher_->fetch(metadata_url(file), ref && ref->length ? *ref->length : max));
-    if (!fetched) return util::Error::msg(util::cat(type, ": ", util::quote(metadata_url(file)), " not found"));
+    std::string url = metadata_url(file);
+    auto fetched = TRY(fetcher_->fetch(url, ref && ref->length ? *ref->length : max));
+    return check_top(url, std::move(fetched), ref, type, parse, body);
+}
+
+template <typename T>
+util::Result<T> Client::check_top(const std::string &url, std::optional<std::string> fetched, const MetaFile *ref,
+                                  const char *type, util::Result<T> (*parse)(const Envelope &), std::string &body) {
+    if (!fetched) return util::Error::msg(util::cat(type, ": ", util::quote(url), " not found"));
     body = std::move(*fetched);
     if (ref) TRY(check_length_and_hashes(body, ref->length, ref->hashes, util::cat(type, " (against timestamp)")));
     auto env = TRY(parse_envelope(body, type, type));
@@ -176,8 +215,11 @@ util::Result<T> Client::fetch_top(const std::string &file, const MetaFile *ref, 
 }
 
 util::Status Client::update_timestamp() {
-    std::string body;
-    auto fresh = TRY(fetch_top("timestamp.json", nullptr, config_.timestamp_max_bytes, "timestamp", parse_timestamp, body));
+    std::string body, url = metadata_url("timestamp.json");
+    Validators have = stored_validators();
+    auto got = TRY(fetcher_->fetch_if_changed(url, config_.timestamp_max_bytes, have));
+    if (got.not_modified) return check_expiry(*timestamp_, "timestamp");  // the stored bytes are still current
+    auto fresh = TRY(check_top(url, std::move(got.body), nullptr, "timestamp", parse_timestamp, body));
     if (timestamp_) {
         if (fresh.version < timestamp_->version)
             return util::Error::msg(util::cat("timestamp version ", fresh.version, " is older than the trusted version ",
@@ -185,11 +227,18 @@ util::Status Client::update_timestamp() {
         if (fresh.snapshot_meta.version < timestamp_->snapshot_meta.version)
             return util::Error::msg(util::cat("timestamp names snapshot version ", fresh.snapshot_meta.version,
                                               ", older than the trusted ", timestamp_->snapshot_meta.version, " (rollback)"));
-        if (fresh.version == timestamp_->version) return check_expiry(*timestamp_, "timestamp");  // nothing new
+        if (fresh.version == timestamp_->version) {  // nothing new
+            TRY(check_expiry(*timestamp_, "timestamp"));
+            // The next poll asks for a change since these bytes, when they are the stored ones.
+            if (body == timestamp_bytes_ && (have.etag != got.validators.etag || have.last_modified != got.validators.last_modified)) TRY(store_validators(got.validators, body));
+            return util::ok();
+        }
     }
     TRY(check_expiry(fresh, "timestamp"));
     timestamp_ = std::move(fresh);
-    return persist("timestamp.json", body);
+    TRY(persist("timestamp.json", body));
+    timestamp_bytes_ = body;
+    return store_validators(got.validators, body);
 }
 
 void Client::load_local_snapshot() {
@@ -319,7 +368,10 @@ util::Status Client::download_target(const TargetFile &t, const std::string &tar
     if (!body) return util::Error::msg(util::cat(what, ": ", util::quote(url), " not found"));
     TRY(check_length_and_hashes(*body, t.length, t.hashes, what));
     TRY(util::mkdir_p(target_dir));
-    return util::atomic_write_file(util::path_join(target_dir, target_file_name(t)), *body);
+    // A cache checked against the metadata's hashes at every use
+    // (is_cached, get_target): a power cut that garbles it costs a download.
+    return util::atomic_write_file(util::path_join(target_dir, target_file_name(t)), *body, 0644,
+                                   util::Durability::ProcessCrash);
 }
 
 

@@ -41,6 +41,11 @@ struct ClientConfig {
     size_t target_max_bytes = 64 << 20;     ///< a target file's length is also checked against its metadata
     unsigned max_root_rotations = 256;
     unsigned max_delegations = 32;          ///< roles visited by one find_target
+    /// Fetch timestamp.json conditionally: its HTTP validators (ETag,
+    /// Last-Modified) are kept beside it in `timestamp.validators`, and a
+    /// 304 answer reuses the stored bytes, still checked for expiry. A poll
+    /// that finds nothing new then costs one small exchange.
+    bool conditional_timestamp = false;
     /// The clock expiry is checked against: glibc's time() by default (so
     /// faketime works), a fixed instant in tests.
     std::function<int64_t()> clock = [] { return int64_t(time(nullptr)); };
@@ -100,6 +105,14 @@ private:
     template <typename T>
     util::Result<T> fetch_top(const std::string &file, const MetaFile *ref, size_t max, const char *type,
                               util::Result<T> (*parse)(const Envelope &), std::string &body);
+    /// fetch_top's checks of `body`, fetched from `url`.
+    template <typename T>
+    util::Result<T> check_top(const std::string &url, std::optional<std::string> fetched, const MetaFile *ref,
+                              const char *type, util::Result<T> (*parse)(const Envelope &), std::string &body);
+    /// The validators stored for the trusted timestamp's exact bytes (empty
+    /// when none are, or they were stored for other bytes).
+    Validators stored_validators();
+    util::Status store_validators(const Validators &v, std::string_view bytes);
     void load_local_timestamp();
     util::Status update_timestamp();
     void load_local_snapshot();
@@ -134,6 +147,7 @@ private:
     };
     Root root_;
     std::optional<Timestamp> timestamp_;
+    std::string timestamp_bytes_;  ///< timestamp_'s bytes as stored (when conditional_timestamp)
     std::optional<Snapshot> snapshot_;
     bool snapshot_checked_ = false;  ///< snapshot_ is the one timestamp names, unexpired
     std::map<std::string, Targets> targets_;  ///< roles loaded and verified in this refresh

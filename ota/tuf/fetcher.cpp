@@ -55,7 +55,18 @@ util::Result<std::optional<std::string>> FileFetcher::fetch(const std::string &u
     return std::optional<std::string>(std::move(*body));
 }
 
+util::Result<Conditional> Fetcher::fetch_if_changed(const std::string &url, size_t max_bytes, const Validators &) {
+    Conditional c;
+    c.body = TRY(fetch(url, max_bytes));
+    return c;
+}
+
 util::Result<std::optional<std::string>> HttpFetcher::fetch(const std::string &url, size_t max_bytes) {
+    auto c = TRY(fetch_if_changed(url, max_bytes, {}));
+    return std::move(c.body);
+}
+
+util::Result<Conditional> HttpFetcher::fetch_if_changed(const std::string &url, size_t max_bytes, const Validators &have) {
     if (!http_) {
         TRY(img::dynlibs::load_remote());
         TRY(img::dynlibs::crypto.load());
@@ -64,6 +75,8 @@ util::Result<std::optional<std::string>> HttpFetcher::fetch(const std::string &u
     std::string body;
     img::HttpRequest req;
     req.url = url;
+    if (!have.etag.empty()) req.headers.push_back("If-None-Match: " + have.etag);
+    if (!have.last_modified.empty()) req.headers.push_back("If-Modified-Since: " + have.last_modified);
     req.body_limit = 64 << 10;  // error bodies only
     req.sink = [&](std::string_view chunk) -> util::Status {
         if (body.size() + chunk.size() > max_bytes)
@@ -72,15 +85,33 @@ util::Result<std::optional<std::string>> HttpFetcher::fetch(const std::string &u
         return util::ok();
     };
     auto resp = TRY_CTX(http_->perform(req), util::cat("GET ", util::quote(url)));
-    if (resp.status == 404 || resp.status == 403) return std::optional<std::string>();
+    Conditional c;
+    if (resp.status == 304 && !have.empty()) {
+        c.not_modified = true;
+        return c;
+    }
+    if (resp.status == 404 || resp.status == 403) return c;
     if (resp.status < 200 || resp.status > 299)
         return util::Error::msg(util::cat("GET ", util::quote(url), ": HTTP status ", resp.status));
-    return std::optional<std::string>(std::move(body));
+    c.body = std::move(body);
+    // Validators must fit on one header line of the next request.
+    auto header_value = [&](std::string_view name) {
+        auto v = resp.header(name);
+        return v && v->size() <= 256 && v->find_first_of("\r\n") == std::string::npos ? *v : std::string();
+    };
+    c.validators.etag = header_value("etag");
+    c.validators.last_modified = header_value("last-modified");
+    return c;
 }
 
 util::Result<std::optional<std::string>> UrlFetcher::fetch(const std::string &url, size_t max_bytes) {
     if (url.starts_with("http://") || url.starts_with("https://")) return http_.fetch(url, max_bytes);
     return file_.fetch(url, max_bytes);
+}
+
+util::Result<Conditional> UrlFetcher::fetch_if_changed(const std::string &url, size_t max_bytes, const Validators &have) {
+    if (url.starts_with("http://") || url.starts_with("https://")) return http_.fetch_if_changed(url, max_bytes, have);
+    return file_.fetch_if_changed(url, max_bytes, have);
 }
 
 }  // namespace ota::tuf

@@ -18,11 +18,29 @@
 
 namespace ota::tuf {
 
+/// What identifies a version of a file to its server (HTTP's validators),
+/// so a later fetch can ask "changed since?".
+struct Validators {
+    std::string etag;           ///< the ETag header, as sent
+    std::string last_modified;  ///< the Last-Modified header, as sent
+    bool empty() const { return etag.empty() && last_modified.empty(); }
+};
+
+/// A conditional fetch's answer.
+struct Conditional {
+    bool not_modified = false;          ///< the server still has the version `have` names (HTTP 304)
+    std::optional<std::string> body;    ///< otherwise: as fetch() (nullopt: not found)
+    Validators validators;              ///< of `body`, when the server gave them
+};
+
 class Fetcher {
 public:
     virtual ~Fetcher() = default;
     /// The body at `url`, at most `max_bytes` long; nullopt when not found.
     virtual util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) = 0;
+    /// fetch(), unless the server says the version `have` names is still
+    /// current. The default (no validators outside HTTP) always fetches.
+    virtual util::Result<Conditional> fetch_if_changed(const std::string &url, size_t max_bytes, const Validators &have);
 };
 
 /// file:///abs/path URLs (percent-decoded, except that %2F stays in the
@@ -32,11 +50,14 @@ public:
     util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;
 };
 
-/// http:// and https:// through img::Http (one connection, reused).
+/// http:// and https:// through img::Http: one object for all of a
+/// client's fetches, so they share one kept-alive connection.
+/// fetch_if_changed sends If-None-Match / If-Modified-Since.
 class HttpFetcher : public Fetcher {
 public:
     explicit HttpFetcher(img::HttpOptions opts = {}) : opts_(std::move(opts)) {}
     util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;
+    util::Result<Conditional> fetch_if_changed(const std::string &url, size_t max_bytes, const Validators &have) override;
 
 private:
     img::HttpOptions opts_;
@@ -48,6 +69,7 @@ class UrlFetcher : public Fetcher {
 public:
     explicit UrlFetcher(img::HttpOptions opts = {}) : http_(std::move(opts)) {}
     util::Result<std::optional<std::string>> fetch(const std::string &url, size_t max_bytes) override;
+    util::Result<Conditional> fetch_if_changed(const std::string &url, size_t max_bytes, const Validators &have) override;
 
 private:
     FileFetcher file_;

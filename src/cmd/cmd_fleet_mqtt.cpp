@@ -144,7 +144,7 @@ util::Result<int> run_publish(const cli::GlobalOptions &, const util::ParsedArgs
     std::string topic = fleet::timestamp_topic(fleet);
     fleet::MqttHandlers h;
     Session *session = nullptr;
-    h.on_acked = [&](std::string_view acked) {
+    h.on_acked = [&](std::string_view acked, int) {
         if (acked == topic && session) session->finish();
     };
     auto s = TRY(open_session(a, std::move(h), [&](Session &s) {

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <deque>
+#include <optional>
 
 #include "fleet/agent_seams.hpp"
 #include "fleet/outbox.hpp"
@@ -153,9 +155,13 @@ private:
     void refuse(const std::string &deployment, std::string_view why);
     void on_push(std::string_view topic, std::string_view payload);
     void on_connection(bool up, std::string_view why);
-    /// Publishes the outbox in order; returns how many were left unsent.
+    /// Publishes the outbox's reports not yet in flight, in order; returns
+    /// how many were left unsent.
     size_t flush();
-    bool publish(const std::string &doc);
+    /// The broker acknowledged message `mid`: the reports acknowledged
+    /// without a gap before them leave the outbox.
+    void on_acked(std::string_view topic, int mid);
+    std::optional<int> publish(const std::string &doc);
     Value status_doc(std::string_view state, std::string_view detail) const;
 
     AgentConfig c_;
@@ -170,6 +176,13 @@ private:
     std::string ts_topic_, status_topic_;
     std::string offline_;  ///< the will's payload, also said on a clean stop
     std::unique_ptr<MqttClient> mqtt_;
+    /// The outbox's oldest reports, published on this connection and not yet
+    /// removed: their message ids, and whether the broker acknowledged them.
+    struct InFlight {
+        int mid;
+        bool acked;
+    };
+    std::deque<InFlight> in_flight_;
 
     util::EventLoop::TimerId timer_ = 0;
     bool refreshing_ = false, applying_ = false, stopped_ = false;
@@ -193,6 +206,10 @@ util::Status AgentImpl::begin(const MqttOpen &mqtt_open) {
     if (c_.mqtt) {
         MqttConfig m = *c_.mqtt;
         if (m.client_id.empty()) m.client_id = c_.device_id;
+        // The broker drops a larger push for this device instead of sending
+        // it (on_push ignores one over kPushMaxBytes anyway): room for the
+        // timestamp, its topic and MQTT 5's headers.
+        if (!m.max_packet_bytes) m.max_packet_bytes = uint32_t(kPushMaxBytes + 1024);
         m.will_topic = status_topic_;
         Value will = Value::object();
         will["device"] = c_.device_id;
@@ -201,6 +218,7 @@ util::Status AgentImpl::begin(const MqttOpen &mqtt_open) {
         MqttHandlers h;
         h.on_message = [this](std::string_view topic, std::string_view payload, bool) { on_push(topic, payload); };
         h.on_connection = [this](bool up, std::string_view why) { on_connection(up, why); };
+        h.on_acked = [this](std::string_view topic, int mid) { on_acked(topic, mid); };
         auto client = mqtt_open ? mqtt_open(m, loop_, std::move(h)) : MqttClient::open(m, loop_, std::move(h));
         if (!client) {
             // Polling still works: the broker is an accelerator, not a dependency.
@@ -426,6 +444,7 @@ void AgentImpl::on_push(std::string_view topic, std::string_view payload) {
 void AgentImpl::on_connection(bool up, std::string_view why) {
     if (stopped_) return;
     if (!up) {
+        in_flight_.clear();  // unacknowledged reports go again on the next connection
         util::log::info("fleet: mqtt: disconnected", why.empty() ? "" : ": ", why);
         // Nobody pushes now: back to the polling interval.
         if (timer_ && loop_.remaining(timer_) > poll_interval() + poll_interval() / 2)
@@ -455,21 +474,36 @@ Value AgentImpl::status_doc(std::string_view state, std::string_view detail) con
     return v;
 }
 
-bool AgentImpl::publish(const std::string &doc) {
-    if (!mqtt_ || !mqtt_->connected()) return false;
-    auto st = mqtt_->publish(status_topic_, doc, 1, true);
-    if (!st) util::log::warn("fleet: mqtt: publish: ", st.error().message());
-    return st.ok();
+std::optional<int> AgentImpl::publish(const std::string &doc) {
+    if (!mqtt_ || !mqtt_->connected()) return std::nullopt;
+    auto mid = mqtt_->publish(status_topic_, doc, 1, true);
+    if (!mid) {
+        util::log::warn("fleet: mqtt: publish: ", mid.error().message());
+        return std::nullopt;
+    }
+    return *mid;
 }
 
 size_t AgentImpl::flush() {
-    size_t sent = 0;
-    for (const auto &e : outbox_.entries()) {
-        if (!publish(e)) break;
-        sent++;
+    const auto &queued = outbox_.entries();
+    while (in_flight_.size() < queued.size()) {
+        auto mid = publish(queued[in_flight_.size()]);
+        if (!mid) break;
+        in_flight_.push_back({*mid, false});
     }
-    if (auto st = outbox_.pop(sent); !st) util::log::error("fleet: ", st.error().message());
-    return outbox_.entries().size();
+    return queued.size() - in_flight_.size();
+}
+
+void AgentImpl::on_acked(std::string_view topic, int mid) {
+    if (topic != status_topic_) return;
+    auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [&](const InFlight &f) { return f.mid == mid; });
+    if (it == in_flight_.end()) return;  // a copy from before a reconnect: its report went again
+    it->acked = true;
+    size_t done = 0;
+    while (done < in_flight_.size() && in_flight_[done].acked) done++;
+    if (done == 0) return;
+    in_flight_.erase(in_flight_.begin(), in_flight_.begin() + ptrdiff_t(done));
+    if (auto st = outbox_.pop(done); !st) util::log::error("fleet: ", st.error().message());
 }
 
 void AgentImpl::report(std::string_view state, std::string_view detail, std::string_view deployment) {
@@ -481,8 +515,17 @@ void AgentImpl::report(std::string_view state, std::string_view detail, std::str
     save_state();
     std::string doc = util::json::dump(status_doc(state, detail));
     util::log::info("fleet: status ", state, detail.empty() ? "" : ": ", detail);
-    if (flush() == 0 && publish(doc)) return;
-    if (auto st = outbox_.push(doc); !st) util::log::error("fleet: ", st.error().message());
+    // Queued first, sent from the queue, removed when the broker acknowledged
+    // it: a crash or a lost connection before the PUBACK sends it again.
+    size_t dropped = outbox_.dropped();
+    if (auto st = outbox_.push(doc); !st) {
+        util::log::error("fleet: ", st.error().message());
+        (void)publish(doc);  // at least try, unqueued
+        return;
+    }
+    // The bound dropped the oldest reports, perhaps some in flight.
+    for (size_t n = outbox_.dropped() - dropped; n > 0 && !in_flight_.empty(); n--) in_flight_.pop_front();
+    flush();
 }
 
 uint64_t random_seed() {

@@ -33,10 +33,12 @@
 // Status reports (the committed and trying versions; progress: downloading,
 // staged, trying, committed, rolled back with the reason; refusals) are
 // JSON with an idempotent (deployment, seq) key, published retained on the
-// device's own topic while MQTT is up (the last will says offline). While
-// it is not (or no broker is configured), they queue in a bounded file
-// (<root>/fleet/outbox, outbox.hpp, oldest dropped first), flushed in order
-// on (re)connect.
+// device's own topic while MQTT is up (the last will says offline). Each
+// one is queued first in a bounded file (<root>/fleet/outbox, outbox.hpp,
+// oldest dropped first), published from there in order, and removed only
+// when the broker acknowledged it (its PUBACK): one whose connection drops
+// first, or queued while there is no connection (or no broker), goes out on
+// the next (re)connect.
 #pragma once
 
 #include <sys/types.h>

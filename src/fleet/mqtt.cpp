@@ -13,6 +13,9 @@
 #include "fleet/mqtt.hpp"
 
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@
 #include <map>
 #include <vector>
 
+#include "fleet/resolve.hpp"
 #include "util/dynlib.hpp"
 #include "util/strings.hpp"
 
@@ -36,7 +40,9 @@ namespace {
     X(mosquitto_loop_write) X(mosquitto_loop_misc) X(mosquitto_socket) X(mosquitto_want_write)                 \
     X(mosquitto_connect_callback_set) X(mosquitto_disconnect_callback_set) X(mosquitto_publish_callback_set)  \
     X(mosquitto_message_callback_set) X(mosquitto_log_callback_set) X(mosquitto_strerror)                     \
-    X(mosquitto_connack_string)
+    X(mosquitto_connack_string) X(mosquitto_reason_string) X(mosquitto_connect_bind_v5)                      \
+    X(mosquitto_property_add_int32) X(mosquitto_property_free_all) X(mosquitto_tls_insecure_set)              \
+    X(mosquitto_ssl_get)
 
 #define SYMBOL_NAME(name) #name,
 constexpr const char *kSymbols[] = {MOSQ_FUNCTIONS(SYMBOL_NAME)};
@@ -49,6 +55,34 @@ struct Api {
     MOSQ_FUNCTIONS(MEMBER)
 #undef MEMBER
 };
+
+// libssl (libmosquitto's own, so already mapped when used), for a broker
+// given by name: see check_name().
+#define SSL_FUNCTIONS(X) X(SSL_get0_param) X(X509_VERIFY_PARAM_set1_host)
+
+#define SYMBOL_NAME(name) #name,
+constexpr const char *kSslSymbols[] = {SSL_FUNCTIONS(SYMBOL_NAME)};
+#undef SYMBOL_NAME
+
+util::DynLib libssl("libssl.so.3", "libssl (libssl.so.3)", kSslSymbols);
+
+struct SslApi {
+#define MEMBER(name) decltype(&::name) name;
+    SSL_FUNCTIONS(MEMBER)
+#undef MEMBER
+};
+
+util::Result<const SslApi *> ssl_api() {
+    TRY(libssl.load());
+    static const SslApi *table = [] {
+        static SslApi a;
+#define RESOLVE(name) a.name = reinterpret_cast<decltype(&::name)>(libssl.symbol(#name));
+        SSL_FUNCTIONS(RESOLVE)
+#undef RESOLVE
+        return &a;
+    }();
+    return table;
+}
 
 /// The table, resolved once after a successful load().
 util::Result<const Api *> api() {
@@ -75,6 +109,9 @@ uint64_t random_u64() {
     return r;
 }
 
+/// How long the broker's name may take to resolve (resolve.hpp).
+constexpr int64_t kResolveTimeoutMs = 30000;
+
 /// MQTT's largest packet is 268435455 bytes, topic and header included.
 constexpr size_t kMaxPayload = 256 << 20;
 
@@ -84,6 +121,7 @@ public:
         : mq_(api), config_(std::move(config)), loop_(loop), handlers_(std::move(handlers)) {}
 
     ~MosquittoClient() override {
+        resolver_.cancel();
         drop_watch();
         loop_.cancel(misc_timer_);
         loop_.cancel(retry_timer_);
@@ -91,6 +129,8 @@ public:
     }
 
     util::Status init();
+    util::Status check_name();
+    util::Status set_connect_properties();
 
     util::Status subscribe(const std::string &topic, int qos) override {
         auto known = std::find_if(subscriptions_.begin(), subscriptions_.end(),
@@ -105,7 +145,7 @@ public:
         return util::ok();
     }
 
-    util::Status publish(const std::string &topic, std::string_view payload, int qos, bool retain) override {
+    util::Result<int> publish(const std::string &topic, std::string_view payload, int qos, bool retain) override {
         if (closed_) return util::Error::msg(util::cat("publish ", util::quote(topic), ": the connection is closed"));
         if (payload.size() > kMaxPayload)
             return util::Error::msg(util::cat("publish ", util::quote(topic), ": ", payload.size(),
@@ -116,8 +156,9 @@ public:
                                          retain);
         });
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, util::cat("publish ", util::quote(topic)));
-        if (qos > 0) unacked_[mid] = topic;
-        return util::ok();
+        if (qos == 0) return 0;
+        unacked_[mid] = topic;
+        return mid;
     }
 
     bool connected() const override { return connected_; }
@@ -125,6 +166,7 @@ public:
     void close() override {
         if (closed_) return;
         closed_ = true;
+        resolver_.cancel();
         loop_.cancel(retry_timer_);
         loop_.cancel(misc_timer_);
         retry_timer_ = misc_timer_ = 0;
@@ -264,17 +306,33 @@ private:
     void connect_now() {
         retry_timer_ = 0;
         drop_watch();
+        if (is_numeric_host(config_.host)) return connect_to(config_.host);
+        // Resolved at every attempt (the address may move), off the loop.
+        resolver_.start(config_.host, kResolveTimeoutMs, [this](util::Result<std::string> address) {
+            if (closed_) return;
+            if (!address) return lost(address.error().message());
+            connect_to(*address);
+        });
+    }
+
+    void connect_to(const std::string &address) {
         int err = 0;
         int rc = call([&] {
-            int r = started_ ? mq_.mosquitto_reconnect_async(m_)
-                             : mq_.mosquitto_connect_async(m_, config_.host.c_str(), config_.port, config_.keepalive_s);
+            int r = started_ && address == address_
+                        ? mq_.mosquitto_reconnect_async(m_)
+                        : mq_.mosquitto_connect_async(m_, address.c_str(), config_.port, config_.keepalive_s);
             err = errno;
             return r;
         });
         started_ = true;
+        address_ = address;
         if (rc != MOSQ_ERR_SUCCESS) {
             drop_watch();
-            lost(reason(rc, err));
+            return lost(reason(rc, err));
+        }
+        if (auto st = check_name(); !st) {
+            drop_watch();
+            lost(st.error().message());  // the retry's reconnect closes this socket unused
         }
     }
 
@@ -304,6 +362,7 @@ private:
     void lost(std::string_view why) {
         connected_ = false;
         losses_++;
+        unacked_.clear();  // a PUBACK after a reconnect is for a copy the caller does not track
         if (handlers_.on_connection) handlers_.on_connection(false, why);
         if (closed_ || retry_timer_) return;
         int64_t wait = full_jitter_backoff_ms(attempt_++, config_.reconnect_base_ms, config_.reconnect_max_ms);
@@ -315,7 +374,7 @@ private:
     static void on_connect(mosquitto *, void *obj, int rc) {
         auto &c = self(obj);
         if (rc != 0) {
-            c.refused_ = c.mq_.mosquitto_connack_string(rc);
+            c.refused_ = c.config_.max_packet_bytes ? c.mq_.mosquitto_reason_string(rc) : c.mq_.mosquitto_connack_string(rc);
             return;  // the broker closes the connection: on_disconnect follows
         }
         c.connected_ = true;
@@ -348,7 +407,7 @@ private:
         if (it == c.unacked_.end()) return;
         std::string topic = std::move(it->second);
         c.unacked_.erase(it);
-        if (c.handlers_.on_acked) c.handlers_.on_acked(topic);
+        if (c.handlers_.on_acked) c.handlers_.on_acked(topic, mid);
     }
 
     static void on_message(mosquitto *, void *obj, const mosquitto_message *msg) {
@@ -367,7 +426,8 @@ private:
     uint32_t events_ = 0;   ///< what it is watched for
     bool tcp_pending_ = false;  ///< a new socket: EPOLLOUT until its connect completes
     bool connected_ = false;    ///< CONNACK accepted, connection not lost since
-    bool started_ = false;      ///< connect_async was called once (later: reconnect_async)
+    bool started_ = false;      ///< connect_async was called once (later: reconnect_async, same address)
+    std::string address_;       ///< the address connect_async was given
     bool closed_ = false;
     bool in_library_ = false;   ///< inside a libmosquitto call (its callbacks run there)
     bool close_pending_ = false;
@@ -379,7 +439,46 @@ private:
     util::EventLoop::TimerId retry_timer_ = 0;
     std::vector<std::pair<std::string, int>> subscriptions_;
     std::map<int, std::string> unacked_;  ///< QoS 1 message id -> topic
+    Resolver resolver_{loop_};  ///< the broker's name, when it is not an address
 };
+
+/// libmosquitto 2.0 sends CONNECT properties only given to the blocking
+/// mosquitto_connect_bind_v5, which keeps a copy for every later
+/// (re)connect, the asynchronous ones included, and checks its keepalive
+/// only after taking that copy. So it is called with a keepalive it refuses
+/// (1 s; MQTT allows 0 or >= 5 here): the properties are kept, nothing
+/// connects, and connect_async sends them. fleet_mqtt_limits_test.py checks
+/// that the broker honours the size (a library that no longer keeps them
+/// fails it).
+util::Status MosquittoClient::set_connect_properties() {
+    mosquitto_property *props = nullptr;
+    int rc = mq_.mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, config_.max_packet_bytes);
+    // MQTT 5 ends a session with its connection unless told otherwise;
+    // 3.1.1's persistent session (clean session off) never expires.
+    if (rc == MOSQ_ERR_SUCCESS && !config_.client_id.empty())
+        rc = mq_.mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mq_.mosquitto_connect_bind_v5(m_, config_.host.c_str(), config_.port, 1, nullptr, props);
+    mq_.mosquitto_property_free_all(&props);
+    if (rc != MOSQ_ERR_INVAL && rc != MOSQ_ERR_SUCCESS) return error(rc, "maximum packet size");
+    return util::ok();
+}
+
+/// A broker given by name is connected to by the address the Resolver
+/// found, so libmosquitto would check the certificate against that address
+/// (its own check is off: tls_insecure). Instead the connection's SSL, made
+/// by connect_async before any byte of the broker's is read, gets the name
+/// in its verification parameters: OpenSSL checks the certificate against it
+/// during the handshake and fails the handshake otherwise. (The SNI, set by
+/// libmosquitto, carries the address.)
+util::Status MosquittoClient::check_name() {
+    if (config_.ca_file.empty() || is_numeric_host(config_.host)) return util::ok();
+    const SslApi *ssl = TRY(ssl_api());
+    auto *s = static_cast<SSL *>(mq_.mosquitto_ssl_get(m_));
+    if (!s) return util::Error::msg("tls: no connection to check the broker's name on");
+    if (ssl->X509_VERIFY_PARAM_set1_host(ssl->SSL_get0_param(s), config_.host.c_str(), config_.host.size()) != 1)
+        return util::Error::msg(util::cat("tls: cannot check the certificate against ", util::quote(config_.host)));
+    return util::ok();
+}
 
 util::Status readable(const std::string &path, const char *what) {
     if (::access(path.c_str(), R_OK) != 0) return util::Error::from_errno(util::cat(what, " ", util::quote(path)));
@@ -390,7 +489,8 @@ util::Status MosquittoClient::init() {
     m_ = config_.client_id.empty() ? mq_.mosquitto_new(nullptr, true, this)
                                    : mq_.mosquitto_new(config_.client_id.c_str(), false, this);
     if (!m_) return util::Error::from_errno("mosquitto_new");
-    mq_.mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mq_.mosquitto_int_option(m_, MOSQ_OPT_PROTOCOL_VERSION, config_.max_packet_bytes ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+    if (config_.max_packet_bytes) TRY(set_connect_properties());
     if (!config_.ca_file.empty()) {
         TRY(readable(config_.ca_file, "ca file"));
         const char *cert = config_.cert_file.empty() ? nullptr : config_.cert_file.c_str();
@@ -402,6 +502,12 @@ util::Status MosquittoClient::init() {
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls");
         rc = mq_.mosquitto_tls_opts_set(m_, 1 /* SSL_VERIFY_PEER */, nullptr, nullptr);  // default versions
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls options");
+        if (!is_numeric_host(config_.host)) {
+            // Connected by address: the name is checked by check_name().
+            TRY(ssl_api());
+            rc = mq_.mosquitto_tls_insecure_set(m_, true);
+            if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls options");
+        }
     }
     if (!config_.will_topic.empty()) {
         int rc = mq_.mosquitto_will_set(m_, config_.will_topic.c_str(), static_cast<int>(config_.will_payload.size()),

@@ -8,10 +8,13 @@
 // a keepalive of 300 s by default. It registers its socket with the
 // util::EventLoop (read, and write while libmosquitto has output queued)
 // and a timer for mosquitto_loop_misc (keepalive pings); it never starts a
-// thread. A lost connection is retried with full-jitter exponential backoff
+// thread; a broker given by name is resolved in a child process
+// (resolve.hpp) and its certificate still checked against the name. A lost
+// connection is retried with full-jitter exponential backoff
 // (a wait drawn uniformly below a window that starts at `reconnect_base_ms`,
 // 1 s, and doubles up to `reconnect_max_ms`), so a broker restart does not
-// bring every device back in the same second. Subscriptions are renewed on every
+// bring every device back in the same second. A client that sets a maximum
+// packet size speaks MQTT 5 to ask the broker for it. Subscriptions are renewed on every
 // (re)connect. The broker is never trusted: messages are handed to the
 // caller as bytes and verified there.
 #pragma once
@@ -40,6 +43,11 @@ struct MqttConfig {
     int keepalive_s = 300;
     int64_t reconnect_base_ms = 1000;  ///< the first retry's window
     int64_t reconnect_max_ms = 300000;
+    /// Nonzero: the largest packet this client takes, told to the broker in
+    /// the CONNECT (MQTT 5's Maximum Packet Size; the connection then speaks
+    /// MQTT 5), so a broker drops a larger message for this client instead
+    /// of sending it. 0: MQTT 3.1.1, no limit asked.
+    uint32_t max_packet_bytes = 0;
     /// The last will, published by the broker when the connection drops
     /// without a DISCONNECT (retained, QoS 1). Empty topic: no will.
     std::string will_topic;
@@ -53,9 +61,11 @@ struct MqttHandlers {
     /// The connection came up (true), or went down or an attempt failed
     /// (false, with why; a retry is scheduled).
     std::function<void(bool connected, std::string_view why)> on_connection;
-    /// Optional: the broker acknowledged a QoS 1 publish to `topic` (a
-    /// caller that must know its message arrived, or keeps an outbox).
-    std::function<void(std::string_view topic)> on_acked;
+    /// Optional: the broker acknowledged the QoS 1 publish `mid` (publish()'s
+    /// answer) to `topic`: a caller that must know its message arrived, or
+    /// keeps an outbox. Never called for a publish whose connection was lost
+    /// before its PUBACK came: the caller sends it again if it must.
+    std::function<void(std::string_view topic, int mid)> on_acked;
 };
 
 /// The handlers run on the loop's thread from inside the client; they may
@@ -72,8 +82,9 @@ public:
     /// Kept and renewed on every reconnect.
     virtual util::Status subscribe(const std::string &topic, int qos = 1) = 0;
     /// Queued by libmosquitto while disconnected only for QoS > 0 within the
-    /// session; callers that need durability keep their own queue.
-    virtual util::Status publish(const std::string &topic, std::string_view payload, int qos = 1,
+    /// session; callers that need durability keep their own queue. Returns
+    /// the message id on_acked names (0 for QoS 0, which is never acked).
+    virtual util::Result<int> publish(const std::string &topic, std::string_view payload, int qos = 1,
                                  bool retain = false) = 0;
     virtual bool connected() const = 0;
     /// Sends DISCONNECT (so the will is not published) and stops.

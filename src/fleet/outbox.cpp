@@ -2,6 +2,8 @@
 // outbox.hpp.
 #include "fleet/outbox.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "util/file.hpp"
@@ -52,6 +54,14 @@ util::Status Outbox::pop(size_t n) {
     for (; n > 0 && !entries_.empty(); n--) {
         bytes_ -= entries_.front().size() + 1;
         entries_.pop_front();
+    }
+    if (entries_.empty()) {
+        // The usual case (every report acknowledged): no new content to make
+        // durable. A power cut that brings the file back only sends
+        // acknowledged reports again, which their (deployment, seq) key makes
+        // harmless.
+        if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return util::Error::from_errno(util::cat("remove ", util::quote(path_)));
+        return {};
     }
     return save();
 }

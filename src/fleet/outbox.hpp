@@ -30,7 +30,8 @@ public:
     /// the oldest reports until the file fits; one larger than the whole
     /// bound is refused.
     util::Status push(std::string_view report);
-    /// Removes the `n` oldest (they were published).
+    /// Removes the `n` oldest (the broker acknowledged them). Emptied, the
+    /// file is removed (no fsync).
     util::Status pop(size_t n);
 
     const std::deque<std::string> &entries() const { return entries_; }

@@ -31,6 +31,12 @@ public:
         if (!r) failed_ = true;
         return r;
     }
+    util::Result<ota::tuf::Conditional> fetch_if_changed(const std::string &url, size_t max_bytes,
+                                                         const ota::tuf::Validators &have) override {
+        auto r = inner_.fetch_if_changed(url, max_bytes, have);
+        if (!r) failed_ = true;
+        return r;
+    }
     bool failed() const { return failed_; }
 
 private:
@@ -68,6 +74,7 @@ RefreshResult run_refresh(const RefreshSettings &s, std::string_view pushed_time
             return failure(Outcome::Refused, cat("trusted root ", util::quote(s.trusted_root), ": ", st.error().message()));
     }
     tuf.target_max_bytes = s.manifest_max_bytes;
+    tuf.conditional_timestamp = true;  // an idle poll: a 304 for timestamp.json
     WatchedFetcher f(fetcher);
     auto client = ota::tuf::Client::open(s.metadata_dir, s.metadata_url, f, tuf);
     if (!client) return failure(Outcome::Refused, client.error().message());

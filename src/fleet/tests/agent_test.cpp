@@ -48,7 +48,9 @@ struct World {
     struct Message {
         std::string topic, payload;
         bool retain;
+        int mid;
     };
+    int next_mid = 0;
     std::vector<Message> published;
     // the daemon
     uint64_t committed = 1;
@@ -79,10 +81,10 @@ public:
         w_.subscribed.push_back(topic);
         return {};
     }
-    util::Status publish(const std::string &topic, std::string_view payload, int, bool retain) override {
+    util::Result<int> publish(const std::string &topic, std::string_view payload, int, bool retain) override {
         if (!w_.connected) return util::Error::msg("not connected");
-        w_.published.push_back({topic, std::string(payload), retain});
-        return {};
+        w_.published.push_back({topic, std::string(payload), retain, ++w_.next_mid});
+        return w_.next_mid;
     }
     bool connected() const override { return w_.connected; }
     void close() override { w_.closed = true; }
@@ -181,6 +183,18 @@ struct Harness {
     void connect() {
         w.connected = true;
         w.handlers.on_connection(true, "");
+    }
+    void disconnect() {
+        w.connected = false;
+        w.handlers.on_connection(false, "broker went away");
+    }
+    /// The broker's PUBACK for the `i`th message published.
+    void ack(size_t i) {
+        REQUIRE(i < w.published.size());
+        if (w.handlers.on_acked) w.handlers.on_acked(w.published[i].topic, w.published[i].mid);
+    }
+    void ack_all() {
+        for (size_t i = 0; i < w.published.size(); i++) ack(i);
     }
     /// Turns the loop until `cond` or `ms` pass.
     template <typename F> bool turn_until(F cond, int64_t ms) {
@@ -514,9 +528,47 @@ TEST_CASE("reports queue in the outbox while the broker is down and are flushed 
         CHECK(h.w.published[i].retain);
         CHECK(*util::json::parse(h.w.published[i].payload, "report") == queued[i]);
     }
+    h.ack_all();
     CHECK(h.outbox().empty());
     h.agent->report("trying", "revision 2", digest(manifest(2)));
     REQUIRE(h.w.published.size() == 3);
+    h.ack(2);
+    CHECK(h.outbox().empty());
+}
+
+TEST_CASE("a published report stays in the outbox until the broker acknowledges it") {
+    Harness h;
+    h.start();
+    h.connect();
+    h.ack_all();
+    REQUIRE(h.outbox().empty());
+    h.agent->report("trying", "revision 2", digest(manifest(2)));
+    REQUIRE(!h.w.published.empty());
+    CHECK(h.outbox().size() == 1);
+    CHECK(h.last_report()["state"] == "trying");
+    h.ack(h.w.published.size() - 1);
+    CHECK(h.outbox().empty());
+}
+
+TEST_CASE("reports published but not acknowledged when the connection drops are sent again on reconnect") {
+    Harness h;
+    h.start();
+    h.connect();
+    h.ack_all();
+    size_t first = h.w.published.size();
+    h.agent->report("trying", "revision 2", digest(manifest(2)));
+    h.agent->report("committed", "revision 2", digest(manifest(2)));
+    REQUIRE(h.w.published.size() == first + 2);
+    h.ack(first);  // the first one arrived; the second one's PUBACK never comes
+    h.disconnect();
+    REQUIRE(h.outbox().size() == 1);
+    CHECK(h.last_report()["state"] == "committed");
+    h.connect();
+    REQUIRE(h.w.published.size() == first + 3);
+    CHECK(h.w.published.back().payload == h.w.published[first + 1].payload);
+    h.ack(first);  // a late PUBACK of something already acknowledged changes nothing
+    CHECK(h.outbox().size() == 1);
+    h.ack(first + 2);
     CHECK(h.outbox().empty());
 }
 

@@ -178,7 +178,7 @@ struct Events {
             if (!up) why.emplace_back(w);
         };
         h.on_message = [this](std::string_view t, std::string_view p, bool r) { messages.emplace_back(t, p, r); };
-        h.on_acked = [this](std::string_view t) { acked.emplace_back(t); };
+        h.on_acked = [this](std::string_view t, int) { acked.emplace_back(t); };
         return h;
     }
 };

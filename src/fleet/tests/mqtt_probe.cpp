@@ -9,7 +9,7 @@
 // i.e. the longest the client held the loop), `close` (DISCONNECT, exit). EOF on stdin exits without
 // DISCONNECT, as a crash would (the broker then publishes the will).
 //
-//   mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]
+//   mqtt_probe [--max-packet BYTES] HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,11 +30,16 @@ void say(const std::string &line) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    fleet::MqttConfig c;
+    if (argc > 2 && std::string(argv[1]) == "--max-packet") {
+        c.max_packet_bytes = uint32_t(std::atol(argv[2]));
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 7 && argc != 9) {
-        std::fprintf(stderr, "usage: mqtt_probe HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]\n");
+        std::fprintf(stderr, "usage: mqtt_probe [--max-packet BYTES] HOST PORT CAFILE CERT KEY CLIENT_ID [WILL_TOPIC WILL_PAYLOAD]\n");
         return 2;
     }
-    fleet::MqttConfig c;
     c.host = argv[1];
     c.port = std::atoi(argv[2]);
     c.ca_file = argv[3];
@@ -56,22 +61,23 @@ int main(int argc, char **argv) {
                       util::hex_encode(reinterpret_cast<const unsigned char *>(payload.data()), payload.size()), " ",
                       retained ? 1 : 0));
     };
-    h.on_acked = [](std::string_view topic) { say(util::cat("acked ", topic)); };
+    h.on_acked = [](std::string_view topic, int) { say(util::cat("acked ", topic)); };
+    auto &l = **loop;
+    // How late a 50 ms timer ran at worst: whether the client ever holds
+    // the loop (`lag` prints it), from before open(), which starts connecting.
+    int64_t max_lag = 0;
+    int64_t opened = util::monotonic_ms();
+    std::function<void(int64_t)> tick = [&](int64_t due) {
+        max_lag = std::max(max_lag, util::monotonic_ms() - due);
+        l.after(50, [&, next = util::monotonic_ms() + 50] { tick(next); });
+    };
+    l.after(50, [&] { tick(opened + 50); });
     auto client = fleet::MqttClient::open(c, **loop, h);
     if (!client) {
         std::fprintf(stderr, "mqtt_probe: %s\n", client.error().message().c_str());
         return 1;
     }
     std::string input;
-    auto &l = **loop;
-    // How late a 50 ms timer ran at worst: whether the client ever holds
-    // the loop (`lag` prints it).
-    int64_t max_lag = 0;
-    std::function<void(int64_t)> tick = [&](int64_t due) {
-        max_lag = std::max(max_lag, util::monotonic_ms() - due);
-        l.after(50, [&, next = util::monotonic_ms() + 50] { tick(next); });
-    };
-    tick(util::monotonic_ms());
     auto &mq = **client;
     (void)l.watch(0, EPOLLIN, [&](uint32_t) {
         char buf[4096];
@@ -89,7 +95,7 @@ int main(int argc, char **argv) {
             if (parts.size() == 2 && parts[0] == "sub") {
                 r = mq.subscribe(parts[1], 1);
             } else if (parts.size() >= 3 && parts[0] == "pub") {
-                r = mq.publish(parts[1], line.substr(5 + parts[1].size()), 1, true);
+                if (auto mid = mq.publish(parts[1], line.substr(5 + parts[1].size()), 1, true); !mid) r = std::move(mid).error();
             } else if (line == "lag") {
                 say(util::cat("lag ", max_lag));
             } else if (line == "close") {
