@@ -206,6 +206,9 @@ util::Status adopt_exe(int self, int view_fd) {
     auto field = [&](size_t n) -> uint64_t {
         return n - 3 < fields.size() ? util::parse_int<uint64_t>(util::trim(fields[n - 3])).value_or(0) : 0;
     };
+    // Another thread could write the data segment between its copy and
+    // its move: single-threaded only (field 20, num_threads).
+    if (field(20) != 1) return Error::msg("more than one thread");
     struct prctl_mm_map map = {};
     map.start_code = field(26);
     map.end_code = field(27);

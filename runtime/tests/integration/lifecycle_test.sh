@@ -39,7 +39,9 @@ t_start_execs_the_process() {
     running
     pid=$(cat "$TMP/pid")
     b state "$id" | grep -q '"status": "running"' && ok "state: running" || bad "state after start"
-    tr '\0' ' ' </proc/$pid/cmdline | grep -q "sleep 100" && ok "the init became the process" || bad "cmdline: $(tr '\0' ' ' </proc/$pid/cmdline)"
+    # `start` returns once the init is past the exec fifo; its exec follows.
+    wait_for 10 sh -c "tr '\\0' ' ' </proc/$pid/cmdline | grep -q 'sleep 100'" && ok "the init became the process" \
+        || bad "cmdline: $(tr '\0' ' ' </proc/$pid/cmdline)"
 }
 
 t_start_twice_refused() {
