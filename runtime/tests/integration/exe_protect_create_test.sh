@@ -10,20 +10,6 @@
 # The tests run a copy of berth, so a failure corrupts only the copy.
 . "$(dirname "$0")/lib.sh"
 
-# scanner_setup: the attacker built static, berth copied, their identities.
-scanner_setup() {
-    CC=$(command -v cc || command -v gcc || true)
-    [ -n "$CC" ] || skip "needs a C compiler for the attacker program"
-    mkdir -p "$TMP/bin" "$TMP/out"
-    "$CC" -static -O2 -o "$TMP/out/exe_scanner" "$(dirname "$0")/../exe_scanner.c" 2>"$TMP/cc.log" \
-        || skip "cannot build a static program: $(head -c 300 "$TMP/cc.log")"
-    cp "$BERTH" "$TMP/bin/berth"
-    BERTH=$TMP/bin/berth
-    sum=$(sha256sum "$BERTH" | cut -d' ' -f1)
-    devino=$(stat -L -c '%d %i' "$BERTH")
-    id=$RUN_ID-xc
-}
-
 # holds_exe_of SCANNER_PID PID: the scanner holds an fd of PID's executable.
 holds_exe_of() {
     _exe=$(stat -L -c '%d %i' "/proc/$2/exe" 2>/dev/null) || return 1
@@ -38,7 +24,7 @@ holds_exe_of() {
 # start); once the scanner holds the init's executable, `start` lets the
 # init exec and the scanner tries to write through what it holds.
 shared_pid_attack() {
-    scanner_setup
+    scanner_setup xc
     make_bundle "$TMP/pt" "c['process']['capabilities'] = {k: sorted(set(v + ['CAP_SYS_PTRACE'])) for k, v in c['process']['capabilities'].items()}; c['mounts'].append({'destination': '/out', 'type': 'bind', 'source': '$TMP/out', 'options': ['rbind', 'rw']}); c['process']['noNewPrivileges'] = False" \
         /out/exe_scanner $devino 25 /out/result
     b run -d --bundle "$TMP/pt" "$id" || { bad "run the CAP_SYS_PTRACE scanner"; return; }

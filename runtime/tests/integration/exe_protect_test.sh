@@ -14,16 +14,7 @@
 # tests run a copy of berth, so a failure corrupts only the copy.
 . "$(dirname "$0")/lib.sh"
 
-CC=$(command -v cc || command -v gcc || true)
-[ -n "$CC" ] || skip "needs a C compiler for the attacker program"
-mkdir -p "$TMP/bin" "$TMP/out"
-"$CC" -static -O2 -o "$TMP/out/exe_scanner" "$(dirname "$0")/../exe_scanner.c" 2>"$TMP/cc.log" \
-    || skip "cannot build a static program: $(head -c 300 "$TMP/cc.log")"
-cp "$BERTH" "$TMP/bin/berth"
-BERTH=$TMP/bin/berth
-sum=$(sha256sum "$BERTH" | cut -d' ' -f1)
-devino=$(stat -L -c '%d %i' "$BERTH")
-id=$RUN_ID-xp
+scanner_setup xp
 
 # scanner_bundle DIR CAPS: the scanner as the container's process, /out (the
 # scanner, its result and the release fifo) bound read-write from the host.

@@ -163,6 +163,23 @@ need_checker() { [ -n "$CHECKER" ] || skip "berth-check (runtime/tests/checker) 
 
 # A script without t_ cases (SCRIPT BERTH) runs as one piece, as the scripts
 # did before cases: set up now, on a rootfs of its own, and end with finish.
+# scanner_setup ID: for the CVE-2019-5736 tests (exe_protect*_test.sh): the
+# attacker (../exe_scanner.c) built static into $TMP/out, berth copied to
+# $TMP/bin so a failure corrupts only the copy, its sum and identity in
+# $sum and $devino, the container id $RUN_ID-ID in $id.
+scanner_setup() {
+    CC=$(command -v cc || command -v gcc || true)
+    [ -n "$CC" ] || skip "needs a C compiler for the attacker program"
+    mkdir -p "$TMP/bin" "$TMP/out"
+    "$CC" -static -O2 -o "$TMP/out/exe_scanner" "$(dirname "$0")/../exe_scanner.c" 2>"$TMP/cc.log" \
+        || skip "cannot build a static program: $(head -c 300 "$TMP/cc.log")"
+    cp "$BERTH" "$TMP/bin/berth"
+    BERTH=$TMP/bin/berth
+    sum=$(sha256sum "$BERTH" | cut -d' ' -f1)
+    devino=$(stat -L -c '%d %i' "$BERTH")
+    id=$RUN_ID-$1
+}
+
 finish() { [ $fail = 0 ] && echo "all passed"; exit $fail; }
 if [ -z "$CASE" ]; then
     setup
