@@ -236,6 +236,10 @@ util::Result<HttpResponse> Registry::get_blob(const std::string &repo, const Dig
     req.sink = std::move(sink);
     req.check = std::move(check);
     req.body_limit = 64 << 10;
+    // What the kernel buffers was sent but is not yet ours: a kill loses it,
+    // and a resume fetches it again (a slot install's goal is at most
+    // 64 KiB a kill). The kernel doubles the value for its own bookkeeping.
+    req.recv_buffer = 64 << 10;
     return request(repo, std::move(req));
 }
 
