@@ -32,8 +32,8 @@
     X(SSL_CTX_ctrl, (SSL_CTX *c, int cmd, long larg, void *parg), (c, cmd, larg, parg)) \
     X(SSL_CTX_set_options, (SSL_CTX *c, uint64_t op), (c, op)) \
     X(SSL_CTX_set_verify, (SSL_CTX *c, int mode, SSL_verify_cb cb), (c, mode, cb)) \
-    X(SSL_CTX_set_default_verify_paths, (SSL_CTX *c), (c)) \
     X(SSL_CTX_load_verify_file, (SSL_CTX *c, const char *file), (c, file)) \
+    X(SSL_CTX_set_cert_verify_callback, (SSL_CTX *c, int (*cb)(X509_STORE_CTX *, void *), void *arg), (c, cb, arg)) \
     X(SSL_new, (SSL_CTX *c), (c)) \
     X(SSL_free, (SSL *s), (s)) \
     X(SSL_ctrl, (SSL *s, int cmd, long larg, void *parg), (s, cmd, larg, parg)) \
@@ -96,6 +96,9 @@
     X(i2d_PUBKEY, (const EVP_PKEY *k, unsigned char **out), (k, out)) \
     X(X509_VERIFY_PARAM_set1_ip_asc, (X509_VERIFY_PARAM *p, const char *ip), (p, ip)) \
     X(X509_verify_cert_error_string, (long n), (n)) \
+    X(X509_verify_cert, (X509_STORE_CTX *c), (c)) \
+    X(X509_STORE_CTX_get0_store, (const X509_STORE_CTX *c), (c)) \
+    X(X509_STORE_set_default_paths, (X509_STORE *s), (s)) \
     X(ERR_get_error, (void), ()) \
     X(ERR_reason_error_string, (unsigned long e), (e)) \
     X(ERR_clear_error, (void), ())

@@ -32,6 +32,20 @@ std::string ssl_reason(std::string_view fallback) {
     return out.empty() ? std::string(fallback) : out;
 }
 
+/// Verifies the peer's chain against the system's CAs, loaded on the first
+/// certificate to check rather than with the context: a loopback registry
+/// probed for TLS that turns out to speak plain HTTP never pays for parsing
+/// a CA bundle (Registry::choose_scheme).
+/// `loaded`: the context's flag (TlsContext::cas_loaded_).
+int verify_with_system_cas(X509_STORE_CTX *x, void *loaded_flag) {
+    bool &loaded = *static_cast<bool *>(loaded_flag);
+    if (!loaded) {
+        loaded = true;
+        X509_STORE_set_default_paths(X509_STORE_CTX_get0_store(x));  // missing paths: the chain fails to verify
+    }
+    return X509_verify_cert(x);
+}
+
 bool is_ip_literal(const std::string &host) {
     unsigned char buf[16];
     return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -54,8 +68,8 @@ util::Result<TlsContext> TlsContext::create(const std::string &ca_file) {
     SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     if (ca_file.empty()) {
-        if (SSL_CTX_set_default_verify_paths(c) != 1)
-            return util::Error::msg(util::cat("tls: system CA certificates: ", ssl_reason("cannot load")));
+        t.cas_loaded_ = std::make_unique<bool>(false);
+        SSL_CTX_set_cert_verify_callback(c, verify_with_system_cas, t.cas_loaded_.get());
     } else if (SSL_CTX_load_verify_file(c, ca_file.c_str()) != 1) {
         return util::Error::msg(util::cat("tls: CA file ", util::quote(ca_file), ": ", ssl_reason("cannot load")));
     }

@@ -34,6 +34,7 @@ private:
         void operator()(SSL_CTX *c) const;
     };
     std::unique_ptr<SSL_CTX, Free> ctx_;
+    std::unique_ptr<bool> cas_loaded_;  ///< the system's CAs are in ctx_'s store (loaded on first use)
 };
 
 /// One TLS client session. The caller feeds it the bytes that arrived
