@@ -312,6 +312,45 @@ util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std:
     }
 }
 
+bool Http::answers_in_plain_http(const std::string &url) {
+    // A TLS 1.2 ClientHello record a TLS server answers with a record of its
+    // own (a ServerHello or an alert: 0x16 or 0x15); its random holds a
+    // CRLF CRLF, so an HTTP server sees a bad request line and answers 400
+    // in text.
+    static constexpr unsigned char kHello[] = {
+        0x16, 0x03, 0x01, 0x00, 0x2d,  // handshake record, 45 bytes
+        0x01, 0x00, 0x00, 0x29,        // client_hello, 41 bytes
+        0x03, 0x03,                    // TLS 1.2
+        'b', 'e', 'r', 't', 'h', ' ', 'a', 's', 'k', 's', ':', ' ', 'p', 'l', 'a', 'i', 'n', ' ', 'h', 't', 't', 'p',
+        '?', ' ', ' ', ' ', ' ', ' ', '\r', '\n', '\r', '\n',  // random (32 bytes)
+        0x00,                          // no session id
+        0x00, 0x02, 0xc0, 0x2b,        // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        0x01, 0x00,                    // no compression
+    };
+    static_assert(sizeof kHello == 5 + 45);
+    auto u = parse_url(url);
+    if (!u || !u->tls) return false;
+    auto proxy = proxy_for(*u);
+    if (!proxy || *proxy) return false;
+    Route route;
+    route.url = std::move(*u);
+    route.url.tls = false;  // the TCP connection only
+    HttpOptions o = opts_;
+    o.speed_limit = 0;
+    Pace pace(o, monotonic_ms() + 2000);
+    auto c = Conn::open(route, o, nullptr, pace, 0);
+    if (!c || !c->send(std::string_view(reinterpret_cast<const char *>(kHello), sizeof kHello), pace)) return false;
+    std::string got;
+    while (got.size() < 5) {
+        auto part = c->some(5 - got.size(), pace);
+        if (!part || part->empty()) break;
+        got += *part;
+    }
+    // TLS records start with a content type of 20 to 23; an HTTP server's
+    // answer with text ("HTTP/1.1 400", or an HTTP/0.9-style error page).
+    return !got.empty() && std::isprint(static_cast<unsigned char>(got[0]));
+}
+
 util::Result<HttpResponse> Http::perform(const HttpRequest &req) {
     std::string url = req.url;
     std::string origin = url_host(url);

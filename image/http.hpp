@@ -97,6 +97,14 @@ public:
 
     const HttpOptions &options() const { return opts_; }
 
+    /// Whether the server of `url` answers a TLS ClientHello in plain
+    /// text (HTTP's 400): a test without libssl (a few hundred bytes on one connection
+    /// against ~3 MiB and a key exchange), for Registry::choose_scheme's
+    /// loopback rule. False when it speaks TLS, cannot be reached, goes
+    /// through a proxy or does not answer within 2 s; that is, when only a
+    /// real handshake can tell.
+    bool answers_in_plain_http(const std::string &url);
+
 private:
     explicit Http(HttpOptions opts);
     util::Result<HttpResponse> perform_once(const HttpRequest &req, const std::string &url, bool send_auth, off_t body_start);

@@ -101,7 +101,14 @@ util::Status Registry::choose_scheme() {
     }
     scheme_ = "https";
     if (!is_loopback(host_) || !opts_.http.ca_file.empty() || !opts_.http.pinned_key.empty()) return util::ok();
-    // Docker's rule: a loopback registry may speak plain HTTP. Try TLS first.
+    // Docker's rule: a loopback registry may speak plain HTTP. Try TLS
+    // first: cheaply (no libssl) for a server that answers it in HTTP, then
+    // with a real handshake.
+    if (http_.answers_in_plain_http(base_url() + "/v2/")) {
+        util::log::debug("registry ", host_, ": answers TLS in plain http, using plain http");
+        scheme_ = "http";
+        return util::ok();
+    }
     HttpRequest ping;
     ping.url = base_url() + "/v2/";
     auto r = http_.perform(ping);

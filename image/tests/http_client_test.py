@@ -5,6 +5,7 @@ answer one clear line. The server speaks raw bytes, so the test says exactly
 what goes on the wire.
 Usage: http_client_test.py HTTP_PROBE"""
 import hashlib
+import http.server
 import os
 import shutil
 import socket
@@ -497,6 +498,27 @@ def tls_pinned_key(tmp, certs):
 def tls_to_a_plain_http_server_is_eproto(tmp, certs):
     s = Server({"/a": lambda s, r, c: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"})
     expect_error(probe("--ca", certs["ca"], f"https://127.0.0.1:{s.port}/a"), "tls handshake", EPROTO)
+
+
+@case
+def plain_http_server_is_told_from_a_tls_one_without_a_handshake(tmp, certs):
+    # A real HTTP server (the scripted one expects text): Python's, as a registry's would, answers 400.
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+    plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    r = subprocess.run([PROBE, "--answers-in-plain-http", f"https://127.0.0.1:{plain.server_address[1]}/v2/"],
+                       capture_output=True, text=True, timeout=30)
+    plain.shutdown()
+    assert r.stdout == "plain yes\n", r.stdout
+    tls = Server({"/v2/": lambda s, r, c: ok(b"{}")}, tls=certs["ctx"])
+    r = subprocess.run([PROBE, "--answers-in-plain-http", f"https://127.0.0.1:{tls.port}/v2/"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.stdout == "plain no\n", r.stdout
+    # The TLS server still serves a real client afterwards.
+    r = probe("--ca", certs["ca"], tls.url("/v2/"))
+    assert r["rc"] == 0 and r["bodies"] == ["{}"], r
 
 
 def main():

@@ -6,6 +6,7 @@
 //              [--method M] [--data STR | --data-file F] [--header H]...
 //              [--auth H] [--sink] [--body-limit N] [--no-redirects]
 //              [--rcvbuf N] [--repeat N] URL [URL...]
+//   http_probe --answers-in-plain-http URL   (prints "plain yes" or "plain no")
 //
 // Performs each URL (each --repeat times) on the same Http object, so
 // consecutive requests may share a connection. Prints per request
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
     std::string data_file;
     int repeat = 1;
     bool sink = false;
+    bool plain_probe = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -57,6 +59,7 @@ int main(int argc, char **argv) {
         else if (a == "--no-redirects") proto.follow_redirects = false;
         else if (a == "--rcvbuf") proto.recv_buffer = std::atoi(next().c_str());
         else if (a == "--repeat") repeat = std::atoi(next().c_str());
+        else if (a == "--answers-in-plain-http") plain_probe = true;
         else if (a.starts_with("--")) {
             std::fprintf(stderr, "unknown option %s\n", a.c_str());
             return 2;
@@ -67,6 +70,10 @@ int main(int argc, char **argv) {
     if (!http) {
         std::printf("error %d %s\n", http.error().code, http.error().message().c_str());
         return 1;
+    }
+    if (plain_probe) {
+        std::printf("plain %s\n", http->answers_in_plain_http(urls[0]) ? "yes" : "no");
+        return 0;
     }
     for (const auto &url : urls) {
         for (int r = 0; r < repeat; r++) {
