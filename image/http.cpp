@@ -21,12 +21,6 @@ namespace {
 
 constexpr size_t kDropMax = 64 << 10;  ///< a redirect's body larger than this closes the connection instead
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 bool is_redirect(long status) { return status == 301 || status == 302 || status == 303 || status == 307 || status == 308; }
 
 /// How the response's body is delimited.
@@ -40,14 +34,14 @@ util::Result<Framing> framing_of(const ResponseHead &h, const std::string &metho
     Framing f;
     std::string connection;
     for (const auto &[k, v] : h.headers)
-        if (k == "connection") connection += lower(v) + ",";
+        if (k == "connection") connection += ascii_lower(v) + ",";
     f.keep_alive = h.http10 ? connection.find("keep-alive") != std::string::npos
                             : connection.find("close") == std::string::npos;
     if (method == "HEAD" || h.status == 204 || h.status == 304 || h.status < 200) return f;
     std::string te, cl;
     bool has_cl = false;
     for (const auto &[k, v] : h.headers) {
-        if (k == "transfer-encoding") te += (te.empty() ? "" : ",") + lower(v);
+        if (k == "transfer-encoding") te += (te.empty() ? "" : ",") + ascii_lower(v);
         if (k == "content-length") {
             cl += (has_cl ? "," : "") + v;
             has_cl = true;
@@ -81,7 +75,7 @@ util::Result<Framing> framing_of(const ResponseHead &h, const std::string &metho
 bool has_header(const std::vector<std::string> &headers, std::string_view lower_name) {
     for (const auto &h : headers) {
         auto colon = h.find(':');
-        if (colon != std::string::npos && lower(util::trim(std::string_view(h).substr(0, colon))) == lower_name) return true;
+        if (colon != std::string::npos && ascii_lower(util::trim(std::string_view(h).substr(0, colon))) == lower_name) return true;
     }
     return false;
 }
@@ -378,7 +372,7 @@ std::string url_host(std::string_view url) {
     auto end = rest.find_first_of("/?#");
     auto host = rest.substr(0, end);
     if (auto at = host.rfind('@'); at != std::string_view::npos) host = host.substr(at + 1);
-    return lower(host);
+    return ascii_lower(host);
 }
 
 std::string resolve_url(std::string_view base, std::string_view loc) {

@@ -24,12 +24,6 @@ constexpr size_t kLineMax = 8192;          ///< one status or header line
 constexpr size_t kHeadMax = 64 << 10;      ///< all headers of a response
 constexpr size_t kReadSize = 64 << 10;     ///< one receive
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 std::string secs(int64_t ms) { return util::cat((ms + 500) / 1000, " s"); }
 
 /// A line from the peer, printable and short, for an error message.
@@ -77,12 +71,18 @@ util::Result<std::pair<std::string, std::string_view>> split_authority(std::stri
         port = auth.substr(colon + 1);
     }
     if (host.empty()) return util::Error::msg("no host");
-    return std::pair(lower(host), port);
+    return std::pair(ascii_lower(host), port);
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------- URLs and proxies
+
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (auto &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
 
 util::Result<Url> parse_url(std::string_view s) {
     auto bad = [&](std::string_view why) { return util::Error::msg(util::cat("bad URL ", shown(s), ": ", why)); };
@@ -91,7 +91,7 @@ util::Result<Url> parse_url(std::string_view s) {
     Url u;
     auto p = s.find("://");
     if (p == std::string_view::npos) return bad("no scheme");
-    std::string scheme = lower(s.substr(0, p));
+    std::string scheme = ascii_lower(s.substr(0, p));
     if (scheme == "https") u.tls = true;
     else if (scheme != "http") return bad("only http and https are supported");
     auto rest = s.substr(p + 3);
@@ -118,10 +118,10 @@ util::Result<Url> parse_url(std::string_view s) {
 }
 
 bool no_proxy_matches(std::string_view list, std::string_view host) {
-    std::string h = lower(host);
+    std::string h = ascii_lower(host);
     auto addr = ipv4_range(h);
     for (const auto &raw : util::split(list, ',')) {
-        std::string e = lower(util::trim(raw));
+        std::string e = ascii_lower(util::trim(raw));
         if (e.empty()) continue;
         if (e == "*") return true;
         if (e.starts_with("[") && e.ends_with("]")) e = e.substr(1, e.size() - 2);
@@ -148,7 +148,7 @@ util::Result<std::optional<Proxy>> proxy_for(const Url &u) {
     std::string_view s = v;
     auto bad = [&](std::string_view why) { return util::Error::msg(util::cat("proxy ", shown(s), ": ", why)); };
     if (auto p = s.find("://"); p != std::string_view::npos) {
-        if (lower(s.substr(0, p)) != "http") return bad("only http:// proxies are supported");
+        if (ascii_lower(s.substr(0, p)) != "http") return bad("only http:// proxies are supported");
         s.remove_prefix(p + 3);
     }
     s = s.substr(0, s.find_first_of("/?#"));
@@ -548,7 +548,7 @@ util::Result<ResponseHead> read_head(Conn &c, Pace &pace) {
             auto colon = l.find(':');
             if (colon == std::string_view::npos || colon == 0 || l.substr(0, colon).find_first_of(" \t") != std::string_view::npos)
                 return util::Error::msg(util::cat("bad header line ", shown(l)));
-            h.headers.emplace_back(lower(l.substr(0, colon)), std::string(util::trim(l.substr(colon + 1))));
+            h.headers.emplace_back(ascii_lower(l.substr(0, colon)), std::string(util::trim(l.substr(colon + 1))));
         }
         if (h.status >= 200 || h.status == 101) return h;
         // 1xx (100 Continue, 103 Early Hints): informational, the answer follows.

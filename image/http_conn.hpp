@@ -33,6 +33,9 @@ struct Url {
     std::string target;     ///< path and query ("/" at least), no fragment
 };
 
+/// ASCII lowercase (header names, hosts, schemes).
+std::string ascii_lower(std::string_view s);
+
 /// Parses an http:// or https:// URL; errors name what is wrong with it.
 util::Result<Url> parse_url(std::string_view url);
 

@@ -109,6 +109,15 @@ def expect_error(r, text, code=None):
         assert r["code"] == code, f"code {r['code']} != {code}: {r['error']}"
 
 
+def refused(answer, text, code=0, *args):
+    """A server answering every request with the bytes `answer` (or running it, when callable) makes the
+    request fail with `text` in one line."""
+    route = answer if callable(answer) else (lambda s, r, c: answer)
+    s = Server({"/x": route})
+    expect_error(probe(*args, s.url("/x")), text, code)
+    return s
+
+
 CASES = []
 
 
@@ -220,22 +229,18 @@ def endless_redirects_end():
 
 @case
 def bad_status_line():
-    s = Server({"/b": lambda s, r, c: b"HTTP/1.1 2x0 OK\r\n\r\n"})
-    expect_error(probe(s.url("/b")), "bad status line `HTTP/1.1 2x0 OK`", 0)
-    s = Server({"/b": lambda s, r, c: b"SSH-2.0-OpenSSH\r\n\r\n"})
-    expect_error(probe(s.url("/b")), "bad status line", 0)
+    refused(b"HTTP/1.1 2x0 OK\r\n\r\n", "bad status line `HTTP/1.1 2x0 OK`")
+    refused(b"SSH-2.0-OpenSSH\r\n\r\n", "bad status line")
 
 
 @case
 def folded_header():
-    s = Server({"/f": lambda s, r, c: b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n"})
-    expect_error(probe(s.url("/f")), "folded header line", 0)
+    refused(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n", "folded header line")
 
 
 @case
 def header_line_without_a_colon():
-    s = Server({"/f": lambda s, r, c: b"HTTP/1.1 200 OK\r\nnonsense\r\nContent-Length: 0\r\n\r\n"})
-    expect_error(probe(s.url("/f")), "bad header line `nonsense`", 0)
+    refused(b"HTTP/1.1 200 OK\r\nnonsense\r\nContent-Length: 0\r\n\r\n", "bad header line `nonsense`")
 
 
 @case
@@ -245,8 +250,7 @@ def endless_header_line():
         for _ in range(64):
             c.sendall(b"a" * 4096)
         return None
-    s = Server({"/l": h})
-    expect_error(probe(s.url("/l")), "response line longer than 8192 bytes", 0)
+    refused(h, "response line longer than 8192 bytes")
 
 
 @case
@@ -256,35 +260,29 @@ def endless_headers():
         for i in range(10000):
             c.sendall(b"X-H%d: %s\r\n" % (i, b"v" * 100))
         return None
-    s = Server({"/l": h})
-    expect_error(probe(s.url("/l")), "response headers longer than 65536 bytes", 0)
+    refused(h, "response headers longer than 65536 bytes")
 
 
 @case
 def bad_chunk_size():
     for size in (b"zz", b"-5", b"fffffffffffffffffff", b""):
-        s = Server({"/c": lambda s, r, c: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nab\r\n0\r\n\r\n"})
-        expect_error(probe(s.url("/c")), "bad chunk size", 0)
+        refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nab\r\n0\r\n\r\n", "bad chunk size")
 
 
 @case
 def chunk_longer_than_its_size():
-    s = Server({"/c": lambda s, r, c: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n"})
-    expect_error(probe(s.url("/c")), "chunk longer than its size", 0)
+    refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n", "chunk longer than its size")
 
 
 @case
 def conflicting_content_lengths():
-    s = Server({"/c": lambda s, r, c: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"})
-    expect_error(probe(s.url("/c")), "bad content-length", 0)
-    s = Server({"/c": lambda s, r, c: b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"})
-    expect_error(probe(s.url("/c")), "bad content-length", 0)
+    refused(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "bad content-length")
+    refused(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad content-length")
 
 
 @case
 def body_longer_than_content_length():
-    s = Server({"/c": lambda s, r, c: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more"})
-    expect_error(probe(s.url("/c")), "body longer than its Content-Length (5 bytes)", 0)
+    refused(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more", "body longer than its Content-Length (5 bytes)")
 
 
 @case
@@ -292,20 +290,17 @@ def body_shorter_than_content_length():
     def h(s, r, c):
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
         return None
-    s = Server({"/c": h})
-    expect_error(probe(s.url("/c")), "body ended after 9 of 100 bytes", ECONNRESET)
+    refused(h, "body ended after 9 of 100 bytes", ECONNRESET)
 
 
 @case
 def empty_reply():
-    s = Server({"/e": lambda s, r, c: None})
-    expect_error(probe(s.url("/e")), "empty reply from server", ECONNRESET)
+    refused(lambda s, r, c: None, "empty reply from server", ECONNRESET)
 
 
 @case
 def kept_body_over_its_limit():
-    s = Server({"/big": lambda s, r, c: ok(b"x" * 5000)})
-    expect_error(probe("--body-limit", "4096", s.url("/big")), "response body larger than 4096 bytes", 0)
+    refused(ok(b"x" * 5000), "response body larger than 4096 bytes", 0, "--body-limit", "4096")
 
 
 @case
@@ -315,14 +310,12 @@ def endless_chunked_body_over_its_limit():
         for _ in range(1000):
             c.sendall(b"1000\r\n" + b"y" * 4096 + b"\r\n")
         return None
-    s = Server({"/big": h})
-    expect_error(probe("--body-limit", "100000", s.url("/big")), "response body larger than 100000 bytes", 0)
+    refused(h, "response body larger than 100000 bytes", 0, "--body-limit", "100000")
 
 
 @case
 def request_headers_cannot_be_split():
-    s = Server({"/a": lambda s, r, c: ok(b"x")})
-    expect_error(probe("--header", "X-A: 1\r\nX-Injected: 2", s.url("/a")), "bad request header", 0)
+    s = refused(ok(b"x"), "bad request header", 0, "--header", "X-A: 1\r\nX-Injected: 2")
     assert not s.requests
 
 
@@ -345,10 +338,8 @@ def stalled_transfer_ends_with_etimedout():
             c.sendall(b"x")
             time.sleep(0.5)
         return None
-    s = Server({"/d": drip})
     t = time.monotonic()
-    r = probe("--speed-limit", "100", "--speed-time", "2", s.url("/d"))
-    expect_error(r, "stalled:", ETIMEDOUT)
+    refused(drip, "stalled:", ETIMEDOUT, "--speed-limit", "100", "--speed-time", "2")
     assert time.monotonic() - t < 6, time.monotonic() - t
 
 
@@ -357,10 +348,8 @@ def deadline_ends_with_etime():
     def silent(s, r, c):
         time.sleep(8)
         return None
-    s = Server({"/s": silent})
     t = time.monotonic()
-    r = probe("--timeout", "2", "--speed-limit", "0", s.url("/s"))
-    expect_error(r, " bytes in 2 s", ETIME)
+    refused(silent, " bytes in 2 s", ETIME, "--timeout", "2", "--speed-limit", "0")
     assert time.monotonic() - t < 5, time.monotonic() - t
 
 
