@@ -363,6 +363,35 @@ def receive_rate_is_limited():
     assert 1.5 < took < 6, took
 
 
+@case
+def small_receive_buffer_on_request():
+    """--rcvbuf (HttpRequest::recv_buffer, what blob downloads set) caps the kernel's receive buffer, so a kill
+    loses little that the server already sent; without it the kernel's autotuning grows it to megabytes."""
+    if not shutil.which("ss"):
+        print("  (no ss: receive buffer not checked)")
+        return
+    s = Server({"/r": lambda s, r, c: ok(b"q" * (8 << 20))})
+    seen = {}
+    for label, extra in (("small", ["--rcvbuf", "65536"]), ("default", [])):
+        p = subprocess.Popen([PROBE, "--limit-rate", "2000000", "--sink", *extra, s.url("/r")], stdout=subprocess.DEVNULL)
+        rb = 0
+        deadline = time.monotonic() + 20
+        while p.poll() is None and time.monotonic() < deadline:
+            out = subprocess.run(["ss", "-tmnH", "state", "established", f"dport = :{s.port}"], capture_output=True,
+                                 text=True).stdout
+            for part in out.replace(",", " ").replace("(", " ").replace(")", " ").split():
+                if part.startswith("rb") and part[2:].isdigit():
+                    rb = max(rb, int(part[2:]))
+            if (label == "small" and rb) or rb > 2 * 65536:
+                break
+            time.sleep(0.1)
+        p.kill()
+        p.wait()
+        seen[label] = rb
+    assert 0 < seen["small"] <= 2 * 65536, seen
+    assert seen["default"] > 2 * 65536, seen
+
+
 # ---------------------------------------------------------------- proxies
 
 @case
