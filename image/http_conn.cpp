@@ -314,7 +314,7 @@ util::Result<Conn> Conn::open(const Route &r, const HttpOptions &o, const TlsCon
     if (r.url.tls) {
         if (r.proxy) TRY(c.tunnel(r, pace));
         c.tls_ = TRY(TlsSession::start(*tls, r.url.host));
-        TRY(c.handshake(pace));
+        TRY(c.handshake(pace, connect_until, o.connect_timeout_s));  // curl's connect timeout covers it too
         if (!o.pinned_key.empty()) TRY(c.tls_->check_pin(o.pinned_key));
     }
     return c;
@@ -337,19 +337,22 @@ util::Status Conn::tunnel(const Route &r, Pace &pace) {
     return util::ok();
 }
 
-util::Status Conn::handshake(Pace &pace) {
+util::Status Conn::handshake(Pace &pace, int64_t until_ms, long timeout_s) {
     for (;;) {
         bool done = TRY(tls_->handshake());
         TRY(flush_tls(pace));
         if (done) return util::ok();
         char buf[16 << 10];
-        size_t n = TRY(raw_recv(buf, sizeof buf, pace));
+        auto got = raw_recv(buf, sizeof buf, pace, until_ms);
+        if (!got && got.error().code == ETIMEDOUT && until_ms > 0 && monotonic_ms() >= until_ms)
+            return util::Error::with_code(ETIMEDOUT, util::cat("tls handshake: timed out after ", timeout_s, " s"));
+        size_t n = TRY(std::move(got));
         if (n == 0) tls_->feed_eof();
         else TRY(tls_->feed(std::string_view(buf, n)));
     }
 }
 
-util::Result<size_t> Conn::raw_recv(char *buf, size_t len, Pace &pace) {
+util::Result<size_t> Conn::raw_recv(char *buf, size_t len, Pace &pace, int64_t until_ms) {
     len = TRY(pace.throttle(len));
     for (;;) {
         ssize_t n = ::recv(fd_.get(), buf, len, MSG_DONTWAIT);
@@ -363,7 +366,7 @@ util::Result<size_t> Conn::raw_recv(char *buf, size_t len, Pace &pace) {
             int e = errno == ECONNREFUSED ? ECONNRESET : errno;
             return util::Error::with_code(e == EPIPE ? ECONNRESET : e, "receive");
         }
-        TRY(pace.wait(fd_.get(), POLLIN));
+        if (!TRY(pace.wait(fd_.get(), POLLIN, until_ms))) return util::Error::with_code(ETIMEDOUT, "receive");
     }
 }
 

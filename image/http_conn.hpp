@@ -129,11 +129,12 @@ public:
 
 private:
     util::Result<size_t> fill(Pace &pace);
-    util::Result<size_t> raw_recv(char *buf, size_t len, Pace &pace);
+    /// 0 at the end of the stream; ETIMEDOUT when `until_ms` (monotonic, 0: none) passes first.
+    util::Result<size_t> raw_recv(char *buf, size_t len, Pace &pace, int64_t until_ms = 0);
     util::Status raw_send(std::string_view data, Pace &pace);
     util::Status flush_tls(Pace &pace);
     util::Status tunnel(const Route &r, Pace &pace);
-    util::Status handshake(Pace &pace);
+    util::Status handshake(Pace &pace, int64_t until_ms, long timeout_s);
 
     util::UniqueFd fd_;
     std::optional<TlsSession> tls_;

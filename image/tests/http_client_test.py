@@ -513,6 +513,19 @@ def tls_pinned_key(tmp, certs):
 
 
 @case
+def tls_handshake_within_the_connect_timeout(tmp, certs):
+    # A server that accepts and never answers the ClientHello: the scripted server reads a request line first.
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    t = time.monotonic()
+    r = probe("--ca", certs["ca"], "--connect-timeout", "1", "--speed-limit", "0", f"https://127.0.0.1:{ls.getsockname()[1]}/")
+    expect_error(r, "tls handshake: timed out after 1 s", ETIMEDOUT)
+    assert time.monotonic() - t < 4, time.monotonic() - t
+    ls.close()
+
+
+@case
 def tls_to_a_plain_http_server_is_eproto(tmp, certs):
     s = Server({"/a": lambda s, r, c: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"})
     expect_error(probe("--ca", certs["ca"], f"https://127.0.0.1:{s.port}/a"), "tls handshake", EPROTO)
