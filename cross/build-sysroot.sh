@@ -32,7 +32,7 @@ suite=bookworm
 packages=(
     libc6-dev libstdc++-12-dev
     libseccomp-dev libcap-dev libssl-dev libarchive-dev zlib1g-dev
-    libcurl4-openssl-dev nlohmann-json3-dev libmosquitto-dev libubootenv-dev catch2
+    nlohmann-json3-dev libmosquitto-dev libubootenv-dev catch2
 )
 stamp=$dir/.berth-sysroot
 want="$suite ${packages[*]}"

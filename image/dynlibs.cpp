@@ -1,14 +1,12 @@
 // Forwarding definitions for the functions image/ and `berth version` call
-// in libcurl, libcrypto, libarchive and zlib (see dynlibs.hpp). Each has the
+// in OpenSSL's libssl and libcrypto, libarchive and zlib (see dynlibs.hpp). Each has the
 // prototype of the library's header, which the compiler checks against the
 // header's declaration; the body looks the symbol up once and calls it.
 #define OPENSSL_SUPPRESS_DEPRECATED 1  // SHA256_* (see digest.cpp)
-#define CURL_DISABLE_TYPECHECK 1       // curl_easy_setopt/getinfo are macros otherwise
 #include "image/dynlibs.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <curl/curl.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -16,25 +14,39 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/err.h>
 #include <zlib.h>
-
-#include <cstdarg>
 
 // The functions forwarded, one list a library: X(name, (parameters), (arguments)).
 // The same lists give each DynLib the names load() checks, so a library
 // without one of them is refused in load()'s error, never at the call.
-#define CURL_FORWARDS(X) \
-    X(curl_global_init, (long flags), (flags)) \
-    X(curl_version_info, (CURLversion v), (v)) \
-    X(curl_easy_init, (void), ()) \
-    X(curl_easy_reset, (CURL *h), (h)) \
-    X(curl_easy_perform, (CURL *h), (h)) \
-    X(curl_easy_cleanup, (CURL *h), (h)) \
-    X(curl_easy_strerror, (CURLcode c), (c)) \
-    X(curl_slist_append, (struct curl_slist *l, const char *s), (l, s)) \
-    X(curl_slist_free_all, (struct curl_slist *l), (l))
-// curl_easy_setopt and curl_easy_getinfo are variadic: written out below.
+// libssl: the TLS client of image/tls.cpp (its certificate and key
+// helpers are libcrypto's, in the list below).
+#define SSL_FORWARDS(X) \
+    X(TLS_client_method, (void), ()) \
+    X(SSL_CTX_new, (const SSL_METHOD *m), (m)) \
+    X(SSL_CTX_free, (SSL_CTX *c), (c)) \
+    X(SSL_CTX_ctrl, (SSL_CTX *c, int cmd, long larg, void *parg), (c, cmd, larg, parg)) \
+    X(SSL_CTX_set_options, (SSL_CTX *c, uint64_t op), (c, op)) \
+    X(SSL_CTX_set_verify, (SSL_CTX *c, int mode, SSL_verify_cb cb), (c, mode, cb)) \
+    X(SSL_CTX_load_verify_file, (SSL_CTX *c, const char *file), (c, file)) \
+    X(SSL_CTX_set_cert_verify_callback, (SSL_CTX *c, int (*cb)(X509_STORE_CTX *, void *), void *arg), (c, cb, arg)) \
+    X(SSL_new, (SSL_CTX *c), (c)) \
+    X(SSL_free, (SSL *s), (s)) \
+    X(SSL_ctrl, (SSL *s, int cmd, long larg, void *parg), (s, cmd, larg, parg)) \
+    X(SSL_set_bio, (SSL *s, BIO *r, BIO *w), (s, r, w)) \
+    X(SSL_set_connect_state, (SSL *s), (s)) \
+    X(SSL_set1_host, (SSL *s, const char *host), (s, host)) \
+    X(SSL_get0_param, (SSL *s), (s)) \
+    X(SSL_do_handshake, (SSL *s), (s)) \
+    X(SSL_read, (SSL *s, void *buf, int n), (s, buf, n)) \
+    X(SSL_write, (SSL *s, const void *buf, int n), (s, buf, n)) \
+    X(SSL_get_error, (const SSL *s, int ret), (s, ret)) \
+    X(SSL_get_verify_result, (const SSL *s), (s)) \
+    X(SSL_get1_peer_certificate, (const SSL *s), (s))
 #define CRYPTO_FORWARDS(X) \
     X(OpenSSL_version, (int t), (t)) \
     X(SHA256_Init, (SHA256_CTX *c), (c)) \
@@ -75,7 +87,22 @@
     X(BIO_s_mem, (void), ()) \
     X(BIO_ctrl, (BIO *b, int cmd, long larg, void *parg), (b, cmd, larg, parg)) \
     X(PEM_write_bio_PUBKEY, (BIO *b, const EVP_PKEY *k), (b, k)) \
-    X(PEM_write_bio_PrivateKey, (BIO *b, const EVP_PKEY *k, const EVP_CIPHER *enc, const unsigned char *kstr, int klen, pem_password_cb *cb, void *u), (b, k, enc, kstr, klen, cb, u))
+    X(PEM_write_bio_PrivateKey, (BIO *b, const EVP_PKEY *k, const EVP_CIPHER *enc, const unsigned char *kstr, int klen, pem_password_cb *cb, void *u), (b, k, enc, kstr, klen, cb, u)) \
+    /* the TLS client (image/tls.cpp): memory BIOs, the peer's certificate, errors */ \
+    X(BIO_read, (BIO *b, void *buf, int n), (b, buf, n)) \
+    X(BIO_write, (BIO *b, const void *buf, int n), (b, buf, n)) \
+    X(BIO_ctrl_pending, (BIO *b), (b)) \
+    X(X509_free, (X509 *x), (x)) \
+    X(X509_get0_pubkey, (const X509 *x), (x)) \
+    X(i2d_PUBKEY, (const EVP_PKEY *k, unsigned char **out), (k, out)) \
+    X(X509_VERIFY_PARAM_set1_ip_asc, (X509_VERIFY_PARAM *p, const char *ip), (p, ip)) \
+    X(X509_verify_cert_error_string, (long n), (n)) \
+    X(X509_verify_cert, (X509_STORE_CTX *c), (c)) \
+    X(X509_STORE_CTX_get0_store, (const X509_STORE_CTX *c), (c)) \
+    X(X509_STORE_set_default_paths, (X509_STORE *s), (s)) \
+    X(ERR_get_error, (void), ()) \
+    X(ERR_reason_error_string, (unsigned long e), (e)) \
+    X(ERR_clear_error, (void), ())
 #define ARCHIVE_FORWARDS(X) \
     X(archive_version_string, (void), ()) \
     X(archive_version_details, (void), ()) \
@@ -118,7 +145,7 @@ namespace img::dynlibs {
 namespace {
 
 #define SYMBOL_NAME(name, params, args) #name,
-constexpr const char *kCurlSymbols[] = {CURL_FORWARDS(SYMBOL_NAME) "curl_easy_setopt", "curl_easy_getinfo"};
+constexpr const char *kSslSymbols[] = {SSL_FORWARDS(SYMBOL_NAME)};
 constexpr const char *kCryptoSymbols[] = {CRYPTO_FORWARDS(SYMBOL_NAME)};
 constexpr const char *kArchiveSymbols[] = {ARCHIVE_FORWARDS(SYMBOL_NAME)};
 constexpr const char *kZlibSymbols[] = {ZLIB_FORWARDS(SYMBOL_NAME)};
@@ -126,7 +153,7 @@ constexpr const char *kZlibSymbols[] = {ZLIB_FORWARDS(SYMBOL_NAME)};
 
 }  // namespace
 
-util::DynLib curl("libcurl.so.4", "libcurl (libcurl.so.4)", kCurlSymbols);
+util::DynLib ssl("libssl.so.3", "OpenSSL (libssl.so.3)", kSslSymbols);
 util::DynLib crypto("libcrypto.so.3", "OpenSSL (libcrypto.so.3)", kCryptoSymbols);
 util::DynLib archive("libarchive.so.13", "libarchive (libarchive.so.13)", kArchiveSymbols);
 util::DynLib zlib("libz.so.1", "zlib (libz.so.1)", kZlibSymbols);
@@ -136,7 +163,12 @@ util::Status load_local() {
     return util::ok();
 }
 
-util::Status load_remote() { return curl.load(); }
+util::Status load_remote() { return crypto.load(); }
+
+util::Status load_tls() {
+    for (util::DynLib *l : {&crypto, &ssl}) TRY(l->load());
+    return util::ok();
+}
 
 namespace {
 
@@ -156,38 +188,12 @@ template <typename F> F lookup(util::DynLib &lib, const char *name) { return rei
         static const auto real = img::dynlibs::lookup<decltype(&::name)>(img::dynlibs::lib, #name); \
         return real args;                                                                           \
     }
-#define FORWARD_CURL(name, params, args) FORWARD(curl, name, params, args)
+#define FORWARD_SSL(name, params, args) FORWARD(ssl, name, params, args)
 #define FORWARD_CRYPTO(name, params, args) FORWARD(crypto, name, params, args)
 #define FORWARD_ARCHIVE(name, params, args) FORWARD(archive, name, params, args)
 #define FORWARD_ZLIB(name, params, args) FORWARD(zlib, name, params, args)
 
-CURL_FORWARDS(FORWARD_CURL)
+SSL_FORWARDS(FORWARD_SSL)
 CRYPTO_FORWARDS(FORWARD_CRYPTO)
 ARCHIVE_FORWARDS(FORWARD_ARCHIVE)
 ZLIB_FORWARDS(FORWARD_ZLIB)
-
-// The two variadic ones take exactly one value after the option; its type
-// follows from the option's number range, as in curl's own setopt.
-extern "C" CURLcode curl_easy_setopt(CURL *h, CURLoption opt, ...) {
-    static const auto real = img::dynlibs::lookup<decltype(&::curl_easy_setopt)>(img::dynlibs::curl, "curl_easy_setopt");
-    va_list ap;
-    va_start(ap, opt);
-    CURLcode rc;
-    if (opt < CURLOPTTYPE_OBJECTPOINT)
-        rc = real(h, opt, va_arg(ap, long));
-    else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
-        rc = real(h, opt, va_arg(ap, curl_off_t));
-    else  // object, string, function and blob pointers
-        rc = real(h, opt, va_arg(ap, void *));
-    va_end(ap);
-    return rc;
-}
-
-extern "C" CURLcode curl_easy_getinfo(CURL *h, CURLINFO info, ...) {
-    static const auto real = img::dynlibs::lookup<decltype(&::curl_easy_getinfo)>(img::dynlibs::curl, "curl_easy_getinfo");
-    va_list ap;
-    va_start(ap, info);
-    CURLcode rc = real(h, info, va_arg(ap, void *));  // always a pointer to the result
-    va_end(ap);
-    return rc;
-}

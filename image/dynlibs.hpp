@@ -1,4 +1,4 @@
-// The shared libraries of image/ (libcurl, OpenSSL's libcrypto, libarchive,
+// The shared libraries of image/ (OpenSSL's libcrypto and libssl, libarchive,
 // zlib), opened on first use rather than at exec (util/dynlib.hpp says why).
 // berth does not link them: image/dynlibs.cpp defines each function image/
 // calls with the library's own prototype and forwards it to the symbol.
@@ -11,15 +11,18 @@
 
 namespace img::dynlibs {
 
-extern util::DynLib curl, crypto, archive, zlib;
+extern util::DynLib ssl, crypto, archive, zlib;
 
 /// Opens libcrypto, libarchive and zlib: Store::open calls it, so every
 /// image command fails with one clear line when one is missing, before it
 /// changes anything.
 util::Status load_local();
-/// Opens libcurl (and what it needs): Registry::open calls it, so commands
-/// that never talk to a registry (import, ls, run of a stored image) do
-/// not map its forty libraries.
+/// Opens what talking to a registry or a TUF repository needs before any
+/// TLS (libcrypto, for digests and signatures): Http::create calls it.
 util::Status load_remote();
+/// Opens libssl (and libcrypto): the HTTP client calls it at its first
+/// https:// connection, so plain-http work (a fleet refresh from a local
+/// mirror) and commands that never talk to a server do not map it.
+util::Status load_tls();
 
 }  // namespace img::dynlibs

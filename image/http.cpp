@@ -1,8 +1,9 @@
-// libcurl behind img::Http: one easy handle, options set afresh per request,
-// redirects followed by hand so credentials never leave the registry's host.
+// img::Http on berth's own HTTP/1.1 transport (image/http_conn.hpp): request
+// heads, response framing (Content-Length, chunked, to the end of the
+// stream), keep-alive reuse of one connection, and redirects followed by
+// hand so credentials never leave the registry's host.
 #include "image/http.hpp"
 
-#include <curl/curl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,170 +12,203 @@
 #include <cerrno>
 
 #include "image/dynlibs.hpp"
-#include "util/file.hpp"
+#include "image/http_conn.hpp"
+#include "image/tls.hpp"
 #include "util/strings.hpp"
 
 namespace img {
 namespace {
 
-struct GlobalInit {
-    GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+constexpr size_t kDropMax = 64 << 10;  ///< a redirect's body larger than this closes the connection instead
+
+bool is_redirect(long status) { return status == 301 || status == 302 || status == 303 || status == 307 || status == 308; }
+
+/// How the response's body is delimited.
+struct Framing {
+    enum Kind { None, Length, Chunked, UntilClose } kind = None;
+    uint64_t length = 0;
+    bool keep_alive = true;
 };
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+util::Result<Framing> framing_of(const ResponseHead &h, const std::string &method) {
+    Framing f;
+    std::string connection;
+    for (const auto &[k, v] : h.headers)
+        if (k == "connection") connection += ascii_lower(v) + ",";
+    f.keep_alive = h.http10 ? connection.find("keep-alive") != std::string::npos
+                            : connection.find("close") == std::string::npos;
+    if (method == "HEAD" || h.status == 204 || h.status == 304 || h.status < 200) return f;
+    std::string te, cl;
+    bool has_cl = false;
+    for (const auto &[k, v] : h.headers) {
+        if (k == "transfer-encoding") te += (te.empty() ? "" : ",") + ascii_lower(v);
+        if (k == "content-length") {
+            cl += (has_cl ? "," : "") + v;
+            has_cl = true;
+        }
+    }
+    if (!te.empty()) {
+        auto codings = util::split(te, ',');
+        if (util::trim(codings.back()) != "chunked")
+            return util::Error::msg(util::cat("unsupported transfer-encoding ", util::quote(te)));
+        f.kind = Framing::Chunked;
+        if (has_cl) f.keep_alive = false;  // both: a smuggling attempt or a broken proxy; trust the chunks, once
+        return f;
+    }
+    if (has_cl) {
+        // Repeated values ("5, 5", or the header twice) must agree.
+        std::optional<uint64_t> len;
+        for (const auto &part : util::split(cl, ',')) {
+            auto n = util::parse_int<uint64_t>(util::trim(part));
+            if (!n || (len && *len != *n)) return util::Error::msg(util::cat("bad content-length ", util::quote(cl)));
+            len = n;
+        }
+        f.kind = Framing::Length;
+        f.length = *len;
+        return f;
+    }
+    f.kind = Framing::UntilClose;
+    f.keep_alive = false;
+    return f;
+}
+
+bool has_header(const std::vector<std::string> &headers, std::string_view lower_name) {
+    for (const auto &h : headers) {
+        auto colon = h.find(':');
+        if (colon != std::string::npos && ascii_lower(util::trim(std::string_view(h).substr(0, colon))) == lower_name) return true;
+    }
+    return false;
+}
+
+/// The request head; refuses header values that would split it.
+util::Result<std::string> request_head(const HttpRequest &req, const Route &r, bool send_auth, uint64_t body_len,
+                                       bool has_body) {
+    const Url &u = r.url;
+    std::string target = r.proxy && !u.tls ? util::cat("http://", u.authority, u.target) : u.target;
+    for (char c : req.method)
+        if (!std::isupper(static_cast<unsigned char>(c))) return util::Error::msg(util::cat("bad method ", util::quote(req.method)));
+    std::string out = util::cat(req.method, ' ', target, " HTTP/1.1\r\nHost: ", u.authority, "\r\nUser-Agent: berth/0.1\r\n");
+    if (!has_header(req.headers, "accept")) out += "Accept: */*\r\n";
+    std::vector<const std::string *> lines;
+    for (const auto &h : req.headers) lines.push_back(&h);
+    if (send_auth && !req.auth_header.empty()) lines.push_back(&req.auth_header);
+    if (r.proxy && !u.tls && !r.proxy->auth.empty()) lines.push_back(&r.proxy->auth);
+    for (const std::string *h : lines) {
+        if (h->find_first_of("\r\n") != std::string::npos || h->find(':') == std::string::npos)
+            return util::Error::msg(util::cat("bad request header ", util::quote(h->substr(0, h->find_first_of("\r\n")))));
+        out += *h + "\r\n";
+    }
+    if (has_body) out += util::cat("Content-Length: ", body_len, "\r\n");
+    out += "\r\n";
     return out;
 }
 
-struct Transfer {
-    CURL *h = nullptr;
-    const HttpRequest *req = nullptr;
-    HttpResponse *resp = nullptr;
-    util::Status sink_error;
-    bool sink_failed = false;
-    bool body_too_big = false;
-    bool checked = false;
+/// Sends the body: the string, or `body_len` bytes of `body_fd`.
+util::Status send_body(Conn &c, const HttpRequest &req, Pace &pace) {
+    if (req.body_fd < 0) return c.send(req.body, pace);
+    std::string buf(64 << 10, '\0');
     uint64_t sent = 0;
-    // The stall check and the deadline (on_progress).
-    int64_t started_ms = 0;
-    int64_t deadline_ms = 0;     ///< 0: none
-    uint64_t stall_bytes = 0;    ///< fewer bytes than this in `stall_ms`...
-    int64_t stall_ms = 0;        ///< ...is a stall; 0: no check
-    int64_t window_ms = 0;       ///< the stall window started here...
-    uint64_t window_bytes = 0;   ///< ...at this many bytes moved
-    uint64_t moved = 0;          ///< bytes received and sent so far
-    bool stalled = false, deadline_hit = false;
+    while (sent < req.body_len) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), req.body_len - sent));
+        ssize_t n;
+        do {
+            n = ::read(req.body_fd, buf.data(), want);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) return util::Error::from_errno("read the request body");
+        if (n == 0) return util::Error::msg(util::cat("request body ended after ", sent, " of ", req.body_len, " bytes"));
+        TRY(c.send(std::string_view(buf.data(), static_cast<size_t>(n)), pace));
+        sent += static_cast<uint64_t>(n);
+    }
+    return util::ok();
+}
+
+/// Where a response's body goes: the sink (2xx with one), nowhere (a
+/// followed redirect), or HttpResponse::body within its limit.
+class BodyOut {
+public:
+    BodyOut(const HttpRequest &req, HttpResponse &resp, bool drop) : req_(req), resp_(resp), drop_(drop) {}
+    util::Status start() {
+        if (drop_) return util::ok();
+        sinking_ = resp_.status >= 200 && resp_.status < 300 && req_.sink;
+        if (sinking_ && req_.check) return req_.check(resp_);
+        return util::ok();
+    }
+    util::Status put(std::string_view data) {
+        if (data.empty() || drop_) return util::ok();
+        if (sinking_) return req_.sink(data);
+        if (resp_.body.size() + data.size() > req_.body_limit)
+            return util::Error::msg(util::cat("response body larger than ", req_.body_limit, " bytes"));
+        resp_.body.append(data);
+        return util::ok();
+    }
+
+private:
+    const HttpRequest &req_;
+    HttpResponse &resp_;
+    bool drop_;
+    bool sinking_ = false;
 };
 
-int on_progress(void *user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
-    auto *t = static_cast<Transfer *>(user);
-    int64_t now = monotonic_ms();
-    t->moved = static_cast<uint64_t>(dlnow) + static_cast<uint64_t>(ulnow);
-    if (t->deadline_ms > 0 && now >= t->deadline_ms) {
-        t->deadline_hit = true;
-        return 1;
-    }
-    if (t->stall_ms > 0) {
-        if (t->moved - t->window_bytes >= t->stall_bytes) {
-            t->window_ms = now;
-            t->window_bytes = t->moved;
-        } else if (now - t->window_ms >= t->stall_ms) {
-            t->stalled = true;
-            return 1;
-        }
-    }
-    return 0;
-}
+/// Errors of the transport and of the server's answer name the server;
+/// those of the caller's sink, check or limits pass as they are.
+#define NET(host, ...) TRY_CTX((__VA_ARGS__), host)
 
-std::string secs(int64_t ms) { return util::cat((ms + 500) / 1000, " s"); }
-
-size_t on_header(char *data, size_t size, size_t n, void *user) {
-    auto *t = static_cast<Transfer *>(user);
-    size_t len = size * n;
-    std::string_view line(data, len);
-    if (line.starts_with("HTTP/")) {
-        t->resp->headers.clear();  // a new response (1xx, or after a proxy CONNECT)
-        return len;
-    }
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) return len;
-    t->resp->headers.emplace_back(lower(util::trim(line.substr(0, colon))),
-                                  std::string(util::trim(line.substr(colon + 1))));
-    return len;
-}
-
-size_t on_body(char *data, size_t size, size_t n, void *user) {
-    auto *t = static_cast<Transfer *>(user);
-    size_t len = size * n;
-    long code = 0;
-    curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &code);
-    if (code >= 300 && code < 400) return len;  // redirect bodies are dropped
-    if (code >= 200 && code < 300 && t->req->sink) {
-        if (!t->checked && t->req->check) {
-            t->checked = true;
-            t->resp->status = code;
-            auto st = t->req->check(*t->resp);
-            if (!st) {
-                t->sink_error = std::move(st);
-                t->sink_failed = true;
-                return 0;
+/// Reads the body as `f` frames it, into `out`.
+util::Status read_body(Conn &c, const Framing &f, Pace &pace, BodyOut &out, const std::string &host) {
+    switch (f.kind) {
+        case Framing::None:
+            return util::ok();
+        case Framing::Length: {
+            uint64_t got = 0;
+            while (got < f.length) {
+                auto part = NET(host, c.some(static_cast<size_t>(std::min<uint64_t>(f.length - got, 1 << 20)), pace));
+                if (part.empty())
+                    return util::Error::with_code(ECONNRESET, util::cat(host, ": body ended after ", got, " of ", f.length,
+                                                                        " bytes (Content-Length)"));
+                got += part.size();
+                TRY(out.put(part));
             }
+            if (NET(host, c.peek()) == Conn::After::Data)
+                return util::Error::msg(util::cat(host, ": body longer than its Content-Length (", f.length, " bytes)"));
+            return util::ok();
         }
-        auto st = t->req->sink(std::string_view(data, len));
-        if (!st) {
-            t->sink_error = std::move(st);
-            t->sink_failed = true;
-            return 0;
+        case Framing::Chunked: {
+            for (;;) {
+                std::string_view l = NET(host, c.line(1024, pace));
+                std::string_view hex = util::trim(l.substr(0, l.find(';')));
+                auto size = hex.size() <= 15 ? util::parse_int<uint64_t>(hex, 16) : std::nullopt;
+                if (!size) return util::Error::msg(util::cat(host, ": bad chunk size ", util::quote(l.substr(0, 40))));
+                if (*size == 0) break;
+                uint64_t left = *size;
+                while (left > 0) {
+                    auto part = NET(host, c.some(static_cast<size_t>(std::min<uint64_t>(left, 1 << 20)), pace));
+                    if (part.empty())
+                        return util::Error::with_code(ECONNRESET, util::cat(host, ": body ended inside a chunk"));
+                    left -= part.size();
+                    TRY(out.put(part));
+                }
+                if (!NET(host, c.line(1024, pace)).empty())
+                    return util::Error::msg(util::cat(host, ": chunk longer than its size"));
+            }
+            // Trailers, as bounded as headers, up to the empty line.
+            size_t trailer = 0;
+            for (;;) {
+                std::string_view l = NET(host, c.line(8192, pace));
+                if (l.empty()) break;
+                if ((trailer += l.size()) > (64 << 10)) return util::Error::msg(util::cat(host, ": endless trailers"));
+            }
+            if (NET(host, c.peek()) == Conn::After::Data)
+                return util::Error::msg(util::cat(host, ": data after the end of the chunked body"));
+            return util::ok();
         }
-        return len;
+        case Framing::UntilClose:
+            for (;;) {
+                auto part = NET(host, c.some(1 << 20, pace));
+                if (part.empty()) return util::ok();
+                TRY(out.put(part));
+            }
     }
-    if (t->resp->body.size() + len > t->req->body_limit) {
-        t->body_too_big = true;
-        return 0;
-    }
-    t->resp->body.append(data, len);
-    return len;
-}
-
-size_t on_read(char *buf, size_t size, size_t n, void *user) {
-    auto *t = static_cast<Transfer *>(user);
-    size_t want = size * n;
-    const HttpRequest &r = *t->req;
-    if (r.body_fd >= 0) {
-        uint64_t left = r.body_len - t->sent;
-        if (left < want) want = static_cast<size_t>(left);
-        if (want == 0) return 0;
-        ssize_t got;
-        do {
-            got = ::read(r.body_fd, buf, want);
-        } while (got < 0 && errno == EINTR);
-        if (got <= 0) return CURL_READFUNC_ABORT;
-        t->sent += static_cast<uint64_t>(got);
-        return static_cast<size_t>(got);
-    }
-    size_t left = r.body.size() - t->sent;
-    if (left < want) want = left;
-    std::copy_n(r.body.data() + t->sent, want, buf);
-    t->sent += want;
-    return want;
-}
-
-util::Error transport_error(CURLcode rc, const char *errbuf, const std::string &url) {
-    std::string what = util::cat(errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    std::string ctx = util::cat(url_host(url), ": ", what);
-    switch (rc) {
-        case CURLE_COULDNT_CONNECT:
-            return util::Error::with_code(ECONNREFUSED, ctx);
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-            return util::Error::with_code(EHOSTUNREACH, ctx);
-        case CURLE_OPERATION_TIMEDOUT:
-            return util::Error::with_code(ETIMEDOUT, ctx);
-        case CURLE_PARTIAL_FILE:
-        case CURLE_RECV_ERROR:
-        case CURLE_SEND_ERROR:
-        case CURLE_GOT_NOTHING:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
-            return util::Error::with_code(ECONNRESET, ctx);
-        case CURLE_SSL_CONNECT_ERROR:
-            return util::Error::with_code(EPROTO, ctx);  // no TLS handshake at all (a plain-http server?)
-        default:
-            return util::Error::msg(ctx);  // certificate, pinning, bad URL: retrying will not help
-    }
-}
-
-/// A transfer the stall check or the deadline ended, as one line.
-util::Error slow_error(const Transfer &t, int64_t speed_limit, const std::string &url) {
-    int64_t now = monotonic_ms();
-    if (t.stalled)
-        return util::Error::with_code(ETIMEDOUT, util::cat(url_host(url), ": stalled: ", t.moved - t.window_bytes, " bytes in ",
-                                                           secs(now - t.window_ms), " (under ", speed_limit, " bytes/s)"));
-    int64_t ms = now - t.started_ms;
-    bool slow = speed_limit > 0 && t.moved * 1000 < static_cast<uint64_t>(speed_limit * std::max<int64_t>(ms, 1));
-    return util::Error::with_code(ETIME, util::cat(url_host(url), slow ? ": stalled: " : ": ", t.moved, " bytes in ", secs(ms),
-                                                   slow ? util::cat(" (under ", speed_limit, " bytes/s)") : ""));
+    return util::ok();
 }
 
 }  // namespace
@@ -206,113 +240,109 @@ std::optional<std::string> HttpResponse::header(std::string_view lower_name) con
 }
 
 util::Result<Http> Http::create(HttpOptions opts) {
-    // libcurl is opened here, the first time anything talks to a registry.
     TRY(dynlibs::load_remote());
-    static GlobalInit init;
-    CURL *h = curl_easy_init();
-    if (!h) return util::Error::msg("curl_easy_init failed");
-    return Http(h, std::move(opts));
+    return Http(std::move(opts));
 }
 
-Http::Http(Http &&o) noexcept : h_(std::exchange(o.h_, nullptr)), opts_(std::move(o.opts_)) {}
+Http::Http(HttpOptions opts) : opts_(std::move(opts)) {}
+Http::Http(Http &&) noexcept = default;
+Http &Http::operator=(Http &&) noexcept = default;
+Http::~Http() = default;
 
-Http &Http::operator=(Http &&o) noexcept {
-    if (this != &o) {
-        if (h_) curl_easy_cleanup(h_);
-        h_ = std::exchange(o.h_, nullptr);
-        opts_ = std::move(o.opts_);
+util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std::string &url, bool send_auth,
+                                              off_t body_start) {
+    std::string host = url_host(url);
+    Route route;
+    route.url = TRY(parse_url(url));
+    route.proxy = TRY(proxy_for(route.url));
+    Pace pace(opts_, req.deadline_ms);
+    if (pace.deadline_ms() > 0 && pace.deadline_ms() <= pace.started_ms())
+        return util::Error::with_code(ETIME, util::cat(host, ": no time left for the request"));
+    if (route.url.tls && !tls_) tls_ = std::make_unique<TlsContext>(TRY_CTX(TlsContext::create(opts_.ca_file), host));
+    bool has_body = !req.body.empty() || req.body_fd >= 0 || req.method == "PUT" || req.method == "PATCH" ||
+                    req.method == "POST";
+    uint64_t body_len = req.body_fd >= 0 ? req.body_len : req.body.size();
+    std::string head = TRY(request_head(req, route, send_auth, body_len, has_body));
+    for (int attempt = 0;; attempt++) {
+        bool reused = conn_ && conn_->key() == route.key() && conn_->reusable();
+        if (!reused) {
+            conn_.reset();
+            conn_ = std::make_unique<Conn>(NET(host, Conn::open(route, opts_, tls_.get(), pace, req.recv_buffer)));
+        }
+        Conn &c = *conn_;
+        c.set_rcvbuf(req.recv_buffer);
+        c.mark_request();
+        HttpResponse resp;
+        resp.url = url;
+        auto r = [&]() -> util::Status {
+            auto sent = c.send(head, pace);
+            if (sent && has_body) sent = send_body(c, req, pace);
+            // A server may answer before it has read the whole body (a 401
+            // to an upload): read that answer, else report the send error.
+            auto h = read_head(c, pace);
+            if (!h) return sent ? std::move(h).error().wrap(host) : std::move(sent).error().wrap(host);
+            auto f = TRY_CTX(framing_of(*h, req.method), host);
+            resp.status = h->status;
+            resp.headers = std::move(h->headers);
+            if (!sent) f.keep_alive = false;
+            bool drop = is_redirect(resp.status) && req.follow_redirects;
+            if (drop && (f.kind != Framing::Length || f.length > kDropMax)) {
+                conn_.reset();  // an unread body: the connection cannot carry another request
+                return util::ok();
+            }
+            BodyOut out(req, resp, drop);
+            TRY(out.start());
+            TRY(read_body(c, f, pace, out, host));
+            if (!f.keep_alive) conn_.reset();
+            return util::ok();
+        }();
+        if (r) return resp;
+        // A kept-alive connection the server closed meanwhile: once more on
+        // a new one, when nothing of an answer came and the body can be sent again.
+        bool rewound = req.body_fd < 0 || ::lseek(req.body_fd, body_start, SEEK_SET) >= 0;
+        bool retry = reused && attempt == 0 && conn_ && !conn_->got_bytes() && r.error().code == ECONNRESET && rewound;
+        conn_.reset();
+        if (!retry) return std::move(r).error();
     }
-    return *this;
 }
 
-Http::~Http() {
-    if (h_) curl_easy_cleanup(h_);
-}
-
-util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std::string &url, bool send_auth) {
-    CURL *h = h_;
-    curl_easy_reset(h);
-    HttpResponse resp;
-    Transfer t;
-    t.h = h;
-    t.req = &req;
-    t.resp = &resp;
-    char errbuf[CURL_ERROR_SIZE] = {0};
-
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "berth/" "0.1");
-    // The deadline and the stall check run in on_progress, which curl calls
-    // at least once a second, also while nothing arrives; curl's own
-    // timeouts are a backstop a little later.
-    t.started_ms = t.window_ms = monotonic_ms();
-    t.deadline_ms = req.deadline_ms;
-    if (t.deadline_ms == 0 && opts_.timeout_s > 0) t.deadline_ms = t.started_ms + opts_.timeout_s * 1000;
-    int64_t speed_limit = opts_.speed_limit;
-    if (opts_.limit_rate > 0) speed_limit = std::min(speed_limit, opts_.limit_rate / 2);  // never below our own cap
-    if (speed_limit > 0 && opts_.speed_time_s > 0) {
-        t.stall_ms = opts_.speed_time_s * 1000;
-        t.stall_bytes = static_cast<uint64_t>(speed_limit) * static_cast<uint64_t>(opts_.speed_time_s);
+bool Http::answers_in_plain_http(const std::string &url) {
+    // A TLS 1.2 ClientHello record a TLS server answers with a record of its
+    // own (a ServerHello or an alert: 0x16 or 0x15); its random holds a
+    // CRLF CRLF, so an HTTP server sees a bad request line and answers 400
+    // in text.
+    static constexpr unsigned char kHello[] = {
+        0x16, 0x03, 0x01, 0x00, 0x2d,  // handshake record, 45 bytes
+        0x01, 0x00, 0x00, 0x29,        // client_hello, 41 bytes
+        0x03, 0x03,                    // TLS 1.2
+        'b', 'e', 'r', 't', 'h', ' ', 'a', 's', 'k', 's', ':', ' ', 'p', 'l', 'a', 'i', 'n', ' ', 'h', 't', 't', 'p',
+        '?', ' ', ' ', ' ', ' ', ' ', '\r', '\n', '\r', '\n',  // random (32 bytes)
+        0x00,                          // no session id
+        0x00, 0x02, 0xc0, 0x2b,        // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        0x01, 0x00,                    // no compression
+    };
+    static_assert(sizeof kHello == 5 + 45);
+    auto u = parse_url(url);
+    if (!u || !u->tls) return false;
+    auto proxy = proxy_for(*u);
+    if (!proxy || *proxy) return false;
+    Route route;
+    route.url = std::move(*u);
+    route.url.tls = false;  // the TCP connection only
+    HttpOptions o = opts_;
+    o.speed_limit = 0;
+    Pace pace(o, monotonic_ms() + 2000);
+    auto c = Conn::open(route, o, nullptr, pace, 0);
+    if (!c || !c->send(std::string_view(reinterpret_cast<const char *>(kHello), sizeof kHello), pace)) return false;
+    std::string got;
+    while (got.size() < 5) {
+        auto part = c->some(5 - got.size(), pace);
+        if (!part || part->empty()) break;
+        got += *part;
     }
-    long connect_s = opts_.connect_timeout_s;
-    if (t.deadline_ms > 0) {
-        int64_t left = t.deadline_ms - t.started_ms;
-        if (left <= 0) return util::Error::with_code(ETIME, util::cat(url_host(url), ": no time left for the request"));
-        connect_s = std::min<long>(connect_s, static_cast<long>(left / 1000 + 1));
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(left + 2000));
-    }
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, connect_s);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-    if (opts_.limit_rate > 0) curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(opts_.limit_rate));
-    if (!opts_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, opts_.ca_file.c_str());
-    if (!opts_.pinned_key.empty()) curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, opts_.pinned_key.c_str());
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    // Blob bodies: fewer, larger callbacks (each is a write(2) and a hash update).
-    if (req.sink) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
-
-    curl_slist *raw = nullptr;
-    for (const auto &hd : req.headers) raw = curl_slist_append(raw, hd.c_str());
-    if (send_auth && !req.auth_header.empty()) raw = curl_slist_append(raw, req.auth_header.c_str());
-    raw = curl_slist_append(raw, "Expect:");
-    util::CPtr<curl_slist, curl_slist_free_all> hdrs(raw);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs.get());
-
-    bool has_body = !req.body.empty() || req.body_fd >= 0;
-    if (req.method == "HEAD") {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (req.method == "PUT" || req.method == "PATCH" || (req.method == "POST" && has_body)) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, &t);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
-                         static_cast<curl_off_t>(req.body_fd >= 0 ? req.body_len : req.body.size()));
-        if (req.method != "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
-    } else if (req.method == "POST") {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-    } else if (req.method != "GET") {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
-    }
-
-    CURLcode rc = curl_easy_perform(h);
-    if (t.sink_failed) return std::move(t.sink_error).error();
-    if (t.body_too_big) return util::Error::msg(util::cat("response body larger than ", req.body_limit, " bytes"));
-    if (t.stalled || t.deadline_hit || (rc == CURLE_OPERATION_TIMEDOUT && t.deadline_ms > 0 && monotonic_ms() >= t.deadline_ms))
-        return slow_error(t, speed_limit, url);
-    if (rc != CURLE_OK) return transport_error(rc, errbuf, url);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
-    resp.url = url;
-    return resp;
+    // TLS records start with a content type of 20 to 23; an HTTP server's
+    // answer with text ("HTTP/1.1 400", or an HTTP/0.9-style error page).
+    return !got.empty() && std::isprint(static_cast<unsigned char>(got[0]));
 }
 
 util::Result<HttpResponse> Http::perform(const HttpRequest &req) {
@@ -323,7 +353,7 @@ util::Result<HttpResponse> Http::perform(const HttpRequest &req) {
     for (int hop = 0; hop < 10; hop++) {
         if (hop > 0 && req.body_fd >= 0 && ::lseek(req.body_fd, body_start, SEEK_SET) < 0)
             return util::Error::from_errno("rewind request body");
-        auto resp = TRY(perform_once(req, url, send_auth));
+        auto resp = TRY(perform_once(req, url, send_auth, body_start));
         bool redirect = resp.status == 301 || resp.status == 302 || resp.status == 303 || resp.status == 307 ||
                         resp.status == 308;
         if (!redirect || !req.follow_redirects) return resp;
@@ -342,7 +372,7 @@ std::string url_host(std::string_view url) {
     auto end = rest.find_first_of("/?#");
     auto host = rest.substr(0, end);
     if (auto at = host.rfind('@'); at != std::string_view::npos) host = host.substr(at + 1);
-    return lower(host);
+    return ascii_lower(host);
 }
 
 std::string resolve_url(std::string_view base, std::string_view loc) {

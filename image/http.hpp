@@ -1,21 +1,27 @@
-// A thin HTTP client on libcurl for the registry client.
+// berth's HTTP/1.1 client, for the registry client, blob fetches, the TUF
+// fetcher and the fleet agent.
 //
-// One Http object owns one CURL easy handle, so consecutive requests to the
-// same registry reuse the connection (curl_easy_reset keeps live connections).
-// Redirects are followed here, not by curl, so that the Authorization header
-// is dropped when a redirect leaves the host (blob GETs are redirected to
-// object storage with its own signed URL). TLS uses the system CAs or a CA
-// file, optionally pinned to a public key; proxies come from the usual
-// environment variables (http_proxy, https_proxy, no_proxy), which libcurl
-// reads itself. Cellular links get a receive rate limit, a stall check (a
-// transfer moving under `speed_limit` bytes/s for `speed_time_s` seconds is
-// abandoned, like curl's --speed-limit/--speed-time) and a deadline: each
-// request carries the instant by which it must end, its operation's
-// (Registry and fetch_blob set one per manifest or blob, retries included).
+// One Http object keeps one connection alive between requests to the same
+// server (image/http_conn.hpp: plain TCP, or TLS on OpenSSL's libssl opened
+// at the first https:// URL). Redirects are followed here, so that the
+// Authorization header is dropped when a redirect leaves the host (blob GETs
+// are redirected to object storage with its own signed URL). TLS always
+// verifies the peer, against the system CAs or a CA file, optionally pinned
+// to a public key; proxies come from the usual environment variables
+// (http_proxy, https_proxy, no_proxy). Cellular links get a receive rate
+// limit, a stall check (a transfer moving under `speed_limit` bytes/s for
+// `speed_time_s` seconds is abandoned, like curl's --speed-limit/--speed-time)
+// and a deadline: each request carries the instant by which it must end, its
+// operation's (Registry and fetch_blob set one per manifest or blob, retries
+// included). Servers are input: status lines, headers and body framing are
+// checked, and headers and kept bodies have size limits.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,13 +31,11 @@
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
-typedef void CURL;
-
 namespace img {
 
 struct HttpOptions {
     std::string ca_file;          ///< PEM CA bundle; empty: the system's
-    std::string pinned_key;       ///< "sha256//<base64>" (CURLOPT_PINNEDPUBLICKEY); empty: none
+    std::string pinned_key;       ///< "sha256//<base64>[;sha256//...]" (curl's --pinnedpubkey); empty: none
     int64_t limit_rate = 0;       ///< receive bytes/s; 0: unlimited
     long timeout_s = 0;           ///< one operation (a request and its retries); 0: none
     long connect_timeout_s = 30;
@@ -68,7 +72,13 @@ struct HttpRequest {
     /// monotonic_ms() by which the request (redirects included) must end;
     /// 0: HttpOptions::timeout_s from its start, if any.
     int64_t deadline_ms = 0;
+    /// SO_RCVBUF of the connection, when > 0: blob downloads keep it small,
+    /// so that a kill loses little of what the server already sent.
+    int recv_buffer = 0;
 };
+
+class Conn;
+class TlsContext;
 
 class Http {
 public:
@@ -80,17 +90,27 @@ public:
     /// Performs the request. A non-2xx status is NOT an error here; transport
     /// failures are: ECONNRESET, ECONNREFUSED, ETIMEDOUT (a stall),
     /// EHOSTUNREACH when a retry may help (see http_retryable), ETIME when
-    /// the deadline passed (Registry::deadline_error words it), code 0 when
-    /// not (TLS, pinning).
+    /// the deadline passed (Registry::deadline_error words it), EPROTO when
+    /// the server does not speak TLS, code 0 when a retry will not help
+    /// (certificates, pinning, a malformed answer).
     util::Result<HttpResponse> perform(const HttpRequest &req);
 
     const HttpOptions &options() const { return opts_; }
 
+    /// Whether the server of `url` answers a TLS ClientHello in plain
+    /// text (HTTP's 400): a test without libssl (a few hundred bytes on one connection
+    /// against ~3 MiB and a key exchange), for Registry::choose_scheme's
+    /// loopback rule. False when it speaks TLS, cannot be reached, goes
+    /// through a proxy or does not answer within 2 s; that is, when only a
+    /// real handshake can tell.
+    bool answers_in_plain_http(const std::string &url);
+
 private:
-    Http(CURL *h, HttpOptions opts) : h_(h), opts_(std::move(opts)) {}
-    util::Result<HttpResponse> perform_once(const HttpRequest &req, const std::string &url, bool send_auth);
-    CURL *h_ = nullptr;
+    explicit Http(HttpOptions opts);
+    util::Result<HttpResponse> perform_once(const HttpRequest &req, const std::string &url, bool send_auth, off_t body_start);
     HttpOptions opts_;
+    std::unique_ptr<TlsContext> tls_;  ///< made at the first https:// request
+    std::unique_ptr<Conn> conn_;       ///< the kept-alive connection, if any
 };
 
 /// CLOCK_MONOTONIC in milliseconds: what deadlines are measured on.

@@ -101,7 +101,14 @@ util::Status Registry::choose_scheme() {
     }
     scheme_ = "https";
     if (!is_loopback(host_) || !opts_.http.ca_file.empty() || !opts_.http.pinned_key.empty()) return util::ok();
-    // Docker's rule: a loopback registry may speak plain HTTP. Try TLS first.
+    // Docker's rule: a loopback registry may speak plain HTTP. Try TLS
+    // first: cheaply (no libssl) for a server that answers it in HTTP, then
+    // with a real handshake.
+    if (http_.answers_in_plain_http(base_url() + "/v2/")) {
+        util::log::debug("registry ", host_, ": answers TLS in plain http, using plain http");
+        scheme_ = "http";
+        return util::ok();
+    }
     HttpRequest ping;
     ping.url = base_url() + "/v2/";
     auto r = http_.perform(ping);
@@ -236,6 +243,10 @@ util::Result<HttpResponse> Registry::get_blob(const std::string &repo, const Dig
     req.sink = std::move(sink);
     req.check = std::move(check);
     req.body_limit = 64 << 10;
+    // What the kernel buffers was sent but is not yet ours: a kill loses it,
+    // and a resume fetches it again (a slot install's goal is at most
+    // 64 KiB a kill). The kernel doubles the value for its own bookkeeping.
+    req.recv_buffer = 64 << 10;
     return request(repo, std::move(req));
 }
 

@@ -493,7 +493,7 @@ util::Result<std::unique_ptr<StreamingUnpack>> StreamingUnpack::start(Store &sto
     s->write_fd_.reset(sv[0]);
     s->read_fd_.reset(sv[1]);
     if (::shutdown(sv[1], SHUT_WR) < 0 || ::shutdown(sv[0], SHUT_RD) < 0) return Error::from_errno(cat(what, ": shutdown"));
-    // Room for a few curl chunks in the kernel (not in our RSS) so the two
+    // Room for a few received chunks in the kernel (not in our RSS) so the two
     // sides rarely wait for each other; the kernel caps it at wmem_max.
     int sz = 1 << 20;
     (void)::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);

@@ -91,11 +91,11 @@ MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum
 # Libraries berth opens at run time that a slot carries when the sysroot has
 # them: libubootenv for berth's U-Boot backend (`berth slot ...`).
 OPTIONAL_DLOPEN = ["libubootenv.so.0"]
-# And, in a slot that takes updates (`--updates`; 27 MiB in all, so 34 MiB
-# slot images at least), OpenSSL, libarchive, zlib and libcurl (signatures,
-# TUF, layers, the registry and the fleet's repository: image/dynlibs.cpp).
+# And, in a slot that takes updates (`--updates`), OpenSSL's libcrypto and
+# libssl, libarchive and zlib (signatures, TUF, layers, HTTPS to the registry
+# and the fleet's repository: image/dynlibs.cpp).
 # Without them berth boots and supervises, but refuses every update.
-UPDATE_DLOPEN = ["libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4"]
+UPDATE_DLOPEN = ["libcrypto.so.3", "libssl.so.3", "libarchive.so.13", "libz.so.1"]
 # ICU's data library (31 MiB, a slot is 40) comes with libarchive through
 # libxml2, which reads it only to convert text encodings: never on berth's
 # paths (tar layers). The slot gets a stub defining its one symbol, so the

@@ -338,7 +338,7 @@ def make_initramfs(args, found, init, files, output):
                     "--sysroot", args.sysroot, "--busybox", found.busybox, "--init", init,
                     "--modules", found.modules, "--no-bundles", "-o", output]
                    + [a for f in files for a in ("--file", f)]
-                   # What berth loads for the image store (image/dynlibs.cpp; no libcurl: no network).
+                   # What berth loads for the image store (image/dynlibs.cpp; no libssl: no network).
                    + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1") for a in ("--dlopen", lib)],
                    check=True)
 

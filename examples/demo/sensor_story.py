@@ -715,7 +715,7 @@ def boot_gateway(story, pieces, tmp, cleanups, registry, repo_host, broker, pub,
                     "--file", os.path.join(TOP, "qemu-tests", "daemon_scenario.sh") + ":/daemon_scenario.sh", "--modules",
                     os.path.join(pieces.kernel_dir, "modules"), "--no-bundles", "-o", initrd]
                    # What berth loads at run time (image/dynlibs.cpp, src/fleet/mqtt.cpp).
-                   + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libcurl.so.4",
+                   + [a for lib in ("libcrypto.so.3", "libarchive.so.13", "libz.so.1", "libssl.so.3",
                                     "libmosquitto.so.1")
                       for a in ("--dlopen", lib)], check=True, capture_output=True, text=True)
     story.say(f"state disk: the device root (policy: {guest_repo} signed by the demo's key; the fleet's TUF root; "

@@ -1,5 +1,5 @@
 // How the TUF client gets bytes: the Fetcher seam, with one implementation
-// for http(s):// over image/'s libcurl client and one for file:// URLs and
+// for http(s):// over image/'s HTTP client (img::Http) and one for file:// URLs and
 // plain paths (tests, a USB stick, a repository mirrored to disk).
 //
 // Every fetch has a byte cap: a body that grows past it is abandoned with an

@@ -3,7 +3,6 @@
 // image libraries are opened here as `berth image` opens them) and the
 // features compiled in.
 #include <archive.h>
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <seccomp.h>
 #include <sys/capability.h>
@@ -58,8 +57,6 @@ std::vector<Library> libraries() {
         return v;
     });
     add("zlib", img::dynlibs::zlib, BERTH_ZLIB_VERSION, [] { return std::string(zlibVersion()); });
-    add("libcurl", img::dynlibs::curl, BERTH_LIBCURL_VERSION,
-        [] { return std::string(curl_version_info(CURLVERSION_NOW)->version); });
     out.push_back({"nlohmann_json",
                    util::cat(NLOHMANN_JSON_VERSION_MAJOR, '.', NLOHMANN_JSON_VERSION_MINOR, '.', NLOHMANN_JSON_VERSION_PATCH),
                    BERTH_NLOHMANN_JSON_VERSION});
@@ -69,8 +66,7 @@ std::vector<Library> libraries() {
 std::vector<std::string> features() {
     std::vector<std::string> f = {"seccomp", "capabilities", "cgroup-v1", "cgroup-v2", "cgroup-hybrid",
                                   "sha256", "ecdsa-p256", "gzip"};
-    if (!missing(img::dynlibs::curl) && (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_SSL))
-        f.push_back("tls");
+    if (!missing(img::dynlibs::ssl)) f.push_back("tls");
     if (!missing(img::dynlibs::archive) &&
         std::string_view(archive_version_details()).find("libzstd") != std::string_view::npos)
         f.push_back("zstd");

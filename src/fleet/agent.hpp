@@ -16,9 +16,9 @@
 //
 // The refresh (ota::tuf::Client: root chain, timestamp, snapshot, targets,
 // then the channel target's download) runs in a child process, one at a
-// time (refresh.hpp): the TUF client and libcurl block, and a child keeps
+// time (refresh.hpp): the TUF client and the HTTP client block, and a child keeps
 // the daemon's event loop free whatever the network does, can be killed at
-// `refresh_timeout_ms`, and gives back the memory (and keeps libcurl out of
+// `refresh_timeout_ms`, and gives back the memory (and keeps libssl out of
 // the daemon's address space). A thread would share the
 // daemon's heap and locks with its fork()s (staging children) and could not
 // be stopped. The child hands back one JSON document through a pipe.

@@ -3,8 +3,9 @@
 // The runtime path (`berth create/start/run ID`, PID 1) must start as fast and
 // as small as crun: it needs only libc, libseccomp and libcap (libstdc++ is
 // linked statically).
-// libcurl, OpenSSL and libarchive pull in some forty more libraries, which
-// cost ~20 ms and ~8 MB of RSS at every exec when the binary links them. So
+// OpenSSL and libarchive (and, before berth had its own HTTP client,
+// libcurl with some thirty more) cost milliseconds and megabytes of RSS at
+// every exec when the binary links them. So
 // image/ declares them as DynLibs and calls them through forwarding
 // definitions (image/dynlibs.cpp); the first call, or an explicit load(),
 // opens the library.
@@ -20,7 +21,7 @@ namespace util {
 
 class DynLib {
 public:
-    /// `soname` is what dlopen gets ("libcurl.so.4"); `what` names it in
+    /// `soname` is what dlopen gets ("libssl.so.3"); `what` names it in
     /// errors; `symbols` are the names callers will ask symbol() for.
     constexpr DynLib(const char *soname, const char *what, std::span<const char *const> symbols)
         : soname_(soname), what_(what), symbols_(symbols) {}

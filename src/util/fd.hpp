@@ -1,5 +1,5 @@
 // Owning handles: UniqueFd for file descriptors and CPtr for the C libraries'
-// objects (archive, EVP_MD_CTX, scmp_filter_ctx, cap_t, CURL ...).
+// objects (archive, EVP_MD_CTX, scmp_filter_ctx, cap_t, X509 ...).
 #pragma once
 
 #include <memory>
