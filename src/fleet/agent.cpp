@@ -34,6 +34,7 @@ namespace {
 
 constexpr size_t kConfigMaxBytes = 64 << 10;
 constexpr size_t kPushMaxBytes = 16 << 10;  ///< the TUF client's timestamp bound
+constexpr uint64_t kSeqBlock = 64;           ///< report sequence numbers reserved at a time (state.json)
 constexpr size_t kStateMaxBytes = 4096;
 /// A deployment the updater fails to apply (a registry down during the
 /// pull, a disk full) is tried at this many refreshes, then given up.
@@ -197,7 +198,11 @@ private:
     std::string rejected_push_;   ///< the last push whose signature did not verify
     uint64_t trusted_ts_ = 0;     ///< the trusted timestamp's version
     int64_t advertised_ms_ = 0;   ///< the channel target's custom.poll_interval_s, bounded (0: none)
-    uint64_t seq_ = 0;            ///< the last report's sequence number (persisted)
+    uint64_t seq_ = 0;            ///< the last report's sequence number
+    /// The sequence numbers up to this one are taken: state.json holds it,
+    /// and a restart goes on above it. Reserved kSeqBlock at a time, so a
+    /// report does not cost a durable write of state.json besides the outbox's.
+    uint64_t seq_reserved_ = 0;
     std::string deployment_;      ///< the deployment the reports are about
     std::string handled_;         ///< the last deployment applied or refused: not tried again (persisted)
     std::string failing_;         ///< the deployment whose applies failed so far...
@@ -270,13 +275,13 @@ void AgentImpl::load_state() {
         util::log::warn("fleet: ", quote(path), " is not a json object (starting afresh)");
         return;
     }
-    if (auto s = util::json::opt_uint(*v, "seq", "state.json"); s && *s) seq_ = **s;
+    if (auto s = util::json::opt_uint(*v, "seq", "state.json"); s && *s) seq_ = seq_reserved_ = **s;
     if (auto h = util::json::opt_string(*v, "handled", "state.json"); h && *h) handled_ = deployment_ = **h;
 }
 
 void AgentImpl::save_state() {
     Value v = Value::object();
-    v["seq"] = seq_;
+    v["seq"] = seq_reserved_;
     v["handled"] = handled_;
     if (auto st = util::atomic_write_file(util::path_join(dir_, "state.json"), util::json::dump(v) + "\n", 0600); !st)
         util::log::error("fleet: save state: ", st.error().message());
@@ -528,10 +533,12 @@ void AgentImpl::report_bytes(std::string_view state, std::string_view detail, st
                              std::optional<uint64_t> bytes) {
     if (stopped_) return;
     if (!deployment.empty()) deployment_ = deployment;
-    seq_++;
+    if (++seq_ > seq_reserved_) {
+        seq_reserved_ = seq_ + kSeqBlock - 1;
+        save_state();
+    }
     last_state_ = state;
     last_detail_ = detail;
-    save_state();
     std::string doc = util::json::dump(status_doc(state, detail, bytes));
     util::log::info("fleet: status ", state, detail.empty() ? "" : ": ", detail);
     // Queued first, sent from the queue, removed when the broker acknowledged

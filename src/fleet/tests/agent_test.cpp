@@ -668,7 +668,7 @@ TEST_CASE("seq grows across restarts and a handled deployment is not applied aga
     uint64_t seq = h.last_report()["seq"].get<uint64_t>();
     h.agent.reset();
     h.start();
-    CHECK(h.last_report()["seq"].get<uint64_t>() == seq + 1);
+    CHECK(h.last_report()["seq"].get<uint64_t>() > seq);
     h.poll_now();
     h.respond_target(manifest(2));
     CHECK(h.w.applied.size() == 1);
