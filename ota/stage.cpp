@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <map>
 #include <optional>
 
 #include "image/stage.hpp"
@@ -121,7 +122,8 @@ util::Status init_volume(const std::string &vol_dir, int rootfd, const std::stri
 
 /// Stages container `c` as its bundle, recording in `made` what it creates.
 util::Status stage_container(img::Store &store, const Revision &rev, const ContainerSpec &c,
-                             std::vector<img::DeviceNode> devices, const StageContext &ctx, Made &made) {
+                             std::vector<img::DeviceNode> devices, const StageContext &ctx, Made &made,
+                             const img::ProgressFn &progress) {
     std::string id = container_id(rev, c);
     auto ref = TRY_CTX(img::Reference::parse(c.image), "image");
     std::vector<const VolumeMount *> new_volumes;
@@ -138,6 +140,7 @@ util::Status stage_container(img::Store &store, const Revision &rev, const Conta
     so.policy = ctx.policy;
     so.open_registry = ctx.open_registry;
     so.note = ctx.note;
+    so.fetch.progress = progress;
     so.runtime = runtime_options(rev, c, ctx, std::move(devices));
     auto staged = TRY(img::stage_bundle(store, ref, id, so));
     made.ids.push_back(id);
@@ -183,6 +186,19 @@ util::Status stage_revision(const Revision &rev, const StageContext &ctx) {
     auto store = TRY(img::Store::open(ctx.root.store()));
     Made made{&store, {}, {}, {}};
     util::ScopeGuard undo([&] { made.undo(); });
+    // The bytes on disk of every blob fetched, summed for on_bytes.
+    std::map<std::string, uint64_t> blob_bytes;
+    uint64_t total = 0;
+    img::ProgressFn progress;
+    if (ctx.on_bytes)
+        progress = [&](const img::FetchProgress &p) {
+            if (!p.digest) return;
+            uint64_t &b = blob_bytes[p.digest->str()];
+            if (p.offset <= b) return;
+            total += p.offset - b;
+            b = p.offset;
+            ctx.on_bytes(total);
+        };
     for (size_t i = 0; i < rev.containers.size(); i++) {
         const ContainerSpec &c = rev.containers[i];
         std::string id = container_id(rev, c);
@@ -200,7 +216,7 @@ util::Status stage_revision(const Revision &rev, const StageContext &ctx) {
         // A partial one, left by a crash in the middle of create_bundle, is rebuilt.
         if (util::path_exists(ctx.root.container(id)))
             TRY_CTX(img::remove_bundle(store, id), cat("stage ", quote(c.name), ": remove the partial bundle"));
-        TRY_CTX(stage_container(store, rev, c, std::move(devices[i]), ctx, made), cat("stage ", quote(c.name)));
+        TRY_CTX(stage_container(store, rev, c, std::move(devices[i]), ctx, made, progress), cat("stage ", quote(c.name)));
         if (ctx.note) ctx.note("staged", id);
         TRY_CTX(util::failpoint("ota.stage.bundle"), cat("stage ", quote(c.name)));
     }

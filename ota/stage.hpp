@@ -56,6 +56,10 @@ struct StageContext {
     img::Platform platform = img::Platform::host();
     std::function<util::Result<img::Registry>(const img::Reference &)> open_registry;
     std::function<void(std::string_view event, std::string_view detail)> note;
+    /// Optional: the bytes of the images' blobs on disk so far in this call
+    /// (every container's together, a resumed download's earlier bytes
+    /// included), called as they arrive.
+    std::function<void(uint64_t bytes)> on_bytes;
     /// The daemon's runtime directory (/run/berth): a container with a
     /// `ready` health check gets notify_dir(run_dir, id) bind-mounted at
     /// /run/berth-notify and NOTIFY_SOCKET=/run/berth-notify/notify.sock.

@@ -130,3 +130,13 @@ TEST_CASE("without conditional_timestamp no validators are kept or sent") {
     CHECK(!util::path_exists(d.meta + "/timestamp.validators"));
     for (const auto &v : d.fetcher.sent) CHECK(v.empty());
 }
+
+TEST_CASE("validators are kept only for a file that had not changed for 2 s when the server answered") {
+    using ota::tuf::validators_settled;
+    CHECK(validators_settled("Tue, 01 Dec 2026 09:24:14 GMT", "Tue, 01 Dec 2026 09:24:16 GMT"));
+    CHECK(!validators_settled("Tue, 01 Dec 2026 09:24:15 GMT", "Tue, 01 Dec 2026 09:24:16 GMT"));
+    CHECK(!validators_settled("Tue, 01 Dec 2026 09:24:16 GMT", "Tue, 01 Dec 2026 09:24:16 GMT"));
+    CHECK(!validators_settled("Tue, 01 Dec 2026 09:24:14 GMT", ""));  // no date: unknown
+    CHECK(!validators_settled("yesterday", "Tue, 01 Dec 2026 09:24:16 GMT"));
+    CHECK(validators_settled("", ""));  // an ETag alone (the content's)
+}

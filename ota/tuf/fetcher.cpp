@@ -2,6 +2,7 @@
 #include "ota/tuf/fetcher.hpp"
 
 #include <fcntl.h>
+#include <time.h>
 
 #include "image/dynlibs.hpp"
 #include "util/file.hpp"
@@ -101,7 +102,26 @@ util::Result<Conditional> HttpFetcher::fetch_if_changed(const std::string &url, 
     };
     c.validators.etag = header_value("etag");
     c.validators.last_modified = header_value("last-modified");
+    if (!validators_settled(c.validators.last_modified, resp.header("date").value_or(""))) c.validators = {};
     return c;
+}
+
+namespace {
+
+std::optional<int64_t> http_date(std::string_view s) {
+    struct tm tm = {};
+    std::string text(s);
+    const char *end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end != '\0') return std::nullopt;
+    return int64_t(::timegm(&tm));
+}
+
+}  // namespace
+
+bool validators_settled(std::string_view last_modified, std::string_view date) {
+    if (last_modified.empty()) return true;
+    auto modified = http_date(last_modified), now = http_date(date);
+    return modified && now && *now - *modified >= 2;
 }
 
 util::Result<std::optional<std::string>> UrlFetcher::fetch(const std::string &url, size_t max_bytes) {

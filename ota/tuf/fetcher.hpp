@@ -64,6 +64,15 @@ private:
     std::optional<img::Http> http_;  ///< created on the first fetch
 };
 
+/// Whether validators may be kept for a response with these Last-Modified
+/// and Date headers (RFC 9110 dates): a file modified in the second the
+/// server answered may change again within that second, and a server whose
+/// ETag is made of the modification time and the size (nginx's) would then
+/// answer 304 for different bytes. So they are kept only when the file had
+/// not changed for 2 s; without a Last-Modified (an ETag of the content),
+/// always.
+bool validators_settled(std::string_view last_modified, std::string_view date);
+
 /// Chooses by scheme: http(s) to HttpFetcher, anything else to FileFetcher.
 class UrlFetcher : public Fetcher {
 public:

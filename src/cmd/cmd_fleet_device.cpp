@@ -134,6 +134,9 @@ util::Result<int> run_device(const cli::GlobalOptions &, const util::ParsedArgs 
         });
         return {};
     };
+    apps.on_staging_bytes = [&](uint64_t bytes) {
+        if (agent) agent->progress(bytes);
+    };
     agent = TRY(fleet::Agent::start(std::move(*config), root, *loop, std::move(h)));
     TRY(loop->run());
     agent->stop();

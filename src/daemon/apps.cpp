@@ -5,10 +5,13 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <new>
 #include <set>
 
 #include "runtime/container.hpp"
@@ -41,7 +44,33 @@ util::Status delete_if_present(const std::string &root, const std::string &id) {
 }  // namespace
 
 util::Status SupervisorApps::stage(const ota::Revision &rev) {
-    return in_child("staging", [&] { return ota::stage_revision(rev, stage_); });
+    if (!on_staging_bytes) return in_child("staging", [&] { return ota::stage_revision(rev, stage_); });
+    // The child counts into a page shared with it; the loop reads the count.
+    void *page = ::mmap(nullptr, sizeof(std::atomic<uint64_t>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) return in_child("staging", [&] { return ota::stage_revision(rev, stage_); });
+    auto *bytes = new (page) std::atomic<uint64_t>(0);
+    util::ScopeGuard unmap([&] { ::munmap(page, sizeof(std::atomic<uint64_t>)); });
+    uint64_t seen = 0;
+    auto pass_on = [&] {
+        uint64_t b = bytes->load(std::memory_order_relaxed);
+        if (b == seen) return;
+        seen = b;
+        on_staging_bytes(b);
+    };
+    util::EventLoop::TimerId timer = 0;
+    std::function<void()> tick = [&] {
+        pass_on();
+        timer = loop_.after(500, tick);
+    };
+    timer = loop_.after(500, tick);
+    util::ScopeGuard stop_timer([&] { loop_.cancel(timer); });
+    auto st = in_child("staging", [&] {
+        ota::StageContext ctx = stage_;
+        ctx.on_bytes = [bytes](uint64_t b) { bytes->store(b, std::memory_order_relaxed); };
+        return ota::stage_revision(rev, ctx);
+    });
+    pass_on();
+    return st;
 }
 
 util::Status SupervisorApps::in_child(const char *what, const std::function<util::Status()> &fn) {

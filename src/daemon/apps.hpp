@@ -53,6 +53,11 @@ public:
     util::Status remove(const ota::Revision &rev) override;
     util::Status stop_others(const std::vector<const ota::Revision *> &keep) override;
 
+    /// Optional: while a staging child runs, the bytes of the images it
+    /// downloaded so far (ota::StageContext::on_bytes), read every 500 ms
+    /// and passed on when they changed, and once more at its end.
+    std::function<void(uint64_t bytes)> on_staging_bytes;
+
     /// The daemon shuts down: see above. For good.
     void cancel();
     bool staging() const { return stage_pid_ > 0; }

@@ -586,6 +586,9 @@ void Daemon::start_agent() {
     auto agent = fleet::Agent::start(std::move(**config), o_.root, *loop_, std::move(h));
     if (!agent) return util::log::error("fleet agent: ", agent.error().message(), " (running without it)");
     agent_ = std::move(*agent);
+    apps_->on_staging_bytes = [this](uint64_t bytes) {
+        if (agent_) agent_->progress(bytes);
+    };
 }
 
 // ---- TRYING ----------------------------------------------------------------

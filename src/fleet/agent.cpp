@@ -34,6 +34,7 @@ namespace {
 
 constexpr size_t kConfigMaxBytes = 64 << 10;
 constexpr size_t kPushMaxBytes = 16 << 10;  ///< the TUF client's timestamp bound
+constexpr uint64_t kSeqBlock = 64;           ///< report sequence numbers reserved at a time (state.json)
 constexpr size_t kStateMaxBytes = 4096;
 /// A deployment the updater fails to apply (a registry down during the
 /// pull, a disk full) is tried at this many refreshes, then given up.
@@ -91,7 +92,7 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
     auto v = TRY(util::json::parse(*text, w));
     TRY(util::json::expect_object(v, w));
     TRY(check_known(v, {"device_id", "fleet", "channel", "metadata_url", "targets_url", "board", "poll_interval_ms",
-                        "pushed_poll_interval_ms", "backoff_base_ms", "backoff_max_ms", "refresh_timeout_ms", "outbox_max_bytes", "ca_file", "mqtt"},
+                        "pushed_poll_interval_ms", "backoff_base_ms", "backoff_max_ms", "refresh_timeout_ms", "outbox_max_bytes", "progress_interval_ms", "ca_file", "mqtt"},
                     w));
     AgentConfig c;
     c.device_id = TRY(util::json::req_string(v, "device_id", w));
@@ -112,6 +113,7 @@ util::Result<std::optional<AgentConfig>> load_agent_config(const util::DeviceRoo
     TRY(opt_at_least(v, "backoff_base_ms", w, 10, c.backoff_base_ms));
     TRY(opt_at_least(v, "backoff_max_ms", w, 10, c.backoff_max_ms));
     TRY(opt_at_least(v, "refresh_timeout_ms", w, 1000, c.refresh_timeout_ms));
+    TRY(opt_at_least(v, "progress_interval_ms", w, 0, c.progress_interval_ms));
     int64_t outbox = int64_t(c.outbox_max_bytes);
     TRY(opt_at_least(v, "outbox_max_bytes", w, 1024, outbox));
     c.outbox_max_bytes = size_t(outbox);
@@ -132,7 +134,10 @@ public:
     ~AgentImpl() override { stop(); }
 
     util::Status begin(const MqttOpen &mqtt_open);
-    void report(std::string_view state, std::string_view detail, std::string_view deployment) override;
+    void report(std::string_view state, std::string_view detail, std::string_view deployment) override {
+        report_bytes(state, detail, deployment, std::nullopt);
+    }
+    void progress(uint64_t bytes) override;
     void check_now() override { refresh({}); }
     void stop() override;
 
@@ -162,7 +167,9 @@ private:
     /// without a gap before them leave the outbox.
     void on_acked(std::string_view topic, int mid);
     std::optional<int> publish(const std::string &doc);
-    Value status_doc(std::string_view state, std::string_view detail) const;
+    void report_bytes(std::string_view state, std::string_view detail, std::string_view deployment,
+                      std::optional<uint64_t> bytes);
+    Value status_doc(std::string_view state, std::string_view detail, std::optional<uint64_t> bytes) const;
 
     AgentConfig c_;
     std::string dir_;
@@ -191,13 +198,19 @@ private:
     std::string rejected_push_;   ///< the last push whose signature did not verify
     uint64_t trusted_ts_ = 0;     ///< the trusted timestamp's version
     int64_t advertised_ms_ = 0;   ///< the channel target's custom.poll_interval_s, bounded (0: none)
-    uint64_t seq_ = 0;            ///< the last report's sequence number (persisted)
+    uint64_t seq_ = 0;            ///< the last report's sequence number
+    /// The sequence numbers up to this one are taken: state.json holds it,
+    /// and a restart goes on above it. Reserved kSeqBlock at a time, so a
+    /// report does not cost a durable write of state.json besides the outbox's.
+    uint64_t seq_reserved_ = 0;
     std::string deployment_;      ///< the deployment the reports are about
     std::string handled_;         ///< the last deployment applied or refused: not tried again (persisted)
     std::string failing_;         ///< the deployment whose applies failed so far...
     unsigned apply_failures_ = 0; ///< ...this many times
     std::string last_error_;      ///< the last refresh error, logged (and reported) once
     std::string last_state_ = "idle", last_detail_;
+    int64_t last_progress_ms_ = 0;  ///< when the last progress report went out (monotonic)
+    std::string applying_version_;  ///< "version N" of the apply in progress, for progress reports
 };
 
 util::Status AgentImpl::begin(const MqttOpen &mqtt_open) {
@@ -262,13 +275,13 @@ void AgentImpl::load_state() {
         util::log::warn("fleet: ", quote(path), " is not a json object (starting afresh)");
         return;
     }
-    if (auto s = util::json::opt_uint(*v, "seq", "state.json"); s && *s) seq_ = **s;
+    if (auto s = util::json::opt_uint(*v, "seq", "state.json"); s && *s) seq_ = seq_reserved_ = **s;
     if (auto h = util::json::opt_string(*v, "handled", "state.json"); h && *h) handled_ = deployment_ = **h;
 }
 
 void AgentImpl::save_state() {
     Value v = Value::object();
-    v["seq"] = seq_;
+    v["seq"] = seq_reserved_;
     v["handled"] = handled_;
     if (auto st = util::atomic_write_file(util::path_join(dir_, "state.json"), util::json::dump(v) + "\n", 0600); !st)
         util::log::error("fleet: save state: ", st.error().message());
@@ -395,8 +408,9 @@ void AgentImpl::consider(ChannelTarget t) {
         util::log::info("fleet: an update is in progress; version ", rev->version, " waits for the next refresh");
         return;
     }
-    report("downloading", cat("version ", rev->version, ": manifest of ", t.manifest.size(), " bytes verified; staging its images"),
-           deployment);
+    applying_version_ = cat("version ", rev->version);
+    report_bytes("downloading", cat(applying_version_, ": manifest verified; downloading its images"), deployment, 0);
+    last_progress_ms_ = util::monotonic_ms();
     applying_ = true;
     util::Status st = hooks_.apply(t.manifest);  // may turn the loop for long (a pull, the start)
     applying_ = false;
@@ -458,7 +472,15 @@ void AgentImpl::on_connection(bool up, std::string_view why) {
 
 // ---- reports --------------------------------------------------------------------
 
-Value AgentImpl::status_doc(std::string_view state, std::string_view detail) const {
+void AgentImpl::progress(uint64_t bytes) {
+    if (!applying_) return;
+    int64_t now = util::monotonic_ms();
+    if (now - last_progress_ms_ < c_.progress_interval_ms) return;
+    last_progress_ms_ = now;
+    report_bytes("downloading", cat(applying_version_, ": ", bytes, " bytes of its images downloaded"), {}, bytes);
+}
+
+Value AgentImpl::status_doc(std::string_view state, std::string_view detail, std::optional<uint64_t> bytes) const {
     Value v = Value::object();
     v["device"] = c_.device_id;
     v["online"] = true;
@@ -468,6 +490,7 @@ Value AgentImpl::status_doc(std::string_view state, std::string_view detail) con
     else v["trying"] = nullptr;
     v["state"] = std::string(state);
     v["detail"] = std::string(detail);
+    if (bytes) v["bytes"] = *bytes;
     v["deployment"] = deployment_;
     v["seq"] = seq_;
     v["time"] = clock_ ? clock_() : int64_t(::time(nullptr));
@@ -506,14 +529,17 @@ void AgentImpl::on_acked(std::string_view topic, int mid) {
     if (auto st = outbox_.pop(done); !st) util::log::error("fleet: ", st.error().message());
 }
 
-void AgentImpl::report(std::string_view state, std::string_view detail, std::string_view deployment) {
+void AgentImpl::report_bytes(std::string_view state, std::string_view detail, std::string_view deployment,
+                             std::optional<uint64_t> bytes) {
     if (stopped_) return;
     if (!deployment.empty()) deployment_ = deployment;
-    seq_++;
+    if (++seq_ > seq_reserved_) {
+        seq_reserved_ = seq_ + kSeqBlock - 1;
+        save_state();
+    }
     last_state_ = state;
     last_detail_ = detail;
-    save_state();
-    std::string doc = util::json::dump(status_doc(state, detail));
+    std::string doc = util::json::dump(status_doc(state, detail, bytes));
     util::log::info("fleet: status ", state, detail.empty() ? "" : ": ", detail);
     // Queued first, sent from the queue, removed when the broker acknowledged
     // it: a crash or a lost connection before the PUBACK sends it again.

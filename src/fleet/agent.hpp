@@ -30,8 +30,8 @@
 // (the path of `berth update apply`). A deployment (the manifest's digest)
 // is handled once: a rolled-back or refused one is not tried again.
 //
-// Status reports (the committed and trying versions; progress: downloading,
-// staged, trying, committed, rolled back with the reason; refusals) are
+// Status reports (the committed and trying versions; progress: downloading
+// with the images' bytes so far, staged, trying, committed, rolled back with the reason; refusals) are
 // JSON with an idempotent (deployment, seq) key, published retained on the
 // device's own topic while MQTT is up (the last will says offline). Each
 // one is queued first in a bounded file (<root>/fleet/outbox, outbox.hpp,
@@ -72,6 +72,8 @@ struct AgentConfig {
     int64_t backoff_base_ms = 5 * 1000;   ///< the first retry waits up to this
     int64_t refresh_timeout_ms = 5 * 60 * 1000;  ///< a refresh child running longer is killed
     size_t outbox_max_bytes = 64 << 10;
+    /// A "downloading" report with the bytes so far goes out at most this often.
+    int64_t progress_interval_ms = 5000;
     std::string ca_file;                ///< PEM CA bundle for https repositories; empty: the system's
     std::optional<MqttConfig> mqtt;     ///< no broker: polling only
 };
@@ -109,6 +111,10 @@ public:
     /// detail (bytes, a version, the reason). `deployment`: the manifest's
     /// digest ("sha256:..."); empty: the one the agent last handled.
     virtual void report(std::string_view state, std::string_view detail, std::string_view deployment = {}) = 0;
+    /// The images of the update being applied: `bytes` downloaded so far
+    /// (the staging's count). Reported as "downloading" with a "bytes"
+    /// field, at most every progress_interval_ms.
+    virtual void progress(uint64_t bytes) = 0;
     /// Refresh now (the control socket's `berth update check`).
     virtual void check_now() = 0;
     virtual void stop() = 0;

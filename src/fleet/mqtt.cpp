@@ -41,8 +41,7 @@ namespace {
     X(mosquitto_connect_callback_set) X(mosquitto_disconnect_callback_set) X(mosquitto_publish_callback_set)  \
     X(mosquitto_message_callback_set) X(mosquitto_log_callback_set) X(mosquitto_strerror)                     \
     X(mosquitto_connack_string) X(mosquitto_reason_string) X(mosquitto_connect_bind_v5)                      \
-    X(mosquitto_property_add_int32) X(mosquitto_property_free_all) X(mosquitto_tls_insecure_set)              \
-    X(mosquitto_ssl_get)
+    X(mosquitto_property_add_int32) X(mosquitto_property_free_all) X(mosquitto_void_option)
 
 #define SYMBOL_NAME(name) #name,
 constexpr const char *kSymbols[] = {MOSQ_FUNCTIONS(SYMBOL_NAME)};
@@ -57,8 +56,12 @@ struct Api {
 };
 
 // libssl (libmosquitto's own, so already mapped when used), for a broker
-// given by name: see check_name().
-#define SSL_FUNCTIONS(X) X(SSL_get0_param) X(X509_VERIFY_PARAM_set1_host)
+// given by name: see named_broker_tls().
+#define SSL_FUNCTIONS(X)                                                                                       \
+    X(TLS_client_method) X(SSL_CTX_new) X(SSL_CTX_free) X(SSL_CTX_ctrl) X(SSL_CTX_load_verify_locations)       \
+    X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file) X(SSL_CTX_check_private_key)           \
+    X(SSL_CTX_set_default_passwd_cb) X(SSL_CTX_set_verify) X(SSL_CTX_get0_param) X(SSL_CTX_set_info_callback)   \
+    X(SSL_get0_param) X(SSL_ctrl) X(X509_VERIFY_PARAM_set1_host) X(X509_VERIFY_PARAM_get0_host)
 
 #define SYMBOL_NAME(name) #name,
 constexpr const char *kSslSymbols[] = {SSL_FUNCTIONS(SYMBOL_NAME)};
@@ -83,6 +86,19 @@ util::Result<const SslApi *> ssl_api() {
     }();
     return table;
 }
+
+/// At the start of each handshake: the SNI is the name the certificate is
+/// checked against (libmosquitto set the address it connected to).
+void sni_from_verify_host(const SSL *ssl, int where, int) {
+    if (!(where & SSL_CB_HANDSHAKE_START)) return;
+    auto api = ssl_api();
+    if (!api) return;
+    auto *s = const_cast<SSL *>(ssl);
+    if (const char *host = (*api)->X509_VERIFY_PARAM_get0_host((*api)->SSL_get0_param(s), 0))
+        (*api)->SSL_ctrl(s, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char *>(host));
+}
+
+int refuse_passphrase(char *, int, int, void *) { return 0; }
 
 /// The table, resolved once after a successful load().
 util::Result<const Api *> api() {
@@ -126,10 +142,11 @@ public:
         loop_.cancel(misc_timer_);
         loop_.cancel(retry_timer_);
         if (m_) mq_.mosquitto_destroy(m_);
+        if (tls_ctx_) (*ssl_api())->SSL_CTX_free(tls_ctx_);
     }
 
     util::Status init();
-    util::Status check_name();
+    util::Status named_broker_tls();
     util::Status set_connect_properties();
 
     util::Status subscribe(const std::string &topic, int qos) override {
@@ -328,11 +345,7 @@ private:
         address_ = address;
         if (rc != MOSQ_ERR_SUCCESS) {
             drop_watch();
-            return lost(reason(rc, err));
-        }
-        if (auto st = check_name(); !st) {
-            drop_watch();
-            lost(st.error().message());  // the retry's reconnect closes this socket unused
+            lost(reason(rc, err));
         }
     }
 
@@ -440,6 +453,7 @@ private:
     std::vector<std::pair<std::string, int>> subscriptions_;
     std::map<int, std::string> unacked_;  ///< QoS 1 message id -> topic
     Resolver resolver_{loop_};  ///< the broker's name, when it is not an address
+    SSL_CTX *tls_ctx_ = nullptr;  ///< ours, for a broker given by name (named_broker_tls)
 };
 
 /// libmosquitto 2.0 sends CONNECT properties only given to the blocking
@@ -464,19 +478,38 @@ util::Status MosquittoClient::set_connect_properties() {
 }
 
 /// A broker given by name is connected to by the address the Resolver
-/// found, so libmosquitto would check the certificate against that address
-/// (its own check is off: tls_insecure). Instead the connection's SSL, made
-/// by connect_async before any byte of the broker's is read, gets the name
-/// in its verification parameters: OpenSSL checks the certificate against it
-/// during the handshake and fails the handshake otherwise. (The SNI, set by
-/// libmosquitto, carries the address.)
-util::Status MosquittoClient::check_name() {
-    if (config_.ca_file.empty() || is_numeric_host(config_.host)) return util::ok();
+/// found, so libmosquitto would check the certificate against (and send as
+/// SNI) that address. Instead the client brings the whole TLS context
+/// (MOSQ_OPT_SSL_CTX without the library's defaults, so the library adds
+/// neither settings nor its own checks): the broker's CA, this device's
+/// certificate and key (a passphrase refused), TLS 1.2 or later, peer
+/// verification, and verification parameters naming the host, which
+/// OpenSSL checks the certificate against during the handshake, failing it
+/// otherwise; an info callback sets the SNI to the name. Freed after
+/// mosquitto_destroy (the library does not free a context it was given).
+util::Status MosquittoClient::named_broker_tls() {
     const SslApi *ssl = TRY(ssl_api());
-    auto *s = static_cast<SSL *>(mq_.mosquitto_ssl_get(m_));
-    if (!s) return util::Error::msg("tls: no connection to check the broker's name on");
-    if (ssl->X509_VERIFY_PARAM_set1_host(ssl->SSL_get0_param(s), config_.host.c_str(), config_.host.size()) != 1)
-        return util::Error::msg(util::cat("tls: cannot check the certificate against ", util::quote(config_.host)));
+    tls_ctx_ = ssl->SSL_CTX_new(ssl->TLS_client_method());
+    if (!tls_ctx_) return util::Error::msg("tls: SSL_CTX_new failed");
+    auto fail = [&](std::string what) { return util::Error::msg(util::cat("tls: ", what)); };
+    if (ssl->SSL_CTX_ctrl(tls_ctx_, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr) != 1)
+        return fail("cannot require TLS 1.2");
+    if (ssl->SSL_CTX_load_verify_locations(tls_ctx_, config_.ca_file.c_str(), nullptr) != 1)
+        return fail(util::cat("cannot load the ca file ", util::quote(config_.ca_file)));
+    if (!config_.cert_file.empty()) {
+        ssl->SSL_CTX_set_default_passwd_cb(tls_ctx_, refuse_passphrase);
+        if (ssl->SSL_CTX_use_certificate_chain_file(tls_ctx_, config_.cert_file.c_str()) != 1 ||
+            ssl->SSL_CTX_use_PrivateKey_file(tls_ctx_, config_.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+            ssl->SSL_CTX_check_private_key(tls_ctx_) != 1)
+            return fail(util::cat("cannot load the certificate ", util::quote(config_.cert_file), " with its key"));
+    }
+    ssl->SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_PEER, nullptr);
+    if (ssl->X509_VERIFY_PARAM_set1_host(ssl->SSL_CTX_get0_param(tls_ctx_), config_.host.c_str(), config_.host.size()) != 1)
+        return fail(util::cat("cannot check the certificate against ", util::quote(config_.host)));
+    ssl->SSL_CTX_set_info_callback(tls_ctx_, sni_from_verify_host);
+    int rc = mq_.mosquitto_void_option(m_, MOSQ_OPT_SSL_CTX, tls_ctx_);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mq_.mosquitto_int_option(m_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+    if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls context");
     return util::ok();
 }
 
@@ -502,12 +535,7 @@ util::Status MosquittoClient::init() {
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls");
         rc = mq_.mosquitto_tls_opts_set(m_, 1 /* SSL_VERIFY_PEER */, nullptr, nullptr);  // default versions
         if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls options");
-        if (!is_numeric_host(config_.host)) {
-            // Connected by address: the name is checked by check_name().
-            TRY(ssl_api());
-            rc = mq_.mosquitto_tls_insecure_set(m_, true);
-            if (rc != MOSQ_ERR_SUCCESS) return error(rc, "tls options");
-        }
+        if (!is_numeric_host(config_.host)) TRY(named_broker_tls());  // connected by address
     }
     if (!config_.will_topic.empty()) {
         int rc = mq_.mosquitto_will_set(m_, config_.will_topic.c_str(), static_cast<int>(config_.will_payload.size()),

@@ -74,7 +74,9 @@ RefreshResult run_refresh(const RefreshSettings &s, std::string_view pushed_time
             return failure(Outcome::Refused, cat("trusted root ", util::quote(s.trusted_root), ": ", st.error().message()));
     }
     tuf.target_max_bytes = s.manifest_max_bytes;
-    tuf.conditional_timestamp = true;  // an idle poll: a 304 for timestamp.json
+    // An idle poll: a 304 for timestamp.json. Not after a push, which says
+    // there is a newer one (a server's validators may not have caught up).
+    tuf.conditional_timestamp = pushed_timestamp.empty();
     WatchedFetcher f(fetcher);
     auto client = ota::tuf::Client::open(s.metadata_dir, s.metadata_url, f, tuf);
     if (!client) return failure(Outcome::Refused, client.error().message());

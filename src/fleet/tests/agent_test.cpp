@@ -58,6 +58,7 @@ struct World {
     bool busy = false;
     std::vector<std::string> applied;
     util::Status apply_result = util::ok();
+    std::function<void()> during_apply;  ///< runs inside the apply (a staging's progress)
     int64_t now = 1764547200;
 };
 
@@ -125,6 +126,7 @@ struct Harness {
         h.busy = [this] { return w.busy; };
         h.apply = [this](std::string_view doc) {
             w.applied.emplace_back(doc);
+            if (w.during_apply) w.during_apply();
             return w.apply_result;
         };
         fleet::AgentSeams seams;
@@ -231,6 +233,45 @@ TEST_CASE("a new manifest is handed to the updater once and reported as download
     h.poll_now();
     h.respond_target(manifest(2));
     CHECK(h.w.applied.size() == 1);
+}
+
+TEST_CASE("while an update downloads, its reports carry the bytes of its images so far") {
+    Harness h;
+    h.config.progress_interval_ms = 0;
+    h.start();
+    h.w.during_apply = [&] {
+        h.agent->progress(4096);
+        h.agent->progress(525379);
+    };
+    h.poll_now();
+    h.respond_target(manifest(2));
+    auto reports = h.outbox();
+    REQUIRE(reports.size() >= 3);
+    std::vector<Value> down(reports.end() - 3, reports.end());
+    for (const auto &r : down) CHECK(r["state"] == "downloading");
+    CHECK(down[0]["bytes"] == 0);
+    CHECK(down[1]["bytes"] == 4096);
+    CHECK(down[2]["bytes"] == 525379);
+    CHECK(down[2]["detail"] == "version 2: 525379 bytes of its images downloaded");
+    CHECK(down[2]["deployment"] == digest(manifest(2)));
+}
+
+TEST_CASE("download progress is reported at most every progress_interval_ms, and only during an apply") {
+    Harness h;
+    h.config.progress_interval_ms = 60 * 60 * 1000;
+    h.start();
+    h.agent->progress(100);  // no apply in progress
+    CHECK(h.outbox().size() == 1);  // the agent's start only
+    h.w.during_apply = [&] {
+        h.agent->progress(4096);
+        h.agent->progress(8192);
+    };
+    h.poll_now();
+    h.respond_target(manifest(2));
+    auto reports = h.outbox();
+    REQUIRE(reports.size() == 2);
+    CHECK(reports[1]["state"] == "downloading");
+    CHECK(reports[1]["bytes"] == 0);  // the first one; the next are within the interval
 }
 
 TEST_CASE("a manifest below the committed version is refused and reported, not applied") {
@@ -627,7 +668,7 @@ TEST_CASE("seq grows across restarts and a handled deployment is not applied aga
     uint64_t seq = h.last_report()["seq"].get<uint64_t>();
     h.agent.reset();
     h.start();
-    CHECK(h.last_report()["seq"].get<uint64_t>() == seq + 1);
+    CHECK(h.last_report()["seq"].get<uint64_t>() > seq);
     h.poll_now();
     h.respond_target(manifest(2));
     CHECK(h.w.applied.size() == 1);
