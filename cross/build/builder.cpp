@@ -6,6 +6,7 @@
 #include "cross/build/builder.hpp"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,8 +18,10 @@
 #include "cross/build/context.hpp"
 #include "cross/build/image_config.hpp"
 #include "cross/build/layer.hpp"
+#include "cross/build/layer_trees.hpp"
 #include "cross/build/layer_view.hpp"
 #include "image/config.hpp"
+#include "image/fsck.hpp"
 #include "image/image.hpp"
 #include "image/layout.hpp"
 #include "image/pull.hpp"
@@ -27,6 +30,7 @@
 #include "image/unpack.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
+#include "util/flock.hpp"
 #include "util/path.hpp"
 #include "util/strings.hpp"
 
@@ -41,6 +45,15 @@ using util::json::Value;
 struct Layer {
     img::Descriptor desc;
     img::Digest diff_id;
+};
+
+/// What this build wrote that another build cannot have written for it:
+/// what undoing a failed build may consider its own.
+struct Written {
+    std::set<std::string> manifests;  ///< its configs, manifests and index
+    std::set<std::string> cache;      ///< build-cache entry names
+    std::set<std::string> bases;      ///< manifests (and indexes) it took as bases
+    std::set<std::string> refs;       ///< the names its imports and pulls of bases set
 };
 
 /// A stage as far as it is built.
@@ -78,8 +91,9 @@ Value podman_order(const Value &c) {
 class Build {
 public:
     Build(img::Store &store, const BuildOptions &o, Runner &runner, const Containerfile &cf, int64_t epoch,
-          std::string work)
-        : store_(store), o_(o), runner_(runner), cf_(cf), epoch_(epoch), work_(std::move(work)) {}
+          std::string work, Written &written, LayerTrees &trees)
+        : store_(store), o_(o), runner_(runner), cf_(cf), epoch_(epoch), work_(std::move(work)), written_(written),
+          trees_(trees) {}
 
     util::Result<PlatformResult> run(const img::Platform &target);
 
@@ -108,8 +122,7 @@ private:
     /// The stage's extracted layers, topmost first.
     std::vector<std::string> layer_roots(const StageState &st) const {
         std::vector<std::string> roots;
-        for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
-            roots.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+        for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it) roots.push_back(trees_.root(it->diff_id));
         return roots;
     }
     std::string next_dir(std::string_view what) { return cat(work_, "/", what, "-", ++counter_); }
@@ -120,6 +133,8 @@ private:
     const Containerfile &cf_;
     int64_t epoch_;
     std::string work_;
+    Written &written_;
+    LayerTrees &trees_;
     int counter_ = 0;
     img::Platform target_;
     std::map<std::string, std::string> global_;  ///< ARGs before FROM, with the automatic ones
@@ -250,7 +265,11 @@ util::Status Build::from_image(const std::string &name, StageState &st) {
         img::ImportOptions io;
         io.ref_name = tag;
         io.platform = st.platform;
-        auto r = TRY(img::import_layout(store_, spec, cat("oci:", spec, tag.empty() ? "" : ":", tag), io));
+        io.unpack = false;  // trees_ unpacks, the fast way
+        std::string ref_name = cat("oci:", spec, tag.empty() ? "" : ":", tag);
+        written_.refs.insert(ref_name);
+        auto r = TRY(img::import_layout(store_, spec, ref_name, io));
+        written_.bases.insert(r.top.str());
         top = r.manifest;
     } else {
         auto ref = img::Reference::parse(name, "localhost");
@@ -280,12 +299,17 @@ util::Status Build::from_image(const std::string &name, StageState &st) {
     }
     // Else pulled, when the reference names its registry: a short name is never sent anywhere.
     if (auto full = img::Reference::parse(name); !image && name.rfind("oci:", 0) != 0 && full && o_.pull) {
+        written_.refs.insert(img::store_ref_name(*full));
+        written_.refs.insert(full->str());
         auto pulled = o_.pull(*full, st.platform);
         if (!pulled) return other.empty() ? std::move(pulled).error() : std::move(pulled).error().wrap(other);
         image = TRY(img::load_image(store_, *pulled, st.platform, true));
     }
     if (!image) return Error::msg(other.empty() ? "no such image in the store, and no registry to pull it from" : other);
-    TRY(img::unpack_image(store_, *image));
+    written_.bases.insert(image->manifest_digest.str());
+    if (top) written_.bases.insert(top->str());
+    for (size_t k = 0; k < image->manifest.layers.size(); k++)
+        TRY(trees_.need(image->manifest.layers[k], image->config.diff_ids.at(k)));
     auto config_text = TRY(store_.read_blob(image->manifest.config.digest));
     auto config = TRY(util::json::parse(config_text, "base image config"));
     if (config.contains("config") && config["config"].is_object()) st.cfg.config = config["config"];
@@ -347,7 +371,7 @@ util::Result<std::string> Build::flattened(const StageState &st, const std::stri
     TRY(util::mkdir_p(dir, 0755));
     auto dst = TRY(util::open_file(dir, O_RDONLY | O_DIRECTORY));
     for (const auto &l : st.layers) {
-        auto src = TRY(util::open_file(cat(store_.layer_path(l.diff_id), "/rootfs"), O_RDONLY | O_DIRECTORY));
+        auto src = TRY(util::open_file(trees_.root(l.diff_id), O_RDONLY | O_DIRECTORY));
         TRY(img::apply_layer_copy(src.get(), dst.get()));
     }
     flat_[key] = dir;
@@ -523,6 +547,7 @@ util::Result<std::optional<Layer>> Build::cached(const std::string &key) {
     auto digest = img::Digest::parse(v->value("digest", ""));
     auto diff_id = img::Digest::parse(v->value("diff_id", ""));
     if (!digest || !diff_id || !store_.has_blob(*digest)) return std::optional<Layer>();
+    (void)::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // its last use, for `berth build prune`
     Layer l;
     l.desc.media_type = std::string(img::media::kOciLayerGzip);
     l.desc.digest = *digest;
@@ -538,6 +563,7 @@ util::Status Build::remember(const std::string &key, const Layer &l) {
     v["digest"] = l.desc.digest.str();
     v["diff_id"] = l.diff_id.str();
     v["size"] = l.desc.size;
+    written_.cache.insert(key.substr(7));
     return util::atomic_write_file(cat(dir, "/", key.substr(7)), util::json::dump(v) + "\n");
 }
 
@@ -578,6 +604,7 @@ util::Result<PlatformResult> Build::commit(const StageState &st) {
     config["history"] = st.cfg.history;
     std::string config_text = util::json::dump(config);
     img::Digest config_digest = img::Digest::of(config_text);
+    written_.manifests.insert(config_digest.str());
     TRY(store_.put_blob(config_digest, config_text));
 
     Value manifest = Value::object();
@@ -590,6 +617,7 @@ util::Result<PlatformResult> Build::commit(const StageState &st) {
     manifest["layers"] = layers;
     std::string manifest_text = util::json::dump(manifest);
     img::Digest manifest_digest = img::Digest::of(manifest_text);
+    written_.manifests.insert(manifest_digest.str());
     TRY(store_.put_blob(manifest_digest, manifest_text));
     return PlatformResult{platform_str(st.platform), manifest_digest, config_digest};
 }
@@ -643,8 +671,14 @@ util::Status write_oci_layout(img::Store &store, const img::Digest &top, const s
 }
 
 /// What the store held before a build: a failed build removes what it
-/// added (blobs, unpacked layers, refs of imported layouts, cache entries),
-/// so a refused Containerfile leaves the store as it was.
+/// added (blobs, unpacked layers, refs of imported or pulled bases, cache
+/// entries), so a refused Containerfile leaves the store as it was. Other
+/// builds, pulls and imports may have added to the store meanwhile, and
+/// may use what this build added (the same base): the undo takes the
+/// store's exclusive lock, so that none of them is still at work (each
+/// holds the lock shared), and removes only what nothing else reaches:
+/// no ref, no container, no cache entry of another build, no manifest
+/// another build wrote.
 class StoreSnapshot {
 public:
     static util::Result<StoreSnapshot> take(img::Store &store) {
@@ -656,20 +690,43 @@ public:
         return s;
     }
 
-    void restore() {
-        for (const auto &n : names(cat(store_.root(), "/build-cache")))
-            if (!cache_.count(n)) (void)unlink(cat(store_.root(), "/build-cache/", n).c_str());
+    /// The caller no longer holds the store's lock shared.
+    void restore(const Written &w) {
+        auto lock = store_.lock_exclusive();
+        if (!lock) return;  // nothing removed rather than something in use
+        std::string cache_dir = cat(store_.root(), "/build-cache");
+        for (const auto &n : w.cache)
+            if (!cache_.count(n)) (void)unlink(cat(cache_dir, "/", n).c_str());
         if (auto refs = store_.list_refs())
             for (const auto &[n, d] : *refs)
-                if (!refs_.count(n)) (void)store_.remove_ref(n);
+                if (!refs_.count(n) && w.refs.count(n) && w.bases.count(d.str())) (void)store_.remove_ref(n);
+        auto use = img::in_use(store_);
+        if (!use) return;
+        for (const auto &n : names(cache_dir)) {
+            auto text = util::read_file(cat(cache_dir, "/", n), 1 << 16);
+            auto v = text ? util::json::parse(*text, "cache entry") : util::Result<Value>(Error::msg("unreadable"));
+            if (!v || !v->is_object()) continue;
+            use->blobs.insert(v->value("digest", ""));
+            if (auto id = img::Digest::parse(v->value("diff_id", ""))) use->layers.insert(std::string(id->hex()));
+        }
+        auto blobs = store_.list_blobs();
+        if (!blobs) return;
+        std::vector<img::Digest> added;
+        for (const auto &d : *blobs)
+            if (!blobs_.count(d.str())) added.push_back(d);
+        // What other builds wrote in the meantime: their manifests, tagged or not.
+        for (const auto &d : added) {
+            if (w.manifests.count(d.str()) || w.bases.count(d.str()) || store_.blob_size(d).value_or(UINT64_MAX) > (4 << 20))
+                continue;
+            auto text = store_.read_blob(d, 4 << 20);
+            if (text && img::manifest_kind(*text)) use->mark_manifest(store_, d);
+        }
         for (const auto &n : names(cat(store_.root(), "/layers")))
-            if (!layers_.count(n) && n.front() != '.') (void)util::remove_tree(cat(store_.root(), "/layers/", n));
-        if (auto blobs = store_.list_blobs())
-            for (const auto &d : *blobs) {
-                if (blobs_.count(d.str())) continue;
-                auto lock = store_.lock_blob(d);
-                if (lock) (void)store_.remove_blob(d);
-            }
+            if (!layers_.count(n) && n.front() != '.' && !use->layers.count(n))
+                (void)util::remove_tree(cat(store_.root(), "/layers/", n));
+        for (const auto &d : added)
+            if (!use->blobs.count(d.str()) && !util::lock_busy(cat(store_.root(), "/ingest/", d.hex(), ".lock")))
+                (void)store_.remove_blob(d);
     }
 
 private:
@@ -686,7 +743,16 @@ private:
 
 namespace {
 
-util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &options, Runner &runner) {
+/// Whether some stage runs a RUN step: only then are base layers worth a
+/// scratch copy (layer_trees.hpp); COPY alone reads little of them.
+bool needs_runs(const Containerfile &cf) {
+    for (const auto &st : cf.stages)
+        for (const auto &in : st.body)
+            if (in.keyword == "RUN") return true;
+    return false;
+}
+
+util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &options, Runner &runner, Written &written) {
     // The Containerfile: -f, else Containerfile, else Dockerfile in the context.
     std::string file = options.containerfile;
     if (file.empty()) {
@@ -715,14 +781,18 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
 
     std::string work = options.work_root.empty() ? cat(store.root(), "/build-tmp/", getpid()) : options.work_root;
     TRY(util::mkdir_p(work, 0700));
+    std::string scratch = cat(work, "/scratch");
+    bool scratch_mounted = options.scratch_tmpfs && needs_runs(cf) && mount_scratch(scratch);
     util::ScopeGuard cleanup([&] {
+        if (scratch_mounted) (void)::umount2(scratch.c_str(), MNT_DETACH);
         (void)util::remove_tree(work);
         if (options.work_root.empty()) (void)rmdir(cat(store.root(), "/build-tmp").c_str());
     });
 
+    LayerTrees trees(store, scratch_mounted ? scratch : "");
     BuildResult out;
     for (const auto &p : platforms) {
-        Build b(store, options, runner, cf, epoch, cat(work, "/", out.images.size()));
+        Build b(store, options, runner, cf, epoch, cat(work, "/", out.images.size()), written, trees);
         auto one = b.run(p);
         if (!one) return platforms.size() > 1 ? std::move(one).error().wrap(cat("build for ", p.str())) : std::move(one).error();
         out.images.push_back(std::move(*one));
@@ -744,6 +814,7 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
         Value index = Value{{"schemaVersion", 2}, {"mediaType", img::media::kOciIndex}, {"manifests", manifests}};
         std::string text = util::json::dump(index);
         top = img::Digest::of(text);
+        written.manifests.insert(top.str());
         TRY(store.put_blob(top, text));
         out.index = top;
         top_type = std::string(img::media::kOciIndex);
@@ -755,6 +826,7 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
         TRY_CTX(write_oci_layout(store, top, top_type, top_size, *options.oci_output_dir, names),
                 cat("write the OCI layout ", quote(*options.oci_output_dir)));
     }
+    TRY(trees.finish());  // the store's own copies of the base layers
     for (const auto &t : tags) TRY(store.set_ref(t, top));
     return out;
 }
@@ -762,9 +834,17 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
 }  // namespace
 
 util::Result<BuildResult> build(img::Store &store, const BuildOptions &options, Runner &runner) {
+    // Shared for the whole build, as pulls and imports hold it: gc and
+    // `berth build prune` (exclusive) wait, and collect nothing the build
+    // wrote before it names it.
+    auto shared = TRY_CTX(store.lock_shared(), "build");
     auto before = TRY(StoreSnapshot::take(store));
-    auto out = build_into(store, options, runner);
-    if (!out) before.restore();
+    Written written;
+    auto out = build_into(store, options, runner, written);
+    if (!out) {
+        shared.reset();
+        before.restore(written);
+    }
     return out;
 }
 

@@ -71,6 +71,10 @@ struct BuildOptions {
     std::optional<std::string> oci_output_dir;    ///< --output type=oci,dest=DIR
     std::string work_root;                        ///< scratch space for overlays and staged trees
     int log_fd = 2;                               ///< "STEP 2/5: RUN ..." lines and RUN output
+    /// The build may mount a scratch tmpfs for base layers (layer_trees.hpp):
+    /// this process has a mount namespace of its own, where the mount
+    /// vanishes with it however it ends.
+    bool scratch_tmpfs = false;
     /// Brings a base image the store lacks into it (a registry pull under
     /// the trust policy, as `berth run IMAGE` does) and returns its top
     /// digest; unset: FROM takes only stored images, layouts and stages.

@@ -297,9 +297,10 @@ private:
 
 }  // namespace
 
-std::unique_ptr<build::Runner> make_build_runner(const std::string &state_root) {
+std::unique_ptr<build::Runner> make_build_runner(const std::string &state_root, bool *own_mounts) {
     // Our own mount namespace, receiving the host's mounts but sending none.
-    if (::unshare(CLONE_NEWNS) == 0) (void)::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr);
+    bool own = ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0;
+    if (own_mounts) *own_mounts = own;
     return std::make_unique<RuntimeRunner>(state_root);
 }
 

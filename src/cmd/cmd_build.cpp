@@ -107,7 +107,7 @@ util::Result<int> run_build(const cli::GlobalOptions &g, const util::ParsedArgs 
         auto res = TRY_CTX(img::pull_image(reg, store, ref, po), cat("pull ", quote(ref.str())));
         return res.top;
     };
-    auto runner = make_build_runner();
+    auto runner = make_build_runner(kBuildStateRoot, &o.scratch_tmpfs);
     auto res = TRY(build::build(store, o, *runner));
     if (a.has("push"))
         for (const auto &t : o.tags) TRY(push_tag(store, t, a));
