@@ -122,6 +122,55 @@ RUN i=0; until wget -q -O /dev/null http://127.0.0.1:{port}/; do i=$((i+1)); [ $
     r = berth("image", "fsck", "--check", "--store", store)
     c.ok(r.returncode == 0, f"... and the store is consistent: {r.stdout.strip()[-300:]} {r.stderr.strip()[-300:]}")
 
+    # berth build prune: by age, never a tagged image's layers.
+    other = context("other", f"FROM {base}\nCOPY data /other\n", {"data": b"only cached\n"})
+    r = berth("build", "--store", store, other)
+    c.ok(r.returncode == 0, f"an untagged build: {r.stderr.strip()[-300:]}")
+    cache = os.path.join(store, "build-cache")
+    entries = sorted(os.listdir(cache))
+    r = berth("build", "prune", "--store", store, "--until", "1h")
+    c.ok(r.returncode == 0 and sorted(os.listdir(cache)) == entries,
+         f"prune --until 1h keeps steps used within the hour: {r.stdout.strip()} {r.stderr.strip()}")
+    tagged = {l["digest"] for l in json.loads(berth("image", "inspect", "--store", store, "localhost/ok:1").stdout)["layers"]}
+    untagged = [e for e in entries if json.load(open(os.path.join(cache, e)))["digest"] not in tagged]
+    old = time.time() - 7200
+    for e in untagged:
+        os.utime(os.path.join(cache, e), (old, old))
+    gone_blobs = [json.load(open(os.path.join(cache, e)))["digest"] for e in untagged]
+    r = berth("build", "prune", "--store", store, "--until", "1h")
+    left = sorted(os.listdir(cache))
+    c.ok(r.returncode == 0 and untagged and not set(untagged) & set(left) and left,
+         f"prune --until 1h removes the steps unused for two hours: {untagged} -> {left} {r.stdout.strip()}")
+    c.ok(all(not os.path.exists(os.path.join(store, "blobs", "sha256", d.split(":")[1])) for d in gone_blobs),
+         f"... and the layer blobs only they kept: {gone_blobs}")
+    r = berth("build", "prune", "--store", store)
+    c.ok(r.returncode == 0 and os.listdir(cache) == [] and missing_blobs(store, "localhost/ok:1") == [],
+         f"prune without a bound removes every cached step, never what a tagged image needs: "
+         f"{os.listdir(cache)} {missing_blobs(store, 'localhost/ok:1')} {r.stdout.strip()} {r.stderr.strip()}")
+
+    # A prune waits for a running build (the store's lock): the build's COPY
+    # layer, reached only by its cache entry until the tag, survives.
+    port2 = free_port()
+    waiting = context("waiting", f"""FROM {base}
+COPY data /data
+RUN i=0; until wget -q -O /dev/null http://127.0.0.1:{port2}/; do i=$((i+1)); [ $i -lt 1200 ] || break; sleep 0.05; done
+""", {"data": b"d's data\n"})
+    d = start_build(waiting, store, "-t", "localhost/waiting:1")
+    wait_for(lambda: any(n.startswith("run-") for _, dirs, _ in os.walk(os.path.join(store, "build-tmp")) for n in dirs),
+             "the waiting build's RUN step")
+    pr = subprocess.Popen([t.berth_bin, "build", "prune", "--store", store], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port2), Go)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        _, err = d.communicate(timeout=120)
+        pout, perr = pr.communicate(timeout=120)
+    finally:
+        srv.shutdown()
+    c.ok(d.returncode == 0 and pr.returncode == 0, f"a build and a prune at once both succeed: {err.strip()[-300:]} {perr.strip()}")
+    gone = missing_blobs(store, "localhost/waiting:1")
+    c.ok(gone == [], f"... and the build's image is whole: missing {gone}")
+
     # Alone, a failed build still removes what it added.
     store2 = os.path.join(t.tmp, "store2")
     os.makedirs(store2)
