@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
+#include <tuple>
 #include <set>
 
 #include "cross/build/containerfile.hpp"
@@ -88,12 +91,47 @@ Value podman_order(const Value &c) {
     return out;
 }
 
+/// A COPY here-document's text with $NAME and ${NAME} replaced from
+/// `vars` (an unset one is empty) and `\$` kept as `$`; quotes are text.
+util::Result<std::string> expand_heredoc(std::string_view text, const std::map<std::string, std::string> &vars) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); i++) {
+        char c = text[i];
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] == '$') {
+            out += '$';
+            i++;
+            continue;
+        }
+        if (c != '$' || i + 1 >= text.size()) {
+            out += c;
+            continue;
+        }
+        size_t start = i + 1;
+        bool braced = text[start] == '{';
+        if (braced) start++;
+        size_t end = start;
+        while (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) end++;
+        if (end == start || (braced && (end >= text.size() || text[end] != '}'))) {
+            out += c;
+            continue;
+        }
+        auto v = vars.find(std::string(text.substr(start, end - start)));
+        if (v != vars.end()) out += v->second;
+        i = braced ? end : end - 1;
+    }
+    return out;
+}
+
 class Build {
 public:
     Build(img::Store &store, const BuildOptions &o, Runner &runner, const Containerfile &cf, int64_t epoch,
           std::string work, Written &written, LayerTrees &trees)
         : store_(store), o_(o), runner_(runner), cf_(cf), epoch_(epoch), work_(std::move(work)), written_(written),
           trees_(trees) {}
+
+    ~Build() {
+        for (const auto &m : mounted_) (void)::umount2(m.c_str(), MNT_DETACH);
+    }
 
     util::Result<PlatformResult> run(const img::Platform &target);
 
@@ -110,6 +148,14 @@ private:
     util::Status step(const Instruction &in, StageState &st);
     util::Status copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
     util::Status run_step(const Instruction &in, StageState &st);
+    /// A RUN --mount value with the stage's ARGs and ENV substituted.
+    util::Result<std::string> expand_run_word(const Instruction &in, const std::string &raw, const StageState &st);
+    /// Adds the mount to `req`; returns what of it enters the cache key
+    /// (a bind's content digest).
+    util::Result<std::string> run_mount(const Instruction &in, const RunMount &m, const StageState &st, RunRequest &req);
+    /// The root of a stage or image named by --from (COPY, RUN --mount), read-only.
+    util::Result<std::pair<std::string, std::string>> from_root(const Instruction &in, const std::string &from,
+                                                                const StageState &st);
     util::Result<std::optional<size_t>> stage_named(const std::string &name, size_t before) const;
     /// The stage's flattened root (for COPY --from and user names), built once.
     util::Result<std::string> flattened(const StageState &st, const std::string &key);
@@ -139,7 +185,9 @@ private:
     img::Platform target_;
     std::map<std::string, std::string> global_;  ///< ARGs before FROM, with the automatic ones
     std::vector<StageState> stages_;
-    std::map<std::string, std::string> flat_;  ///< chain -> flattened root
+    std::map<std::string, std::string> flat_;  ///< chain -> the stage's root (an overlay or a flattened copy)
+    std::vector<std::string> mounted_;         ///< read-only overlays of stages, unmounted by the destructor
+    std::vector<util::UniqueFd> step_locks_;   ///< RUN --mount=type=cache,sharing=locked, for the step
     int step_no_ = 0, steps_ = 0;
 };
 
@@ -179,8 +227,11 @@ std::vector<bool> Build::needed_stages(size_t target) const {
             if (auto s = stage_named(*name, i); s && *s) need[**s] = true;
         };
         mark(cf_.stages[i].from.args[0]);
-        for (const auto &in : cf_.stages[i].body)
+        for (const auto &in : cf_.stages[i].body) {
             if (auto f = in.flags.find("from"); f != in.flags.end()) mark(f->second);
+            for (const auto &raw : in.mounts)
+                if (auto m = parse_run_mount(raw); m && !m->from.empty()) mark(m->from);
+        }
     }
     return need;
 }
@@ -450,28 +501,42 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     SourceRoot src;
     std::string from_text;
     if (auto f = in.flags.find("from"); f != in.flags.end()) {
-        std::string from = TRY(expand(f->second));
-        size_t here = size_t(&st - stages_.data());
-        std::optional<size_t> s = TRY(stage_named(from, here));
-        StageState image_state;
-        const StageState *other = nullptr;
-        if (s) {
-            // A stage named through a variable the planner could not resolve: build it now.
-            if (!stages_[*s].built) TRY(build_stage(*s));
-            other = &stages_[*s];
-        } else {
-            image_state.platform = st.platform;
-            TRY(from_image(from, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
-            other = &image_state;
-        }
-        std::string root = TRY(flattened(*other, other->chain));
-        src = TRY(open_root(root, cat("stage ", from)));
-        from_text = cat(" from=", other->chain);
+        auto [root, chain] = TRY(from_root(in, TRY(expand(f->second)), st));
+        src = TRY(open_root(root, cat("stage ", f->second)));
+        from_text = cat(" from=", chain);
     } else if (!spec.sources.empty()) {
         src = TRY(open_context(o_.context_dir));
     }
     std::string tree = next_dir("copy");
     TRY(util::mkdir_p(tree, 0755));
+    // Here-documents as sources (`COPY <<EOF /path`): files made from their text.
+    std::vector<std::string> docs;
+    for (auto it = spec.sources.begin(); it != spec.sources.end();) {
+        auto h = heredoc_marker(*it);
+        if (!h) {
+            ++it;
+            continue;
+        }
+        docs.push_back(h->name);
+        it = spec.sources.erase(it);
+    }
+    if (!docs.empty() && (!spec.sources.empty() || !urls.empty()))
+        return err(in.line, cat(in.keyword, ": here-documents and other sources in one instruction are not supported"));
+    for (const auto &name : docs) {
+        auto h = std::find_if(in.heredocs.begin(), in.heredocs.end(), [&](const Heredoc &d) { return d.name == name; });
+        if (h == in.heredocs.end()) return err(in.line, cat(in.keyword, ": no here-document ", name));
+        if (docs.size() > 1 && spec.dest.back() != '/')
+            return err(in.line, cat(in.keyword, ": several here-documents need a destination directory ending in /"));
+        std::string text = h->expand ? TRY(expand_heredoc(h->content, vars)) : h->content;
+        std::string dest_path = spec.dest.back() == '/' ? cat(spec.dest, name) : spec.dest;
+        std::string path = cat(tree, dest_path);
+        TRY(util::mkdir_p(util::dirname(path), 0755));
+        TRY(util::atomic_write_file(path, text, spec.mode.value_or(0644), util::Durability::ProcessCrash));
+        if (::chmod(path.c_str(), spec.mode.value_or(0644)) < 0 || ::chown(path.c_str(), spec.uid.value_or(0), spec.gid.value_or(0)) < 0)
+            return err(in.line, cat(in.keyword, ": ", quote(dest_path), ": ", std::strerror(errno)));
+        timespec ts[2] = {{epoch_, 0}, {epoch_, 0}};
+        (void)::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    }
     for (const auto &u : urls)
         if (auto fetched = stage_url(u, checksum, spec, tree); !fetched)
             return err(in.line, cat(in.keyword, ": ", fetched.error().message()));
@@ -491,13 +556,152 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     return util::ok();
 }
 
+util::Result<std::pair<std::string, std::string>> Build::from_root(const Instruction &in, const std::string &from,
+                                                                   const StageState &st) {
+    size_t here = size_t(&st - stages_.data());
+    std::optional<size_t> s = TRY(stage_named(from, here));
+    StageState image_state;
+    const StageState *other = nullptr;
+    if (s) {
+        // A stage named through a variable the planner could not resolve: build it now.
+        if (!stages_[*s].built) TRY(build_stage(*s));
+        other = &stages_[*s];
+    } else {
+        image_state.platform = st.platform;
+        TRY(from_image(from, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
+        other = &image_state;
+    }
+    if (auto it = flat_.find(other->chain); it != flat_.end()) return std::make_pair(it->second, other->chain);
+    // The stage's layers stacked by a read-only overlay (nothing copied);
+    // a flattened copy where this process cannot mount.
+    if (o_.scratch_tmpfs) {
+        std::vector<std::string> lowers = layer_roots(*other);
+        std::string empty = next_dir("empty"), dir = next_dir("from");
+        TRY(util::mkdir_p(empty, 0755));
+        TRY(util::mkdir_p(dir, 0755));
+        lowers.push_back(empty);  // overlay wants two lower directories without an upper one
+        std::string options = cat("lowerdir=", util::join(lowers, ":"));
+        bool plain = std::all_of(lowers.begin(), lowers.end(),
+                                 [](const std::string &l) { return l.find_first_of(",:\\") == std::string::npos; });
+        if (plain && options.size() < 4000 &&
+            ::mount("overlay", dir.c_str(), "overlay", MS_RDONLY | MS_NODEV | MS_NOSUID, options.c_str()) == 0) {
+            mounted_.push_back(dir);
+            flat_[other->chain] = dir;
+            return std::make_pair(dir, other->chain);
+        }
+    }
+    return std::make_pair(TRY(flattened(*other, other->chain)), other->chain);
+}
+
+util::Result<std::string> Build::expand_run_word(const Instruction &in, const std::string &raw, const StageState &st) {
+    std::map<std::string, std::string> vars = st.args;
+    for (const auto &[k, v] : st.cfg.env()) vars[k] = v;
+    auto e = expand_word(raw, vars, cf_.escape);
+    if (!e) return err(in.line, cat("RUN --mount: ", e.error().context));
+    return *e;
+}
+
+util::Result<std::string> Build::run_mount(const Instruction &in, const RunMount &m, const StageState &st, RunRequest &req) {
+    std::string what = cat("RUN --mount=type=", m.type, ",target=", m.target);
+    if (m.type == "cache") {
+        // Kept in the store by id between builds; never in a layer (build prune removes it).
+        std::string dir = cat(store_.root(), "/build-cache-mounts/", img::Digest::of(m.id).hex());
+        if (!util::path_exists(dir)) {
+            TRY(util::mkdir_p(dir, 0700));
+            if (::chown(dir.c_str(), m.uid, m.gid) < 0 || ::chmod(dir.c_str(), m.mode) < 0)
+                return err(in.line, cat(what, ": ", std::strerror(errno)));
+        }
+        (void)::utimensat(AT_FDCWD, dir.c_str(), nullptr, 0);  // its last use
+        if (m.sharing != "shared") {
+            // locked: one step at a time; private: a fresh directory while another step holds it.
+            auto lock = util::lock_file(cat(dir, ".lock"), m.sharing == "locked" ? LOCK_EX : LOCK_EX | LOCK_NB);
+            if (!lock && m.sharing == "private") {
+                dir = next_dir("cache");
+                TRY(util::mkdir_p(dir, 0700));
+                if (::chown(dir.c_str(), m.uid, m.gid) < 0 || ::chmod(dir.c_str(), m.mode) < 0)
+                    return err(in.line, cat(what, ": ", std::strerror(errno)));
+            } else if (!lock) {
+                return err(in.line, cat(what, ": ", lock.error().message()));
+            } else {
+                step_locks_.push_back(std::move(*lock));
+            }
+        }
+        req.mounts.push_back({dir, m.target, m.readonly});
+        return std::string();
+    }
+    // bind: a path of the context, or of a stage's or image's root; read-only
+    // unless rw, whose writes go to a copy and are thrown away.
+    std::string root = o_.context_dir, chain;
+    if (!m.from.empty()) std::tie(root, chain) = TRY(from_root(in, m.from, st));
+    auto rootfd = TRY(util::open_file(root, O_RDONLY | O_DIRECTORY));
+    std::string source = m.source.empty() ? "." : m.source;
+    auto found = util::open_in_root(rootfd.get(), source, O_PATH, 0, m.from.empty() ? util::Scope::Beneath : util::Scope::InRoot);
+    if (!found) return err(in.line, cat(what, ": source ", quote(source), ": ", found.error().message()));
+    char resolved[4096];
+    ssize_t len = ::readlink(cat("/proc/self/fd/", found->get()).c_str(), resolved, sizeof resolved - 1);
+    if (len < 0) return err(in.line, cat(what, ": ", std::strerror(errno)));
+    std::string path(resolved, size_t(len));
+    struct stat sb;
+    if (::fstat(found->get(), &sb) < 0) return err(in.line, cat(what, ": ", std::strerror(errno)));
+    std::string key;
+    if (S_ISDIR(sb.st_mode)) {
+        key = TRY(tree_digest(path, epoch_));
+    } else {
+        key = img::Digest::of(TRY(util::read_file(path))).str();
+    }
+    if (!m.readonly) {
+        std::string copy = next_dir("bind");
+        if (S_ISDIR(sb.st_mode)) {
+            TRY(util::mkdir_p(copy, 0755));
+            auto dst = TRY(util::open_file(copy, O_RDONLY | O_DIRECTORY));
+            auto src = TRY(util::open_file(path, O_RDONLY | O_DIRECTORY));
+            TRY(img::apply_layer_copy(src.get(), dst.get()));
+        } else {
+            TRY(util::atomic_write_file(copy, TRY(util::read_file(path)), sb.st_mode & 07777, util::Durability::ProcessCrash));
+        }
+        path = copy;
+    }
+    req.mounts.push_back({path, m.target, m.readonly});
+    return cat(" ", key, chain.empty() ? "" : cat(" from=", chain));
+}
+
 util::Status Build::run_step(const Instruction &in, StageState &st) {
     RunRequest req;
+    std::string dir = next_dir("run");
     if (in.json_form) {
         req.argv = in.args;
     } else {
         req.argv = st.cfg.shell;
         req.argv.push_back(in.args[0]);
+    }
+    std::string heredoc_text;  // the documents, as they follow the line
+    for (const auto &h : in.heredocs) heredoc_text += cat("\n", h.content, h.name);
+    if (!in.heredocs.empty() && !in.json_form) {
+        auto only = heredoc_marker(util::trim(in.args[0]));
+        if (in.heredocs.size() == 1 && only && only->name == in.heredocs[0].name) {
+            // `RUN <<EOF` alone: the document is the script, a file run by
+            // the shell (its #! line honoured, else the shell reads it), as
+            // BuildKit does; the file is bound in, not part of the layer.
+            std::string pipes = cat(dir, "/pipes");
+            TRY(util::mkdir_p(pipes, 0755));
+            TRY(util::atomic_write_file(cat(pipes, "/", in.heredocs[0].name), in.heredocs[0].content, 0755,
+                                        util::Durability::ProcessCrash));
+            // BuildKit binds it at /dev/pipes; berth's runtime owns /dev, so
+            // the file is bound at /.berth-heredoc (its mount point is taken
+            // out of the layer again, as every mount point the step made).
+            req.mounts.push_back({pipes, "/.berth-heredoc", true});
+            req.argv.back() = cat("/.berth-heredoc/", in.heredocs[0].name);
+        } else {
+            // Documents fed to a command (`RUN python3 <<EOF`, `cat <<EOF >f`): the shell reads them.
+            req.argv.back() += heredoc_text;
+        }
+    }
+    std::string mounts_text;
+    for (const auto &raw : in.mounts) {
+        auto spec = TRY(expand_run_word(in, raw, st));
+        auto m = parse_run_mount(spec);
+        if (!m) return err(in.line, cat("RUN --mount=", spec, ": ", m.error().message()));
+        mounts_text += cat("\n--mount=", spec, TRY(run_mount(in, *m, st, req)));
     }
     // The environment: the config's Env, and the stage's ARGs where Env does not set them.
     auto env = st.cfg.env();
@@ -514,14 +718,13 @@ util::Status Build::run_step(const Instruction &in, StageState &st) {
     req.platform = platform_str(st.platform);
     req.stdout_fd = o_.log_fd;
     // podman's history: the ARGs passed, then /bin/sh -c and the text as written (whatever SHELL or form).
-    std::string created_by = cat("/bin/sh -c ", in.raw);
+    std::string created_by = cat("/bin/sh -c ", in.raw, heredoc_text);
     if (!arg_env.empty()) created_by = cat("|", arg_env.size(), " ", util::join(arg_env, " "), " ", created_by);
     std::string key = img::Digest::of(cat(st.chain, "\nRUN ", platform_str(st.platform), "\n", util::join(req.argv, "\n"),
                                           "\n", created_by, "\n",
-                                          util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user)).str();
+                                          util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user, mounts_text)).str();
     if (auto hit = TRY(cached(key)); hit && !o_.no_cache) return add_layer(st, key, "", created_by);
     req.lower_dirs = layer_roots(st);
-    std::string dir = next_dir("run");
     req.upper_dir = cat(dir, "/upper");
     req.work_dir = cat(dir, "/work");
     TRY(util::mkdir_p(req.upper_dir, 0755));
@@ -532,6 +735,7 @@ util::Status Build::run_step(const Instruction &in, StageState &st) {
         TRY(util::mkdir_p(req.lower_dirs.back(), 0755));
     }
     auto ran = runner_.run(req);
+    step_locks_.clear();
     if (!ran) return err(in.line, cat("RUN: ", ran.error().message()));
     TRY(add_layer(st, key, req.upper_dir, created_by));
     (void)util::remove_tree(dir);
