@@ -316,7 +316,7 @@ util::Status Build::from_image(const std::string &name, StageState &st) {
         img::ImportOptions io;
         io.ref_name = tag;
         io.platform = st.platform;
-        io.unpack = false;  // trees_ unpacks, the fast way
+        io.unpack = !trees_.scratch();  // else trees_ unpacks, the fast way
         std::string ref_name = cat("oci:", spec, tag.empty() ? "" : ":", tag);
         written_.refs.insert(ref_name);
         auto r = TRY(img::import_layout(store_, spec, ref_name, io));

@@ -37,6 +37,8 @@ public:
     util::Status need(const img::Descriptor &layer, const img::Digest &diff_id);
     /// The layer's tree: the store's, or its scratch copy while the store's is made.
     std::string root(const img::Digest &diff_id) const;
+    /// Whether base layers get scratch copies (else importers may as well unpack as they copy).
+    bool scratch() const { return !scratch_.empty(); }
     /// Waits for every worker; fails with the first one's error.
     util::Status finish();
 
