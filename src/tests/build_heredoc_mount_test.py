@@ -16,7 +16,7 @@ import sys
 import tarfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from build_run_lib import Checks, Layout, Setup, busybox_files, tar_layer  # noqa: E402
+from build_run_lib import Checks, Layout, Setup, busybox_files, context_dir, tar_layer  # noqa: E402
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
@@ -27,14 +27,7 @@ n = [0]
 
 def context(containerfile, files=None):
     n[0] += 1
-    d = os.path.join(t.tmp, f"ctx{n[0]}")
-    os.makedirs(d)
-    with open(os.path.join(d, "Containerfile"), "w") as f:
-        f.write(containerfile)
-    for name, data in (files or {}).items():
-        with open(os.path.join(d, name), "wb") as f:
-            f.write(data)
-    return d
+    return context_dir(t.tmp, f"ctx{n[0]}", containerfile, files)
 
 
 def build(ctx, *opts, store=None):

@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from build_run_lib import Checks, Layout, Setup, busybox_files, tar_layer  # noqa: E402
+from build_run_lib import Checks, Layout, Setup, busybox_files, context_dir, tar_layer  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "image", "tests"))
 from remote_lib import free_port  # noqa: E402
@@ -29,14 +29,7 @@ c = Checks()
 
 
 def context(name, containerfile, files=None):
-    d = os.path.join(t.tmp, name)
-    os.makedirs(d)
-    with open(os.path.join(d, "Containerfile"), "w") as f:
-        f.write(containerfile)
-    for n, data in (files or {}).items():
-        with open(os.path.join(d, n), "wb") as f:
-            f.write(data)
-    return d
+    return context_dir(t.tmp, name, containerfile, files)
 
 
 def berth(*args, timeout=300):
