@@ -11,6 +11,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -160,6 +161,49 @@ RUN --mount=type=bind,from=tools,source=/out,target=/t cat /t/a >/via-mount
         c.ok(set(ls[1]) == {"copied", "copied/a"} and ls[1]["copied/a"][1] == b"built\n",
              f"... copies what the stage holds, not what it deleted: {sorted(ls[1])}")
         c.ok(ls[2].get("via-mount", (0, 0))[1] == b"built\n", f"a bind mount from the stage: {sorted(ls[2])}")
+    # linux/arm/v7: the here-document's file and a cache mount reach an ARM
+    # program run under qemu-arm (binfmt F).
+    gcc = shutil.which("arm-linux-gnueabihf-gcc")
+    misc = "/proc/sys/fs/binfmt_misc/qemu-arm"
+    flags = [l for l in open(misc).read().splitlines() if l.startswith("flags:")] if os.path.exists(misc) else []
+    if ARCH != "amd64" or not gcc or not flags or "F" not in flags[0]:
+        print("(the arm/v7 case is skipped: needs an amd64 host, arm-linux-gnueabihf-gcc and qemu-arm registered "
+              "with flag F; build_run_foreign registers it)")
+    else:
+        src = os.path.join(t.tmp, "append.c")
+        with open(src, "w") as f:
+            f.write('#include <stdio.h>\n#include <sys/utsname.h>\n'
+                    '/* append DEST FILE...: the files\' text and the machine appended to DEST */\n'
+                    'int main(int argc, char **argv) { struct utsname u; uname(&u);\n'
+                    '  FILE *o = fopen(argv[1], "a"); if (!o) return 1; char b[256]; size_t n;\n'
+                    '  for (int i = 2; i < argc; i++) { FILE *in = fopen(argv[i], "r"); if (!in) return 2;\n'
+                    '    while ((n = fread(b, 1, sizeof b, in)) > 0) fwrite(b, 1, n, o); fclose(in); }\n'
+                    '  fprintf(o, "%s\\n", u.machine); return fclose(o) != 0; }\n')
+        subprocess.run([gcc, "-static", "-Os", "-o", src + ".arm", src], check=True)
+        arm = Layout(os.path.join(t.tmp, "arm"))
+        d, _ = arm.image([tar_layer([("bin", None), ("bin/append", open(src + ".arm", "rb").read())])], "arm")
+        arm.tag(d, "1")
+        # SHELL is the program: `RUN <<EOF` gives it /out, then the document's file.
+        arm_cf = f"""FROM oci:{arm.path}:1
+SHELL ["/bin/append", "/out"]
+RUN <<EOF
+a here-document
+EOF
+RUN --mount=type=cache,target=/c,id=arm ["/bin/append", "/c/log"]
+RUN --mount=type=cache,target=/c,id=arm ["/bin/append", "/count", "/c/log"]
+"""
+        r1, _ = build(context(arm_cf), "--platform", "linux/arm/v7")
+        r2, out = build(context(arm_cf), "--platform", "linux/arm/v7", "--no-cache")
+        c.ok(r1.returncode == 0 and r2.returncode == 0, f"arm/v7 builds with a here-document and a cache mount: "
+                                                         f"{r1.stderr.strip()[-300:]} {r2.stderr.strip()[-300:]}")
+        if r2.returncode == 0:
+            ls, _ = layers(out)
+            got = ls[1].get("out", (0, 0))[1]
+            c.ok(got == b"a here-document\narmv7l\n" and set(ls[1]) == {"out"},
+                 f"an ARM program reads the here-document's file under qemu-arm: {sorted(ls[1])} {got!r}")
+            count = ls[3].get("count", (0, 0))[1] or b""
+            c.ok(count.count(b"armv7l") == 3 and not any(k.startswith("c") for k in ls[2]),
+                 f"an ARM step's cache mount keeps what the previous build's steps wrote: {count!r} {sorted(ls[2])}")
     c.ok(not [l for l in open("/proc/self/mountinfo") if t.tmp in l], "no mount is left behind")
     c.ok(t.leftovers() == [], f"nothing is left behind: {t.leftovers()}")
 finally:
