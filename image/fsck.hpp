@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,18 @@ struct GcReport {
     int signatures_removed = 0;  ///< signature records of manifests that went
     uint64_t bytes_freed = 0;
 };
+
+/// What is in use: blobs ("sha256:<hex>") and unpacked layers (diff_id hex).
+struct InUse {
+    std::set<std::string> blobs, layers;
+    /// Marks the manifest or index `d` and what it names (manifests,
+    /// configs, layer blobs, the configs' unpacked layers).
+    void mark_manifest(const Store &store, const Digest &d);
+};
+
+/// What every ref and every container (containers/<id>/image.json) reaches.
+/// The caller holds the store's exclusive lock for the answer to stay true.
+util::Result<InUse> in_use(const Store &store);
 
 /// Removes blobs and layers that no ref and no container uses
 /// (containers/<id>/image.json: {"manifest": digest, "layers": [diff_id...]}),

@@ -23,40 +23,39 @@ using scan::hex_digest;
 using scan::list_dir;
 using scan::lock_busy;
 
-util::Result<GcReport> gc(Store &store) {
-    auto lock = TRY_CTX(store.lock_exclusive(), "gc");
-    GcReport rep;
-    std::set<std::string> keep_blobs, keep_layers;
-    auto mark_manifest = [&](const Digest &d) {
-        keep_blobs.insert(d.str());
-        auto text = store.read_blob(d, 4 << 20);
-        if (!text) return;
-        auto kind = manifest_kind(*text);
-        if (!kind) return;
-        std::vector<Digest> manifests;
-        if (*kind == ManifestKind::Index) {
-            auto idx = parse_index(*text);
-            if (!idx) return;
-            for (const auto &m : idx->manifests) {
-                keep_blobs.insert(m.digest.str());
-                manifests.push_back(m.digest);
-            }
-        } else {
-            manifests.push_back(d);
+void InUse::mark_manifest(const Store &store, const Digest &d) {
+    blobs.insert(d.str());
+    auto text = store.read_blob(d, 4 << 20);
+    if (!text) return;
+    auto kind = manifest_kind(*text);
+    if (!kind) return;
+    std::vector<Digest> manifests;
+    if (*kind == ManifestKind::Index) {
+        auto idx = parse_index(*text);
+        if (!idx) return;
+        for (const auto &m : idx->manifests) {
+            blobs.insert(m.digest.str());
+            manifests.push_back(m.digest);
         }
-        for (const auto &md : manifests) {
-            auto mt = store.read_blob(md, 4 << 20);
-            if (!mt) continue;
-            auto m = parse_manifest(*mt);
-            if (!m) continue;
-            keep_blobs.insert(m->config.digest.str());
-            for (const auto &l : m->layers) keep_blobs.insert(l.digest.str());
-            if (auto ct = store.read_blob(m->config.digest, 16 << 20); ct)
-                if (auto c = parse_image_config(*ct); c)
-                    for (const auto &id : c->diff_ids) keep_layers.insert(std::string(id.hex()));
-        }
-    };
-    for (const auto &[name, d] : TRY_CTX(store.list_refs(), "gc")) mark_manifest(d);
+    } else {
+        manifests.push_back(d);
+    }
+    for (const auto &md : manifests) {
+        auto mt = store.read_blob(md, 4 << 20);
+        if (!mt) continue;
+        auto m = parse_manifest(*mt);
+        if (!m) continue;
+        blobs.insert(m->config.digest.str());
+        for (const auto &l : m->layers) blobs.insert(l.digest.str());
+        if (auto ct = store.read_blob(m->config.digest, 16 << 20); ct)
+            if (auto c = parse_image_config(*ct); c)
+                for (const auto &id : c->diff_ids) layers.insert(std::string(id.hex()));
+    }
+}
+
+util::Result<InUse> in_use(const Store &store) {
+    InUse use;
+    for (const auto &[name, d] : TRY(store.list_refs())) use.mark_manifest(store, d);
     std::string containers = store.device().containers();
     for (const auto &id : list_dir(containers)) {
         auto text = util::read_file(cat(containers, "/", id, "/image.json"), 1 << 20);
@@ -64,11 +63,19 @@ util::Result<GcReport> gc(Store &store) {
         auto v = util::json::parse(*text, "image.json");
         if (!v || !v->is_object()) continue;
         if (auto m = util::json::opt_string(*v, "manifest", ""); m && *m)
-            if (auto d = Digest::parse(**m); d) mark_manifest(*d);
+            if (auto d = Digest::parse(**m); d) use.mark_manifest(store, *d);
         if (auto ls = util::json::opt_string_array(*v, "layers", ""); ls)
             for (const auto &s : *ls)
-                if (auto d = Digest::parse(s); d) keep_layers.insert(std::string(d->hex()));
+                if (auto d = Digest::parse(s); d) use.layers.insert(std::string(d->hex()));
     }
+    return use;
+}
+
+util::Result<GcReport> gc(Store &store) {
+    auto lock = TRY_CTX(store.lock_exclusive(), "gc");
+    GcReport rep;
+    auto use = TRY_CTX(in_use(store), "gc");
+    const std::set<std::string> &keep_blobs = use.blobs, &keep_layers = use.layers;
     // A record names the manifest it admitted; it goes with that manifest,
     // first (a crash then leaves a manifest without its record, which the
     // next gc collects, never a record without its manifest).

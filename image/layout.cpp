@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/config.hpp"
+#include "image/unpack.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -37,6 +39,23 @@ util::Status copy_blob(Store &store, int layout, const Digest &d, int &count) {
     TRY(store.put_blob_fd(d, fd.get()));
     ++count;
     return util::ok();
+}
+
+/// A layer blob copied and unpacked in one pass: the bytes read from the
+/// layout go to the store and, through a StreamingUnpack (its own thread:
+/// inflate, diff_id and extraction beside the copy's hashing and writing),
+/// to the layer's temporary tree, which becomes the layer only once the
+/// blob is verified and stored. A stored blob or unpacked layer is not
+/// done again.
+util::Status copy_and_unpack(Store &store, int layout, const Descriptor &layer, const Digest &diff_id, int &count,
+                             const UnpackLimits &limits) {
+    if (store.has_blob(layer.digest)) return util::ok();  // unpack_image unpacks it from the store
+    auto unpack = TRY(StreamingUnpack::start(store, layer, diff_id, limits));
+    if (!unpack) return copy_blob(store, layout, layer.digest, count);
+    auto fd = TRY(open_blob_in(layout, layer.digest));
+    TRY(store.put_blob_fd(layer.digest, fd.get(), [&](std::string_view chunk) { return unpack->feed(chunk); }));
+    ++count;
+    return unpack->commit();
 }
 
 }  // namespace
@@ -99,9 +118,17 @@ util::Result<ImportResult> import_layout(Store &store, const std::string &path, 
     std::string mtext2 = TRY_CTX(read_blob_in(l, res.manifest, 4 << 20), what);
     auto m = TRY_CTX(parse_manifest(mtext2), what);
     TRY_CTX(copy_blob(store, l, m.config.digest, res.blobs_stored), what);
-    for (const auto &layer : m.layers) {
+    std::vector<Digest> diff_ids;
+    if (opts.unpack) {
+        auto ctext = TRY_CTX(store.read_blob(m.config.digest, 16 << 20), what);
+        diff_ids = TRY_CTX(parse_image_config(ctext), what).diff_ids;
+        if (diff_ids.size() != m.layers.size())
+            return Error::msg(cat(what, ": the config names ", diff_ids.size(), " layers, the manifest ", m.layers.size()));
+    }
+    for (size_t i = 0; i < m.layers.size(); i++) {
         TRY_CTX(util::failpoint("import.layer"), what);
-        TRY_CTX(copy_blob(store, l, layer.digest, res.blobs_stored), what);
+        if (opts.unpack) TRY_CTX(copy_and_unpack(store, l, m.layers[i], diff_ids[i], res.blobs_stored, opts.limits), what);
+        else TRY_CTX(copy_blob(store, l, m.layers[i].digest, res.blobs_stored), what);
     }
     TRY_CTX(copy_blob(store, l, res.manifest, res.blobs_stored), what);
     if (!(res.top == res.manifest)) TRY_CTX(copy_blob(store, l, res.top, res.blobs_stored), what);

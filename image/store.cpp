@@ -92,10 +92,13 @@ util::Status Store::put_blob(const Digest &d, std::string_view data) {
     });
 }
 
-util::Status Store::put_blob_fd(const Digest &d, int in) {
+util::Status Store::put_blob_fd(const Digest &d, int in) { return put_blob_fd(d, in, nullptr); }
+
+util::Status Store::put_blob_fd(const Digest &d, int in, const std::function<util::Status(std::string_view)> &each) {
     return put_blob_with(d, [&](util::AtomicFile &f) -> util::Status {
         auto got = TRY(Digest::of_fd(in, [&](std::string_view chunk) -> util::Status {
             TRY(util::failpoint("store.put.write"));
+            if (each) TRY(each(chunk));
             return f.write(chunk);
         }));
         if (!(got == d)) return Error::msg(cat("content hashes to ", got.str()));

@@ -73,6 +73,9 @@ public:
     /// Stores the content read from `fd` (to EOF) after checking that it
     /// hashes to `d`; streams, so a layer never sits in memory.
     util::Status put_blob_fd(const Digest &d, int fd);
+    /// Same, passing every chunk to `each` as it is read (a one-pass import
+    /// feeds a StreamingUnpack); nothing is read when the blob is stored.
+    util::Status put_blob_fd(const Digest &d, int fd, const std::function<util::Status(std::string_view)> &each);
     /// Opens a stored blob for reading (streaming unpack).
     util::Result<util::UniqueFd> open_blob(const Digest &d) const;
     /// Size of a stored blob.

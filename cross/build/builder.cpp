@@ -6,19 +6,25 @@
 #include "cross/build/builder.hpp"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
+#include <tuple>
 #include <set>
 
 #include "cross/build/containerfile.hpp"
 #include "cross/build/context.hpp"
 #include "cross/build/image_config.hpp"
 #include "cross/build/layer.hpp"
+#include "cross/build/layer_trees.hpp"
 #include "cross/build/layer_view.hpp"
 #include "image/config.hpp"
+#include "image/fsck.hpp"
 #include "image/image.hpp"
 #include "image/layout.hpp"
 #include "image/pull.hpp"
@@ -27,6 +33,7 @@
 #include "image/unpack.hpp"
 #include "util/dir.hpp"
 #include "util/file.hpp"
+#include "util/flock.hpp"
 #include "util/path.hpp"
 #include "util/strings.hpp"
 
@@ -41,6 +48,15 @@ using util::json::Value;
 struct Layer {
     img::Descriptor desc;
     img::Digest diff_id;
+};
+
+/// What this build wrote that another build cannot have written for it:
+/// what undoing a failed build may consider its own.
+struct Written {
+    std::set<std::string> manifests;  ///< its configs, manifests and index
+    std::set<std::string> cache;      ///< build-cache entry names
+    std::set<std::string> bases;      ///< manifests (and indexes) it took as bases
+    std::set<std::string> refs;       ///< the names its imports and pulls of bases set
 };
 
 /// A stage as far as it is built.
@@ -75,11 +91,47 @@ Value podman_order(const Value &c) {
     return out;
 }
 
+/// A COPY here-document's text with $NAME and ${NAME} replaced from
+/// `vars` (an unset one is empty) and `\$` kept as `$`; quotes are text.
+util::Result<std::string> expand_heredoc(std::string_view text, const std::map<std::string, std::string> &vars) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); i++) {
+        char c = text[i];
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] == '$') {
+            out += '$';
+            i++;
+            continue;
+        }
+        if (c != '$' || i + 1 >= text.size()) {
+            out += c;
+            continue;
+        }
+        size_t start = i + 1;
+        bool braced = text[start] == '{';
+        if (braced) start++;
+        size_t end = start;
+        while (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) end++;
+        if (end == start || (braced && (end >= text.size() || text[end] != '}'))) {
+            out += c;
+            continue;
+        }
+        auto v = vars.find(std::string(text.substr(start, end - start)));
+        if (v != vars.end()) out += v->second;
+        i = braced ? end : end - 1;
+    }
+    return out;
+}
+
 class Build {
 public:
     Build(img::Store &store, const BuildOptions &o, Runner &runner, const Containerfile &cf, int64_t epoch,
-          std::string work)
-        : store_(store), o_(o), runner_(runner), cf_(cf), epoch_(epoch), work_(std::move(work)) {}
+          std::string work, Written &written, LayerTrees &trees)
+        : store_(store), o_(o), runner_(runner), cf_(cf), epoch_(epoch), work_(std::move(work)), written_(written),
+          trees_(trees) {}
+
+    ~Build() {
+        for (const auto &m : mounted_) (void)::umount2(m.c_str(), MNT_DETACH);
+    }
 
     util::Result<PlatformResult> run(const img::Platform &target);
 
@@ -96,6 +148,14 @@ private:
     util::Status step(const Instruction &in, StageState &st);
     util::Status copy(const Instruction &in, StageState &st, const std::map<std::string, std::string> &vars);
     util::Status run_step(const Instruction &in, StageState &st);
+    /// A RUN --mount value with the stage's ARGs and ENV substituted.
+    util::Result<std::string> expand_run_word(const Instruction &in, const std::string &raw, const StageState &st);
+    /// Adds the mount to `req`; returns what of it enters the cache key
+    /// (a bind's content digest).
+    util::Result<std::string> run_mount(const Instruction &in, const RunMount &m, const StageState &st, RunRequest &req);
+    /// The root of a stage or image named by --from (COPY, RUN --mount), read-only.
+    util::Result<std::pair<std::string, std::string>> from_root(const Instruction &in, const std::string &from,
+                                                                const StageState &st);
     util::Result<std::optional<size_t>> stage_named(const std::string &name, size_t before) const;
     /// The stage's flattened root (for COPY --from and user names), built once.
     util::Result<std::string> flattened(const StageState &st, const std::string &key);
@@ -108,8 +168,7 @@ private:
     /// The stage's extracted layers, topmost first.
     std::vector<std::string> layer_roots(const StageState &st) const {
         std::vector<std::string> roots;
-        for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it)
-            roots.push_back(cat(store_.layer_path(it->diff_id), "/rootfs"));
+        for (auto it = st.layers.rbegin(); it != st.layers.rend(); ++it) roots.push_back(trees_.root(it->diff_id));
         return roots;
     }
     std::string next_dir(std::string_view what) { return cat(work_, "/", what, "-", ++counter_); }
@@ -120,11 +179,15 @@ private:
     const Containerfile &cf_;
     int64_t epoch_;
     std::string work_;
+    Written &written_;
+    LayerTrees &trees_;
     int counter_ = 0;
     img::Platform target_;
     std::map<std::string, std::string> global_;  ///< ARGs before FROM, with the automatic ones
     std::vector<StageState> stages_;
-    std::map<std::string, std::string> flat_;  ///< chain -> flattened root
+    std::map<std::string, std::string> flat_;  ///< chain -> the stage's root (an overlay or a flattened copy)
+    std::vector<std::string> mounted_;         ///< read-only overlays of stages, unmounted by the destructor
+    std::vector<util::UniqueFd> step_locks_;   ///< RUN --mount=type=cache,sharing=locked, for the step
     int step_no_ = 0, steps_ = 0;
 };
 
@@ -164,8 +227,11 @@ std::vector<bool> Build::needed_stages(size_t target) const {
             if (auto s = stage_named(*name, i); s && *s) need[**s] = true;
         };
         mark(cf_.stages[i].from.args[0]);
-        for (const auto &in : cf_.stages[i].body)
+        for (const auto &in : cf_.stages[i].body) {
             if (auto f = in.flags.find("from"); f != in.flags.end()) mark(f->second);
+            for (const auto &raw : in.mounts)
+                if (auto m = parse_run_mount(raw); m && !m->from.empty()) mark(m->from);
+        }
     }
     return need;
 }
@@ -250,7 +316,11 @@ util::Status Build::from_image(const std::string &name, StageState &st) {
         img::ImportOptions io;
         io.ref_name = tag;
         io.platform = st.platform;
-        auto r = TRY(img::import_layout(store_, spec, cat("oci:", spec, tag.empty() ? "" : ":", tag), io));
+        io.unpack = !trees_.scratch();  // else trees_ unpacks, the fast way
+        std::string ref_name = cat("oci:", spec, tag.empty() ? "" : ":", tag);
+        written_.refs.insert(ref_name);
+        auto r = TRY(img::import_layout(store_, spec, ref_name, io));
+        written_.bases.insert(r.top.str());
         top = r.manifest;
     } else {
         auto ref = img::Reference::parse(name, "localhost");
@@ -280,12 +350,17 @@ util::Status Build::from_image(const std::string &name, StageState &st) {
     }
     // Else pulled, when the reference names its registry: a short name is never sent anywhere.
     if (auto full = img::Reference::parse(name); !image && name.rfind("oci:", 0) != 0 && full && o_.pull) {
+        written_.refs.insert(img::store_ref_name(*full));
+        written_.refs.insert(full->str());
         auto pulled = o_.pull(*full, st.platform);
         if (!pulled) return other.empty() ? std::move(pulled).error() : std::move(pulled).error().wrap(other);
         image = TRY(img::load_image(store_, *pulled, st.platform, true));
     }
     if (!image) return Error::msg(other.empty() ? "no such image in the store, and no registry to pull it from" : other);
-    TRY(img::unpack_image(store_, *image));
+    written_.bases.insert(image->manifest_digest.str());
+    if (top) written_.bases.insert(top->str());
+    for (size_t k = 0; k < image->manifest.layers.size(); k++)
+        TRY(trees_.need(image->manifest.layers[k], image->config.diff_ids.at(k)));
     auto config_text = TRY(store_.read_blob(image->manifest.config.digest));
     auto config = TRY(util::json::parse(config_text, "base image config"));
     if (config.contains("config") && config["config"].is_object()) st.cfg.config = config["config"];
@@ -347,7 +422,7 @@ util::Result<std::string> Build::flattened(const StageState &st, const std::stri
     TRY(util::mkdir_p(dir, 0755));
     auto dst = TRY(util::open_file(dir, O_RDONLY | O_DIRECTORY));
     for (const auto &l : st.layers) {
-        auto src = TRY(util::open_file(cat(store_.layer_path(l.diff_id), "/rootfs"), O_RDONLY | O_DIRECTORY));
+        auto src = TRY(util::open_file(trees_.root(l.diff_id), O_RDONLY | O_DIRECTORY));
         TRY(img::apply_layer_copy(src.get(), dst.get()));
     }
     flat_[key] = dir;
@@ -426,28 +501,42 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     SourceRoot src;
     std::string from_text;
     if (auto f = in.flags.find("from"); f != in.flags.end()) {
-        std::string from = TRY(expand(f->second));
-        size_t here = size_t(&st - stages_.data());
-        std::optional<size_t> s = TRY(stage_named(from, here));
-        StageState image_state;
-        const StageState *other = nullptr;
-        if (s) {
-            // A stage named through a variable the planner could not resolve: build it now.
-            if (!stages_[*s].built) TRY(build_stage(*s));
-            other = &stages_[*s];
-        } else {
-            image_state.platform = st.platform;
-            TRY(from_image(from, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
-            other = &image_state;
-        }
-        std::string root = TRY(flattened(*other, other->chain));
-        src = TRY(open_root(root, cat("stage ", from)));
-        from_text = cat(" from=", other->chain);
+        auto [root, chain] = TRY(from_root(in, TRY(expand(f->second)), st));
+        src = TRY(open_root(root, cat("stage ", f->second)));
+        from_text = cat(" from=", chain);
     } else if (!spec.sources.empty()) {
         src = TRY(open_context(o_.context_dir));
     }
     std::string tree = next_dir("copy");
     TRY(util::mkdir_p(tree, 0755));
+    // Here-documents as sources (`COPY <<EOF /path`): files made from their text.
+    std::vector<std::string> docs;
+    for (auto it = spec.sources.begin(); it != spec.sources.end();) {
+        auto h = heredoc_marker(*it);
+        if (!h) {
+            ++it;
+            continue;
+        }
+        docs.push_back(h->name);
+        it = spec.sources.erase(it);
+    }
+    if (!docs.empty() && (!spec.sources.empty() || !urls.empty()))
+        return err(in.line, cat(in.keyword, ": here-documents and other sources in one instruction are not supported"));
+    for (const auto &name : docs) {
+        auto h = std::find_if(in.heredocs.begin(), in.heredocs.end(), [&](const Heredoc &d) { return d.name == name; });
+        if (h == in.heredocs.end()) return err(in.line, cat(in.keyword, ": no here-document ", name));
+        if (docs.size() > 1 && spec.dest.back() != '/')
+            return err(in.line, cat(in.keyword, ": several here-documents need a destination directory ending in /"));
+        std::string text = h->expand ? TRY(expand_heredoc(h->content, vars)) : h->content;
+        std::string dest_path = spec.dest.back() == '/' ? cat(spec.dest, name) : spec.dest;
+        std::string path = cat(tree, dest_path);
+        TRY(util::mkdir_p(util::dirname(path), 0755));
+        TRY(util::atomic_write_file(path, text, spec.mode.value_or(0644), util::Durability::ProcessCrash));
+        if (::chmod(path.c_str(), spec.mode.value_or(0644)) < 0 || ::chown(path.c_str(), spec.uid.value_or(0), spec.gid.value_or(0)) < 0)
+            return err(in.line, cat(in.keyword, ": ", quote(dest_path), ": ", std::strerror(errno)));
+        timespec ts[2] = {{epoch_, 0}, {epoch_, 0}};
+        (void)::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    }
     for (const auto &u : urls)
         if (auto fetched = stage_url(u, checksum, spec, tree); !fetched)
             return err(in.line, cat(in.keyword, ": ", fetched.error().message()));
@@ -467,13 +556,152 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
     return util::ok();
 }
 
+util::Result<std::pair<std::string, std::string>> Build::from_root(const Instruction &in, const std::string &from,
+                                                                   const StageState &st) {
+    size_t here = size_t(&st - stages_.data());
+    std::optional<size_t> s = TRY(stage_named(from, here));
+    StageState image_state;
+    const StageState *other = nullptr;
+    if (s) {
+        // A stage named through a variable the planner could not resolve: build it now.
+        if (!stages_[*s].built) TRY(build_stage(*s));
+        other = &stages_[*s];
+    } else {
+        image_state.platform = st.platform;
+        TRY(from_image(from, image_state).context(cat(cf_.file_name, ":", in.line, ": ", in.keyword, " --from=", from)));
+        other = &image_state;
+    }
+    if (auto it = flat_.find(other->chain); it != flat_.end()) return std::make_pair(it->second, other->chain);
+    // The stage's layers stacked by a read-only overlay (nothing copied);
+    // a flattened copy where this process cannot mount.
+    if (o_.scratch_tmpfs) {
+        std::vector<std::string> lowers = layer_roots(*other);
+        std::string empty = next_dir("empty"), dir = next_dir("from");
+        TRY(util::mkdir_p(empty, 0755));
+        TRY(util::mkdir_p(dir, 0755));
+        lowers.push_back(empty);  // overlay wants two lower directories without an upper one
+        std::string options = cat("lowerdir=", util::join(lowers, ":"));
+        bool plain = std::all_of(lowers.begin(), lowers.end(),
+                                 [](const std::string &l) { return l.find_first_of(",:\\") == std::string::npos; });
+        if (plain && options.size() < 4000 &&
+            ::mount("overlay", dir.c_str(), "overlay", MS_RDONLY | MS_NODEV | MS_NOSUID, options.c_str()) == 0) {
+            mounted_.push_back(dir);
+            flat_[other->chain] = dir;
+            return std::make_pair(dir, other->chain);
+        }
+    }
+    return std::make_pair(TRY(flattened(*other, other->chain)), other->chain);
+}
+
+util::Result<std::string> Build::expand_run_word(const Instruction &in, const std::string &raw, const StageState &st) {
+    std::map<std::string, std::string> vars = st.args;
+    for (const auto &[k, v] : st.cfg.env()) vars[k] = v;
+    auto e = expand_word(raw, vars, cf_.escape);
+    if (!e) return err(in.line, cat("RUN --mount: ", e.error().context));
+    return *e;
+}
+
+util::Result<std::string> Build::run_mount(const Instruction &in, const RunMount &m, const StageState &st, RunRequest &req) {
+    std::string what = cat("RUN --mount=type=", m.type, ",target=", m.target);
+    if (m.type == "cache") {
+        // Kept in the store by id between builds; never in a layer (build prune removes it).
+        std::string dir = cat(store_.root(), "/build-cache-mounts/", img::Digest::of(m.id).hex());
+        if (!util::path_exists(dir)) {
+            TRY(util::mkdir_p(dir, 0700));
+            if (::chown(dir.c_str(), m.uid, m.gid) < 0 || ::chmod(dir.c_str(), m.mode) < 0)
+                return err(in.line, cat(what, ": ", std::strerror(errno)));
+        }
+        (void)::utimensat(AT_FDCWD, dir.c_str(), nullptr, 0);  // its last use
+        if (m.sharing != "shared") {
+            // locked: one step at a time; private: a fresh directory while another step holds it.
+            auto lock = util::lock_file(cat(dir, ".lock"), m.sharing == "locked" ? LOCK_EX : LOCK_EX | LOCK_NB);
+            if (!lock && m.sharing == "private") {
+                dir = next_dir("cache");
+                TRY(util::mkdir_p(dir, 0700));
+                if (::chown(dir.c_str(), m.uid, m.gid) < 0 || ::chmod(dir.c_str(), m.mode) < 0)
+                    return err(in.line, cat(what, ": ", std::strerror(errno)));
+            } else if (!lock) {
+                return err(in.line, cat(what, ": ", lock.error().message()));
+            } else {
+                step_locks_.push_back(std::move(*lock));
+            }
+        }
+        req.mounts.push_back({dir, m.target, m.readonly});
+        return std::string();
+    }
+    // bind: a path of the context, or of a stage's or image's root; read-only
+    // unless rw, whose writes go to a copy and are thrown away.
+    std::string root = o_.context_dir, chain;
+    if (!m.from.empty()) std::tie(root, chain) = TRY(from_root(in, m.from, st));
+    auto rootfd = TRY(util::open_file(root, O_RDONLY | O_DIRECTORY));
+    std::string source = m.source.empty() ? "." : m.source;
+    auto found = util::open_in_root(rootfd.get(), source, O_PATH, 0, m.from.empty() ? util::Scope::Beneath : util::Scope::InRoot);
+    if (!found) return err(in.line, cat(what, ": source ", quote(source), ": ", found.error().message()));
+    char resolved[4096];
+    ssize_t len = ::readlink(cat("/proc/self/fd/", found->get()).c_str(), resolved, sizeof resolved - 1);
+    if (len < 0) return err(in.line, cat(what, ": ", std::strerror(errno)));
+    std::string path(resolved, size_t(len));
+    struct stat sb;
+    if (::fstat(found->get(), &sb) < 0) return err(in.line, cat(what, ": ", std::strerror(errno)));
+    std::string key;
+    if (S_ISDIR(sb.st_mode)) {
+        key = TRY(tree_digest(path, epoch_));
+    } else {
+        key = img::Digest::of(TRY(util::read_file(path))).str();
+    }
+    if (!m.readonly) {
+        std::string copy = next_dir("bind");
+        if (S_ISDIR(sb.st_mode)) {
+            TRY(util::mkdir_p(copy, 0755));
+            auto dst = TRY(util::open_file(copy, O_RDONLY | O_DIRECTORY));
+            auto src = TRY(util::open_file(path, O_RDONLY | O_DIRECTORY));
+            TRY(img::apply_layer_copy(src.get(), dst.get()));
+        } else {
+            TRY(util::atomic_write_file(copy, TRY(util::read_file(path)), sb.st_mode & 07777, util::Durability::ProcessCrash));
+        }
+        path = copy;
+    }
+    req.mounts.push_back({path, m.target, m.readonly});
+    return cat(" ", key, chain.empty() ? "" : cat(" from=", chain));
+}
+
 util::Status Build::run_step(const Instruction &in, StageState &st) {
     RunRequest req;
+    std::string dir = next_dir("run");
     if (in.json_form) {
         req.argv = in.args;
     } else {
         req.argv = st.cfg.shell;
         req.argv.push_back(in.args[0]);
+    }
+    std::string heredoc_text;  // the documents, as they follow the line
+    for (const auto &h : in.heredocs) heredoc_text += cat("\n", h.content, h.name);
+    if (!in.heredocs.empty() && !in.json_form) {
+        auto only = heredoc_marker(util::trim(in.args[0]));
+        if (in.heredocs.size() == 1 && only && only->name == in.heredocs[0].name) {
+            // `RUN <<EOF` alone: the document is the script, a file run by
+            // the shell (its #! line honoured, else the shell reads it), as
+            // BuildKit does; the file is bound in, not part of the layer.
+            std::string pipes = cat(dir, "/pipes");
+            TRY(util::mkdir_p(pipes, 0755));
+            TRY(util::atomic_write_file(cat(pipes, "/", in.heredocs[0].name), in.heredocs[0].content, 0755,
+                                        util::Durability::ProcessCrash));
+            // BuildKit binds it at /dev/pipes; berth's runtime owns /dev, so
+            // the file is bound at /.berth-heredoc (its mount point is taken
+            // out of the layer again, as every mount point the step made).
+            req.mounts.push_back({pipes, "/.berth-heredoc", true});
+            req.argv.back() = cat("/.berth-heredoc/", in.heredocs[0].name);
+        } else {
+            // Documents fed to a command (`RUN python3 <<EOF`, `cat <<EOF >f`): the shell reads them.
+            req.argv.back() += heredoc_text;
+        }
+    }
+    std::string mounts_text;
+    for (const auto &raw : in.mounts) {
+        auto spec = TRY(expand_run_word(in, raw, st));
+        auto m = parse_run_mount(spec);
+        if (!m) return err(in.line, cat("RUN --mount=", spec, ": ", m.error().message()));
+        mounts_text += cat("\n--mount=", spec, TRY(run_mount(in, *m, st, req)));
     }
     // The environment: the config's Env, and the stage's ARGs where Env does not set them.
     auto env = st.cfg.env();
@@ -490,14 +718,13 @@ util::Status Build::run_step(const Instruction &in, StageState &st) {
     req.platform = platform_str(st.platform);
     req.stdout_fd = o_.log_fd;
     // podman's history: the ARGs passed, then /bin/sh -c and the text as written (whatever SHELL or form).
-    std::string created_by = cat("/bin/sh -c ", in.raw);
+    std::string created_by = cat("/bin/sh -c ", in.raw, heredoc_text);
     if (!arg_env.empty()) created_by = cat("|", arg_env.size(), " ", util::join(arg_env, " "), " ", created_by);
     std::string key = img::Digest::of(cat(st.chain, "\nRUN ", platform_str(st.platform), "\n", util::join(req.argv, "\n"),
                                           "\n", created_by, "\n",
-                                          util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user)).str();
+                                          util::join(req.env, "\n"), "\n", req.cwd, "\n", req.user, mounts_text)).str();
     if (auto hit = TRY(cached(key)); hit && !o_.no_cache) return add_layer(st, key, "", created_by);
     req.lower_dirs = layer_roots(st);
-    std::string dir = next_dir("run");
     req.upper_dir = cat(dir, "/upper");
     req.work_dir = cat(dir, "/work");
     TRY(util::mkdir_p(req.upper_dir, 0755));
@@ -508,6 +735,7 @@ util::Status Build::run_step(const Instruction &in, StageState &st) {
         TRY(util::mkdir_p(req.lower_dirs.back(), 0755));
     }
     auto ran = runner_.run(req);
+    step_locks_.clear();
     if (!ran) return err(in.line, cat("RUN: ", ran.error().message()));
     TRY(add_layer(st, key, req.upper_dir, created_by));
     (void)util::remove_tree(dir);
@@ -523,6 +751,7 @@ util::Result<std::optional<Layer>> Build::cached(const std::string &key) {
     auto digest = img::Digest::parse(v->value("digest", ""));
     auto diff_id = img::Digest::parse(v->value("diff_id", ""));
     if (!digest || !diff_id || !store_.has_blob(*digest)) return std::optional<Layer>();
+    (void)::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // its last use, for `berth build prune`
     Layer l;
     l.desc.media_type = std::string(img::media::kOciLayerGzip);
     l.desc.digest = *digest;
@@ -538,6 +767,7 @@ util::Status Build::remember(const std::string &key, const Layer &l) {
     v["digest"] = l.desc.digest.str();
     v["diff_id"] = l.diff_id.str();
     v["size"] = l.desc.size;
+    written_.cache.insert(key.substr(7));
     return util::atomic_write_file(cat(dir, "/", key.substr(7)), util::json::dump(v) + "\n");
 }
 
@@ -578,6 +808,7 @@ util::Result<PlatformResult> Build::commit(const StageState &st) {
     config["history"] = st.cfg.history;
     std::string config_text = util::json::dump(config);
     img::Digest config_digest = img::Digest::of(config_text);
+    written_.manifests.insert(config_digest.str());
     TRY(store_.put_blob(config_digest, config_text));
 
     Value manifest = Value::object();
@@ -590,6 +821,7 @@ util::Result<PlatformResult> Build::commit(const StageState &st) {
     manifest["layers"] = layers;
     std::string manifest_text = util::json::dump(manifest);
     img::Digest manifest_digest = img::Digest::of(manifest_text);
+    written_.manifests.insert(manifest_digest.str());
     TRY(store_.put_blob(manifest_digest, manifest_text));
     return PlatformResult{platform_str(st.platform), manifest_digest, config_digest};
 }
@@ -643,8 +875,14 @@ util::Status write_oci_layout(img::Store &store, const img::Digest &top, const s
 }
 
 /// What the store held before a build: a failed build removes what it
-/// added (blobs, unpacked layers, refs of imported layouts, cache entries),
-/// so a refused Containerfile leaves the store as it was.
+/// added (blobs, unpacked layers, refs of imported or pulled bases, cache
+/// entries), so a refused Containerfile leaves the store as it was. Other
+/// builds, pulls and imports may have added to the store meanwhile, and
+/// may use what this build added (the same base): the undo takes the
+/// store's exclusive lock, so that none of them is still at work (each
+/// holds the lock shared), and removes only what nothing else reaches:
+/// no ref, no container, no cache entry of another build, no manifest
+/// another build wrote.
 class StoreSnapshot {
 public:
     static util::Result<StoreSnapshot> take(img::Store &store) {
@@ -656,20 +894,43 @@ public:
         return s;
     }
 
-    void restore() {
-        for (const auto &n : names(cat(store_.root(), "/build-cache")))
-            if (!cache_.count(n)) (void)unlink(cat(store_.root(), "/build-cache/", n).c_str());
+    /// The caller no longer holds the store's lock shared.
+    void restore(const Written &w) {
+        auto lock = store_.lock_exclusive();
+        if (!lock) return;  // nothing removed rather than something in use
+        std::string cache_dir = cat(store_.root(), "/build-cache");
+        for (const auto &n : w.cache)
+            if (!cache_.count(n)) (void)unlink(cat(cache_dir, "/", n).c_str());
         if (auto refs = store_.list_refs())
             for (const auto &[n, d] : *refs)
-                if (!refs_.count(n)) (void)store_.remove_ref(n);
+                if (!refs_.count(n) && w.refs.count(n) && w.bases.count(d.str())) (void)store_.remove_ref(n);
+        auto use = img::in_use(store_);
+        if (!use) return;
+        for (const auto &n : names(cache_dir)) {
+            auto text = util::read_file(cat(cache_dir, "/", n), 1 << 16);
+            auto v = text ? util::json::parse(*text, "cache entry") : util::Result<Value>(Error::msg("unreadable"));
+            if (!v || !v->is_object()) continue;
+            use->blobs.insert(v->value("digest", ""));
+            if (auto id = img::Digest::parse(v->value("diff_id", ""))) use->layers.insert(std::string(id->hex()));
+        }
+        auto blobs = store_.list_blobs();
+        if (!blobs) return;
+        std::vector<img::Digest> added;
+        for (const auto &d : *blobs)
+            if (!blobs_.count(d.str())) added.push_back(d);
+        // What other builds wrote in the meantime: their manifests, tagged or not.
+        for (const auto &d : added) {
+            if (w.manifests.count(d.str()) || w.bases.count(d.str()) || store_.blob_size(d).value_or(UINT64_MAX) > (4 << 20))
+                continue;
+            auto text = store_.read_blob(d, 4 << 20);
+            if (text && img::manifest_kind(*text)) use->mark_manifest(store_, d);
+        }
         for (const auto &n : names(cat(store_.root(), "/layers")))
-            if (!layers_.count(n) && n.front() != '.') (void)util::remove_tree(cat(store_.root(), "/layers/", n));
-        if (auto blobs = store_.list_blobs())
-            for (const auto &d : *blobs) {
-                if (blobs_.count(d.str())) continue;
-                auto lock = store_.lock_blob(d);
-                if (lock) (void)store_.remove_blob(d);
-            }
+            if (!layers_.count(n) && n.front() != '.' && !use->layers.count(n))
+                (void)util::remove_tree(cat(store_.root(), "/layers/", n));
+        for (const auto &d : added)
+            if (!use->blobs.count(d.str()) && !util::lock_busy(cat(store_.root(), "/ingest/", d.hex(), ".lock")))
+                (void)store_.remove_blob(d);
     }
 
 private:
@@ -686,7 +947,16 @@ private:
 
 namespace {
 
-util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &options, Runner &runner) {
+/// Whether some stage runs a RUN step: only then are base layers worth a
+/// scratch copy (layer_trees.hpp); COPY alone reads little of them.
+bool needs_runs(const Containerfile &cf) {
+    for (const auto &st : cf.stages)
+        for (const auto &in : st.body)
+            if (in.keyword == "RUN") return true;
+    return false;
+}
+
+util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &options, Runner &runner, Written &written) {
     // The Containerfile: -f, else Containerfile, else Dockerfile in the context.
     std::string file = options.containerfile;
     if (file.empty()) {
@@ -715,14 +985,18 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
 
     std::string work = options.work_root.empty() ? cat(store.root(), "/build-tmp/", getpid()) : options.work_root;
     TRY(util::mkdir_p(work, 0700));
+    std::string scratch = cat(work, "/scratch");
+    bool scratch_mounted = options.scratch_tmpfs && needs_runs(cf) && mount_scratch(scratch);
     util::ScopeGuard cleanup([&] {
+        if (scratch_mounted) (void)::umount2(scratch.c_str(), MNT_DETACH);
         (void)util::remove_tree(work);
         if (options.work_root.empty()) (void)rmdir(cat(store.root(), "/build-tmp").c_str());
     });
 
+    LayerTrees trees(store, scratch_mounted ? scratch : "");
     BuildResult out;
     for (const auto &p : platforms) {
-        Build b(store, options, runner, cf, epoch, cat(work, "/", out.images.size()));
+        Build b(store, options, runner, cf, epoch, cat(work, "/", out.images.size()), written, trees);
         auto one = b.run(p);
         if (!one) return platforms.size() > 1 ? std::move(one).error().wrap(cat("build for ", p.str())) : std::move(one).error();
         out.images.push_back(std::move(*one));
@@ -744,6 +1018,7 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
         Value index = Value{{"schemaVersion", 2}, {"mediaType", img::media::kOciIndex}, {"manifests", manifests}};
         std::string text = util::json::dump(index);
         top = img::Digest::of(text);
+        written.manifests.insert(top.str());
         TRY(store.put_blob(top, text));
         out.index = top;
         top_type = std::string(img::media::kOciIndex);
@@ -755,6 +1030,7 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
         TRY_CTX(write_oci_layout(store, top, top_type, top_size, *options.oci_output_dir, names),
                 cat("write the OCI layout ", quote(*options.oci_output_dir)));
     }
+    TRY(trees.finish());  // the store's own copies of the base layers
     for (const auto &t : tags) TRY(store.set_ref(t, top));
     return out;
 }
@@ -762,9 +1038,17 @@ util::Result<BuildResult> build_into(img::Store &store, const BuildOptions &opti
 }  // namespace
 
 util::Result<BuildResult> build(img::Store &store, const BuildOptions &options, Runner &runner) {
+    // Shared for the whole build, as pulls and imports hold it: gc and
+    // `berth build prune` (exclusive) wait, and collect nothing the build
+    // wrote before it names it.
+    auto shared = TRY_CTX(store.lock_shared(), "build");
     auto before = TRY(StoreSnapshot::take(store));
-    auto out = build_into(store, options, runner);
-    if (!out) before.restore();
+    Written written;
+    auto out = build_into(store, options, runner, written);
+    if (!out) {
+        shared.reset();
+        before.restore(written);
+    }
     return out;
 }
 

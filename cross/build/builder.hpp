@@ -37,6 +37,14 @@ namespace build {
 /// OCI layer form (overlay whiteouts converted to .wh. files, opaque
 /// directories marked with .wh..wh..opq), ready for write_layer.
 struct RunRequest {
+    /// A host path bound into the step's container (RUN --mount, a RUN
+    /// heredoc's script). Its mount point, when the runtime had to create
+    /// it, is taken out of the layer again.
+    struct Mount {
+        std::string source;
+        std::string target;
+        bool readonly = true;
+    };
     std::vector<std::string> lower_dirs;
     std::string upper_dir;
     std::string work_dir;
@@ -47,6 +55,7 @@ struct RunRequest {
     std::string platform;          ///< "linux/arm/v7"; foreign ones run under qemu-user (binfmt F)
     bool host_network = true;      ///< as podman build's default
     int stdout_fd = 1;             ///< the step's output goes here (and stderr too)
+    std::vector<Mount> mounts;
 };
 
 /// How RUN steps run: implemented in src/ over runtime/ (src/cmd/build_run.cpp),
@@ -71,6 +80,10 @@ struct BuildOptions {
     std::optional<std::string> oci_output_dir;    ///< --output type=oci,dest=DIR
     std::string work_root;                        ///< scratch space for overlays and staged trees
     int log_fd = 2;                               ///< "STEP 2/5: RUN ..." lines and RUN output
+    /// The build may mount a scratch tmpfs for base layers (layer_trees.hpp):
+    /// this process has a mount namespace of its own, where the mount
+    /// vanishes with it however it ends.
+    bool scratch_tmpfs = false;
     /// Brings a base image the store lacks into it (a registry pull under
     /// the trust policy, as `berth run IMAGE` does) and returns its top
     /// digest; unset: FROM takes only stored images, layouts and stages.

@@ -108,10 +108,12 @@ std::optional<std::vector<std::string>> json_array(std::string_view rest) {
     return out;
 }
 
-/// A logical line: the text with continuations joined and where it starts.
+/// A logical line: the text with continuations joined, where it starts,
+/// and the here-documents that follow it.
 struct Logical {
     int line;
     std::string text;
+    std::vector<Heredoc> heredocs;
 };
 
 /// Reads the parser directives (`# escape=`` `, `# syntax=...`) at the top.
@@ -137,10 +139,49 @@ util::Result<size_t> read_directives(const std::vector<std::string_view> &lines,
     return i;
 }
 
-/// Joins continuation lines into logical lines; drops blank and comment lines.
-std::vector<Logical> logical_lines(const std::vector<std::string_view> &lines, size_t first, char escape) {
+/// The here-document markers of a complete RUN, COPY or ADD line, in order.
+std::vector<Heredoc> heredoc_markers(std::string_view text, char escape) {
+    size_t kw_end = 0;
+    while (kw_end < text.size() && !is_space(text[kw_end])) kw_end++;
+    std::string kw = upper(text.substr(0, kw_end));
+    if (kw != "RUN" && kw != "COPY" && kw != "ADD") return {};
+    auto words = split_words(text.substr(kw_end), escape);
+    if (!words) return {};
+    std::vector<Heredoc> out;
+    for (const auto &w : *words)
+        if (auto h = heredoc_marker(w)) out.push_back(std::move(*h));
+    return out;
+}
+
+/// Joins continuation lines into logical lines; drops blank and comment
+/// lines (but not inside a here-document, whose lines are taken verbatim).
+util::Result<std::vector<Logical>> logical_lines(const Containerfile &cf, const std::vector<std::string_view> &lines,
+                                                 size_t first) {
+    char escape = cf.escape;
     std::vector<Logical> out;
     std::optional<Logical> cur;
+    auto finish = [&](size_t &i) -> util::Status {
+        cur->heredocs = heredoc_markers(cur->text, escape);
+        for (auto &h : cur->heredocs) {
+            bool closed = false;
+            while (++i < lines.size()) {
+                std::string_view l = lines[i];
+                if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+                if (h.chomp)
+                    while (!l.empty() && l.front() == '\t') l.remove_prefix(1);
+                if (l == h.name) {
+                    closed = true;
+                    break;
+                }
+                h.content.append(l);
+                h.content += '\n';
+            }
+            if (!closed) return line_error(cf, cur->line, cat("here-document ", h.name, " is not closed by a line ", h.name));
+        }
+        out.push_back(std::move(*cur));
+        cur.reset();
+        return util::ok();
+    };
     for (size_t i = first; i < lines.size(); i++) {
         std::string_view raw = lines[i];
         std::string_view t = util::trim(raw);
@@ -151,15 +192,15 @@ std::vector<Logical> logical_lines(const std::vector<std::string_view> &lines, s
         if (continues) body.remove_suffix(1);
         if (!cur) {
             while (!body.empty() && is_space(body.front())) body.remove_prefix(1);
-            cur = Logical{int(i + 1), ""};
+            cur = Logical{int(i + 1), "", {}};
         }
         cur->text.append(body);
-        if (!continues) {
-            out.push_back(std::move(*cur));
-            cur.reset();
-        }
+        if (!continues) TRY(finish(i));
     }
-    if (cur) out.push_back(std::move(*cur));  // a continuation at the end of the file
+    if (cur) {  // a continuation at the end of the file
+        size_t end = lines.size();
+        TRY(finish(end));
+    }
     return out;
 }
 
@@ -290,6 +331,13 @@ util::Result<Instruction> parse_instruction(const Containerfile &cf, const Logic
         size_t eq = flag.find('=');
         std::string name(flag.substr(0, eq));
         std::string value = eq == std::string_view::npos ? "true" : std::string(flag.substr(eq + 1));
+        if (in.keyword == "RUN" && name == "mount") {
+            if (value.find('$') == std::string::npos) TRY_CTX(parse_run_mount(value), cat(cf.file_name, ":", l.line, ": RUN --mount"));
+            in.mounts.push_back(value);
+            rest.remove_prefix(end);
+            while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
+            continue;
+        }
         if (!known->second.count(name)) {
             if (in.keyword == "RUN")
                 return line_error(cf, l.line, cat("RUN --", name, " is not supported by berth build"));
@@ -379,6 +427,68 @@ util::Error line_error(const Containerfile &cf, int line, std::string_view what)
     return Error::msg(cat(cf.file_name, ":", line, ": ", what));
 }
 
+util::Result<RunMount> parse_run_mount(std::string_view spec) {
+    RunMount m;
+    bool rw = false;
+    for (const auto &kv : util::split(spec, ',')) {
+        size_t eq = kv.find('=');
+        std::string k = lower(kv.substr(0, eq)), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        auto flag = [&]() -> util::Result<bool> {
+            if (eq == std::string::npos || v == "true") return true;
+            if (v == "false") return false;
+            return Error::msg(cat(k, "=", v, ": not true or false"));
+        };
+        auto number = [&]() -> util::Result<uint32_t> {
+            auto n = util::parse_int<uint32_t>(v, k == "mode" ? 8 : 10);
+            if (!n) return Error::msg(cat(k, "=", v, ": not a number"));
+            return *n;
+        };
+        if (k == "type") m.type = v;
+        else if (k == "target" || k == "dst" || k == "destination") m.target = v;
+        else if (k == "source" || k == "src") m.source = v;
+        else if (k == "from") m.from = v;
+        else if (k == "id") m.id = v;
+        else if (k == "sharing") m.sharing = v;
+        else if (k == "ro" || k == "readonly") m.readonly = TRY(flag());
+        else if (k == "rw" || k == "readwrite") rw = TRY(flag());
+        else if (k == "mode") m.mode = mode_t(TRY(number()) & 07777);
+        else if (k == "uid") m.uid = uid_t(TRY(number()));
+        else if (k == "gid") m.gid = gid_t(TRY(number()));
+        else return Error::msg(cat("unknown option ", util::quote(k)));
+    }
+    if (m.type.empty()) m.type = "bind";  // BuildKit's default
+    if (m.type != "cache" && m.type != "bind")
+        return Error::msg(cat("type=", m.type, " is not supported by berth build (only type=cache and type=bind)"));
+    if (m.target.empty() || m.target.front() != '/') return Error::msg("needs an absolute target=PATH");
+    if (m.type == "bind" && !rw) m.readonly = true;
+    if (m.sharing != "shared" && m.sharing != "locked" && m.sharing != "private")
+        return Error::msg(cat("sharing=", m.sharing, ": not shared, locked or private"));
+    if (m.type == "cache" && m.id.empty()) m.id = m.target;
+    return m;
+}
+
+std::optional<Heredoc> heredoc_marker(std::string_view w) {
+    if (w.size() < 3 || w.substr(0, 2) != "<<" || w[2] == '<') return std::nullopt;
+    Heredoc h;
+    size_t i = 2;
+    if (w[i] == '-') {
+        h.chomp = true;
+        i++;
+    }
+    if (i < w.size() && (w[i] == '"' || w[i] == '\'')) {
+        size_t end = w.find(w[i], i + 1);
+        if (end == std::string_view::npos) return std::nullopt;
+        h.name = std::string(w.substr(i + 1, end - i - 1));
+        h.expand = false;
+    } else {
+        size_t j = i;
+        while (j < w.size() && (is_name_char(w[j]) || w[j] == '.' || w[j] == '-')) j++;
+        h.name = std::string(w.substr(i, j - i));
+    }
+    if (h.name.empty()) return std::nullopt;
+    return h;
+}
+
 std::pair<std::string, std::optional<std::string>> split_assignment(std::string_view word) {
     size_t eq = word.find('=');
     if (eq == std::string_view::npos) return {std::string(word), std::nullopt};
@@ -397,8 +507,9 @@ util::Result<Containerfile> parse_containerfile(std::string_view text, std::stri
     }
     size_t first = TRY(read_directives(lines, cf));
     std::vector<const Instruction *> scope_args;
-    for (const Logical &l : logical_lines(lines, first, cf.escape)) {
+    for (const Logical &l : TRY(logical_lines(cf, lines, first))) {
         Instruction in = TRY(parse_instruction(cf, l));
+        in.heredocs = l.heredocs;
         if (in.keyword == "FROM") {
             Stage st;
             st.name = in.args.size() == 3 ? lower(in.args[2]) : util::cat(cf.stages.size());

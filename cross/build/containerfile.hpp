@@ -21,7 +21,16 @@
 //   EXPOSE USER STOPSIGNAL
 //               words
 //   VOLUME      the JSON array's strings, else words
+//
+// Here-documents (BuildKit's `RUN <<EOF`, `COPY <<EOF /path`): after a RUN,
+// COPY or ADD line whose words include `<<NAME` (`<<-NAME` strips leading
+// tabs, `<<"NAME"` / `<<'NAME'` turns off substitution), the following
+// lines up to one that is exactly NAME are the document's body, kept
+// verbatim (comment and blank lines included) in Instruction::heredocs, in
+// the order their markers appear.
 #pragma once
+
+#include <sys/types.h>
 
 #include <map>
 #include <optional>
@@ -33,6 +42,13 @@
 
 namespace build {
 
+struct Heredoc {
+    std::string name;      ///< the delimiter word: EOF
+    std::string content;   ///< the body, each line ending in \n
+    bool expand = true;    ///< an unquoted delimiter: COPY substitutes variables in the body
+    bool chomp = false;    ///< <<-: leading tabs were stripped from every line
+};
+
 struct Instruction {
     int line = 0;
     std::string keyword;                        ///< upper case: FROM, RUN, COPY, ...
@@ -40,7 +56,39 @@ struct Instruction {
     std::vector<std::string> args;              ///< words after the flags (substitution deferred to the builder)
     bool json_form = false;                     ///< ["a", "b"]
     std::string raw;                            ///< the text after the keyword, continuations joined
+    std::vector<Heredoc> heredocs;              ///< RUN/COPY/ADD here-documents, in marker order
+    std::vector<std::string> mounts;            ///< RUN --mount= values, as written
 };
+
+/// A RUN --mount, as BuildKit and podman define the two kinds berth takes:
+///   type=cache,target=PATH[,id=ID][,sharing=shared|locked|private]
+///              [,mode=0755][,uid=0][,gid=0][,ro]
+///     a directory kept in the store between builds (by id, default the
+///     target), never part of a layer;
+///   type=bind,target=PATH[,source=PATH][,from=STAGE|IMAGE][,rw]
+///     a path of the context (or of a stage's or image's root) bound in,
+///     read-only unless rw (whose writes are then thrown away).
+/// `dst`/`destination` stand for target, `src` for source, `readonly` for ro,
+/// `readwrite` for rw, as BuildKit reads them.
+struct RunMount {
+    std::string type;
+    std::string target;
+    std::string source;
+    std::string from;
+    std::string id;
+    std::string sharing = "shared";
+    bool readonly = false;
+    mode_t mode = 0755;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+/// Parses one --mount value (after substitution); errors name what is wrong.
+util::Result<RunMount> parse_run_mount(std::string_view spec);
+
+/// The here-document marker a word is (`<<EOF`, `<<-"EOF"`), else nullopt:
+/// {name, expand, chomp} with an empty content.
+std::optional<Heredoc> heredoc_marker(std::string_view word);
 
 struct Stage {
     std::string name;                           ///< AS name, or its index as text

@@ -14,8 +14,9 @@
 //      stdout_fd; SIGINT, SIGTERM, SIGHUP and SIGQUIT kill it (an init
 //      ignores what it has no handler for) and fail the step;
 //   5. container, mount and bundle are removed on every path; the mount
-//      points the runtime had to create (a /proc the image lacks, say) are
-//      taken out of upper_dir again; then upper_dir becomes a layer tree.
+//      points the runtime had to create (a /proc the image lacks, say, or
+//      the target of a RUN --mount) are taken out of upper_dir again; then
+//      upper_dir becomes a layer tree.
 // No tmpfs covers /tmp: as with podman build, what a step leaves in /tmp
 // is part of its layer.
 #include "build_run.hpp"
@@ -30,6 +31,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -129,9 +131,18 @@ util::Result<std::string> overlay_options(const build::RunRequest &req, const st
 /// step: absent (nullopt), or their type, mode and owner.
 using MountPointsBefore = std::vector<std::pair<std::string, std::optional<struct stat>>>;
 
-MountPointsBefore mount_points_before(int rootfd) {
+MountPointsBefore mount_points_before(int rootfd, const std::vector<build::RunRequest::Mount> &mounts) {
     MountPointsBefore out;
-    for (const char *p : kMountPoints) {
+    std::vector<std::string> points(std::begin(kMountPoints), std::end(kMountPoints));
+    for (const auto &m : mounts) {  // the target and its parents, parents first
+        std::string prefix;
+        for (const auto &c : util::split(m.target, '/')) {
+            if (c.empty() || c == "." || c == "..") continue;
+            prefix += "/" + c;
+            if (std::find(points.begin(), points.end(), prefix) == points.end()) points.push_back(prefix);
+        }
+    }
+    for (const auto &p : points) {
         auto e = entry_in(rootfd, p);
         struct stat st;
         if (e && ::fstat(e->get(), &st) == 0) out.emplace_back(p, st);
@@ -201,7 +212,7 @@ public:
             if (mounted) (void)::umount2(rootfs.c_str(), MNT_DETACH);
         }};
         auto rootfd = TRY_CTX(util::open_file(rootfs, O_PATH | O_DIRECTORY), "open the overlay");
-        auto before = mount_points_before(rootfd.get());
+        auto before = mount_points_before(rootfd.get(), req.mounts);
         TRY_CTX(write_config(req, id, bundle, rootfd.get()), "the step's runtime config");
         rootfd.reset();
 
@@ -234,6 +245,7 @@ private:
                 if (auto copy = host_copy(f, bundle)) opts.extra_mounts.push_back({*copy, f, false});
             }
         }
+        for (const auto &m : req.mounts) opts.extra_mounts.push_back({m.source, m.target, m.readonly});
         auto config = TRY(img::runtime_config(image, rootfd, opts));
         config["linux"]["cgroupsPath"] = cat("/berth-build/", id);
         return util::atomic_write_file(bundle + "/config.json", util::json::dump(config));
@@ -297,9 +309,10 @@ private:
 
 }  // namespace
 
-std::unique_ptr<build::Runner> make_build_runner(const std::string &state_root) {
+std::unique_ptr<build::Runner> make_build_runner(const std::string &state_root, bool *own_mounts) {
     // Our own mount namespace, receiving the host's mounts but sending none.
-    if (::unshare(CLONE_NEWNS) == 0) (void)::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr);
+    bool own = ::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0;
+    if (own_mounts) *own_mounts = own;
     return std::make_unique<RuntimeRunner>(state_root);
 }
 

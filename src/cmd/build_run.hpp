@@ -26,6 +26,9 @@ namespace cmd {
 
 inline constexpr const char *kBuildStateRoot = "/run/berth-build";
 
-std::unique_ptr<build::Runner> make_build_runner(const std::string &state_root = kBuildStateRoot);
+/// `own_mounts`, when given, says whether this process now has a mount
+/// namespace of its own (where a build may mount its scratch tmpfs).
+std::unique_ptr<build::Runner> make_build_runner(const std::string &state_root = kBuildStateRoot,
+                                                 bool *own_mounts = nullptr);
 
 }  // namespace cmd

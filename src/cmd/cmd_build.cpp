@@ -5,12 +5,16 @@
 // `berth image pull` does), and with --push each tag goes to its registry
 // (as `berth image push` does), signed with --sign-key (as `berth image
 // sign` does). The top digest (the manifest, or the index for several
-// platforms) goes to stdout; the steps go to stderr.
+// platforms) goes to stdout; the steps go to stderr. `berth build prune`
+// cleans the build cache (cross/build/prune.hpp).
+#include <time.h>
 #include <unistd.h>
 
 #include "build_run.hpp"
 #include "commands.hpp"
 #include "cross/build/builder.hpp"
+#include "cross/build/image_config.hpp"
+#include "cross/build/prune.hpp"
 #include "image/pull.hpp"
 #include "image/push.hpp"
 #include "image/registry.hpp"
@@ -68,7 +72,27 @@ util::Status push_tag(const img::Store &store, const std::string &tag, const uti
     return util::ok();
 }
 
+/// `berth build prune [--all] [--keep-storage SIZE] [--until DURATION]`.
+util::Result<int> run_prune(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    for (const char *k : {"file", "tag", "platform", "build-arg", "target", "no-cache", "timestamp", "output", "push", "sign-key"})
+        if (a.has(k)) return Error::msg(cat("--", k, " is not an option of berth build prune"));
+    build::PruneOptions po;
+    if (auto k = a.get("keep-storage")) po.keep_bytes = TRY_CTX(build::parse_size(*k), "--keep-storage");
+    if (auto u = a.get("until")) po.unused_for_s = TRY_CTX(build::parse_duration(*u), "--until") / 1000000000;
+    if (a.has("all") && (po.keep_bytes || po.unused_for_s)) return Error::msg("--all removes everything: no --keep-storage or --until with it");
+    auto store = TRY(img::Store::open(cli::device_root(g, a, true).store()));
+    auto rep = TRY(build::prune(store, po, ::time(nullptr)));
+    TRY(util::write_all(1, cat("removed ", rep.entries_removed, " cached steps (", rep.entries_kept, " kept), ", rep.blobs_removed,
+                               " blobs (", rep.bytes_freed, " bytes), ", rep.layers_removed, " unpacked layers, ",
+                               rep.cache_mounts_removed, " cache mounts, ", rep.scratch_removed, " scratch directories\n")));
+    return 0;
+}
+
 util::Result<int> run_build(const cli::GlobalOptions &g, const util::ParsedArgs &a) {
+    // `berth build prune`: a context directory of that name is ./prune.
+    if (a.positional[0] == "prune") return run_prune(g, a);
+    for (const char *k : {"all", "keep-storage", "until"})
+        if (a.has(k)) return Error::msg(cat("--", k, " is an option of berth build prune"));
     build::BuildOptions o;
     o.context_dir = absolute(a.positional[0]);
     if (auto f = a.get("file")) o.containerfile = absolute(*f);
@@ -107,7 +131,7 @@ util::Result<int> run_build(const cli::GlobalOptions &g, const util::ParsedArgs 
         auto res = TRY_CTX(img::pull_image(reg, store, ref, po), cat("pull ", quote(ref.str())));
         return res.top;
     };
-    auto runner = make_build_runner();
+    auto runner = make_build_runner(kBuildStateRoot, &o.scratch_tmpfs);
     auto res = TRY(build::build(store, o, *runner));
     if (a.has("push"))
         for (const auto &t : o.tags) TRY(push_tag(store, t, a));
@@ -132,10 +156,14 @@ const util::OptSpec kBuildOptions[] = {
     {"creds", 0, true, "FILE", "registry credentials, docker config.json format"},
     {"ca", 0, true, "FILE", "trust this PEM CA bundle for TLS"},
     {"insecure-http", 0, false, nullptr, "plain http (loopback registries fall back to it by themselves)"},
+    {"all", 0, false, nullptr, "prune: remove every cached step (the default without a bound)"},
+    {"keep-storage", 0, true, "SIZE", "prune: keep the most recently used cached layers up to SIZE (512M, 2G)"},
+    {"until", 0, true, "DURATION", "prune: remove what was not used for DURATION (30m, 48h, 1h30m)"},
 };
 
 const cli::Command kCommands[] = {
-    {"build", "[OPTIONS] CONTEXT", "build an image from a Containerfile", kBuildOptions, 1, 1, false, run_build},
+    {"build", "[OPTIONS] CONTEXT | prune [--all|--keep-storage SIZE|--until DURATION]",
+     "build an image from a Containerfile; prune: clean the build cache", kBuildOptions, 1, 1, false, run_build},
 };
 
 }  // namespace

@@ -24,7 +24,7 @@ import tarfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from build_run_lib import Checks, Layout, Setup, busybox_files, tar_layer  # noqa: E402
+from build_run_lib import Checks, Layout, Setup, busybox_files, context_dir, tar_layer  # noqa: E402
 
 SENSOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "sensor")
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -41,15 +41,7 @@ def layout(name, layers, arch=ARCH):
 
 
 def context(name, containerfile, files=None):
-    d = os.path.join(t.tmp, name)
-    os.makedirs(d)
-    with open(os.path.join(d, "Containerfile"), "w") as f:
-        f.write(containerfile)
-    for n, data in (files or {}).items():
-        with open(os.path.join(d, n), "wb") as f:
-            f.write(data)
-        os.chmod(os.path.join(d, n), 0o755)
-    return d
+    return context_dir(t.tmp, name, containerfile, files, 0o755)
 
 
 def build(ctx, store, *opts, env=None):

@@ -35,6 +35,20 @@ def busybox_files():
                     ("etc/group", b"root:x:0:\nbuilders:x:2345:\n")]
 
 
+def context_dir(parent, name, containerfile, files=None, mode=None):
+    """A build context `parent`/`name` holding the Containerfile and `files` ({name: bytes}, chmod `mode` when given)."""
+    d = os.path.join(parent, name)
+    os.makedirs(d)
+    with open(os.path.join(d, "Containerfile"), "w") as f:
+        f.write(containerfile)
+    for n, data in (files or {}).items():
+        with open(os.path.join(d, n), "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(os.path.join(d, n), mode)
+    return d
+
+
 def tar_of_dir(path):
     """A tar layer (blob, diff_id) of the directory tree at `path`, as it is on disk."""
     raw = io.BytesIO()

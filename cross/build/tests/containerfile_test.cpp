@@ -125,8 +125,56 @@ TEST_CASE("an ARG that extends its earlier value is no loop", "[containerfile]")
 
 TEST_CASE("unknown flags and unsupported RUN flags are refused", "[containerfile]") {
     CHECK(error_of("FROM scratch\nCOPY --frm=a x y\n") == "Containerfile:2: unknown flag --frm for COPY");
-    CHECK(error_of("FROM scratch\nRUN --mount=type=cache,target=/x true\n") ==
-          "Containerfile:2: RUN --mount is not supported by berth build");
+    CHECK(error_of("FROM scratch\nRUN --network=none true\n") == "Containerfile:2: RUN --network is not supported by berth build");
+    CHECK(error_of("FROM scratch\nRUN --mount=type=tmpfs,target=/x true\n") ==
+          "Containerfile:2: RUN --mount: type=tmpfs is not supported by berth build (only type=cache and type=bind)");
+    CHECK(error_of("FROM scratch\nRUN --mount=type=cache true\n") == "Containerfile:2: RUN --mount: needs an absolute target=PATH");
+}
+
+TEST_CASE("RUN --mount values are kept in order and parse as BuildKit's", "[containerfile]") {
+    auto cf = parse_containerfile("FROM scratch\nRUN --mount=type=cache,target=/c,sharing=locked --mount=dst=/b,src=x,rw true\n");
+    REQUIRE(cf.ok());
+    const auto &in = cf->stages[0].body[0];
+    REQUIRE(in.mounts.size() == 2);
+    CHECK(in.args == std::vector<std::string>{"true"});
+    auto c = build::parse_run_mount(in.mounts[0]);
+    REQUIRE(c.ok());
+    CHECK((c->type == "cache" && c->target == "/c" && c->id == "/c" && c->sharing == "locked" && !c->readonly));
+    auto b = build::parse_run_mount(in.mounts[1]);
+    REQUIRE(b.ok());
+    CHECK((b->type == "bind" && b->target == "/b" && b->source == "x" && !b->readonly));
+    CHECK(build::parse_run_mount("type=bind,target=/b")->readonly);
+}
+
+TEST_CASE("here-documents follow their line verbatim, in marker order", "[containerfile]") {
+    auto cf = parse_containerfile(
+        "FROM scratch\n"
+        "RUN cat <<A <<-'B' >/f\n"
+        "one\n"
+        "# not a comment\n"
+        "\n"
+        "A\n"
+        "\ttwo $X\n"
+        "\tB\n"
+        "COPY <<EOF /x\n"
+        "three\n"
+        "EOF\n"
+        "ENV Y=1\n");
+    REQUIRE(cf.ok());
+    const auto &body = cf->stages[0].body;
+    REQUIRE(body.size() == 3);
+    REQUIRE(body[0].heredocs.size() == 2);
+    CHECK(body[0].heredocs[0].name == "A");
+    CHECK(body[0].heredocs[0].content == "one\n# not a comment\n\n");
+    CHECK(body[0].heredocs[0].expand);
+    CHECK(body[0].heredocs[1].content == "two $X\n");
+    CHECK((body[0].heredocs[1].chomp && !body[0].heredocs[1].expand));
+    CHECK(body[1].line == 9);
+    CHECK(body[1].heredocs.at(0).content == "three\n");
+    CHECK(body[2].line == 12);
+    CHECK(error_of("FROM scratch\nRUN <<EOF\nno end\n") == "Containerfile:2: here-document EOF is not closed by a line EOF");
+    CHECK_FALSE(build::heredoc_marker("<<<EOF"));
+    CHECK(build::heredoc_marker("<<EOF")->name == "EOF");
 }
 
 TEST_CASE("malformed instructions name their line", "[containerfile]") {
