@@ -236,10 +236,14 @@ check_pause_resume() {
     is "frozen in cgroup.events after resume" "$(keyed "$(cgdir freeze)/cgroup.events" frozen)" 0
 }
 
+# (The time it takes is printed: a hybrid host without cgroup.kill once
+# waited 5 s here for a cgroup2 freeze of tasks the v1 freezer held.)
 check_delete_paused() {
     pid=$(init_pid freeze)
     b pause freeze || die "berth pause failed"
+    t0=$(cut -d' ' -f1 /proc/uptime)
     b delete -f freeze || die "berth delete -f of a paused container failed"
+    echo "delete -f took $(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime) s"
     gone freeze
     [ ! -d "/proc/$pid" ] || die "the init ($pid) survived delete -f"
 }
