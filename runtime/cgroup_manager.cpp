@@ -347,10 +347,15 @@ private:
     }
 
     util::Status kill_all() {
-        if (!unified_mount_.empty() && is_dir(unified_dir())) TRY(kill_all_v2(unified_dir()));
+        const Hierarchy *f = v1_dir_of("freezer");
+        // The unified tree: cgroup.kill where the kernel has it (5.14+). Without
+        // it, a v1 freezer (hybrid) is the one that freezes, below: tasks it
+        // holds (a paused container) never reach cgroup2's frozen state, so a
+        // cgroup2 freeze would wait out its whole timeout (5 s on 5.10).
+        if (!unified_mount_.empty() && is_dir(unified_dir()) && (!f || has_file(unified_dir(), "cgroup.kill")))
+            TRY(kill_all_v2(unified_dir()));
         // v1 (and processes that were only put in v1): freeze so nothing forks
         // away, SIGKILL, thaw so frozen tasks can die.
-        const Hierarchy *f = v1_dir_of("freezer");
         bool frozen = f && is_dir(f->mount + path_) && freeze_v1(f->mount + path_, true, 2000ms).ok();
         util::Status st;
         for (const auto &h : v1_) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <initializer_list>
 #include <string>
 
@@ -316,4 +317,28 @@ TEST_CASE("co-mounted v1 controllers reached through symlinks are one hierarchy"
     CHECK(rd(t / "cpu,cpuacct/berth/c2", "cpu.shares") == "100");
     REQUIRE((*m)->add_process(4242).ok());
     CHECK(rd(t / "cpu,cpuacct/berth/c2", "cgroup.procs") == "4242");
+}
+
+// A paused container on a hybrid host whose kernel has no cgroup.kill (5.10):
+// its tasks are held by the v1 freezer, so a cgroup2 freeze of the unified
+// tree never reports `frozen 1`. destroy must not wait out that freeze's
+// timeout (5 s a container, seen on Debian 11's kernel): the v1 freezer is
+// the one that freezes (frozen, SIGKILLed, thawed).
+TEST_CASE("hybrid destroy without cgroup.kill leaves the freezing to the v1 freezer", "[cgroup]") {
+    TempDir t;
+    fake_v1_tree(t, "/berth/c3", true);
+    REQUIRE(write_value(t / "freezer/berth/c3", "freezer.state", "FROZEN").ok());
+    touch(t / "unified/berth/c3", {"cgroup.freeze"}, "0\n");
+    touch(t / "unified/berth/c3", {"cgroup.events"}, "populated 1\nfrozen 0\n");  // and stays so
+    ManagerOptions o;
+    o.root = t.path;
+    auto m = open_manager("", "c3", o);
+    REQUIRE(m.ok());
+    REQUIRE((*m)->mode() == Mode::Hybrid);
+    auto t0 = std::chrono::steady_clock::now();
+    (void)(*m)->destroy();  // the fake directories hold files: their rmdir fails, the kill is what counts
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    CHECK(took.count() < 2000);
+    CHECK(rd(t / "freezer/berth/c3", "freezer.state") == "THAWED");
+    CHECK(rd(t / "unified/berth/c3", "cgroup.freeze") == "0");
 }
