@@ -534,7 +534,7 @@ util::Status Build::copy(const Instruction &in, StageState &st, const std::map<s
         TRY(util::atomic_write_file(path, text, spec.mode.value_or(0644), util::Durability::ProcessCrash));
         if (::chmod(path.c_str(), spec.mode.value_or(0644)) < 0 || ::chown(path.c_str(), spec.uid.value_or(0), spec.gid.value_or(0)) < 0)
             return err(in.line, cat(in.keyword, ": ", quote(dest_path), ": ", std::strerror(errno)));
-        timespec ts[2] = {{epoch_, 0}, {epoch_, 0}};
+        timespec ts[2] = {{static_cast<time_t>(epoch_), 0}, {static_cast<time_t>(epoch_), 0}};
         (void)::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
     }
     for (const auto &u : urls)
