@@ -990,6 +990,22 @@ void update_system(const std::string &dir, const util::DeviceRoot &root, const s
     settle(dir, root, apps_file, verdict);
 }
 
+/// A device as shipped, under `dir`: revision 1 committed on the factory
+/// system 0 in slot A, no system update yet; the system images 0 to 3.
+void ship(const std::string &dir, const util::DeviceRoot &root, const std::string &apps_file) {
+    REQUIRE(util::mkdir_p(root.dir()));
+    for (uint64_t v = 0; v <= 3; v++) REQUIRE(util::atomic_write_file(cat(dir, "/image-", v), system_image(v)));
+    REQUIRE(util::atomic_write_file(dir + "/a.img", system_image(0)));
+    REQUIRE(util::atomic_write_file(dir + "/b.img", "left over"));
+    TestSystem sys(dir);
+    REQUIRE(sys.boot->mark_good("A"));
+    FakeApps apps(apps_file);
+    ota::Updater u(root, apps, {}, &sys);
+    REQUIRE(u.resume());
+    REQUIRE(u.apply(document(1)));
+    REQUIRE(u.commit());
+}
+
 /// The starting point (above), made once and copied for each run.
 struct SysDevice {
     ScratchDir dir;
@@ -997,19 +1013,7 @@ struct SysDevice {
     std::string apps_file = dir.path + "/apps";
 
     SysDevice() {
-        REQUIRE(util::mkdir_p(root.dir()));
-        for (uint64_t v = 0; v <= 3; v++) REQUIRE(util::atomic_write_file(cat(dir.path, "/image-", v), system_image(v)));
-        REQUIRE(util::atomic_write_file(dir.path + "/a.img", system_image(0)));
-        REQUIRE(util::atomic_write_file(dir.path + "/b.img", "left over"));
-        {
-            TestSystem sys(dir.path);
-            REQUIRE(sys.boot->mark_good("A"));
-            FakeApps apps(apps_file);
-            ota::Updater u(root, apps, {}, &sys);
-            REQUIRE(u.resume());
-            REQUIRE(u.apply(document(1)));
-            REQUIRE(u.commit());
-        }
+        ship(dir.path, root, apps_file);
         update_system(dir.path, root, apps_file, system_document(2, 1), Verdict::Healthy);
         auto st = ota::read_state(root);
         REQUIRE(st);
@@ -1383,22 +1387,15 @@ TEST_CASE("a new system that comes up on its last boot attempt is tried and comm
 }
 
 TEST_CASE("when the first system update fails in the slot it tried, a restart there keeps that slot bad and reboots to the old one") {
-    // A device as shipped: revision 1 on system 0 in slot A, no system update yet.
     ScratchDir dir;
     util::DeviceRoot root(dir.path + "/root");
     const std::string apps_file = dir.path + "/apps";
-    REQUIRE(util::mkdir_p(root.dir()));
-    REQUIRE(util::atomic_write_file(dir.path + "/image-1", system_image(1)));
-    REQUIRE(util::atomic_write_file(dir.path + "/a.img", system_image(0)));
-    REQUIRE(util::atomic_write_file(dir.path + "/b.img", "left over"));
+    ship(dir.path, root, apps_file);
     TestSystem sys(dir.path);
-    REQUIRE(sys.boot->mark_good("A"));
     FakeApps apps(apps_file);
     {
         ota::Updater u(root, apps, {}, &sys);
         REQUIRE(u.resume());
-        REQUIRE(u.apply(document(1)));
-        REQUIRE(u.commit());
         REQUIRE(u.apply(system_document(2, 1)));
         REQUIRE(u.reboot_requested());
     }
