@@ -112,7 +112,7 @@ class Campaign:
         rig.slot_image(self.sys)
         rig.release(self.rev, system=self.sys)
         self.pairs.add((self.rev, self.sys))
-        self.done = False  # the update committed (seen offline after a cut)
+        self.done = False  # the update committed or abandoned (seen offline after a cut)
         st = rig.device_state().state
         self.target = "A" if ((st.get("system") or {}).get("slot") or "A") == "B" else "B"
         if old > 1 and old - 1 in rig.images:
@@ -169,7 +169,8 @@ class Campaign:
         print(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
               f"(update to revision {self.rev}, system {self.sys} in slot {self.target})", flush=True)
         _, st = self.check_cut(f"cut {self.cuts} ({phase})")
-        self.done = st.get("current") == self.rev
+        # Committed, or abandoned (the new slot ran out of attempts).
+        self.done = st.get("current") == self.rev or self.sys in ((st.get("system") or {}).get("failed") or [])
 
     def judge(self, since):
         """The phase this power-on was cut in, from its console and the disk."""
@@ -236,7 +237,8 @@ class Campaign:
         rig, m = self.rig, self.rig.machine
         d = rig.device_state()
         st = d.state
-        done_before = st.get("current") == self.rev and not st.get("trying")
+        failed = (st.get("system") or {}).get("failed") or []
+        done_before = (st.get("current") == self.rev or self.sys in failed) and not st.get("trying")
         first = m.start()
         if done_before:
             # The agent starts once the start's resume is done (the booted
