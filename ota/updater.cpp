@@ -524,8 +524,11 @@ Status Updater::resume_system() {
     auto st = TRY_CTX(system_->bootloader().status(), "resume the system update");
     const SlotBoot *slot = st.slot(t.slot);
     if (booted == t.slot) {
-        // The new system runs, unless the slot was marked bad meanwhile.
-        if (slot && slot->health == SlotHealth::Bad)
+        // The new system runs, unless the slot was marked bad meanwhile
+        // (taken out of the boot order). Its counter at 0 says nothing
+        // here: the boot script spent its last attempt on this very boot
+        // (power cuts during the earlier ones).
+        if (slot && slot->position < 0)
             return fail_system(cat("slot ", t.slot, " was marked bad while it was tried"), true);
         return util::ok();  // TRYING: the caller health-checks the revision
     }
@@ -548,8 +551,9 @@ Status Updater::resume_system() {
 }
 
 // Not trying a system: every slot bad -> the booted one good again; the
-// booted slot holding the committed system (or any, before the first
-// system update) gets its counter back (the boot script spends one at every
+// booted slot holding the committed system (before the first system
+// update: any slot still in the boot order, as a failed first update took
+// its slot out) gets its counter back (the boot script spends one at every
 // boot); booted elsewhere in a slot marked bad (a failure finished after a
 // restart in the failed slot), a reboot to the good one is requested.
 void Updater::keep_booted_good() {
@@ -560,7 +564,7 @@ void Updater::keep_booted_good() {
     if (!st) return;
     const SlotBoot *b = st->slot(booted);
     if (!b) return;
-    if (state_.system.slot.empty() || state_.system.slot == booted) {
+    if (state_.system.slot.empty() ? b->position >= 0 : state_.system.slot == booted) {
         if (b->health != SlotHealth::Good || b->left != boot.attempts() || b->position != 0) (void)boot.mark_good(booted);
     } else if (b->health == SlotHealth::Bad && !st->next.empty() && st->next != booted) {
         reboot_ = cat("slot ", booted, " is marked bad; the committed system is in slot ", state_.system.slot);

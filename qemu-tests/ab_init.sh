@@ -17,14 +17,14 @@
 #   BERTH-AB slot-status: LINE              what `berth slot status` says (a berth
 #                                           without that command says so)
 #   BERTH-AB system slot=S version=V        the slot's /etc/berth-system-version
-#   BERTH-LOG TEXT                          one of berth's log lines (below)
+#   [ SECONDS] berth: TEXT                  one of berth's log lines (below)
 #
 # The A/B update tests (qemu-tests/ab_update_test.py, ab_campaign.py) set
 # up more through the data partition, as a device's configuration would:
 # ab/daemon-args, more arguments for `berth daemon` (one line: the board
 # profile, plain http to the test's registry); ab/log-console, berth's log
-# lines (PID 1 logs to the kernel's log) copied to the console as
-# BERTH-LOG lines. With a network card (QEMU's user network), eth0 gets
+# lines (PID 1 logs to the kernel's log) printed on the console too.
+# With a network card (QEMU's user network), eth0 gets
 # QEMU's usual guest address.
 export PATH=/bin:/usr/bin:/sbin:/usr/sbin
 slot=none
@@ -60,12 +60,10 @@ fi
 extra=
 [ -f $DATA/ab/daemon-args ] && extra=$(cat $DATA/ab/daemon-args)
 if [ -f $DATA/ab/log-console ]; then
-    # /dev/kmsg gives one record per read, refused to a shorter buffer than
-    # the record: cat reads it whole, `read` would not.
-    # shellcheck disable=SC2002
-    cat /dev/kmsg | while read -r line; do
-        case $line in *berth*) echo "BERTH-LOG ${line#*;}" ;; esac
-    done &
+    # berth, PID 1, logs to the kernel's log at level info; the console
+    # prints up to warnings (`quiet`): up to info from now on. The kernel
+    # prints each line as it is written, nothing is lost or late.
+    echo 7 >/proc/sys/kernel/printk
 fi
 # berth does not print on the console once it is up: a watcher tells the
 # test, from the kernel's view (PID 1's name, the control socket).

@@ -320,23 +320,16 @@ class Rig:
         return out
 
     def device_state(self):
-        """The updater's state.json and history, the agent's outbox, read offline."""
-        f = self.data_files(["revisions/state.json", "revisions/history.json", "fleet/outbox"])
+        """The updater's state.json and history, read offline."""
+        f = self.data_files(["revisions/state.json", "revisions/history.json"])
 
         def js(text, default):
             try:
                 return json.loads(text) if text else default
             except ValueError:
                 return "unparsable: " + text[:200]
-        reports = []
-        for line in (f["fleet/outbox"] or "").splitlines():
-            try:
-                reports.append(json.loads(line))
-            except ValueError:
-                pass
         return types.SimpleNamespace(state=js(f["revisions/state.json"], {}),
-                                     history=js(f["revisions/history.json"], []),
-                                     reports=reports, fsck=f["fsck"])
+                                     history=js(f["revisions/history.json"], []), fsck=f["fsck"])
 
     def slot_holds(self, slot):
         """The system version whose image slot `slot` holds whole (the

@@ -990,6 +990,22 @@ void update_system(const std::string &dir, const util::DeviceRoot &root, const s
     settle(dir, root, apps_file, verdict);
 }
 
+/// A device as shipped, under `dir`: revision 1 committed on the factory
+/// system 0 in slot A, no system update yet; the system images 0 to 3.
+void ship(const std::string &dir, const util::DeviceRoot &root, const std::string &apps_file) {
+    REQUIRE(util::mkdir_p(root.dir()));
+    for (uint64_t v = 0; v <= 3; v++) REQUIRE(util::atomic_write_file(cat(dir, "/image-", v), system_image(v)));
+    REQUIRE(util::atomic_write_file(dir + "/a.img", system_image(0)));
+    REQUIRE(util::atomic_write_file(dir + "/b.img", "left over"));
+    TestSystem sys(dir);
+    REQUIRE(sys.boot->mark_good("A"));
+    FakeApps apps(apps_file);
+    ota::Updater u(root, apps, {}, &sys);
+    REQUIRE(u.resume());
+    REQUIRE(u.apply(document(1)));
+    REQUIRE(u.commit());
+}
+
 /// The starting point (above), made once and copied for each run.
 struct SysDevice {
     ScratchDir dir;
@@ -997,19 +1013,7 @@ struct SysDevice {
     std::string apps_file = dir.path + "/apps";
 
     SysDevice() {
-        REQUIRE(util::mkdir_p(root.dir()));
-        for (uint64_t v = 0; v <= 3; v++) REQUIRE(util::atomic_write_file(cat(dir.path, "/image-", v), system_image(v)));
-        REQUIRE(util::atomic_write_file(dir.path + "/a.img", system_image(0)));
-        REQUIRE(util::atomic_write_file(dir.path + "/b.img", "left over"));
-        {
-            TestSystem sys(dir.path);
-            REQUIRE(sys.boot->mark_good("A"));
-            FakeApps apps(apps_file);
-            ota::Updater u(root, apps, {}, &sys);
-            REQUIRE(u.resume());
-            REQUIRE(u.apply(document(1)));
-            REQUIRE(u.commit());
-        }
+        ship(dir.path, root, apps_file);
         update_system(dir.path, root, apps_file, system_document(2, 1), Verdict::Healthy);
         auto st = ota::read_state(root);
         REQUIRE(st);
@@ -1347,4 +1351,71 @@ TEST_CASE("a committed revision the parser refuses and no previous: nothing runs
     REQUIRE(u.commit());
     CHECK(same(d.state(), committed(2, 1, 2)));
     CHECK(apps.running == ids_of({2}));
+}
+
+// Found by the power-cut campaign (qemu-tests/ab_campaign.py): the new slot
+// booted on its last attempt (power cuts during its first boots, before
+// berth ran, each spent one), and the first system update failing in the
+// slot it tried.
+
+TEST_CASE("a new system that comes up on its last boot attempt is tried and committed, not taken for a slot marked bad") {
+    SysRig rig;
+    auto &[tmpl, run, sys, apps] = rig;
+    {
+        auto u = rig.started();
+        REQUIRE(u->apply(system_document(3, 2)));
+        REQUIRE(u->reboot_requested());
+    }
+    // Three boots of A: the power is cut during the first two, before berth starts.
+    for (int i = 0; i < 3; i++) sys.reboot();
+    REQUIRE(sys.slot == "A");
+    REQUIRE(sys.boot->status()->slot("A")->left == 0);
+    ota::Updater u(run.root, apps, {}, &sys);
+    auto st = u.resume();
+    INFO((st ? std::string() : st.error().message()));
+    REQUIRE(st);
+    CHECK(!u.reboot_requested());
+    CHECK(u.state().trying == 3u);
+    CHECK(u.state().system.failed.empty());
+    REQUIRE(u.commit());
+    CHECK(u.state().system.version == 2u);
+    CHECK(u.state().system.slot == "A");
+    auto boot = sys.boot->status();
+    REQUIRE(boot);
+    CHECK(boot->next == "A");
+    CHECK(boot->slot("A")->left == 3);
+}
+
+TEST_CASE("when the first system update fails in the slot it tried, a restart there keeps that slot bad and reboots to the old one") {
+    ScratchDir dir;
+    util::DeviceRoot root(dir.path + "/root");
+    const std::string apps_file = dir.path + "/apps";
+    ship(dir.path, root, apps_file);
+    TestSystem sys(dir.path);
+    FakeApps apps(apps_file);
+    {
+        ota::Updater u(root, apps, {}, &sys);
+        REQUIRE(u.resume());
+        REQUIRE(u.apply(system_document(2, 1)));
+        REQUIRE(u.reboot_requested());
+    }
+    sys.reboot();
+    REQUIRE(sys.slot == "B");
+    {
+        ota::Updater u(root, apps, {}, &sys);
+        REQUIRE(u.resume());
+        REQUIRE(u.state().trying == 2u);
+        REQUIRE(u.rollback("web: health check failed 3 times"));
+        REQUIRE(u.reboot_requested());
+    }
+    // The daemon restarts in B before the reboot happens.
+    ota::Updater u(root, apps, {}, &sys);
+    REQUIRE(u.resume());
+    auto boot = sys.boot->status();
+    REQUIRE(boot);
+    CHECK(boot->slot("B")->health == ota::SlotHealth::Bad);
+    CHECK(boot->next == "A");
+    CHECK(u.reboot_requested());
+    CHECK(u.state().current == 1u);
+    CHECK(u.state().system.failed == std::vector<uint64_t>{1});
 }
