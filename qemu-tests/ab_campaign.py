@@ -323,7 +323,9 @@ class Campaign:
         t0 = time.monotonic()
         self.fresh()
         t_cuts = time.monotonic()
-        while self.cuts < self.args.cuts:
+        def time_left():
+            return not self.args.minutes or time.monotonic() - t0 < self.args.minutes * 60
+        while self.cuts < self.args.cuts and time_left():
             try:
                 self.next_update()
                 # The update's cuts in the order of its phases (a phase may
@@ -331,8 +333,8 @@ class Campaign:
                 # from where the cut left it.
                 n = min(self.args.cuts_per_update, self.args.cuts - self.cuts)
                 for aim in sorted(self.rng.choices(PHASES, k=n), key=PHASES.index):
-                    if self.done:
-                        break  # the rest go to the next update
+                    if self.done or not time_left():
+                        break  # the rest go to the next update (or the time is up)
                     self.cut_once(aim)
                 self.settle()
             except Failed as e:
@@ -363,6 +365,9 @@ def main():
     ap.add_argument("--cuts", type=int, default=20, help="power cuts in all (default 20)")
     ap.add_argument("--cuts-per-update", type=int, default=3,
                     help="cuts before an update is left to finish (default 3)")
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="start no cut after this many minutes, set-up included (default: no limit); "
+                         "the run then ends with the cuts made so far")
     ap.add_argument("--seed", type=int, default=None, help="the random seed (default: from the time, printed)")
     ap.add_argument("--stop-on-failure", action="store_true", help="end at the first failure")
     args = ap.parse_args()
@@ -375,7 +380,8 @@ def main():
     tmp = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="berth-ab-campaign.")
     os.makedirs(tmp, exist_ok=True)
     c = Campaign(args, tmp)
-    print(f"power-cut campaign: {args.cuts} cuts, {args.cuts_per_update} per update, seed {args.seed}", flush=True)
+    print(f"power-cut campaign: {args.cuts} cuts, {args.cuts_per_update} per update, seed {args.seed}"
+          + (f", at most {args.minutes:g} minutes" if args.minutes else ""), flush=True)
     try:
         return c.run()
     except Failed as e:  # the set-up itself failed
