@@ -43,6 +43,7 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import ab_image  # noqa: E402
 import ab_qemu  # noqa: E402
+from ab_boot_test import Failed, expect  # noqa: E402,F401  (the A/B tests' one way to fail a check)
 import host_services  # noqa: E402
 from host_services import GUEST_HOST  # noqa: E402
 from remote_lib import OCI_MANIFEST, Registry, new_key, py_sign, sha, tar_layer  # noqa: E402
@@ -54,16 +55,6 @@ GUEST_ROOT = "/var/lib/berth"  # the data partition in the guest (ab_init.sh)
 SLOT_MIB = 36                  # the slot images' size (27 MiB used): small, for fast installs
 APP_REPO = "ab/app"
 SYSTEM_REPO = "ab/system"
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failed(what)
-    print(f"  ok: {what}", flush=True)
 
 
 def missing(args):
