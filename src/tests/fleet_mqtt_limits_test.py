@@ -11,15 +11,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mosquitto_lib import Broker, have_mosquitto, poll  # noqa: E402
+from mosquitto_lib import Broker, poll, test_arguments  # noqa: E402
 from remote_lib import Checks  # noqa: E402  (mosquitto_lib puts image/tests on the path)
 
-if len(sys.argv) != 2:
-    sys.exit("usage: fleet_mqtt_limits_test.py MQTT_PROBE")
-PROBE = sys.argv[1]
-if not have_mosquitto():
-    print("skip: mosquitto, mosquitto-clients or openssl missing (apt install mosquitto mosquitto-clients)")
-    sys.exit(77)
+PROBE = test_arguments("MQTT_PROBE")[0]
 
 
 def start_probe(broker, name, max_packet):

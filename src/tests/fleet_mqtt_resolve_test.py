@@ -27,15 +27,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mosquitto_lib import Broker, have_mosquitto, poll  # noqa: E402
+from mosquitto_lib import Broker, poll, test_arguments  # noqa: E402
 from remote_lib import Checks  # noqa: E402  (mosquitto_lib puts image/tests on the path)
 
-if len(sys.argv) != 2:
-    sys.exit("usage: fleet_mqtt_resolve_test.py MQTT_PROBE")
-PROBE = sys.argv[1]
-if not have_mosquitto():
-    print("skip: mosquitto, mosquitto-clients or openssl missing (apt install mosquitto mosquitto-clients)")
-    sys.exit(77)
+PROBE = test_arguments("MQTT_PROBE")[0]
 if os.geteuid() != 0 or not shutil.which("unshare"):
     print("skip: needs root and unshare(1) for a mount namespace with its own resolv.conf")
     sys.exit(77)

@@ -17,15 +17,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mosquitto_lib import Broker, have_mosquitto, poll  # noqa: E402
+from mosquitto_lib import Broker, poll, test_arguments  # noqa: E402
 from remote_lib import Checks  # noqa: E402  (mosquitto_lib puts image/tests on the path)
 
-if len(sys.argv) != 3:
-    sys.exit("usage: fleet_mqtt_test.py BERTH MQTT_PROBE")
-BERTH, PROBE = sys.argv[1], sys.argv[2]
-if not have_mosquitto():
-    print("skip: mosquitto, mosquitto-clients or openssl missing (apt install mosquitto mosquitto-clients)")
-    sys.exit(77)
+BERTH, PROBE = test_arguments("BERTH MQTT_PROBE")
 
 
 def berth(*args, timeout=30):

@@ -58,6 +58,18 @@ def have_mosquitto():
                 all(shutil.which(p) for p in ("mosquitto_pub", "mosquitto_sub", "openssl")))
 
 
+def test_arguments(usage):
+    """The test's arguments (`usage` names them after the script), or its
+    exit: 2 with the usage when they are wrong, 77 (skip) without mosquitto."""
+    script = os.path.basename(sys.argv[0])
+    if len(sys.argv) != len(usage.split()) + 1:
+        sys.exit(f"usage: {script} {usage}")
+    if not have_mosquitto():
+        print("skip: mosquitto, mosquitto-clients or openssl missing (apt install mosquitto mosquitto-clients)")
+        sys.exit(77)
+    return sys.argv[1:]
+
+
 def mosquitto_binary():
     return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
