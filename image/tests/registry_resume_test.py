@@ -18,11 +18,13 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from remote_lib import *  # noqa
@@ -119,11 +121,7 @@ class LiarHandler(http.server.BaseHTTPRequestHandler):
             bad[len(bad) // 2] ^= 0xff
             return self.reply(200, bytes(bad), head=head)
         if mode == "swapped":  # another valid layer of the same size: unpacks fine, wrong digest
-            for _ in range(50):
-                other, _ = tar_layer([("data.bin", os.urandom(300000))], compress=True)
-                if len(other) == len(data):
-                    return self.reply(200, other, head=head)
-            return self.reply(500, b"", head=head)
+            return self.reply(200, same_size_layer(len(data)), head=head)
         if mode == "wrongsize":
             return self.reply(200, data[:-100], head=head)
         if mode == "endless":
@@ -144,6 +142,20 @@ class LiarHandler(http.server.BaseHTTPRequestHandler):
                 return self.drop_half(data)
             return self.reply(206, data[10:], extra=[("Content-Range", f"bytes 10-{len(data)-1}/{len(data)}")], head=head)
         return self.reply(500, b"", head=head)
+
+
+def same_size_layer(size):
+    """Another valid gzip layer of exactly `size` bytes: a smaller random
+    file's tar, deflated, padded to the size with a comment in the gzip
+    header (FCOMMENT), which every gzip reader skips."""
+    tar, _ = tar_layer([("data.bin", os.urandom(size - 12000))], compress=False)
+    z = zlib.compressobj(1, zlib.DEFLATED, -15)
+    body = z.compress(tar) + z.flush()
+    trailer = struct.pack("<II", zlib.crc32(tar), len(tar) & 0xffffffff)
+    pad = size - (10 + 1 + len(body) + len(trailer))
+    assert pad >= 0, f"a {size}-byte layer: the deflated stand-in is {len(body)} bytes"
+    header = b"\x1f\x8b\x08\x10" + struct.pack("<I", 0) + b"\x00\xff"  # FCOMMENT, no time, unknown OS
+    return header + b"x" * pad + b"\x00" + body + trailer
 
 
 def make_image(layer_media="application/vnd.oci.image.layer.v1.tar+gzip", size=300000, files=None):
