@@ -10,13 +10,15 @@ import os
 import shutil
 import socket
 import ssl
+import shlex
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-PROBE = sys.argv[1]
+# The probe, through the cross build's wrapper (qemu-user with the sysroot) when there is one.
+PROBE = shlex.split(os.environ.get("MESON_EXE_WRAPPER", "")) + [sys.argv[1]]
 ETIME, ETIMEDOUT, ECONNRESET, ECONNREFUSED, EPROTO = 62, 110, 104, 111, 71
 
 
@@ -88,7 +90,7 @@ def ok(body, extra=b""):
 
 
 def probe(*args, timeout=60):
-    r = subprocess.run([PROBE, *args], capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run([*PROBE, *args], capture_output=True, text=True, timeout=timeout)
     out = {"rc": r.returncode, "stdout": r.stdout, "statuses": [], "bodies": [], "error": None, "code": None}
     for line in r.stdout.splitlines():
         if line.startswith("status "):
@@ -366,30 +368,26 @@ def receive_rate_is_limited():
 @case
 def small_receive_buffer_on_request():
     """--rcvbuf (HttpRequest::recv_buffer, what blob downloads set) caps the kernel's receive buffer, so a kill
-    loses little that the server already sent; without it the kernel's autotuning grows it to megabytes."""
+    loses little that the server already sent. Asked for 32 KiB, the kernel's rb shows 64 KiB (it doubles the
+    request): below the 128 KiB a connection starts with here (tcp_rmem), which autotuning may grow to megabytes."""
     if not shutil.which("ss"):
         print("  (no ss: receive buffer not checked)")
         return
     s = Server({"/r": lambda s, r, c: ok(b"q" * (8 << 20))})
-    seen = {}
-    for label, extra in (("small", ["--rcvbuf", "65536"]), ("default", [])):
-        p = subprocess.Popen([PROBE, "--limit-rate", "2000000", "--sink", *extra, s.url("/r")], stdout=subprocess.DEVNULL)
-        rb = 0
-        deadline = time.monotonic() + 20
-        while p.poll() is None and time.monotonic() < deadline:
-            out = subprocess.run(["ss", "-tmnH", "state", "established", f"dport = :{s.port}"], capture_output=True,
-                                 text=True).stdout
-            for part in out.replace(",", " ").replace("(", " ").replace(")", " ").split():
-                if part.startswith("rb") and part[2:].isdigit():
-                    rb = max(rb, int(part[2:]))
-            if (label == "small" and rb) or rb > 2 * 65536:
-                break
-            time.sleep(0.1)
-        p.kill()
-        p.wait()
-        seen[label] = rb
-    assert 0 < seen["small"] <= 2 * 65536, seen
-    assert seen["default"] > 2 * 65536, seen
+    p = subprocess.Popen([*PROBE, "--limit-rate", "2000000", "--sink", "--rcvbuf", "32768", s.url("/r")],
+                         stdout=subprocess.DEVNULL)
+    rb = 0
+    deadline = time.monotonic() + 20
+    while p.poll() is None and time.monotonic() < deadline and not rb:
+        out = subprocess.run(["ss", "-tmnH", "state", "established", f"dport = :{s.port}"], capture_output=True,
+                             text=True).stdout
+        for part in out.replace(",", " ").replace("(", " ").replace(")", " ").split():
+            if part.startswith("rb") and part[2:].isdigit():
+                rb = max(rb, int(part[2:]))
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    assert 0 < rb <= 2 * 32768, rb
 
 
 # ---------------------------------------------------------------- proxies
@@ -398,11 +396,11 @@ def small_receive_buffer_on_request():
 def http_through_a_proxy_in_absolute_form():
     s = Server({"/p": lambda s, r, c: ok(r["target"].encode())})
     env = dict(os.environ, http_proxy=f"127.0.0.1:{s.port}", no_proxy="")
-    r = subprocess.run([PROBE, "http://registry.invalid:5000/p"], capture_output=True, text=True, env=env, timeout=30)
+    r = subprocess.run([*PROBE, "http://registry.invalid:5000/p"], capture_output=True, text=True, env=env, timeout=30)
     assert "body:http://registry.invalid:5000/p" in r.stdout, r.stdout
     assert s.requests[0]["headers"]["host"] == "registry.invalid:5000"
     env["no_proxy"] = "example.org,.invalid"
-    r = subprocess.run([PROBE, "http://registry.invalid:5000/p"], capture_output=True, text=True, env=env, timeout=30)
+    r = subprocess.run([*PROBE, "http://registry.invalid:5000/p"], capture_output=True, text=True, env=env, timeout=30)
     assert "could not resolve registry.invalid:5000" in r.stdout, r.stdout
 
 
@@ -437,7 +435,7 @@ def https_through_a_connect_tunnel(tmp, certs):
     threading.Thread(target=lambda: [threading.Thread(target=proxy, args=(ls.accept()[0],), daemon=True).start()
                                      for _ in range(4)], daemon=True).start()
     env = dict(os.environ, https_proxy=f"http://127.0.0.1:{ls.getsockname()[1]}", no_proxy="")
-    r = subprocess.run([PROBE, "--ca", certs["ca"], target.url("/t", "localhost")], capture_output=True, text=True,
+    r = subprocess.run([*PROBE, "--ca", certs["ca"], target.url("/t", "localhost")], capture_output=True, text=True,
                        env=env, timeout=30)
     assert "body:tunneled" in r.stdout, r.stdout
     assert seen and seen[0].startswith(f"CONNECT localhost:{target.port} HTTP/1.1"), seen
@@ -539,12 +537,12 @@ def plain_http_server_is_told_from_a_tls_one_without_a_handshake(tmp, certs):
             pass
     plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=plain.serve_forever, daemon=True).start()
-    r = subprocess.run([PROBE, "--answers-in-plain-http", f"https://127.0.0.1:{plain.server_address[1]}/v2/"],
+    r = subprocess.run([*PROBE, "--answers-in-plain-http", f"https://127.0.0.1:{plain.server_address[1]}/v2/"],
                        capture_output=True, text=True, timeout=30)
     plain.shutdown()
     assert r.stdout == "plain yes\n", r.stdout
     tls = Server({"/v2/": lambda s, r, c: ok(b"{}")}, tls=certs["ctx"])
-    r = subprocess.run([PROBE, "--answers-in-plain-http", f"https://127.0.0.1:{tls.port}/v2/"], capture_output=True,
+    r = subprocess.run([*PROBE, "--answers-in-plain-http", f"https://127.0.0.1:{tls.port}/v2/"], capture_output=True,
                        text=True, timeout=30)
     assert r.stdout == "plain no\n", r.stdout
     # The TLS server still serves a real client afterwards.
