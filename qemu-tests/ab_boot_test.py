@@ -81,6 +81,17 @@ def expect(cond, what):
     print(f"  ok: {what}", flush=True)
 
 
+def boot(machine, until, timeout):
+    """Powers `machine` on; returns (first line index, match of `until`); the
+    machine keeps running. Fails (the machine killed) when `until` is not seen."""
+    first = machine.start()
+    hit = machine.wait(until, timeout, since=first)
+    if hit is None:
+        machine.kill()
+        raise Failed(f"no console line matching {until!r} within {timeout:.0f} s")
+    return first, hit[2]
+
+
 class Run:
     def __init__(self, args, tmp):
         self.args, self.tmp = args, tmp
@@ -105,13 +116,7 @@ class Run:
         return ab_image.env_read(self.disk)
 
     def boot(self, until, timeout):
-        """Powers on; returns (first line index, match of `until`); the machine keeps running."""
-        first = self.machine.start()
-        hit = self.machine.wait(until, timeout, since=first)
-        if hit is None:
-            self.machine.kill()
-            raise Failed(f"no console line matching {until!r} within {timeout:.0f} s")
-        return first, hit[2]
+        return boot(self.machine, until, timeout)
 
     def lines(self, since, pattern):
         rx = re.compile(pattern)

@@ -43,6 +43,7 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import ab_image  # noqa: E402
 import ab_qemu  # noqa: E402
+import ab_boot_test  # noqa: E402
 from ab_boot_test import Failed, expect  # noqa: E402,F401  (the A/B tests' one way to fail a check)
 import host_services  # noqa: E402
 from host_services import GUEST_HOST  # noqa: E402
@@ -345,13 +346,7 @@ class Rig:
     # ---- the console
 
     def boot(self, until, timeout):
-        """Powers on; (first line index, match of `until`); the machine keeps running."""
-        first = self.machine.start()
-        hit = self.machine.wait(until, timeout, since=first)
-        if hit is None:
-            self.machine.kill()
-            raise Failed(f"no console line matching {until!r} within {timeout:.0f} s")
-        return first, hit[2]
+        return ab_boot_test.boot(self.machine, until, timeout)
 
     def wait(self, pattern, timeout, since, what):
         hit = self.machine.wait(pattern, timeout, since=since)
