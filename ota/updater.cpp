@@ -69,6 +69,8 @@ util::json::Value system_object(const SystemState &s) {
         t["version"] = s.trying->version;
         t["revision"] = s.trying->revision;
         t["boot_id"] = s.trying->boot_id;
+        t["boots"] = s.trying->boots;
+        t["counted_boot"] = s.trying->counted_boot;
         if (!s.trying->failing.empty()) {
             t["failing"] = s.trying->failing;
             t["remember"] = s.trying->remember;
@@ -95,6 +97,9 @@ Result<SystemState> parse_system(const util::json::Value &doc, const std::string
         st.version = TRY_CTX(util::json::opt_uint(*t, "version", "system.trying"), path).value_or(0);
         st.revision = TRY_CTX(util::json::opt_uint(*t, "revision", "system.trying"), path).value_or(0);
         st.boot_id = TRY_CTX(util::json::opt_string(*t, "boot_id", "system.trying"), path).value_or("");
+        const uint64_t boots = TRY_CTX(util::json::opt_uint(*t, "boots", "system.trying"), path).value_or(0);
+        st.boots = static_cast<uint32_t>(std::min<uint64_t>(boots, kTrialBootsMax + 1));
+        st.counted_boot = TRY_CTX(util::json::opt_string(*t, "counted_boot", "system.trying"), path).value_or("");
         st.failing = TRY_CTX(util::json::opt_string(*t, "failing", "system.trying"), path).value_or("");
         st.remember = TRY_CTX(util::json::opt_bool(*t, "remember", "system.trying"), path).value_or(false);
         s.trying = std::move(st);
@@ -416,7 +421,8 @@ Result<uint64_t> Updater::apply_system(const Revision &rev) {
     UpdaterState next = state_;
     next.staging.reset();
     next.trying = v;
-    next.system.trying = SystemTrying{*slot, sys.version, v, system_->boot_id(), {}, false};
+    next.system.trying = SystemTrying{.slot = *slot, .version = sys.version, .revision = v, .boot_id = system_->boot_id(),
+                                      .boots = 0, .counted_boot = {}, .failing = {}, .remember = false};
     if (auto st = save_state(next); !st) {
         if (state_.system.trying) return fail_system_apply(v, std::move(st).error());
         return fail_staging(v, std::move(st).error());
@@ -530,7 +536,7 @@ Status Updater::resume_system() {
         // (power cuts during the earlier ones).
         if (slot && slot->position < 0)
             return fail_system(cat("slot ", t.slot, " was marked bad while it was tried"), true);
-        return util::ok();  // TRYING: the caller health-checks the revision
+        return count_trial_boot();  // then TRYING: the caller health-checks the revision
     }
     if (st.trying != t.slot || t.boot_id == system_->boot_id()) {
         // Not tried yet: the bootloader was never asked (a crash before
@@ -548,6 +554,36 @@ Status Updater::resume_system() {
                   "): the new system did not start or did not pass its checks")
             : cat("the bootloader booted slot ", booted, ", not ", t.slot);
     return fail_system(reason, true);
+}
+
+// Booted the tried slot, a new boot: counted in state.json first, then its
+// bootloader attempt given back (mark_try again), so power cuts once berth
+// runs do not use up the slot's counter; the boot after kTrialBootsMax of
+// them gives the update up instead (a berth that starts and then hangs, or
+// is reset by the watchdog, falls back all the same). A crash between the
+// two leaves the boot counted and the attempt spent: the safe side.
+Status Updater::count_trial_boot() {
+    const SystemTrying t = *state_.system.trying;
+    const std::string id = system_->boot_id();
+    if (t.counted_boot == id) return util::ok();  // a daemon restart in the same boot
+    if (t.boots >= kTrialBootsMax)
+        return fail_system(cat("slot ", t.slot, " booted ", t.boots + 1, " times on trial without passing its checks (",
+                               kTrialBootsMax, " at most)"),
+                           true);
+    const std::string what = cat("count trial boot ", t.boots + 1, " of system ", t.version, " in slot ", t.slot);
+    UpdaterState next = state_;
+    next.system.trying->boots = t.boots + 1;
+    next.system.trying->counted_boot = id;
+    TRY_CTX(save_state(next), what);
+    TRY_CTX(util::failpoint("ota.system-boot-counted"), what);
+    std::string said = cat("boot ", t.boots + 1, " of at most ", kTrialBootsMax, " of system ", t.version, " in slot ",
+                           t.slot, " reached berth: ");
+    if (auto st = system_->bootloader().mark_try(t.slot); !st)
+        said += cat("its boot attempt could not be given back (", st.error().message(), ")");
+    else
+        said += "its boot attempt given back";
+    record(t.revision, "trial-boot", said);
+    return util::ok();
 }
 
 // Not trying a system: every slot bad -> the booted one good again; the

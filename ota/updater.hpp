@@ -67,6 +67,7 @@ inline constexpr std::string_view kFailpoints[] = {
     "ota.system-installed",   // the image written into the inactive slot and read back; state says staging
     "ota.system-trying",      // state says trying the slot, version and revision; the bootloader not yet asked
     "ota.system-marked",      // the bootloader tries the slot at the next boot; the reboot not yet asked for
+    "ota.system-boot-counted", // booted the tried slot: this trial boot counted; its attempt not yet given back
     "ota.system-started",     // booted the tried slot: its revision started (TRYING)
     "ota.system-good",        // commit written, then the bootloader marked the slot good
     "ota.system-failing",     // failure decided and written (why); the bootloader not yet told
@@ -95,12 +96,22 @@ public:
     virtual util::Status stop_others(const std::vector<const Revision *> &keep) = 0;
 };
 
+/// The trial boots of a new system that reach berth, at most: each gets its
+/// bootloader attempt back (a power cut after berth started does not use up
+/// the slot's counter), and the boot after the last of them gives the update
+/// up. A system whose berth starts and then hangs or is reset by the
+/// watchdog falls back after this many boots (and the bootloader's attempts
+/// for boots that never reach berth).
+inline constexpr uint32_t kTrialBootsMax = 8;
+
 /// A system update between its install and its outcome.
 struct SystemTrying {
     std::string slot;       ///< the slot written and tried
     uint64_t version = 0;   ///< the system version it holds
     uint64_t revision = 0;  ///< the app revision that goes with it
     std::string boot_id;    ///< the boot that installed it (a start in the same boot has not rebooted yet)
+    uint32_t boots = 0;        ///< trial boots of the slot that reached berth (kTrialBootsMax)
+    std::string counted_boot;  ///< the boot id last counted in `boots` (a daemon restart is not a boot)
     /// Set once the update is given up, before the bootloader is told:
     /// why, and whether the version is remembered as failed.
     std::string failing;
@@ -211,6 +222,7 @@ private:
     util::Status gc();
     util::Status check_system(const SystemSpec &spec) const;
     util::Status resume_system();
+    util::Status count_trial_boot();
     util::Status commit_system();
     util::Status fail_system(std::string_view reason, bool remember);
     util::Error fail_system_apply(uint64_t version, util::Error err);

@@ -65,6 +65,8 @@ BOOT_TIMEOUT = 240
 APPLY = r"\] berth: .*update: applying a manifest"
 REBOOT = r"\] berth: .*update: rebooting"
 BOOTING = r"berth-ab: booting slot (\w)"
+ATTEMPTS = 3           # the board's boot attempts (boards/qemu-virt-armhf/board.json)
+TRIAL_BOOTS_MAX = 8    # ota::kTrialBootsMax: trial boots that reach berth, at most
 
 
 def committed_re(rev):
@@ -81,6 +83,7 @@ class Campaign:
         self.hit = {}
         self.failures = []
         self.updates = {"finished": 0, "abandoned": 0}
+        self.expect_boot = None  # (slot, version) the next power-on must boot (check_booted)
         # Phase durations (s), learnt from what the console shows.
         self.took = {"install": 15.0, "boot": 20.0, "commit": 8.0}
 
@@ -96,8 +99,10 @@ class Campaign:
         self.rig.slot_image(1)
         self.rig.push_app()
         self.rig.release(1)
-        self.rig.build_disk(slot_a=1, env={"BOOT_ORDER": "A", "BOOT_B_LEFT": "0"})
+        # The agent polls every 0.5 s: a boot reaches the download sooner.
+        self.rig.build_disk(slot_a=1, env={"BOOT_ORDER": "A", "BOOT_B_LEFT": "0"}, poll_interval_ms=500)
         self.rev, self.sys = 1, 1
+        self.expect_boot = None
         self.pairs = {(1, 0), (1, 1)}  # (revision, system version) committed together: shipped
         first, _ = self.rig.boot(r"BERTH-AB up slot=", BOOT_TIMEOUT)
         self.rig.wait(committed_re(1), BOOT_TIMEOUT, first, "revision 1 committed")
@@ -113,6 +118,7 @@ class Campaign:
         rig.release(self.rev, system=self.sys)
         self.pairs.add((self.rev, self.sys))
         self.done = False  # the update committed or abandoned (seen offline after a cut)
+        self.update_first = len(rig.machine.lines)  # its first console line
         st = rig.device_state().state
         self.target = "A" if ((st.get("system") or {}).get("slot") or "A") == "B" else "B"
         if old > 1 and old - 1 in rig.images:
@@ -164,16 +170,19 @@ class Campaign:
         time.sleep(delay)
         m.kill()
         self.cuts += 1
-        phase = self.judge(first)
+        d = self.rig.device_state(extra=[f"slots/{self.target}.json"])
+        phase = self.judge(first, d)
         self.hit[phase] = self.hit.get(phase, 0) + 1
         print(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
               f"(update to revision {self.rev}, system {self.sys} in slot {self.target})", flush=True)
-        _, st = self.check_cut(f"cut {self.cuts} ({phase})")
+        self.check_booted(first)
+        _, st = self.check_cut(f"cut {self.cuts} ({phase})", d)
         # Committed, or abandoned (the new slot ran out of attempts).
         self.done = st.get("current") == self.rev or self.sys in ((st.get("system") or {}).get("failed") or [])
 
-    def judge(self, since):
-        """The phase this power-on was cut in, from its console and the disk."""
+    def judge(self, since, d):
+        """The phase this power-on was cut in, from its console and the disk
+        (`d`: rig.device_state() after the cut)."""
         if self.lines(since, committed_re(self.rev)):
             return "after the commit"
         booted = self.lines(since, rf"berth-ab: booting slot {self.target}")
@@ -183,7 +192,7 @@ class Campaign:
         if self.lines(since, REBOOT):
             return "switch"
         if self.lines(since, APPLY):
-            f = self.rig.data_files([f"slots/{self.target}.json", "revisions/history.json"])
+            f = d.files
             hist = (f["revisions/history.json"] or "").replace(" ", "")
             if f'"version":{self.rev},"event":"system-installed"' in hist:
                 return "switch"
@@ -198,14 +207,20 @@ class Campaign:
 
     # ---- checks
 
-    def check_cut(self, what):
-        """The safety checks, offline."""
+    def check_cut(self, what, d=None):
+        """The safety checks, offline (`d`: rig.device_state() when already read)."""
         rig = self.rig
         try:
             env = rig.env()
         except Exception as e:
             raise Failed(f"{what}: the U-Boot environment does not read back ({e})")
-        d = rig.device_state()
+        d = d or rig.device_state()
+        holds = {}
+
+        def slot_holds(s):  # each slot hashed once per check
+            if s not in holds:
+                holds[s] = rig.slot_holds(s)
+            return holds[s]
         if d.fsck[0] not in (0, 1):
             raise Failed(f"{what}: the data partition does not check clean: {d.fsck[1]}")
         st = d.state
@@ -213,7 +228,7 @@ class Campaign:
             raise Failed(f"{what}: state.json: {st}")
         order = env.get("BOOT_ORDER", "").split()
         for s in order:
-            if int(env.get(f"BOOT_{s}_LEFT", "0") or 0) > 0 and rig.slot_holds(s) is None:
+            if int(env.get(f"BOOT_{s}_LEFT", "0") or 0) > 0 and slot_holds(s) is None:
                 raise Failed(f"{what}: slot {s} is bootable (BOOT_ORDER={order}, BOOT_{s}_LEFT="
                              f"{env.get(f'BOOT_{s}_LEFT')}) but holds no whole image; env {env}, state {st}")
         sysst = st.get("system") or {}
@@ -223,9 +238,8 @@ class Campaign:
             raise Failed(f"{what}: committed revision {cur} with system {ver}: not a state released together; "
                          f"state {st}")
         cslot = sysst.get("slot") or "A"
-        holds = rig.slot_holds(cslot)
-        if holds != (ver or 1):
-            raise Failed(f"{what}: the committed slot {cslot} holds system {holds}, state.json says {ver or 1}; "
+        if slot_holds(cslot) != (ver or 1):
+            raise Failed(f"{what}: the committed slot {cslot} holds system {slot_holds(cslot)}, state.json says {ver or 1}; "
                          f"state {st}, env {env}")
         trying = env.get("BERTH_TRYING")
         if trying and trying != ((sysst.get("trying") or {}).get("slot")) and trying != sysst.get("slot"):
@@ -239,12 +253,13 @@ class Campaign:
         st = d.state
         failed = (st.get("system") or {}).get("failed") or []
         done_before = (st.get("current") == self.rev or self.sys in failed) and not st.get("trying")
-        first = m.start()
         if done_before:
-            # The agent starts once the start's resume is done (the booted
-            # slot's counter given back).
-            rig.wait(r"\] berth: .*fleet: status idle: agent started", BOOT_TIMEOUT, first, "the box boots")
+            # Finished by a cut's power-on already: no power-on of its own.
+            # The next one (the next update's first) boots this state, and
+            # check_booted() checks there that it comes up.
+            first = None
         else:
+            first = m.start()
             abandoned = rf"\] berth: .*update: revision {self.rev} rolled back"
             hit = self.first_of(first, [committed_re(self.rev), abandoned],
                                 BOOT_TIMEOUT * 3 + self.took["install"] * 3)
@@ -260,31 +275,89 @@ class Campaign:
                 if after and after[0] == 0:
                     rig.wait(r"BERTH-AB up slot=", BOOT_TIMEOUT, after[2], "the old slot comes back")
                     self.first_of(after[2], [r"\] berth: .*fleet: status"], 60)
-        m.kill()
-        env, st = self.check_cut(f"settle of revision {self.rev}")
-        said = self.lines(first, r"BERTH-AB system slot=(\w+) version=(\d+)")
-        ups = self.lines(first, r"BERTH-AB up slot=(\w+)")
-        if not said or not ups:
-            raise Failed(f"settle (revision {self.rev}): the box did not come up")
-        slot, version = said[-1][1].group(1), int(said[-1][1].group(2))
-        sysst = st.get("system") or {}
+        if first is None:
+            env, st = self.check_cut(f"settle of revision {self.rev}", d)
+            sysst = st.get("system") or {}
+            slot, version = sysst.get("slot") or "A", sysst.get("version") or 1
+            self.expect_boot = (slot, version)
+        else:
+            m.kill()
+            self.check_booted(first)
+            env, st = self.check_cut(f"settle of revision {self.rev}")
+            said = self.lines(first, r"BERTH-AB system slot=(\w+) version=(\d+)")
+            ups = self.lines(first, r"BERTH-AB up slot=(\w+)")
+            if not said or not ups:
+                raise Failed(f"settle (revision {self.rev}): the box did not come up")
+            slot, version = said[-1][1].group(1), int(said[-1][1].group(2))
+            sysst = st.get("system") or {}
+            if ups[-1][1].group(1) != slot:
+                raise Failed(f"settle (revision {self.rev}): slot {slot} booted, berth came up in "
+                             f"{ups[-1][1].group(1)}")
         if st.get("trying") or st.get("staging") or sysst.get("trying"):
             raise Failed(f"settle (revision {self.rev}): still trying or staging: {st}")
-        if (ups[-1][1].group(1) != slot or (sysst.get("slot") or "A") != slot
-                or (sysst.get("version") or 1) != version):
+        if (sysst.get("slot") or "A") != slot or (sysst.get("version") or 1) != version:
             raise Failed(f"settle (revision {self.rev}): runs slot {slot} system {version}, state.json commits "
                          f"{sysst}")
-        if env.get("BOOT_ORDER", "").split()[:1] != [slot] or env.get("BERTH_TRYING"):
+        # Settled by a cut's power-on, the cut may have come between the
+        # commit and marking the slot good (BERTH_TRYING still names it):
+        # the next start marks it good (keep_booted_good).
+        pending = first is None and env.get("BERTH_TRYING") == slot
+        if env.get("BOOT_ORDER", "").split()[:1] != [slot] or (env.get("BERTH_TRYING") and not pending):
             raise Failed(f"settle (revision {self.rev}): slot {slot} runs but the environment is {env}")
         if st.get("current") == self.rev and sysst.get("version") == self.sys:
             self.updates["finished"] += 1
             print(f"update to revision {self.rev} (system {self.sys}, slot {slot}): finished", flush=True)
         else:
             self.updates["abandoned"] += 1
+            self.check_abandoned(d if first is None else rig.device_state())
             failed = self.sys in (sysst.get("failed") or [])
             print(f"update to revision {self.rev} (system {self.sys}): abandoned, the box runs revision "
                   f"{st.get('current')} system {sysst.get('version')} in slot {slot}"
                   f"{' (system ' + str(self.sys) + ' remembered as failed)' if failed else ''}", flush=True)
+
+    def check_booted(self, first):
+        """After a settle that needed no power-on: this power-on (from line
+        `first`) booted the committed slot with its system version, and
+        berth ran there."""
+        if not self.expect_boot:
+            return
+        slot, version = self.expect_boot
+        said = self.lines(first, r"BERTH-AB system slot=(\w+) version=(\d+)")
+        if not said:
+            raise Failed(f"the box did not come up after revision {self.rev - 1} was settled (expected slot {slot}, "
+                         f"system {version})")
+        got = (said[0][1].group(1), int(said[0][1].group(2)))
+        if got != (slot, version):
+            raise Failed(f"after revision {self.rev - 1} was settled the box booted slot {got[0]} system {got[1]}, "
+                         f"not slot {slot} system {version}")
+        berth = [t for t, _ in self.lines(first, r"\] berth: ") if t >= said[0][0]]
+        if not berth:
+            raise Failed(f"after revision {self.rev - 1} was settled slot {slot} booted but berth never logged")
+        self.expect_boot = None
+
+    def check_abandoned(self, d):
+        """The counter decision (docs/updater.md, "Trial boots"): a good
+        system is abandoned only when the bootloader's counter ran out (3
+        boots of the tried slot in a row that never reached berth: no
+        "trial boot" line between them) or when the trial-boot bound was
+        reached (8 boots of the slot that did)."""
+        why = [e.get("reason", "") for e in (d.history if isinstance(d.history, list) else [])
+               if e.get("version") == self.rev and e.get("event") == "rolled-back"]
+        why = why[-1] if why else f"no rolled-back entry for revision {self.rev} in the history"
+        boots, run, longest = 0, 0, 0
+        for _, text in self.rig.machine.lines[self.update_first:]:
+            if re.search(rf"berth-ab: booting slot {self.target}", text):
+                boots += 1
+                run += 1
+                longest = max(longest, run)
+            elif re.search(rf"\] berth: .*update: revision {self.rev} trial boot", text):
+                run = 0
+        if "ran out" in why and longest >= ATTEMPTS:
+            return
+        if "times on trial" in why and boots > TRIAL_BOOTS_MAX:
+            return
+        raise Failed(f"a good update (revision {self.rev}, system {self.sys}) was abandoned: {why} (the slot booted "
+                     f"{boots} times, at most {longest} in a row without reaching berth)")
 
     def learn(self, since):
         """Phase durations from an uncut power-on."""
@@ -345,6 +418,19 @@ class Campaign:
                 if self.args.stop_on_failure:
                     break
                 self.fresh()
+        if self.expect_boot and not (self.args.stop_on_failure and self.failures):
+            # The last update was settled without a power-on: one more, to
+            # see the box come up in it.
+            try:
+                first = self.rig.machine.start()
+                self.rig.wait(r"\] berth: .*fleet: status idle: agent started", BOOT_TIMEOUT, first, "the box boots")
+                self.rig.machine.kill()
+                self.check_booted(first)
+            except Failed as e:
+                self.rig.machine.kill()
+                ev = self.evidence(str(e))
+                self.failures.append(ev)
+                print("FAILURE: " + "\n  ".join(ev), flush=True)
         minutes = (time.monotonic() - t_cuts) / 60
         print(f"\n== {self.cuts} power cuts in {minutes:.1f} min ({self.cuts / max(minutes, 1e-9):.1f} cuts per "
               f"minute, set-up included: {(time.monotonic() - t0) / 60:.1f} min), seed {self.args.seed}")

@@ -88,6 +88,11 @@ SLOT_PART = {"A": 2, "B": 3}
 DEFAULT_ENV = {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}
 # Features the 5.10 kernel of an older board and U-Boot's ext4 reader know.
 MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed", "-E", "root_owner=0:0"]
+# A slot's root filesystem is only ever mounted read-only (ab_initrd.sh):
+# no journal (4 MiB) and few inodes (it holds ~70 files), so the image an
+# update streams, writes and reads back is that much smaller.
+ROOTFS_MKE2FS = ["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^orphan_file,^metadata_csum_seed,^has_journal",
+                 "-N", "512", "-E", "root_owner=0:0"]
 # Libraries berth opens at run time that a slot carries when the sysroot has
 # them: libubootenv for berth's U-Boot backend (`berth slot ...`).
 OPTIONAL_DLOPEN = ["libubootenv.so.0"]
@@ -254,7 +259,7 @@ def build_rootfs(args):
             build_rootfs_tree(args, tree)
             img = os.path.join(tmp, "rootfs.ext4")
             size_kib = args.size_mib * 1024
-            subprocess.run(MKE2FS + ["-L", "rootfs", "-d", tree, img, f"{size_kib}k"], check=True,
+            subprocess.run(ROOTFS_MKE2FS + ["-L", "rootfs", "-d", tree, img, f"{size_kib}k"], check=True,
                            stdout=subprocess.DEVNULL)
             shutil.move(img, cached + ".part")
             os.rename(cached + ".part", cached)

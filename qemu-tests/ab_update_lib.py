@@ -53,7 +53,7 @@ CHANNEL = "stable"
 FLEET = "ab"
 DEVICE = "ab-0001"
 GUEST_ROOT = "/var/lib/berth"  # the data partition in the guest (ab_init.sh)
-SLOT_MIB = 36                  # the slot images' size (27 MiB used): small, for fast installs
+SLOT_MIB = 24                  # the slot images' size (20.5 MiB used, no journal): small, for fast installs
 APP_REPO = "ab/app"
 SYSTEM_REPO = "ab/system"
 
@@ -154,6 +154,7 @@ class Rig:
         self.args, self.tmp = args, tmp
         self.closers = []
         self.disk = os.path.join(tmp, "disk.img")
+        self._partitions = None  # the disk's partition table, once read
         self.log = os.path.join(tmp, "console.log")
         self.images = {}   # system version -> (path, digest, size)
         self.published = {}  # revision -> manifest path
@@ -265,21 +266,22 @@ class Rig:
 
     # ---- the disk
 
-    def build_disk(self, slot_a, env=None):
+    def build_disk(self, slot_a, env=None, poll_interval_ms=2000):
         """The disk: slot A holds `slot_a` (a version of self.images), slot B
-        nothing, the data partition the device root; `env` over RAUC's
-        default environment."""
+        nothing, the data partition the device root (the fleet agent polling
+        every `poll_interval_ms`); `env` over RAUC's default environment."""
         seed = os.path.join(self.tmp, "data-seed")
         shutil.rmtree(seed, ignore_errors=True)
         key_pub = os.path.join(self.tmp, "app-key.pem.pub")
         policy = host_services.signed_policy(f"{GUEST_HOST}:{self.registry.port}/ab", f"{GUEST_ROOT}/trust/app-key.pub")
-        agent = host_services.agent_config(DEVICE, FLEET, CHANNEL, self.fleet.port)
+        agent = host_services.agent_config(DEVICE, FLEET, CHANNEL, self.fleet.port, poll_interval_ms=poll_interval_ms)
         host_services.device_root(seed, self.fleet.root_json, agent, policy, [("trust/app-key.pub", key_pub)])
         os.makedirs(os.path.join(seed, "ab"))
         with open(os.path.join(seed, "ab", "daemon-args"), "w") as f:
             f.write("--board /etc/berth/board.json --insecure-http\n")
         open(os.path.join(seed, "ab", "log-console"), "w").close()
         ab_image.build_disk(self.disk, self.images[slot_a][0], None, env or {}, data_dir=seed)
+        self._partitions = None
 
     # ---- offline reads (QEMU dead)
 
@@ -290,17 +292,16 @@ class Rig:
         """{name: text or None} of files on the data partition, read from a
         copy of it whose journal e2fsck replayed; also "fsck": e2fsck's
         exit status and last lines."""
-        offset, size = ab_image.partitions(self.disk)[3]
+        offset, size = self.partitions()[3]
         copy = os.path.join(self.tmp, "data-copy.img")
         with open(self.disk, "rb") as src, open(copy, "wb") as dst:
-            src.seek(offset)
-            left = size
-            while left:
-                chunk = src.read(min(left, 4 << 20))
-                if not chunk:
+            left, at = size, offset
+            while left:  # in the kernel, no Python buffers (a read after every cut)
+                n = os.copy_file_range(src.fileno(), dst.fileno(), left, at)
+                if n <= 0:
                     break
-                dst.write(chunk)
-                left -= len(chunk)
+                left -= n
+                at += n
         fsck = subprocess.run([ab_image.tool("e2fsck", "e2fsprogs"), "-f", "-y", copy], capture_output=True, text=True)
         said = host_services.last_line(fsck.stdout) or host_services.last_line(fsck.stderr)
         out = {"fsck": (fsck.returncode, said)}
@@ -311,9 +312,16 @@ class Rig:
         os.unlink(copy)
         return out
 
-    def device_state(self):
-        """The updater's state.json and history, read offline."""
-        f = self.data_files(["revisions/state.json", "revisions/history.json"])
+    def partitions(self):
+        """ab_image.partitions of the disk, read once (the table never changes)."""
+        if self._partitions is None:
+            self._partitions = ab_image.partitions(self.disk)
+        return self._partitions
+
+    def device_state(self, extra=()):
+        """The updater's state.json and history, read offline; `extra`, more
+        files of the data partition, in .files (the same read)."""
+        f = self.data_files(["revisions/state.json", "revisions/history.json"] + list(extra))
 
         def js(text, default):
             try:
@@ -321,12 +329,12 @@ class Rig:
             except ValueError:
                 return "unparsable: " + text[:200]
         return types.SimpleNamespace(state=js(f["revisions/state.json"], {}),
-                                     history=js(f["revisions/history.json"], []), fsck=f["fsck"])
+                                     history=js(f["revisions/history.json"], []), fsck=f["fsck"], files=f)
 
     def slot_holds(self, slot):
         """The system version whose image slot `slot` holds whole (the
         sha256 of its first `size` bytes), or None."""
-        offset, _ = ab_image.partitions(self.disk)[ab_image.SLOT_PART[slot] - 1]
+        offset, _ = self.partitions()[ab_image.SLOT_PART[slot] - 1]
         sizes = sorted({size for _, _, size in self.images.values()})
         found = None
         with open(self.disk, "rb") as f:

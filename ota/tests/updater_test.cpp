@@ -1419,3 +1419,135 @@ TEST_CASE("when the first system update fails in the slot it tried, a restart th
     CHECK(u.state().current == 1u);
     CHECK(u.state().system.failed == std::vector<uint64_t>{1});
 }
+
+// ---- trial boots: the counter decision --------------------------------------
+//
+// Each boot of the tried slot that reaches berth is counted in state.json
+// and gets its bootloader attempt back, up to ota::kTrialBootsMax; boots
+// that never reach berth spend the bootloader's attempts as before.
+
+namespace {
+
+/// Revision 3 with system 2 applied on the rig; the reboot into slot A done.
+void into_trial(SysRig &rig) {
+    {
+        auto u = rig.started();
+        REQUIRE(u->apply(system_document(3, 2)));
+        REQUIRE(u->reboot_requested());
+    }
+    rig.sys.reboot();
+    REQUIRE(rig.sys.slot == "A");
+}
+
+/// A start in the booted slot: resume(), its state afterwards.
+ota::UpdaterState start_once(SysRig &rig, bool *reboot = nullptr) {
+    ota::Updater u(rig.run.root, rig.apps, {}, &rig.sys);
+    auto st = u.resume();
+    INFO((st ? std::string() : st.error().message()));
+    REQUIRE(st);
+    if (reboot) *reboot = u.reboot_requested().has_value();
+    return u.state();
+}
+
+}  // namespace
+
+TEST_CASE("power cuts after berth started in the tried slot do not use up its boot counter; the update is committed") {
+    SysRig rig;
+    into_trial(rig);
+    // Five power cuts, each after berth started in A and before the commit:
+    // more than the bootloader's three attempts.
+    for (int i = 0; i < 5; i++) {
+        REQUIRE(start_once(rig).system.trying);
+        rig.sys.reboot();
+        REQUIRE(rig.sys.slot == "A");
+    }
+    ota::Updater u(rig.run.root, rig.apps, {}, &rig.sys);
+    REQUIRE(u.resume());
+    REQUIRE(u.state().trying == 3u);
+    CHECK(u.state().system.trying->boots == 6u);
+    REQUIRE(u.commit());
+    CHECK(u.state().system.version == 2u);
+    CHECK(u.state().system.slot == "A");
+    CHECK(u.state().system.failed.empty());
+}
+
+TEST_CASE("a trial boot gives its bootloader attempt back once it is counted in the state") {
+    SysRig rig;
+    into_trial(rig);
+    REQUIRE(rig.sys.boot->status()->slot("A")->left == 2);
+    auto st = start_once(rig);
+    CHECK(st.system.trying->boots == 1u);
+    CHECK(st.system.trying->counted_boot == rig.sys.boot_id());
+    auto boot = rig.sys.boot->status();
+    REQUIRE(boot);
+    CHECK(boot->slot("A")->left == 3);
+    CHECK(boot->next == "A");
+    CHECK(boot->trying == "A");
+    auto h = ota::read_history(rig.run.root);
+    REQUIRE(h);
+    REQUIRE(!h->empty());
+    CHECK(h->back().event == "trial-boot");
+    CHECK(h->back().reason == "boot 1 of at most 8 of system 2 in slot A reached berth: its boot attempt given back");
+}
+
+TEST_CASE("a daemon restart within one trial boot is not counted as another boot") {
+    SysRig rig;
+    into_trial(rig);
+    CHECK(start_once(rig).system.trying->boots == 1u);
+    CHECK(start_once(rig).system.trying->boots == 1u);
+    rig.sys.reboot();
+    CHECK(start_once(rig).system.trying->boots == 2u);
+}
+
+TEST_CASE("a new system whose berth starts but never passes its checks falls back after the bounded number of trial boots") {
+    SysRig rig;
+    into_trial(rig);
+    uint32_t trial_boots = 0;
+    bool reboot = false;
+    for (int i = 0; i < 40 && !reboot; i++) {
+        REQUIRE(rig.sys.slot == "A");
+        auto st = start_once(rig, &reboot);
+        if (reboot) break;  // given up: back to the old slot
+        trial_boots++;
+        REQUIRE(st.system.trying);
+        CHECK(st.system.trying->boots == trial_boots);
+        rig.sys.reboot();  // berth hangs, the watchdog resets the box
+    }
+    CHECK(trial_boots == ota::kTrialBootsMax);
+    REQUIRE(reboot);
+    rig.sys.reboot();
+    CHECK(rig.sys.slot == "B");
+    auto st = start_once(rig);
+    CHECK(!st.system.trying);
+    CHECK(!st.trying);
+    CHECK(st.current == 2u);
+    CHECK(st.system.version == 1u);
+    CHECK(st.system.slot == "B");
+    CHECK(st.system.failed == std::vector<uint64_t>{2});
+    auto h = ota::read_history(rig.run.root);
+    REQUIRE(h);
+    bool said = false;
+    for (const auto &e : *h)
+        said = said || (e.event == "rolled-back" &&
+                        e.reason.find("slot A booted 9 times on trial without passing its checks (8 at most)") !=
+                            std::string::npos);
+    CHECK(said);
+}
+
+TEST_CASE("boots of the tried slot that never reach berth still use up its counter after an attempt was given back") {
+    SysRig rig;
+    into_trial(rig);
+    REQUIRE(start_once(rig).system.trying->boots == 1u);
+    // The new system stops coming up (say its berth no longer starts): the
+    // three attempts given back run out, then the old slot boots.
+    for (int i = 0; i < 3; i++) {
+        rig.sys.reboot();
+        REQUIRE(rig.sys.slot == "A");
+    }
+    rig.sys.reboot();
+    CHECK(rig.sys.slot == "B");
+    auto st = start_once(rig);
+    CHECK(!st.system.trying);
+    CHECK(st.current == 2u);
+    CHECK(st.system.failed == std::vector<uint64_t>{2});
+}
