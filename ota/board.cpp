@@ -10,6 +10,7 @@
 #include <set>
 
 #include "ota/strict.hpp"
+#include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -23,7 +24,6 @@ namespace {
 
 constexpr size_t kMaxBoardFile = 1 << 20;
 constexpr size_t kMaxSlots = 8;
-constexpr std::string_view kDefaultBoard = "/etc/berth/board.json";
 
 constexpr Named<Location::Kind> kLocationKeys[] = {
     {"device", Location::Device}, {"label", Location::Label}, {"partlabel", Location::PartLabel},
@@ -323,13 +323,24 @@ std::optional<std::string> cmdline_value(std::string_view cmdline, std::string_v
     return found;
 }
 
-util::Result<std::string> board_path(const std::string &flag, std::string_view cmdline) {
-    if (!flag.empty()) return flag;
-    if (auto p = cmdline_value(cmdline, "berth.board")) return *p;
+util::Result<BoardPath> find_board(const std::string &flag, std::string_view cmdline, std::string_view default_path) {
+    if (!flag.empty()) return BoardPath{flag, "--board"};
+    if (auto p = cmdline_value(cmdline, "berth.board"); p && !p->empty())
+        return BoardPath{*p, "berth.board= on the kernel command line"};
     struct stat st{};
-    if (::stat(std::string(kDefaultBoard).c_str(), &st) == 0) return std::string(kDefaultBoard);
+    std::string def(default_path);
+    if (::stat(def.c_str(), &st) == 0) return BoardPath{def, "the default path"};
     return util::Error::with_code(ENOENT, cat("no board profile: give --board, berth.board= on the kernel command "
-                                              "line, or install ", kDefaultBoard));
+                                              "line, or install ", def));
+}
+
+util::Result<std::string> board_path(const std::string &flag, std::string_view cmdline) {
+    return TRY(find_board(flag, cmdline)).path;
+}
+
+std::string kernel_cmdline() {
+    const char *over = util::test_hook_env("BERTH_CMDLINE");
+    return util::read_file(over ? over : "/proc/cmdline", 64 << 10).value_or("");
 }
 
 }  // namespace ota

@@ -7,7 +7,7 @@
 // error naming the field's path ("slots[1].partlabel: unknown field").
 //
 // berth finds the profile by a flag, else `berth.board=` on the kernel
-// command line, else /etc/berth/board.json (board_path()).
+// command line, else /etc/berth/board.json (find_board()).
 #pragma once
 
 #include <cstdint>
@@ -91,10 +91,28 @@ util::Result<Board> parse_board(std::string_view document, std::string_view base
 /// Reads and parses the profile at `path`. A missing file is an error with errno ENOENT.
 util::Result<Board> load_board(const std::string &path);
 
-/// The profile's path: `flag` when set, else `berth.board=` in `cmdline`
-/// (the kernel command line's text), else /etc/berth/board.json when it
-/// exists; an error with ENOENT otherwise.
+/// Where the profile berth uses is, and what named it.
+struct BoardPath {
+    std::string path;
+    std::string_view from;  ///< "--board", "berth.board= on the kernel command line" or "the default path"
+};
+
+/// The default profile: the one a device image installs.
+inline constexpr std::string_view kDefaultBoardPath = "/etc/berth/board.json";
+
+/// The profile's path, first found of: `flag` when set, `berth.board=` in
+/// `cmdline` (the kernel command line's text), `default_path` when it
+/// exists. Named by the flag or the command line, the file must exist (a
+/// missing one is load_board's error); with neither, an error with ENOENT
+/// when `default_path` is not there either.
+util::Result<BoardPath> find_board(const std::string &flag, std::string_view cmdline,
+                                   std::string_view default_path = kDefaultBoardPath);
+/// find_board(flag, cmdline)'s path.
 util::Result<std::string> board_path(const std::string &flag, std::string_view cmdline);
+
+/// The kernel command line (/proc/cmdline; in test builds the file
+/// $BERTH_CMDLINE names instead); empty when it cannot be read.
+std::string kernel_cmdline();
 
 /// The value of `key=` in a kernel command line ("rauc.slot=B"); nullopt
 /// when absent. The last one counts, as the kernel's parsers do.

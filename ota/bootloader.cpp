@@ -289,7 +289,7 @@ Result<std::string> booted_slot(const Board &board, std::string_view cmdline, st
 }
 
 Result<std::string> booted_slot(const Board &board) {
-    auto cmdline = util::read_file("/proc/cmdline", 64 << 10).value_or("");
+    auto cmdline = kernel_cmdline();
     auto mountinfo = util::read_file("/proc/self/mountinfo", 4 << 20).value_or("");
     return booted_slot(board, cmdline, mountinfo);
 }

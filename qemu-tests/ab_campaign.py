@@ -459,7 +459,7 @@ def main():
     args = ap.parse_args()
     if args.seed is None:
         args.seed = int(time.time())
-    args.berth = lib.default_berth(args.berth)
+    args.berth = lib.default_berth(args.berth, args.board)
     why = lib.missing(args)
     if why:
         skip(why)

@@ -20,7 +20,8 @@ A slot's root filesystem (ext4, `mke2fs -d`, no loop mount) holds what the
 initramfs tests already boot (qemu-tests/mkinitramfs.py's parts: busybox-static,
 the cross-built berth with the loader and its shared libraries), the Debian
 board's kernel in /boot, a small initramfs as /boot/initrd.img (busybox,
-the virtio disk, ext4 and softdog modules, qemu-tests/ab_initrd.sh as /init:
+the virtio disk, ext4 and watchdog modules (softdog, or i6300esb for QEMU's
+watchdog device where the kernel has it: arm64), qemu-tests/ab_initrd.sh as /init:
 the kernel needs them to mount the slot), the board profile and its
 fw_env.config in /etc/berth/, and qemu-tests/ab_init.sh as /sbin/init, which ends in `berth daemon --init`. Two broken systems, as a
 bad update would bring: `--broken init` adds /etc/berth-ab-broken (the
@@ -106,6 +107,11 @@ UPDATE_DLOPEN = ["libcrypto.so.3", "libssl.so.3", "libarchive.so.13", "libz.so.1
 # paths (tar layers). The slot gets a stub defining its one symbol, so the
 # loader is satisfied and the slot stays small.
 STUB_LIBRARY = re.compile(r"libicudata\.so\.(\d+)$")
+# The driver of QEMU's watchdog device (ab_qemu.py adds an i6300esb to each
+# board): a kernel that has it (arm64's; fetch-kernel.sh keeps it) gets its
+# /dev/watchdog from the device, which resets the machine as a board's
+# hardware watchdog would, instead of from softdog.
+HARDWARE_WATCHDOG = "i6300esb.ko"
 # The busybox applets the slot's scripts call (the root is read-only, so
 # the links are made here rather than with `busybox --install` at boot).
 APPLETS = ["sh", "cat", "echo", "sleep", "grep", "mkdir", "mount", "umount", "sync", "ls", "ps",
@@ -174,8 +180,12 @@ def slot_initrd(kernel_dir):
     cpio.symlink("bin/sh", "busybox")
     cpio.file("init", mkinitramfs.read(os.path.join(HERE, "ab_initrd.sh")), 0o755)
     order = mkinitramfs.read(os.path.join(kernel_dir, "modules", "load-order"))
+    names = order.decode().split()
+    if HARDWARE_WATCHDOG in names:  # QEMU's watchdog device has a driver: no softdog
+        names = [n for n in names if n != "softdog.ko"]
+        order = "".join(f"{n}\n" for n in names).encode()
     cpio.file("modules/load-order", order)
-    for name in order.decode().split():
+    for name in names:
         cpio.file(f"modules/{name}", mkinitramfs.read(os.path.join(kernel_dir, "modules", name)))
     return gzip.compress(cpio.finish(), compresslevel=6, mtime=0)
 

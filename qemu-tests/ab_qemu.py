@@ -18,8 +18,8 @@ The machine: `qemu-system-arm -M virt` (arm64: `qemu-system-aarch64 -M virt
 initrd), 1 vCPU, 256 MiB, `-bios` the board's u-boot.bin, the disk
 as virtio-blk-device (virtio-mmio: the bus the armmp kernel's virtio_mmio
 module drives and U-Boot scans), QEMU's watchdog device i6300esb on the PCI
-bus (the armmp kernel has no driver for it: the guest's watchdog is the
-softdog module; the device is there for kernels that have one), no network
+bus (arm64's kernel drives it, and its slots use it; the armmp kernel has
+no driver for it: armhf's watchdog is the softdog module), no network
 (`-nic none`), the serial console on stdout, read line by line, each line
 also appended to the log file with the time since the first start.
 """

@@ -1,7 +1,8 @@
 """The rig of the in-VM A/B update tests (ab_update_test.py, ab_campaign.py):
-the qemu-virt-armhf board (boards/qemu-virt-armhf) under real U-Boot,
-following a fleet channel on the host, and everything the tests read from
-outside the machine.
+the qemu-virt-armhf board (boards/qemu-virt-armhf; with --board
+qemu-virt-arm64 the arm64 one: its berth, sysroot and kernel) under real
+U-Boot, following a fleet channel on the host, and everything the tests
+read from outside the machine.
 
 - The host (host_services.py): docker-registry holding the app image (a
   busybox layer for arm, signed with a key the device's policy pins) and
@@ -54,16 +55,33 @@ FLEET = "ab"
 DEVICE = "ab-0001"
 GUEST_ROOT = "/var/lib/berth"  # the data partition in the guest (ab_init.sh)
 SLOT_MIB = 24                  # the slot images' size (20.5 MiB used, no journal): small, for fast installs
+# The boards' own: the slot images' size (arm64's gzipped Image is 11 MiB,
+# armhf's zImage 5) and the app image's platform (the busybox of the
+# board's kernel directory).
+BOARD_SLOT_MIB = {"qemu-virt-arm64": 40}
+APP_PLATFORM = {"qemu-virt-armhf": {"architecture": "arm", "variant": "v7"},
+                "qemu-virt-arm64": {"architecture": "arm64", "variant": "v8"}}
 APP_REPO = "ab/app"
 SYSTEM_REPO = "ab/system"
 
 
+def board_defaults(args):
+    """Fills in what --board decides: the kernel directory and the sysroot
+    (.sysroot/ARCH-kernel, .sysroot/ARCH) unless given."""
+    args.board = getattr(args, "board", None) or ab_image.DEFAULT_BOARD
+    arch = ab_image.board_arch(args.board)
+    args.kernel_dir = args.kernel_dir or os.path.join(TOP, ".sysroot", f"{arch}-kernel")
+    args.sysroot = args.sysroot or os.path.join(TOP, ".sysroot", arch)
+    return arch
+
+
 def missing(args):
     """Why these tests cannot run here, or None."""
-    why = ab_qemu.missing()
+    arch = board_defaults(args)
+    why = ab_qemu.missing(args.board)
     if why:
         return why
-    lacking = ab_image.missing_tools() + [f"{t} ({p})" for t, p in
+    lacking = ab_image.missing_tools(args.board) + [f"{t} ({p})" for t, p in
                                           (("debugfs", "e2fsprogs"), ("e2fsck", "e2fsprogs"),
                                            ("docker-registry", "docker-registry"), ("busybox", "busybox-static"))
                                           if not (shutil.which(t) or shutil.which(t, path="/usr/sbin:/sbin"))]
@@ -72,47 +90,50 @@ def missing(args):
     if lacking:
         return "missing: " + ", ".join(lacking)
     if not os.path.isfile(args.berth):
-        return f"{args.berth} is not built (meson compile -C build-armhf, see README.md)"
+        return f"{args.berth} is not built (meson compile -C build-{arch}, see README.md)"
     if not (args.native_berth and os.access(args.native_berth, os.X_OK)):
         return "no native berth (--native-berth): it signs the fleet's releases"
     order = os.path.join(args.kernel_dir, "modules", "load-order")
     if not os.path.isfile(os.path.join(args.kernel_dir, "vmlinuz")) or not os.path.isfile(order):
-        return f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh armhf)"
+        return f"no kernel in {args.kernel_dir} (qemu-tests/fetch-kernel.sh {arch})"
     if "virtio_net.ko" not in open(order).read().split():
-        return f"the kernel in {args.kernel_dir} has no virtio_net module (qemu-tests/fetch-kernel.sh armhf again)"
+        return f"the kernel in {args.kernel_dir} has no virtio_net module (qemu-tests/fetch-kernel.sh {arch} again)"
     if not os.path.isdir(args.sysroot):
-        return f"no sysroot in {args.sysroot} (cross/build-sysroot.sh armhf)"
+        return f"no sysroot in {args.sysroot} (cross/build-sysroot.sh {arch})"
     return None
 
 
 def add_args(ap):
     """The options both tests take."""
-    ap.add_argument("--berth", help="the armhf berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth)")
+    ap.add_argument("--board", choices=sorted(ab_image.BOARDS), default=ab_image.DEFAULT_BOARD)
+    ap.add_argument("--berth", help="the board's berth (default: $BERTH_QEMU_ARMHF_BERTH, else build-armhf/berth; "
+                                    "arm64: $BERTH_QEMU_ARM64_BERTH, else build-arm64/berth)")
     ap.add_argument("--native-berth", help="a berth for this machine: `berth fleet` signs the releases")
-    ap.add_argument("--kernel-dir", default=os.path.join(TOP, ".sysroot", "armhf-kernel"))
-    ap.add_argument("--sysroot", default=os.path.join(TOP, ".sysroot", "armhf"))
+    ap.add_argument("--kernel-dir", help="default .sysroot/ARCH-kernel (fetch-kernel.sh ARCH)")
+    ap.add_argument("--sysroot", help="default .sysroot/ARCH")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (disk image, console log, repository)")
     ap.add_argument("--quiet", action="store_true", help="do not echo the console")
 
 
 # ---------------------------------------------------------------- firmware
 
-def uboot_flash():
+def uboot_flash(board=ab_image.DEFAULT_BOARD):
     """The second pflash bank with a saved U-Boot environment: U-Boot's
     default environment (the NUL-separated block in u-boot.bin) with
     bootdelay=0 and boot_targets=virtio0, as mkenvimage writes it for
     this build (CONFIG_ENV_IS_IN_FLASH, one 256 KiB copy at the bank's
     start). Cached beside the slot images."""
-    with open(ab_qemu.UBOOT, "rb") as f:
+    uboot = ab_qemu.BOARDS[board]["uboot"]
+    with open(uboot, "rb") as f:
         body = f.read()
     key = hashlib.sha256(body).hexdigest()[:16]
-    cache = os.path.join(TOP, ".sysroot", "ab-armhf")
+    cache = os.path.join(TOP, ".sysroot", f"ab-{ab_image.board_arch(board)}")
     path = os.path.join(cache, f"uboot-env-flash-{key}.img")
     if os.path.isfile(path):
         return path
     start = body.find(b"arch=arm\0")
     if start < 0:
-        raise Failed(f"{ab_qemu.UBOOT}: its default environment (arch=arm...) was not found")
+        raise Failed(f"{uboot}: its default environment (arch=arm...) was not found")
     env = [e.decode() for e in body[start:body.find(b"\0\0", start)].split(b"\0")]
     env = [e for e in env if not e.startswith(("boot_targets=", "bootdelay=", "bootcmd="))]
     env += ["bootcmd=run distro_bootcmd", "bootdelay=0", "baudrate=115200", "boot_targets=virtio0"]
@@ -159,13 +180,15 @@ class Rig:
         self.images = {}   # system version -> (path, digest, size)
         self.published = {}  # revision -> manifest path
         self.app = None
-        self.flash = uboot_flash()
+        board_defaults(args)
+        self.board = args.board
+        self.flash = uboot_flash(self.board)
         self.registry = Registry(tmp, "registry")
         self.closers.append(self.registry.stop)
         self.fleet = host_services.FleetRepo(args.native_berth, os.path.join(tmp, "fleet"))
         self.closers.append(self.fleet.close)
         netdev = host_services.user_netdev([self.registry.port, self.fleet.port])
-        self.machine = Machine(self.disk, netdev, self.flash, log=self.log, echo=echo)
+        self.machine = Machine(self.disk, netdev, self.flash, log=self.log, echo=echo, board=self.board)
         self.closers.insert(0, self.machine.kill)
 
     def close(self):
@@ -184,8 +207,8 @@ class Rig:
         registry as a blob: (path, digest, size)."""
         a = self.args
         base = ab_image.build_rootfs(types.SimpleNamespace(
-            berth=a.berth, kernel_dir=a.kernel_dir, sysroot=a.sysroot, broken=broken, size_mib=SLOT_MIB, output=None,
-            updates=True))
+            berth=a.berth, kernel_dir=a.kernel_dir, sysroot=a.sysroot, broken=broken,
+            size_mib=BOARD_SLOT_MIB.get(self.board, SLOT_MIB), output=None, updates=True, board=self.board))
         path = os.path.join(self.tmp, f"system-{version}.ext4")
         shutil.copyfile(base, path)
         text = os.path.join(self.tmp, "version.txt")
@@ -211,15 +234,16 @@ class Rig:
             self.images[version] = (None, digest, size)  # still known by its digest (slot_holds)
 
     def push_app(self):
-        """The app image: busybox (the armhf static one) for linux/arm,
-        signed for the name the guest pulls it by."""
+        """The app image: busybox (the static one of the board's
+        architecture) for its platform (APP_PLATFORM), signed for the name
+        the guest pulls it by."""
         bb = ab_image.mkinitramfs.read(os.path.join(self.args.kernel_dir, "busybox"))
         layer = tar_layer([("bin", None), ("bin/busybox", bb), ("bin/sh", ("link", "busybox")),
                            ("bin/true", ("link", "busybox")), ("bin/sleep", ("link", "busybox")),
                            ("bin/echo", ("link", "busybox")), ("etc", None), ("tmp", None),
                            ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")])
         reg = self.registry
-        cfg = json.dumps({"architecture": "arm", "variant": "v7", "os": "linux",
+        cfg = json.dumps({**APP_PLATFORM[self.board], "os": "linux",
                           "config": {"Cmd": ["/bin/sh"]},
                           "rootfs": {"type": "layers", "diff_ids": [layer[1]]}}).encode()
         m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -280,13 +304,13 @@ class Rig:
         with open(os.path.join(seed, "ab", "daemon-args"), "w") as f:
             f.write("--board /etc/berth/board.json --insecure-http\n")
         open(os.path.join(seed, "ab", "log-console"), "w").close()
-        ab_image.build_disk(self.disk, self.images[slot_a][0], None, env or {}, data_dir=seed)
+        ab_image.build_disk(self.disk, self.images[slot_a][0], None, env or {}, data_dir=seed, board=self.board)
         self._partitions = None
 
     # ---- offline reads (QEMU dead)
 
     def env(self):
-        return ab_image.env_read(self.disk)
+        return ab_image.env_read(self.disk, self.board)
 
     def data_files(self, names):
         """{name: text or None} of files on the data partition, read from a
@@ -364,6 +388,6 @@ class Rig:
         return hit
 
 
-def default_berth(path):
+def default_berth(path, board=ab_image.DEFAULT_BOARD):
     from boot_test import find_berth
-    return find_berth(path)
+    return find_berth(path, ab_image.board_arch(board))

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""An A/B system update end to end inside the qemu-virt-armhf board: real
-U-Boot, berth as PID 1 following its fleet channel, each update a signed
-TUF release on the host carrying a system image and an app revision.
+"""An A/B system update end to end inside the qemu-virt-armhf board (or,
+with --board qemu-virt-arm64, the arm64 one): real U-Boot, berth as PID 1
+following its fleet channel, each update a signed TUF release on the host
+carrying a system image and an app revision.
 
     qemu-tests/ab_update_test.py --native-berth build/berth [--berth build-armhf/berth] [--keep DIR]
+    qemu-tests/ab_update_test.py --board qemu-virt-arm64 --native-berth build/berth [--berth build-arm64/berth]
 
 The board boots slot A (system version 1) and its fleet agent installs app
 revision 1 (ab_update_lib.py describes the host, the disk and the
@@ -185,7 +187,7 @@ def main():
     lib.add_args(ap)
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, in order, of {','.join(STAGES)}")
     args = ap.parse_args()
-    args.berth = lib.default_berth(args.berth)
+    args.berth = lib.default_berth(args.berth, args.board)
     why = lib.missing(args)
     if why:
         skip(why)

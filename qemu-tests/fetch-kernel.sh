@@ -21,8 +21,9 @@
 # kernel's .config, to tell a missing feature from a berth bug), DIR/release,
 # and DIR/modules/: the modules the tests load with busybox insmod (the
 # virtio disk, ext4 for the state root, overlayfs for the containers' root
-# filesystems, the softdog watchdog, virtio-net for the demo's gateway (run.sh
-# demo); these kernels build them as modules), with every module they depend
+# filesystems, the softdog watchdog (arm64: also i6300esb, QEMU's watchdog
+# device), virtio-net for the demo's gateway (run.sh demo); these kernels
+# build them as modules), with every module they depend
 # on, uncompressed, and DIR/modules/load-order naming them dependencies first
 # (a module the kernel has built in, per its modules.builtin, is left out).
 # Cached: does nothing when DIR's stamp file matches (it is written last, so
@@ -45,6 +46,10 @@ busybox_suite=bookworm
 # What the daemon test's initramfs loads (qemu-tests/daemon_test.py), and the
 # demo gateway's network card (examples/demo/).
 modules=(virtio_mmio virtio_blk crc32c_generic ext4 overlay softdog virtio_net)
+# Debian's arm64 kernel also drives QEMU's watchdog device (i6300esb on the
+# virt machine's PCI bus; armmp has no driver for it): the arm64 A/B slots
+# use it instead of softdog (qemu-tests/ab_image.py).
+[ "$kernel" != arm64 ] || modules+=(i6300esb)
 stamp=$dir/.berth-kernel
 want="$suite $kernel_pkg busybox-static modules: ${modules[*]}"
 [ "$suite" = "$busybox_suite" ] || want+=" (busybox-static of $busybox_suite)"

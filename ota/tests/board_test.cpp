@@ -152,6 +152,31 @@ TEST_CASE("the board path comes from the flag, then the kernel command line", "[
     CHECK(*board_path("", "console=ttyAMA0 berth.board=/boards/x.json quiet") == "/boards/x.json");
 }
 
+TEST_CASE("the default board path counts only when neither the flag nor the command line names one", "[board]") {
+    ota_test::Scratch dir;
+    std::string def = dir.write("board.json", R"({"name": "default"})");
+    auto f = find_board("/flag.json", "berth.board=/cmd.json", def);
+    REQUIRE(f.ok());
+    CHECK(f->path == "/flag.json");
+    CHECK(f->from == "--board");
+    f = find_board("", "quiet berth.board=/cmd.json", def);
+    REQUIRE(f.ok());
+    CHECK(f->path == "/cmd.json");
+    CHECK(f->from == "berth.board= on the kernel command line");
+    f = find_board("", "console=ttyAMA0 quiet\n", def);
+    REQUIRE(f.ok());
+    CHECK(f->path == def);
+    CHECK(f->from == "the default path");
+}
+
+TEST_CASE("no board is an ENOENT error naming the three ways", "[board]") {
+    ota_test::Scratch dir;
+    auto f = find_board("", "berth.board= quiet", dir.path + "/absent.json");
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.error().code == ENOENT);
+    CHECK(f.error().message().find("give --board, berth.board= on the kernel command line, or install ") != std::string::npos);
+}
+
 TEST_CASE("the last kernel command line value counts", "[board]") {
     CHECK(cmdline_value("rauc.slot=A rauc.slot=B\n", "rauc.slot") == std::optional<std::string>("B"));
     CHECK(cmdline_value("xrauc.slot=A", "rauc.slot") == std::nullopt);

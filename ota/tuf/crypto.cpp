@@ -120,6 +120,8 @@ util::Result<Pkey> load_key(const Key &k, Kind kind) {
 
 }  // namespace
 
+util::Status crypto_ready() { return img::dynlibs::crypto.load(); }
+
 util::Status check_key(const Key &key) {
     auto kind = TRY(kind_of(key));
     TRY(load_key(key, kind));

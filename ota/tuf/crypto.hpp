@@ -34,6 +34,9 @@ struct Key {
 /// Checks that the key's type and scheme are supported and that its public
 /// value parses (loads libcrypto).
 util::Status check_key(const Key &key);
+/// Opens libcrypto (image/dynlibs.hpp): an error saying it could not be
+/// loaded, which no signature check may report as a bad signature.
+util::Status crypto_ready();
 /// Verifies hex signature `sig_hex` over `data` under `key`.
 util::Status verify_signature(const Key &key, std::string_view data, std::string_view sig_hex);
 /// Lowercase hex of `algorithm` ("sha256", "sha512") over `data`.

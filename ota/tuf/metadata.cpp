@@ -270,6 +270,9 @@ util::Result<Targets> parse_targets(const Envelope &e, std::string_view what) {
 
 util::Status verify_threshold(const Envelope &e, const std::map<std::string, Key> &keys, const Role &role,
                               std::string_view what) {
+    // A signature that cannot be checked is not a bad one: without
+    // libcrypto the error says so rather than "0 of N verify".
+    if (!e.signatures.empty()) TRY_CTX(crypto_ready(), what);
     std::set<std::string> counted;  // key identities, not ids: one key under two ids counts once
     for (const auto &[keyid, sig] : e.signatures) {
         bool listed = false;

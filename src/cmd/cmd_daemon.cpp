@@ -6,10 +6,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "commands.hpp"
 #include "daemon/control.hpp"
 #include "daemon/daemon.hpp"
 #include "image/policy.hpp"
+#include "ota/board.hpp"
 #include "registry_flags.hpp"
 #include "runtime/state.hpp"
 #include "util/file.hpp"
@@ -75,6 +78,10 @@ util::Result<int> run_daemon_status(const cli::GlobalOptions &g, const util::Par
     out += cat("root ", str(v["root"]), ", run directory ", str(v["run_dir"]), '\n');
     out += cat("revision ", str(v["revision"]), ", trying ", str(v["trying"]), '\n');
     out += cat("containers ", str(v["containers"]), ", orphans reaped ", str(v["orphans_reaped"]), '\n');
+    if (v["board"].is_object())
+        out += cat("board ", str(v["board"]["path"]), " (", str(v["board"]["from"]), ")\n");
+    else
+        out += "board none\n";
     if (v["watchdog"].is_object())
         out += cat("watchdog ", str(v["watchdog"]["device"]), ", timeout ", str(v["watchdog"]["timeout_s"]), " s\n");
     else
@@ -99,7 +106,14 @@ util::Result<int> run_daemon_cmd(const cli::GlobalOptions &g, const util::Parsed
     o.run_dir = daemon_run_dir(g);
     if (o.run_dir[0] != '/' && ::getcwd(cwd, sizeof cwd)) o.run_dir = util::path_join(cwd, o.run_dir);
     o.init = a.has("init");
-    o.board = a.get("board").value_or("");
+    // --board, else berth.board= on the kernel command line, else
+    // /etc/berth/board.json when there (docs/board.md); none: no slots.
+    if (auto b = ota::find_board(a.get("board").value_or(""), ota::kernel_cmdline())) {
+        o.board = b->path;
+        o.board_from = b->from;
+    } else if (b.error().code != ENOENT) {
+        return std::move(b).error();
+    }
     o.watchdog = a.get("watchdog").value_or("");
     if (auto t = a.get("watchdog-timeout")) {
         auto n = util::parse_int<int>(*t);
@@ -122,7 +136,7 @@ util::Result<int> run_daemon_cmd(const cli::GlobalOptions &g, const util::Parsed
 const util::OptSpec kDaemonOptions[] = {
     {"store", 0, true, "DIR", "the device root (default /var/lib/berth)"},
     {"init", 0, false, nullptr, "do PID 1's work (mount, kmsg log, power off) even when not PID 1"},
-    {"board", 0, true, "FILE", "the board profile (board.json): the devices and capabilities an update may ask for"},
+    {"board", 0, true, "FILE", "the board profile (default: berth.board= on the kernel command line, else /etc/berth/board.json)"},
     {"watchdog", 0, true, "DEV", "feed this watchdog device (e.g. /dev/watchdog)"},
     {"watchdog-timeout", 0, true, "S", "the watchdog's timeout in seconds (default 30)"},
     {"policy", 0, true, "FILE", "trust policy for the images of updates (default <store>/policy.json, else keys in <store>/trust)"},

@@ -32,7 +32,7 @@ struct SlotContext {
 };
 
 util::Result<SlotContext> context(const util::ParsedArgs &a) {
-    auto cmdline = util::read_file("/proc/cmdline", 64 << 10).value_or("");
+    auto cmdline = ota::kernel_cmdline();
     SlotContext c;
     c.board = TRY(ota::load_board(TRY(ota::board_path(a.get("board").value_or(""), cmdline))));
     if (auto b = a.get("booted")) {

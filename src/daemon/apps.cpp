@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,6 +86,9 @@ util::Status SupervisorApps::in_child(const char *what, const std::function<util
         // The child: no loop, no destructors of the daemon's objects (_exit).
         util::become_worker_of(parent);
         rd.release();
+        errno = 0;
+        int prio = ::getpriority(PRIO_PROCESS, 0);
+        if (errno == 0) (void)::setpriority(PRIO_PROCESS, 0, std::min(prio + kWorkerNice, 19));
         auto st = fn();
         if (!st) (void)util::write_all(wr.get(), st.error().message());
         ::_exit(st ? 0 : 1);

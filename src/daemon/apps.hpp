@@ -39,6 +39,9 @@
 
 namespace svc {
 
+/// How much nicer (setpriority(2)) than the daemon its worker children run.
+inline constexpr int kWorkerNice = 10;
+
 class SupervisorApps : public ota::Apps {
 public:
     /// `stage` holds the device root, policy and registry of staging; it
@@ -65,7 +68,10 @@ public:
     /// Runs `fn` in a child process (the image store's libraries and a
     /// pull's memory stay out of the daemon), turning the loop until it
     /// exits; its error comes back through a pipe. cancel() kills it.
-    /// Also the system image's install (ota::BoardSystem).
+    /// Also the system image's install (ota::BoardSystem). The child runs
+    /// kWorkerNice below the daemon: on a one-core board its hashing,
+    /// decompressing and writing must not delay the loop, which feeds the
+    /// watchdog and runs the health checks.
     util::Status in_child(const char *what, const std::function<util::Status()> &fn);
 
 private:

@@ -207,8 +207,9 @@ util::Status Daemon::setup() {
     o_.stage.run_dir = o_.run_dir;
     apps_ = std::make_unique<SupervisorApps>(*loop_, reaper_, *sup_, o_.stage, sc.state_root);
     ota::AppLimits limits;
-    if (!o_.board.empty()) limits = TRY_CTX(ota::load_app_limits(o_.board), cat("board ", util::quote(o_.board)));
     if (!o_.board.empty()) {
+        util::log::info("board profile ", util::quote(o_.board), o_.board_from.empty() ? "" : cat(" (", o_.board_from, ")"));
+        limits = TRY_CTX(ota::load_app_limits(o_.board), cat("board ", util::quote(o_.board)));
         auto board = TRY_CTX(ota::load_board(o_.board), cat("board ", util::quote(o_.board)));
         if (!board.slots.empty()) {
             auto sys = ota::BoardSystem::open(std::move(board), util::path_join(o_.root.dir(), "slots"), o_.stage.open_registry);
@@ -393,6 +394,14 @@ Value Daemon::daemon_status_json() const {
     else v["trying"] = nullptr;
     v["containers"] = sup_->status().size();
     v["orphans_reaped"] = reaper_.orphans();
+    if (!o_.board.empty()) {
+        Value b = Value::object();
+        b["path"] = o_.board;
+        b["from"] = o_.board_from;
+        v["board"] = b;
+    } else {
+        v["board"] = nullptr;
+    }
     if (wd_) {
         Value w = Value::object();
         w["device"] = o_.watchdog;

@@ -40,7 +40,8 @@ struct DaemonOptions {
     util::DeviceRoot root;
     std::string run_dir = "/run/berth";  ///< control socket; containers' state in <run_dir>/runtime
     bool init = false;                   ///< PID 1's duties (also when getpid() == 1)
-    std::string board;                   ///< board.json: what an update may ask for; empty: the default limits
+    std::string board;                   ///< board.json: slots and what an update may ask for; empty: none, the default limits
+    std::string board_from;              ///< what named it (ota::BoardPath::from), for the log and `daemon status`
     std::string watchdog;                ///< the watchdog device; empty: none
     int watchdog_timeout_s = 30;
     /// Staging's policy and registry; root and run_dir are filled in.

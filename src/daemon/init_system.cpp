@@ -248,16 +248,22 @@ void power_down(PowerAction a) {
     _exit(1);
 }
 
+util::Status kmsg_unlimited(const std::string &control) {
+    auto ctl = TRY(util::open_file(control, O_WRONLY));
+    // The kernel takes the word with its newline only ("on" alone is EINVAL).
+    TRY_CTX(util::write_all(ctl.get(), "on\n"), cat("turn off the rate limit of /dev/kmsg (", control, ")"));
+    return util::ok();
+}
+
 util::Status log_to_kmsg() {
     static util::UniqueFd kmsg;
     auto fd = TRY(util::open_file("/dev/kmsg", O_WRONLY | O_NOCTTY));
-    // Lines written to /dev/kmsg are rate-limited to 10 per 5 s unless this
-    // is on; PID 1 has no other log. Left as it is where the command line
-    // fixed it (printk.devkmsg=), which makes the write fail.
-    if (auto ctl = util::open_file("/proc/sys/kernel/printk_devkmsg", O_WRONLY)) (void)util::write_all(ctl->get(), "on");
+    // PID 1 has no other log: the kernel's rate limit would drop its lines.
+    auto unlimited = kmsg_unlimited();
     kmsg = std::move(fd);
     util::log::set_fd(kmsg.get());
     util::log::set_format(util::log::Format::Kmsg);
+    if (!unlimited) util::log::warn(unlimited.error().message(), "; lines past 10 in 5 s may be dropped");
     return util::ok();
 }
 

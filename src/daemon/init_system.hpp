@@ -49,6 +49,15 @@ std::vector<std::string> unmount_order(std::string_view mountinfo);
 
 /// The daemon's own log lines go to /dev/kmsg ("berth: ..." with a
 /// priority), as PID 1 has no other log until the data partition is up.
+/// The kernel's rate limit on /dev/kmsg (10 lines in 5 s) is turned off
+/// first (kmsg_unlimited); where that fails the log goes on, a warning says
+/// lines may be dropped.
 util::Status log_to_kmsg();
+
+/// Turns off the rate limit of writes to /dev/kmsg: "on" written to
+/// `control` (/proc/sys/kernel/printk_devkmsg, whose default "ratelimit"
+/// drops a writer's 11th line in 5 s in silence). An error where the
+/// kernel command line fixed the setting (printk.devkmsg=, which locks it).
+util::Status kmsg_unlimited(const std::string &control = "/proc/sys/kernel/printk_devkmsg");
 
 }  // namespace svc

@@ -323,6 +323,36 @@ TEST_CASE("kmsg format writes one priority-tagged record per line", "[init]") {
     CHECK(util::read_all(rd.get()).value_or("") == "<3>berth: broken line\n<4>berth: careful\n");
 }
 
+TEST_CASE("kmsg_unlimited turns the rate limit of /dev/kmsg off", "[init][root]") {
+    // The real control (a sysctl, /proc/sys/kernel/printk_devkmsg), put
+    // back as it was.
+    const std::string control = "/proc/sys/kernel/printk_devkmsg";
+    if (::geteuid() != 0) {
+        WARN("skipped: needs root to write " << control);
+        return;
+    }
+    auto before = util::read_file(control);
+    if (!before) {
+        WARN("skipped: " << control << ": " << before.error().message());
+        return;
+    }
+    std::string was(util::trim(*before));
+    {
+        auto w = util::open_file(control, O_WRONLY);
+        if (!w || !util::write_all(w->get(), "ratelimit\n")) {
+            WARN("skipped: " << control << " is fixed by the kernel command line (printk.devkmsg=) or read-only");
+            return;
+        }
+    }
+    util::ScopeGuard restore([&] {
+        if (auto w = util::open_file(control, O_WRONLY)) (void)util::write_all(w->get(), was + "\n");
+    });
+    auto st = svc::kmsg_unlimited(control);
+    CHECK(st.ok());
+    if (!st) UNSCOPED_INFO(st.error().message());
+    CHECK(util::trim(util::read_file(control).value_or("")) == "on");
+}
+
 namespace {
 
 /// The end of a power_down run by the init of a new PID namespace, in its
