@@ -6,6 +6,7 @@
 #include "ota/tuf/repository.hpp"
 
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -28,6 +29,8 @@ namespace json = util::json;
 constexpr const char *kSpecVersion = "1.0.31";
 constexpr size_t kMetadataMax = 16 << 20;
 constexpr size_t kManifestMax = 4 << 20;
+/// 1024 bins at most: snapshot lists each (~150 bytes) and every device downloads it.
+constexpr unsigned kMaxBinBits = 10;
 
 bool is_top_role(std::string_view r) {
     return std::find(std::begin(kTopRoles), std::end(kTopRoles), r) != std::end(kTopRoles);
@@ -101,14 +104,49 @@ util::Result<KeyType> type_of_key(const Key &k) {
     return parse_key_type(k.keytype);
 }
 
-/// The distinct keys of `given` that are keys of delegated role `d`.
-std::vector<PrivateKey> role_signers(const DelegatedRole &d, const std::vector<PrivateKey> &given) {
+bool has_key(const Role &r, const std::string &keyid) {
+    return std::find(r.keyids.begin(), r.keyids.end(), keyid) != r.keyids.end();
+}
+
+/// The distinct keys of `given` that are keys of role `r`.
+std::vector<PrivateKey> role_signers(const Role &r, const std::vector<PrivateKey> &given) {
     std::set<std::string> ids;
     std::vector<PrivateKey> out;
     for (const auto &k : given)
-        if (std::find(d.role.keyids.begin(), d.role.keyids.end(), k.keyid()) != d.role.keyids.end() && ids.insert(k.keyid()).second)
-            out.push_back(k);
+        if (has_key(r, k.keyid()) && ids.insert(k.keyid()).second) out.push_back(k);
     return out;
+}
+
+/// `given` as signers of role `name`: every key one of its keys, and at least its threshold.
+util::Result<std::vector<PrivateKey>> signers_of(std::string_view name, const Role &r, const std::vector<PrivateKey> &given) {
+    for (const auto &k : given)
+        if (!has_key(r, k.keyid()))
+            return util::Error::msg(util::cat("key ", k.keyid().substr(0, 16), " is not a key of role ", util::quote(name)));
+    auto signers = role_signers(r, given);
+    if (signers.size() < r.threshold)
+        return util::Error::msg(util::cat("role ", util::quote(name), " needs ", r.threshold, " keys, ", signers.size(), " given"));
+    return signers;
+}
+
+bool has_glob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
+/// Whether every path glob `inner` matches is matched by glob `outer`, as
+/// far as can be shown segment by segment: `*`, the same text, a literal
+/// that `outer` matches, or a literal prefix before `outer`'s only `*`.
+bool glob_within(std::string_view inner, std::string_view outer) {
+    auto in = util::split(inner, '/'), out = util::split(outer, '/');
+    if (in.size() != out.size()) return false;
+    for (size_t i = 0; i < in.size(); i++) {
+        const std::string &a = in[i], &b = out[i];
+        if (b == "*" || a == b) continue;
+        if (!has_glob(a) && fnmatch(b.c_str(), a.c_str(), FNM_NOESCAPE) == 0) continue;
+        std::string_view prefix(b);
+        prefix.remove_suffix(1);
+        if (b.ends_with('*') && !has_glob(prefix) && std::string_view(a).substr(0, a.find_first_of("*?[")).starts_with(prefix))
+            continue;
+        return false;
+    }
+    return true;
 }
 
 /// The file a target path is stored in under DIR/targets: its sha256 before its base name.
@@ -305,23 +343,59 @@ util::Result<Targets> Repository::parsed_targets(const Meta &m, std::string_view
     return parse_targets(TRY(envelope_of(m.signed_value)), what);
 }
 
-util::Result<std::optional<DelegatedRole>> Repository::delegation_for(std::string_view path) const {
-    auto t = TRY(parsed_targets(targets_, "targets"));
-    if (!t.delegations) return std::optional<DelegatedRole>();
-    for (const auto &d : t.delegations->roles)
-        if (TRY(d.covers(path))) return std::optional<DelegatedRole>(d);
-    return std::optional<DelegatedRole>();
+const Repository::Meta *Repository::meta_of(std::string_view name) const {
+    if (name == "targets") return &targets_;
+    auto it = delegated_.find(std::string(name));
+    return it == delegated_.end() || it->second.signed_value.is_null() ? nullptr : &it->second;
+}
+
+util::Result<std::vector<Repository::Reached>> Repository::search(std::string_view path) const {
+    std::vector<Reached> out, stack{{"targets", root_.roles.at("targets")}};
+    std::set<std::string> seen;
+    while (!stack.empty()) {
+        Reached r = std::move(stack.back());
+        stack.pop_back();
+        if (!seen.insert(r.name).second) continue;
+        const Meta *m = meta_of(r.name);
+        out.push_back(std::move(r));
+        if (!m) continue;
+        auto t = TRY(parsed_targets(*m, out.back().name));
+        if (!t.delegations) continue;
+        std::vector<Reached> children;
+        for (const auto &c : TRY(t.delegations->roles_for(path))) {
+            children.push_back({c.name, *c.role});
+            if (c.terminating) stack.clear();
+        }
+        stack.insert(stack.end(), children.rbegin(), children.rend());
+    }
+    return out;
+}
+
+util::Result<std::optional<Repository::Delegator>> Repository::delegator_of(std::string_view name) const {
+    auto check = [&](const std::string &parent, const Meta &m) -> util::Result<std::optional<Delegator>> {
+        auto t = TRY(parsed_targets(m, parent));
+        if (!t.delegations) return std::optional<Delegator>();
+        auto r = t.delegations->find(name);
+        if (!r) return std::optional<Delegator>();
+        Delegator d{parent, {}, *r->role, {}};
+        for (const auto &listed : t.delegations->roles)
+            if (listed.name == name) d.listed = listed;
+        d.delegations = std::move(*t.delegations);
+        return std::optional<Delegator>(std::move(d));
+    };
+    if (auto d = TRY(check("targets", targets_))) return d;
+    for (const auto &[parent, m] : delegated_)
+        if (!m.signed_value.is_null())
+            if (auto d = TRY(check(parent, m))) return d;
+    return std::optional<Delegator>();
 }
 
 util::Result<std::optional<uint64_t>> Repository::current_manifest_version(std::string_view path) const {
     // As a client finds it: top-level targets and the delegated roles trusted for the path.
     std::optional<uint64_t> best;
-    std::vector<const Meta *> roles{&targets_};
-    auto top = TRY(parsed_targets(targets_, "targets"));
-    if (top.delegations)
-        for (const auto &d : top.delegations->roles)
-            if (auto it = delegated_.find(d.name); it != delegated_.end() && TRY(d.covers(path))) roles.push_back(&it->second);
-    for (const Meta *m : roles) {
+    for (const auto &r : TRY(search(path))) {
+        const Meta *m = meta_of(r.name);
+        if (!m) continue;
         auto targets = m->signed_value.find("targets");
         if (targets == m->signed_value.end() || !targets->contains(std::string(path))) continue;
         auto sha = TRY(json::req_string((*targets)[std::string(path)]["hashes"], "sha256", path));
@@ -348,32 +422,44 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
     entry["hashes"]["sha256"] = sha;
     if (custom.is_object() && !custom.empty()) entry["custom"] = custom;
 
-    auto del = TRY(delegation_for(path));
-    if (del) {
+    auto reached = TRY(search(path));
+    if (reached.size() > 1) {
+        // The roles a client searches for the path (after targets): the
+        // release goes into the first one the given keys are a threshold of.
+        std::vector<std::string> names;
+        for (size_t i = 1; i < reached.size(); i++) names.push_back(util::quote(reached[i].name));
         if (role_keys.empty())
-            return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::quote(del->name),
+            return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::join(names, ", "),
                                               ": give that role's key with --key"));
-        for (const auto &k : role_keys)
-            if (std::find(del->role.keyids.begin(), del->role.keyids.end(), k.keyid()) == del->role.keyids.end())
-                return util::Error::msg(util::cat("key ", k.keyid().substr(0, 16), " is not a key of role ", util::quote(del->name)));
-        auto signers = role_signers(*del, role_keys);
-        if (signers.size() < del->role.threshold)
-            return util::Error::msg(util::cat("role ", util::quote(del->name), " needs ", del->role.threshold, " keys, ",
-                                              signers.size(), " given"));
-        Meta &m = delegated_[del->name];
+        size_t pick = 0;
+        for (size_t i = 1; i < reached.size() && !pick; i++)
+            if (std::all_of(role_keys.begin(), role_keys.end(), [&](const PrivateKey &k) { return has_key(reached[i].role, k.keyid()); }))
+                pick = i;
+        if (!pick)
+            return util::Error::msg(util::cat("key ", role_keys[0].keyid().substr(0, 16),  " is not a key of role ",
+                                              util::join(names, ", "), " (the roles trusted for the channel)"));
+        const Reached &team = reached[pick];
+        auto signers = TRY(signers_of(team.name, team.role, role_keys));
+        // A role searched before it that lists the path hides the release:
+        // targets drops it (the online keys re-sign it); a team's must be
+        // released with that team's keys.
+        for (size_t i = 1; i < pick; i++)
+            if (const Meta *m = meta_of(reached[i].name); m && m->signed_value["targets"].contains(path))
+                return util::Error::msg(util::cat("role ", util::quote(reached[i].name), " lists ", path, " ahead of role ",
+                                                  util::quote(team.name), ": release it with that role's keys"));
+        Meta &m = delegated_[team.name];
         if (m.signed_value.is_null()) m.signed_value = empty_targets();
-        // What the role lists outside its paths (its paths changed, or it
-        // was written by hand) no client reads: the team does not re-sign it.
+        // What the role lists where no client reaches it (its paths changed,
+        // or it was written by hand) the team does not re-sign.
         json::Value &listed = m.signed_value["targets"];
         for (auto it = listed.begin(); it != listed.end();) {
-            if (TRY(del->covers(it.key()))) ++it;
+            auto on_path = TRY(search(it.key()));
+            if (std::any_of(on_path.begin(), on_path.end(), [&](const Reached &r) { return r.name == team.name; })) ++it;
             else it = listed.erase(it);
         }
         listed[path] = entry;
         m.dirty = true;
-        delegated_signers_[del->name] = std::move(signers);
-        // The top-level role is searched first: a listing there from before
-        // the delegation would hide the team's.
+        delegated_signers_[team.name] = std::move(signers);
         if (targets_.signed_value["targets"].contains(path)) {
             targets_.signed_value["targets"].erase(path);
             targets_.dirty = true;
@@ -397,23 +483,22 @@ util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, i
         out.warnings.push_back(util::cat("root version ", root_.version, " expires at ", format_expiry(root_.expires),
                                          ": sign a new one with `berth fleet rotate --role root` and the root keys"));
     std::vector<std::string> teams;
-    if (auto delegations = TRY(parsed_targets(targets_, "targets")).delegations) {
-        for (const auto &d : delegations->roles) {
-            auto it = delegated_.find(d.name);
-            if (it == delegated_.end()) continue;
-            auto expires = TRY(parse_expiry(TRY(json::req_string(it->second.signed_value, "expires", d.name))));
-            if (expires - now >= within.value_or(expiry_.targets / 2)) continue;
-            auto signers = role_signers(d, team_keys);
-            if (signers.size() < d.role.threshold) {
-                out.warnings.push_back(util::cat("role ", util::quote(d.name), " version ", it->second.version, " expires at ",
-                                                 format_expiry(expires), ": re-sign it with `berth fleet refresh --key` and ",
-                                                 d.role.threshold, " of its keys"));
-                continue;
-            }
-            it->second.dirty = true;
-            delegated_signers_[d.name] = std::move(signers);
-            teams.push_back(d.name);
+    for (auto &[name, m] : delegated_) {
+        if (m.signed_value.is_null()) continue;
+        auto up = TRY(delegator_of(name));
+        if (!up) continue;  // no longer delegated: no client reads it
+        auto expires = TRY(parse_expiry(TRY(json::req_string(m.signed_value, "expires", name))));
+        if (expires - now >= within.value_or(expiry_.targets / 2)) continue;
+        auto signers = role_signers(up->role, team_keys);
+        if (signers.size() < up->role.threshold) {
+            out.warnings.push_back(util::cat("role ", util::quote(name), " version ", m.version, " expires at ",
+                                             format_expiry(expires), ": re-sign it with `berth fleet refresh --key` and ",
+                                             up->role.threshold, " of its keys"));
+            continue;
         }
+        m.dirty = true;
+        delegated_signers_[name] = std::move(signers);
+        teams.push_back(name);
     }
     struct Top {
         const char *role;
@@ -482,17 +567,59 @@ util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &o
 
 util::Status Repository::delegate(const DelegateOptions &opts, int64_t now) {
     TRY(check_role_name(opts.role));
-    if (opts.paths.empty()) return util::Error::msg("a delegation needs at least one --paths glob");
-    for (const auto &p : opts.paths)
-        if (p.empty() || p.starts_with("/")) return util::Error::msg(util::cat("path glob ", util::quote(p), " is empty or absolute"));
+    if (opts.succinct) {
+        if (!opts.paths.empty())
+            return util::Error::msg("hash bins take no --paths: they share every path of the delegating role");
+        if (*opts.succinct < 1 || *opts.succinct > kMaxBinBits)
+            return util::Error::msg(util::cat("--succinct ", *opts.succinct, ": bit length is not 1-", kMaxBinBits));
+    } else {
+        if (opts.paths.empty()) return util::Error::msg("a delegation needs at least one --paths glob");
+        for (const auto &p : opts.paths)
+            if (p.empty() || p.starts_with("/")) return util::Error::msg(util::cat("path glob ", util::quote(p), " is empty or absolute"));
+    }
     if (opts.keys.empty()) return util::Error::msg("a delegation needs at least one --key");
     if (opts.threshold < 1 || opts.threshold > opts.keys.size())
         return util::Error::msg(util::cat("threshold ", opts.threshold, " of ", opts.keys.size(), " keys"));
-    json::Value &t = targets_.signed_value;
+
+    // The delegating role: targets, or a delegated role whose keys sign.
+    Meta *from = &targets_;
+    if (opts.from != "targets") {
+        auto up = TRY(delegator_of(opts.from));
+        if (!up) return util::Error::msg(util::cat("role ", util::quote(opts.from), " is not delegated: delegate it first"));
+        if (opts.from_keys.empty())
+            return util::Error::msg(util::cat("role ", util::quote(opts.from), " signs this delegation: give its key with --from-key"));
+        auto signers = TRY(signers_of(opts.from, up->role, opts.from_keys));
+        for (const auto &p : opts.paths) {
+            if (!up->listed || !up->listed->paths)
+                return util::Error::msg(util::cat("role ", util::quote(opts.from),
+                                                  " is trusted by path hash, not by paths: it cannot delegate path globs"));
+            if (std::none_of(up->listed->paths->begin(), up->listed->paths->end(), [&](const std::string &q) { return glob_within(p, q); }))
+                return util::Error::msg(util::cat("path glob ", util::quote(p), " is not within the paths of role ",
+                                                  util::quote(opts.from), " (", util::join(*up->listed->paths, ", "), ")"));
+        }
+        // No loop: the new role is not the delegating role nor above it.
+        for (std::string above = opts.from; above != "targets";) {
+            if (above == opts.role)
+                return util::Error::msg(util::cat("role ", util::quote(opts.role), " delegates to role ", util::quote(opts.from),
+                                                  ": a delegation back to it would be a loop"));
+            auto a = TRY(delegator_of(above));
+            above = a ? a->name : "targets";
+        }
+        Meta &m = delegated_[opts.from];
+        if (m.signed_value.is_null()) m.signed_value = empty_targets();
+        m.dirty = true;
+        delegated_signers_[opts.from] = std::move(signers);
+        from = &m;
+    } else if (!opts.from_keys.empty()) {
+        return util::Error::msg("--from-key is for a delegated role: the targets role signs with the online keys");
+    }
+    if (auto other = TRY(delegator_of(opts.role)); other && other->name != opts.from)
+        return util::Error::msg(util::cat("role ", util::quote(opts.role), " is already delegated by role ", util::quote(other->name)));
+
+    json::Value &t = from->signed_value;
     if (!t.contains("delegations")) {
         t["delegations"] = json::Value::object();
         t["delegations"]["keys"] = json::Value::object();
-        t["delegations"]["roles"] = json::Value::array();
     }
     json::Value &d = t["delegations"];
     std::vector<std::string> ids;
@@ -505,26 +632,63 @@ util::Status Repository::delegate(const DelegateOptions &opts, int64_t now) {
         d["keys"][id] = key_json(k);
     }
     json::Value role = role_json(ids, opts.threshold);
-    role["name"] = opts.role;
-    role["paths"] = opts.paths;
-    role["terminating"] = opts.terminating;
-    bool replaced = false;
-    for (auto &r : d["roles"])
-        if (r.value("name", "") == opts.role) {
-            r = role;
-            replaced = true;
-        }
-    if (!replaced) d["roles"].push_back(role);
+    if (opts.succinct) {
+        if (d.contains("roles") && !d["roles"].empty())
+            return util::Error::msg(util::cat("role ", util::quote(opts.from),
+                                              " already delegates by paths: hash bins replace every delegation of a role, "
+                                              "delegate them from a role of their own (--from)"));
+        d.erase("roles");
+        role["bit_length"] = *opts.succinct;
+        role["name_prefix"] = opts.role;
+        d["succinct_roles"] = role;
+    } else {
+        if (d.contains("succinct_roles"))
+            return util::Error::msg(util::cat("role ", util::quote(opts.from), " delegates to hash bins, which take every path"));
+        if (!d.contains("roles")) d["roles"] = json::Value::array();
+        role["name"] = opts.role;
+        role["paths"] = opts.paths;
+        role["terminating"] = opts.terminating;
+        bool replaced = false;
+        for (auto &r : d["roles"])
+            if (r.value("name", "") == opts.role) {
+                r = role;
+                replaced = true;
+            }
+        if (!replaced) d["roles"].push_back(role);
+    }
     // Keys no role lists any more go.
     std::set<std::string> used;
-    for (const auto &r : d["roles"])
-        for (const auto &id : r["keyids"]) used.insert(id.get<std::string>());
+    if (d.contains("roles"))
+        for (const auto &r : d["roles"])
+            for (const auto &id : r["keyids"]) used.insert(id.get<std::string>());
+    if (d.contains("succinct_roles"))
+        for (const auto &id : d["succinct_roles"]["keyids"]) used.insert(id.get<std::string>());
     for (auto it = d["keys"].begin(); it != d["keys"].end();) {
         if (used.count(it.key())) ++it;
         else it = d["keys"].erase(it);
     }
-    TRY(parsed_targets(targets_, "targets"));
-    targets_.dirty = true;
+    auto parsed = TRY(parsed_targets(*from, opts.from));
+    from->dirty = true;
+    // The new roles signed now, empty, where their keys are given: a client
+    // asked for a path they cover finds nothing released instead of a role
+    // missing from snapshot (an error). Bins need it: every path is some bin's.
+    std::vector<std::string> signed_now;
+    if (opts.succinct) {
+        const SuccinctRoles &bins = *parsed.delegations->succinct;
+        for (uint64_t i = 0; i <= bins.bins(); i++) signed_now.push_back(bins.bin_name(uint32_t(i)));
+    } else if (!opts.role_keys.empty()) {
+        signed_now.push_back(opts.role);
+    }
+    if (!signed_now.empty()) {
+        auto listed = parsed.delegations->find(signed_now[0]);
+        auto signers = TRY(signers_of(opts.role, *listed->role, opts.role_keys));
+        for (const auto &name : signed_now) {
+            Meta &m = delegated_[name];
+            if (m.signed_value.is_null()) m.signed_value = empty_targets();
+            m.dirty = true;
+            delegated_signers_[name] = signers;
+        }
+    }
     return commit(now);
 }
 
@@ -559,18 +723,14 @@ util::Status Repository::sign_changes(int64_t now) {
                               " in ", util::quote(root_key_dir_)));
         }
     }
-    auto delegations = TRY(parsed_targets(targets_, "targets")).delegations;
     for (auto &[name, m] : delegated_) {
         if (!m.dirty) continue;
         bump(m, "targets");
         m.bytes = TRY(sign(m.signed_value, delegated_signers_[name]));
-        const DelegatedRole *d = nullptr;
-        if (delegations)
-            for (const auto &r : delegations->roles)
-                if (r.name == name) d = &r;
-        if (!d) return util::Error::msg(util::cat("role ", util::quote(name), " is not delegated"));
+        auto up = TRY(delegator_of(name));
+        if (!up) return util::Error::msg(util::cat("role ", util::quote(name), " is not delegated"));
         auto e = TRY(parse_envelope(m.bytes, "targets", name));
-        TRY(verify_threshold(e, delegations->keys, d->role, util::cat("role ", util::quote(name))));
+        TRY(verify_threshold(e, up->delegations.keys, up->role, util::cat("role ", util::quote(name))));
         snapshot_.dirty = true;
     }
     if (targets_.dirty) {

@@ -82,11 +82,24 @@ struct RotateOptions {
 };
 
 struct DelegateOptions {
-    std::string role;  ///< [A-Za-z0-9._-], not a top-level role's name
-    std::vector<std::string> paths;  ///< target path globs ("channels/team-a-*/*")
+    std::string role;  ///< [A-Za-z0-9._-], not a top-level role's name; with `succinct`, the bins' name prefix
+    std::vector<std::string> paths;  ///< target path globs ("channels/team-a-*/*"); none with `succinct`
     std::vector<Key> keys;           ///< the team's public keys
     unsigned threshold = 1;
     bool terminating = false;
+    /// The delegating role: "targets" (signed with the online targets keys)
+    /// or a delegated role, signed with `from_keys` (a threshold of its
+    /// keys), whose paths must contain `paths`.
+    std::string from = "targets";
+    std::vector<PrivateKey> from_keys{};
+    /// TAP 15 hash bins: 2^succinct roles "<role>-<hex>" sharing `keys`,
+    /// replacing every other delegation of `from`.
+    std::optional<unsigned> succinct{};
+    /// A threshold of the new role's (or bins') private keys: the role is
+    /// signed now, empty, so that a client asked for a path it covers finds
+    /// "not released" rather than a role missing from snapshot. Required
+    /// with `succinct` (every path is some bin's).
+    std::vector<PrivateKey> role_keys{};
 };
 
 struct RefreshResult {
@@ -132,7 +145,8 @@ public:
     /// signed by a threshold of the old root's keys and of the new one's;
     /// the roles the new keys sign are re-signed. Returns the new key ids.
     util::Result<std::vector<std::string>> rotate(const RotateOptions &opts, int64_t now);
-    /// Adds (or replaces) a delegation of top-level targets.
+    /// Adds (or replaces) a delegation of top-level targets or of a
+    /// delegated role (nested), or hash bins.
     util::Status delegate(const DelegateOptions &opts, int64_t now);
 
     const Root &root() const { return root_; }
@@ -159,8 +173,24 @@ private:
     util::Result<std::vector<PrivateKey>> keys_for(std::string_view role) const;
     util::Result<std::string> sign(const util::json::Value &signed_value, const std::vector<PrivateKey> &keys) const;
     util::Result<Targets> parsed_targets(const Meta &m, std::string_view what) const;
-    /// The delegated role (of top-level targets) trusted for `path`, if any.
-    util::Result<std::optional<DelegatedRole>> delegation_for(std::string_view path) const;
+    /// A role trusted for a path, as a client's search reaches it.
+    struct Reached {
+        std::string name;
+        Role role;  ///< as its delegator lists it (for "targets": the root's)
+    };
+    /// The roles a client searches for `path`, in its order (pre-order
+    /// depth first from targets, stopping at a terminating delegation).
+    util::Result<std::vector<Reached>> search(std::string_view path) const;
+    /// The role that delegates `name`, its delegations, and the role as listed there.
+    struct Delegator {
+        std::string name;
+        Delegations delegations;
+        Role role;                           ///< the delegated role as listed there
+        std::optional<DelegatedRole> listed;  ///< its entry (none for a hash bin)
+    };
+    util::Result<std::optional<Delegator>> delegator_of(std::string_view name) const;
+    /// The metadata of role `name` ("targets" or delegated), if it has any.
+    const Meta *meta_of(std::string_view name) const;
     util::Result<std::optional<uint64_t>> current_manifest_version(std::string_view path) const;
 
     std::string dir_, key_dir_, root_key_dir_;

@@ -8,6 +8,8 @@
 //   berth fleet refresh DIR [--within DURATION] [--key TEAM_KEY ...]
 //   berth fleet rotate DIR --role ROLE [--key-type T] [--keys N] [--threshold N]
 //   berth fleet delegate DIR --role NAME --paths GLOB [...] --key PUBKEY [...] [--threshold N] [--terminating]
+//                        [--role-key FILE ...] [--from ROLE --from-key FILE ...]
+//   berth fleet delegate DIR --role PREFIX --succinct BITS --key PUBKEY [...] --role-key FILE [...] [--from ...]
 //   berth fleet keygen [--key-type T] FILE        (FILE and FILE.pub, for a team's delegated role)
 // Every repository command takes --key-dir (default DIR.keys) and
 // --root-key-dir (default KEY_DIR/root).
@@ -48,10 +50,11 @@ util::Result<std::pair<std::string, std::string>> role_value(const std::string &
     return std::pair{s.substr(0, eq), s.substr(eq + 1)};
 }
 
-util::Result<std::vector<ota::tuf::PrivateKey>> private_keys(const util::ParsedArgs &a) {
+/// The private keys named by every --OPTION.
+util::Result<std::vector<ota::tuf::PrivateKey>> private_keys(const util::ParsedArgs &a, const char *option = "key") {
     std::vector<ota::tuf::PrivateKey> keys;
-    for (const auto &f : a.get_all("key"))
-        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--key")),
+    for (const auto &f : a.get_all(option))
+        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY_CTX(util::read_file(f, 1 << 20), util::cat("--", option))),
                                util::cat("key ", util::quote(f))));
     return keys;
 }
@@ -144,10 +147,19 @@ util::Result<int> run_delegate(const cli::GlobalOptions &, const util::ParsedArg
                                  util::cat("key ", util::quote(f))));
     if (auto t = a.get("threshold")) o.threshold = TRY(count_arg(*t, "--threshold"));
     o.terminating = a.has("terminating");
+    if (auto f = a.get("from")) o.from = *f;
+    o.from_keys = TRY(private_keys(a, "from-key"));
+    if (auto b = a.get("succinct")) {
+        auto bits = util::parse_int<unsigned>(*b);
+        if (!bits) return util::Error::msg(util::cat("--succinct ", util::quote(*b), " is not a bit length"));
+        o.succinct = *bits;
+    }
+    o.role_keys = TRY(private_keys(a, "role-key"));
     auto repo = TRY(Repository::open(repo_paths(a)));
     TRY(repo.delegate(o, now()));
-    TRY(util::write_all(1, util::cat("role ", o.role, " signs ", util::join(o.paths, ", "), " (targets ",
-                                     repo.version_of("targets"), ")\n")));
+    auto what = o.succinct ? util::cat("hash bins ", o.role, "-* (", 1u << *o.succinct, ") sign every path of ", o.from)
+                           : util::cat("role ", o.role, " signs ", util::join(o.paths, ", "));
+    TRY(util::write_all(1, util::cat(what, " (", o.from, " ", repo.version_of(o.from), ")\n")));
     return 0;
 }
 
@@ -201,6 +213,11 @@ const util::OptSpec kDelegateOptions[] = {
     {"key", 0, true, "PUBKEY", "a PEM public key of the role (repeatable)"},
     {"threshold", 0, true, "N", "how many of its keys must sign (default 1)"},
     {"terminating", 0, false, nullptr, "no other role is searched for these paths"},
+    {"from", 0, true, "ROLE", "the delegating role: targets (default) or a delegated role, within whose paths --paths must be"},
+    {"from-key", 0, true, "FILE", "a private key of the --from role, which signs the delegation (repeatable)"},
+    {"succinct", 0, true, "BITS", "hash bins instead of --paths: 2^BITS roles NAME-<hex> sharing the --key keys (1-10)"},
+    {"role-key", 0, true, "FILE", "a private key of the new role: signs it now, empty, so devices on its channels see nothing "
+                                  "released rather than an error until its first release (required with --succinct; repeatable)"},
 };
 const util::OptSpec kKeygenOptions[] = {
     {"key-type", 0, true, "TYPE", "ecdsa-sha2-nistp256 (default), ed25519 or rsassa-pss-sha256"},
