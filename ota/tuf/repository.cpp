@@ -128,6 +128,25 @@ util::Result<std::vector<PrivateKey>> signers_of(std::string_view name, const Ro
     return signers;
 }
 
+/// The key ids of keys held elsewhere (an HSM-backed signer): `<keyid>.external`
+/// files in `dir`, each holding the public key, written by `rotate --pubkey`.
+util::Result<std::set<std::string>> external_keys(const std::string &dir) {
+    std::set<std::string> out;
+    auto names = util::list_dir(dir);
+    if (!names.ok()) {
+        if (names.error().code == ENOENT) return out;
+        return std::move(names).error();
+    }
+    for (const auto &n : names.value())
+        if (n.ends_with(".external")) out.insert(n.substr(0, n.size() - 9));
+    return out;
+}
+
+/// The role a metadata file of `name` holds.
+std::string_view type_of_role(std::string_view name) {
+    return name == "root" || name == "snapshot" || name == "timestamp" ? name : std::string_view("targets");
+}
+
 bool has_glob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
 
 /// Whether every path glob `inner` matches is matched by glob `outer`, as
@@ -259,6 +278,7 @@ util::Result<Repository> Repository::open(const RepoPaths &paths) {
         return util::Error::msg(util::cat(util::quote(paths.dir), " is not a fleet repository (no metadata/root.json)"));
     r.lock_ = TRY(util::lock_file(util::path_join(paths.dir, ".lock"), LOCK_EX));
     TRY(r.load());
+    TRY(r.load_staged());
     return r;
 }
 
@@ -526,23 +546,39 @@ util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &o
     if (!is_top_role(opts.role))
         return util::Error::msg(util::cat("unknown role ", util::quote(opts.role), " (root, targets, snapshot or timestamp)"));
     const Role &current = root_.roles.at(opts.role);
+    unsigned given = static_cast<unsigned>(opts.public_keys.size());
+    if (given && opts.keys && *opts.keys != given)
+        return util::Error::msg(util::cat("--keys ", *opts.keys, " but ", given, " public keys given"));
+    if (given && opts.key_type) return util::Error::msg("--key-type is for new keys, not for given public keys");
     unsigned threshold = opts.threshold.value_or(static_cast<unsigned>(current.threshold));
-    unsigned count = opts.keys.value_or(std::max(static_cast<unsigned>(current.keyids.size()), threshold));
+    unsigned count = given ? given : opts.keys.value_or(std::max(static_cast<unsigned>(current.keyids.size()), threshold));
     if (threshold < 1 || count < threshold || count > 16)
         return util::Error::msg(util::cat("role ", opts.role, ": threshold ", threshold, " of ", count,
                                           " keys (need 1 <= threshold <= keys <= 16)"));
     KeyType type = KeyType::Ecdsa;
     if (opts.key_type) type = *opts.key_type;
     else if (!current.keyids.empty() && root_.keys.count(current.keyids[0])) type = TRY(type_of_key(root_.keys.at(current.keyids[0])));
-    // Every rotation is a new root version, signed by the current root keys.
-    if (auto have = TRY(keys_for("root")).size(); have < old_root_.roles.at("root").threshold)
+    // Every rotation is a new root version, signed by the current root keys
+    // (those held elsewhere sign it later, `berth fleet sign`).
+    auto have = TRY(keys_for("root")).size();
+    for (const auto &id : TRY(external_for(root_key_dir_))) have += has_key(old_root_.roles.at("root"), id);
+    if (have < old_root_.roles.at("root").threshold)
         return util::Error::msg(util::cat("rotating needs ", old_root_.roles.at("root").threshold, " of the root keys, ",
                                           have, " found in ", util::quote(root_key_dir_)));
 
     auto dir = opts.role == "root" ? root_key_dir_ : util::path_join(key_dir_, opts.role);
     json::Value &root = root_meta_.signed_value;
     std::vector<std::string> ids;
-    for (unsigned i = 0; i < count; i++) {
+    for (const auto &k : opts.public_keys) {
+        TRY(check_key(k));
+        auto id = TRY(key_id(k));
+        if (std::find(ids.begin(), ids.end(), id) != ids.end())
+            return util::Error::msg(util::cat("key ", id.substr(0, 16), " is given twice"));
+        root["keys"][id] = key_json(k);
+        ids.push_back(id);
+        new_external_.emplace_back(util::path_join(dir, id + ".external"), TRY(canonical_json(key_json(k))) + "\n");
+    }
+    for (unsigned i = 0; !given && i < count; i++) {
         auto key = TRY(PrivateKey::generate(type));
         root["keys"][key.keyid()] = key_json(key.public_key());
         ids.push_back(key.keyid());
@@ -553,7 +589,9 @@ util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &o
         for (const auto &[name, r] : root_.roles)
             if (name != opts.role) used = used || std::find(r.keyids.begin(), r.keyids.end(), old) != r.keyids.end();
         if (!used) root["keys"].erase(old);
+        if (std::find(ids.begin(), ids.end(), old) != ids.end()) continue;  // kept: given again
         retired_keys_.push_back(util::path_join(dir, old + ".pem"));
+        retired_keys_.push_back(util::path_join(dir, old + ".external"));
     }
     root["roles"][opts.role] = role_json(ids, threshold);
     root_meta_.dirty = true;
@@ -692,84 +730,261 @@ util::Status Repository::delegate(const DelegateOptions &opts, int64_t now) {
     return commit(now);
 }
 
-util::Status Repository::commit(int64_t now) {
-    TRY(sign_changes(now));
-    return write_changes();
+util::Result<std::set<std::string>> Repository::external_for(const std::string &dir) const {
+    auto ids = TRY(external_keys(dir));
+    for (const auto &[path, _] : new_external_)
+        if (util::dirname(path) == dir) ids.insert(util::basename(path).substr(0, util::basename(path).size() - 9));
+    return ids;
 }
 
-util::Status Repository::sign_changes(int64_t now) {
-    auto bump = [&](Meta &m, std::string_view role) {
+util::Status Repository::commit(int64_t now) {
+    if (staged_ && !signing_)
+        return util::Error::msg(util::cat("a change waits for signatures (", util::join(pending_, "; "),
+                                          "): `berth fleet sign` it or drop it with `berth fleet sign --discard` first"));
+    TRY(sign_changes(now));
+    if (!pending_.empty()) return write_staged();
+    TRY(write_changes());
+    if (staged_) TRY(util::remove_tree(util::path_join(dir_, "staged")));
+    staged_ = false;
+    return util::ok();
+}
+
+util::Result<bool> Repository::sign_role(Meta &m, std::string_view role, std::string_view what,
+                                         const std::vector<PrivateKey> &keys, const std::map<std::string, Key> &keys_of,
+                                         const Role &role_of, const std::set<std::string> &external, int64_t now) {
+    auto type = type_of_role(role);
+    if (!m.presigned) {
         m.version++;
         m.signed_value["version"] = m.version;
         m.signed_value["expires"] = format_expiry(now + expiry_.of(role));
-    };
+        m.bytes = TRY(sign(m.signed_value, keys));
+        m.presigned = true;
+    }
+    auto e = TRY(parse_envelope(m.bytes, type, what));
+    if (verify_threshold(e, keys_of, role_of, what).ok()) return true;  // complete: its bytes stay as they are
+    // Signatures of the keys at hand that it lacks (sign_staged's among them).
+    bool added = false;
+    json::Value env = TRY(json::parse(m.bytes, what));
+    std::vector<PrivateKey> at_hand = keys;
+    at_hand.insert(at_hand.end(), extra_signers_.begin(), extra_signers_.end());
+    for (const auto &k : at_hand) {
+        bool there = false;
+        for (const auto &[id, _] : e.signatures) there = there || id == k.keyid();
+        if (there || !has_key(role_of, k.keyid())) continue;
+        std::string sig_hex = TRY(k.sign(e.canonical_signed));
+        json::Value sig = json::Value::object();
+        sig["keyid"] = k.keyid();
+        sig["sig"] = sig_hex;
+        env["signatures"].push_back(std::move(sig));
+        e.signatures.emplace_back(k.keyid(), sig_hex);
+        added = true;
+    }
+    if (added) m.bytes = json::dump(env, 1) + "\n";
+    auto met = verify_threshold(TRY(parse_envelope(m.bytes, type, what)), keys_of, role_of, what);
+    if (met.ok()) return true;
+    // Short for want of keys held elsewhere: the change waits for them.
+    std::vector<std::string> elsewhere;
+    for (const auto &id : role_of.keyids) {
+        bool there = false;
+        for (const auto &[sid, _] : e.signatures) there = there || sid == id;
+        if (!there && external.count(id)) elsewhere.push_back(id.substr(0, 16));
+    }
+    if (elsewhere.empty()) return std::move(met).error();
+    pending_.push_back(util::cat(what, " (", util::join(elsewhere, ", "), " of ", role_of.threshold, " needed)"));
+    return false;
+}
+
+util::Status Repository::sign_changes(int64_t now) {
+    pending_.clear();
     // Sign everything in memory first, checking each signature set as a
-    // client will; nothing is written before all of it holds.
-    auto top = [&](Meta &m, const char *role) -> util::Status {
-        bump(m, role);
-        m.bytes = TRY(sign(m.signed_value, TRY(keys_for(role))));
-        auto e = TRY(parse_envelope(m.bytes, role, role));
-        TRY_CTX(verify_threshold(e, root_.keys, root_.roles.at(role), role),
-                util::cat("signing ", role, " with the keys in ",
-                          util::quote(std::string_view(role) == "root" ? root_key_dir_ : util::path_join(key_dir_, role))));
-        return util::ok();
+    // client will; nothing is written before all of it holds. A role short
+    // of signatures only for keys held elsewhere waits (pending_), and so do
+    // the roles that hash it (snapshot, timestamp).
+    auto top = [&](Meta &m, const char *role) -> util::Result<bool> {
+        auto dir = std::string_view(role) == "root" ? root_key_dir_ : util::path_join(key_dir_, role);
+        return TRY_CTX(sign_role(m, role, role, TRY(keys_for(role)), root_.keys, root_.roles.at(role), TRY(external_for(dir)), now),
+                       util::cat("signing ", role, " with the keys in ", util::quote(dir)));
     };
+    bool blocked = false;  // a role snapshot lists waits for signatures
     if (root_meta_.dirty) {
         TRY(top(root_meta_, "root"));
-        if (old_root_.version > 0) {
-            auto e = TRY(parse_envelope(root_meta_.bytes, "root", "root"));
-            TRY_CTX(verify_threshold(e, old_root_.keys, old_root_.roles.at("root"), "root"),
+        if (old_root_.version > 0)
+            TRY_CTX(sign_role(root_meta_, "root", "root", TRY(keys_for("root")), old_root_.keys, old_root_.roles.at("root"),
+                              TRY(external_for(root_key_dir_)), now),
                     util::cat("signing root version ", root_meta_.version, " with the keys of version ", old_root_.version,
                               " in ", util::quote(root_key_dir_)));
-        }
     }
     for (auto &[name, m] : delegated_) {
         if (!m.dirty) continue;
-        bump(m, "targets");
-        m.bytes = TRY(sign(m.signed_value, delegated_signers_[name]));
         auto up = TRY(delegator_of(name));
         if (!up) return util::Error::msg(util::cat("role ", util::quote(name), " is not delegated"));
-        auto e = TRY(parse_envelope(m.bytes, "targets", name));
-        TRY(verify_threshold(e, up->delegations.keys, up->role, util::cat("role ", util::quote(name))));
+        TRY(sign_role(m, name, util::cat("role ", util::quote(name)), delegated_signers_[name], up->delegations.keys, up->role, {},
+                      now));
         snapshot_.dirty = true;
     }
     if (targets_.dirty) {
-        TRY(top(targets_, "targets"));
+        blocked = !TRY(top(targets_, "targets"));
         snapshot_.dirty = true;
     }
-    if (snapshot_.dirty) {
-        json::Value meta = json::Value::object();
-        meta["targets.json"] = TRY(meta_entry(targets_.version, targets_.bytes));
-        for (const auto &[name, m] : delegated_) meta[name + ".json"] = TRY(meta_entry(m.version, m.bytes));
-        if (snapshot_.signed_value.is_null()) {
-            snapshot_.signed_value = json::Value::object();
-            snapshot_.signed_value["_type"] = "snapshot";
-            snapshot_.signed_value["spec_version"] = kSpecVersion;
+    if (snapshot_.dirty && !blocked) {
+        if (!snapshot_.presigned) {
+            json::Value meta = json::Value::object();
+            meta["targets.json"] = TRY(meta_entry(targets_.version, targets_.bytes));
+            for (const auto &[name, m] : delegated_) meta[name + ".json"] = TRY(meta_entry(m.version, m.bytes));
+            if (snapshot_.signed_value.is_null()) {
+                snapshot_.signed_value = json::Value::object();
+                snapshot_.signed_value["_type"] = "snapshot";
+                snapshot_.signed_value["spec_version"] = kSpecVersion;
+            }
+            snapshot_.signed_value["meta"] = meta;
         }
-        snapshot_.signed_value["meta"] = meta;
-        TRY(top(snapshot_, "snapshot"));
+        blocked = !TRY(top(snapshot_, "snapshot"));
         timestamp_.dirty = true;
     }
-    if (timestamp_.dirty) {
-        if (timestamp_.signed_value.is_null()) {
-            timestamp_.signed_value = json::Value::object();
-            timestamp_.signed_value["_type"] = "timestamp";
-            timestamp_.signed_value["spec_version"] = kSpecVersion;
+    if (timestamp_.dirty && !blocked) {
+        if (!timestamp_.presigned) {
+            if (timestamp_.signed_value.is_null()) {
+                timestamp_.signed_value = json::Value::object();
+                timestamp_.signed_value["_type"] = "timestamp";
+                timestamp_.signed_value["spec_version"] = kSpecVersion;
+            }
+            timestamp_.signed_value["meta"] = json::Value::object();
+            timestamp_.signed_value["meta"]["snapshot.json"] = TRY(meta_entry(snapshot_.version, snapshot_.bytes));
         }
-        timestamp_.signed_value["meta"] = json::Value::object();
-        timestamp_.signed_value["meta"]["snapshot.json"] = TRY(meta_entry(snapshot_.version, snapshot_.bytes));
         TRY(top(timestamp_, "timestamp"));
     }
+    return util::ok();
+}
 
+Repository::Meta *Repository::staged_meta(std::string_view role) {
+    if (role == "root") return &root_meta_;
+    if (role == "targets") return &targets_;
+    if (role == "snapshot") return &snapshot_;
+    if (role == "timestamp") return &timestamp_;
+    return &delegated_[std::string(role)];
+}
+
+util::Status Repository::write_staged() {
+    auto staged = util::path_join(dir_, "staged");
+    TRY(util::remove_tree(staged));
+    TRY(util::mkdir_p(util::path_join(staged, "targets")));
+    TRY(write_keys());
+    json::Value state = json::Value::object();
+    state["roles"] = json::Value::array();
+    auto put = [&](const std::string &name, const Meta &m) -> util::Status {
+        if (!m.dirty || !m.presigned) return util::ok();
+        state["roles"].push_back(name);
+        return util::atomic_write_file(util::path_join(staged, name + ".json"), m.bytes);
+    };
+    for (const auto &[name, m] : delegated_) TRY(put(name, m));
+    for (const char *role : kTopRoles) TRY(put(role, *staged_meta(role)));
+    state["targets"] = json::Value::array();
+    for (const auto &[file, bytes] : new_target_files_) {
+        auto path = util::path_join(util::path_join(staged, "targets"), file);
+        TRY(util::mkdir_p(util::dirname(path)));
+        TRY(util::atomic_write_file(path, bytes));
+        state["targets"].push_back(file);
+    }
+    state["retired_keys"] = retired_keys_;
+    state["pending"] = pending_;
+    // Last: the staged change exists once this does.
+    return util::atomic_write_file(util::path_join(staged, "state.json"), json::dump(state, 1) + "\n");
+}
+
+util::Status Repository::load_staged() {
+    auto staged = util::path_join(dir_, "staged");
+    auto state_path = util::path_join(staged, "state.json");
+    if (!util::path_exists(state_path)) return util::ok();
+    auto state = TRY(json::parse(TRY(util::read_file(state_path, kMetadataMax)), "staged/state.json"));
+    for (const auto &name : state.value("roles", json::Value::array())) {
+        auto role = name.get<std::string>();
+        if (!is_top_role(role)) TRY_CTX(check_role_name(role), "staged/state.json");
+        Meta *m = staged_meta(role);
+        m->bytes = TRY(util::read_file(util::path_join(staged, role + ".json"), kMetadataMax));
+        auto e = TRY(parse_envelope(m->bytes, type_of_role(role), util::cat("staged ", role)));
+        m->signed_value = e.signed_value;
+        m->version = TRY(json::opt_uint(e.signed_value, "version", role)).value_or(0);
+        m->dirty = m->presigned = true;
+        if (role == "root") root_ = TRY(parse_root(e));
+    }
+    for (const auto &file : state.value("targets", json::Value::array())) {
+        auto f = file.get<std::string>();
+        if (f.starts_with("/") || f.find("..") != std::string::npos) return util::Error::msg("staged/state.json: bad target file");
+        new_target_files_.emplace_back(f, TRY(util::read_file(util::path_join(util::path_join(staged, "targets"), f), kManifestMax)));
+    }
+    for (const auto &k : state.value("retired_keys", json::Value::array())) retired_keys_.push_back(k.get<std::string>());
+    for (const auto &p : state.value("pending", json::Value::array())) pending_.push_back(p.get<std::string>());
+    staged_ = true;
+    return util::ok();
+}
+
+util::Status Repository::sign_staged(const std::vector<PrivateKey> &keys, int64_t now) {
+    if (!staged_) return util::Error::msg("no change waits for signatures");
+    extra_signers_ = keys;
+    signing_ = true;
+    return commit(now);
+}
+
+util::Status Repository::discard_staged() {
+    if (!staged_) return util::Error::msg("no change waits for signatures");
+    // Keys made for the change stay (unlisted, harmless); the metadata is untouched.
+    TRY(util::remove_tree(util::path_join(dir_, "staged")));
+    staged_ = false;
+    return util::ok();
+}
+
+util::Result<std::string> Repository::staged_payload(std::string_view role) const {
+    if (!staged_) return util::Error::msg("no change waits for signatures");
+    const Meta *m = role == "root" ? &root_meta_ : role == "targets" ? &targets_ : role == "snapshot" ? &snapshot_
+                  : role == "timestamp" ? &timestamp_ : meta_of(role);
+    if (!m || !m->presigned) return util::Error::msg(util::cat("role ", util::quote(role), " is not part of the staged change"));
+    return canonical_json(m->signed_value);
+}
+
+util::Status Repository::add_staged_signature(std::string_view role, std::string_view sig_hex, int64_t now) {
+    auto payload = TRY(staged_payload(role));
+    Meta *m = staged_meta(role);
+    // The key it is from: a key the role lists (root: of the new or the old root) that it verifies with.
+    std::vector<std::pair<std::string, Key>> candidates;
+    auto add = [&](const std::map<std::string, Key> &keys, const Role &r) {
+        for (const auto &id : r.keyids)
+            if (auto k = keys.find(id); k != keys.end()) candidates.emplace_back(id, k->second);
+    };
+    if (is_top_role(role)) add(root_.keys, root_.roles.at(std::string(role)));
+    if (role == "root" && old_root_.version > 0) add(old_root_.keys, old_root_.roles.at("root"));
+    std::optional<std::string> keyid;
+    for (const auto &[id, k] : candidates)
+        if (verify_signature(k, payload, sig_hex).ok()) keyid = id;
+    if (!keyid) return util::Error::msg(util::cat("the signature does not verify with any key of role ", util::quote(role)));
+    json::Value env = TRY(json::parse(m->bytes, role));
+    for (const auto &s : env["signatures"])
+        if (s.value("keyid", "") == *keyid) return util::Error::msg(util::cat("role ", util::quote(role), " already has a signature of key ", keyid->substr(0, 16)));
+    json::Value sig = json::Value::object();
+    sig["keyid"] = *keyid;
+    sig["sig"] = std::string(sig_hex);
+    env["signatures"].push_back(std::move(sig));
+    m->bytes = json::dump(env, 1) + "\n";
+    signing_ = true;
+    return commit(now);
+}
+
+util::Status Repository::write_keys() {
+    for (const auto &[dir, key] : new_keys_) {
+        TRY(util::mkdir_p(dir, 0700));
+        TRY(util::atomic_write_file(util::path_join(dir, key.keyid() + ".pem"), key.pem(), 0600));
+    }
+    for (const auto &[path, key] : new_external_) {
+        TRY(util::mkdir_p(util::dirname(path), 0700));
+        TRY(util::atomic_write_file(path, key, 0644));
+    }
+    new_keys_.clear();
+    new_external_.clear();
     return util::ok();
 }
 
 util::Status Repository::write_changes() {
     // Keys, targets files, roles from the leaves up, timestamp last.
-    for (const auto &[dir, key] : new_keys_) {
-        TRY(util::mkdir_p(dir, 0700));
-        TRY(util::atomic_write_file(util::path_join(dir, key.keyid() + ".pem"), key.pem(), 0600));
-    }
+    TRY(write_keys());
     auto targets_dir = util::path_join(dir_, "targets");
     for (const auto &[file, bytes] : new_target_files_) {
         auto path = util::path_join(targets_dir, file);
@@ -791,8 +1006,8 @@ util::Status Repository::write_changes() {
         if (util::path_exists(path)) (void)util::move_durably(path, path + ".retired");
 
     root_json_stale_ = false;
-    for (Meta *m : {&root_meta_, &targets_, &snapshot_, &timestamp_}) m->dirty = false;
-    for (auto &[_, m] : delegated_) m.dirty = false;
+    for (Meta *m : {&root_meta_, &targets_, &snapshot_, &timestamp_}) m->dirty = m->presigned = false;
+    for (auto &[_, m] : delegated_) m.dirty = m.presigned = false;
     new_keys_.clear();
     new_target_files_.clear();
     retired_keys_.clear();
