@@ -173,6 +173,12 @@ TEST_CASE("a delegated role signed by an unlisted key is refused") { run_case("d
 TEST_CASE("role names are percent-encoded in URLs and stored under safe file names") { run_case("delegation-unusual-role-names"); }
 TEST_CASE("the delegation walk stops after 32 roles") { run_case("delegation-too-deep"); }
 
+TEST_CASE("hash bins (succinct_roles): the target is looked up in the bin its path hash names") { run_case("succinct-bins"); }
+TEST_CASE("hash bins of bit_length 1 are bins-0 and bins-1") { run_case("succinct-bins-one-bit"); }
+TEST_CASE("hash bin names are zero-padded to the width of the last bin") { run_case("succinct-bins-padded"); }
+TEST_CASE("a bin listing a target of another bin is not trusted for it") { run_case("succinct-wrong-bin"); }
+TEST_CASE("a bin signed by a key the succinct delegation does not list is refused") { run_case("succinct-bin-bad-signature"); }
+
 TEST_CASE("expiry is checked against the clock at the start of the update") {
     ScratchDir scratch;
     std::string dir = util::path_join(kVectors, "basic-ecdsa");

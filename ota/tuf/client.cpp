@@ -329,13 +329,9 @@ util::Result<std::optional<TargetFile>> Client::find_target(std::string_view pat
         budget--;
         if (!t->delegations) continue;
         std::vector<Visit> children;
-        for (const auto &d : t->delegations->roles) {
-            if (!TRY(d.covers(path))) continue;
-            children.push_back({d.name, &t->delegations->keys, d.role});
-            if (d.terminating) {
-                stack.clear();  // no other role is trusted for this path
-                break;
-            }
+        for (const auto &r : TRY(t->delegations->roles_for(path))) {
+            children.push_back({r.name, &t->delegations->keys, *r.role});
+            if (r.terminating) stack.clear();  // no other role is trusted for this path
         }
         stack.insert(stack.end(), children.rbegin(), children.rend());
     }

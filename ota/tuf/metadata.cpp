@@ -95,9 +95,21 @@ util::Result<std::map<std::string, Key>> parse_keys(const json::Value &v, std::s
 
 util::Result<Delegations> parse_delegations(const json::Value &v, std::string_view where) {
     Delegations d;
-    if (v.contains("succinct_roles")) return util::Error::msg(util::cat(where, ": succinct_roles are not supported"));
     d.keys = TRY(parse_keys(*TRY(req_object(v, "keys", where)), json::field_path(where, "keys")));
     auto roles = TRY(json::opt_array(v, "roles", where));
+    if (auto s = TRY(json::opt_object(v, "succinct_roles", where))) {
+        std::string at = json::field_path(where, "succinct_roles");
+        if (roles) return util::Error::msg(util::cat(where, ": has both roles and succinct_roles"));
+        SuccinctRoles sr;
+        sr.role = TRY(parse_role(*s, at));
+        auto bits = TRY(json::opt_uint(*s, "bit_length", at));
+        if (!bits || *bits < 1 || *bits > 32)
+            return util::Error::msg(util::cat(util::quote(json::field_path(at, "bit_length")), ": not an integer 1-32"));
+        sr.bit_length = unsigned(*bits);
+        sr.name_prefix = TRY(json::req_string(*s, "name_prefix", at));
+        d.succinct = std::move(sr);
+        return d;
+    }
     if (!roles) return util::Error::msg(util::cat(util::quote(json::field_path(where, "roles")), ": missing"));
     std::set<std::string> names;
     for (size_t i = 0; i < roles->size(); i++) {
@@ -167,6 +179,48 @@ std::string format_expiry(int64_t t) {
     snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m, (long long)d,
              (long long)(secs / 3600), (long long)(secs / 60 % 60), (long long)(secs % 60));
     return buf;
+}
+
+std::string SuccinctRoles::bin_name(uint32_t bin) const {
+    char last[16], suffix[16];
+    int width = snprintf(last, sizeof last, "%x", bins());
+    snprintf(suffix, sizeof suffix, "%0*x", width, bin);
+    return util::cat(name_prefix, "-", suffix);
+}
+
+util::Result<std::string> SuccinctRoles::bin_for(std::string_view target_path) const {
+    auto h = TRY(hash_hex("sha256", target_path));
+    auto first = util::parse_int<uint32_t>(std::string_view(h).substr(0, 8), 16);
+    if (!first) return util::Error::msg("sha256 is not hex");
+    return bin_name(bit_length >= 32 ? *first : *first >> (32 - bit_length));
+}
+
+util::Result<std::vector<RoleFor>> Delegations::roles_for(std::string_view target_path) const {
+    std::vector<RoleFor> out;
+    if (succinct) {
+        out.push_back({TRY(succinct->bin_for(target_path)), &succinct->role, true});
+        return out;
+    }
+    for (const auto &d : roles) {
+        if (!TRY(d.covers(target_path))) continue;
+        out.push_back({d.name, &d.role, d.terminating});
+        if (d.terminating) break;
+    }
+    return out;
+}
+
+std::optional<RoleFor> Delegations::find(std::string_view name) const {
+    if (succinct) {
+        std::string_view prefix = succinct->name_prefix;
+        if (!name.starts_with(prefix) || name.size() < prefix.size() + 2 || name[prefix.size()] != '-') return {};
+        auto suffix = name.substr(prefix.size() + 1);
+        auto bin = util::parse_int<uint32_t>(suffix, 16);
+        if (!bin || succinct->bin_name(*bin) != name) return {};
+        return RoleFor{std::string(name), &succinct->role, true};
+    }
+    for (const auto &d : roles)
+        if (d.name == name) return RoleFor{d.name, &d.role, d.terminating};
+    return {};
 }
 
 util::Result<bool> DelegatedRole::covers(std::string_view target) const {

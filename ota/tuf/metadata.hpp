@@ -60,9 +60,37 @@ struct DelegatedRole {
     util::Result<bool> covers(std::string_view target_path) const;
 };
 
+/// TAP 15 hash bins: 2^bit_length roles "<name_prefix>-<bin>", all with
+/// the same keys and threshold; a target belongs to the bin numbered by the
+/// first bit_length bits of the SHA-256 of its path, in zero-padded lower
+/// hex as wide as the last bin's number. Bins are terminating.
+struct SuccinctRoles {
+    Role role;
+    unsigned bit_length = 1;  ///< 1..32
+    std::string name_prefix;
+
+    util::Result<std::string> bin_for(std::string_view target_path) const;
+    std::string bin_name(uint32_t bin) const;
+    uint32_t bins() const { return bit_length >= 32 ? 0xffffffffu : (1u << bit_length) - 1; }  ///< the last bin's number
+};
+
+/// A role that `roles_for` found trusted for a path.
+struct RoleFor {
+    std::string name;
+    const Role *role = nullptr;
+    bool terminating = false;
+};
+
 struct Delegations {
     std::map<std::string, Key> keys;
-    std::vector<DelegatedRole> roles;  ///< in priority order
+    std::vector<DelegatedRole> roles;  ///< in priority order (empty with succinct)
+    std::optional<SuccinctRoles> succinct;
+
+    /// The roles trusted for `target_path`, in the order a client searches
+    /// them, up to and including the first terminating one.
+    util::Result<std::vector<RoleFor>> roles_for(std::string_view target_path) const;
+    /// The delegation of role `name` (a listed role or a bin), if any.
+    std::optional<RoleFor> find(std::string_view name) const;
 };
 
 struct Common {

@@ -14,6 +14,10 @@
 // and refresh need them) and ROOT_KEYS/<keyid>.pem (offline: only init and
 // rotate need them). KEYS defaults to DIR.keys, ROOT_KEYS to KEYS/root.
 //
+// Keys held elsewhere (rotate --pubkey) are recorded as <keyid>.external
+// beside the key files; a change that they must sign is staged in
+// DIR/staged (not served) until sign_staged gathers their thresholds.
+//
 // Every command loads the repository under a lock (DIR/.lock), makes its
 // whole change in memory, checks it (signatures against the root it will
 // publish, versions, the manifest), and only then writes: target files,
@@ -29,6 +33,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,14 +84,30 @@ struct RotateOptions {
     std::optional<KeyType> key_type;   ///< default: the type of the role's current first key
     std::optional<unsigned> keys;       ///< default: as many as now, at least the threshold
     std::optional<unsigned> threshold;  ///< default: as now
+    /// Keys made elsewhere (an HSM-backed signer) instead of new ones: the
+    /// new root lists them, and what they must sign waits for `sign`.
+    std::vector<Key> public_keys{};
 };
 
 struct DelegateOptions {
-    std::string role;  ///< [A-Za-z0-9._-], not a top-level role's name
-    std::vector<std::string> paths;  ///< target path globs ("channels/team-a-*/*")
+    std::string role;  ///< [A-Za-z0-9._-], not a top-level role's name; with `succinct`, the bins' name prefix
+    std::vector<std::string> paths;  ///< target path globs ("channels/team-a-*/*"); none with `succinct`
     std::vector<Key> keys;           ///< the team's public keys
     unsigned threshold = 1;
     bool terminating = false;
+    /// The delegating role: "targets" (signed with the online targets keys)
+    /// or a delegated role, signed with `from_keys` (a threshold of its
+    /// keys), whose paths must contain `paths`.
+    std::string from = "targets";
+    std::vector<PrivateKey> from_keys{};
+    /// TAP 15 hash bins: 2^succinct roles "<role>-<hex>" sharing `keys`,
+    /// replacing every other delegation of `from`.
+    std::optional<unsigned> succinct{};
+    /// A threshold of the new role's (or bins') private keys: the role is
+    /// signed now, empty, so that a client asked for a path it covers finds
+    /// "not released" rather than a role missing from snapshot. Required
+    /// with `succinct` (every path is some bin's).
+    std::vector<PrivateKey> role_keys{};
 };
 
 struct RefreshResult {
@@ -132,7 +153,26 @@ public:
     /// signed by a threshold of the old root's keys and of the new one's;
     /// the roles the new keys sign are re-signed. Returns the new key ids.
     util::Result<std::vector<std::string>> rotate(const RotateOptions &opts, int64_t now);
-    /// Adds (or replaces) a delegation of top-level targets.
+    /// Adds signatures to the change that waits for them (pending()):
+    /// each of `keys` signs the staged roles that list it. When every role
+    /// then meets its thresholds, the change is published (snapshot and
+    /// timestamp signed with the online keys as usual); else it stays
+    /// staged with the signatures so far.
+    util::Status sign_staged(const std::vector<PrivateKey> &keys, int64_t now);
+    /// Drops the change that waits for signatures.
+    util::Status discard_staged();
+    /// The canonical bytes of staged role `role`'s `signed`: what an
+    /// outside signer signs.
+    util::Result<std::string> staged_payload(std::string_view role) const;
+    /// Adds an outside signature (hex, as TUF lists it) to staged role
+    /// `role`: kept under the id of the role's key it verifies with.
+    util::Status add_staged_signature(std::string_view role, std::string_view sig_hex, int64_t now);
+    /// Roles of the staged change still short of their threshold, as
+    /// "ROLE (needs N more of KEYID, ...)"; empty when nothing is staged.
+    const std::vector<std::string> &pending() const { return pending_; }
+
+    /// Adds (or replaces) a delegation of top-level targets or of a
+    /// delegated role (nested), or hash bins.
     util::Status delegate(const DelegateOptions &opts, int64_t now);
 
     const Root &root() const { return root_; }
@@ -145,6 +185,7 @@ private:
         util::json::Value signed_value;  ///< the `signed` object
         uint64_t version = 0;
         bool dirty = false;
+        bool presigned = false;  ///< staged: version and expiry set, signatures gathering
         std::string bytes;  ///< the envelope as written (after commit: the new one)
     };
 
@@ -156,11 +197,43 @@ private:
     util::Status sign_changes(int64_t now);
     /// Writes what sign_changes made, timestamp.json last.
     util::Status write_changes();
+    /// The ids of keys held elsewhere for the keys in `dir` (on disk and new).
+    util::Result<std::set<std::string>> external_for(const std::string &dir) const;
+    /// Writes the new key files (private keys, `.external` markers).
+    util::Status write_keys();
+    /// Writes what sign_changes signed so far under DIR/staged (pending_ set).
+    util::Status write_staged();
+    /// Loads DIR/staged over the published metadata, if there is one.
+    util::Status load_staged();
+    /// Signs `m` as `role` with `keys` (presigned: adds to its signatures)
+    /// and checks its threshold against `keys_of`/`role_of`. Returns whether
+    /// it is met; short only for want of `external` keys (then noted in
+    /// pending_), else an error.
+    util::Result<bool> sign_role(Meta &m, std::string_view role, std::string_view what, const std::vector<PrivateKey> &keys,
+                                 const std::map<std::string, Key> &keys_of, const Role &role_of,
+                                 const std::set<std::string> &external, int64_t now);
+    Meta *staged_meta(std::string_view role);
     util::Result<std::vector<PrivateKey>> keys_for(std::string_view role) const;
     util::Result<std::string> sign(const util::json::Value &signed_value, const std::vector<PrivateKey> &keys) const;
     util::Result<Targets> parsed_targets(const Meta &m, std::string_view what) const;
-    /// The delegated role (of top-level targets) trusted for `path`, if any.
-    util::Result<std::optional<DelegatedRole>> delegation_for(std::string_view path) const;
+    /// A role trusted for a path, as a client's search reaches it.
+    struct Reached {
+        std::string name;
+        Role role;  ///< as its delegator lists it (for "targets": the root's)
+    };
+    /// The roles a client searches for `path`, in its order (pre-order
+    /// depth first from targets, stopping at a terminating delegation).
+    util::Result<std::vector<Reached>> search(std::string_view path) const;
+    /// The role that delegates `name`, its delegations, and the role as listed there.
+    struct Delegator {
+        std::string name;
+        Delegations delegations;
+        Role role;                           ///< the delegated role as listed there
+        std::optional<DelegatedRole> listed;  ///< its entry (none for a hash bin)
+    };
+    util::Result<std::optional<Delegator>> delegator_of(std::string_view name) const;
+    /// The metadata of role `name` ("targets" or delegated), if it has any.
+    const Meta *meta_of(std::string_view name) const;
     util::Result<std::optional<uint64_t>> current_manifest_version(std::string_view path) const;
 
     std::string dir_, key_dir_, root_key_dir_;
@@ -175,6 +248,11 @@ private:
     std::vector<std::pair<std::string, std::string>> new_target_files_;  ///< (path under DIR/targets, bytes)
     std::vector<std::pair<std::string, PrivateKey>> new_keys_;  ///< (directory, key) to write before the metadata
     std::vector<std::string> retired_keys_;  ///< key files to rename *.retired after the commit
+    std::vector<std::pair<std::string, std::string>> new_external_;  ///< (path, key) markers of keys held elsewhere
+    std::vector<PrivateKey> extra_signers_;  ///< sign_staged's keys
+    std::vector<std::string> pending_;       ///< see pending()
+    bool staged_ = false;                    ///< DIR/staged was loaded
+    bool signing_ = false;                   ///< commit() completes the staged change
 };
 
 }  // namespace ota::tuf

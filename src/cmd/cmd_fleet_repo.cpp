@@ -6,8 +6,11 @@
 //   berth fleet init DIR [--key-type T] [--keys ROLE=N] [--threshold ROLE=N] [--expires ROLE=DURATION]
 //   berth fleet release DIR --channel NAME [--key TEAM_KEY ...] MANIFEST
 //   berth fleet refresh DIR [--within DURATION] [--key TEAM_KEY ...]
-//   berth fleet rotate DIR --role ROLE [--key-type T] [--keys N] [--threshold N]
+//   berth fleet rotate DIR --role ROLE [--key-type T] [--keys N] [--threshold N] [--pubkey FILE ...]
+//   berth fleet sign DIR [--key FILE ...] [--signature ROLE=FILE ...] | --payload ROLE | --discard
 //   berth fleet delegate DIR --role NAME --paths GLOB [...] --key PUBKEY [...] [--threshold N] [--terminating]
+//                        [--role-key FILE ...] [--from ROLE --from-key FILE ...]
+//   berth fleet delegate DIR --role PREFIX --succinct BITS --key PUBKEY [...] --role-key FILE [...] [--from ...]
 //   berth fleet keygen [--key-type T] FILE        (FILE and FILE.pub, for a team's delegated role)
 // Every repository command takes --key-dir (default DIR.keys) and
 // --root-key-dir (default KEY_DIR/root).
@@ -48,12 +51,19 @@ util::Result<std::pair<std::string, std::string>> role_value(const std::string &
     return std::pair{s.substr(0, eq), s.substr(eq + 1)};
 }
 
-util::Result<std::vector<ota::tuf::PrivateKey>> private_keys(const util::ParsedArgs &a) {
+/// The private keys named by every --OPTION.
+util::Result<std::vector<ota::tuf::PrivateKey>> private_keys(const util::ParsedArgs &a, const char *option = "key") {
     std::vector<ota::tuf::PrivateKey> keys;
-    for (const auto &f : a.get_all("key"))
-        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--key")),
+    for (const auto &f : a.get_all(option))
+        keys.push_back(TRY_CTX(ota::tuf::PrivateKey::from_pem(TRY_CTX(util::read_file(f, 1 << 20), util::cat("--", option))),
                                util::cat("key ", util::quote(f))));
     return keys;
+}
+
+/// "; staged: ROLE (KEYIDS of N needed), ...": what a change waits for.
+std::string staged_note(const Repository &repo) {
+    if (repo.pending().empty()) return "";
+    return util::cat("; staged, waiting for signatures: ", util::join(repo.pending(), "; "), " (berth fleet sign)");
 }
 
 util::Result<int> run_init(const cli::GlobalOptions &, const util::ParsedArgs &a) {
@@ -102,7 +112,8 @@ util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto target = TRY(repo.release(*channel, manifest, keys, now(), custom));
     TRY(util::write_all(1, util::cat(target, ": released (targets ", repo.version_of("targets"), ", snapshot ",
-                                     repo.version_of("snapshot"), ", timestamp ", repo.version_of("timestamp"), ")\n")));
+                                     repo.version_of("snapshot"), ", timestamp ", repo.version_of("timestamp"), ")",
+                                     staged_note(repo), "\n")));
     return 0;
 }
 
@@ -113,7 +124,7 @@ util::Result<int> run_refresh(const cli::GlobalOptions &, const util::ParsedArgs
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto done = TRY(repo.refresh(within, now(), keys));
     TRY(util::write_all(1, done.resigned.empty() ? std::string("nothing expires soon\n")
-                                                 : util::cat("re-signed ", util::join(done.resigned, ", "), "\n")));
+                                                 : util::cat("re-signed ", util::join(done.resigned, ", "), staged_note(repo), "\n")));
     for (const auto &w : done.warnings) TRY(util::write_all(2, util::cat("berth: warning: ", w, "\n")));
     return 0;
 }
@@ -126,10 +137,55 @@ util::Result<int> run_rotate(const cli::GlobalOptions &, const util::ParsedArgs 
     if (auto t = a.get("key-type")) o.key_type = TRY(ota::tuf::parse_key_type(*t));
     if (auto k = a.get("keys")) o.keys = TRY(count_arg(*k, "--keys"));
     if (auto t = a.get("threshold")) o.threshold = TRY(count_arg(*t, "--threshold"));
+    for (const auto &f : a.get_all("pubkey"))
+        o.public_keys.push_back(TRY_CTX(ota::tuf::public_key_from_pem(TRY_CTX(util::read_file(f, 1 << 20), "--pubkey")),
+                                        util::cat("key ", util::quote(f))));
     auto repo = TRY(Repository::open(repo_paths(a)));
     auto ids = TRY(repo.rotate(o, now()));
     for (auto &id : ids) id = id.substr(0, 16);
-    TRY(util::write_all(1, util::cat(o.role, ": new keys ", util::join(ids, ", "), "; root version ", repo.version_of("root"), "\n")));
+    TRY(util::write_all(1, util::cat(o.role, ": new keys ", util::join(ids, ", "), "; root version ", repo.version_of("root"),
+                                     staged_note(repo), "\n")));
+    return 0;
+}
+
+/// A raw signature file (as `openssl dgst -sign` writes it) or its hex.
+util::Result<std::string> signature_hex(const std::string &file) {
+    auto bytes = TRY_CTX(util::read_file(file, 1 << 16), "--signature");
+    while (!bytes.empty() && (bytes.back() == '\n' || bytes.back() == '\r' || bytes.back() == ' ')) bytes.pop_back();
+    bool hex = !bytes.empty() && bytes.size() % 2 == 0 &&
+               bytes.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+    if (hex) {
+        for (auto &c : bytes) c = char(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+        return bytes;
+    }
+    auto raw = TRY_CTX(util::read_file(file, 1 << 16), "--signature");
+    return util::hex_encode(reinterpret_cast<const unsigned char *>(raw.data()), raw.size());
+}
+
+util::Result<int> run_sign(const cli::GlobalOptions &, const util::ParsedArgs &a) {
+    auto repo = TRY(Repository::open(repo_paths(a)));
+    if (a.has("discard")) {
+        TRY(repo.discard_staged());
+        TRY(util::write_all(1, "staged change dropped\n"));
+        return 0;
+    }
+    if (auto role = a.get("payload")) {
+        TRY(util::write_all(1, TRY(repo.staged_payload(*role))));
+        return 0;
+    }
+    auto keys = TRY(private_keys(a));
+    auto sigs = a.get_all("signature");
+    if (keys.empty() && sigs.empty()) return util::Error::msg("give --key, --signature, --payload or --discard");
+    for (const auto &s : sigs) {
+        auto [role, file] = TRY(role_value(s, "signature"));
+        TRY(repo.add_staged_signature(role, TRY(signature_hex(file)), now()));
+    }
+    if (!keys.empty() || repo.pending().empty()) TRY(repo.sign_staged(keys, now()));
+    TRY(util::write_all(1, repo.pending().empty()
+                               ? util::cat("published: root ", repo.version_of("root"), ", targets ", repo.version_of("targets"),
+                                           ", snapshot ", repo.version_of("snapshot"), ", timestamp ",
+                                           repo.version_of("timestamp"), "\n")
+                               : util::cat(staged_note(repo).substr(2), "\n")));
     return 0;
 }
 
@@ -144,10 +200,19 @@ util::Result<int> run_delegate(const cli::GlobalOptions &, const util::ParsedArg
                                  util::cat("key ", util::quote(f))));
     if (auto t = a.get("threshold")) o.threshold = TRY(count_arg(*t, "--threshold"));
     o.terminating = a.has("terminating");
+    if (auto f = a.get("from")) o.from = *f;
+    o.from_keys = TRY(private_keys(a, "from-key"));
+    if (auto b = a.get("succinct")) {
+        auto bits = util::parse_int<unsigned>(*b);
+        if (!bits) return util::Error::msg(util::cat("--succinct ", util::quote(*b), " is not a bit length"));
+        o.succinct = *bits;
+    }
+    o.role_keys = TRY(private_keys(a, "role-key"));
     auto repo = TRY(Repository::open(repo_paths(a)));
     TRY(repo.delegate(o, now()));
-    TRY(util::write_all(1, util::cat("role ", o.role, " signs ", util::join(o.paths, ", "), " (targets ",
-                                     repo.version_of("targets"), ")\n")));
+    auto what = o.succinct ? util::cat("hash bins ", o.role, "-* (", 1u << *o.succinct, ") sign every path of ", o.from)
+                           : util::cat("role ", o.role, " signs ", util::join(o.paths, ", "));
+    TRY(util::write_all(1, util::cat(what, " (", o.from, " ", repo.version_of(o.from), ")\n")));
     return 0;
 }
 
@@ -193,6 +258,15 @@ const util::OptSpec kRotateOptions[] = {
     {"key-type", 0, true, "TYPE", "the new keys' type (default: the current one)"},
     {"keys", 0, true, "N", "how many new keys (default: as many as now, at least the threshold)"},
     {"threshold", 0, true, "N", "the new threshold (default: as now)"},
+    {"pubkey", 0, true, "FILE", "a PEM public key held elsewhere (an HSM-backed signer) instead of new keys (repeatable); "
+                                "what it signs waits for `berth fleet sign`"},
+};
+const util::OptSpec kSignOptions[] = {
+    KEY_DIRS,
+    {"key", 0, true, "FILE", "a private key that signs the staged roles listing it (repeatable)"},
+    {"payload", 0, true, "ROLE", "print the canonical bytes of the staged ROLE: what an outside signer signs"},
+    {"signature", 0, true, "ROLE=FILE", "an outside signature of ROLE's payload: raw (openssl dgst -sign) or hex (repeatable)"},
+    {"discard", 0, false, nullptr, "drop the staged change"},
 };
 const util::OptSpec kDelegateOptions[] = {
     KEY_DIRS,
@@ -201,6 +275,11 @@ const util::OptSpec kDelegateOptions[] = {
     {"key", 0, true, "PUBKEY", "a PEM public key of the role (repeatable)"},
     {"threshold", 0, true, "N", "how many of its keys must sign (default 1)"},
     {"terminating", 0, false, nullptr, "no other role is searched for these paths"},
+    {"from", 0, true, "ROLE", "the delegating role: targets (default) or a delegated role, within whose paths --paths must be"},
+    {"from-key", 0, true, "FILE", "a private key of the --from role, which signs the delegation (repeatable)"},
+    {"succinct", 0, true, "BITS", "hash bins instead of --paths: 2^BITS roles NAME-<hex> sharing the --key keys (1-10)"},
+    {"role-key", 0, true, "FILE", "a private key of the new role: signs it now, empty, so devices on its channels see nothing "
+                                  "released rather than an error until its first release (required with --succinct; repeatable)"},
 };
 const util::OptSpec kKeygenOptions[] = {
     {"key-type", 0, true, "TYPE", "ecdsa-sha2-nistp256 (default), ed25519 or rsassa-pss-sha256"},
@@ -211,6 +290,8 @@ const cli::Command kCommands[] = {
     {"release", "DIR --channel NAME [--board NAME]... MANIFEST", "publish an update manifest on a channel", kReleaseOptions, 2, 2, false, run_release},
     {"refresh", "DIR [--within DURATION] [--key TEAM_KEY]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
     {"rotate", "DIR --role ROLE", "new keys for a role (a new root version)", kRotateOptions, 1, 1, false, run_rotate},
+    {"sign", "DIR [--key FILE]... [--signature ROLE=FILE]... | --payload ROLE | --discard",
+     "sign a change waiting for keys held elsewhere, publishing it once thresholds are met", kSignOptions, 1, 1, false, run_sign},
     {"delegate", "DIR --role NAME --paths GLOB --key PUBKEY", "let a team's key sign some channels", kDelegateOptions, 1, 1,
      false, run_delegate},
     {"keygen", "[--key-type TYPE] FILE", "make a key pair (FILE, FILE.pub) for a delegated role", kKeygenOptions, 1, 1, false,

@@ -4,7 +4,7 @@
 // the committed output needs no clock and CI needs no npm.
 //
 //   npm install --prefix ~/.cache/berth-tufjs tuf-js@5 @tufjs/models
-//   BERTH_TUFJS_DIR=~/.cache/berth-tufjs node ota/tests/tuf_vectors/generate.mjs
+//   BERTH_TUFJS_DIR=~/.cache/berth-tufjs node ota/tests/tuf_vectors/generate.mjs [CASE...]
 //
 // Each case is a list of steps; a client keeps its metadata directory from
 // one step to the next (that is how rollback and fast-forward are tested).
@@ -155,7 +155,13 @@ function writeRepo(spec, dir) {
     return [p, fileInfo(c)];
   }));
   const delegationsOf = (parent) => {
-    const children = Object.entries(spec.delegated).filter(([, d]) => (d.parent || 'targets') === parent);
+    const sr = spec.succinct;
+    if (sr && (sr.parent || 'targets') === parent) {
+      const keyset = Object.fromEntries(sr.keys.map((k) => [keyId(k), keyEntry(k)]));
+      return { keys: keyset, succinct_roles: { keyids: sr.keys.map(keyId), threshold: 1, bit_length: sr.bits,
+        name_prefix: sr.prefix } };
+    }
+    const children = Object.entries(spec.delegated).filter(([, d]) => !d.bin && (d.parent || 'targets') === parent);
     const extra = parent === 'targets' ? [] : spec.delegated[parent].delegates || [];
     if (!children.length && !extra.length) return undefined;
     const keyset = {};
@@ -373,14 +379,52 @@ cases['delegation-too-deep'] = { description: 'a chain of 40 delegations: the wa
         files: i === 39 ? { [MANIFEST]: 'deep\n' } : {} };
   }), { targets: [{ name: MANIFEST, expect: 'missing' }] })] };
 
+/// TAP 15 hash bins: the name of the bin of `target` among 2^bits.
+const binOf = (target, bits, prefix) => {
+  const n = crypto.createHash('sha256').update(target).digest().readUInt32BE(0) >>> (32 - bits);
+  return `${prefix}-${n.toString(16).padStart((2 ** bits - 1).toString(16).length, '0')}`;
+};
+/// Hash bins under targets: every bin signed (by `signers` where given), `files` in the bin `fileBin` names.
+/// (With `onlyBin`, the other bins are left out: a client reads only the one it needs.)
+const succinctBins = (s, { bits = 3, files = { [MANIFEST]: 'from a bin\n' }, fileBin, signers = {}, onlyBin } = {}) => {
+  s.files = {};
+  s.succinct = { bits, prefix: 'bins', keys: ['del1'] };
+  for (let i = 0; i < (onlyBin ? 0 : 2 ** bits); i++) {
+    const name = `bins-${i.toString(16).padStart((2 ** bits - 1).toString(16).length, '0')}`;
+    s.delegated[name] = { bin: true, keys: ['del1'], signers: signers[name], files: {} };
+  }
+  const name = fileBin || binOf(MANIFEST, bits, 'bins');
+  s.delegated[name] = { bin: true, keys: ['del1'], signers: signers[name], files };
+};
+const otherBin = (bits) => binOf(MANIFEST, bits, 'bins').endsWith('0') ? 'bins-1' : 'bins-0';
+cases['succinct-bins'] = { description: 'TAP 15 hash bins (bit_length 3): the target is in the bin its path hash names',
+  steps: [ok(withSpec((s) => succinctBins(s)), { targets: [manifestOk('from a bin\n'),
+    { name: 'channels/none/manifest.json', expect: 'missing' }] })] };
+cases['succinct-bins-one-bit'] = { description: 'hash bins with bit_length 1 (bins-0, bins-1)',
+  steps: [ok(withSpec((s) => succinctBins(s, { bits: 1 })), { targets: [manifestOk('from a bin\n')] })] };
+const PADDED = 'channels/pad-10/manifest.json';  // its bin of 256 is 0x0a
+cases['succinct-bins-padded'] = { description: 'hash bins with bit_length 8: a target in bin `bins-0a`, zero-padded (only that bin written)',
+  steps: [ok(withSpec((s) => succinctBins(s, { bits: 8, onlyBin: true, fileBin: binOf(PADDED, 8, 'bins'),
+    files: { [PADDED]: 'from a bin\n' } })), { targets: [{ name: PADDED, expect: 'ok', sha256: sha256('from a bin\n') }] })] };
+cases['succinct-wrong-bin'] = { description: 'a bin listing a target whose path hash names another bin: not trusted for it',
+  steps: [ok(withSpec((s) => succinctBins(s, { fileBin: otherBin(3) })), { targets: [{ name: MANIFEST, expect: 'missing' }] })] };
+cases['succinct-bin-bad-signature'] = { description: 'the target\'s bin signed by a key the succinct delegation does not list',
+  steps: [ok(withSpec((s) => succinctBins(s, { signers: { [binOf(MANIFEST, 3, 'bins')]: ['del2'] } })),
+    { targets: [{ name: MANIFEST, expect: 'error', error: `delegated role \`${binOf(MANIFEST, 3, 'bins')}\`: 0 of 1` }] })] };
+
 // ---- output ----------------------------------------------------------------
 
+// With case names as arguments, only those are written again (ECDSA
+// signatures differ at every run: the others stay as committed).
+const only = process.argv.slice(2);
 for (const name of fs.readdirSync(here)) {
   const p = path.join(here, name);
-  if (fs.statSync(p).isDirectory()) fs.rmSync(p, { recursive: true });
+  if (fs.statSync(p).isDirectory() && (!only.length || only.includes(name))) fs.rmSync(p, { recursive: true });
 }
 const index = {};
 for (const [name, c] of Object.entries(cases)) {
+  index[name] = c.description;
+  if (only.length && !only.includes(name)) continue;
   const dir = path.join(here, name);
   const steps = c.steps.map((step, i) => {
     const files = writeRepo(step.spec, path.join(dir, `step${i + 1}`));
@@ -389,7 +433,6 @@ for (const [name, c] of Object.entries(cases)) {
     return rest;
   });
   fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ description: c.description, ...(c.peer ? { peer: c.peer } : {}), steps }, null, 1) + '\n');
-  index[name] = c.description;
 }
 fs.writeFileSync(path.join(here, 'cases.json'), JSON.stringify(index, null, 1) + '\n');
 console.log(`${Object.keys(cases).length} cases written`);
