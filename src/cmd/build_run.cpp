@@ -201,7 +201,13 @@ public:
         util::ScopeGuard remove_bundle{[&] { remove_bundle_dir(bundle); }};
 
         std::string options = TRY(overlay_options(req, bundle));
-        if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
+        // volatile (Linux 5.10): the upper directory is read once the step
+        // ends and then thrown away (the layer made of it is synced on its
+        // own), so the overlay never syncs it; without it, the unmount
+        // syncs the whole filesystem under the upper directory (the
+        // store's, with whatever else is being written there meanwhile).
+        if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, cat(options, ",volatile").c_str()) == 0) {
+        } else if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
             if (errno != EINVAL || !options.ends_with(kOverlayFeaturesOff)) return Error::from_errno("mount the overlay");
             options.resize(options.size() - std::string_view(kOverlayFeaturesOff).size());  // an older kernel
             if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0)
