@@ -30,6 +30,7 @@ struct GcReport {
     int blobs_removed = 0;
     int layers_removed = 0;
     int signatures_removed = 0;  ///< signature records of manifests that went
+    int cache_entries_removed = 0;  ///< build-cache entries whose layer blob is gone
     uint64_t bytes_freed = 0;
 };
 
@@ -47,8 +48,9 @@ util::Result<InUse> in_use(const Store &store);
 
 /// Removes blobs and layers that no ref and no container uses
 /// (containers/<id>/image.json: {"manifest": digest, "layers": [diff_id...]}),
-/// and the signature records (signatures/<hex>.json) of manifests it keeps
-/// no longer: a signature outlives nothing it signs.
+/// the signature records (signatures/<hex>.json) of manifests it keeps
+/// no longer: a signature outlives nothing it signs; and `berth build`'s
+/// cache entries (build-cache/<hex>) whose layer blob is no longer stored.
 util::Result<GcReport> gc(Store &store);
 
 }  // namespace img

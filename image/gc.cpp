@@ -1,7 +1,7 @@
 // `berth image gc` (see fsck.hpp): marks what refs and containers use,
 // from manifests (and the manifests of an index) to configs, layer blobs
-// and unpacked layers, then removes the rest, and the signature records of
-// the manifests that went, under the exclusive store lock (pulls, imports
+// and unpacked layers, then removes the rest, the signature records of
+// the manifests that went and the build-cache entries of the blobs that went, under the exclusive store lock (pulls, imports
 // and runs hold it shared, so nothing they are writing is collected).
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,6 +108,22 @@ util::Result<GcReport> gc(Store &store) {
         ++rep.layers_removed;
     }
     if (rep.blobs_removed) TRY_CTX(util::fsync_dir(store.root() + "/blobs/sha256"), "gc");
+    // `berth build`'s cache entries (build-cache/<hex>) name a layer blob;
+    // builds ignore an entry whose blob is gone, so it goes too, after the
+    // blob (a crash in between leaves such an entry, which the next gc removes).
+    std::string cache = store.root() + "/build-cache";
+    for (const auto &n : list_dir(cache)) {
+        if (n.starts_with(".")) continue;  // temporaries: fsck's
+        std::string p = cat(cache, "/", n);
+        auto text = util::read_file(p, 1 << 16);
+        auto v = text ? util::json::parse(*text, "cache entry") : util::Result<util::json::Value>(text.error());
+        if (!v || !v->is_object()) continue;
+        auto d = Digest::parse(v->value("digest", ""));
+        if (!d || store.has_blob(*d)) continue;
+        if (::unlink(p.c_str()) < 0 && errno != ENOENT) return util::Error::from_errno(cat("gc: remove ", util::quote(p)));
+        ++rep.cache_entries_removed;
+    }
+    if (rep.cache_entries_removed) TRY_CTX(util::fsync_dir(cache), "gc");
     return rep;
 }
 

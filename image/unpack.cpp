@@ -1,7 +1,7 @@
 // Streaming, containment-safe layer unpacking (see unpack.hpp).
 //
 // The pipeline is: fd -> [libarchive "raw" reader with the gzip/zstd
-// filter] -> our callback, which hashes the uncompressed bytes (diff_id)
+// filter, or ISA-L's gzip where installed: unpack_gunzip.hpp] -> our callback, which hashes the uncompressed bytes (diff_id)
 // and enforces the size and ratio limits -> libarchive's tar reader ->
 // entries created here with *at() calls. libarchive never touches the disk.
 // The fd is a stored blob (unpack_layer) or, during a pull, one end of a
@@ -22,6 +22,7 @@
 #include <cstring>
 #include <vector>
 
+#include "image/unpack_gunzip.hpp"
 #include "util/failpoint.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
@@ -43,7 +44,8 @@ struct Source {
     int fd = -1;
     Compression compression = Compression::None;
     const UnpackLimits *limits = nullptr;
-    ArchivePtr raw;  ///< decompressor (raw format + filter); null for plain tar
+    ArchivePtr raw;  ///< decompressor (raw format + filter); null for plain tar or `fast`
+    std::unique_ptr<FastGunzip> fast;  ///< gzip through ISA-L, where it is installed
     Sha256 hash;
     uint64_t compressed = 0;
     uint64_t total = 0;
@@ -70,7 +72,14 @@ struct Source {
     ssize_t next(char *out, size_t len) {
         if (eof) return 0;
         ssize_t n;
-        if (!raw) {
+        if (fast) {
+            n = fast->read(out, len);
+            compressed = fast->compressed();
+            if (n < 0) {
+                error = fast->error();
+                return -1;
+            }
+        } else if (!raw) {
             for (;;) {
                 n = ::read(fd, out, len);
                 if (n < 0 && errno == EINTR) continue;
@@ -115,6 +124,7 @@ struct Source {
 
     util::Status open() {
         if (compression == Compression::None) return util::ok();
+        if (compression == Compression::Gzip && (fast = FastGunzip::open(fd))) return util::ok();
         raw.reset(archive_read_new());
         if (!raw) return Error::msg("archive_read_new failed");
         int r = compression == Compression::Gzip ? archive_read_support_filter_gzip(raw.get())

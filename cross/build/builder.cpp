@@ -788,7 +788,9 @@ util::Status Build::add_layer(StageState &st, const std::string &key, const std:
         layer = l;
         log("--> " + blob.digest.str());
     }
-    TRY(img::unpack_layer(store_, layer->desc, layer->diff_id));
+    // Its tree for the steps after it: scratch first, the store's copy by a
+    // worker (its syncfs off this path), as for the base layers.
+    TRY(trees_.need(layer->desc, layer->diff_id));
     st.layers.push_back(*layer);
     add_history(st.cfg, epoch_, created_by, false);
     st.chain = key;

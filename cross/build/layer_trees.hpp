@@ -1,5 +1,6 @@
-// The directory trees of a build's base layers, made quickly for the steps
-// that need them. A base layer the store has not unpacked yet is extracted
+// The directory trees of a build's layers (its bases' and the ones its
+// steps make), made quickly for the steps that need them. A layer the
+// store has not unpacked yet is extracted
 // first into a scratch tmpfs the build mounted (where creating thousands of
 // files costs almost nothing, while on a journaled disk each costs a
 // journal update), its diff_id checked as the store checks it; RUN and COPY

@@ -84,7 +84,8 @@ std::optional<std::string> host_copy(const std::string &path, const std::string 
     auto data = util::read_file(path, 1 << 20);
     if (!data) return std::nullopt;
     std::string copy = util::path_join(dir, util::basename(path));
-    if (!util::atomic_write_file(copy, *data, 0644)) return std::nullopt;
+    // A step's bundle lives only as long as the step: nothing in it needs to survive a power cut.
+    if (!util::atomic_write_file(copy, *data, 0644, util::Durability::ProcessCrash)) return std::nullopt;
     return copy;
 }
 
@@ -201,7 +202,13 @@ public:
         util::ScopeGuard remove_bundle{[&] { remove_bundle_dir(bundle); }};
 
         std::string options = TRY(overlay_options(req, bundle));
-        if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
+        // volatile (Linux 5.10): the upper directory is read once the step
+        // ends and then thrown away (the layer made of it is synced on its
+        // own), so the overlay never syncs it; without it, the unmount
+        // syncs the whole filesystem under the upper directory (the
+        // store's, with whatever else is being written there meanwhile).
+        if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, cat(options, ",volatile").c_str()) == 0) {
+        } else if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
             if (errno != EINVAL || !options.ends_with(kOverlayFeaturesOff)) return Error::from_errno("mount the overlay");
             options.resize(options.size() - std::string_view(kOverlayFeaturesOff).size());  // an older kernel
             if (::mount("overlay", rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0)
@@ -248,7 +255,8 @@ private:
         for (const auto &m : req.mounts) opts.extra_mounts.push_back({m.source, m.target, m.readonly});
         auto config = TRY(img::runtime_config(image, rootfd, opts));
         config["linux"]["cgroupsPath"] = cat("/berth-build/", id);
-        return util::atomic_write_file(bundle + "/config.json", util::json::dump(config));
+        return util::atomic_write_file(bundle + "/config.json", util::json::dump(config), 0644,
+                                       util::Durability::ProcessCrash);  // the bundle lives as long as the step
     }
 
     /// create, start, wait, delete: the step's exit code (128 + N when

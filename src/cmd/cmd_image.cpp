@@ -125,7 +125,8 @@ util::Result<int> run_gc(const cli::GlobalOptions &g, const util::ParsedArgs &a)
     auto store = TRY(open_store(g, a));
     auto r = TRY(img::gc(store));
     TRY(util::write_all(1, cat("removed ", r.blobs_removed, " blobs (", r.bytes_freed, " bytes), ", r.layers_removed,
-                               " layers and ", r.signatures_removed, " signature records\n")));
+                               " layers, ", r.signatures_removed, " signature records and ", r.cache_entries_removed,
+                               " build-cache entries\n")));
     return 0;
 }
 
