@@ -598,7 +598,9 @@ util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &o
     root_ = TRY(parse_root(TRY(envelope_of(root))));
     if (opts.role == "targets") targets_.dirty = true;
     if (opts.role == "snapshot") snapshot_.dirty = true;
-    if (opts.role == "timestamp") timestamp_.dirty = true;
+    // A new timestamp in any case: clients polling conditionally probe for
+    // a new root only when the timestamp changed (client.hpp).
+    timestamp_.dirty = true;
     TRY(commit(now));
     return ids;
 }
