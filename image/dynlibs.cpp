@@ -46,7 +46,17 @@
     X(SSL_write, (SSL *s, const void *buf, int n), (s, buf, n)) \
     X(SSL_get_error, (const SSL *s, int ret), (s, ret)) \
     X(SSL_get_verify_result, (const SSL *s), (s)) \
-    X(SSL_get1_peer_certificate, (const SSL *s), (s))
+    X(SSL_get1_peer_certificate, (const SSL *s), (s)) \
+    X(SSL_set_session, (SSL *s, SSL_SESSION *session), (s, session)) \
+    X(SSL_get1_session, (SSL *s), (s)) \
+    X(SSL_session_reused, (const SSL *s), (s)) \
+    X(SSL_SESSION_free, (SSL_SESSION *session), (session)) \
+    X(SSL_SESSION_is_resumable, (const SSL_SESSION *session), (session)) \
+    X(SSL_SESSION_get_time, (const SSL_SESSION *session), (session)) \
+    X(SSL_SESSION_get_timeout, (const SSL_SESSION *session), (session)) \
+    X(SSL_SESSION_get_ticket_lifetime_hint, (const SSL_SESSION *session), (session)) \
+    X(i2d_SSL_SESSION, (const SSL_SESSION *session, unsigned char **pp), (session, pp)) \
+    X(d2i_SSL_SESSION, (SSL_SESSION **a, const unsigned char **pp, long length), (a, pp, length))
 #define CRYPTO_FORWARDS(X) \
     X(OpenSSL_version, (int t), (t)) \
     X(SHA256_Init, (SHA256_CTX *c), (c)) \

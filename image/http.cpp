@@ -293,6 +293,7 @@ util::Result<HttpResponse> Http::perform_once(const HttpRequest &req, const std:
             BodyOut out(req, resp, drop);
             TRY(out.start());
             TRY(read_body(c, f, pace, out, host));
+            c.save_tls_session();  // a TLS 1.3 ticket arrives with the first response
             if (!f.keep_alive) conn_.reset();
             return util::ok();
         }();

@@ -41,6 +41,10 @@ struct HttpOptions {
     long connect_timeout_s = 30;
     int64_t speed_limit = 1024;   ///< a transfer under this many bytes/s...
     long speed_time_s = 30;       ///< ...for this many seconds has stalled; 0 in either: never
+    /// A directory where TLS sessions are kept across processes (one file a
+    /// host and port, 0600, until the ticket's lifetime ends), so the next
+    /// process's handshake resumes without the certificate chain; empty: none.
+    std::string tls_session_dir;
 };
 
 struct HttpResponse {

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "image/auth.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace img {
@@ -314,10 +315,22 @@ util::Result<Conn> Conn::open(const Route &r, const HttpOptions &o, const TlsCon
     if (r.url.tls) {
         if (r.proxy) TRY(c.tunnel(r, pace));
         c.tls_ = TRY(TlsSession::start(*tls, r.url.host));
+        if (!o.tls_session_dir.empty()) {
+            // One file a host and port, so a session is offered only to the server it came from.
+            std::string name = util::cat("tls-session-", r.url.host, '-', r.url.port);
+            for (auto &ch : name)
+                if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
+            c.session_file_ = util::path_join(o.tls_session_dir, name);
+            c.tls_->offer_session(c.session_file_);
+        }
         TRY(c.handshake(pace, connect_until, o.connect_timeout_s));  // curl's connect timeout covers it too
         if (!o.pinned_key.empty()) TRY(c.tls_->check_pin(o.pinned_key));
     }
     return c;
+}
+
+void Conn::save_tls_session() {
+    if (tls_ && !session_file_.empty()) (void)tls_->save_session(session_file_);  // a cache: a failure costs a full handshake
 }
 
 util::Status Conn::tunnel(const Route &r, Pace &pace) {

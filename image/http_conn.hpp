@@ -126,6 +126,8 @@ public:
     void mark_request() { got_bytes_ = false; }
     void set_rcvbuf(int bytes);
     const std::string &key() const { return key_; }
+    /// Keeps the TLS session for the next process (HttpOptions::tls_session_dir), if any.
+    void save_tls_session();
 
 private:
     util::Result<size_t> fill(Pace &pace);
@@ -144,6 +146,7 @@ private:
     bool got_bytes_ = false;
     int rcvbuf_ = 0;
     std::string key_;
+    std::string session_file_;  ///< where this host's TLS session is kept; empty: nowhere
 };
 
 /// Reads a status line and headers, skipping 1xx responses. Hostile input

@@ -10,10 +10,12 @@
 #include <openssl/x509_vfy.h>
 
 #include <climits>
+#include <ctime>
 
 #include "image/auth.hpp"
 #include "image/dynlibs.hpp"
 #include "util/fd.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace img {
@@ -139,6 +141,42 @@ util::Status TlsSession::check_pin(std::string_view pins) const {
         if (util::trim(pin) == have) return util::ok();
     return util::Error::msg(util::cat("tls: public key ", have, " does not match the pinned key"));
 }
+
+// A kept session: "<unix seconds it expires>\n" and the DER of the SSL_SESSION.
+void TlsSession::offer_session(const std::string &file) {
+    auto text = util::read_file(file, 64 << 10);
+    if (!text) return;
+    auto nl = text->find('\n');
+    auto expires = nl == std::string::npos ? std::nullopt : util::parse_int<int64_t>(std::string_view(*text).substr(0, nl));
+    if (!expires || *expires <= int64_t(time(nullptr))) return;
+    std::string der = text->substr(nl + 1);
+    const auto *p = reinterpret_cast<const unsigned char *>(der.data());
+    util::CPtr<SSL_SESSION, SSL_SESSION_free> session(d2i_SSL_SESSION(nullptr, &p, long(der.size())));
+    ERR_clear_error();
+    if (session && SSL_set_session(ssl_.get(), session.get()) == 1) offered_ = std::move(der);
+    ERR_clear_error();
+}
+
+util::Status TlsSession::save_session(const std::string &file) {
+    util::CPtr<SSL_SESSION, SSL_SESSION_free> session(SSL_get1_session(ssl_.get()));
+    if (!session || !SSL_SESSION_is_resumable(session.get())) return util::ok();
+    int len = i2d_SSL_SESSION(session.get(), nullptr);
+    if (len <= 0) return util::ok();
+    std::string der(static_cast<size_t>(len), '\0');
+    auto *p = reinterpret_cast<unsigned char *>(der.data());
+    i2d_SSL_SESSION(session.get(), &p);
+    if (der == offered_) return util::ok();
+    // The session's lifetime, and the server's for its ticket when it named one.
+    int64_t life = int64_t(SSL_SESSION_get_timeout(session.get()));
+    if (unsigned long hint = SSL_SESSION_get_ticket_lifetime_hint(session.get()); hint > 0 && int64_t(hint) < life) life = int64_t(hint);
+    int64_t expires = int64_t(SSL_SESSION_get_time(session.get())) + life;
+    // A cache: lost in a power cut it costs one full handshake, so no fsync.
+    TRY(util::atomic_write_file(file, util::cat(expires, '\n', der), 0600, util::Durability::ProcessCrash));
+    offered_ = std::move(der);
+    return util::ok();
+}
+
+bool TlsSession::resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
 
 util::Result<size_t> TlsSession::read(char *buf, size_t len, bool *want_input) {
     *want_input = false;

@@ -8,7 +8,9 @@
 // socket BIO would write(2) and could raise SIGPIPE). The peer is always
 // verified: its chain against the system CAs or a CA file, its name (or IP
 // address) against the host asked for, and, when one is given, its public
-// key against a `sha256//<base64>` pin, as curl's --pinnedpubkey.
+// key against a `sha256//<base64>` pin, as curl's --pinnedpubkey. A session
+// may be kept in a file and offered by the next process (resumption: no
+// certificate chain on the wire; the peer was verified when it was made).
 #pragma once
 
 #include <memory>
@@ -53,6 +55,17 @@ public:
     /// Checks the peer's public key against "sha256//<base64>[;sha256//...]".
     util::Status check_pin(std::string_view pins) const;
 
+    /// Offers the session kept in `file` (by save_session, for this host),
+    /// when it has not expired: the handshake then resumes it. A missing,
+    /// expired or unreadable file is no error (a full handshake).
+    void offer_session(const std::string &file);
+    /// Keeps the current session in `file` (0600) when it can be resumed and
+    /// differs from the one offered; call it after a response was read (a
+    /// TLS 1.3 server sends its ticket after the handshake).
+    util::Status save_session(const std::string &file);
+    /// Whether the handshake resumed the offered session.
+    bool resumed() const;
+
     /// Plaintext into `buf`: > 0 bytes; 0 with `*want_input` when it needs
     /// more ciphertext; 0 without it at the end of the stream.
     util::Result<size_t> read(char *buf, size_t len, bool *want_input);
@@ -72,6 +85,7 @@ private:
     std::unique_ptr<SSL, Free> ssl_;
     void *in_ = nullptr;   ///< BIO *: owned by ssl_
     void *out_ = nullptr;  ///< BIO *: owned by ssl_
+    std::string offered_;  ///< the DER of the session offered or last saved
 };
 
 }  // namespace img

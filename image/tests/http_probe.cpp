@@ -5,7 +5,7 @@
 //              [--speed-limit B --speed-time S] [--limit-rate B]
 //              [--method M] [--data STR | --data-file F] [--header H]...
 //              [--auth H] [--sink] [--body-limit N] [--no-redirects]
-//              [--rcvbuf N] [--repeat N] URL [URL...]
+//              [--rcvbuf N] [--repeat N] [--tls-session-dir DIR] URL [URL...]
 //   http_probe --answers-in-plain-http URL   (prints "plain yes" or "plain no")
 //
 // Performs each URL (each --repeat times) on the same Http object, so
@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
         else if (a == "--no-redirects") proto.follow_redirects = false;
         else if (a == "--rcvbuf") proto.recv_buffer = std::atoi(next().c_str());
         else if (a == "--repeat") repeat = std::atoi(next().c_str());
+        else if (a == "--tls-session-dir") o.tls_session_dir = next();
         else if (a == "--answers-in-plain-http") plain_probe = true;
         else if (a.starts_with("--")) {
             std::fprintf(stderr, "unknown option %s\n", a.c_str());

@@ -164,6 +164,8 @@ def main():
         r = fleet("release", repo, "--channel", "stable", os.path.join(work, "s2.json"))
         assert "staged, waiting for signatures: targets" in r.stdout, r.stdout
         check("release staged", nginx, c, want)
+        fleet("release", repo, "--channel", "stable", os.path.join(work, "s9.json"), ok=False,
+              err="a change waits for signatures")
         fleet("sign", repo, "--key", hsm1, "--key", hsm2)
         want[STABLE] = want2
         check("release signed by both outside keys: stable 2", nginx, c, want)

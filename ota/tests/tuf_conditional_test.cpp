@@ -96,6 +96,51 @@ TEST_CASE("an unchanged timestamp.json is not fetched again: the stored bytes ar
     CHECK(*util::read_file(d.meta + "/timestamp.json") == *stored);
 }
 
+bool probed_root(const std::vector<std::string> &urls) {
+    for (const auto &u : urls)
+        if (u.ends_with(".root.json")) return true;
+    return false;
+}
+
+TEST_CASE("a not-modified timestamp makes no N+1.root.json probe") {
+    Device d;
+    REQUIRE(d.refresh());
+    REQUIRE(probed_root(d.fetcher.full));  // the first refresh has no validators: the spec's order
+    d.fetcher.full.clear();
+    REQUIRE(d.refresh());
+    CHECK(d.fetcher.sent.size() == 2);
+    CHECK(d.fetcher.full.empty());  // neither the root probe nor a timestamp body
+}
+
+TEST_CASE("a changed timestamp is preceded by the root probe: a rotated root is followed") {
+    Device d;
+    REQUIRE(d.refresh());
+    {
+        auto repo = ota::tuf::Repository::open({d.repo, d.tmp / "keys", {}});
+        REQUIRE(repo);
+        ota::tuf::RotateOptions o;
+        o.role = "timestamp";
+        REQUIRE(repo->rotate(o, kNow));
+    }
+    d.fetcher.full.clear();
+    auto st = d.refresh();
+    INFO((st ? std::string() : st.error().message()));
+    REQUIRE(st);
+    CHECK(probed_root(d.fetcher.full));
+    auto root = ota::tuf::parse_envelope(*util::read_file(d.meta + "/root.json"), "root", "root");
+    REQUIRE(root);
+    CHECK(root->signed_value["version"] == 2);
+}
+
+TEST_CASE("a root expired while the timestamp is unchanged is still refused") {
+    Device d;
+    REQUIRE(d.refresh());
+    d.config.clock = [] { return kNow + 400 * 86400; };  // past the root's year
+    auto st = d.refresh();
+    REQUIRE(!st);
+    CHECK(st.error().message().starts_with("root version 1 expired"));
+}
+
 TEST_CASE("a timestamp reused after a not-modified answer is still checked for expiry") {
     Device d;
     REQUIRE(d.refresh());

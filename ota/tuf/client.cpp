@@ -122,7 +122,20 @@ util::Status Client::refresh() {
     snapshot_.reset();
     snapshot_checked_ = false;
     targets_.clear();
-    TRY(update_root());
+    prefetched_timestamp_.reset();
+    if (config_.conditional_timestamp) {
+        // A poll that finds nothing new costs one small exchange: the
+        // timestamp first, and when the server says it is the one stored,
+        // no root probe (a root rotation comes with a new timestamp).
+        load_local_timestamp();
+        prefetched_with_ = stored_validators();
+        if (!prefetched_with_.empty()) {
+            prefetched_timestamp_ = TRY(fetcher_->fetch_if_changed(metadata_url("timestamp.json"), config_.timestamp_max_bytes,
+                                                                    prefetched_with_));
+            if (prefetched_timestamp_->not_modified) TRY(check_expiry(root_, "root"));
+        }
+    }
+    if (!prefetched_timestamp_ || !prefetched_timestamp_->not_modified) TRY(update_root());
     load_local_timestamp();
     TRY(update_timestamp());
     load_local_snapshot();
@@ -217,7 +230,16 @@ util::Result<T> Client::check_top(const std::string &url, std::optional<std::str
 util::Status Client::update_timestamp() {
     std::string body, url = metadata_url("timestamp.json");
     Validators have = stored_validators();
-    auto got = TRY(fetcher_->fetch_if_changed(url, config_.timestamp_max_bytes, have));
+    Conditional got;
+    if (prefetched_timestamp_ && (prefetched_timestamp_->not_modified ? have.etag == prefetched_with_.etag &&
+                                                                           have.last_modified == prefetched_with_.last_modified
+                                                                     : true)) {
+        got = std::move(*prefetched_timestamp_);
+        have = prefetched_with_;
+    } else {
+        got = TRY(fetcher_->fetch_if_changed(url, config_.timestamp_max_bytes, have));
+    }
+    prefetched_timestamp_.reset();
     if (got.not_modified) return check_expiry(*timestamp_, "timestamp");  // the stored bytes are still current
     auto fresh = TRY(check_top(url, std::move(got.body), nullptr, "timestamp", parse_timestamp, body));
     if (timestamp_) {

@@ -44,7 +44,10 @@ struct ClientConfig {
     /// Fetch timestamp.json conditionally: its HTTP validators (ETag,
     /// Last-Modified) are kept beside it in `timestamp.validators`, and a
     /// 304 answer reuses the stored bytes, still checked for expiry. A poll
-    /// that finds nothing new then costs one small exchange.
+    /// that finds nothing new then costs one small exchange: the timestamp
+    /// is asked for first, and the `N+1.root.json` probe is made only when
+    /// it changed (docs/tuf.md: a root rotation reaches such a client with
+    /// the next timestamp, which `berth fleet rotate` always re-signs).
     bool conditional_timestamp = false;
     /// The clock expiry is checked against: glibc's time() by default (so
     /// faketime works), a fixed instant in tests.
@@ -115,6 +118,10 @@ private:
     util::Status store_validators(const Validators &v, std::string_view bytes);
     void load_local_timestamp();
     util::Status update_timestamp();
+    /// The conditional timestamp fetch made before update_root (see
+    /// conditional_timestamp); update_timestamp uses it instead of fetching.
+    std::optional<Conditional> prefetched_timestamp_;
+    Validators prefetched_with_;
     void load_local_snapshot();
     util::Status update_snapshot();
     /// Loads delegated (or top-level) targets role `name`, signed by `keys`/`role`.

@@ -76,8 +76,10 @@ util::Result<Conditional> HttpFetcher::fetch_if_changed(const std::string &url, 
     std::string body;
     img::HttpRequest req;
     req.url = url;
+    // One validator: a server that has the ETag decides on it alone (RFC
+    // 9110 13.1.3), so If-Modified-Since would be bytes sent for nothing.
     if (!have.etag.empty()) req.headers.push_back("If-None-Match: " + have.etag);
-    if (!have.last_modified.empty()) req.headers.push_back("If-Modified-Since: " + have.last_modified);
+    else if (!have.last_modified.empty()) req.headers.push_back("If-Modified-Since: " + have.last_modified);
     req.body_limit = 64 << 10;  // error bodies only
     req.sink = [&](std::string_view chunk) -> util::Status {
         if (body.size() + chunk.size() > max_bytes)

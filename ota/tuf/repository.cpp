@@ -430,6 +430,7 @@ util::Result<std::optional<uint64_t>> Repository::current_manifest_version(std::
 util::Result<std::string> Repository::release(std::string_view channel, std::string_view manifest,
                                               const std::vector<PrivateKey> &role_keys, int64_t now,
                                               const json::Value &custom) {
+    TRY(not_staged());
     auto path = TRY(channel_target(channel));
     auto rev = TRY(parse_revision(manifest));
     if (auto current = TRY(current_manifest_version(path)); current && rev.version <= *current)
@@ -498,6 +499,7 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
 
 util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, int64_t now,
                                                 const std::vector<PrivateKey> &team_keys) {
+    TRY(not_staged());
     RefreshResult out;
     if (root_.expires - now < within.value_or(expiry_.root / 2))
         out.warnings.push_back(util::cat("root version ", root_.version, " expires at ", format_expiry(root_.expires),
@@ -543,6 +545,7 @@ util::Result<RefreshResult> Repository::refresh(std::optional<int64_t> within, i
 }
 
 util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &opts, int64_t now) {
+    TRY(not_staged());
     if (!is_top_role(opts.role))
         return util::Error::msg(util::cat("unknown role ", util::quote(opts.role), " (root, targets, snapshot or timestamp)"));
     const Role &current = root_.roles.at(opts.role);
@@ -598,12 +601,15 @@ util::Result<std::vector<std::string>> Repository::rotate(const RotateOptions &o
     root_ = TRY(parse_root(TRY(envelope_of(root))));
     if (opts.role == "targets") targets_.dirty = true;
     if (opts.role == "snapshot") snapshot_.dirty = true;
-    if (opts.role == "timestamp") timestamp_.dirty = true;
+    // A new timestamp in any case: clients polling conditionally probe for
+    // a new root only when the timestamp changed (client.hpp).
+    timestamp_.dirty = true;
     TRY(commit(now));
     return ids;
 }
 
 util::Status Repository::delegate(const DelegateOptions &opts, int64_t now) {
+    TRY(not_staged());
     TRY(check_role_name(opts.role));
     if (opts.succinct) {
         if (!opts.paths.empty())
@@ -737,10 +743,15 @@ util::Result<std::set<std::string>> Repository::external_for(const std::string &
     return ids;
 }
 
-util::Status Repository::commit(int64_t now) {
+util::Status Repository::not_staged() const {
     if (staged_ && !signing_)
         return util::Error::msg(util::cat("a change waits for signatures (", util::join(pending_, "; "),
                                           "): `berth fleet sign` it or drop it with `berth fleet sign --discard` first"));
+    return util::ok();
+}
+
+util::Status Repository::commit(int64_t now) {
+    TRY(not_staged());
     TRY(sign_changes(now));
     if (!pending_.empty()) return write_staged();
     TRY(write_changes());

@@ -197,6 +197,8 @@ private:
     util::Status sign_changes(int64_t now);
     /// Writes what sign_changes made, timestamp.json last.
     util::Status write_changes();
+    /// Refuses a command while a change waits for signatures (but sign_staged's).
+    util::Status not_staged() const;
     /// The ids of keys held elsewhere for the keys in `dir` (on disk and new).
     util::Result<std::set<std::string>> external_for(const std::string &dir) const;
     /// Writes the new key files (private keys, `.external` markers).

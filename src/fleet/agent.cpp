@@ -580,6 +580,9 @@ util::Result<std::unique_ptr<Agent>> start_agent(AgentConfig config, const util:
         img::HttpOptions http;
         http.ca_file = config.ca_file;
         http.connect_timeout_s = 20;
+        // Each refresh is a new process: the TLS session kept here lets its
+        // handshake resume instead of carrying the certificate chain again.
+        http.tls_session_dir = dir;
         seams.refresher = child_refresher(loop, std::move(s), std::move(http), config.refresh_timeout_ms, hooks.expect_child);
     }
     auto outbox = TRY(Outbox::open(util::path_join(dir, "outbox"), config.outbox_max_bytes));
