@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "util/strings.hpp"
 
@@ -56,6 +58,9 @@ FastGunzip::FastGunzip(int fd) : fd_(fd), state_(new State), in_(new uint8_t[kIn
 FastGunzip::~FastGunzip() = default;
 
 std::unique_ptr<FastGunzip> FastGunzip::open(int fd) {
+    // BERTH_INFLATE=zlib keeps libarchive's zlib filter even where ISA-L is
+    // installed: the tests run the unpacker both ways on such machines.
+    if (const char *v = std::getenv("BERTH_INFLATE"); v && std::string_view(v) == "zlib") return nullptr;
     const Isal *f = isal_functions();
     if (!f) return nullptr;
     std::unique_ptr<FastGunzip> g(new FastGunzip(fd));

@@ -25,7 +25,8 @@ namespace img {
 class FastGunzip {
 public:
     /// A decompressor reading the gzip stream from `fd`; nullptr when
-    /// ISA-L is not available (not built in, or the library is missing).
+    /// ISA-L is not available (not built in, or the library is missing)
+    /// or BERTH_INFLATE=zlib asks for zlib.
     static std::unique_ptr<FastGunzip> open(int fd);
     ~FastGunzip();
 
