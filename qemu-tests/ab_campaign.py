@@ -79,6 +79,10 @@ def committed_re(rev):
     return rf"\] berth: .*update: revision {rev} committed"
 
 
+def abandoned_re(rev):
+    return rf"\] berth: .*update: revision {rev} rolled back"
+
+
 class Campaign:
     def __init__(self, args, tmp):
         self.args, self.tmp = args, tmp
@@ -163,7 +167,9 @@ class Campaign:
         self.aimed[aim] += 1
         first = m.start()
         t_on = m.lines[first][0]
-        done = committed_re(self.rev)
+        # The update finished: committed, or abandoned (decided at this
+        # start in the old slot: the phase aimed at will not come).
+        done = rf"{committed_re(self.rev)}|{abandoned_re(self.rev)}"
         wait = BOOT_TIMEOUT + 3 * self.took["install"]
         if aim in ("download", "read-back"):
             hit = self.first_of(first, [APPLY, done], wait)
@@ -181,7 +187,7 @@ class Campaign:
         if hit is None:
             delay = 0  # nothing came in time: cut now, judged below
         elif hit[0] == 1:
-            delay = self.rng.uniform(0, 2)  # already committed: a cut in the idle box
+            delay = self.rng.uniform(0, 2)  # already committed or abandoned: a cut in the idle box
         time.sleep(delay)
         m.kill()
         self.cuts += 1
@@ -201,6 +207,8 @@ class Campaign:
         (`d`: rig.device_state() after the cut)."""
         if self.lines(since, committed_re(self.rev)):
             return "after the commit"
+        if self.lines(since, abandoned_re(self.rev)):
+            return "after the update was abandoned"
         booted = self.lines(since, rf"berth-ab: booting slot {self.target}")
         if booted:
             up = [t for t, _ in self.lines(since, rf"BERTH-AB up slot={self.target}") if t >= booted[-1][0]]
@@ -276,7 +284,7 @@ class Campaign:
             first = None
         else:
             first = m.start()
-            abandoned = rf"\] berth: .*update: revision {self.rev} rolled back"
+            abandoned = abandoned_re(self.rev)
             hit = self.first_of(first, [committed_re(self.rev), abandoned],
                                 BOOT_TIMEOUT * 3 + self.took["install"] * 3)
             if hit is None:
