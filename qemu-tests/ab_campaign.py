@@ -155,12 +155,16 @@ class Campaign:
         return None
 
     def feasible(self, aim):
-        """`aim`, or the new slot's first boot when the update is past the
-        install already (its last cut hit the switch or later: the next
-        power-on goes on from there, a download will not come again)."""
-        if self.reached in ("switch", "first-boot", "commit") and PHASES.index(aim) < PHASES.index("first-boot"):
-            return "first-boot"
-        return aim
+        """`aim`, or a later phase when the update is past it already (the
+        next power-on goes on from where the last cut left it: no download
+        comes again once a cut hit the switch). A download, read-back or
+        switch aimed at after a cut hit the switch moves to the new slot's
+        first boot; after one hit that boot or the commit, to the commit
+        (not to the first boot: cuts before berth in the new slot use up its
+        counter, the draws decide how many)."""
+        if aim not in ("download", "read-back", "switch"):
+            return aim
+        return {"switch": "first-boot", "first-boot": "commit", "commit": "commit"}.get(self.reached, aim)
 
     def cut_once(self, aim):
         m = self.rig.machine
