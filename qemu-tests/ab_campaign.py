@@ -19,7 +19,8 @@ the machine is powered on and cut at a random instant within that phase as
 the console shows it (berth's log lines, U-Boot's, ab_init.sh's; the
 phases' durations learnt from the uncut runs), so every restart takes the
 update on from where the last cut left it (once it is committed, its
-remaining cuts go to the next update). The phase each cut really hit is
+remaining cuts go to the next update; an aim the update is past, a download
+once a cut hit the switch or later, moves to the new slot's first boot). The phase each cut really hit is
 judged afterwards from the console and the disk, and counted.
 
 After every cut, offline (QEMU dead):
@@ -36,7 +37,12 @@ After every cut, offline (QEMU dead):
 After every update, the box powered on and left alone until berth
 committed it (or abandoned it), then cut and checked: it booted, the slot
 it runs says the system version state.json commits and holds its image,
-nothing is staging or trying, the booted slot is first in BOOT_ORDER.
+nothing is staging or trying, the booted slot is first in BOOT_ORDER. An
+update a cut's power-on finished already gets no power-on of its own: the
+next power-on must boot the committed slot and version and run berth. A
+good update abandoned is a failure unless the counter ran out (3 boots of
+the tried slot in a row without berth's "trial boot" line) or the
+trial-boot bound was reached (docs/updater.md, "Trial boots").
 
 Prints every cut (its phase, the instant), then the cuts per minute, the
 cut points by phase and every failure with its evidence (the console's
@@ -73,6 +79,10 @@ def committed_re(rev):
     return rf"\] berth: .*update: revision {rev} committed"
 
 
+def abandoned_re(rev):
+    return rf"\] berth: .*update: revision {rev} rolled back"
+
+
 class Campaign:
     def __init__(self, args, tmp):
         self.args, self.tmp = args, tmp
@@ -84,6 +94,7 @@ class Campaign:
         self.failures = []
         self.updates = {"finished": 0, "abandoned": 0}
         self.expect_boot = None  # (slot, version) the next power-on must boot (check_booted)
+        self.reached = None  # the phase the current update's last cut hit
         # Phase durations (s), learnt from what the console shows.
         self.took = {"install": 15.0, "boot": 20.0, "commit": 8.0}
 
@@ -143,12 +154,26 @@ class Campaign:
                 return i, hit[1], hit[0]
         return None
 
+    def feasible(self, aim):
+        """`aim`, or a later phase when the update is past it already (the
+        next power-on goes on from where the last cut left it: no download
+        comes again once a cut hit the switch). A download, read-back or
+        switch aimed at after a cut hit the switch moves to the new slot's
+        first boot; after one hit that boot or the commit, to the commit
+        (not to the first boot: cuts before berth in the new slot use up its
+        counter, the draws decide how many)."""
+        if aim not in ("download", "read-back", "switch"):
+            return aim
+        return {"switch": "first-boot", "first-boot": "commit", "commit": "commit"}.get(self.reached, aim)
+
     def cut_once(self, aim):
         m = self.rig.machine
         self.aimed[aim] += 1
         first = m.start()
         t_on = m.lines[first][0]
-        done = committed_re(self.rev)
+        # The update finished: committed, or abandoned (decided at this
+        # start in the old slot: the phase aimed at will not come).
+        done = rf"{committed_re(self.rev)}|{abandoned_re(self.rev)}"
         wait = BOOT_TIMEOUT + 3 * self.took["install"]
         if aim in ("download", "read-back"):
             hit = self.first_of(first, [APPLY, done], wait)
@@ -166,13 +191,14 @@ class Campaign:
         if hit is None:
             delay = 0  # nothing came in time: cut now, judged below
         elif hit[0] == 1:
-            delay = self.rng.uniform(0, 2)  # already committed: a cut in the idle box
+            delay = self.rng.uniform(0, 2)  # already committed or abandoned: a cut in the idle box
         time.sleep(delay)
         m.kill()
         self.cuts += 1
         d = self.rig.device_state(extra=[f"slots/{self.target}.json"])
         phase = self.judge(first, d)
         self.hit[phase] = self.hit.get(phase, 0) + 1
+        self.reached = phase
         print(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
               f"(update to revision {self.rev}, system {self.sys} in slot {self.target})", flush=True)
         self.check_booted(first)
@@ -185,6 +211,8 @@ class Campaign:
         (`d`: rig.device_state() after the cut)."""
         if self.lines(since, committed_re(self.rev)):
             return "after the commit"
+        if self.lines(since, abandoned_re(self.rev)):
+            return "after the update was abandoned"
         booted = self.lines(since, rf"berth-ab: booting slot {self.target}")
         if booted:
             up = [t for t, _ in self.lines(since, rf"BERTH-AB up slot={self.target}") if t >= booted[-1][0]]
@@ -260,7 +288,7 @@ class Campaign:
             first = None
         else:
             first = m.start()
-            abandoned = rf"\] berth: .*update: revision {self.rev} rolled back"
+            abandoned = abandoned_re(self.rev)
             hit = self.first_of(first, [committed_re(self.rev), abandoned],
                                 BOOT_TIMEOUT * 3 + self.took["install"] * 3)
             if hit is None:
@@ -405,10 +433,11 @@ class Campaign:
                 # be drawn twice): each cut's restart takes the update on
                 # from where the cut left it.
                 n = min(self.args.cuts_per_update, self.args.cuts - self.cuts)
+                self.reached = None  # the phase the update's last cut hit
                 for aim in sorted(self.rng.choices(PHASES, k=n), key=PHASES.index):
                     if self.done or not time_left():
                         break  # the rest go to the next update (or the time is up)
-                    self.cut_once(aim)
+                    self.cut_once(self.feasible(aim))
                 self.settle()
             except Failed as e:
                 self.rig.machine.kill()
