@@ -8,6 +8,7 @@
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -139,6 +140,7 @@ private:
     std::unique_ptr<fleet::Agent> agent_;
     std::optional<Watchdog> wd_;
     util::EventLoop::TimerId heartbeat_ = 0;
+    int64_t heartbeat_due_ms_ = 0;  ///< when the next heartbeat should run (monotonic); 0 before the first
     std::optional<PowerAction> shutdown_;
 
     struct Trying {
@@ -245,6 +247,14 @@ void Daemon::rotate_log() {
 }
 
 void Daemon::heartbeat() {
+    // A heartbeat later than a whole period: the loop was blocked (or the
+    // machine starved of CPU) for most of the watchdog's timeout. Said in
+    // the log, so a watchdog reset can be told from a hung loop.
+    int64_t late = heartbeat_due_ms_ ? util::monotonic_ms() - heartbeat_due_ms_ : 0;
+    int64_t period = wd_ ? std::max<int64_t>(500, wd_->timeout() * 1000 / 3) : kHeartbeatMs;
+    if (late > period)
+        util::log::warn("the main loop was ", late, " ms late to its heartbeat",
+                        wd_ ? cat(" (the watchdog's timeout is ", wd_->timeout(), " s)") : std::string());
     rotate_log();
     if (!util::failpoint("daemon.hang")) {
         util::log::warn("failpoint daemon.hang: the main loop hangs");
@@ -252,8 +262,14 @@ void Daemon::heartbeat() {
     }
     if (wd_)
         if (auto st = wd_->feed(); !st) util::log::error("feed the watchdog: ", st.error().message());
-    int64_t period = wd_ ? std::max<int64_t>(500, wd_->timeout() * 1000 / 3) : kHeartbeatMs;
+    heartbeat_due_ms_ = util::monotonic_ms() + period;
     heartbeat_ = loop_->after(period, [this] { heartbeat(); });
+    if (!util::failpoint("daemon.stall")) {  // blocks the loop past the next heartbeat's time
+        util::log::warn("failpoint daemon.stall: the main loop stalls for 3 s");
+        struct timespec ts{3, 0};
+        while (::nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+    }
 }
 
 void Daemon::on_signal() {
