@@ -20,22 +20,13 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet_repo_lib as lib  # noqa: E402
 
-IMAGE = "localhost:5000/app@sha256:" + "a" * 64
-
-
-def manifest(path, version):
-    doc = {"version": version, "name": f"app {version}", "containers": [{"name": "app", "image": IMAGE}]}
-    data = (json.dumps(doc, indent=2) + "\n").encode()
-    with open(path, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
+manifest = lib.manifest
 
 
 def bin_of(path, bits, prefix):
@@ -68,16 +59,7 @@ def main():
     os.chmod(work, 0o755)
     servers = []
     try:
-        def fleet(*args, ok=True, err=None):
-            r = subprocess.run(berth + ["fleet", *args], capture_output=True, text=True)
-            if ok and r.returncode != 0:
-                raise AssertionError(f"berth fleet {' '.join(args)}: {r.stderr.strip()}")
-            if not ok:
-                if r.returncode == 0:
-                    raise AssertionError(f"berth fleet {' '.join(args)} succeeded")
-                if err not in r.stderr or r.stderr.count("\n") != 1:
-                    raise AssertionError(f"berth fleet {' '.join(args)}: expected one line with {err!r}, got {r.stderr!r}")
-            return r
+        fleet = lib.fleet_runner(berth)
 
         def key(name):
             k = os.path.join(work, name + ".pem")

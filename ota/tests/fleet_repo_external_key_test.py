@@ -18,7 +18,6 @@ refreshes and must deliver exactly what was published:
 
 Exit 77 when nginx or openssl (or, for tuf-js, node and tuf-js) is missing.
 """
-import hashlib
 import json
 import os
 import shlex
@@ -30,16 +29,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet_repo_lib as lib  # noqa: E402
 
-IMAGE = "localhost:5000/app@sha256:" + "a" * 64
+manifest = lib.manifest
 STABLE = "channels/stable/manifest.json"
-
-
-def manifest(path, version):
-    doc = {"version": version, "name": f"app {version}", "containers": [{"name": "app", "image": IMAGE}]}
-    data = (json.dumps(doc, indent=2) + "\n").encode()
-    with open(path, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
 
 
 def hsm_key(path):
@@ -63,16 +54,7 @@ def main():
         if not shutil.which("openssl"):
             raise lib.Skip("openssl is not installed")
 
-        def fleet(*args, ok=True, err=None):
-            r = subprocess.run(berth + ["fleet", *args], capture_output=True, text=True)
-            if ok and r.returncode != 0:
-                raise AssertionError(f"berth fleet {' '.join(args)}: {r.stderr.strip()}")
-            if not ok:
-                if r.returncode == 0:
-                    raise AssertionError(f"berth fleet {' '.join(args)} succeeded")
-                if err not in r.stderr or r.stderr.count("\n") != 1:
-                    raise AssertionError(f"berth fleet {' '.join(args)}: expected one line with {err!r}, got {r.stderr!r}")
-            return r
+        fleet = lib.fleet_runner(berth)
 
         def serve(repo, sub):
             os.makedirs(os.path.join(work, sub))

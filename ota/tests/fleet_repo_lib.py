@@ -28,6 +28,34 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "image", "tests"))
 from remote_lib import free_port  # noqa: E402
 
 
+IMAGE = "localhost:5000/app@sha256:" + "a" * 64  # the image every test manifest names
+
+
+def manifest(path, version):
+    """Writes an update manifest of VERSION to PATH; returns its sha256 (hex)."""
+    doc = {"version": version, "name": f"app {version}", "containers": [{"name": "app", "image": IMAGE}]}
+    data = (json.dumps(doc, indent=2) + "\n").encode()
+    with open(path, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def fleet_runner(berth):
+    """fleet(*args, ok=True, err=None): runs `berth fleet ARGS`; with ok=False
+    it must fail, and with err its stderr must be one line containing err."""
+    def fleet(*args, ok=True, err=None):
+        r = subprocess.run(berth + ["fleet", *args], capture_output=True, text=True)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"berth fleet {' '.join(args)}: {r.stderr.strip()}")
+        if not ok:
+            if r.returncode == 0:
+                raise AssertionError(f"berth fleet {' '.join(args)} succeeded")
+            if err is not None and (err not in r.stderr or r.stderr.count("\n") != 1):
+                raise AssertionError(f"berth fleet {' '.join(args)}: expected one line with {err!r}, got {r.stderr!r}")
+        return r
+    return fleet
+
+
 class Skip(Exception):
     """A test needs something this machine lacks: exit 77 with the reason."""
 

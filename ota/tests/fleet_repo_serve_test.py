@@ -18,22 +18,13 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet_repo_lib as lib  # noqa: E402
 
-IMAGE = "localhost:5000/app@sha256:" + "a" * 64
-
-
-def manifest(path, version):
-    doc = {"version": version, "name": f"app {version}", "containers": [{"name": "app", "image": IMAGE}]}
-    data = (json.dumps(doc, indent=2) + "\n").encode()
-    with open(path, "wb") as f:
-        f.write(data)
-    return hashlib.sha256(data).hexdigest()
+manifest = lib.manifest
 
 
 def main():
@@ -49,13 +40,7 @@ def main():
         repo = os.path.join(work, "repo")
         keys = repo + ".keys"
 
-        def fleet(*args, ok=True):
-            r = subprocess.run(berth + ["fleet", *args], capture_output=True, text=True)
-            if ok and r.returncode != 0:
-                raise AssertionError(f"berth fleet {' '.join(args)}: {r.stderr.strip()}")
-            if not ok and r.returncode == 0:
-                raise AssertionError(f"berth fleet {' '.join(args)} succeeded")
-            return r
+        fleet = lib.fleet_runner(berth)
 
         fleet("init", repo)
         nginx = lib.Nginx(repo).start()
