@@ -324,6 +324,7 @@ std::optional<std::string> cmdline_value(std::string_view cmdline, std::string_v
 }
 
 util::Result<BoardPath> find_board(const std::string &flag, std::string_view cmdline, std::string_view default_path) {
+    if (flag == "none") return util::Error::with_code(ENOENT, "no board profile (--board none)");
     if (!flag.empty()) return BoardPath{flag, "--board"};
     if (auto p = cmdline_value(cmdline, "berth.board"); p && !p->empty())
         return BoardPath{*p, "berth.board= on the kernel command line"};

@@ -101,6 +101,14 @@ class Run:
         self.good = self.slot(None)
         self.broken = self.slot("init")
         self.broken_kernel = self.slot("kernel")
+        # The data partition's seed: berth runs with `--board none`, so that
+        # what the environment shows is U-Boot's script alone (with the
+        # slot's /etc/berth/board.json berth would give the booted slot its
+        # counter back: docs/updater.md; ab_update_test.py tests that).
+        self.no_board = os.path.join(tmp, "data-seed")
+        os.makedirs(os.path.join(self.no_board, "ab"), exist_ok=True)
+        with open(os.path.join(self.no_board, "ab", "daemon-args"), "w") as f:
+            f.write("--board none\n")
 
     def slot(self, broken):
         t0 = time.monotonic()
@@ -146,7 +154,7 @@ class Run:
     # ------------------------------------------------------------ the stages
 
     def stage_env(self):
-        ab_image.build_disk(self.disk, self.good, self.broken, {}, board=self.args.board)
+        ab_image.build_disk(self.disk, self.good, self.broken, {}, board=self.args.board, data_dir=self.no_board)
         copies = ab_image.env_config(self.disk, os.path.join(self.tmp, "fw_env.config"))
 
         def uboot_picks(expect_order):
@@ -202,7 +210,7 @@ class Run:
         expect(said and said[0].groups() == (slot, root), f"the kernel command line names slot {slot}, root {root}")
 
     def stage_a(self):
-        ab_image.build_disk(self.disk, self.good, self.broken, {}, board=self.args.board)
+        ab_image.build_disk(self.disk, self.good, self.broken, {}, board=self.args.board, data_dir=self.no_board)
         self.boots("A", "/dev/vda2")
         expect(self.env() == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "3"},
                "BOOT_A_LEFT went 3 -> 2 on the disk (nothing marked the slot good)")
@@ -210,7 +218,7 @@ class Run:
     def fall_back(self, broken, timeout):
         """Slot B gets `broken` and is tried first; returns the console's first line index."""
         if not os.path.exists(self.disk):
-            ab_image.build_disk(self.disk, self.good, broken, {}, board=self.args.board)
+            ab_image.build_disk(self.disk, self.good, broken, {}, board=self.args.board, data_dir=self.no_board)
         ab_image.write_slot(self.disk, "B", broken)
         # As an updater would after writing slot B: A marked good, B to be tried.
         ab_image.env_write(self.disk, {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"})
@@ -264,7 +272,7 @@ class Run:
 
     def stage_good(self):
         if not os.path.exists(self.disk):
-            ab_image.build_disk(self.disk, self.good, self.broken, {"BOOT_ORDER": "B A"}, board=self.args.board)
+            ab_image.build_disk(self.disk, self.good, self.broken, {"BOOT_ORDER": "B A"}, board=self.args.board, data_dir=self.no_board)
         ab_image.write_slot(self.disk, "B", self.good)
         ab_image.env_write(self.disk, {"BOOT_ORDER": "B A", "BOOT_B_LEFT": "3"})
         env0 = self.env()
@@ -286,7 +294,7 @@ class Run:
         rng = random.Random(self.args.seed)
         print(f"  {self.args.cuts} cuts, seed {self.args.seed}", flush=True)
         ab_image.build_disk(self.disk, self.good, self.broken_kernel,
-                            {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "9", "BOOT_B_LEFT": "3"}, board=self.args.board)
+                            {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "9", "BOOT_B_LEFT": "3"}, board=self.args.board, data_dir=self.no_board)
         prev = self.env()
         points, torn = {}, 0
         for i in range(self.args.cuts):
@@ -332,7 +340,7 @@ class Run:
 
     def stage_exhausted(self):
         ab_image.build_disk(self.disk, self.broken_kernel, self.broken_kernel,
-                            {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "1", "BOOT_B_LEFT": "1"}, board=self.args.board)
+                            {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "1", "BOOT_B_LEFT": "1"}, board=self.args.board, data_dir=self.no_board)
         first, m = self.boot(r"berth-ab: booting slot A \(BOOT_A_LEFT=2 BOOT_B_LEFT=3 saved\)",
                              3 * self.args.boot_timeout)
         self.machine.kill()

@@ -177,6 +177,15 @@ TEST_CASE("no board is an ENOENT error naming the three ways", "[board]") {
     CHECK(f.error().message().find("give --board, berth.board= on the kernel command line, or install ") != std::string::npos);
 }
 
+TEST_CASE("--board none means no board even where the command line and the default path name one", "[board]") {
+    ota_test::Scratch dir;
+    std::string def = dir.write("board.json", R"({"name": "default"})");
+    auto f = find_board("none", "berth.board=/cmd.json", def);
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.error().code == ENOENT);
+    CHECK(f.error().message().starts_with("no board profile (--board none)"));
+}
+
 TEST_CASE("the last kernel command line value counts", "[board]") {
     CHECK(cmdline_value("rauc.slot=A rauc.slot=B\n", "rauc.slot") == std::optional<std::string>("B"));
     CHECK(cmdline_value("xrauc.slot=A", "rauc.slot") == std::nullopt);

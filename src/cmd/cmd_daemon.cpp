@@ -136,7 +136,7 @@ util::Result<int> run_daemon_cmd(const cli::GlobalOptions &g, const util::Parsed
 const util::OptSpec kDaemonOptions[] = {
     {"store", 0, true, "DIR", "the device root (default /var/lib/berth)"},
     {"init", 0, false, nullptr, "do PID 1's work (mount, kmsg log, power off) even when not PID 1"},
-    {"board", 0, true, "FILE", "the board profile (default: berth.board= on the kernel command line, else /etc/berth/board.json)"},
+    {"board", 0, true, "FILE", "the board profile, or none (default: berth.board= on the kernel command line, else /etc/berth/board.json)"},
     {"watchdog", 0, true, "DEV", "feed this watchdog device (e.g. /dev/watchdog)"},
     {"watchdog-timeout", 0, true, "S", "the watchdog's timeout in seconds (default 30)"},
     {"policy", 0, true, "FILE", "trust policy for the images of updates (default <store>/policy.json, else keys in <store>/trust)"},
