@@ -18,10 +18,8 @@ Exit 77 when nginx (or, for tuf-js, node and tuf-js) is missing.
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet_repo_lib as lib  # noqa: E402
@@ -50,13 +48,10 @@ def role(repo, name):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in ("berth", "tuf-js"):
-        print(__doc__)
+    args = lib.test_args(__doc__, "berth-fleet-deleg-")
+    if args is None:
         return 2
-    berth = shlex.split(os.environ.get("MESON_EXE_WRAPPER", "")) + [sys.argv[1]]
-    kind = sys.argv[2]
-    work = tempfile.mkdtemp(prefix="berth-fleet-deleg-")
-    os.chmod(work, 0o755)
+    berth, kind, work = args
     servers = []
     try:
         fleet = lib.fleet_runner(berth)

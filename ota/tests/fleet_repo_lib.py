@@ -13,6 +13,7 @@
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,18 @@ def manifest(path, version):
     with open(path, "wb") as f:
         f.write(data)
     return hashlib.sha256(data).hexdigest()
+
+
+def test_args(doc, prefix):
+    """(berth command, client kind, a fresh 0755 work directory) from
+    `TEST BERTH berth|tuf-js`; None (after printing doc) on bad arguments."""
+    if len(sys.argv) != 3 or sys.argv[2] not in ("berth", "tuf-js"):
+        print(doc)
+        return None
+    berth = shlex.split(os.environ.get("MESON_EXE_WRAPPER", "")) + [sys.argv[1]]
+    work = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(work, 0o755)
+    return berth, sys.argv[2], work
 
 
 def fleet_runner(berth):

@@ -16,10 +16,8 @@ Exit 77 when nginx (or, for tuf-js, node and tuf-js) is missing.
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet_repo_lib as lib  # noqa: E402
@@ -28,13 +26,10 @@ manifest = lib.manifest
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in ("berth", "tuf-js"):
-        print(__doc__)
+    args = lib.test_args(__doc__, "berth-fleet-serve-")
+    if args is None:
         return 2
-    berth = shlex.split(os.environ.get("MESON_EXE_WRAPPER", "")) + [sys.argv[1]]
-    kind = sys.argv[2]
-    work = tempfile.mkdtemp(prefix="berth-fleet-serve-")
-    os.chmod(work, 0o755)
+    berth, kind, work = args
     nginx = None
     try:
         repo = os.path.join(work, "repo")
