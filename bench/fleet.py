@@ -422,10 +422,16 @@ def run(h):
     off = h.registry_bytes(0)[2]
     h.release(2, images[2][0])
     cpu0 = h.cpu()
+    perf = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-F", "1999", "-o", o.perf_push],
+                            stdout=subprocess.DEVNULL) if o.perf_push else None
     t0 = time.time()
     h.publish()
     lat = h.wait_committed(2, t0, o.timeout_s)
     cpu1 = h.cpu()
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        log(f"perf profile of the push (all CPUs): {o.perf_push}")
     results["push"] = lat
     log(latency_line("push", lat, n))
     dev_cpu, srv_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
@@ -561,6 +567,8 @@ def main():
     ap.add_argument("--down-s", type=int, default=10, help="how long the broker is down")
     ap.add_argument("--timeout-s", type=int, default=600, help="the longest wait for every device to commit")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--perf-push", metavar="FILE",
+                    help="record a system-wide perf profile (perf record -a -g) of the push into FILE")
     o = ap.parse_args()
     # What is missing: skipped (77), as the slow suite's tests do.
     if os.geteuid() != 0:

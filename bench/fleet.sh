@@ -29,7 +29,7 @@
 #   stuck         devices not on the last release at the end (goal 0)
 #
 #   bench/fleet.sh [--devices N] [--keepalive-s S] [--idle-s S] [--poll-ms MS]
-#                  [--down-s S] [--layer-kib K] [--keep]
+#                  [--down-s S] [--layer-kib K] [--keep] [--perf-push FILE]
 #                  (BERTH=/path/to/berth; default build/src/berth)
 #
 # Everything it made (namespaces, bridge, processes, the temporary

@@ -36,6 +36,9 @@ constexpr size_t kConfigMaxBytes = 64 << 10;
 constexpr size_t kPushMaxBytes = 16 << 10;  ///< the TUF client's timestamp bound
 constexpr uint64_t kSeqBlock = 64;           ///< report sequence numbers reserved at a time (state.json)
 constexpr size_t kStateMaxBytes = 4096;
+/// How long a report may wait for the broker's PUBACK before it is written to
+/// the outbox's file (while a broker is connected; without one, at once).
+constexpr int64_t kOutboxGraceMs = 2000;
 /// A deployment the updater fails to apply (a registry down during the
 /// pull, a disk full) is tried at this many refreshes, then given up.
 constexpr unsigned kApplyAttempts = 3;
@@ -167,6 +170,12 @@ private:
     /// without a gap before them leave the outbox.
     void on_acked(std::string_view topic, int mid);
     std::optional<int> publish(const std::string &doc);
+    /// The outbox's file after a change: written at once while no broker
+    /// takes reports; while one is connected, only when a report is still
+    /// unacknowledged kOutboxGraceMs later (one acknowledged sooner never
+    /// costs a write).
+    void keep_outbox();
+    void sync_outbox();
     void report_bytes(std::string_view state, std::string_view detail, std::string_view deployment,
                       std::optional<uint64_t> bytes);
     Value status_doc(std::string_view state, std::string_view detail, std::optional<uint64_t> bytes) const;
@@ -192,6 +201,7 @@ private:
     std::deque<InFlight> in_flight_;
 
     util::EventLoop::TimerId timer_ = 0;
+    util::EventLoop::TimerId outbox_timer_ = 0;
     bool refreshing_ = false, applying_ = false, stopped_ = false;
     bool pending_poll_ = false;
     std::string pending_push_;    ///< the newest push that came during a refresh or an apply
@@ -253,6 +263,7 @@ void AgentImpl::stop() {
     stopped_ = true;
     loop_.cancel(timer_);
     timer_ = 0;
+    sync_outbox();
     if (refresher_) refresher_->cancel();
     if (mqtt_) {
         // A DISCONNECT suppresses the will: say it ourselves.
@@ -459,6 +470,7 @@ void AgentImpl::on_connection(bool up, std::string_view why) {
     if (stopped_) return;
     if (!up) {
         in_flight_.clear();  // unacknowledged reports go again on the next connection
+        sync_outbox();
         util::log::info("fleet: mqtt: disconnected", why.empty() ? "" : ": ", why);
         // Nobody pushes now: back to the polling interval.
         if (timer_ && loop_.remaining(timer_) > poll_interval() + poll_interval() / 2)
@@ -527,6 +539,27 @@ void AgentImpl::on_acked(std::string_view topic, int mid) {
     if (done == 0) return;
     in_flight_.erase(in_flight_.begin(), in_flight_.begin() + ptrdiff_t(done));
     if (auto st = outbox_.pop(done); !st) util::log::error("fleet: ", st.error().message());
+    keep_outbox();
+}
+
+void AgentImpl::keep_outbox() {
+    if (outbox_.synced()) {
+        loop_.cancel(outbox_timer_);
+        outbox_timer_ = 0;
+    } else if (!mqtt_ || !mqtt_->connected()) {
+        sync_outbox();
+    } else if (!outbox_timer_) {
+        outbox_timer_ = loop_.after(kOutboxGraceMs, [this] {
+            outbox_timer_ = 0;
+            sync_outbox();
+        });
+    }
+}
+
+void AgentImpl::sync_outbox() {
+    loop_.cancel(outbox_timer_);
+    outbox_timer_ = 0;
+    if (auto st = outbox_.sync(); !st) util::log::error("fleet: ", st.error().message());
 }
 
 void AgentImpl::report_bytes(std::string_view state, std::string_view detail, std::string_view deployment,
@@ -542,7 +575,8 @@ void AgentImpl::report_bytes(std::string_view state, std::string_view detail, st
     std::string doc = util::json::dump(status_doc(state, detail, bytes));
     util::log::info("fleet: status ", state, detail.empty() ? "" : ": ", detail);
     // Queued first, sent from the queue, removed when the broker acknowledged
-    // it: a crash or a lost connection before the PUBACK sends it again.
+    // it: a lost connection before the PUBACK sends it again, and so does a
+    // crash once the report is in the file (keep_outbox).
     size_t dropped = outbox_.dropped();
     if (auto st = outbox_.push(doc); !st) {
         util::log::error("fleet: ", st.error().message());
@@ -552,6 +586,7 @@ void AgentImpl::report_bytes(std::string_view state, std::string_view detail, st
     // The bound dropped the oldest reports, perhaps some in flight.
     for (size_t n = outbox_.dropped() - dropped; n > 0 && !in_flight_.empty(); n--) in_flight_.pop_front();
     flush();
+    keep_outbox();
 }
 
 uint64_t random_seed() {

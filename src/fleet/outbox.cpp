@@ -18,6 +18,7 @@ util::Result<Outbox> Outbox::open(std::string path, size_t max_bytes) {
         if (text.error().code != ENOENT) return std::move(text).error().wrap(util::cat("outbox ", util::quote(o.path_)));
         return o;
     }
+    o.on_disk_ = true;
     for (auto &line : util::split(*text, '\n')) {
         if (line.empty()) continue;
         o.bytes_ += line.size() + 1;
@@ -25,7 +26,8 @@ util::Result<Outbox> Outbox::open(std::string path, size_t max_bytes) {
     }
     if (o.bytes_ > o.max_) {
         o.trim(0);
-        TRY(o.save());
+        o.dirty_ = true;  // not a new report, but the file is over the bound
+        TRY(o.sync());
     }
     return o;
 }
@@ -46,7 +48,8 @@ util::Status Outbox::push(std::string_view report) {
     trim(need);
     entries_.emplace_back(report);
     bytes_ += need;
-    return save();
+    dirty_ = true;
+    return util::ok();
 }
 
 util::Status Outbox::pop(size_t n) {
@@ -55,25 +58,26 @@ util::Status Outbox::pop(size_t n) {
         bytes_ -= entries_.front().size() + 1;
         entries_.pop_front();
     }
-    if (entries_.empty()) {
-        // The usual case (every report acknowledged): no new content to make
-        // durable. A power cut that brings the file back only sends
-        // acknowledged reports again, which their (deployment, seq) key makes
-        // harmless.
-        if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return util::Error::from_errno(util::cat("remove ", util::quote(path_)));
-        return {};
-    }
-    return save();
+    if (!entries_.empty()) return util::ok();
+    dirty_ = false;  // the usual case: every report acknowledged
+    if (on_disk_ && ::unlink(path_.c_str()) != 0 && errno != ENOENT)
+        return util::Error::from_errno(util::cat("remove ", util::quote(path_)));
+    on_disk_ = false;
+    return util::ok();
 }
 
-util::Status Outbox::save() const {
+util::Status Outbox::sync() {
+    if (!dirty_) return util::ok();
     std::string text;
     text.reserve(bytes_);
     for (const auto &e : entries_) {
         text += e;
         text += '\n';
     }
-    return util::atomic_write_file(path_, text, 0600);
+    TRY(util::atomic_write_file(path_, text, 0600));
+    on_disk_ = true;
+    dirty_ = false;
+    return util::ok();
 }
 
 }  // namespace fleet
