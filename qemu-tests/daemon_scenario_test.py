@@ -86,7 +86,7 @@ import tempfile
 import threading
 import time
 
-from boot_test import HERE, skip
+from boot_test import CMDLINE, HERE, skip
 from console import ConsoleLines
 from daemon_test import IMAGE, disk_problems, machine_args, machine_inputs, make_initramfs, make_state_root
 
@@ -509,7 +509,7 @@ def main():
 
         cmd = [found.qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-display", "none", "-monitor", "none",
                "-serial", "stdio", "-nic", "none", "-kernel", found.vmlinuz, "-initrd", initrd,
-               "-append", "console=ttyAMA0 quiet panic=-1" + (" berth.cgroups=hybrid" if args.cgroups == "hybrid" else ""),
+               "-append", CMDLINE + (" berth.cgroups=hybrid" if args.cgroups == "hybrid" else ""),
                "-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
         print("boot:", " ".join(cmd), flush=True)
         s = Scenario(Machine(cmd, args.timeout), checks, args.cgroups)

@@ -49,7 +49,7 @@ import sys
 import tarfile
 import tempfile
 
-from boot_test import HERE, TOP, boot, find_berth, kernel_args, kernel_dir, skip
+from boot_test import CMDLINE, HERE, TOP, boot, find_berth, kernel_args, kernel_dir, skip
 
 WATCHDOG_TIMEOUT = 4  # pid1_probe.cpp's kTimeout
 IMAGE = "localhost/app:1"
@@ -385,7 +385,7 @@ def main():
         def machine(append, disk=None):
             # No -no-reboot: the watchdog's reset must boot the machine again.
             cmd = [found.qemu, "-M", "virt", "-m", args.memory, "-smp", "1", "-nographic", "-nic", "none",
-                   "-kernel", found.vmlinuz, "-initrd", initrd, "-append", f"console=ttyAMA0 quiet panic=-1 {append}".strip()]
+                   "-kernel", found.vmlinuz, "-initrd", initrd, "-append", f"{CMDLINE} {append}".strip()]
             if disk:
                 cmd += ["-drive", f"if=none,id=state,format=raw,file={disk}", "-device", "virtio-blk-device,drive=state"]
             print("boot:", " ".join(cmd), flush=True)
