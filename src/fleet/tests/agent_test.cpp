@@ -577,29 +577,36 @@ TEST_CASE("reports queue in the outbox while the broker is down and are flushed 
     CHECK(h.outbox().empty());
 }
 
-TEST_CASE("a report the broker acknowledges at once never reaches the outbox's file") {
-    Harness h;
+namespace {
+
+/// Started and connected, everything before acknowledged: one report
+/// published and not yet acknowledged; its message's index.
+size_t report_unacknowledged(Harness &h) {
     h.start();
     h.connect();
     h.ack_all();
     h.agent->report("trying", "revision 2", digest(manifest(2)));
     REQUIRE(!h.w.published.empty());
+    return h.w.published.size() - 1;
+}
+
+}  // namespace
+
+TEST_CASE("a report the broker acknowledges at once never reaches the outbox's file") {
+    Harness h;
+    size_t i = report_unacknowledged(h);
     CHECK(!util::path_exists(h.dir + "/fleet/outbox"));
-    h.ack(h.w.published.size() - 1);
+    h.ack(i);
     // Past the grace a PUBACK gets: still nothing written.
     CHECK(!h.turn_until([&] { return util::path_exists(h.dir + "/fleet/outbox"); }, 3000));
 }
 
 TEST_CASE("a published report the broker has not acknowledged after the grace is in the outbox's file") {
     Harness h;
-    h.start();
-    h.connect();
-    h.ack_all();
-    h.agent->report("trying", "revision 2", digest(manifest(2)));
-    REQUIRE(!h.w.published.empty());
+    size_t i = report_unacknowledged(h);
     REQUIRE(h.turn_until([&] { return h.outbox().size() == 1; }, 5000));
     CHECK(h.last_report()["state"] == "trying");
-    h.ack(h.w.published.size() - 1);
+    h.ack(i);
     CHECK(h.outbox().empty());
 }
 
