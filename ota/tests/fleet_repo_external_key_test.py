@@ -12,7 +12,10 @@ refreshes and must deliver exactly what was published:
   anyway is refused by the client (threshold not met); with both
   signatures it is published, and releases wait for both again;
 - root rotated to an outside key: published once that key signed; the next
-  rotation, which that root key must sign, waits for it too.
+  rotation, which that root key must sign, waits for it too;
+- a delegated team whose key is held elsewhere: `release --role` stages
+  the release (nothing published) until the team's signature over the
+  payload comes back.
 
     fleet_repo_external_key_test.py BERTH berth|tuf-js
 
@@ -29,6 +32,7 @@ import fleet_repo_lib as lib  # noqa: E402
 
 manifest = lib.manifest
 STABLE = "channels/stable/manifest.json"
+TEAM = "channels/team-a/manifest.json"
 
 
 def hsm_key(path):
@@ -162,6 +166,31 @@ def main():
         r = fleet("sign", repo, "--key", hroot)
         assert r.stdout.startswith("published: root 4"), r.stdout
         check("timestamp rotated, root 4 signed by the outside root key", nginx, c, want)
+
+        # A team whose key is held elsewhere: its release is staged for it.
+        repo3 = os.path.join(work, "repo3")
+        fleet("init", repo3)
+        team = hsm_key(os.path.join(work, "team.pem"))
+        fleet("delegate", repo3, "--role", "team-a", "--paths", "channels/team-a/*", "--key", team + ".pub")
+        n3, c3 = serve(repo3, "team-client")
+        before = published(repo3)
+        want3 = {"refresh": "ok", TEAM: manifest(os.path.join(work, "t1.json"), 1)}
+        fleet("release", repo3, "--channel", "team-a", "--role", "team-b", os.path.join(work, "t1.json"), ok=False,
+              err="role `team-b` is not one trusted for channel `team-a`")
+        r = fleet("release", repo3, "--channel", "team-a", "--role", "team-a", os.path.join(work, "t1.json"))
+        assert r.stdout.startswith(f"{TEAM}: not published yet; staged, waiting for signatures: role `team-a` ("), r.stdout
+        assert published(repo3) == before, "a release staged for the team's key was published"
+        with open(payload, "wb") as f:
+            f.write(fleet("sign", repo3, "--payload", "team-a").stdout.encode())
+        subprocess.run(["openssl", "dgst", "-sha256", "-sign", hroot, "-out", bad, payload], check=True)
+        fleet("sign", repo3, "--signature", "team-a=" + bad, ok=False, err="does not verify with any key of role `team-a`")
+        subprocess.run(["openssl", "dgst", "-sha256", "-sign", team, "-out", sig, payload], check=True)
+        r = fleet("sign", repo3, "--signature", "team-a=" + sig)
+        assert r.stdout.startswith("published: "), r.stdout
+        got = c3.update(n3.url, [TEAM])
+        if got != want3:
+            raise AssertionError(f"team-a's release signed by its outside key: {c3.name} got {got}, expected {want3}")
+        print("ok a release staged for team-a's outside key, published once that key signed it")
         return 0
     except lib.Skip as e:
         print(f"SKIP: {e}")

@@ -466,6 +466,56 @@ TEST_CASE("a delegated role signs only its channels, with the team's key") {
     CHECK(d.require_channel("team-a-edge") == manifest(2));
 }
 
+TEST_CASE("a release into a delegated role without its key waits, unpublished, until the team signs it") {
+    Repo r;
+    auto team = *PrivateKey::generate(KeyType::Ecdsa);
+    auto other = *PrivateKey::generate(KeyType::Ecdsa);
+    REQUIRE(r.open().delegate({"team-a", {"channels/team-a/*"}, {team.public_key()}, 1, false}, kNow));
+    auto served = tree(util::path_join(r.dir(), "metadata"));
+    CHECK_THAT(error_of(r.open().release("team-a", manifest(1), {}, kNow, {}, "team-b")),
+               Catch::Contains("role `team-b` is not one trusted for channel `team-a` (`team-a`)"));
+    CHECK_THAT(error_of(r.open().release("stable", manifest(1), {}, kNow, {}, "team-a")),
+               Catch::Contains("is not delegated: the targets role signs it, --role is not used"));
+    {
+        auto repo = r.open();
+        REQUIRE(repo.release("team-a", manifest(1), {}, kNow, {}, "team-a"));
+        REQUIRE(repo.pending().size() == 1);
+        CHECK_THAT(repo.pending()[0], Catch::Contains("role `team-a` (" + team.keyid().substr(0, 16) + " of 1 needed)"));
+    }
+    CHECK(tree(util::path_join(r.dir(), "metadata")) == served);  // nothing a device reads changed
+    CHECK(util::path_exists(util::path_join(r.dir(), "staged/team-a.json")));
+    Device d(r.dir());
+    CHECK_THAT(error_of(d.channel("team-a")), Catch::Contains("delegated role `team-a`: not listed in snapshot"));
+    // Another change waits for it; a key that is not the team's signs nothing.
+    CHECK_THAT(error_of(r.open().release("team-a", manifest(2), {team}, kNow)), Catch::Contains("berth fleet sign"));
+    {
+        auto repo = r.open();
+        REQUIRE(repo.sign_staged({other}, kNow));
+        CHECK(repo.pending().size() == 1);
+    }
+    CHECK(tree(util::path_join(r.dir(), "metadata")) == served);
+    REQUIRE(r.open().sign_staged({team}, kNow));
+    CHECK(!util::path_exists(util::path_join(r.dir(), "staged")));
+    CHECK(d.require_channel("team-a") == manifest(1));
+}
+
+TEST_CASE("a staged release takes the team's signature made elsewhere over its payload") {
+    Repo r;
+    auto team = *PrivateKey::generate(KeyType::Ed25519);
+    auto other = *PrivateKey::generate(KeyType::Ed25519);
+    REQUIRE(r.open().delegate({"team-a", {"channels/team-a/*"}, {team.public_key()}, 1, false}, kNow));
+    REQUIRE(r.open().release("team-a", manifest(1), {}, kNow, {}, "team-a"));
+    auto payload = r.open().staged_payload("team-a");
+    REQUIRE(payload);
+    CHECK_THAT(error_of(r.open().staged_payload("team-b")), Catch::Contains("not part of the staged change"));
+    auto forged = r.open().add_staged_signature("team-a", *other.sign(*payload), kNow);
+    REQUIRE(!forged);
+    CHECK_THAT(forged.error().message(), Catch::Contains("does not verify with any key of role `team-a`"));
+    REQUIRE(r.open().add_staged_signature("team-a", *team.sign(*payload), kNow));
+    Device d(r.dir());
+    CHECK(d.require_channel("team-a") == manifest(1));
+}
+
 TEST_CASE("a delegated role with threshold 2 needs two distinct team keys") {
     Repo r;
     auto k1 = *PrivateKey::generate(KeyType::Ecdsa), k2 = *PrivateKey::generate(KeyType::Ed25519);

@@ -429,7 +429,7 @@ util::Result<std::optional<uint64_t>> Repository::current_manifest_version(std::
 
 util::Result<std::string> Repository::release(std::string_view channel, std::string_view manifest,
                                               const std::vector<PrivateKey> &role_keys, int64_t now,
-                                              const json::Value &custom) {
+                                              const json::Value &custom, std::string_view into) {
     TRY(not_staged());
     auto path = TRY(channel_target(channel));
     auto rev = TRY(parse_revision(manifest));
@@ -449,18 +449,25 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
         // release goes into the first one the given keys are a threshold of.
         std::vector<std::string> names;
         for (size_t i = 1; i < reached.size(); i++) names.push_back(util::quote(reached[i].name));
-        if (role_keys.empty())
+        if (role_keys.empty() && into.empty())
             return util::Error::msg(util::cat("channel ", util::quote(channel), " is delegated to role ", util::join(names, ", "),
-                                              ": give that role's key with --key"));
+                                              ": give that role's key with --key, or --role to stage it for that key"));
         size_t pick = 0;
         for (size_t i = 1; i < reached.size() && !pick; i++)
-            if (std::all_of(role_keys.begin(), role_keys.end(), [&](const PrivateKey &k) { return has_key(reached[i].role, k.keyid()); }))
+            if (into.empty() ? std::all_of(role_keys.begin(), role_keys.end(),
+                                           [&](const PrivateKey &k) { return has_key(reached[i].role, k.keyid()); })
+                             : reached[i].name == into)
                 pick = i;
+        if (!pick && !into.empty())
+            return util::Error::msg(util::cat("role ", util::quote(into), " is not one trusted for channel ", util::quote(channel),
+                                              " (", util::join(names, ", "), ")"));
         if (!pick)
             return util::Error::msg(util::cat("key ", role_keys[0].keyid().substr(0, 16),  " is not a key of role ",
                                               util::join(names, ", "), " (the roles trusted for the channel)"));
         const Reached &team = reached[pick];
-        auto signers = TRY(signers_of(team.name, team.role, role_keys));
+        // No keys: the role's own, held by its team, sign it later (staged).
+        std::vector<PrivateKey> signers;
+        if (!role_keys.empty()) signers = TRY(signers_of(team.name, team.role, role_keys));
         // A role searched before it that lists the path hides the release:
         // targets drops it (the online keys re-sign it); a team's must be
         // released with that team's keys.
@@ -486,9 +493,9 @@ util::Result<std::string> Repository::release(std::string_view channel, std::str
             targets_.dirty = true;
         }
     } else {
-        if (!role_keys.empty())
-            return util::Error::msg(util::cat("channel ", util::quote(channel),
-                                              " is not delegated: the targets role signs it, --key is not used"));
+        if (!role_keys.empty() || !into.empty())
+            return util::Error::msg(util::cat("channel ", util::quote(channel), " is not delegated: the targets role signs it, ",
+                                              role_keys.empty() ? "--role" : "--key", " is not used"));
         targets_.signed_value["targets"][path] = entry;
         targets_.dirty = true;
     }
@@ -829,12 +836,16 @@ util::Status Repository::sign_changes(int64_t now) {
         if (!m.dirty) continue;
         auto up = TRY(delegator_of(name));
         if (!up) return util::Error::msg(util::cat("role ", util::quote(name), " is not delegated"));
-        TRY(sign_role(m, name, util::cat("role ", util::quote(name)), delegated_signers_[name], up->delegations.keys, up->role, {},
-                      now));
+        // A delegated role's keys are its team's, never kept here: what they
+        // have not signed yet waits for them.
+        std::set<std::string> team(up->role.keyids.begin(), up->role.keyids.end());
+        if (!TRY(sign_role(m, name, util::cat("role ", util::quote(name)), delegated_signers_[name], up->delegations.keys,
+                           up->role, team, now)))
+            blocked = true;
         snapshot_.dirty = true;
     }
     if (targets_.dirty) {
-        blocked = !TRY(top(targets_, "targets"));
+        if (!TRY(top(targets_, "targets"))) blocked = true;
         snapshot_.dirty = true;
     }
     if (snapshot_.dirty && !blocked) {
@@ -962,6 +973,7 @@ util::Status Repository::add_staged_signature(std::string_view role, std::string
             if (auto k = keys.find(id); k != keys.end()) candidates.emplace_back(id, k->second);
     };
     if (is_top_role(role)) add(root_.keys, root_.roles.at(std::string(role)));
+    else if (auto up = TRY(delegator_of(role))) add(up->delegations.keys, up->role);
     if (role == "root" && old_root_.version > 0) add(old_root_.keys, old_root_.roles.at("root"));
     std::optional<std::string> keyid;
     for (const auto &[id, k] : candidates)

@@ -134,13 +134,16 @@ public:
     /// whose version must be above the channel's current one) as target
     /// channels/<channel>/manifest.json. Into a delegated role's paths, it
     /// is signed with `role_keys` (a threshold of that role's keys); else by
-    /// the targets keys. `custom`, when an object, is the target's signed
-    /// "custom" field: what the device's agent reads besides the manifest
-    /// (docs/fleet-agent.md: "boards", "poll_interval_s"). Returns the
-    /// target path.
+    /// the targets keys. `into` names the delegated role instead of the
+    /// keys choosing it: given without `role_keys`, the release is staged
+    /// (pending()) until the role's keys, held by its team, sign it with
+    /// sign_staged or add_staged_signature. `custom`, when an object, is the
+    /// target's signed "custom" field: what the device's agent reads besides
+    /// the manifest (docs/fleet-agent.md: "boards", "poll_interval_s").
+    /// Returns the target path.
     util::Result<std::string> release(std::string_view channel, std::string_view manifest,
                                       const std::vector<PrivateKey> &role_keys, int64_t now,
-                                      const util::json::Value &custom = {});
+                                      const util::json::Value &custom = {}, std::string_view into = {});
     /// Re-signs each of timestamp, snapshot and targets that expires within
     /// `within` of `now` (default: half its period), or whose signatures no
     /// longer meet the root's threshold (a rotation cut short), and each
@@ -170,6 +173,8 @@ public:
     /// Roles of the staged change still short of their threshold, as
     /// "ROLE (needs N more of KEYID, ...)"; empty when nothing is staged.
     const std::vector<std::string> &pending() const { return pending_; }
+    /// Whether a change waits for signatures (DIR/staged).
+    bool staged() const { return staged_; }
 
     /// Adds (or replaces) a delegation of top-level targets or of a
     /// delegated role (nested), or hash bins.

@@ -110,10 +110,13 @@ util::Result<int> run_release(const cli::GlobalOptions &, const util::ParsedArgs
         custom["poll_interval_s"] = s;
     }
     auto repo = TRY(Repository::open(repo_paths(a)));
-    auto target = TRY(repo.release(*channel, manifest, keys, now(), custom));
+    auto target = TRY(repo.release(*channel, manifest, keys, now(), custom, a.get("role").value_or("")));
+    if (!repo.pending().empty()) {
+        TRY(util::write_all(1, util::cat(target, ": not published yet", staged_note(repo), "\n")));
+        return 0;
+    }
     TRY(util::write_all(1, util::cat(target, ": released (targets ", repo.version_of("targets"), ", snapshot ",
-                                     repo.version_of("snapshot"), ", timestamp ", repo.version_of("timestamp"), ")",
-                                     staged_note(repo), "\n")));
+                                     repo.version_of("snapshot"), ", timestamp ", repo.version_of("timestamp"), ")\n")));
     return 0;
 }
 
@@ -180,7 +183,8 @@ util::Result<int> run_sign(const cli::GlobalOptions &, const util::ParsedArgs &a
         auto [role, file] = TRY(role_value(s, "signature"));
         TRY(repo.add_staged_signature(role, TRY(signature_hex(file)), now()));
     }
-    if (!keys.empty() || repo.pending().empty()) TRY(repo.sign_staged(keys, now()));
+    // Signatures that complete the change have published it already.
+    if (!keys.empty() && repo.staged()) TRY(repo.sign_staged(keys, now()));
     TRY(util::write_all(1, repo.pending().empty()
                                ? util::cat("published: root ", repo.version_of("root"), ", targets ", repo.version_of("targets"),
                                            ", snapshot ", repo.version_of("snapshot"), ", timestamp ",
@@ -244,6 +248,8 @@ const util::OptSpec kReleaseOptions[] = {
     KEY_DIRS,
     {"channel", 0, true, "NAME", "the channel: target channels/NAME/manifest.json"},
     {"key", 0, true, "FILE", "a private key of the delegated role the channel belongs to (repeatable)"},
+    {"role", 0, true, "NAME", "the delegated role to release into; without --key the release is staged until that role's "
+                              "keys sign it (`berth fleet sign`)"},
     {"board", 0, true, "NAME", "only devices of this board apply it (repeatable; default: every board)"},
     {"poll-interval", 0, true, "DURATION", "the poll interval devices on this channel should use (10s..24h)"},
 };
@@ -287,7 +293,8 @@ const util::OptSpec kKeygenOptions[] = {
 
 const cli::Command kCommands[] = {
     {"init", "DIR [OPTIONS]", "create a TUF repository and its keys", kInitOptions, 1, 1, false, run_init},
-    {"release", "DIR --channel NAME [--board NAME]... MANIFEST", "publish an update manifest on a channel", kReleaseOptions, 2, 2, false, run_release},
+    {"release", "DIR --channel NAME [--key FILE | --role NAME] [--board NAME]... MANIFEST", "publish an update manifest on a channel",
+     kReleaseOptions, 2, 2, false, run_release},
     {"refresh", "DIR [--within DURATION] [--key TEAM_KEY]", "re-sign timestamp and snapshot before they expire", kRefreshOptions, 1, 1, false, run_refresh},
     {"rotate", "DIR --role ROLE", "new keys for a role (a new root version)", kRotateOptions, 1, 1, false, run_rotate},
     {"sign", "DIR [--key FILE]... [--signature ROLE=FILE]... | --payload ROLE | --discard",
