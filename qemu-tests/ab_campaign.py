@@ -5,7 +5,7 @@ system update after another while QEMU is SIGKILLed at random instants;
 after every cut the disk is read offline, and after every update the box
 is left to finish it by itself and checked again.
 
-    qemu-tests/ab_campaign.py --native-berth build/berth [--cuts N] [--seed S] [--cuts-per-update K]
+    qemu-tests/ab_campaign.py --native-berth build/berth [--cuts N] [--seed S] [--cuts-per-update K] [--rigs K]
 
 Each update is a release of the next app revision with the next system
 version (an image of its own: the slot image with that version in
@@ -50,14 +50,21 @@ last lines, the environment, state.json). A failure starts a fresh disk
 and the campaign goes on (--stop-on-failure: it ends there). Exits 0 when
 no check failed, 1 otherwise, 77 (skipped, with the reason) when something
 it needs is missing.
+
+--rigs K runs K such campaigns at once (seeds S..S+K-1), each with its own
+machine, registry and repository, sharing --cuts and --minutes: QEMU
+emulates the board's one CPU on one host thread, so on 2 cores two rigs
+make nearly twice the cuts.
 """
 import argparse
+import copy
 import os
 import random
 import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,8 +91,11 @@ def abandoned_re(rev):
 
 
 class Campaign:
-    def __init__(self, args, tmp):
+    def __init__(self, args, tmp, tag="", t0=None):
         self.args, self.tmp = args, tmp
+        self.tag = tag  # before every line it prints (--rigs: which rig)
+        self.t0 = t0    # when its --minutes started (default: its own start)
+        self.ready = threading.Event()  # set once its first disk is set up (or that failed)
         self.rng = random.Random(args.seed)
         self.rig = None
         self.cuts = 0
@@ -199,7 +209,7 @@ class Campaign:
         phase = self.judge(first, d)
         self.hit[phase] = self.hit.get(phase, 0) + 1
         self.reached = phase
-        print(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
+        self.say(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
               f"(update to revision {self.rev}, system {self.sys} in slot {self.target})", flush=True)
         self.check_booted(first)
         _, st = self.check_cut(f"cut {self.cuts} ({phase})", d)
@@ -334,12 +344,12 @@ class Campaign:
             raise Failed(f"settle (revision {self.rev}): slot {slot} runs but the environment is {env}")
         if st.get("current") == self.rev and sysst.get("version") == self.sys:
             self.updates["finished"] += 1
-            print(f"update to revision {self.rev} (system {self.sys}, slot {slot}): finished", flush=True)
+            self.say(f"update to revision {self.rev} (system {self.sys}, slot {slot}): finished")
         else:
             self.updates["abandoned"] += 1
             self.check_abandoned(d if first is None else rig.device_state())
             failed = self.sys in (sysst.get("failed") or [])
-            print(f"update to revision {self.rev} (system {self.sys}): abandoned, the box runs revision "
+            self.say(f"update to revision {self.rev} (system {self.sys}): abandoned, the box runs revision "
                   f"{st.get('current')} system {sysst.get('version')} in slot {slot}"
                   f"{' (system ' + str(self.sys) + ' remembered as failed)' if failed else ''}", flush=True)
 
@@ -420,9 +430,15 @@ class Campaign:
         ev += [f"    [{t:7.1f}] {x}" for t, x in rig.machine.lines[-25:]]
         return ev
 
+    def say(self, text):
+        print("\n".join(self.tag + line if line else line for line in text.split("\n")), flush=True)
+
     def run(self):
-        t0 = time.monotonic()
-        self.fresh()
+        t0 = self.t0 or time.monotonic()
+        try:
+            self.fresh()
+        finally:
+            self.ready.set()
         t_cuts = time.monotonic()
         def time_left():
             return not self.args.minutes or time.monotonic() - t0 < self.args.minutes * 60
@@ -443,7 +459,7 @@ class Campaign:
                 self.rig.machine.kill()
                 ev = self.evidence(str(e))
                 self.failures.append(ev)
-                print("FAILURE: " + "\n  ".join(ev), flush=True)
+                self.say("FAILURE: " + "\n  ".join(ev))
                 if self.args.stop_on_failure:
                     break
                 self.fresh()
@@ -459,18 +475,18 @@ class Campaign:
                 self.rig.machine.kill()
                 ev = self.evidence(str(e))
                 self.failures.append(ev)
-                print("FAILURE: " + "\n  ".join(ev), flush=True)
+                self.say("FAILURE: " + "\n  ".join(ev))
         minutes = (time.monotonic() - t_cuts) / 60
-        print(f"\n== {self.cuts} power cuts in {minutes:.1f} min ({self.cuts / max(minutes, 1e-9):.1f} cuts per "
+        self.say(f"\n== {self.cuts} power cuts in {minutes:.1f} min ({self.cuts / max(minutes, 1e-9):.1f} cuts per "
               f"minute, set-up included: {(time.monotonic() - t0) / 60:.1f} min), seed {self.args.seed}")
-        print(f"  updates: {self.updates['finished']} finished, {self.updates['abandoned']} abandoned by the box")
-        print("  aimed at: " + ", ".join(f"{p} {n}" for p, n in self.aimed.items()))
-        print("  cut in (judged from the console and the disk): "
+        self.say(f"  updates: {self.updates['finished']} finished, {self.updates['abandoned']} abandoned by the box")
+        self.say("  aimed at: " + ", ".join(f"{p} {n}" for p, n in self.aimed.items()))
+        self.say("  cut in (judged from the console and the disk): "
               + ", ".join(f"{p} {n}" for p, n in sorted(self.hit.items(), key=lambda x: -x[1])))
-        print(f"  failures: {len(self.failures)}")
+        self.say(f"  failures: {len(self.failures)}")
         for i, ev in enumerate(self.failures, 1):
-            print(f"  {i}. " + "\n     ".join(ev))
-        print(f"{self.cuts - len(self.failures)} passed, {len(self.failures)} failed")
+            self.say(f"  {i}. " + "\n     ".join(ev))
+        self.say(f"{self.cuts - len(self.failures)} passed, {len(self.failures)} failed")
         return 1 if self.failures else 0
 
 
@@ -485,6 +501,8 @@ def main():
                          "the run then ends with the cuts made so far")
     ap.add_argument("--seed", type=int, default=None, help="the random seed (default: from the time, printed)")
     ap.add_argument("--stop-on-failure", action="store_true", help="end at the first failure")
+    ap.add_argument("--rigs", type=int, default=1,
+                    help="campaigns side by side, each with its own machine (default 1; one core each)")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = int(time.time())
@@ -492,21 +510,66 @@ def main():
     why = lib.missing(args)
     if why:
         skip(why)
+    if args.rigs < 1:
+        ap.error("--rigs must be at least 1")
     tmp = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="berth-ab-campaign.")
     os.makedirs(tmp, exist_ok=True)
-    c = Campaign(args, tmp)
     print(f"power-cut campaign: {args.cuts} cuts, {args.cuts_per_update} per update, seed {args.seed}"
-          + (f", at most {args.minutes:g} minutes" if args.minutes else ""), flush=True)
+          + (f", at most {args.minutes:g} minutes" if args.minutes else "")
+          + (f", {args.rigs} rigs side by side (seeds {args.seed}..{args.seed + args.rigs - 1})" if args.rigs > 1 else ""),
+          flush=True)
+    try:
+        if args.rigs == 1:
+            return run_rig(Campaign(args, tmp))
+        return run_rigs(args, tmp)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_rig(c):
     try:
         return c.run()
     except Failed as e:  # the set-up itself failed
-        print(f"FAILURE (set-up): {e}", flush=True)
+        c.say(f"FAILURE (set-up): {e}")
         return 1
     finally:
         if c.rig:
             c.rig.close()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_rigs(args, tmp):
+    """--rigs K: K campaigns at once, each with its own machine, registry
+    and repository (QEMU emulates one CPU on one host thread, so K rigs use
+    up to K cores), sharing the cuts and the minutes. Their set-ups run one
+    after another (the cached slot images and firmware are built once)."""
+    t0 = time.monotonic()
+    campaigns, threads = [], []
+    for i in range(args.rigs):
+        a = copy.copy(args)
+        a.seed = args.seed + i
+        a.cuts = args.cuts // args.rigs + (1 if i < args.cuts % args.rigs else 0)
+        c = Campaign(a, os.path.join(tmp, f"r{i}"), tag=f"[rig {i}] ", t0=t0)
+        os.makedirs(c.tmp, exist_ok=True)
+        c.rc = 1  # until its run returns
+
+        def run(c=c):
+            c.rc = run_rig(c)
+        t = threading.Thread(target=run)
+        t.start()
+        campaigns.append(c)
+        threads.append(t)
+        c.ready.wait()
+    for t in threads:
+        t.join()
+    minutes = (time.monotonic() - t0) / 60
+    cuts = sum(c.cuts for c in campaigns)
+    failed = sum(len(c.failures) for c in campaigns)
+    setup = [str(i) for i, c in enumerate(campaigns) if c.rc and not c.failures]
+    print(f"\n== {args.rigs} rigs: {cuts} power cuts in {minutes:.1f} min, set-up included "
+          f"({cuts / max(minutes, 1e-9):.1f} cuts per minute); failures: {failed}"
+          + (f"; set-up failed on rig {', '.join(setup)}" if setup else ""))
+    return 1 if any(c.rc for c in campaigns) else 0
 
 
 if __name__ == "__main__":
