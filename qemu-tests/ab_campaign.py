@@ -210,7 +210,7 @@ class Campaign:
         self.hit[phase] = self.hit.get(phase, 0) + 1
         self.reached = phase
         self.say(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
-              f"(update to revision {self.rev}, system {self.sys} in slot {self.target})", flush=True)
+              f"(update to revision {self.rev}, system {self.sys} in slot {self.target})")
         self.check_booted(first)
         _, st = self.check_cut(f"cut {self.cuts} ({phase})", d)
         # Committed, or abandoned (the new slot ran out of attempts).
@@ -351,7 +351,7 @@ class Campaign:
             failed = self.sys in (sysst.get("failed") or [])
             self.say(f"update to revision {self.rev} (system {self.sys}): abandoned, the box runs revision "
                   f"{st.get('current')} system {sysst.get('version')} in slot {slot}"
-                  f"{' (system ' + str(self.sys) + ' remembered as failed)' if failed else ''}", flush=True)
+                  f"{' (system ' + str(self.sys) + ' remembered as failed)' if failed else ''}")
 
     def check_booted(self, first):
         """After a settle that needed no power-on: this power-on (from line
