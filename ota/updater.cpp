@@ -253,16 +253,13 @@ Status Updater::save_state(const UpdaterState &next) {
 }
 
 // History is a record for people, not state: losing an entry (a failed or
-// interrupted write) never fails or undoes the step it describes. So it is
-// replaced without an fsync (two of the few an update costs): a power cut
-// may take the newest entries with it.
+// interrupted write) never fails or undoes the step it describes.
 void Updater::record(uint64_t version, std::string_view event, std::string_view reason) {
     auto entries = read_history(root_).value_or({});
     entries.push_back({static_cast<int64_t>(::time(nullptr)), version, std::string(event), std::string(reason)});
     if (entries.size() > kHistoryMax) entries.erase(entries.begin(), entries.end() - kHistoryMax);
     if (!util::mkdir_p(root_.revisions())) return;
-    (void)util::atomic_write_file(history_path(root_), util::json::dump(history_json(entries), 1) + "\n", 0644,
-                                  util::Durability::ProcessCrash);
+    (void)util::atomic_write_file(history_path(root_), util::json::dump(history_json(entries), 1) + "\n");
 }
 
 Result<Revision> Updater::revision(uint64_t version) const { return read_revision(root_, version); }

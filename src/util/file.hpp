@@ -36,10 +36,8 @@ Result<std::string> read_file_at(int dirfd, const std::string &name, size_t limi
 
 /// What an atomic write must survive. PowerCut fsyncs the file and its
 /// directory; ProcessCrash only swaps the names, for files on tmpfs (the
-/// runtime's state under /run, pid files) that a power cut erases anyway, or
-/// on a disk whose newest content a power cut may take (the updater's
-/// history); on a disk it never forces the blocks of short-lived content to
-/// be allocated.
+/// runtime's state under /run, pid files) that a power cut erases anyway; on
+/// a disk it never forces the blocks of short-lived content to be allocated.
 enum class Durability { PowerCut, ProcessCrash };
 
 /// A file written crash-safely: the content goes to a temporary, which
