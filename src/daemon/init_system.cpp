@@ -249,10 +249,19 @@ void power_down(PowerAction a) {
 }
 
 util::Status kmsg_unlimited(const std::string &control) {
-    auto ctl = TRY(util::open_file(control, O_WRONLY));
     // The kernel takes the word with its newline only ("on" alone is EINVAL).
-    TRY_CTX(util::write_all(ctl.get(), "on\n"), cat("turn off the rate limit of /dev/kmsg (", control, ")"));
-    return util::ok();
+    auto ctl = util::open_file(control, O_WRONLY);
+    auto wrote = ctl ? util::write_all(ctl->get(), "on\n") : util::Status(ctl.error());
+    if (wrote) return util::ok();
+    // printk.devkmsg= on the kernel command line locks the setting (every
+    // write fails): the board chose, and "on" is what berth wants anyway.
+    auto now = util::read_file(control, 64);
+    if (now && util::trim(*now) == "on") return util::ok();
+    if (now) {
+        return util::Error::msg(cat("/dev/kmsg keeps its rate limit (", control, " is \"", util::trim(*now),
+                                    "\", locked by the kernel command line's printk.devkmsg= or read-only)"));
+    }
+    return std::move(wrote).error().wrap(cat("turn off the rate limit of /dev/kmsg (", control, ")"));
 }
 
 util::Status log_to_kmsg() {

@@ -56,8 +56,10 @@ util::Status log_to_kmsg();
 
 /// Turns off the rate limit of writes to /dev/kmsg: "on" written to
 /// `control` (/proc/sys/kernel/printk_devkmsg, whose default "ratelimit"
-/// drops a writer's 11th line in 5 s in silence). An error where the
-/// kernel command line fixed the setting (printk.devkmsg=, which locks it).
+/// drops a writer's 11th line in 5 s in silence). Where the kernel command
+/// line locked the setting (printk.devkmsg=: a board that wants the limit
+/// kept says so there), a locked "on" is success and anything else an
+/// error naming the setting.
 util::Status kmsg_unlimited(const std::string &control = "/proc/sys/kernel/printk_devkmsg");
 
 }  // namespace svc

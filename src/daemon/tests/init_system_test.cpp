@@ -353,6 +353,29 @@ TEST_CASE("kmsg_unlimited turns the rate limit of /dev/kmsg off", "[init][root]"
     CHECK(util::trim(util::read_file(control).value_or("")) == "on");
 }
 
+TEST_CASE("kmsg_unlimited takes a setting locked to on and names one locked to ratelimit", "[init][root]") {
+    // As printk.devkmsg= on the command line leaves the control: it reads
+    // back, every write fails (here: a read-only tmpfs).
+    TmpRoot tmp;
+    auto out = in_namespaces([&]() -> std::string {
+        if (mount("tmpfs", tmp.path.c_str(), "tmpfs", 0, nullptr) < 0) return cat("skip: mount tmpfs: ", strerror(errno));
+        for (const char *v : {"on", "ratelimit"}) {
+            if (!util::atomic_write_file(cat(tmp.path, "/", v), cat(v, "\n"))) return cat("write ", v);
+        }
+        if (mount(nullptr, tmp.path.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) < 0) return "remount read-only";
+        if (auto st = svc::kmsg_unlimited(cat(tmp.path, "/on")); !st) return cat("locked on: ", st.error().message());
+        auto st = svc::kmsg_unlimited(cat(tmp.path, "/ratelimit"));
+        if (st) return "locked ratelimit: no error";
+        if (st.error().message().find("is \"ratelimit\"") == std::string::npos) return cat("locked ratelimit: ", st.error().message());
+        return "";
+    });
+    if (out.rfind("skip:", 0) == 0) {
+        WARN(out);
+        return;
+    }
+    CHECK(out == "");
+}
+
 namespace {
 
 /// The end of a power_down run by the init of a new PID namespace, in its
