@@ -27,6 +27,11 @@ Stages (each a fresh power-on of the same disk, cut with SIGKILL once judged):
   fallback   the same with a slot B whose kernel boots and whose init fails:
              three kernel panics (panic=-1 resets), then A; the data
              partition saw only slot A
+  fallback-hang  the same with a slot B whose system hangs once up: its
+             init counts the boot, starts the board's watchdog (armhf:
+             softdog; arm64: QEMU's i6300esb) with a 5 s timeout and never
+             feeds it again: three watchdog resets with no kernel panic,
+             then A; the data partition saw B three times, then A
   good       a good root filesystem written into slot B, BOOT_B_LEFT=3: B boots
   cuts       power cuts (SIGKILL) at random instants of a power-on's first
              8 s, half of them within 0.12 s of U-Boot finding boot.scr (the
@@ -67,7 +72,7 @@ import ab_image  # noqa: E402
 import ab_qemu  # noqa: E402
 from boot_test import find_berth, skip  # noqa: E402
 
-STAGES = ["env", "a", "fallback-kernel", "fallback", "good", "cuts", "exhausted"]
+STAGES = ["env", "a", "fallback-kernel", "fallback", "fallback-hang", "good", "cuts", "exhausted"]
 BOOTING = r"berth-ab: booting slot (\w)"
 
 
@@ -100,6 +105,7 @@ class Run:
         self.machine = ab_qemu.Machine(self.disk, log=self.log, board=args.board)
         self.good = self.slot(None)
         self.broken = self.slot("init")
+        self.hang = self.slot("hang")
         self.broken_kernel = self.slot("kernel")
         # The data partition's seed: berth runs with `--board none`, so that
         # what the environment shows is U-Boot's script alone (with the
@@ -215,8 +221,10 @@ class Run:
         expect(self.env() == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "3"},
                "BOOT_A_LEFT went 3 -> 2 on the disk (nothing marked the slot good)")
 
-    def fall_back(self, broken, timeout):
-        """Slot B gets `broken` and is tried first; returns the console's first line index."""
+    def fall_back(self, broken, timeout, b_boots=0):
+        """Slot B gets `broken` and is tried first; returns the console's
+        first line index. `b_boots`: the times B's system gets far enough
+        to count its boot on the data partition."""
         if not os.path.exists(self.disk):
             ab_image.build_disk(self.disk, self.good, broken, {}, board=self.args.board, data_dir=self.no_board)
         ab_image.write_slot(self.disk, "B", broken)
@@ -230,7 +238,8 @@ class Run:
                "U-Boot tried B three times, then A")
         expect(self.env() == {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "0"},
                "on the disk: BOOT_B_LEFT=0, BOOT_A_LEFT=2, BOOT_ORDER still B A")
-        expect(self.data_boots() == before + ["A"], "the data partition saw one more boot, of slot A")
+        expect(self.data_boots() == before + ["B"] * b_boots + ["A"],
+               f"the data partition saw {b_boots} more boots of slot B, then one of A")
         status = self.native_slot_status()
         if status is None:
             print("  info: no native berth with a `slot` command: its U-Boot backend is not checked", flush=True)
@@ -269,6 +278,11 @@ class Run:
         first = self.fall_back(self.broken, 3 * self.args.boot_timeout)
         expect(len(self.lines(first, r"BERTH-AB broken slot=B")) == 3, "slot B's init failed three times")
         expect(len(self.lines(first, r"Kernel panic")) == 3, "three kernel panics (and resets)")
+
+    def stage_fallback_hang(self):
+        first = self.fall_back(self.hang, 3 * self.args.boot_timeout, b_boots=3)
+        expect(len(self.lines(first, r"BERTH-AB hang slot=B")) == 3, "slot B's system hung three times")
+        expect(not self.lines(first, r"Kernel panic"), "no kernel panic: the watchdog reset the machine each time")
 
     def stage_good(self):
         if not os.path.exists(self.disk):

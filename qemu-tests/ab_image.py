@@ -3,7 +3,7 @@
 default, and boards/qemu-virt-arm64): a slot's root filesystem and the whole
 virtio disk, and reads and writes the U-Boot environment on that disk offline.
 
-    qemu-tests/ab_image.py rootfs --berth build-armhf/berth [--broken init|kernel] -o slot.ext4
+    qemu-tests/ab_image.py rootfs --berth build-armhf/berth [--broken init|hang|kernel] -o slot.ext4
     qemu-tests/ab_image.py rootfs --board qemu-virt-arm64 --berth build-arm64/berth -o slot.ext4
     qemu-tests/ab_image.py disk [--board B] --slot-a a.ext4 --slot-b b.ext4 -o disk.img [NAME=VALUE ...]
     qemu-tests/ab_image.py write-slot disk.img B slot.ext4
@@ -23,9 +23,11 @@ board's kernel in /boot, a small initramfs as /boot/initrd.img (busybox,
 the virtio disk, ext4 and watchdog modules (softdog, or i6300esb for QEMU's
 watchdog device where the kernel has it: arm64), qemu-tests/ab_initrd.sh as /init:
 the kernel needs them to mount the slot), the board profile and its
-fw_env.config in /etc/berth/, and qemu-tests/ab_init.sh as /sbin/init, which ends in `berth daemon --init`. Two broken systems, as a
+fw_env.config in /etc/berth/, and qemu-tests/ab_init.sh as /sbin/init, which ends in `berth daemon --init`. Three broken systems, as a
 bad update would bring: `--broken init` adds /etc/berth-ab-broken (the
-slot's init fails at once, the kernel panics), `--broken kernel` replaces
+slot's init fails at once, the kernel panics), `--broken hang` adds
+/etc/berth-ab-hang (the slot's init starts the watchdog and hangs: the
+watchdog resets the machine), `--broken kernel` replaces
 the kernel with one U-Boot's bootz or booti refuses (no zImage or Image
 magic). Built slots are cached in .sysroot/ab-ARCH/, keyed by a hash of
 every input.
@@ -115,7 +117,7 @@ HARDWARE_WATCHDOG = "i6300esb.ko"
 # The busybox applets the slot's scripts call (the root is read-only, so
 # the links are made here rather than with `busybox --install` at boot).
 APPLETS = ["sh", "cat", "echo", "sleep", "grep", "mkdir", "mount", "umount", "sync", "ls", "ps",
-           "dmesg", "tr", "cut", "awk", "head", "tail", "insmod", "kill", "poweroff", "reboot", "ip"]
+           "dmesg", "tr", "cut", "awk", "head", "tail", "insmod", "kill", "poweroff", "reboot", "ip", "watchdog"]
 
 
 def tool(name, package):
@@ -218,6 +220,8 @@ def build_rootfs_tree(args, root):
         put(f"etc/berth/{name}", mkinitramfs.read(os.path.join(board_dir(slot_board(args)), name)))
     if args.broken == "init":
         put("etc/berth-ab-broken", b"this slot's init fails on purpose (qemu-tests/ab_boot_test.py)\n")
+    if args.broken == "hang":
+        put("etc/berth-ab-hang", b"this slot's init hangs on purpose, the watchdog running (qemu-tests/ab_boot_test.py)\n")
     body = mkinitramfs.read(args.berth)
     if strip:
         with tempfile.TemporaryDirectory() as tmp:
@@ -422,7 +426,8 @@ def main():
     r.add_argument("--berth", required=True, help="the cross-built berth (build-armhf/berth)")
     r.add_argument("--kernel-dir", help="default .sysroot/ARCH-kernel (fetch-kernel.sh ARCH)")
     r.add_argument("--sysroot", help="default .sysroot/ARCH")
-    r.add_argument("--broken", choices=["init", "kernel"], help="a slot whose init fails, or whose kernel does not start")
+    r.add_argument("--broken", choices=["init", "hang", "kernel"],
+                   help="a slot whose init fails, whose init hangs with the watchdog running, or whose kernel does not start")
     r.add_argument("--size-mib", type=int, default=32)
     r.add_argument("--updates", action="store_true", help="with the libraries berth needs to take updates (UPDATE_DLOPEN)")
     r.add_argument("-o", "--output")

@@ -5,14 +5,18 @@
 # names it (`rauc.slot=`), mounts the data partition where the board
 # profile (/etc/berth/board.json) says, counts the boot there, and becomes
 # `berth daemon --init` with its state root on the data partition and the
-# softdog as its watchdog. A slot built with
-# /etc/berth-ab-broken is a broken system: its init fails at once, PID 1
-# exits and the kernel panics (and resets, panic=-1), as a bad update
-# would.
+# board's watchdog device (softdog, or QEMU's i6300esb) as its watchdog.
+# A slot built with /etc/berth-ab-broken is a broken system: its init
+# fails at once, PID 1 exits and the kernel panics (and resets,
+# panic=-1), as a bad update would. One built with /etc/berth-ab-hang
+# hangs instead: it counts its boot, starts the watchdog with a 5 s
+# timeout, feeds it once and never again, and berth never starts; only
+# the watchdog resets the machine.
 #
 # Console lines the tests read (qemu-tests/ab_boot_test.py):
 #   BERTH-AB boot slot=S root=DEV boots=N   this slot's Nth boot on this data partition
 #   BERTH-AB broken slot=S                  the broken init, about to exit
+#   BERTH-AB hang slot=S                    the hanging init, the watchdog started
 #   BERTH-AB up slot=S pid1=berth           berth is PID 1 and its control socket is there
 #   BERTH-AB slot-status: LINE              what `berth slot status` says (a berth
 #                                           without that command says so)
@@ -48,6 +52,10 @@ echo "$slot" >>$DATA/ab/boots
 sync
 boots=$(grep -c "^$slot\$" $DATA/ab/boots)
 echo "BERTH-AB boot slot=$slot root=$root boots=$boots"
+if [ -f /etc/berth-ab-hang ]; then
+    echo "BERTH-AB hang slot=$slot"
+    exec watchdog -F -T 5 -t 3600 /dev/watchdog
+fi
 if [ -f /etc/berth-system-version ]; then
     echo "BERTH-AB system slot=$slot version=$(cat /etc/berth-system-version)"
 fi
