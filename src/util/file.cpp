@@ -3,7 +3,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -63,9 +65,32 @@ Result<std::string> read_file_at(int dirfd, const std::string &name, size_t limi
 
 namespace {
 
+/// A word of this process that the one before it with the same pid did not
+/// have: berth as PID 1 is the same pid on every boot and takes the same
+/// steps up to its first write, so pid and counter alone would name the
+/// temporary a power cut left in the last boot (O_EXCL: EEXIST, and no
+/// state written ever after).
+uint64_t process_token() {
+    static pid_t owner = 0;
+    static uint64_t token = 0;
+    if (owner != ::getpid()) {
+        owner = ::getpid();
+        if (::getrandom(&token, sizeof token, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof token)) {
+            // Entropy not ready this early in a boot: the clock still differs.
+            struct timespec ts {};
+            ::clock_gettime(CLOCK_BOOTTIME, &ts);
+            token = static_cast<uint64_t>(ts.tv_sec) * 1000000007u ^ static_cast<uint64_t>(ts.tv_nsec) ^
+                    static_cast<uint64_t>(::time(nullptr)) << 32;
+        }
+    }
+    return token;
+}
+
 std::string temp_name(const std::string &name) {
     static unsigned counter = 0;
-    return cat(kTempPrefix, basename(name), '.', getpid(), '.', ++counter);
+    char token[17];
+    std::snprintf(token, sizeof token, "%016llx", static_cast<unsigned long long>(process_token()));
+    return cat(kTempPrefix, basename(name), '.', getpid(), '.', token, '.', ++counter);
 }
 
 /// A CLOEXEC fd of the directory `dirfd` names (AT_FDCWD: "."), owned by the caller.
@@ -111,8 +136,15 @@ Result<AtomicFile> AtomicFile::create_in(UniqueFd dir, const std::string &name, 
     f.name_ = name;
     f.durability_ = durability;
     TRY_CTX(failpoint("atomic_write.create"), what);
-    std::string tmp = temp_name(name);
-    int raw = ::openat(f.dir_.get(), tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    std::string tmp;
+    int raw = -1;
+    // A name taken (a temporary of a process that had this pid and token,
+    // left by a crash; the sweeps remove those): the next one.
+    for (int tries = 0; raw < 0 && tries < 8; tries++) {
+        tmp = temp_name(name);
+        raw = ::openat(f.dir_.get(), tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (raw < 0 && errno != EEXIST) break;
+    }
     if (raw < 0) return Error::from_errno(cat(what, ": create temporary"));
     f.fd_.reset(raw);
     f.tmp_ = std::move(tmp);  // from here the destructor unlinks it

@@ -50,7 +50,7 @@ enum class Durability { PowerCut, ProcessCrash };
 /// write()), atomic_write.fsync, atomic_write.rename, atomic_write.dirsync.
 class AtomicFile {
 public:
-    /// Creates the temporary `.berth-tmp-<name>.<pid>.<n>` in `dirfd` (O_EXCL,
+    /// Creates the temporary `.berth-tmp-<name>.<pid>.<token>.<n>` in `dirfd` (O_EXCL,
     /// `mode` exactly, whatever the umask) for `name` in the same directory.
     static Result<AtomicFile> create_at(int dirfd, const std::string &name, mode_t mode = 0644,
                                         Durability durability = Durability::PowerCut);
