@@ -210,7 +210,7 @@ class Campaign:
         self.hit[phase] = self.hit.get(phase, 0) + 1
         self.reached = phase
         self.say(f"cut {self.cuts}: aimed at {aim}, hit {phase}, {m.lines[-1][0] - t_on:.1f} s after power-on "
-              f"(update to revision {self.rev}, system {self.sys} in slot {self.target})")
+                 f"(update to revision {self.rev}, system {self.sys} in slot {self.target})")
         self.check_booted(first)
         _, st = self.check_cut(f"cut {self.cuts} ({phase})", d)
         # Committed, or abandoned (the new slot ran out of attempts).
@@ -350,8 +350,8 @@ class Campaign:
             self.check_abandoned(d if first is None else rig.device_state())
             failed = self.sys in (sysst.get("failed") or [])
             self.say(f"update to revision {self.rev} (system {self.sys}): abandoned, the box runs revision "
-                  f"{st.get('current')} system {sysst.get('version')} in slot {slot}"
-                  f"{' (system ' + str(self.sys) + ' remembered as failed)' if failed else ''}")
+                     f"{st.get('current')} system {sysst.get('version')} in slot {slot}"
+                     f"{' (system ' + str(self.sys) + ' remembered as failed)' if failed else ''}")
 
     def check_booted(self, first):
         """After a settle that needed no power-on: this power-on (from line
@@ -478,11 +478,11 @@ class Campaign:
                 self.say("FAILURE: " + "\n  ".join(ev))
         minutes = (time.monotonic() - t_cuts) / 60
         self.say(f"\n== {self.cuts} power cuts in {minutes:.1f} min ({self.cuts / max(minutes, 1e-9):.1f} cuts per "
-              f"minute, set-up included: {(time.monotonic() - t0) / 60:.1f} min), seed {self.args.seed}")
+                 f"minute, set-up included: {(time.monotonic() - t0) / 60:.1f} min), seed {self.args.seed}")
         self.say(f"  updates: {self.updates['finished']} finished, {self.updates['abandoned']} abandoned by the box")
         self.say("  aimed at: " + ", ".join(f"{p} {n}" for p, n in self.aimed.items()))
         self.say("  cut in (judged from the console and the disk): "
-              + ", ".join(f"{p} {n}" for p, n in sorted(self.hit.items(), key=lambda x: -x[1])))
+                 + ", ".join(f"{p} {n}" for p, n in sorted(self.hit.items(), key=lambda x: -x[1])))
         self.say(f"  failures: {len(self.failures)}")
         for i, ev in enumerate(self.failures, 1):
             self.say(f"  {i}. " + "\n     ".join(ev))
